@@ -1,0 +1,166 @@
+"""Pieces every CLI command shares: output formats, atomic writes, progress bars and option types.
+
+Commands print JSON with a stable schema (``--format json``), a CSV of the main tidy table (``--format csv``) or
+a human table (``--format table``, the default). ``--out FILE`` writes the same content to a file atomically.
+Progress bars go to stderr so stdout stays machine-readable; ``--quiet`` hides them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pandas as pd
+import typer
+
+from hiddenpop.errors import ConfigError
+from hiddenpop.results import to_jsonable
+
+T = TypeVar("T")
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table (for people), json or csv")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="write the output to this file instead of stdout")]
+SeedOption = Annotated[int, typer.Option("--seed", help="random seed (same seed, same numbers)")]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(payload: Any) -> str:
+    return json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n"
+
+
+def render_table(frame: pd.DataFrame, title: str | None = None) -> str:
+    """A plain, aligned text table (no colour codes, so it pipes and diffs cleanly)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    console = Console(width=200, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
+    console.print(table)
+    return console.export_text()
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        if value == int(value) and abs(value) < 1e15:
+            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.1f}"
+    return str(value)
+
+
+def emit(
+    payload: dict[str, Any],
+    fmt: OutputFormat,
+    out: Path | None,
+    *,
+    table: pd.DataFrame | None = None,
+    title: str | None = None,
+) -> None:
+    """Print or write a command's result in the requested format.
+
+    ``payload`` is the JSON object; ``table`` is the main tidy table used for csv and table output (defaults
+    to ``payload["estimates"]`` when that is a list of records).
+    """
+    if table is None and isinstance(payload.get("estimates"), list):
+        table = pd.DataFrame(payload["estimates"])
+    if fmt == OutputFormat.json:
+        text = dumps(payload)
+    elif fmt == OutputFormat.csv:
+        if table is None:
+            raise ConfigError("this command has no tabular output; use --format json")
+        text = table.to_csv(index=False, lineterminator="\n")
+    else:
+        parts = []
+        if table is not None:
+            parts.append(render_table(table, title=title))
+        for key in ("warnings", "notes"):
+            items = payload.get(key) or []
+            if items:
+                parts.append(f"{key.capitalize()}:\n" + "\n".join(f"  - {w}" for w in items) + "\n")
+        if table is None:
+            parts.append(dumps(payload))
+        text = "\n".join(parts)
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write_text(out, text)
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def progress(items: Iterable[T], *, total: int | None, description: str, quiet: bool = False) -> Iterator[T]:
+    """Iterate with a Rich progress bar on stderr (silent when ``quiet`` or stderr is not a terminal-like)."""
+    if quiet:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+@contextmanager
+def spinner(description: str, quiet: bool = False) -> Iterator[None]:
+    """A status spinner on stderr for long steps without a natural count."""
+    if quiet:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(description):
+        yield
+
+
+def parse_csv_list(value: str | None) -> list[str]:
+    """``"a,b, c"`` -> ``["a", "b", "c"]`` (empty items rejected)."""
+    if value is None:
+        return []
+    items = [v.strip() for v in value.split(",")]
+    if any(not v for v in items):
+        raise ConfigError(f"empty item in comma-separated list {value!r}")
+    return items

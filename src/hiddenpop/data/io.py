@@ -1,0 +1,90 @@
+"""Reading tabular files at the edge: CSV, Parquet, Excel, SPSS and Stata.
+
+Readers never estimate; they return a ``pandas.DataFrame`` with the file's own column names and raise
+:class:`~hiddenpop.errors.DataError` naming the file and what is wrong. Values are read as they are: no
+silent type coercion, clipping or dropping happens here (contracts validate and report afterwards).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from hiddenpop.errors import DataError
+
+SUPPORTED = {
+    ".csv": "CSV",
+    ".txt": "CSV",
+    ".tsv": "TSV",
+    ".parquet": "Parquet",
+    ".pq": "Parquet",
+    ".xlsx": "Excel",
+    ".xlsm": "Excel",
+    ".sav": "SPSS",
+    ".zsav": "SPSS",
+    ".dta": "Stata",
+}
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (recorded in manifests so a run names exactly what it read)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFrame:
+    """Read one table from ``path``; the format is chosen by extension.
+
+    CSV files may carry a UTF-8 byte-order mark and CRLF line ends; header names are stripped of surrounding
+    whitespace. Excel reads the first sheet unless ``sheet`` is given. SPSS/Stata value labels are not applied:
+    the stored codes are returned, as counts must be numbers.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found; check the path")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        known = ", ".join(sorted(SUPPORTED))
+        raise DataError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {known}")
+    try:
+        if suffix in (".csv", ".txt"):
+            frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=False)
+        elif suffix == ".tsv":
+            frame = pd.read_csv(path, sep="\t", encoding="utf-8-sig")
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, engine="openpyxl")
+        elif suffix in (".sav", ".zsav"):
+            import pyreadstat
+
+            frame, _meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
+        else:  # .dta
+            import pyreadstat
+
+            frame, _meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
+    except DataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid UTF-8 text near byte {exc.start}; save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).splitlines()[0]
+        raise DataError(f"{path}: cannot parse as {SUPPORTED[suffix]} ({first}); check delimiters and quoting") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
+        raise DataError(f"{path}: cannot read as {SUPPORTED[suffix]} ({type(exc).__name__}); is the file damaged?") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{path}: column {duplicated[0]!r} appears more than once in the header; rename one")
+    if frame.shape[1] == 0:
+        raise DataError(f"{path}: no columns found; expected a header row")
+    return frame

@@ -1,0 +1,146 @@
+"""Privacy by design: keyed pseudonymisation of identifiers and small-cell suppression.
+
+Pseudonymisation
+    Every reader of identifiers (IP addresses, account ids, names) calls :func:`pseudonymise` (or
+    :meth:`Pseudonymiser.hash_many`) at ingestion. The pseudonym is HMAC-SHA256 of the identifier under a secret
+    key, truncated to 16 bytes and hex encoded. Without the key a pseudonym cannot be reversed or recomputed from a
+    guessed identifier (unlike a plain hash of an IPv4 address, which can be brute-forced in minutes).
+    The key comes from a file (``--key-file``) or the ``HIDDENPOP_KEY`` environment variable. It is never logged,
+    printed, written to a manifest or included in an error message; only a fingerprint (an HMAC of a fixed label)
+    is recorded so two runs can be shown to have used the same key.
+
+Suppression
+    :func:`suppress_small_cells` blanks counts below a threshold (default 5) in published tables and marks them,
+    so a reader cannot single out a respondent, a victim or a case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hiddenpop.errors import PrivacyError
+
+KEY_ENV = "HIDDENPOP_KEY"
+MIN_KEY_BYTES = 16
+DEFAULT_SUPPRESSION_THRESHOLD = 5
+PSEUDONYM_HEX_CHARS = 32
+
+
+@dataclass(frozen=True, repr=False)
+class Pseudonymiser:
+    """Holds a secret key and turns identifiers into keyed pseudonyms.
+
+    The key is deliberately excluded from ``repr`` so it cannot leak through logging or tracebacks.
+    """
+
+    _key: bytes
+
+    def __repr__(self) -> str:
+        return f"Pseudonymiser(fingerprint={self.fingerprint})"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible tag of the key (safe to record in manifests)."""
+        return hmac.new(self._key, b"hiddenpop-key-fingerprint", hashlib.sha256).hexdigest()[:12]
+
+    def hash_one(self, identifier: str) -> str:
+        digest = hmac.new(self._key, identifier.encode("utf-8"), hashlib.sha256).hexdigest()
+        return digest[:PSEUDONYM_HEX_CHARS]
+
+    def hash_many(self, identifiers: Iterable[str | None]) -> list[str | None]:
+        """Pseudonymise many identifiers; missing values (None/NaN/empty) stay missing."""
+        out: list[str | None] = []
+        key = self._key
+        for ident in identifiers:
+            if ident is None or (isinstance(ident, float) and np.isnan(ident)):
+                out.append(None)
+                continue
+            text = str(ident).strip()
+            if not text:
+                out.append(None)
+                continue
+            out.append(hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_CHARS])
+        return out
+
+    @property
+    def key_hex(self) -> str:
+        """The key as hex, for passing into a query engine's HMAC function. Never log this value."""
+        return self._key.hex()
+
+
+def load_key(key_file: str | Path | None = None, *, env: str = KEY_ENV) -> Pseudonymiser:
+    """Load the pseudonymisation key from ``key_file`` or the environment.
+
+    Raises :class:`PrivacyError` when no key is available or it is too short; the message never contains key
+    material.
+    """
+    raw: bytes | None = None
+    if key_file is not None:
+        path = Path(key_file)
+        if not path.is_file():
+            raise PrivacyError(f"{path}: key file not found; create one with `hiddenpop privacy keygen --out {path}`")
+        raw = path.read_bytes().strip()
+    elif os.environ.get(env):
+        raw = os.environ[env].encode("utf-8").strip()
+    if not raw:
+        raise PrivacyError(
+            "no pseudonymisation key: pass --key-file FILE or set the environment variable "
+            f"{env}; refusing to read identifiers without one"
+        )
+    if len(raw) < MIN_KEY_BYTES:
+        raise PrivacyError(
+            f"pseudonymisation key is too short ({len(raw)} bytes); use at least {MIN_KEY_BYTES} random bytes, "
+            "e.g. `hiddenpop privacy keygen`"
+        )
+    return Pseudonymiser(raw)
+
+
+def generate_key() -> str:
+    """A fresh random key (64 hex characters = 32 bytes of entropy)."""
+    return os.urandom(32).hex()
+
+
+def pseudonymise(identifiers: Iterable[str | None], key: Pseudonymiser) -> list[str | None]:
+    """Convenience wrapper around :meth:`Pseudonymiser.hash_many`."""
+    return key.hash_many(identifiers)
+
+
+def suppress_small_cells(
+    table: pd.DataFrame,
+    count_columns: Iterable[str],
+    threshold: int = DEFAULT_SUPPRESSION_THRESHOLD,
+    *,
+    dependent_columns: dict[str, Iterable[str]] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """Blank counts in ``count_columns`` that are >0 and below ``threshold``.
+
+    ``dependent_columns`` maps a count column to columns derived from it (shares, means, intervals) that must be
+    blanked in the same rows. Returns the published table (suppressed cells become ``NA`` and a boolean
+    ``suppressed`` column marks affected rows) and the number of suppressed cells.
+    """
+    published = table.copy()
+    dependent_columns = dependent_columns or {}
+    suppressed_rows = np.zeros(len(published), dtype=bool)
+    n_cells = 0
+    for column in count_columns:
+        values = pd.to_numeric(published[column], errors="coerce")
+        small = (values > 0) & (values < threshold)
+        small = small.fillna(False).to_numpy(dtype=bool)
+        if small.any():
+            n_cells += int(small.sum())
+            published[column] = published[column].astype("object")
+            published.loc[small, column] = pd.NA
+            for dep in dependent_columns.get(column, []):
+                published[dep] = published[dep].astype("object")
+                published.loc[small, dep] = pd.NA
+            suppressed_rows |= small
+    published["suppressed"] = suppressed_rows
+    return published, n_cells
