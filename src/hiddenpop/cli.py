@@ -37,10 +37,35 @@ def _root(
     """hiddenpop command line."""
 
 
-def _register() -> None:
-    from hiddenpop.nsum.cli import app as nsum_app
+def _family(module: str, name: str, help_text: str) -> None:
+    import importlib
 
-    app.add_typer(nsum_app, name="nsum", help="Network scale-up: degrees, estimators, diagnostics.")
+    family = typer.Typer(no_args_is_help=True)
+    importlib.import_module(module).register(family)
+    app.add_typer(family, name=name, help=help_text)
+
+
+def _register() -> None:
+    """Assemble the families. Heavy libraries (JAX, LightGBM, DuckDB) are imported inside commands only."""
+    from hiddenpop.capture.cli import app as capture_app
+    from hiddenpop.nsum.cli import app as nsum_app
+    from hiddenpop.privacy_cli import register as register_privacy
+    from hiddenpop.simulate.cli import register as register_simulate
+    from hiddenpop.study.cli import register as register_study
+
+    app.add_typer(nsum_app, name="nsum", help="Network scale-up: degrees, estimators, Bayesian models, diagnostics.")
+    app.add_typer(capture_app, name="capture", help="Capture-recapture and multiple systems estimation.")
+    _family("hiddenpop.smallarea.cli", "smallarea", "Municipality-level estimates: direct, pooled, extrapolated.")
+    _family("hiddenpop.design.cli", "design", "Survey design: sample size, PPS selection, weights.")
+    _family("hiddenpop.review.cli", "review", "Sample review: sample size and shares with unknowns.")
+    _family("hiddenpop.cases.cli", "cases", "Coded case-file summaries with small-cell suppression.")
+    simulate_app = typer.Typer(no_args_is_help=True)
+    app.add_typer(simulate_app, name="simulate", help="Simulation with known truth: validation grids.")
+    register_simulate(simulate_app, root=app)
+    privacy_app = typer.Typer(no_args_is_help=True)
+    app.add_typer(privacy_app, name="privacy", help="Keys and output scanning.")
+    register_privacy(privacy_app)
+    register_study(app)
 
 
 _register()

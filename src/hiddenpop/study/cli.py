@@ -1,0 +1,9 @@
+"""Top-level ``hiddenpop run`` and ``hiddenpop demo``."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
