@@ -1,0 +1,99 @@
+"""Simple random sampling of distinct units (e.g. IP addresses) for review, never of reports.
+
+A report log has many rows per unit; sampling rows would give units with many reports a higher chance of
+review (size-biased sampling) and the share would describe reports, not units. Here the frame is the list of
+distinct units: ``N`` units, ``n`` drawn without replacement, each with inclusion probability ``n / N``.
+
+Identifiers must be pseudonymised before they reach this function (keyed HMAC pseudonyms from
+:mod:`hiddenpop.privacy`), or a key must be given so they are pseudonymised on the way in; raw identifiers
+are refused and never echoed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from hiddenpop.errors import ConfigError, DataError, PrivacyError, locate
+from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser
+from hiddenpop.results import Estimates
+
+PSEUDONYM_PATTERN = re.compile(rf"^[0-9a-f]{{{PSEUDONYM_HEX_CHARS}}}$")
+
+
+def sample_units(
+    frame: pd.DataFrame,
+    *,
+    unit: str,
+    n: int,
+    seed: int,
+    key: Pseudonymiser | None = None,
+    source: str | None = None,
+) -> Estimates:
+    """Draw ``n`` distinct units by simple random sampling without replacement (seeded).
+
+    ``frame`` may hold one row per report; the units are the distinct values of column ``unit`` (sorted, so
+    the sample does not depend on row order). Without ``key`` the column must already hold pseudonyms
+    (32 lower-case hex characters); with ``key`` raw identifiers are pseudonymised first.
+
+    Returns ``Estimates`` with rows ``units_in_frame`` and ``units_sampled`` and the table ``sample``
+    (``unit`` pseudonym, ``reports`` per unit, ``inclusion_probability = n / N``, ``design_weight = N / n``,
+    ``review_order``).
+    """
+    if unit not in frame.columns:
+        raise DataError(f"{locate(source)}no column {unit!r}; available columns: {list(frame.columns)}")
+    values = frame[unit]
+    missing = values.isna() | (values.astype("string").str.strip() == "")
+    notes: list[str] = []
+    if missing.any():
+        row = int(np.flatnonzero(missing.to_numpy())[0]) + 1
+        raise DataError(
+            f"{locate(source, row, unit)}unit identifier is missing ({int(missing.sum())} rows); remove those rows "
+            "before sampling (a report without a unit cannot be reviewed by unit)"
+        )
+    text = values.astype(str).str.strip()
+    if key is not None:
+        text = pd.Series(key.hash_many(text.tolist()), index=frame.index)
+        notes.append(f"identifiers pseudonymised with key fingerprint {key.fingerprint}")
+    else:
+        bad = ~text.str.fullmatch(PSEUDONYM_PATTERN)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            raise PrivacyError(
+                f"{locate(source, row, unit)}value is not a pseudonym; pass --key-file so identifiers are "
+                "pseudonymised at ingestion (raw identifiers are never written to a sample list)"
+            )
+    reports = text.value_counts().sort_index()
+    population = len(reports)
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ConfigError(f"sample size must be a whole number >= 1 (got {n!r})")
+    if n > population:
+        raise ConfigError(
+            f"sample size {n} exceeds the {population} distinct units in the frame; review them all"
+        )
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(population, size=n, replace=False)
+    sample = pd.DataFrame(
+        {
+            "unit": reports.index.to_numpy()[picked],
+            "reports": reports.to_numpy()[picked],
+            "inclusion_probability": n / population,
+            "design_weight": population / n,
+            "review_order": np.arange(1, n + 1),
+        }
+    )
+    rows = [
+        {"quantity": "units_in_frame", "method": "distinct units", "estimate": population},
+        {"quantity": "reports_in_frame", "method": "rows", "estimate": len(frame)},
+        {
+            "quantity": "units_sampled",
+            "method": "simple random sampling without replacement",
+            "estimate": n,
+            "inclusion_probability": n / population,
+        },
+    ]
+    return Estimates.from_rows(
+        rows, settings={"unit": unit, "n": n}, seed=seed, notes=notes, tables={"sample": sample}
+    )
