@@ -2,8 +2,80 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hiddenpop.cli_common import QuietOption
+
+
+def _progress(quiet: bool):
+    def report(step: str) -> None:
+        if not quiet:
+            print(f"  running {step} ...", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _print_outcome(outcome, as_json: bool) -> None:
+    from hiddenpop.cli_common import dumps, render_table
+
+    headline = outcome.headline
+    if as_json:
+        sys.stdout.write(dumps({"run": str(outcome.folder), "report": str(outcome.folder / "report.html"),
+                                "headline": headline.to_dict(orient="records"),
+                                "analyses": {n: r.status for n, r in outcome.results.items()},
+                                "warnings": outcome.manifest["warnings"]}))
+        return
+    shown = headline[["label", "estimate", "lower", "upper", "analysis"]].rename(
+        columns={"label": "quantity", "analysis": "from"})
+    level = headline["level"].dropna()
+    title = f"Headline estimates ({level.iloc[0]:.0%} intervals)" if len(level) else "Headline estimates"
+    sys.stdout.write(render_table(shown, title=title))
+    statuses = ", ".join(f"{name}: {result.status}" for name, result in outcome.results.items())
+    sys.stdout.write(f"\nAnalyses: {statuses}\n")
+    if outcome.manifest["warnings"]:
+        sys.stdout.write(f"{len(outcome.manifest['warnings'])} warning(s); see the report's diagnostics.\n")
+    sys.stdout.write(f"Report: {outcome.folder / 'report.html'}\n")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``run`` and ``demo`` to the root app."""
+
+    @app.command("run")
+    def run(
+        study_file: Annotated[Path, typer.Argument(help="the study file (study.toml)")],
+        out: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/NAME beside the "
+                                                 "study file); replaced atomically")] = None,
+        json_output: Annotated[bool, typer.Option("--json", help="print the headline as JSON")] = False,
+        quiet: QuietOption = False,
+    ) -> None:
+        """Run every analysis a study file names and write tables, figures, report.html and manifest.json."""
+        from hiddenpop.study.runner import run_study
+        from hiddenpop.study.schema import load_study
+
+        study = load_study(study_file)
+        outcome = run_study(study, out, progress=_progress(quiet))
+        _print_outcome(outcome, json_output)
+
+    @app.command("demo")
+    def demo(
+        out: Annotated[Path, typer.Option("--out", help="folder for the generated study and its run")] = Path(
+            "demo-run"),
+        seed: Annotated[int, typer.Option("--seed", help="seed for the synthetic data and every analysis")] = 20220101,
+        quick: Annotated[bool, typer.Option("--quick", help="a smaller study (tests, quick looks)")] = False,
+        json_output: Annotated[bool, typer.Option("--json", help="print the headline as JSON")] = False,
+        quiet: QuietOption = False,
+    ) -> None:
+        """Generate the bundled synthetic study (Study 2's shape), run it end to end and print the headline."""
+        from hiddenpop.study.demo import write_demo_study
+        from hiddenpop.study.runner import run_study
+        from hiddenpop.study.schema import load_study
+
+        study_path = write_demo_study(out / "study", seed=seed, profile="quick" if quick else "full")
+        if not quiet:
+            print(f"synthetic study written to {study_path}", file=sys.stderr)
+        outcome = run_study(load_study(study_path), out / "run", progress=_progress(quiet))
+        _print_outcome(outcome, json_output)

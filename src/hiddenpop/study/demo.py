@@ -1,0 +1,436 @@
+"""The bundled synthetic study, shaped like Study 2 ("Scale of Harm", reference year 2022).
+
+:func:`write_demo_study` draws a synthetic country with known truth and writes a complete study folder:
+
+* ``data/survey.csv``: 3,600 respondents (24 in each of 150 surveyed areas, 10 areas in each of 15 strata, areas
+  drawn with probability proportional to size), with design weights, strata and PSUs, answers for 11 occupations,
+  4 child age bands and 4 hidden groups;
+* ``data/known_sizes.csv``: sizes of the 15 known groups;
+* ``data/casework.csv``: victims brought to safety and suspects arrested per surveyed area;
+* ``data/report_log.csv``: a small tipline-style report log with synthetic IP addresses (from the benchmarking
+  range 198.18.0.0/15, never real), duplicates, missing and foreign identifiers and a flagged category;
+* ``data/areas.csv``: every area of the country with population bases and covariates grouped in data streams;
+* ``keys/demo-key.txt``: a pseudonymisation key derived from the seed (for the demo only; real studies use
+  ``hiddenpop privacy keygen``);
+* ``truth.json``: the true totals the data were drawn from, so the report can be read against them;
+* ``study.toml``: the study file (identical to ``examples/demo/study.toml`` for the full profile).
+
+How the answers are drawn: each respondent has a lognormal adult network size (median about 245) and a lognormal
+child network size (median about 40). Known-group answers are Poisson with mean degree x group share; the
+"social workers" group is recalled at 60% (so the leave-one-out diagnostic has something to find). Hidden-group
+answers are Poisson with mean degree x the respondent's area prevalence x a transmission rate of 0.85 (people
+under-report what they know), so design-based estimates are expected to fall about 15% below the truth.
+Everything is drawn from one ``numpy.random.default_rng(seed)``: the same seed writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hiddenpop.cli_common import atomic_write_text
+
+POPULATION = 113_771_856
+CHILDREN = 44_600_000
+ADULTS = POPULATION - CHILDREN
+IPV4_BASE = 5_485_000
+OCCUPATIONS = {
+    "doctors": 150_000,
+    "lawyers": 60_000,
+    "teachers": 950_000,
+    "drivers": 2_400_000,
+    "nurses": 520_000,
+    "guards": 610_000,
+    "students": 3_100_000,
+    "construction_workers": 3_900_000,
+    "bpo_workers": 1_500_000,
+    "sari_sari_owners": 1_250_000,
+    "social_workers": 45_000,
+}
+CHILD_BANDS = {"children_0_2": 7_200_000, "children_3_5": 7_300_000, "children_6_12": 17_000_000,
+               "children_13_17": 13_100_000}
+RECALL = {"social_workers": 0.6}
+VICTIM_RATE = 0.0105  # child victims per child, national
+TRAFFICKER_RATE = 0.0019  # traffickers per adult, national (about 3.5 victims per trafficker)
+LIVE_SHARE = 0.45
+TRANSMISSION = 0.85
+STREAMS = {
+    "poverty": ["poverty_incidence", "relative_wealth"],
+    "connectivity": ["ict_access", "mobile_subscriptions"],
+    "night_lights": ["night_lights"],
+    "remittances": ["remittance_outlets", "migration_rate"],
+    "financial_reports": ["suspicious_transactions"],
+    "schools": ["schools_per_1000", "enrolment_rate"],
+    "health": ["health_workers_per_1000"],
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Size of the synthetic study. ``full`` is Study 2's shape; ``quick`` keeps tests fast."""
+
+    name: str
+    strata: int
+    areas_per_stratum: int
+    surveyed_per_stratum: int
+    respondents_per_area: int
+    bootstrap: int
+    chains: int
+    warmup: int
+    draws: int
+    report_weeks: int
+    report_ips: int
+
+
+PROFILES = {
+    "full": Profile("full", 15, 40, 10, 24, 1000, 2, 500, 500, 52, 4000),
+    "quick": Profile("quick", 5, 12, 6, 24, 200, 1, 200, 200, 12, 600),
+}
+
+
+def demo_key(seed: int) -> str:
+    """A deterministic demo key (64 hex characters) so reruns give identical pseudonyms. Demo only."""
+    return hashlib.sha256(f"hiddenpop-demo-key-{seed}".encode()).hexdigest()
+
+
+def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str = "full") -> Path:
+    """Draw the synthetic study and write it under ``folder``; returns the path of ``study.toml``."""
+    spec = PROFILES[profile]
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "keys").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    areas = _areas(rng, spec)
+    survey, surveyed = _survey(rng, spec, areas)
+    casework = _casework(rng, areas.loc[surveyed])
+    report_log, log_truth = _report_log(rng, spec)
+
+    def write_csv(frame: pd.DataFrame, name: str) -> None:
+        atomic_write_text(folder / "data" / name, frame.to_csv(index=False, lineterminator="\n",
+                                                               float_format="%.6g"))
+
+    write_csv(survey, "survey.csv")
+    known = pd.DataFrame({"group": list(OCCUPATIONS) + list(CHILD_BANDS),
+                          "size": list(OCCUPATIONS.values()) + list(CHILD_BANDS.values())})
+    write_csv(known, "known_sizes.csv")
+    write_csv(casework, "casework.csv")
+    write_csv(report_log, "report_log.csv")
+    public = areas.drop(columns=["victims", "traffickers", "relative_risk"])
+    write_csv(public, "areas.csv")
+    atomic_write_text(folder / "keys" / "demo-key.txt", demo_key(seed) + "\n")
+
+    truth = {
+        "victims": int(areas["victims"].sum()),
+        "traffickers": int(areas["traffickers"].sum()),
+        "children": CHILDREN,
+        "adults": ADULTS,
+        "transmission": TRANSMISSION,
+        "report_log_active_identifiers": log_truth,
+    }
+    truth["victims_per_trafficker"] = truth["victims"] / truth["traffickers"]
+    atomic_write_text(folder / "truth.json", json.dumps(truth, indent=2) + "\n")
+    study_path = folder / "study.toml"
+    atomic_write_text(study_path, study_toml(seed=seed, spec=spec))
+    return study_path
+
+
+# --------------------------------------------------------------------------------------------- the country
+def _areas(rng: np.random.Generator, spec: Profile) -> pd.DataFrame:
+    n_areas = spec.strata * spec.areas_per_stratum
+    stratum = np.repeat(np.arange(1, spec.strata + 1), spec.areas_per_stratum)
+    raw_population = rng.lognormal(np.log(60_000), 0.8, n_areas)
+    population = np.round(raw_population / raw_population.sum() * POPULATION).astype(np.int64)
+    population[-1] += POPULATION - population.sum()
+    child_share = np.clip(rng.normal(CHILDREN / POPULATION, 0.03, n_areas), 0.25, 0.5)
+    expected_children = population * child_share
+    children = np.round(expected_children * CHILDREN / expected_children.sum()).astype(np.int64)
+    children[-1] += CHILDREN - children.sum()
+    adults = population - children
+
+    # Covariates: correlated through two latent factors (deprivation, connectivity).
+    deprivation = rng.normal(size=n_areas)
+    connectivity = 0.4 * deprivation + rng.normal(size=n_areas)
+    noise = rng.normal(size=(n_areas, 11)) * 0.6
+    z = {
+        "poverty_incidence": deprivation + noise[:, 0],
+        "relative_wealth": -deprivation + noise[:, 1],
+        "ict_access": connectivity + noise[:, 2],
+        "mobile_subscriptions": connectivity + noise[:, 3],
+        "night_lights": -0.5 * deprivation + noise[:, 4],
+        "remittance_outlets": 0.5 * connectivity + noise[:, 5],
+        "migration_rate": 0.3 * deprivation + noise[:, 6],
+        "suspicious_transactions": 0.6 * connectivity + noise[:, 7],
+        "schools_per_1000": rng.normal(size=n_areas),
+        "enrolment_rate": -0.3 * deprivation + noise[:, 9],
+        "health_workers_per_1000": rng.normal(size=n_areas),
+    }
+    # Truth: prevalence driven by poverty, remittances and suspicious transactions, plus area noise.
+    log_risk = (0.35 * z["poverty_incidence"] + 0.3 * z["remittance_outlets"]
+                + 0.3 * z["suspicious_transactions"] + rng.normal(0, 0.25, n_areas))
+    relative_risk = np.exp(log_risk)
+    victim_rate = VICTIM_RATE * relative_risk * CHILDREN / np.sum(relative_risk * children)
+    trafficker_rate = TRAFFICKER_RATE * relative_risk * ADULTS / np.sum(relative_risk * adults)
+    frame = pd.DataFrame({
+        "area_id": [f"A{i:04d}" for i in range(1, n_areas + 1)],
+        "region": [f"R{s:02d}" for s in stratum],
+        "population": population,
+        "children": children,
+        "adults": adults,
+    })
+    scales = {"poverty_incidence": (22, 9), "relative_wealth": (0, 1), "ict_access": (55, 15),
+              "mobile_subscriptions": (110, 25), "night_lights": (8, 3), "remittance_outlets": (4, 1.5),
+              "migration_rate": (6, 2), "suspicious_transactions": (15, 6), "schools_per_1000": (1.2, 0.3),
+              "enrolment_rate": (88, 5), "health_workers_per_1000": (2.5, 0.8)}
+    for name, values in z.items():
+        centre, spread = scales[name]
+        frame[name] = np.round(centre + spread * values, 3)
+    frame["relative_risk"] = relative_risk
+    frame["victims"] = rng.poisson(victim_rate * children)
+    frame["traffickers"] = rng.poisson(trafficker_rate * adults)
+    frame["surveyed"] = False
+    return frame
+
+
+def _pps_systematic(rng: np.random.Generator, sizes: np.ndarray, n: int) -> np.ndarray:
+    """Systematic PPS selection of ``n`` units (sizes below the interval; otherwise certainty units)."""
+    cumulative = np.cumsum(sizes)
+    interval = cumulative[-1] / n
+    points = rng.uniform(0, interval) + interval * np.arange(n)
+    chosen = np.searchsorted(cumulative, points, side="right")
+    return np.unique(chosen)
+
+
+def _survey(rng: np.random.Generator, spec: Profile, areas: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    chosen: list[int] = []
+    inclusion = np.zeros(len(areas))
+    for region, rows in areas.groupby("region", sort=True).groups.items():
+        del region
+        index = np.asarray(rows)
+        sizes = areas.loc[index, "adults"].to_numpy(dtype=float)
+        picked = _pps_systematic(rng, sizes, spec.surveyed_per_stratum)
+        while len(picked) < spec.surveyed_per_stratum:  # a very large area drawn twice: top up at random
+            extra = rng.choice(np.setdiff1d(np.arange(len(index)), picked))
+            picked = np.unique(np.append(picked, extra))
+        chosen.extend(index[picked])
+        inclusion[index] = np.minimum(1.0, spec.surveyed_per_stratum * sizes / sizes.sum())
+    chosen_index = np.array(sorted(chosen))
+    areas.loc[chosen_index, "surveyed"] = True
+    per_area = spec.respondents_per_area
+    area_rows = np.repeat(chosen_index, per_area)
+    n = len(area_rows)
+    adults = areas["adults"].to_numpy()[area_rows]
+    children = areas["children"].to_numpy()[area_rows]
+    base_weight = adults / (inclusion[area_rows] * per_area)
+    weight = base_weight * rng.uniform(0.85, 1.15, n)  # non-response adjustment noise
+
+    adult_degree = rng.lognormal(np.log(245), 0.55, n)
+    child_degree = rng.lognormal(np.log(40), 0.6, n)
+    columns: dict[str, np.ndarray] = {}
+    for group, size in OCCUPATIONS.items():
+        columns[group] = rng.poisson(adult_degree * size / POPULATION * RECALL.get(group, 1.0))
+    for band, size in CHILD_BANDS.items():
+        columns[band] = rng.poisson(child_degree * size / CHILDREN)
+    victim_share = areas["victims"].to_numpy()[area_rows] / children
+    # An adult network counts people of all ages, so traffickers are a share of the area's whole population.
+    trafficker_share = areas["traffickers"].to_numpy()[area_rows] / areas["population"].to_numpy()[area_rows]
+    # Hidden groups: a respondent's network mixes mostly with their own area; answers are under-reported.
+    columns["children_nonlive"] = rng.poisson(TRANSMISSION * child_degree * victim_share * (1 - LIVE_SHARE))
+    columns["children_live"] = rng.poisson(TRANSMISSION * child_degree * victim_share * LIVE_SHARE)
+    columns["adults_nonlive"] = rng.poisson(TRANSMISSION * adult_degree * trafficker_share * (1 - LIVE_SHARE))
+    columns["adults_live"] = rng.poisson(TRANSMISSION * adult_degree * trafficker_share * LIVE_SHARE)
+    survey = pd.DataFrame({
+        "respondent_id": [f"R{i:05d}" for i in range(1, n + 1)],
+        "stratum": areas["region"].to_numpy()[area_rows],
+        "area_id": areas["area_id"].to_numpy()[area_rows],
+        "psu": areas["area_id"].to_numpy()[area_rows],
+        "weight": np.round(weight, 3),
+        **columns,
+    })
+    return survey, chosen_index
+
+
+def _casework(rng: np.random.Generator, surveyed: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "area_id": surveyed["area_id"].to_numpy(),
+        "population": surveyed["population"].to_numpy(),
+        "victims_rescued": rng.poisson(surveyed["victims"].to_numpy() * 0.005),
+        "suspects_arrested": rng.poisson(surveyed["traffickers"].to_numpy() * 0.005),
+    })
+
+
+def _report_log(rng: np.random.Generator, spec: Profile) -> tuple[pd.DataFrame, int]:
+    """Daily reports from a population of IPs with heterogeneous, slowly growing activity."""
+    days = spec.report_weeks * 7
+    n_ips = spec.report_ips
+    start_day = rng.integers(0, days // 2, n_ips)  # IPs join over the period (growth)
+    lifetime = rng.integers(28, days + 1, n_ips)
+    rate = rng.gamma(0.8, 0.05, n_ips)  # reports per active day
+    active_days = np.clip(np.minimum(start_day + lifetime, days) - start_day, 1, None)
+    counts = rng.poisson(rate * active_days)
+    ip_index = np.repeat(np.arange(n_ips), counts)
+    day = start_day[ip_index] + (rng.uniform(size=ip_index.size) * active_days[ip_index]).astype(int)
+    seconds = rng.integers(0, 86_400, ip_index.size)
+    duplicates = rng.uniform(size=ip_index.size) < 0.15  # same IP reported twice the same day
+    ip_index = np.concatenate([ip_index, ip_index[duplicates]])
+    day = np.concatenate([day, day[duplicates]])
+    seconds = np.concatenate([seconds, rng.integers(0, 86_400, int(duplicates.sum()))])
+    order = np.lexsort((seconds, day))
+    ip_index, day, seconds = ip_index[order], day[order], seconds[order]
+    n = ip_index.size
+    ip_text = np.array([f"198.{18 + i // 65_536}.{(i // 256) % 256}.{i % 256}" for i in range(n_ips)])
+    address = ip_text[ip_index].astype(object)
+    address[rng.uniform(size=n) < 0.03] = ""
+    country = np.where(rng.uniform(size=n) < 0.05, "XX", "PH")
+    category = np.where(rng.uniform(size=n) < 0.04, "viral", "exploitation")
+    timestamps = pd.Timestamp("2022-01-03", tz="UTC") + pd.to_timedelta(day * 86_400 + seconds, unit="s")
+    frame = pd.DataFrame({
+        "report_id": [f"T{i:07d}" for i in range(1, n + 1)],
+        "reported_at": timestamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ip_address": address,
+        "country": country,
+        "category": category,
+    })
+    return frame, int(np.unique(ip_index).size)
+
+
+# --------------------------------------------------------------------------------------------- the study file
+def study_toml(*, seed: int, spec: Profile) -> str:
+    """The demo's study file text (the full profile is committed as ``examples/demo/study.toml``)."""
+    occupations = ", ".join(f'"{g}"' for g in OCCUPATIONS)
+    bands = ", ".join(f'"{g}"' for g in CHILD_BANDS)
+    streams = "\n".join(f"{name} = [{', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)}]"
+                        for name, cols in STREAMS.items())
+    quick = spec.name != "full"
+    return f'''# Synthetic "Scale of Harm"-shaped study (reference year 2022). Generated by `hiddenpop demo`
+# ({spec.name} profile); every number in the data is drawn from a known truth (truth.json).
+# Reference: docs/study-file.md
+
+[study]
+name = "Synthetic Scale of Harm study{' (quick profile)' if quick else ''}"
+description = """A synthetic national household survey of {spec.strata * spec.surveyed_per_stratum * spec.respondents_per_area:,} adults in \
+{spec.strata * spec.surveyed_per_stratum} areas ({spec.strata} strata, areas drawn with probability proportional to size, \
+{spec.respondents_per_area} interviews per area), with casework counts, a small report log and area covariates. \
+The data are invented; the true totals are in truth.json beside this file."""
+reference_year = 2022
+seed = {seed}
+level = 0.95
+
+[privacy]
+suppression_threshold = 5
+key_file = "keys/demo-key.txt"
+
+[populations]
+total = {POPULATION}
+children = {CHILDREN}
+adults = {ADULTS}
+
+[survey]
+file = "data/survey.csv"
+id = "respondent_id"
+weights = "weight"
+strata = "stratum"
+psu = "psu"
+area = "area_id"
+missing = "zero"
+topcode = 30
+
+[known_sizes]
+file = "data/known_sizes.csv"
+
+# Adult network size from the occupation groups (known-population method), scaled to the whole population.
+[degrees.adult]
+method = "known_population"
+groups = [{occupations}]
+base = "total"
+
+# Child network size by the summation method: the four age bands add up to every child the respondent knows.
+[degrees.child]
+method = "summation"
+groups = [{bands}]
+base = "children"
+
+[hidden.children_nonlive]
+degree = "child"
+label = "Children used to produce non-live material"
+
+[hidden.children_live]
+degree = "child"
+label = "Children used in livestreams"
+
+[hidden.adults_nonlive]
+degree = "adult"
+label = "Adults forcing children to produce non-live material"
+
+[hidden.adults_live]
+degree = "adult"
+label = "Adults forcing children to livestream"
+
+[combine.victims]
+groups = ["children_nonlive", "children_live"]
+base = "children"
+per = 100
+label = "Child victims"
+headline = "nsum"
+
+[combine.traffickers]
+groups = ["adults_nonlive", "adults_live"]
+base = "adults"
+per = 1000
+label = "Adult traffickers"
+headline = "nsum_bayes"
+
+[ratios.victims_per_trafficker]
+numerator = "victims"
+denominator = "traffickers"
+label = "Victims per trafficker"
+
+[analyses.nsum]
+method = "mle"
+bootstrap = {spec.bootstrap}
+
+# Kept small so the demo runs in minutes: {spec.chains} chain(s) x {spec.draws} draws after {spec.warmup} warm-up.
+[analyses.nsum_bayes]
+model = "combined"
+degree = "adult"
+hidden = ["adults_nonlive", "adults_live"]
+chains = {spec.chains}
+warmup = {spec.warmup}
+draws = {spec.draws}
+
+[analyses.casework]
+file = "data/casework.csv"
+area = "area_id"
+victims = "victims_rescued"
+suspects = "suspects_arrested"
+
+[analyses.report_log]
+files = ["data/report_log.csv"]
+id = "ip_address"
+time = "reported_at"
+country_column = "country"
+country = "PH"
+exclude = {{ category = "viral" }}
+dedupe = "day"
+occasion = "7D"
+occasions = 4
+step = "28D"
+estimator = "Mth Chao (LB)"
+base = {IPV4_BASE}
+
+[analyses.smallarea]
+file = "data/areas.csv"
+id = "area_id"
+population = "children"
+target = "victims"
+methods = ["pool", "extrapolate"]
+level = 0.9
+
+[analyses.smallarea.streams]
+{streams}
+'''

@@ -1,0 +1,257 @@
+"""Run a study end to end and write one run folder, atomically.
+
+``run_study(study, out)`` executes the analyses the study file asks for (each one calls its family's public API;
+see :mod:`hiddenpop.study.steps`), then writes::
+
+    out/
+      tables/NAME.csv and tables/NAME.parquet   tidy tables (small cells suppressed per [privacy])
+      figures/NAME.png                           matplotlib figures
+      report.html                                self-contained report (plotly.js inlined once)
+      manifest.json                              versions, settings, seeds, SHA-256 of inputs, warnings, timings
+
+Atomicity: everything is built in a hidden sibling folder ``.NAME.partial-XXXX`` and renamed to ``out`` only at
+the very end (an existing ``out`` is moved aside first and deleted after the rename). A run that fails or is
+interrupted leaves ``out`` as it was before, and removes its partial folder when it can; a run killed outright
+leaves only a hidden ``.partial`` folder, never a folder that looks complete.
+
+Reproducibility: tables and ``manifest.json`` are byte-identical for the same inputs and seed; timings live in
+the manifest under the separate key ``"timings"`` (and only there), so comparisons can drop that one key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hiddenpop.cli_common import atomic_write_text, dumps
+from hiddenpop.errors import ConfigError
+from hiddenpop.provenance import input_record, package_versions
+from hiddenpop.results import Estimates
+from hiddenpop.study.schema import Study
+
+MANIFEST_SCHEMA = "hiddenpop.run-manifest/1"
+
+
+@dataclass
+class StepResult:
+    """What one analysis produced.
+
+    ``status`` is one of ``ok``, ``warnings`` (ran, with warnings), ``failed_gates`` (ran, but its diagnostics
+    failed: the report marks it and it never feeds a headline), ``unavailable`` (its method family is not
+    installed in this build) or ``skipped`` (disabled, or missing what it needs).
+    """
+
+    name: str
+    title: str
+    status: str
+    estimates: Estimates | None = None
+    message: str = ""
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)  # name -> plotly Figure or matplotlib Figure
+    # Published tables holding counts of people or cases: table name -> (count columns, dependent columns);
+    # cells below the study's suppression threshold are hidden before anything is written.
+    counts: dict[str, tuple[list[str], dict[str, list[str]]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        return self.status in ("ok", "warnings") and self.estimates is not None
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.estimates.warnings) if self.estimates is not None else []
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.estimates.notes) if self.estimates is not None else []
+
+
+@dataclass
+class RunContext:
+    """Shared state of one run: the study, its results so far, and a progress callback."""
+
+    study: Study
+    results: dict[str, StepResult] = field(default_factory=dict)
+    report_progress: Callable[[str], None] = lambda message: None
+
+    def result(self, name: str) -> StepResult | None:
+        return self.results.get(name)
+
+
+@dataclass
+class RunOutcome:
+    folder: Path
+    headline: pd.DataFrame
+    results: dict[str, StepResult]
+    manifest: dict[str, Any]
+
+
+def default_out(study: Study) -> Path:
+    return study.folder / "runs" / _slug(study.name)
+
+
+def _slug(text: str) -> str:
+    cleaned = "".join(c.lower() if c.isalnum() else "-" for c in text)
+    return "-".join(part for part in cleaned.split("-") if part) or "study"
+
+
+def run_study(
+    study: Study,
+    out: str | Path | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    steps: list[tuple[str, Callable[[RunContext], StepResult]]] | None = None,
+) -> RunOutcome:
+    """Run every enabled analysis of ``study`` and write the run folder ``out`` atomically."""
+    from hiddenpop.study import steps as step_module
+    from hiddenpop.study.tables import assemble_tables
+
+    out = Path(out) if out is not None else default_out(study)
+    out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; choose another --out")
+    if out == study.folder or out in study.folder.parents:
+        raise ConfigError(f"{out}: would replace the study's own folder; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    context = RunContext(study=study, report_progress=progress or (lambda message: None))
+    timings: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        for name, function in steps if steps is not None else step_module.pipeline(study):
+            context.report_progress(name)
+            tic = time.perf_counter()
+            result = function(context)
+            result.seconds = time.perf_counter() - tic
+            timings[name] = round(result.seconds, 3)
+            context.results[name] = result
+        published = assemble_tables(context)
+        _write_tables(partial / "tables", published.tables)
+        figures = _write_figures(partial / "figures", context, published)
+        manifest = _manifest(context, published, timings)
+        context.report_progress("report")
+        tic = time.perf_counter()
+        from hiddenpop.report import render_report
+
+        html = render_report(context, published, manifest, figures)
+        atomic_write_text(partial / "report.html", html)
+        timings["report"] = round(time.perf_counter() - tic, 3)
+        timings["total"] = round(time.perf_counter() - started, 3)
+        manifest["timings"] = timings
+        # The manifest is written last: a folder with a manifest is a finished run.
+        atomic_write_text(partial / "manifest.json", dumps(manifest))
+        _swap_into_place(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return RunOutcome(folder=out, headline=published.tables["headline"], results=context.results,
+                      manifest=manifest)
+
+
+def _swap_into_place(partial: Path, out: Path) -> None:
+    """Rename ``partial`` to ``out``; an existing ``out`` is moved aside first and removed afterwards."""
+    previous: Path | None = None
+    if out.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
+        previous.rmdir()
+        os.replace(out, previous)
+    try:
+        os.replace(partial, out)
+    except BaseException:
+        if previous is not None:
+            os.replace(previous, out)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        frame = _portable(table)
+        atomic_write_text(folder / f"{name}.csv", frame.to_csv(index=False, lineterminator="\n"))
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def _portable(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns with mixed Python objects (e.g. suppressed cells as NA in a count column) become numeric or text,
+    so the Parquet schema is stable from run to run."""
+    frame = table.reset_index(drop=True).copy()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            values = frame[column]
+            non_missing = values.dropna()
+            if len(non_missing) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        for v in non_missing):
+                frame[column] = pd.to_numeric(values).astype("Float64")
+            elif len(non_missing) and all(isinstance(v, bool) for v in non_missing):
+                frame[column] = values.astype("boolean")
+            else:
+                frame[column] = values.map(lambda v: None if v is None or v is pd.NA or v != v else str(v))
+    return frame
+
+
+def _write_figures(folder: Path, context: RunContext, published: Any) -> dict[str, Any]:
+    """Render the static PNGs and collect the interactive figures for the report."""
+    from hiddenpop.report.figures import build_figures
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return build_figures(context, published, folder)
+
+
+def _manifest(context: RunContext, published: Any, timings: dict[str, float]) -> dict[str, Any]:
+    study = context.study
+    inputs = input_record(study.input_files())
+    for record, path in zip(inputs, study.input_files(), strict=True):
+        try:
+            record["path"] = str(path.relative_to(study.folder))
+        except ValueError:
+            record["path"] = path.name
+    key_fingerprint = None
+    if study.key_file is not None:
+        from hiddenpop.privacy import load_key
+
+        key_fingerprint = load_key(study.key_file).fingerprint
+    analyses = {}
+    for name, result in context.results.items():
+        analyses[name] = {
+            "title": result.title,
+            "status": result.status,
+            "message": result.message,
+            "settings": result.estimates.settings if result.estimates is not None else {},
+            "seed": result.estimates.seed if result.estimates is not None else None,
+            "warnings": result.warnings,
+            "notes": result.notes,
+        }
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "study": study.name,
+        "study_file": study.path.name,
+        "seed": study.seed,
+        "level": study.level,
+        "versions": package_versions(),
+        "settings": study.settings(),
+        "inputs": inputs,
+        "privacy": {
+            "suppression_threshold": study.suppression_threshold,
+            "suppressed_cells": published.suppressed_cells,
+            "key_fingerprint": key_fingerprint,
+        },
+        "analyses": analyses,
+        "tables": sorted(published.tables),
+        "warnings": published.warnings,
+        "timings": timings,
+    }
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))

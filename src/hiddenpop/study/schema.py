@@ -1,0 +1,536 @@
+"""The study file (``study.toml``): what a study is, checked once, before anything runs.
+
+A study file names the data, the population bases, the known and hidden groups and how hidden groups combine
+(victims = live + non-live), the design columns, the analyses to run with their settings, the seed and the privacy
+settings. :func:`load_study` parses it with :mod:`tomllib` and validates it completely: every problem is a
+:class:`~hiddenpop.errors.ConfigError` whose message names the file, the table and key, what is wrong and the fix
+(with a "did you mean" for misspelt keys). Nothing is read from the data files here except their existence; the
+runner validates their contents through each family's own readers.
+
+The full reference is ``docs/study-file.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hiddenpop.errors import ConfigError
+
+# --------------------------------------------------------------------------------------------- key specifications
+# Each table maps key -> (accepted python types, required?, short description used in error messages).
+_STR = (str,)
+_INT = (int,)
+_NUM = (int, float)
+_BOOL = (bool,)
+_LIST = (list,)
+_TABLE = (dict,)
+
+STUDY_KEYS: dict[str, tuple[tuple[type, ...], bool, str]] = {
+    "name": (_STR, True, "a short title"),
+    "description": (_STR, False, "one paragraph shown in the report"),
+    "reference_year": (_INT, False, "the year the estimates refer to"),
+    "seed": (_INT, True, "the random seed for every analysis"),
+    "level": (_NUM, False, "interval level, e.g. 0.95"),
+}
+PRIVACY_KEYS = {
+    "suppression_threshold": (_INT, False, "counts below this (and above zero) are hidden in published tables"),
+    "key_file": (_STR, False, "file holding the pseudonymisation key for identifiers"),
+}
+SURVEY_KEYS = {
+    "file": (_STR, True, "the survey file (CSV, Parquet, Excel, SPSS or Stata)"),
+    "id": (_STR, False, "respondent id column"),
+    "weights": (_STR, False, "survey weight column"),
+    "strata": (_STR, False, "stratum column"),
+    "psu": (_STR, False, "primary sampling unit column"),
+    "area": (_STR, False, "area (municipality) column"),
+    "missing": (_STR, False, "missing-answer policy: 'zero' or 'drop'"),
+    "topcode": (_INT, False, "top-code known-group answers at this value"),
+}
+KNOWN_SIZES_KEYS = {
+    "file": (_STR, True, "table of known group sizes with columns group,size"),
+}
+DEGREE_KEYS = {
+    "method": (_STR, True, "'known_population' or 'summation'"),
+    "groups": (_LIST, True, "the known-group columns the degree is built from"),
+    "base": (_STR, True, "population base (a key of [populations]) the degree scales to"),
+}
+HIDDEN_KEYS = {
+    "column": (_STR, False, "survey column (defaults to the group name)"),
+    "degree": (_STR, True, "which [degrees.*] entry scales this group up"),
+    "label": (_STR, False, "plain-language name for the report"),
+}
+COMBINE_KEYS = {
+    "groups": (_LIST, True, "hidden groups summed into this quantity"),
+    "base": (_STR, True, "population base for prevalence (a key of [populations])"),
+    "per": (_INT, False, "prevalence is reported per this many people of the base"),
+    "label": (_STR, False, "plain-language name for the report"),
+    "headline": (_STR, False, "analysis whose estimate is the headline ('nsum' or 'nsum_bayes')"),
+}
+RATIO_KEYS = {
+    "numerator": (_STR, True, "a combination or hidden group"),
+    "denominator": (_STR, True, "a combination or hidden group"),
+    "label": (_STR, False, "plain-language name for the report"),
+}
+ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
+    "nsum": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "method": (_STR, False, "'mle', 'pimle' or 'mos'"),
+        "bootstrap": (_INT, False, "rescaled-bootstrap replicates"),
+    },
+    "nsum_bayes": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "model": (_STR, False, "basic, degree, barrier, transmission, combined or overdispersed"),
+        "degree": (_STR, True, "which [degrees.*] entry's known groups the model uses"),
+        "hidden": (_LIST, True, "hidden groups fitted by the model"),
+        "chains": (_INT, False, "MCMC chains"),
+        "warmup": (_INT, False, "warm-up iterations per chain"),
+        "draws": (_INT, False, "kept draws per chain"),
+        "tau_prior": (_LIST, False, "Beta(a, b) prior for the transmission rate, as [a, b]"),
+    },
+    "casework": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "file": (_STR, True, "casework counts per area"),
+        "area": (_STR, False, "area column"),
+        "victims": (_STR, True, "column: victims brought to safety"),
+        "suspects": (_STR, True, "column: suspects arrested"),
+        "ratio": (_STR, False, "the [ratios.NAME] the casework victims-per-suspect ratio is shown against"),
+    },
+    "report_log": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "files": (_LIST, True, "report-log files (CSV or Parquet)"),
+        "id": (_STR, True, "identifier column (pseudonymised at read time)"),
+        "time": (_STR, True, "timestamp column"),
+        "country_column": (_STR, False, "country column"),
+        "country": (_STR, False, "keep reports from this country"),
+        "exclude": (_TABLE, False, "column = value pairs of flagged reports to drop"),
+        "dedupe": (_STR, False, "keep one record per identifier per 'day' (or other unit)"),
+        "occasion": (_STR, False, "length of one capture occasion, e.g. '7D'"),
+        "occasions": (_INT, False, "capture occasions per window"),
+        "step": (_STR, False, "step between rolling windows, e.g. '28D'"),
+        "estimator": (_STR, False, "closed model, e.g. 'Mth Chao (LB)'"),
+        "base": (_INT, False, "identifier space for prevalence (e.g. IPv4 addresses in the country)"),
+    },
+    "smallarea": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "file": (_STR, True, "one row per area with covariates"),
+        "id": (_STR, True, "area id column (matches the survey's area column)"),
+        "population": (_STR, False, "area population column"),
+        "streams": (_TABLE, False, "data stream name = [covariate columns]"),
+        "methods": (_LIST, False, "'pool' and/or 'extrapolate'"),
+        "target": (_STR, False, "combination mapped by area (default: the first combination)"),
+        "level": (_NUM, False, "interval level for area estimates"),
+    },
+    "cases": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "file": (_STR, True, "coded case files"),
+        "codebook": (_STR, True, "the case-file codebook"),
+    },
+}
+TOP_LEVEL = {
+    "study": (_TABLE, True, "title, seed, interval level"),
+    "privacy": (_TABLE, False, "suppression threshold and key file"),
+    "populations": (_TABLE, True, "population bases: name = size"),
+    "survey": (_TABLE, True, "the survey file and its design columns"),
+    "known_sizes": (_TABLE, True, "the known group sizes file"),
+    "degrees": (_TABLE, True, "how network sizes are built: [degrees.NAME]"),
+    "hidden": (_TABLE, True, "hidden groups: [hidden.NAME]"),
+    "combine": (_TABLE, False, "sums of hidden groups: [combine.NAME]"),
+    "ratios": (_TABLE, False, "ratios between quantities: [ratios.NAME]"),
+    "analyses": (_TABLE, True, "analyses to run: [analyses.NAME]"),
+}
+
+DEGREE_METHODS = ("known_population", "summation")
+NSUM_METHODS = ("mle", "pimle", "mos")
+BAYES_MODELS = ("basic", "degree", "barrier", "transmission", "combined", "overdispersed")
+MISSING_POLICIES = ("zero", "drop")
+SMALLAREA_METHODS = ("pool", "extrapolate")
+HEADLINE_ANALYSES = ("nsum", "nsum_bayes")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------------------------- the parsed study
+@dataclass(frozen=True)
+class Degree:
+    name: str
+    method: str
+    groups: tuple[str, ...]
+    base: str
+
+
+@dataclass(frozen=True)
+class HiddenGroup:
+    name: str
+    column: str
+    degree: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Combination:
+    name: str
+    groups: tuple[str, ...]
+    base: str
+    per: int
+    label: str
+    headline: str
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    numerator: str
+    denominator: str
+    label: str
+
+
+@dataclass
+class Study:
+    """A validated study. Paths are absolute (resolved against the study file's folder)."""
+
+    path: Path
+    name: str
+    description: str
+    reference_year: int | None
+    seed: int
+    level: float
+    suppression_threshold: int
+    key_file: Path | None
+    populations: dict[str, int]
+    survey: dict[str, Any]
+    known_sizes_file: Path
+    degrees: dict[str, Degree]
+    hidden: dict[str, HiddenGroup]
+    combine: dict[str, Combination]
+    ratios: dict[str, Ratio]
+    analyses: dict[str, dict[str, Any]]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def enabled(self, analysis: str) -> bool:
+        settings = self.analyses.get(analysis)
+        return settings is not None and settings.get("enabled", True)
+
+    def input_files(self) -> list[Path]:
+        """Every file the study reads, study file first (hashed into the manifest)."""
+        files = [self.path, Path(self.survey["file"]), self.known_sizes_file]
+        if self.key_file is not None:
+            files.append(self.key_file)
+        for name, settings in self.analyses.items():
+            if not self.enabled(name):
+                continue
+            for key in ("file", "codebook"):
+                if key in settings:
+                    files.append(Path(settings[key]))
+            files.extend(Path(f) for f in settings.get("files", []))
+        return list(dict.fromkeys(files))
+
+    def settings(self) -> dict[str, Any]:
+        """The study file's settings as written (file paths stay relative to the study folder)."""
+        return copy.deepcopy(self.raw)
+
+
+# --------------------------------------------------------------------------------------------- validation helpers
+class _Checker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path.name}, {where}: {message}")
+
+    def table(
+        self, value: Any, where: str, spec: dict[str, tuple[tuple[type, ...], bool, str]]
+    ) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a table ([{where.strip('[]')}]), got {_kind(value)}")
+        for key in value:
+            if key not in spec:
+                raise self.fail(where, f"unknown key {key!r}{_did_you_mean(key, spec)}; allowed keys: "
+                                f"{', '.join(spec)}")
+        for key, (types, required, what) in spec.items():
+            if key not in value:
+                if required:
+                    raise self.fail(where, f"missing required key {key!r} ({what})")
+                continue
+            item = value[key]
+            ok = isinstance(item, types) and not (isinstance(item, bool) and bool not in types)
+            if not ok:
+                expected = " or ".join(_TYPE_NAMES[t] for t in types)
+                raise self.fail(f"{where} key {key!r}", f"expected {expected} ({what}), got {_kind(item)}")
+        return value
+
+    def names(self, items: Any, where: str, what: str) -> tuple[str, ...]:
+        if not items or not all(isinstance(i, str) for i in items):
+            raise self.fail(where, f"expected a non-empty list of {what} (strings)")
+        duplicates = sorted({i for i in items if items.count(i) > 1})
+        if duplicates:
+            raise self.fail(where, f"{what} listed twice: {', '.join(duplicates)}")
+        return tuple(items)
+
+    def choice(self, value: str, allowed: tuple[str, ...], where: str) -> str:
+        if value not in allowed:
+            raise self.fail(where, f"{value!r} is not one of {', '.join(allowed)}{_did_you_mean(value, allowed)}")
+        return value
+
+    def reference(self, value: str, declared: dict[str, Any] | tuple[str, ...], where: str, what: str) -> str:
+        if value not in declared:
+            names = ", ".join(declared) or "(none declared)"
+            raise self.fail(where, f"{what} {value!r} is not declared{_did_you_mean(value, declared)}; "
+                            f"declared: {names}")
+        return value
+
+    def file(self, value: str, where: str) -> Path:
+        resolved = (self.path.parent / value).resolve()
+        if not resolved.is_file():
+            raise self.fail(where, f"file not found: {value} (looked in {resolved.parent}); fix the path, which "
+                            "is relative to the study file's folder")
+        return resolved
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
+               dict: "a table"}
+
+
+def _kind(value: Any) -> str:
+    for python_type, name in ((bool, "true/false"), (str, "a string"), (int, "an integer"), (float, "a number"),
+                              (list, "a list"), (dict, "a table")):
+        if isinstance(value, python_type):
+            return name
+    return type(value).__name__
+
+
+def _did_you_mean(value: str, options: Any) -> str:
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------------------------- loading
+def load_study(path: str | Path) -> Study:
+    """Parse and validate ``study.toml``; raises :class:`ConfigError` with file, table, key and fix."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: study file not found; check the path")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML ({exc}); fix the syntax at that line") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name}: not UTF-8 text; save the study file as UTF-8") from None
+    return parse_study(raw, path)
+
+
+def parse_study(raw: dict[str, Any], path: Path) -> Study:
+    """Validate an already-parsed study dictionary (``path`` anchors relative file names and messages)."""
+    check = _Checker(path)
+    check.table(raw, "top level", TOP_LEVEL)
+
+    study = check.table(raw["study"], "[study]", STUDY_KEYS)
+    level = float(study.get("level", 0.95))
+    if not 0.5 <= level < 1:
+        raise check.fail("[study] key 'level'", f"{level} is outside [0.5, 1); use e.g. 0.95")
+    if study["seed"] < 0:
+        raise check.fail("[study] key 'seed'", "must be a non-negative integer")
+
+    privacy = check.table(raw.get("privacy", {}), "[privacy]", PRIVACY_KEYS)
+    threshold = privacy.get("suppression_threshold", 5)
+    if threshold < 1:
+        raise check.fail("[privacy] key 'suppression_threshold'", "must be at least 1 (5 is usual)")
+    key_file = check.file(privacy["key_file"], "[privacy] key 'key_file'") if "key_file" in privacy else None
+
+    populations = raw["populations"]
+    if not isinstance(populations, dict) or not populations:
+        raise check.fail("[populations]", "expected a table of name = size (e.g. total = 113771856)")
+    for name, size in populations.items():
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise check.fail(f"[populations] key {name!r}", f"expected a positive integer, got {_kind(size)}")
+    if "total" not in populations:
+        raise check.fail("[populations]", "missing required key 'total' (the whole population)")
+    for name, size in populations.items():
+        if size > populations["total"]:
+            raise check.fail(f"[populations] key {name!r}", "is larger than 'total'; check the numbers")
+
+    survey = dict(check.table(raw["survey"], "[survey]", SURVEY_KEYS))
+    survey["file"] = check.file(survey["file"], "[survey] key 'file'")
+    check.choice(survey.get("missing", "zero"), MISSING_POLICIES, "[survey] key 'missing'")
+    if "topcode" in survey and survey["topcode"] < 1:
+        raise check.fail("[survey] key 'topcode'", "must be a positive integer (the field uses 30)")
+
+    known = check.table(raw["known_sizes"], "[known_sizes]", KNOWN_SIZES_KEYS)
+    known_file = check.file(known["file"], "[known_sizes] key 'file'")
+
+    degrees: dict[str, Degree] = {}
+    for name, entry in _subtables(check, raw["degrees"], "degrees").items():
+        where = f"[degrees.{name}]"
+        check.table(entry, where, DEGREE_KEYS)
+        degrees[name] = Degree(
+            name=name,
+            method=check.choice(entry["method"], DEGREE_METHODS, f"{where} key 'method'"),
+            groups=check.names(entry["groups"], f"{where} key 'groups'", "known groups"),
+            base=check.reference(entry["base"], populations, f"{where} key 'base'", "population base"),
+        )
+
+    hidden: dict[str, HiddenGroup] = {}
+    for name, entry in _subtables(check, raw["hidden"], "hidden").items():
+        where = f"[hidden.{name}]"
+        check.table(entry, where, HIDDEN_KEYS)
+        hidden[name] = HiddenGroup(
+            name=name,
+            column=entry.get("column", name),
+            degree=check.reference(entry["degree"], degrees, f"{where} key 'degree'", "degree"),
+            label=entry.get("label", name.replace("_", " ")),
+        )
+    _check_columns_distinct(check, degrees, hidden)
+
+    combine: dict[str, Combination] = {}
+    for name, entry in _subtables(check, raw.get("combine", {}), "combine", allow_empty=True).items():
+        where = f"[combine.{name}]"
+        check.table(entry, where, COMBINE_KEYS)
+        if name in hidden:
+            raise check.fail(where, f"{name!r} is already a hidden group; give the combination its own name")
+        groups = check.names(entry["groups"], f"{where} key 'groups'", "hidden groups")
+        for group in groups:
+            check.reference(group, hidden, f"{where} key 'groups'", "hidden group")
+        bases = {degrees[hidden[g].degree].base for g in groups}
+        if len(bases) > 1:
+            raise check.fail(f"{where} key 'groups'", "mixes hidden groups scaled to different population bases "
+                             f"({', '.join(sorted(bases))}); combine only groups that share a degree base")
+        per = entry.get("per", 1000)
+        if per < 1:
+            raise check.fail(f"{where} key 'per'", "must be a positive integer, e.g. 100 or 1000")
+        headline = entry.get("headline", "nsum")
+        check.choice(headline, HEADLINE_ANALYSES, f"{where} key 'headline'")
+        combine[name] = Combination(
+            name=name,
+            groups=groups,
+            base=check.reference(entry["base"], populations, f"{where} key 'base'", "population base"),
+            per=per,
+            label=entry.get("label", name.replace("_", " ")),
+            headline=headline,
+        )
+
+    ratios: dict[str, Ratio] = {}
+    quantities = {**hidden, **combine}
+    for name, entry in _subtables(check, raw.get("ratios", {}), "ratios", allow_empty=True).items():
+        where = f"[ratios.{name}]"
+        check.table(entry, where, RATIO_KEYS)
+        if name in quantities:
+            raise check.fail(where, f"{name!r} is already a hidden group or combination; rename the ratio")
+        numerator = check.reference(entry["numerator"], quantities, f"{where} key 'numerator'", "quantity")
+        denominator = check.reference(entry["denominator"], quantities, f"{where} key 'denominator'", "quantity")
+        if numerator == denominator:
+            raise check.fail(where, "numerator and denominator are the same quantity")
+        ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")))
+
+    analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file)
+    for combination in combine.values():
+        if combination.headline not in analyses:
+            raise check.fail(f"[combine.{combination.name}] key 'headline'",
+                             f"analysis {combination.headline!r} is not in [analyses]; add "
+                             f"[analyses.{combination.headline}] or choose another headline")
+
+    return Study(
+        path=path,
+        name=study["name"],
+        description=study.get("description", ""),
+        reference_year=study.get("reference_year"),
+        seed=study["seed"],
+        level=level,
+        suppression_threshold=threshold,
+        key_file=key_file,
+        populations=dict(populations),
+        survey=survey,
+        known_sizes_file=known_file,
+        degrees=degrees,
+        hidden=hidden,
+        combine=combine,
+        ratios=ratios,
+        analyses=analyses,
+        raw=raw,
+    )
+
+
+def _subtables(check: _Checker, value: Any, section: str, allow_empty: bool = False) -> dict[str, dict]:
+    if not isinstance(value, dict):
+        raise check.fail(f"[{section}]", f"expected tables [{section}.NAME], got {_kind(value)}")
+    if not value and not allow_empty:
+        raise check.fail(f"[{section}]", f"declare at least one [{section}.NAME] table")
+    for name, entry in value.items():
+        if not _NAME.match(name):
+            raise check.fail(f"[{section}.{name}]", "names use letters, digits and underscores, starting with a "
+                             "letter")
+        if not isinstance(entry, dict):
+            raise check.fail(f"[{section}] key {name!r}", f"expected a table [{section}.{name}], got {_kind(entry)}")
+    return value
+
+
+def _check_columns_distinct(check: _Checker, degrees: dict[str, Degree], hidden: dict[str, HiddenGroup]) -> None:
+    known_columns = {g for d in degrees.values() for g in d.groups}
+    for group in hidden.values():
+        if group.column in known_columns:
+            raise check.fail(f"[hidden.{group.name}]", f"column {group.column!r} is also a known group in "
+                             "[degrees]; a column is either known or hidden")
+
+
+def _check_analyses(
+    check: _Checker,
+    value: Any,
+    degrees: dict[str, Degree],
+    hidden: dict[str, HiddenGroup],
+    combine: dict[str, Combination],
+    ratios: dict[str, Ratio],
+    key_file: Path | None,
+) -> dict[str, dict[str, Any]]:
+    analyses: dict[str, dict[str, Any]] = {}
+    if not isinstance(value, dict) or not value:
+        raise check.fail("[analyses]", "declare at least one analysis, e.g. [analyses.nsum]")
+    for name, entry in value.items():
+        if name not in ANALYSIS_KEYS:
+            raise check.fail(f"[analyses.{name}]", f"unknown analysis{_did_you_mean(name, ANALYSIS_KEYS)}; "
+                             f"known analyses: {', '.join(ANALYSIS_KEYS)}")
+        where = f"[analyses.{name}]"
+        settings = dict(check.table(entry, where, ANALYSIS_KEYS[name]))
+        enabled = settings.get("enabled", True)
+        for key in ("file", "codebook"):
+            if key in settings and enabled:
+                settings[key] = check.file(settings[key], f"{where} key {key!r}")
+        if "files" in settings and enabled:
+            settings["files"] = [check.file(f, f"{where} key 'files'") for f in settings["files"]]
+        for key in ("bootstrap", "chains", "warmup", "draws", "occasions"):
+            if key in settings and settings[key] < 1:
+                raise check.fail(f"{where} key {key!r}", "must be a positive integer")
+        if name == "nsum":
+            check.choice(settings.get("method", "mle"), NSUM_METHODS, f"{where} key 'method'")
+        if name == "nsum_bayes":
+            check.choice(settings.get("model", "combined"), BAYES_MODELS, f"{where} key 'model'")
+            check.reference(settings["degree"], degrees, f"{where} key 'degree'", "degree")
+            for group in check.names(settings["hidden"], f"{where} key 'hidden'", "hidden groups"):
+                check.reference(group, hidden, f"{where} key 'hidden'", "hidden group")
+                if hidden[group].degree != settings["degree"]:
+                    raise check.fail(f"{where} key 'hidden'", f"hidden group {group!r} is scaled by degree "
+                                     f"{hidden[group].degree!r}, not {settings['degree']!r}")
+            if "tau_prior" in settings:
+                prior = settings["tau_prior"]
+                if len(prior) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in prior):
+                    raise check.fail(f"{where} key 'tau_prior'", "expected [a, b] with a > 0 and b > 0")
+        if name == "report_log" and enabled and key_file is None:
+            raise check.fail(where, "reading identifiers needs a pseudonymisation key: set [privacy] key_file "
+                             "(create one with `hiddenpop privacy keygen`)")
+        if name == "casework" and "ratio" in settings:
+            check.reference(settings["ratio"], ratios, f"{where} key 'ratio'", "ratio")
+        if name == "smallarea":
+            for method in settings.get("methods", list(SMALLAREA_METHODS)):
+                check.choice(method, SMALLAREA_METHODS, f"{where} key 'methods'")
+            if "target" in settings:
+                check.reference(settings["target"], combine, f"{where} key 'target'", "combination")
+            for stream, columns in settings.get("streams", {}).items():
+                check.names(columns, f"{where} key 'streams.{stream}'", "covariate columns")
+        analyses[name] = settings
+    return analyses
