@@ -334,6 +334,7 @@ def estimate(
                         "zero_degree_dropped": info["dropped"],
                         "adjustment_factor": info["factor"],
                         "total_connections": float(np.sum(w * info["y"])),
+                        "degree_total": float(point_totals[info["b"]]) if m == "mle" else np.nan,
                     }
                 )
                 if m == "mle":
