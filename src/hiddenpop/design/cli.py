@@ -104,6 +104,8 @@ def register(app: typer.Typer) -> None:
 
         --format csv writes the selected areas with their selection probabilities and design weights.
         """
+        import pandas as pd
+
         from hiddenpop.cli_common import atomic_write_text
         from hiddenpop.data.io import read_table
         from hiddenpop.design.selection import select_pps
@@ -124,16 +126,13 @@ def register(app: typer.Typer) -> None:
                         f"{locate(allocation.name)}allocation needs columns stratum, psus; missing {column!r}"
                     )
             plan = {}
-            for i, (s, k) in enumerate(zip(alloc["stratum"], alloc["psus"], strict=True)):
-                try:
-                    count = int(k)
-                    if count != k or count < 0:
-                        raise ValueError
-                except (TypeError, ValueError):
+            counts = pd.to_numeric(alloc["psus"], errors="coerce")
+            for i, (stratum_name, count) in enumerate(zip(alloc["stratum"], counts, strict=True)):
+                if pd.isna(count) or count < 0 or count != int(count):
                     raise DataError(
                         f"{locate(allocation.name, i + 1, 'psus')}PSU count must be a whole number >= 0"
-                    ) from None
-                plan[str(s).strip()] = count
+                    )
+                plan[str(stratum_name).strip()] = int(count)
             inputs.append(allocation)
         else:
             plan = int(psus)

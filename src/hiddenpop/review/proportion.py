@@ -65,7 +65,9 @@ def wilson_interval(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
     z = _z(level)
     centre = (x + z * z / 2.0) / (n + z * z)
     half = z / (n + z * z) * math.sqrt(x * (n - x) / n + z * z / 4.0)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lower = 0.0 if x == 0 else max(0.0, centre - half)
+    upper = 1.0 if x == n else min(1.0, centre + half)
+    return lower, upper
 
 
 def clopper_pearson_interval(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
