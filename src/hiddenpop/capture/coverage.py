@@ -26,7 +26,6 @@ from scipy import stats
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 
-COUNT_COLUMN_NAMES = ("freq", "count", "n", "frequency", "counts")
 LOW_COVERAGE = 0.55
 
 
@@ -60,93 +59,38 @@ def pattern_counts(
     count_column: str | None = None,
     source: str | None = None,
 ) -> PatternCounts:
-    """Validate capture-history input and return :class:`PatternCounts`.
+    """Validate capture-history input through the :class:`~hiddenpop.capture.histories.Histories` contract.
 
-    ``data`` may be a path (CSV, Parquet, Excel, SPSS, Stata), a DataFrame, a :class:`PatternCounts`, or an
-    object with ``patterns``/``counts`` (and optionally ``names``) attributes. With no ``count_column``, a last
-    column named ``freq``/``count``/``n``/``Frequency``/``counts`` (any case) holds the counts; otherwise every
-    row is one unit (individual histories). Errors name the file, the 1-based data row and the column.
+    ``data`` may be a path (CSV, Parquet, Excel, SPSS, Stata), a DataFrame, a ``Histories`` or a
+    :class:`PatternCounts`. Patterns are keyed on the 0/1 history, never on row order; errors (non-0/1 cells,
+    all-zero histories, negative or fractional counts, fewer than 2 lists) name the file, row and column.
     """
+    from hiddenpop.capture.histories import Histories
+
     if isinstance(data, PatternCounts):
         return data
-    if hasattr(data, "patterns") and hasattr(data, "counts") and not isinstance(data, pd.DataFrame):
-        patterns = np.asarray(data.patterns, dtype=np.int64)
-        counts = np.asarray(data.counts, dtype=np.float64)
-        raw_names = getattr(data, "names", None) or getattr(data, "occasion_names", None)
-        names = tuple(str(n) for n in raw_names) if raw_names is not None else _default_names(patterns.shape[1])
-        frame = pd.DataFrame(patterns, columns=list(names))
-        frame["count"] = counts
-        return pattern_counts(frame, count_column="count", source=source or getattr(data, "source", None))
     if isinstance(data, (str, Path)):
-        from hiddenpop.data.io import read_table
-
-        source = source or str(data)
-        frame = read_table(data)
+        histories = Histories.from_file(data, count_column=count_column)
     elif isinstance(data, pd.DataFrame):
-        frame = data
+        histories = Histories.from_frame(data, count_column=count_column, source=source)
+    elif isinstance(data, Histories):
+        histories = data
     else:
         raise ConfigError(
-            f"capture histories must be a file path or a DataFrame, got {type(data).__name__}; "
+            f"capture histories must be a file path, a DataFrame or Histories, got {type(data).__name__}; "
             "pass the path of a CSV with 0/1 columns and an optional count column"
         )
-    if frame.shape[0] == 0:
-        raise DataError(f"{locate(source)}no data rows; expected one row per capture history")
-    columns = [str(c) for c in frame.columns]
-    if count_column is None and columns and columns[-1].strip().lower() in COUNT_COLUMN_NAMES:
-        count_column = columns[-1]
-    if count_column is not None and count_column not in columns:
+    if histories.is_frequency_only:
         raise DataError(
-            f"{locate(source)}count column {count_column!r} not found; columns are {columns}"
+            f"{locate(histories.source)}these estimators need the capture histories (one 0/1 column per "
+            "list/occasion), not capture-count frequencies (nbcap, freq)"
         )
-    list_columns = [c for c in columns if c != count_column]
-    if len(list_columns) < 2:
-        raise DataError(
-            f"{locate(source)}found {len(list_columns)} list/occasion column(s); capture-recapture needs at least 2"
-        )
-    frame = frame.copy()
-    frame.columns = columns
-    values = np.empty((frame.shape[0], len(list_columns)), dtype=np.int64)
-    for j, column in enumerate(list_columns):
-        col = pd.to_numeric(frame[column], errors="coerce")
-        bad = col.isna() | ~col.isin([0, 1])
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-            raise DataError(
-                f"{locate(source, row, column)}capture cells must be 0 or 1 "
-                f"({int(bad.sum())} row(s) are not); recode the column as 0 = not seen, 1 = seen"
-            )
-        values[:, j] = col.to_numpy(dtype=np.int64)
-    if count_column is None:
-        counts = np.ones(frame.shape[0])
-    else:
-        col = pd.to_numeric(frame[count_column], errors="coerce")
-        arr = col.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0]) + 1
-            raise DataError(
-                f"{locate(source, row, count_column)}counts must be non-negative whole numbers "
-                f"({int(bad.sum())} row(s) are not); fix or remove those rows"
-            )
-        counts = arr
-    empty = values.sum(axis=1) == 0
-    if empty.any():
-        row = int(np.flatnonzero(empty)[0]) + 1
-        raise DataError(
-            f"{locate(source, row)}an all-zero capture history cannot be observed; "
-            f"remove the {int(empty.sum())} all-zero row(s) (the unseen count is what is estimated)"
-        )
-    codes = values @ (1 << np.arange(values.shape[1], dtype=np.int64))
-    unique_codes, inverse = np.unique(codes, return_inverse=True)
-    summed = np.bincount(inverse, weights=counts, minlength=len(unique_codes))
-    patterns = ((unique_codes[:, None] >> np.arange(values.shape[1])) & 1).astype(np.int64)
-    if summed.sum() <= 0:
-        raise DataError(f"{locate(source)}all counts are zero; nothing was observed")
-    return PatternCounts(patterns=patterns, counts=summed, names=tuple(list_columns), source=source)
-
-
-def _default_names(t: int) -> tuple[str, ...]:
-    return tuple(f"L{j + 1}" for j in range(t))
+    return PatternCounts(
+        patterns=np.asarray(histories.patterns, dtype=np.int64),
+        counts=np.asarray(histories.counts, dtype=np.float64),
+        names=tuple(str(label) for label in histories.labels),
+        source=histories.source,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -219,11 +163,20 @@ def _mth_statistics(patterns: np.ndarray, counts: np.ndarray) -> dict[str, np.nd
         n0 = observed / coverage
         cv2 = np.maximum(n0 * pairs_within / (2.0 * sum_products) - 1.0, 0.0)
         nhat = n0 + f1 / coverage * cv2
-    return {"independence": n0, "heterogeneity": nhat, "coverage": coverage, "cv2": cv2, "observed": observed, "f1": f1}
+    return {
+        "independence": n0,
+        "heterogeneity": nhat,
+        "coverage": coverage,
+        "cv2": cv2,
+        "observed": observed,
+        "f1": f1,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- bootstrap + CI
-def log_transformed_interval(estimate: float, se: float, observed: float, level: float) -> tuple[float, float]:
+def log_transformed_interval(
+    estimate: float, se: float, observed: float, level: float
+) -> tuple[float, float]:
     """Chao (1987) log-transformed interval for N̂ with lower bound ≥ the number observed.
 
     ``C = exp(z_{1-α/2} · sqrt(log(1 + se² / (N̂ − n)²)))``; interval ``[n + (N̂ − n)/C, n + (N̂ − n)·C]``.
@@ -237,7 +190,9 @@ def log_transformed_interval(estimate: float, se: float, observed: float, level:
     return float(observed + excess / factor), float(observed + excess * factor)
 
 
-def _bootstrap_counts(counts: np.ndarray, population: float, reps: int, rng: np.random.Generator) -> np.ndarray:
+def _bootstrap_counts(
+    counts: np.ndarray, population: float, reps: int, rng: np.random.Generator
+) -> np.ndarray:
     """Multinomial populations of round(N̂) units over the observed histories plus the unseen cell."""
     observed = counts.sum()
     size = int(max(round(population), observed))
@@ -357,7 +312,9 @@ def sample_coverage(
     labels = {"independence": "Nhat-0 (Indep)", "hsc": "Nhat (HSC)", "lsc": "Nhat-1 (LSC)"}
     rows = _se_rows(labels, point, _list_estimators, data, bootstrap, seed, level, notes, warnings)
     if float(point["hsc"][0]) == data.observed:
-        warnings.append("Nhat (HSC) hit its floor (the number observed): the HSC formula broke down on these data")
+        warnings.append(
+            "Nhat (HSC) hit its floor (the number observed): the HSC formula broke down on these data"
+        )
     for row in rows:
         row["coverage"] = coverage
     pair_i, pair_j = np.triu_indices(t, k=1)
@@ -371,10 +328,18 @@ def sample_coverage(
     )
     return Estimates.from_rows(
         rows,
-        settings={"estimator": "sample coverage (lists)", "bootstrap": bootstrap, "level": level, "lists": list(data.names)},
+        settings={
+            "estimator": "sample coverage (lists)",
+            "bootstrap": bootstrap,
+            "level": level,
+            "lists": list(data.names),
+        },
         seed=seed if bootstrap > 0 else None,
         warnings=warnings,
-        notes=[*notes, "covariation r̂_ij > 0 means lists i and j share more units than independence implies (LSC step)"],
+        notes=[
+            *notes,
+            "covariation r̂_ij > 0 means lists i and j share more units than independence implies (LSC step)",
+        ],
         diagnostics={
             "observed": data.observed,
             "lists": t,
