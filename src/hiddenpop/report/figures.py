@@ -169,8 +169,12 @@ def _degrees_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
     figure, axes = plt.subplots(1, len(degrees), figsize=(4.2 * len(degrees), 3.2), squeeze=False)
     for axis, name in zip(axes[0], degrees, strict=True):
         part = frame[frame["degree"] == name]
-        axis.bar(part["bin_left"], part["respondents"], width=part["bin_right"] - part["bin_left"],
-                 align="edge", color=PALETTE[0], edgecolor="white")
+        respondents = pd.to_numeric(part["respondents"], errors="coerce").astype(float)
+        shown = respondents.notna().to_numpy()  # suppressed bins stay empty (never drawn as zero)
+        left = part["bin_left"].to_numpy(dtype=float)
+        width = part["bin_right"].to_numpy(dtype=float) - left
+        axis.bar(left[shown], respondents.to_numpy()[shown], width=width[shown], align="edge", color=PALETTE[0],
+                 edgecolor="white")
         axis.set_title(f"{name} network size")
         axis.set_xlabel("estimated degree")
         axis.set_ylabel("respondents")

@@ -81,6 +81,7 @@ class RunContext:
 
     study: Study
     results: dict[str, StepResult] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # inputs built once and reused (e.g. the ARD)
     report_progress: Callable[[str], None] = lambda message: None
 
     def result(self, name: str) -> StepResult | None:

@@ -118,8 +118,122 @@ def casework_step(context: RunContext) -> StepResult:
 
 
 # --------------------------------------------------------------------------------------------- network scale-up
+def survey_ard(context: RunContext) -> Any:
+    """The study's survey as the ARD contract (read and validated once per run, then shared by the steps).
+
+    Known groups are those of the known-population degrees (only they are top-coded); the summation degrees'
+    columns are passed as degree columns, so answers about children are never top-coded.
+    """
+    if "ard" in context.shared:
+        return context.shared["ard"]
+    from hiddenpop.data.ard import read_ard
+
+    study = context.study
+    survey = study.survey
+    known_groups = [g for d in study.degrees.values() if d.method == "known_population" for g in d.groups]
+    summation = [g for d in study.degrees.values() if d.method == "summation" for g in d.groups]
+    sizes = read_table(study.known_sizes_file)
+    missing_columns = [c for c in ("group", "size") if c not in sizes.columns]
+    if missing_columns:
+        raise DataError(f"{study.known_sizes_file.name}: missing column(s) {', '.join(missing_columns)}; the known "
+                        "sizes table needs columns group,size")
+    by_group = dict(zip(sizes["group"].astype(str), sizes["size"], strict=True))
+    for group in known_groups:
+        if group not in by_group:
+            raise DataError(f"{study.known_sizes_file.name}: known group {group!r} (in [degrees]) has no row; add "
+                            "a row group,size for it or remove it from the degree's groups")
+    ard = read_ard(
+        survey["file"],
+        known={g: by_group[g] for g in known_groups},
+        population=study.populations["total"],
+        hidden=[h.column for h in study.hidden.values()],
+        weights=survey.get("weights"),
+        strata=survey.get("strata"),
+        psu=survey.get("psu"),
+        id_column=survey.get("id"),
+        missing=survey.get("missing", "zero"),
+        degree_columns=list(dict.fromkeys(summation)) or None,
+        topcode=survey.get("topcode"),
+    )
+    context.shared["ard"] = ard
+    return ard
+
+
+def study_degrees(context: RunContext, ard: Any) -> dict[str, Any]:
+    """One :class:`hiddenpop.nsum.Degree` per [degrees.NAME] of the study."""
+    from hiddenpop.nsum import degree
+
+    study = context.study
+    return {name: degree(ard, spec.method, columns=list(spec.groups), population=study.populations[spec.base])
+            for name, spec in study.degrees.items()}
+
+
 def nsum_step(context: RunContext) -> StepResult:
-    return _unavailable("nsum", "design-based network scale-up (hiddenpop.nsum.estimate)")
+    """Design-based scale-up of every hidden group, their sums and ratios (``hiddenpop.nsum.estimate``), with
+    the rescaled bootstrap over the survey design, plus leave-one-out consistency of the known groups."""
+    if _family("hiddenpop.nsum", "estimate", "consistency", "degree") is None:
+        return _unavailable("nsum", "design-based network scale-up (hiddenpop.nsum.estimate)")
+    from hiddenpop import nsum
+
+    study = context.study
+    settings = study.analyses["nsum"]
+    ard = survey_ard(context)
+    degrees = study_degrees(context, ard)
+    columns = {name: group.column for name, group in study.hidden.items()}
+    result = nsum.estimate(
+        ard,
+        method=settings.get("method", "mle"),
+        hidden=list(columns.values()),
+        degree={group.column: degrees[group.degree] for group in study.hidden.values()},
+        sums={c.name: [columns[g] for g in c.groups] for c in study.combine.values()},
+        ratios={r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
+                for r in study.ratios.values()},
+        bootstrap=settings.get("bootstrap", 1000),
+        seed=study.seed,
+        level=study.level,
+    )
+    _rename_quantities(result, {column: name for name, column in columns.items()})
+    tables: dict[str, pd.DataFrame] = {}
+    counts: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    warnings = list(result.warnings)
+    for name, spec in study.degrees.items():
+        if spec.method != "known_population" or len(spec.groups) < 2:
+            continue
+        check = nsum.consistency(ard, known=list(spec.groups), population=study.populations[spec.base])
+        table = check.table.rename(columns={"quantity": "group"})
+        table.insert(0, "degree", name)
+        tables["nsum_consistency"] = pd.concat([tables.get("nsum_consistency"), table], ignore_index=True) \
+            if "nsum_consistency" in tables else table
+        warnings.extend(check.warnings)
+    summaries = []
+    histogram = []
+    for name, values in degrees.items():
+        summary = nsum.degree_summary(values, ard.design_weights if ard.weighted else None)
+        summaries.append({"degree": name, **{k: v for k, v in summary.items() if not isinstance(v, (list, dict))}})
+        histogram.append(_histogram(name, values.values))
+    tables["nsum_degrees"] = pd.DataFrame(summaries)
+    tables["nsum_degree_histogram"] = pd.concat(histogram, ignore_index=True)
+    counts["nsum_degree_histogram"] = (["respondents"], {})
+    result.warnings = list(dict.fromkeys(warnings))
+    return StepResult(name="nsum", title=TITLES["nsum"], status="warnings" if result.warnings else "ok",
+                      estimates=result, tables=tables, counts=counts)
+
+
+def _column_or_name(name: str, columns: dict[str, str]) -> str:
+    return columns.get(name, name)
+
+
+def _rename_quantities(result: Estimates, mapping: dict[str, str]) -> None:
+    """Survey column names -> the study's hidden-group names (they differ when [hidden.X] sets ``column``)."""
+    result.table["quantity"] = result.table["quantity"].map(lambda q: mapping.get(q, q))
+
+
+def _histogram(name: str, values: np.ndarray, bins: int = 30) -> pd.DataFrame:
+    """Respondents per degree bin (equal-width bins up to the 99th percentile, the rest in the last bin)."""
+    top = float(np.quantile(values, 0.99)) if values.size else 1.0
+    edges = np.linspace(0.0, max(top, 1.0), bins + 1)
+    counts, _ = np.histogram(np.minimum(values, edges[-1]), bins=edges)
+    return pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts})
 
 
 def nsum_bayes_step(context: RunContext) -> StepResult:

@@ -167,5 +167,6 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     for column in ("note", "label", "unit", "method", "analysis"):
         if column in frame:
-            frame[column] = frame[column].fillna("").astype(str)
+            values = frame[column].astype(object)
+            frame[column] = values.where(values.notna(), "").astype(str)
     return frame

@@ -1,0 +1,123 @@
+"""The runner: what a run folder contains, atomic replacement, and byte-identical reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hiddenpop.study import steps
+from hiddenpop.study.runner import MANIFEST_SCHEMA, read_manifest, run_study
+from hiddenpop.study.schema import load_study
+
+
+@pytest.fixture(scope="module")
+def two_runs(demo_study, tmp_path_factory):
+    """The quick demo study run twice into two folders with the same seed."""
+    study = load_study(demo_study)
+    base = tmp_path_factory.mktemp("runs")
+    first = run_study(study, base / "first")
+    second = run_study(load_study(demo_study), base / "second")
+    return first, second
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_run_folder_contents(two_runs, demo_study):
+    outcome = two_runs[0]
+    folder = outcome.folder
+    assert (folder / "report.html").is_file()
+    manifest = read_manifest(folder)
+    for name in manifest["tables"]:
+        assert (folder / "tables" / f"{name}.csv").is_file()
+        parquet = pd.read_parquet(folder / "tables" / f"{name}.parquet")
+        csv = pd.read_csv(folder / "tables" / f"{name}.csv")
+        assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv)
+    assert {"headline", "triangulation", "analyses", "warnings"} <= set(manifest["tables"])
+    # every input hashed, by path relative to the study folder; the key itself never written
+    paths = {item["path"] for item in manifest["inputs"]}
+    assert {"study.toml", "data/survey.csv", "data/known_sizes.csv", "data/casework.csv"} <= paths
+    assert all(len(item["sha256"]) == 64 for item in manifest["inputs"])
+    key = (demo_study.parent / "keys" / "demo-key.txt").read_text().strip()
+    for content in _files(folder).values():
+        assert key.encode() not in content
+    assert manifest["privacy"]["key_fingerprint"] and manifest["privacy"]["suppression_threshold"] == 5
+    assert manifest["schema"] == MANIFEST_SCHEMA
+    assert manifest["seed"] == 7 and manifest["versions"]["numpy"]
+    assert set(manifest["timings"]) >= {"total", "report"}
+    assert manifest["analyses"]["casework"]["status"] == "ok"
+
+
+def test_same_seed_gives_byte_identical_tables_and_manifest(two_runs):
+    first, second = (_files(outcome.folder) for outcome in two_runs)
+    assert first.keys() == second.keys()
+    tables = [name for name in first if name.startswith("tables/")]
+    assert len(tables) >= 8
+    for name in tables:
+        assert first[name] == second[name], f"{name} differs between two runs with the same seed"
+    manifests = [json.loads(files["manifest.json"]) for files in (first, second)]
+    for manifest in manifests:
+        manifest.pop("timings")
+    assert manifests[0] == manifests[1]
+    # Figures and the report carry no timings either, so they are identical too.
+    for name in first:
+        if name.startswith("figures/") or name == "report.html":
+            assert first[name] == second[name], f"{name} differs between two runs with the same seed"
+
+
+def test_headline_uses_the_design_based_numbers_when_nsum_ran(two_runs):
+    outcome = two_runs[0]
+    if outcome.results["nsum"].status not in ("ok", "warnings"):
+        pytest.skip("design-based NSUM not available in this build")
+    headline = outcome.headline.set_index("quantity")
+    victims = headline.loc["victims"]
+    nsum_rows = outcome.results["nsum"].estimates.table
+    nsum_victims = nsum_rows[nsum_rows["quantity"] == "victims"].iloc[0]
+    assert victims["estimate"] == nsum_victims["estimate"]
+    assert victims["lower"] < victims["estimate"] < victims["upper"]
+    # prevalence per 100 children is the same estimate on another scale
+    per_100 = headline.loc["victims_per_100_children"]
+    assert per_100["estimate"] == pytest.approx(victims["estimate"] * 100 / 44_600_000, rel=1e-12)
+    assert per_100["upper"] == pytest.approx(victims["upper"] * 100 / 44_600_000, rel=1e-12)
+
+
+def test_failure_mid_run_leaves_the_previous_run_untouched(demo_study, tmp_path, monkeypatch):
+    study = load_study(demo_study)
+    out = tmp_path / "run"
+    pipeline = [("casework", steps.casework_step)]
+    run_study(study, out, steps=pipeline)
+    before = _files(out)
+
+    def broken_report(*args, **kwargs):
+        raise RuntimeError("simulated crash while writing the report")
+
+    monkeypatch.setattr("hiddenpop.report.render_report", broken_report)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_study(study, out, steps=pipeline)
+    assert _files(out) == before  # the previous complete run is still there, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no partial folder left behind
+
+
+def test_failure_in_a_step_leaves_no_folder(demo_study, tmp_path):
+    study = load_study(demo_study)
+
+    def failing_step(context):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C half way
+
+    out = tmp_path / "fresh"
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, steps=[("casework", steps.casework_step), ("boom", failing_step)])
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_cannot_replace_the_study_folder(demo_study):
+    from hiddenpop.errors import ConfigError
+
+    study = load_study(demo_study)
+    with pytest.raises(ConfigError, match="would replace the study's own folder"):
+        run_study(study, demo_study.parent)

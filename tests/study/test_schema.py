@@ -1,0 +1,172 @@
+"""Study-file validation: each kind of mistake gives one clear line (file, table, key, fix) and exit code 2."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hiddenpop.errors import ConfigError
+from hiddenpop.study.schema import load_study
+
+
+@pytest.fixture
+def study_copy(demo_study, tmp_path) -> Path:
+    """A private copy of the demo study folder that a test may edit."""
+    target = tmp_path / "study"
+    shutil.copytree(demo_study.parent, target)
+    return target / "study.toml"
+
+
+def _edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text, f"test setup: {old!r} not in the study file"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_demo_study_is_valid(demo_study):
+    study = load_study(demo_study)
+    assert set(study.combine) == {"victims", "traffickers"}
+    assert study.combine["victims"].groups == ("children_nonlive", "children_live")
+    assert study.degrees["child"].method == "summation" and study.degrees["child"].base == "children"
+    assert study.degrees["adult"].method == "known_population" and len(study.degrees["adult"].groups) == 11
+    assert study.ratios["victims_per_trafficker"].denominator == "traffickers"
+    assert study.suppression_threshold == 5
+    # every input file is listed once, the study file first
+    files = study.input_files()
+    assert files[0] == demo_study.resolve() and len(files) == len(set(files))
+    assert all(f.is_file() for f in files)
+
+
+def test_unknown_key_suggests_the_right_one(study_copy, run_cli):
+    _edit(study_copy, 'suppression_threshold = 5', 'supression_threshold = 5')
+    with pytest.raises(ConfigError) as info:
+        load_study(study_copy)
+    message = str(info.value)
+    assert message.startswith("study.toml, [privacy]: unknown key 'supression_threshold'")
+    assert "did you mean 'suppression_threshold'?" in message
+    completed = run_cli("run", study_copy)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().startswith("error: study.toml, [privacy]: unknown key 'supression_threshold'")
+    assert "Traceback" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_analysis_suggests_the_right_one(study_copy):
+    _edit(study_copy, "[analyses.casework]", "[analyses.casewrk]")
+    with pytest.raises(ConfigError, match=r"\[analyses.casewrk\]: unknown analysis \(did you mean 'casework'\?\)"):
+        load_study(study_copy)
+
+
+def test_missing_file_names_the_key_and_the_fix(study_copy, run_cli):
+    _edit(study_copy, 'file = "data/casework.csv"', 'file = "data/casework_2022.csv"')
+    with pytest.raises(ConfigError) as info:
+        load_study(study_copy)
+    message = str(info.value)
+    assert message.startswith("study.toml, [analyses.casework] key 'file': file not found: data/casework_2022.csv")
+    assert "relative to the study file's folder" in message
+    completed = run_cli("run", study_copy)
+    assert completed.returncode == 2
+    assert "[analyses.casework] key 'file': file not found" in completed.stderr
+
+
+def test_wrong_type_says_what_was_expected(study_copy, run_cli):
+    _edit(study_copy, "bootstrap = 200", 'bootstrap = "200"')
+    with pytest.raises(ConfigError) as info:
+        load_study(study_copy)
+    assert str(info.value) == ("study.toml, [analyses.nsum] key 'bootstrap': expected an integer "
+                               "(rescaled-bootstrap replicates), got a string")
+    completed = run_cli("run", study_copy)
+    assert completed.returncode == 2
+    assert "expected an integer" in completed.stderr
+
+
+def test_booleans_are_not_integers(study_copy):
+    _edit(study_copy, "seed = 7", "seed = true")
+    with pytest.raises(ConfigError, match=r"\[study\] key 'seed': expected an integer .* got true/false"):
+        load_study(study_copy)
+
+
+def test_combination_of_undeclared_hidden_group(study_copy, run_cli):
+    _edit(study_copy, 'groups = ["children_nonlive", "children_live"]',
+          'groups = ["children_nonlive", "children_livestream"]')
+    with pytest.raises(ConfigError) as info:
+        load_study(study_copy)
+    message = str(info.value)
+    assert message.startswith("study.toml, [combine.victims] key 'groups': hidden group 'children_livestream' is "
+                              "not declared (did you mean 'children_live'?)")
+    assert "declared: children_nonlive, children_live, adults_nonlive, adults_live" in message
+    completed = run_cli("run", study_copy)
+    assert completed.returncode == 2
+    assert "hidden group 'children_livestream' is not declared" in completed.stderr
+
+
+def test_combination_mixing_population_bases(study_copy):
+    _edit(study_copy, 'groups = ["adults_nonlive", "adults_live"]', 'groups = ["adults_nonlive", "children_live"]')
+    with pytest.raises(ConfigError, match=r"\[combine.traffickers\] key 'groups': mixes hidden groups scaled to "
+                       r"different population bases \(children, total\)"):
+        load_study(study_copy)
+
+
+def test_ratio_of_undeclared_quantity(study_copy):
+    _edit(study_copy, 'denominator = "traffickers"', 'denominator = "trafickers"')
+    with pytest.raises(ConfigError, match=r"\[ratios.victims_per_trafficker\] key 'denominator': quantity "
+                       r"'trafickers' is not declared \(did you mean 'traffickers'\?\)"):
+        load_study(study_copy)
+
+
+def test_hidden_group_with_undeclared_degree(study_copy):
+    _edit(study_copy, 'degree = "child"\nlabel = "Children used in livestreams"',
+          'degree = "children"\nlabel = "Children used in livestreams"')
+    with pytest.raises(ConfigError, match=r"\[hidden.children_live\] key 'degree': degree 'children' is not "
+                       r"declared \(did you mean 'child'\?\)"):
+        load_study(study_copy)
+
+
+def test_bayes_group_scaled_by_another_degree(study_copy):
+    _edit(study_copy, 'hidden = ["adults_nonlive", "adults_live"]', 'hidden = ["adults_nonlive", "children_live"]')
+    with pytest.raises(ConfigError, match=r"hidden group 'children_live' is scaled by degree 'child', not 'adult'"):
+        load_study(study_copy)
+
+
+def test_missing_required_key(study_copy):
+    _edit(study_copy, "seed = 7\n", "")
+    with pytest.raises(ConfigError, match=r"^study.toml, \[study\]: missing required key 'seed' \(the random seed"):
+        load_study(study_copy)
+
+
+def test_report_log_needs_a_key_file(study_copy):
+    _edit(study_copy, 'key_file = "keys/demo-key.txt"\n', "")
+    with pytest.raises(ConfigError, match=r"\[analyses.report_log\]: reading identifiers needs a pseudonymisation "
+                       "key"):
+        load_study(study_copy)
+
+
+def test_invalid_toml_names_the_line(study_copy, run_cli):
+    _edit(study_copy, "[survey]", "[survey")
+    completed = run_cli("run", study_copy)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: study.toml: not valid TOML (")
+    assert "line" in completed.stderr
+
+
+def test_missing_study_file(run_cli, tmp_path):
+    completed = run_cli("run", tmp_path / "nope.toml")
+    assert completed.returncode == 2
+    assert "nope.toml: study file not found" in completed.stderr
+
+
+def test_population_larger_than_total(study_copy):
+    _edit(study_copy, "children = 44600000", "children = 144600000")
+    with pytest.raises(ConfigError, match=r"\[populations\] key 'children': is larger than 'total'"):
+        load_study(study_copy)
+
+
+def test_examples_study_matches_the_generator():
+    """examples/demo/study.toml is the generator's full-profile output (data paths and settings cannot drift)."""
+    from hiddenpop.study.demo import PROFILES, study_toml
+
+    committed = Path(__file__).resolve().parents[2] / "examples" / "demo" / "study.toml"
+    assert committed.read_text() == study_toml(seed=20220101, spec=PROFILES["full"])
