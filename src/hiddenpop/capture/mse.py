@@ -754,9 +754,11 @@ def mse(
     names = data.names
     selected = [term_name(t, names) for t in selection.order_added]
     main = fit_model(data, (), check=False)
+    conditional = _conditional_interval(data, fit, level, profile)
+    main_conditional = _conditional_interval(data, main, level, profile)
+    warnings.extend(f"selected model: {w}" for w in conditional["warnings"])
 
-    lower = upper = float("nan")
-    interval = "none"
+    lower, upper, interval = conditional["lower"], conditional["upper"], conditional["interval"]
     diagnostics: dict[str, Any] = {}
     if bootstrap > 0:
         models = None
@@ -812,7 +814,10 @@ def mse(
         tables_boot = pd.DataFrame({"replicate": np.arange(bootstrap), "abundance": replicates})
     else:
         tables_boot = None
-        lower, upper, interval = _conditional_interval(data, fit, level, profile, notes)
+        notes.append(
+            f"interval: {interval}; it ignores model-selection uncertainty — use bootstrap for BCa intervals "
+            "that repeat the selection"
+        )
 
     if fit.neg_inf_terms:
         notes.append(
@@ -842,12 +847,18 @@ def mse(
         "aic": fit.aic,
         "bic": fit.bic,
         "interval": interval,
+        "multinomial_estimate": conditional["multinomial"],
+        "conditional_lower": conditional["lower"],
+        "conditional_upper": conditional["upper"],
+        "conditional_interval": conditional["interval"],
     }
     main_row = {
         "quantity": "population",
         "method": "MSE main effects only",
         "estimate": main.abundance,
         "se": main.stderr,
+        "lower": main_conditional["lower"],
+        "upper": main_conditional["upper"],
         "level": level,
         "procedure": "main effects",
         "threshold": None,
@@ -857,7 +868,11 @@ def mse(
         "df": main.df,
         "aic": main.aic,
         "bic": main.bic,
-        "interval": "none",
+        "interval": main_conditional["interval"],
+        "multinomial_estimate": main_conditional["multinomial"],
+        "conditional_lower": main_conditional["lower"],
+        "conditional_upper": main_conditional["upper"],
+        "conditional_interval": main_conditional["interval"],
     }
     tables = {"path": _path_table(selection.path, names)}
     if selection.candidates is not None:
@@ -902,32 +917,34 @@ def _path_table(path: list[dict[str, Any]], names: Sequence[str]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def _conditional_interval(data: ListData, fit: LoglinearFit, level: float, profile: bool, notes: list[str]):
-    """Interval for the selected model taken as fixed: profile likelihood if available, else log-normal."""
-    if profile and not fit.neg_inf_terms:
-        result = _profile_interval(data, fit, level)
-        if result is not None:
-            return result[0], result[1], "profile likelihood (selected model taken as fixed)"
+def _conditional_interval(data: ListData, fit: LoglinearFit, level: float, profile: bool) -> dict[str, Any]:
+    """Interval for one model taken as fixed: profile likelihood (multinomial, Cormack's correction, via
+    :func:`hiddenpop.capture.profile.profile_ci_design` on the extended-MLE face), else log-normal for the
+    unseen count. Returns lower, upper, interval label, the multinomial estimate and warnings."""
+    out: dict[str, Any] = {"multinomial": float("nan"), "warnings": []}
+    if profile and fit.ok:
+        from hiddenpop.capture.profile import profile_ci_design
+
+        finite, _neg_inf, kept = _structure(data, fit.terms)
+        design = design_matrix(data.patterns, finite)[kept][:, 1:]
+        try:
+            result = profile_ci_design(design, data.counts[kept], level, observed=round(data.observed))
+        except ModelError as exc:
+            out["warnings"].append(f"no profile interval ({exc}); log-normal interval used")
+        else:
+            out.update(
+                lower=result.lower,
+                upper=result.upper,
+                multinomial=result.multinomial_abundance,
+                interval="profile likelihood (model taken as fixed)",
+            )
+            out["warnings"].extend(result.warnings)
+            return out
     z = stats.norm.ppf(0.5 + level / 2)
-    sd = math.sqrt(fit.intercept_var)
-    lower = data.observed + math.exp(fit.intercept - z * sd)
-    upper = data.observed + math.exp(fit.intercept + z * sd)
-    notes.append(
-        "interval: log-normal for the unseen count, selected model taken as fixed; use --bootstrap for BCa"
+    sd = math.sqrt(fit.intercept_var) if np.isfinite(fit.intercept_var) else float("nan")
+    out.update(
+        lower=data.observed + math.exp(fit.intercept - z * sd),
+        upper=data.observed + math.exp(fit.intercept + z * sd),
+        interval="log-normal unseen count (model taken as fixed)",
     )
-    return lower, upper, "log-normal unseen count (selected model taken as fixed)"
-
-
-def _profile_interval(data: ListData, fit: LoglinearFit, level: float):
-    """Profile-likelihood interval from the closed-models engine, when it is installed (else None)."""
-    try:
-        from hiddenpop.capture import profile as profile_module  # noqa: F401
-    except ImportError:
-        return None
-    return _profile_adapter(data, fit, level)
-
-
-def _profile_adapter(
-    data: ListData, fit: LoglinearFit, level: float
-):  # pragma: no cover - filled when engine lands
-    return None
+    return out
