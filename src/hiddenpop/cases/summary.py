@@ -205,13 +205,14 @@ def _looks_like_free_text(values: list[str | None]) -> bool:
         return False
     distinct = len(set(present))
     mean_length = sum(len(v) for v in present) / len(present)
-    return distinct > 0.8 * len(present) and mean_length > 25
+    return distinct > 0.8 * len(present) and mean_length > 15
 
 
 def _complementary(published: pd.DataFrame, group: list[str], count: str, dependents: list[str]) -> int:
     """Suppress a second cell in every group where exactly one cell is suppressed (returns cells added)."""
     added = 0
-    for _, index in published.groupby(group, sort=False, dropna=False).groups.items():
+    keys = group[0] if len(group) == 1 else group
+    for _, index in published.groupby(keys, sort=False, dropna=False).groups.items():
         rows = published.loc[index]
         hidden = rows[count].isna() & rows["suppressed"]
         if int(hidden.sum()) != 1:

@@ -165,7 +165,7 @@ def estimate_share(positive: int, negative: int, unknown: int = 0, *, level: flo
     )
 
 
-def _total_draws(
+def total_draws(
     rng: np.random.Generator,
     draws: int,
     total: float,
@@ -176,6 +176,8 @@ def _total_draws(
     total_level: float,
     distribution: str,
 ) -> np.ndarray:
+    """Draws of the total from its sampling distribution (log-normal or normal) matched to the estimate's
+    interval (``mu = (log L + log U) / 2``, ``sigma = (log U - log L) / (2 z)``) or standard error."""
     if not (math.isfinite(total) and total > 0):
         raise ConfigError(f"total must be a positive number (got {total!r})")
     has_ci = total_lower is not None or total_upper is not None
@@ -207,6 +209,18 @@ def _total_draws(
     raise ConfigError(f"distribution must be 'lognormal' or 'normal' (got {distribution!r})")
 
 
+def propagate_share(
+    total_sample: np.ndarray, positive: int, negative: int, rng: np.random.Generator, *, level: float = 0.95
+) -> tuple[np.ndarray, float, float]:
+    """Multiply total draws by Jeffreys-posterior share draws ``Beta(x + 1/2, y + 1/2)``; returns the product
+    draws and their equal-tailed percentile interval at ``level``."""
+    share = rng.beta(positive + 0.5, negative + 0.5, size=len(total_sample))
+    product = total_sample * share
+    alpha = 1.0 - level
+    lower, upper = np.quantile(product, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return product, float(lower), float(upper)
+
+
 def combine_with_total(
     positive: int,
     negative: int,
@@ -231,7 +245,7 @@ def combine_with_total(
         raise ConfigError(f"draws must be at least 1000 for stable percentiles (got {draws})")
     share = estimate_share(positive, negative, unknown, level=level)
     rng = np.random.default_rng(seed)
-    n_total = _total_draws(
+    n_total = total_draws(
         rng,
         draws,
         total,
@@ -249,7 +263,6 @@ def combine_with_total(
             "distribution; use --total-dist lognormal"
         )
     n = positive + negative + unknown
-    alpha = 1.0 - level
     scenarios = [
         (
             "share_mar",
@@ -271,9 +284,7 @@ def combine_with_total(
     for name, label, a, b, p_hat in scenarios:
         if a + b == 0:
             continue
-        p = rng.beta(a + 0.5, b + 0.5, size=draws)
-        product = n_total * p
-        lo, hi = np.quantile(product, [alpha / 2.0, 1.0 - alpha / 2.0])
+        product, lo, hi = propagate_share(n_total, a, b, rng, level=level)
         rows.append(
             {
                 "quantity": "positive_total",

@@ -23,6 +23,11 @@ from hiddenpop.results import Estimates
 PSEUDONYM_PATTERN = re.compile(rf"^[0-9a-f]{{{PSEUDONYM_HEX_CHARS}}}$")
 
 
+def draw_distinct(population: int, n: int, seed: int) -> np.ndarray:
+    """Positions of ``n`` of ``population`` sorted distinct units, simple random sampling without replacement."""
+    return np.random.default_rng(seed).choice(population, size=n, replace=False)
+
+
 def sample_units(
     frame: pd.DataFrame,
     *,
@@ -73,8 +78,7 @@ def sample_units(
         raise ConfigError(
             f"sample size {n} exceeds the {population} distinct units in the frame; review them all"
         )
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(population, size=n, replace=False)
+    picked = draw_distinct(population, n, seed)
     sample = pd.DataFrame(
         {
             "unit": reports.index.to_numpy()[picked],
