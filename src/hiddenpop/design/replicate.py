@@ -79,9 +79,9 @@ class ReplicateFactors:
             values = values[:, None]
         if weights is not None:
             values = values * np.asarray(weights, dtype=float)[:, None]
-        totals = np.zeros((self.n_psu, values.shape[1]))
-        np.add.at(totals, self.psu_index, values)
-        return totals
+        return np.column_stack(
+            [np.bincount(self.psu_index, weights=values[:, j], minlength=self.n_psu) for j in range(values.shape[1])]
+        )
 
     def replicate_totals(self, values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Replicate totals (R, m) of sum_i w_i f_{psu(i),r} v_im, computed through PSU totals."""
@@ -91,7 +91,10 @@ class ReplicateFactors:
 def _codes(labels: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     if labels is None:
         return np.zeros(n, dtype=np.int64), np.array(["(all)"], dtype=object)
-    uniques, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    values = np.asarray(labels)
+    if not np.issubdtype(values.dtype, np.number):
+        values = values.astype(str)
+    uniques, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int64), uniques
 
 

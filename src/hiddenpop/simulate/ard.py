@@ -107,6 +107,34 @@ class SimulatedARD:
     known_table: pd.DataFrame
 
 
+@dataclass
+class SimulatedArrays:
+    """Raw simulated arrays: counts (n x K, columns ``groups``), design and truth."""
+
+    counts: np.ndarray
+    groups: list[str]
+    hidden: list[str]
+    known: list[str]
+    extra: list[str]
+    weights: np.ndarray
+    stratum: np.ndarray
+    psu: np.ndarray
+    clustered: bool
+    design_weights: bool
+    truth: ARDTruth
+
+    def frame(self) -> pd.DataFrame:
+        """The survey table as a fieldwork file would hold it."""
+        n = len(self.counts)
+        frame = pd.DataFrame({"respondent": np.arange(1, n + 1)})
+        frame["stratum"] = [f"S{h + 1:02d}" for h in self.stratum]
+        frame["psu"] = [f"P{c + 1:03d}" for c in self.psu]
+        frame["weight"] = self.weights
+        for j, g in enumerate(self.groups):
+            frame[g] = self.counts[:, j]
+        return frame
+
+
 def _per_group(value: float | Mapping[str, float] | None, groups: list[str], name: str) -> dict[str, float] | None:
     if value is None:
         return None
@@ -118,7 +146,7 @@ def _per_group(value: float | Mapping[str, float] | None, groups: list[str], nam
     return {g: float(value) for g in groups}
 
 
-def simulate_ard(
+def simulate_ard_arrays(
     known_sizes: Mapping[str, float],
     hidden_sizes: Mapping[str, float],
     population: float,
@@ -135,32 +163,12 @@ def simulate_ard(
     design_weights: bool = True,
     extra_groups: Mapping[str, float] | None = None,
     seed: int,
-) -> SimulatedARD:
-    """Draw an ARD survey with known truth (see the module docstring for the model).
+) -> SimulatedArrays:
+    """The arrays behind :func:`simulate_ard`, without building tables (fast, for simulation studies).
 
-    Parameters
-    ----------
-    known_sizes, hidden_sizes:
-        True sizes N_k of the known and hidden groups.
-    population:
-        Total population N.
-    n_respondents, n_strata, n_psu:
-        Sample size and design. ``n_psu`` must be a multiple of ``n_strata`` and divide ``n_respondents``;
-        ``None`` means every respondent is their own PSU (no clustering).
-    degree_mu, degree_sigma:
-        Log-normal degree parameters (Maltiel et al.'s prior range is mu in (3, 8), sigma in (0.25, 2)).
-    barrier_rho:
-        Beta dispersion rho_k in (0, 1) for every group (a number) or per group (a mapping); ``None`` = random
-        mixing.
-    transmission:
-        tau_k in (0, 1] for hidden groups (a number for all or a mapping); ``None`` = perfect transmission.
-    psu_sd, stratum_degree_sd:
-        Cluster heterogeneity of hidden-group exposure and stratum shifts of mean log-degree.
-    extra_groups:
-        Further groups answered by respondents (e.g. child age bands with their sizes) that are neither known
-        nor hidden in the returned ARD; they appear in ``frame`` and in ``truth.settings['extra_groups']``.
-    seed:
-        Seed for ``numpy.random.default_rng``; same seed, same survey.
+    Same arguments and same random stream as :func:`simulate_ard`: with the same seed, ``counts`` equals the
+    group columns of ``simulate_ard(...).frame``.
+
     """
     rng = np.random.default_rng(seed)
     known = {str(k): float(v) for k, v in known_sizes.items()}
@@ -223,24 +231,6 @@ def simulate_ard(
     if design_weights and n_psu is not None:
         weights = weights * rng.uniform(0.8, 1.2, n_psu_eff)[psu_index]
 
-    frame = pd.DataFrame({"respondent": np.arange(1, n_respondents + 1)})
-    frame["stratum"] = [f"S{h + 1:02d}" for h in stratum_index]
-    frame["psu"] = [f"P{c + 1:03d}" for c in psu_index]
-    frame["weight"] = weights
-    for j, g in enumerate(groups):
-        frame[g] = counts[:, j]
-    known_table = pd.DataFrame({"group": list(known), "size": list(known.values())})
-    ard = ARD.from_frame(
-        frame.drop(columns=list(extra)),
-        known=known_table,
-        population=population,
-        hidden=list(hidden),
-        weights="weight" if design_weights else None,
-        strata="stratum" if n_strata > 1 else None,
-        psu="psu" if n_psu is not None else None,
-        id_column="respondent",
-        source="simulated survey",
-    )
     truth = ARDTruth(
         population=float(population),
         known_sizes=pd.Series(known, dtype=float),
@@ -261,7 +251,98 @@ def simulate_ard(
             "seed": seed,
         },
     )
-    return SimulatedARD(ard=ard, truth=truth, frame=frame, known_table=known_table)
+    return SimulatedArrays(
+        counts=counts,
+        groups=groups,
+        hidden=list(hidden),
+        known=list(known),
+        extra=list(extra),
+        weights=weights,
+        stratum=stratum_index,
+        psu=psu_index,
+        clustered=n_psu is not None,
+        design_weights=design_weights,
+        truth=truth,
+    )
+
+
+
+def simulate_ard(
+    known_sizes: Mapping[str, float],
+    hidden_sizes: Mapping[str, float],
+    population: float,
+    *,
+    n_respondents: int = 1_000,
+    degree_mu: float = 5.0,
+    degree_sigma: float = 0.8,
+    barrier_rho: float | Mapping[str, float] | None = None,
+    transmission: float | Mapping[str, float] | None = None,
+    n_strata: int = 1,
+    n_psu: int | None = None,
+    psu_sd: float = 0.0,
+    stratum_degree_sd: float = 0.0,
+    design_weights: bool = True,
+    extra_groups: Mapping[str, float] | None = None,
+    seed: int,
+) -> SimulatedARD:
+    """Draw an ARD survey with known truth (see the module docstring for the model).
+
+    Parameters
+    ----------
+    known_sizes, hidden_sizes:
+        True sizes N_k of the known and hidden groups.
+    population:
+        Total population N.
+    n_respondents, n_strata, n_psu:
+        Sample size and design. ``n_psu`` must be a multiple of ``n_strata`` and divide ``n_respondents``;
+        ``None`` means every respondent is their own PSU (no clustering).
+    degree_mu, degree_sigma:
+        Log-normal degree parameters (Maltiel et al.'s prior range is mu in (3, 8), sigma in (0.25, 2)).
+    barrier_rho:
+        Beta dispersion rho_k in (0, 1) for every group (a number) or per group (a mapping); ``None`` = random
+        mixing.
+    transmission:
+        tau_k in (0, 1] for hidden groups (a number for all or a mapping); ``None`` = perfect transmission.
+    psu_sd, stratum_degree_sd:
+        Cluster heterogeneity of hidden-group exposure and stratum shifts of mean log-degree.
+    extra_groups:
+        Further groups answered by respondents (e.g. child age bands with their sizes) that are neither known
+        nor hidden in the returned ARD; they appear in ``frame`` and in ``truth.settings['extra_groups']``.
+    seed:
+        Seed for ``numpy.random.default_rng``; same seed, same survey.
+    """
+    arrays = simulate_ard_arrays(
+        known_sizes,
+        hidden_sizes,
+        population,
+        n_respondents=n_respondents,
+        degree_mu=degree_mu,
+        degree_sigma=degree_sigma,
+        barrier_rho=barrier_rho,
+        transmission=transmission,
+        n_strata=n_strata,
+        n_psu=n_psu,
+        psu_sd=psu_sd,
+        stratum_degree_sd=stratum_degree_sd,
+        design_weights=design_weights,
+        extra_groups=extra_groups,
+        seed=seed,
+    )
+    frame = arrays.frame()
+    known = arrays.truth.known_sizes
+    known_table = pd.DataFrame({"group": list(known.index), "size": list(known.to_numpy())})
+    ard = ARD.from_frame(
+        frame.drop(columns=arrays.extra),
+        known=known_table,
+        population=population,
+        hidden=arrays.hidden,
+        weights="weight" if design_weights else None,
+        strata="stratum" if n_strata > 1 else None,
+        psu="psu" if arrays.clustered else None,
+        id_column="respondent",
+        source="simulated survey",
+    )
+    return SimulatedARD(ard=ard, truth=arrays.truth, frame=frame, known_table=known_table)
 
 
 def simulate_study2_ard(
