@@ -93,7 +93,10 @@ def _lit(value: Any) -> str:
 
 
 def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str, str]:
-    """Count rows through every step on the ``staged`` table; return (audit, keep condition SQL, unit SQL)."""
+    """Count rows through every step on the ``staged`` table; return (audit, keep condition SQL, unit SQL).
+
+    ``staged`` has one row per (code, local_day, flags) with the number of report rows ``n``.
+    """
     steps: list[tuple[str, str, str]] = [
         ("missing_identifier", "code IS NOT NULL", "identifier missing or an unknown token"),
         ("missing_timestamp", "has_time", "timestamp missing"),
@@ -101,7 +104,7 @@ def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str, str]
     if rules.exclude_ipv6:
         steps.append(("ipv6", "NOT ipv6", "IPv6 identifier excluded (IPv4 study)"))
     if rules.country is not None:
-        steps.append(("country", f"coalesce(country = upper({_lit(rules.country.strip())}), false)",
+        steps.append(("country", "country_ok",
                       f"country is not {rules.country.strip().upper()} or is missing"))
     if rules.start is not None or rules.end is not None:
         low = f"local_day >= DATE {_lit(rules.start)}" if rules.start is not None else "true"
@@ -109,18 +112,18 @@ def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str, str]
         steps.append(("date_range", f"({low} AND {high})",
                       f"outside {rules.start or '...'} to {rules.end or '...'} ({rules.timezone} days)"))
     for i, (column, value) in enumerate(rules.exclude):
-        steps.append((f"exclude {column}={value}", f"NOT coalesce(flag_{i} = {_lit(value)}, false)",
+        steps.append((f"exclude {column}={value}", f"NOT flag_{i}",
                       f"category {value!r} of column {column!r} excluded"))
     unit = {"day": "local_day", "week": "date_trunc('week', local_day)", "none": None}[rules.dedupe]
     conditions = []
-    selects = ["count(*)"]
+    selects = ["coalesce(sum(n), 0)"]
     for _name, condition, _reason in steps:
         conditions.append(condition)
-        selects.append(f"count(*) FILTER (WHERE {' AND '.join(conditions)})")
+        selects.append(f"coalesce(sum(n) FILTER (WHERE {' AND '.join(conditions)}), 0)")
     keep_sql = " AND ".join(conditions) if conditions else "true"
     if unit is not None:
         selects.append(f"count(DISTINCT (code, {unit})) FILTER (WHERE {keep_sql})")
-    counts = con.execute(f"SELECT {', '.join(selects)} FROM staged").fetchone()
+    counts = con.execute(f"SELECT {', '.join(selects)} FROM staged").fetchall()[0]
     rows = [{"step": "read", "rows_in": counts[0], "rows_out": counts[0], "removed": 0,
              "reason": "rows read from the input files"}]
     previous = counts[0]

@@ -235,28 +235,39 @@ def read_events(
     local_day = f"CAST(timezone({_literal(rules.timezone)}, {parsed}) AS DATE)"
     extra_select = []
     if rules.country_column:
-        extra_select.append(f"upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) AS country")
-    for i, (column, _value) in enumerate(rules.exclude):
-        extra_select.append(f"trim(CAST({_quote(column)} AS VARCHAR)) AS flag_{i}")
+        target = _literal(rules.country.strip().upper())
+        extra_select.append(
+            f"coalesce(upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) = {target}, false) AS country_ok"
+        )
+    for i, (column, value) in enumerate(rules.exclude):
+        extra_select.append(f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}")
     extra = (", " + ", ".join(extra_select)) if extra_select else ""
-    # One query: the raw identifier exists only inside it. Distinct identifiers are hashed once each.
+    names = "".join(f", rows.{item.rsplit(' AS ', 1)[1]}" for item in extra_select)
+    # One query; the raw identifier exists only inside it. The source is scanned twice (distinct identifiers,
+    # then every row) so nothing but the distinct identifiers is held; each is hashed once by the UDF and
+    # replaced by a dense code. Rows are aggregated to one row per (code, day, flags) with a row count n.
     try:
         con.execute(
             f"""
             CREATE TEMP TABLE staged AS
-            WITH src AS MATERIALIZED (
+            WITH ids AS (
+                SELECT DISTINCT {ident} AS ident FROM {source} WHERE {valid_ident}
+            ),
+            coded AS (
+                SELECT ident, contains(ident, ':') AS ipv6,
+                       CAST(row_number() OVER (ORDER BY {PSEUDONYM_FUNCTION}(ident)) - 1 AS INTEGER) AS code
+                FROM ids
+            )
+            SELECT coded.code, coalesce(coded.ipv6, false) AS ipv6, rows.has_time, rows.local_day{names},
+                   count(*) AS n
+            FROM (
                 SELECT CASE WHEN {valid_ident} THEN {ident} END AS ident,
                        {time_text} IS NOT NULL AS has_time,
                        {local_day} AS local_day{extra}
                 FROM {source}
-            ),
-            ids AS (SELECT DISTINCT ident FROM src WHERE ident IS NOT NULL),
-            hashed AS (SELECT ident, {PSEUDONYM_FUNCTION}(ident) AS pseudonym,
-                              contains(ident, ':') AS ipv6 FROM ids),
-            coded AS (SELECT ident, pseudonym, ipv6,
-                             CAST(row_number() OVER (ORDER BY pseudonym) - 1 AS INTEGER) AS code FROM hashed)
-            SELECT coded.code, coded.ipv6, src.has_time, src.local_day{_names(rules)}
-            FROM src LEFT JOIN coded ON src.ident = coded.ident
+            ) AS rows
+            LEFT JOIN coded ON rows.ident = coded.ident
+            GROUP BY ALL
             """
         )
     except Exception as exc:
@@ -264,13 +275,13 @@ def read_events(
             f"{files[0]}: DuckDB could not read or pseudonymise the report log ({type(exc).__name__}); "
             "check the column mapping and file format"
         ) from None
-    bad_time = con.execute("SELECT count(*) FROM staged WHERE has_time AND local_day IS NULL").fetchone()[0]
+    bad_time = con.execute("SELECT coalesce(sum(n), 0) FROM staged WHERE has_time AND local_day IS NULL").fetchall()[0][0]
     if bad_time:
         _raise_bad_timestamp(con, files, source, time, bad_time)
     audit, keep_sql, _unit = audit_steps(con, rules)
     origin_row = con.execute(
         f"SELECT min(local_day), max(local_day) FROM staged WHERE {keep_sql}"
-    ).fetchone()
+    ).fetchall()[0]
     notes: list[str] = []
     if origin_row[0] is None:
         raise DataError(
@@ -288,7 +299,7 @@ def read_events(
     con.execute("DROP TABLE staged")
     n_pairs, n_ids, first_day, last_day = con.execute(
         "SELECT count(*), count(DISTINCT code), min(day), max(day) FROM pairs"
-    ).fetchone()
+    ).fetchall()[0]
     if rules.end is not None:
         last_day = max(int(last_day), int((pd.Timestamp(rules.end) - pd.Timestamp(origin)).days))
     if rules.start is not None:
@@ -297,14 +308,6 @@ def read_events(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
     )
-
-
-def _names(rules: CleaningRules) -> str:
-    names = []
-    if rules.country_column:
-        names.append("src.country")
-    names += [f"src.flag_{i}" for i in range(len(rules.exclude))]
-    return (", " + ", ".join(names)) if names else ""
 
 
 def _raise_bad_timestamp(con, files: list[str], source: str, time: str, count: int) -> None:

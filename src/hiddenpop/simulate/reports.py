@@ -72,7 +72,8 @@ class ReportStream:
     def _select_sql(self, con) -> str:
         con.register("raw", pd.DataFrame({
             "report_id": np.arange(1, self.n_rows + 1, dtype=np.int64), "ix": self.identifier_index.astype(np.int64),
-            "seconds": self.seconds, "country": self.country, "category": self.category, "v6": self.ipv6,
+            "seconds": self.seconds, "country": pd.Categorical(self.country),
+            "category": pd.Categorical(self.category), "v6": self.ipv6,
         }))
         salt = _salt(self.seed)
         offset = f"{'+' if self.utc_offset_hours >= 0 else '-'}{abs(self.utc_offset_hours):02d}:00"
@@ -82,7 +83,7 @@ class ReportStream:
                         ELSE strftime(TIMESTAMP '{self.origin} 00:00:00' + to_seconds(CAST(seconds AS BIGINT)),
                                       '%Y-%m-%dT%H:%M:%S') || '{offset}' END AS time,
                    {_address_sql('ix', 'v6', salt)} AS ip,
-                   country, category
+                   CAST(country AS VARCHAR) AS country, CAST(category AS VARCHAR) AS category
             FROM raw
         """
 

@@ -1,0 +1,165 @@
+"""Benchmark: report logs -> rolling M_th Chao series at tipline scale.
+
+Default: 20 million report rows, 2 million identifiers, four years, daily-step windows of four 1-week
+occasions (about 1,430 windows), estimator Mth Chao (LB). Prints, for the whole pipeline (read + pseudonymise +
+clean + history counts per window + one model fit per window) wall time, peak RSS and rows/s, next to the time
+DuckDB alone needs to scan the same Parquet file and group it by (identifier, day) (the floor).
+
+Each stage runs in its own subprocess so peak RSS is that stage's own. Data are generated into a temporary
+folder (or ``--workdir``) by :func:`hiddenpop.simulate.reports.simulate_reports`.
+
+    .venv/bin/python benchmarks/events_rolling.py                      # 20M rows
+    .venv/bin/python benchmarks/events_rolling.py --rows 200000000 --files 40 --memory-limit 3GB
+                                                                       # streaming, bounded memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DAYS = 1461
+
+
+def generate(workdir: Path, rows: int, identifiers: int, files: int, seed: int) -> list[str]:
+    import numpy as np
+
+    from hiddenpop.simulate.reports import simulate_reports
+
+    # closed population of `identifiers`, log-normal report rates (sdlog 1) tuned to give about `rows` rows
+    median = rows / (identifiers * DAYS * math.exp(0.5))
+    paths: list[str] = []
+    per_chunk = max(1, math.ceil(rows / 25_000_000))
+    for chunk in range(per_chunk):
+        stream = simulate_reports(
+            initial=identifiers // per_chunk, days=DAYS, rate_median=median, rate_sdlog=1.0,
+            missing_identifier=1000, foreign=1000, flagged=1000, seed=seed + chunk,
+        )
+        if per_chunk > 1:  # distinct identifiers per chunk
+            stream.identifier_index = np.where(stream.identifier_index >= 0,
+                                               stream.identifier_index + chunk * 50_000_000, -1)
+        k = max(1, files // per_chunk)
+        written = stream.write(workdir / f"reports_{chunk:03d}.parquet", files=k)
+        paths.extend(str(p) for p in written)
+        del stream
+    return paths
+
+
+def stage_floor(paths: list[str]) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    listing = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+    t0 = time.perf_counter()
+    groups = con.execute(
+        f"SELECT count(*) FROM (SELECT ip, CAST(TRY_CAST(time AS TIMESTAMPTZ) AS DATE) AS day "
+        f"FROM read_parquet({listing}) GROUP BY ALL)"
+    ).fetchone()[0]
+    return {"seconds": time.perf_counter() - t0, "groups": int(groups)}
+
+
+def stage_pipeline(paths: list[str], memory_limit: str | None, temp_dir: str | None, estimator: str) -> dict:
+    from hiddenpop.capture.cleaning import CleaningRules
+    from hiddenpop.capture.events import read_events
+    from hiddenpop.capture.rolling import rolling_series, window_counts
+    from hiddenpop.privacy import Pseudonymiser
+
+    key = Pseudonymiser(os.urandom(32))
+    rules = CleaningRules(country_column="country", country="PH", exclude=[("category", "viral")],
+                          timezone="Asia/Manila")
+    timings = {}
+    t0 = time.perf_counter()
+    log = read_events(paths, identifier="ip", time="time", key=key, rules=rules, memory_limit=memory_limit,
+                      temp_directory=temp_dir)
+    timings["ingest_clean_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    plan, counts = window_counts(log, occasion="7D", occasions=4, step="1D")
+    timings["history_counts_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    result = rolling_series(counts, plan, log.origin, estimator=estimator, base=5_485_000, audit=log.audit)
+    timings["estimation_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    series = result.tables["series"]
+    return {
+        **timings, "rows": int(log.audit["rows_in"].iloc[0]), "pairs": log.n_pairs,
+        "identifiers": log.n_identifiers, "windows": plan.n_windows,
+        "not_estimable": int(series["estimate"].isna().sum()),
+        "median_estimate": float(series["estimate"].median()),
+    }
+
+
+def run_stage(name: str, args: argparse.Namespace, paths: list[str]) -> dict:
+    """Run a stage in a subprocess; returns its JSON result plus its own peak RSS."""
+    cmd = [sys.executable, __file__, "--stage", name, "--paths-json", json.dumps(paths),
+           "--estimator", args.estimator]
+    if args.memory_limit:
+        cmd += ["--memory-limit", args.memory_limit]
+    if args.temp_dir:
+        cmd += ["--temp-dir", args.temp_dir]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"stage {name} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_wall_s"] = wall
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=20_000_000)
+    parser.add_argument("--identifiers", type=int, default=None, help="default rows / 10")
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 3GB (spills beyond)")
+    parser.add_argument("--temp-dir", default=None)
+    parser.add_argument("--estimator", default="Mth Chao (LB)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--paths-json", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.stage:
+        paths = json.loads(args.paths_json)
+        if args.stage == "floor":
+            out = stage_floor(paths)
+        else:
+            out = stage_pipeline(paths, args.memory_limit, args.temp_dir, args.estimator)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return
+
+    identifiers = args.identifiers or args.rows // 10
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        workdir = Path(tmp)
+        t0 = time.perf_counter()
+        paths = generate(workdir, args.rows, identifiers, args.files, args.seed)
+        size = sum(Path(p).stat().st_size for p in paths) / 1e6
+        print(f"generated {len(paths)} Parquet file(s), {size:,.0f} MB in {time.perf_counter() - t0:,.1f} s")
+        floor = run_stage("floor", args, paths)
+        pipe = run_stage("pipeline", args, paths)
+    rows = pipe["rows"]
+    print(f"rows {rows:,}  identifiers {pipe['identifiers']:,}  (identifier, day) pairs {pipe['pairs']:,}  "
+          f"windows {pipe['windows']:,}  (not estimable {pipe['not_estimable']})")
+    print(f"DuckDB alone (scan + group by identifier, day): {floor['seconds']:7.1f} s   "
+          f"peak RSS {floor['peak_rss_mb']:,.0f} MB")
+    print(f"pipeline end to end ({args.estimator}):        {pipe['total_s']:7.1f} s   "
+          f"peak RSS {pipe['peak_rss_mb']:,.0f} MB   {rows / pipe['total_s']:,.0f} rows/s")
+    print(f"  ingest + pseudonymise + clean {pipe['ingest_clean_s']:.1f} s | history counts per window "
+          f"{pipe['history_counts_s']:.1f} s | estimation {pipe['estimation_s']:.1f} s | "
+          f"ratio to floor {pipe['total_s'] / floor['seconds']:.1f}x")
+    print(f"(process wall incl. interpreter start: {pipe['process_wall_s']:.1f} s; timings on a shared machine "
+          "are pessimistic)")
+
+
+if __name__ == "__main__":
+    main()
