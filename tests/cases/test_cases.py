@@ -212,12 +212,13 @@ def test_missing_codes_and_numeric_missing():
 
 
 def test_cases_cli(run_cli, capsys, tmp_path):
-    done = run_cli(
+    code, stdout, err = run_main(
+        capsys,
         "cases",
         "summarize",
-        EXAMPLES / "cases.csv",
+        str(EXAMPLES / "cases.csv"),
         "--codebook",
-        EXAMPLES / "codebook.csv",
+        str(EXAMPLES / "codebook.csv"),
         "--by",
         "source",
         "--crosstab",
@@ -225,9 +226,9 @@ def test_cases_cli(run_cli, capsys, tmp_path):
         "--format",
         "json",
     )
-    assert done.returncode == 0, done.stderr
-    assert "synthetic note text" not in done.stdout and "C001" not in done.stdout
-    payload = json.loads(done.stdout)
+    assert code == 0, err
+    assert "synthetic note text" not in stdout and "C001" not in stdout
+    payload = json.loads(stdout)
     roles = {row["role"] for row in payload["estimates"]}
     assert roles == {"case", "victim", "trafficker", "customer", "offending_process"}
     for rows in (payload["estimates"], payload["tables"]["crosstabs"]):

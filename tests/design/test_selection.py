@@ -229,10 +229,11 @@ def test_select_cli_csv_and_errors(run_cli, tmp_path, capsys):
     frame = make_frame()
     path = tmp_path / "frame.csv"
     frame.to_csv(path, index=False)
-    done = run_cli(
+    code, _, err = run_main(
+        capsys,
         "design",
         "select",
-        path,
+        str(path),
         "--stratum",
         "region",
         "--psu",
@@ -248,11 +249,11 @@ def test_select_cli_csv_and_errors(run_cli, tmp_path, capsys):
         "--format",
         "csv",
         "--out",
-        tmp_path / "sel.csv",
+        str(tmp_path / "sel.csv"),
         "--reserves-out",
-        tmp_path / "reserves.csv",
+        str(tmp_path / "reserves.csv"),
     )
-    assert done.returncode == 0, done.stderr
+    assert code == 0, err
     selection = pd.read_csv(tmp_path / "sel.csv")
     assert {"pi_psu", "pi_within", "pi_overall", "design_weight"} <= set(selection.columns)
     assert len(selection) == 9 and len(pd.read_csv(tmp_path / "reserves.csv")) == 9

@@ -220,10 +220,11 @@ def test_count_reviews_validation():
 
 
 def test_review_cli(run_cli, tmp_path, capsys):
-    done = run_cli(
+    code, stdout, err = run_main(
+        capsys,
         "review",
         "estimate",
-        EXAMPLES / "reviews.csv",
+        str(EXAMPLES / "reviews.csv"),
         "--positive",
         "livestream",
         "--negative",
@@ -243,8 +244,8 @@ def test_review_cli(run_cli, tmp_path, capsys):
         "--format",
         "json",
     )
-    assert done.returncode == 0, done.stderr
-    payload = json.loads(done.stdout)
+    assert code == 0, err
+    payload = json.loads(stdout)
     quantities = {row["quantity"] for row in payload["estimates"]}
     assert {"share", "share_bounds", "positive_total"} <= quantities and payload["seed"] == 7
     failed = run_cli(
@@ -292,3 +293,24 @@ def test_review_cli(run_cli, tmp_path, capsys):
         "csv",
     )
     assert code == 0 and "10.1.1" not in out and out.startswith("unit,reports,inclusion_probability")
+
+
+def test_imbens_manski_interval_limits():
+    from scipy import stats
+
+    from hiddenpop.review.proportion import imbens_manski_interval
+
+    # no unknowns: the ordinary two-sided Wald interval
+    lower, upper = imbens_manski_interval(30, 0, 100)
+    half = stats.norm.ppf(0.975) * np.sqrt(0.3 * 0.7 / 100)
+    assert (lower, upper) == pytest.approx((0.3 - half, 0.3 + half))
+    # far-apart bounds: one-sided critical value on each side
+    lower, upper = imbens_manski_interval(100, 600, 1000)
+    z1 = stats.norm.ppf(0.95)
+    assert lower == pytest.approx(0.1 - z1 * np.sqrt(0.1 * 0.9 / 1000), rel=1e-6)
+    assert upper == pytest.approx(0.7 + z1 * np.sqrt(0.7 * 0.3 / 1000), rel=1e-6)
+    # and it is inside the conservative outer-limits region
+    result = estimate_share(100, 300, 600)
+    outer = result.get("share_bounds", "Manski bounds, Wilson outer limits")
+    inner = result.get("share_bounds", "Imbens-Manski interval for the share")
+    assert outer["lower"] < inner["lower"] and inner["upper"] < outer["upper"]

@@ -11,8 +11,8 @@ Worst/best-case bounds (Manski 1989, 2003)
     negative, all unknowns positive). Its width is exactly the unknown share ``u / n``: with 80% unknown (as in
     Study 1) the bounds span 0.8 and say little, which is the honest answer. A confidence region covering the
     whole identification region with probability at least ``1 - alpha`` is ``[L(x, n), U(x + u, n)]`` where
-    ``L``/``U`` are the lower/upper limits of two-sided ``1 - alpha`` intervals (conservative; Imbens and
-    Manski 2004 give a narrower interval for the parameter itself).
+    ``L``/``U`` are the lower/upper limits of two-sided ``1 - alpha`` intervals (conservative). The Imbens and
+    Manski (2004) interval covers the share itself and is narrower when the bounds are far apart.
 
 Wilson score interval (Wilson 1927)
     ``(x + z^2/2) / (n + z^2) +/- z / (n + z^2) * sqrt(x (n - x) / n + z^2 / 4)``; good coverage even for
@@ -85,6 +85,29 @@ def clopper_pearson_interval(x: int, n: int, level: float = 0.95) -> tuple[float
 INTERVALS = {"Wilson": wilson_interval, "Clopper-Pearson": clopper_pearson_interval}
 
 
+def imbens_manski_interval(positive: int, unknown: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Imbens and Manski (2004) interval covering the *share itself* (not the whole bound interval).
+
+    With bound estimates ``l = x / n``, ``u = (x + unknown) / n``, standard errors ``s_l``, ``s_u`` (binomial)
+    and ``s = max(s_l, s_u)``, the interval is ``[l - c s_l, u + c s_u]`` where ``c`` solves
+    ``Phi(c + (u - l) / s) - Phi(-c) = level``: ``c`` is the two-sided ``z`` when the bounds coincide and tends to
+    the one-sided ``z`` as they separate. Normal approximation, so use it only with several positives and
+    negatives; clipped to [0, 1].
+    """
+    from scipy.optimize import brentq
+
+    _z(level)
+    lower_share, upper_share = positive / n, (positive + unknown) / n
+    se_lower = math.sqrt(lower_share * (1 - lower_share) / n)
+    se_upper = math.sqrt(upper_share * (1 - upper_share) / n)
+    scale = max(se_lower, se_upper)
+    if scale == 0:
+        return lower_share, upper_share
+    gap = (upper_share - lower_share) / scale
+    c = brentq(lambda c: stats.norm.cdf(c + gap) - stats.norm.cdf(-c) - level, 0.0, 10.0)
+    return max(0.0, lower_share - c * se_lower), min(1.0, upper_share + c * se_upper)
+
+
 def estimate_share(positive: int, negative: int, unknown: int = 0, *, level: float = 0.95) -> Estimates:
     """Share positive under MAR and as worst/best-case bounds, each with Wilson and Clopper-Pearson intervals.
 
@@ -146,6 +169,21 @@ def estimate_share(positive: int, negative: int, unknown: int = 0, *, level: flo
                 "denominator": n,
             }
         )
+    im_lower, im_upper = imbens_manski_interval(positive, unknown, n, level)
+    rows.append(
+        {
+            "quantity": "share_bounds",
+            "method": "Imbens-Manski interval for the share",
+            "estimate": math.nan,
+            "lower": im_lower,
+            "upper": im_upper,
+            "level": level,
+            "bound_lower": positive / n,
+            "bound_upper": (positive + unknown) / n,
+            "numerator": positive,
+            "denominator": n,
+        }
+    )
     add("unknown_share", "share of reviews that are unknown", unknown, n)
     if known == 0:
         warnings.append(
