@@ -139,3 +139,15 @@ def test_bootstrap_sd_of_ratio_matches_linearised_closed_form():
     closed = np.sqrt(exact_bootstrap_variance_total(linearised, w, strata=ard.strata, psu=ard.psu))
     boot = nsum.estimate(ard, bootstrap=4000, seed=2).get("h", "mle")["se"]
     assert boot == pytest.approx(closed, rel=0.05)
+
+
+def test_degree_must_come_from_the_same_survey_and_subset_keeps_design():
+    sim = simulate_ard({"a": 2e4, "b": 6e4}, {"h": 8e3}, 1e6, n_respondents=200, n_strata=2, n_psu=20, seed=1)
+    ard = sim.ard
+    part = ard.subset(ard.strata == "S01", note="stratum S01 only")
+    assert part.n == 100 and set(part.strata) == {"S01"} and len(part.psu) == 100
+    assert "stratum S01 only" in part.notes
+    with pytest.raises(ConfigError, match="Degree computed from this survey"):
+        nsum.estimate(part, degree=nsum.degree(ard))
+    direct = nsum.estimate(part, bootstrap=100, seed=1)
+    assert direct.get("h", "mle")["lower"] < direct.estimate("h") < direct.get("h", "mle")["upper"]

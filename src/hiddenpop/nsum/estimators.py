@@ -85,12 +85,17 @@ def _degrees_for(
         else:
             default = degree(ard, "known_population")
         return {h: default for h in hidden}
-    if isinstance(deg, Degree):
-        return {h: deg for h in hidden}
-    missing = [h for h in hidden if h not in deg]
+    chosen = {h: deg for h in hidden} if isinstance(deg, Degree) else dict(deg)
+    missing = [h for h in hidden if h not in chosen]
     if missing:
         raise ConfigError(f"no degree given for hidden group(s) {missing}")
-    return {h: deg[h] for h in hidden}
+    for h in hidden:
+        if not isinstance(chosen[h], Degree) or len(chosen[h].values) != ard.n:
+            raise ConfigError(
+                f"the degree for {h!r} must be a Degree computed from this survey ({ard.n} respondents); "
+                "use hiddenpop.nsum.degree(ard, ...)"
+            )
+    return {h: chosen[h] for h in hidden}
 
 
 def _method_degree(d: Degree, method: str, ard: ARD, cache: dict) -> Degree:
