@@ -223,11 +223,13 @@ def select_pps(
         raise DataError(
             f"{locate(source, row, stratum)}a PSU lies in more than one stratum; strata must nest PSUs"
         )
-    if ssu is None:
-        fractional = data[units] != np.floor(data[units])
-        if fractional.any():
-            row = int(np.flatnonzero(fractional.to_numpy())[0]) + 1
-            raise DataError(f"{locate(source, row, units)}number of eligible units must be a whole number")
+    fractional = data[units] != np.floor(data[units])
+    if fractional.any():
+        row = int(np.flatnonzero(fractional.to_numpy())[0]) + 1
+        raise DataError(
+            f"{locate(source, row, units)}number of eligible units must be a whole number "
+            "(pass --units COLUMN when the size measure is not a count)"
+        )
 
     psu_table = (
         data.groupby([stratum, psu], sort=False)
@@ -289,6 +291,12 @@ def select_pps(
                 "expected": float(pi.sum()),
             }
         )
+        if certain.any():
+            warnings.append(
+                f"stratum {stratum_value!s}: {int(certain.sum())} certainty PSU(s) (size share above 1/{n_h}); with a "
+                "fixed take their interviews carry smaller weights than the rest, so the stratum is not "
+                "self-weighting; consider making large PSUs their own stratum with a larger take"
+            )
         if ssu is None:
             unchosen = np.setdiff1d(np.arange(len(members)), chosen)
             reserve_idx = unchosen[

@@ -264,7 +264,6 @@ def compute_weights(
     iterations = 0
     if margins:
         levels = {}
-        resp_index = np.flatnonzero(responded)
         for variable, target in margins.items():
             if variable not in sample.columns:
                 raise DataError(
@@ -273,16 +272,19 @@ def compute_weights(
                 )
             values = sample[variable]
             text = values.astype("string").str.strip()
-            for i in resp_index:
-                if pd.isna(values.iloc[i]):
-                    raise DataError(
-                        f"{locate(source, i + 1, variable)}value is missing; raking needs every respondent's level"
-                    )
-                if text.iloc[i] not in target:
-                    raise DataError(
-                        f"{locate(source, i + 1, variable)}level is not in the margins for {variable!r} "
-                        f"(levels there: {sorted(target)}); add it to the margins or recode the data"
-                    )
+            missing = values.isna().to_numpy() & responded
+            if missing.any():
+                i = int(np.flatnonzero(missing)[0])
+                raise DataError(
+                    f"{locate(source, i + 1, variable)}value is missing; raking needs every respondent's level"
+                )
+            unknown = ~text.isin(list(target)).fillna(False).to_numpy(dtype=bool) & responded
+            if unknown.any():
+                i = int(np.flatnonzero(unknown)[0])
+                raise DataError(
+                    f"{locate(source, i + 1, variable)}level is not in the margins for {variable!r} "
+                    f"(levels there: {sorted(target)}); add it to the margins or recode the data"
+                )
             levels[variable] = np.where(responded, text.fillna("").to_numpy(dtype=object), next(iter(target)))
         grand = {v: sum(t.values()) for v, t in margins.items()}
         spread = (max(grand.values()) - min(grand.values())) / max(grand.values())
