@@ -231,6 +231,7 @@ def select_pps(
             "(pass --units COLUMN when the size measure is not a count)"
         )
 
+    rows_of_psu = data.groupby([stratum, psu], sort=False).indices  # frame rows of each PSU, in frame order
     psu_table = (
         data.groupby([stratum, psu], sort=False)
         .agg(psu_size=(size, "sum"), n_rows=(size, "size"))
@@ -314,7 +315,7 @@ def select_pps(
                 )
         for selection_order, idx in enumerate(chosen, start=1):
             psu_id = members.loc[idx, psu]
-            areas = data[(data[stratum] == stratum_value) & (data[psu] == psu_id)].reset_index(drop=True)
+            areas = data.iloc[rows_of_psu[(stratum_value, psu_id)]].reset_index(drop=True)
             base = {
                 "stratum": stratum_value,
                 "psu": psu_id,
