@@ -9,6 +9,6 @@ from hiddenpop.study.demo import write_demo_study
 
 @pytest.fixture(scope="session")
 def demo_study(tmp_path_factory):
-    """The quick-profile synthetic study (data + study.toml); treat as read-only."""
+    """The test-profile synthetic study (no MCMC) (data + study.toml); treat as read-only."""
     folder = tmp_path_factory.mktemp("demo-study")
-    return write_demo_study(folder, seed=7, profile="quick")
+    return write_demo_study(folder, seed=7, profile="test")

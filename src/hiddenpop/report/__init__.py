@@ -27,6 +27,7 @@ STATUS_TEXT = {
     "ok": "ran",
     "warnings": "ran with warnings",
     "failed_gates": "FAILED its diagnostic gates: not used for headlines",
+    "error": "FAILED: no estimates",
     "unavailable": "not available in this build",
     "skipped": "skipped",
 }
@@ -94,7 +95,7 @@ def render_report(context: RunContext, published: Published, manifest: dict[str,
         cards.append({"label": ratio.label, "people": row.iloc[0].to_dict() if len(row) else None, "rate": None})
 
     results = context.results
-    failed = [r for r in results.values() if r.status == "failed_gates"]
+    failed = [r for r in results.values() if r.status in ("failed_gates", "error")]
     diagnostics_tables = {name: _records(tables[name]) for name in (
         "nsum_consistency", "nsum_degrees", "nsum_bayes_diagnostics", "nsum_bayes_ppc", "nsum_bayes_sensitivity")
         if name in tables}

@@ -9,6 +9,7 @@
 * ``data/casework.csv``: victims brought to safety and suspects arrested per surveyed area;
 * ``data/report_log.csv``: a small tipline-style report log with synthetic IP addresses (from the benchmarking
   range 198.18.0.0/15, never real), duplicates, missing and foreign identifiers and a flagged category;
+* ``data/cases.csv`` and ``data/codebook.csv``: 92 coded case files (codes only) and their codebook;
 * ``data/areas.csv``: every area of the country with population bases and covariates grouped in data streams;
 * ``keys/demo-key.txt``: a pseudonymisation key derived from the seed (for the demo only; real studies use
   ``hiddenpop privacy keygen``);
@@ -85,11 +86,13 @@ class Profile:
     draws: int
     report_weeks: int
     report_ips: int
+    bayes: bool = True  # the test profile leaves MCMC out (tests of the Bayesian step use a stand-in model)
 
 
 PROFILES = {
     "full": Profile("full", 15, 40, 10, 24, 1000, 2, 500, 500, 52, 4000),
     "quick": Profile("quick", 5, 12, 6, 24, 200, 1, 200, 200, 12, 600),
+    "test": Profile("test", 4, 10, 5, 24, 100, 1, 100, 100, 12, 500, bayes=False),
 }
 
 
@@ -110,6 +113,7 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str =
     survey, surveyed = _survey(rng, spec, areas)
     casework = _casework(rng, areas.loc[surveyed])
     report_log, log_truth = _report_log(rng, spec)
+    cases, codebook = _case_files(rng, 92)
 
     def write_csv(frame: pd.DataFrame, name: str) -> None:
         atomic_write_text(folder / "data" / name, frame.to_csv(index=False, lineterminator="\n",
@@ -121,6 +125,8 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str =
     write_csv(known, "known_sizes.csv")
     write_csv(casework, "casework.csv")
     write_csv(report_log, "report_log.csv")
+    write_csv(cases, "cases.csv")
+    write_csv(codebook, "codebook.csv")
     public = areas.drop(columns=["victims", "traffickers", "relative_risk"])
     write_csv(public, "areas.csv")
     atomic_write_text(folder / "keys" / "demo-key.txt", demo_key(seed) + "\n")
@@ -299,6 +305,49 @@ def _report_log(rng: np.random.Generator, spec: Profile) -> tuple[pd.DataFrame, 
     return frame, int(np.unique(ip_index).size)
 
 
+def _case_files(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Coded law-enforcement case files (Study 1 coded 92) and their codebook; codes only, no free text."""
+
+    def pick(levels: list[str], weights: list[float], size: int = n) -> np.ndarray:
+        return rng.choice(np.array(levels, dtype=object), size=size, p=np.array(weights) / np.sum(weights))
+
+    def multi(options: list[str], probability: list[float]) -> list[str]:
+        chosen = rng.uniform(size=(n, len(options))) < np.array(probability)
+        return [";".join(o for o, keep in zip(options, row, strict=True) if keep) for row in chosen]
+
+    youngest = rng.integers(2, 18, n).astype(object)
+    youngest[rng.uniform(size=n) < 0.1] = -9  # not recorded
+    cases = pd.DataFrame({
+        "case_id": [f"C{i:03d}" for i in range(1, n + 1)],
+        "source": pick(["referral", "investigation", "both"], [0.55, 0.3, 0.15]),
+        "victims": 1 + rng.poisson(1.6, n),
+        "victim_sex": pick(["female", "male", "both", "unknown"], [0.62, 0.12, 0.2, 0.06]),
+        "victim_youngest_age": youngest,
+        "trafficker_relationship": pick(["parent", "other relative", "neighbour", "other", "not recorded"],
+                                        [0.41, 0.26, 0.12, 0.13, 0.08]),
+        "trafficker_sex": pick(["female", "male", "unknown"], [0.6, 0.33, 0.07]),
+        "customer_country": pick(["US", "UK", "AU", "other", "unknown"], [0.35, 0.14, 0.12, 0.24, 0.15]),
+        "payment_channels": multi(["remittance", "online wallet", "bank", "crypto"], [0.7, 0.35, 0.15, 0.05]),
+        "platforms": multi(["messaging app", "social media", "video chat"], [0.8, 0.45, 0.3]),
+    })
+    codebook = pd.DataFrame([
+        ("case_id", "case", "id", "case file id", "", "", ""),
+        ("source", "case", "categorical", "source of the case file", "referral;investigation;both", "", ""),
+        ("victims", "victim", "numeric", "victims identified in the case", "", "", ""),
+        ("victim_sex", "victim", "categorical", "sex of the victims", "female;male;both", "unknown", ""),
+        ("victim_youngest_age", "victim", "numeric", "age of the youngest victim", "", "-9", ""),
+        ("trafficker_relationship", "trafficker", "categorical", "trafficker's relationship to the victim",
+         "parent;other relative;neighbour;other", "not recorded", ""),
+        ("trafficker_sex", "trafficker", "categorical", "sex of the main trafficker", "female;male", "unknown", ""),
+        ("customer_country", "customer", "categorical", "customer's country", "US;UK;AU;other", "unknown", ""),
+        ("payment_channels", "offending_process", "multi_select", "payment channels used",
+         "remittance;online wallet;bank;crypto", "", ";"),
+        ("platforms", "offending_process", "multi_select", "platforms used",
+         "messaging app;social media;video chat", "", ";"),
+    ], columns=["column", "role", "type", "label", "levels", "missing", "separator"])
+    return cases, codebook
+
+
 # --------------------------------------------------------------------------------------------- the study file
 def study_toml(*, seed: int, spec: Profile) -> str:
     """The demo's study file text (the full profile is committed as ``examples/demo/study.toml``)."""
@@ -307,12 +356,13 @@ def study_toml(*, seed: int, spec: Profile) -> str:
     streams = "\n".join(f"{name} = [{', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)}]"
                         for name, cols in STREAMS.items())
     quick = spec.name != "full"
+    profile_note = f" ({spec.name} profile)" if quick else ""
     return f'''# Synthetic "Scale of Harm"-shaped study (reference year 2022). Generated by `hiddenpop demo`
 # ({spec.name} profile); every number in the data is drawn from a known truth (truth.json).
 # Reference: docs/study-file.md
 
 [study]
-name = "Synthetic Scale of Harm study{' (quick profile)' if quick else ''}"
+name = "Synthetic Scale of Harm study{profile_note}"
 description = """A synthetic national household survey of {spec.strata * spec.surveyed_per_stratum * spec.respondents_per_area:,} adults in \
 {spec.strata * spec.surveyed_per_stratum} areas ({spec.strata} strata, areas drawn with probability proportional to size, \
 {spec.respondents_per_area} interviews per area), with casework counts, a small report log and area covariates. \
@@ -396,7 +446,7 @@ bootstrap = {spec.bootstrap}
 
 # Kept small so the demo runs in minutes: {spec.chains} chain(s) x {spec.draws} draws after {spec.warmup} warm-up.
 [analyses.nsum_bayes]
-model = "combined"
+{"" if spec.bayes else "enabled = false  # no MCMC in the test profile" + chr(10)}model = "combined"
 degree = "adult"
 hidden = ["adults_nonlive", "adults_live"]
 chains = {spec.chains}
@@ -422,6 +472,11 @@ occasions = 4
 step = "28D"
 estimator = "Mth Chao (LB)"
 base = {IPV4_BASE}
+
+[analyses.cases]
+file = "data/cases.csv"
+codebook = "data/codebook.csv"
+by = "trafficker_sex"
 
 [analyses.smallarea]
 file = "data/areas.csv"

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from hiddenpop.cli_common import atomic_write_text, dumps
-from hiddenpop.errors import ConfigError
+from hiddenpop.errors import ConfigError, HiddenpopError, ModelError
 from hiddenpop.provenance import input_record, package_versions
 from hiddenpop.results import Estimates
 from hiddenpop.study.schema import Study
@@ -46,8 +46,9 @@ class StepResult:
     """What one analysis produced.
 
     ``status`` is one of ``ok``, ``warnings`` (ran, with warnings), ``failed_gates`` (ran, but its diagnostics
-    failed: the report marks it and it never feeds a headline), ``unavailable`` (its method family is not
-    installed in this build) or ``skipped`` (disabled, or missing what it needs).
+    failed: the report marks it and it never feeds a headline), ``error`` (the model could not be fitted or the
+    family failed), ``unavailable`` (its method family is not installed in this build) or ``skipped``
+    (missing what it needs).
     """
 
     name: str
@@ -60,6 +61,7 @@ class StepResult:
     # Published tables holding counts of people or cases: table name -> (count columns, dependent columns);
     # cells below the study's suppression threshold are hidden before anything is written.
     counts: dict[str, tuple[list[str], dict[str, list[str]]]] = field(default_factory=dict)
+    suppressed_elsewhere: int = 0  # cells the method family suppressed itself (at the study's threshold)
     seconds: float = 0.0
 
     @property
@@ -131,7 +133,7 @@ def run_study(
         for name, function in steps if steps is not None else step_module.pipeline(study):
             context.report_progress(name)
             tic = time.perf_counter()
-            result = function(context)
+            result = _run_step(name, function, context)
             result.seconds = time.perf_counter() - tic
             timings[name] = round(result.seconds, 3)
             context.results[name] = result
@@ -156,6 +158,26 @@ def run_study(
         raise
     return RunOutcome(folder=out, headline=published.tables["headline"], results=context.results,
                       manifest=manifest)
+
+
+def _run_step(name: str, function: Callable[[RunContext], StepResult], context: RunContext) -> StepResult:
+    """Run one analysis. Input and settings errors (DataError, ConfigError, PrivacyError) stop the run: the user
+    must fix them. A model that cannot be fitted (ModelError) or a fault inside a method family is recorded as
+    the step's ``error`` status and the run goes on, so the report shows it instead of hiding it. Only the
+    exception type of an unexpected fault is recorded: its text could quote data."""
+    from hiddenpop.study.steps import TITLES
+
+    title = TITLES.get(name, name)
+    try:
+        return function(context)
+    except ModelError as exc:
+        return StepResult(name=name, title=title, status="error", message=f"the model could not be fitted: {exc}")
+    except HiddenpopError:
+        raise
+    except Exception as exc:  # a family's fault must not take the whole study down
+        return StepResult(name=name, title=title, status="error",
+                          message=f"internal error in the method family ({type(exc).__name__}); the step was "
+                          "not used. Rerun with HIDDENPOP_DEBUG=1 for the traceback")
 
 
 def _swap_into_place(partial: Path, out: Path) -> None:

@@ -130,6 +130,7 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
         "file": (_STR, True, "coded case files"),
         "codebook": (_STR, True, "the case-file codebook"),
+        "by": (_STR, False, "cross-tabulate every coded column against this categorical column"),
     },
 }
 TOP_LEVEL = {

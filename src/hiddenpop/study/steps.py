@@ -39,7 +39,16 @@ def pipeline(study: Study) -> list[tuple[str, Callable[[RunContext], StepResult]
     """The enabled steps in run order (design-based first: later steps may use its results)."""
     order = [("nsum", nsum_step), ("nsum_bayes", nsum_bayes_step), ("casework", casework_step),
              ("report_log", report_log_step), ("smallarea", smallarea_step), ("cases", cases_step)]
-    return [(name, function) for name, function in order if study.enabled(name)]
+    return [(name, function if study.enabled(name) else _disabled(name)) for name, function in order
+            if name in study.analyses]
+
+
+def _disabled(name: str) -> Callable[[RunContext], StepResult]:
+    def step(context: RunContext) -> StepResult:
+        return StepResult(name=name, title=TITLES[name], status="skipped",
+                          message="disabled in the study file (enabled = false)")
+
+    return step
 
 
 def _family(module: str, *names: str) -> tuple[Any, ...] | None:
@@ -236,8 +245,65 @@ def _histogram(name: str, values: np.ndarray, bins: int = 30) -> pd.DataFrame:
     return pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts})
 
 
+BAYES_CLASSES = {"basic": "BasicModel", "degree": "DegreeModel", "barrier": "BarrierModel",
+                 "transmission": "TransmissionModel", "combined": "CombinedModel",
+                 "overdispersed": "OverdispersedModel"}
+
+
 def nsum_bayes_step(context: RunContext) -> StepResult:
-    return _unavailable("nsum_bayes", "Bayesian network scale-up (hiddenpop.nsum.bayes)")
+    """The Bayesian scale-up model named in the study (``hiddenpop.nsum.bayes``), fitted on the known groups of
+    one degree and the hidden groups it scales, with posterior sums (e.g. traffickers) and the family's
+    convergence gates and posterior predictive checks. A fit that fails its gates is returned with status
+    ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
+    study = context.study
+    settings = study.analyses["nsum_bayes"]
+    model_name = settings.get("model", "combined")
+    family = _family(f"hiddenpop.nsum.bayes.{model_name}", BAYES_CLASSES[model_name])
+    if family is None:
+        return _unavailable("nsum_bayes", f"the Bayesian {model_name} model (hiddenpop.nsum.bayes)")
+    (model_class,) = family
+    ard = survey_ard(context)
+    degree_spec = study.degrees[settings["degree"]]
+    if degree_spec.method != "known_population":
+        return StepResult(name="nsum_bayes", title=TITLES["nsum_bayes"], status="skipped",
+                          message=f"the Bayesian models scale with known groups; degree {degree_spec.name!r} is "
+                          "a summation degree")
+    groups = list(settings["hidden"])
+    columns = {g: study.hidden[g].column for g in groups}
+    kwargs: dict[str, Any] = {}
+    if "tau_prior" in settings:
+        from hiddenpop.nsum.bayes._common import Priors
+
+        kwargs["priors"] = Priors(tau=tuple(float(v) for v in settings["tau_prior"]))
+    model = model_class(**kwargs)
+    sums = {c.name: [columns[g] for g in c.groups] for c in study.combine.values()
+            if all(g in columns for g in c.groups)}
+    ratios = {r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
+              for r in study.ratios.values()
+              if all(side in sums or side in columns for side in (r.numerator, r.denominator))}
+    population = study.populations[degree_spec.base]
+    known = {g: float(ard.known_sizes[g]) for g in degree_spec.groups}
+    counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
+    result = model.fit(
+        counts, known_sizes=known, population=population, hidden=list(columns.values()),
+        chains=settings.get("chains", 4), warmup=settings.get("warmup", 1000), draws=settings.get("draws", 1000),
+        seed=study.seed, sums=sums, ratios=ratios,
+    )
+    _rename_quantities(result, {column: name for name, column in columns.items()})
+    passed = bool(result.diagnostics.get("passed", True))
+    tables: dict[str, pd.DataFrame] = {}
+    if "ppc" in result.tables:
+        tables["nsum_bayes_ppc"] = result.tables["ppc"]
+    gate_columns = [c for c in ("quantity", "estimate", "lower", "upper", "rhat", "ess_bulk", "ess_tail",
+                                "passed_gates") if c in result.table.columns]
+    tables["nsum_bayes_diagnostics"] = result.table[gate_columns]
+    scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
+    tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
+                                                     "value": [str(v) for v in scalar.values()]})
+    status = "failed_gates" if not passed else ("warnings" if result.warnings else "ok")
+    message = "" if passed else "the fit failed its convergence gates (see warnings); not used for headlines"
+    return StepResult(name="nsum_bayes", title=TITLES["nsum_bayes"], status=status, estimates=result,
+                      message=message, tables=tables)
 
 
 def report_log_step(context: RunContext) -> StepResult:
@@ -249,4 +315,24 @@ def smallarea_step(context: RunContext) -> StepResult:
 
 
 def cases_step(context: RunContext) -> StepResult:
-    return _unavailable("cases", "case-file summaries (hiddenpop.cases)")
+    """Coded case-file typologies (``hiddenpop.cases.summary.summarize_cases``); the family suppresses small
+    cells itself (with complementary suppression) at the study's threshold."""
+    family = _family("hiddenpop.cases.summary", "summarize_cases", "read_codebook")
+    if family is None:
+        return _unavailable("cases", "case-file summaries (hiddenpop.cases)")
+    summarize_cases, read_codebook = family
+    study = context.study
+    settings = study.analyses["cases"]
+    cases_path, codebook_path = settings["file"], settings["codebook"]
+    codebook = read_codebook(read_table(codebook_path), source=codebook_path.name)
+    result = summarize_cases(read_table(cases_path), codebook, threshold=study.suppression_threshold,
+                             level=study.level, by=settings.get("by"), free_text="drop",
+                             source=cases_path.name, codebook_source=codebook_path.name)
+    tables = {"cases_typologies": result.table}
+    if len(result.tables.get("crosstabs", [])):
+        tables["cases_crosstabs"] = result.tables["crosstabs"]
+    return StepResult(name="cases", title=TITLES["cases"], status="warnings" if result.warnings else "ok",
+                      estimates=Estimates(table=result.table.iloc[0:0], settings=result.settings,
+                                          warnings=result.warnings, notes=result.notes,
+                                          diagnostics=result.diagnostics),
+                      tables=tables, suppressed_elsewhere=int(result.diagnostics.get("cells_suppressed", 0)))

@@ -85,13 +85,14 @@ def assemble_tables(context: RunContext) -> Published:
                             "warnings": len(result.warnings), "message": result.message})
         for warning in result.warnings:
             run_warnings.append({"analysis": name, "warning": warning})
-        if result.estimates is not None:
+        if result.estimates is not None and len(result.estimates.table):
             tables[f"estimates_{name}"] = result.estimates.table
     tables["analyses"] = pd.DataFrame(status_rows, columns=["analysis", "title", "status", "warnings", "message"])
     tables["warnings"] = pd.DataFrame(run_warnings, columns=["analysis", "warning"])
 
     suppressed = 0
     for result in results.values():
+        suppressed += result.suppressed_elsewhere
         for name, table in result.tables.items():
             if name in result.counts:
                 count_columns, dependent = result.counts[name]

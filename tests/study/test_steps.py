@@ -1,0 +1,143 @@
+"""The analysis adapters: the Bayesian step's gates decide whether a fit may feed a headline, failures are shown
+rather than hidden, and the casework ratio's exact interval."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hiddenpop.results import Estimates
+from hiddenpop.study import steps
+from hiddenpop.study.runner import RunContext, run_study
+from hiddenpop.study.schema import load_study
+
+
+@pytest.fixture
+def bayes_study(demo_study, tmp_path):
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.parent, folder)
+    path = folder / "study.toml"
+    text = path.read_text()
+    path.write_text(text.replace("enabled = false  # no MCMC in the test profile\n", ""))
+    return load_study(path)
+
+
+def _fake_model(passed: bool, calls: list, fail_with: Exception | None = None):
+    """A stand-in for hiddenpop.nsum.bayes.combined: records how it was called, returns fixed posteriors."""
+
+    class CombinedModel:
+        def __init__(self, **kwargs):
+            calls.append(("init", kwargs))
+
+        def fit(self, counts, **kwargs):
+            calls.append(("fit", list(counts.columns), kwargs))
+            if fail_with is not None:
+                raise fail_with
+            rows = [{"quantity": q, "method": "Bayesian NSUM (combined)", "estimate": e, "lower": e * 0.8,
+                     "upper": e * 1.3, "level": 0.95, "rhat": 1.0 if passed else 1.2, "ess_bulk": 500.0}
+                    for q, e in (("adults_nonlive", 70_000.0), ("adults_live", 60_000.0),
+                                 ("traffickers", 130_000.0))]
+            ppc = pd.DataFrame({"group": ["adults_live"], "statistic": ["mean"], "observed": [0.2],
+                                "predicted": [0.21], "lower": [0.15], "upper": [0.27], "ppp": [0.4],
+                                "outside_interval": [False]})
+            table = pd.DataFrame(rows)
+            table["passed_gates"] = passed
+            return Estimates(table=table, seed=kwargs["seed"], diagnostics={"passed": passed, "max_rhat": 1.2},
+                             warnings=[] if passed else ["convergence gate failed: R-hat 1.2 above 1.01"],
+                             tables={"ppc": ppc})
+
+    module = types.ModuleType("hiddenpop.nsum.bayes.combined")
+    module.CombinedModel = CombinedModel
+    return module
+
+
+def _run(study, tmp_path, monkeypatch, module):
+    monkeypatch.setitem(sys.modules, "hiddenpop.nsum.bayes.combined", module)
+    pipeline = [("nsum", steps.nsum_step), ("nsum_bayes", steps.nsum_bayes_step)]
+    return run_study(study, tmp_path / "run", steps=pipeline)
+
+
+def test_bayes_fit_that_passes_its_gates_gives_the_trafficker_headline(bayes_study, tmp_path, monkeypatch):
+    calls: list = []
+    outcome = _run(bayes_study, tmp_path, monkeypatch, _fake_model(True, calls))
+    _init, fit = calls
+    # fitted on the adult degree's 11 occupations and the two adult hidden groups, with the study's settings
+    assert fit[1] == [*bayes_study.degrees["adult"].groups, "adults_nonlive", "adults_live"]
+    assert fit[2]["population"] == bayes_study.populations["total"]
+    assert fit[2]["sums"] == {"traffickers": ["adults_nonlive", "adults_live"]}
+    assert fit[2]["ratios"] == {}  # victims are not in this model, so no posterior ratio is asked for
+    assert (fit[2]["chains"], fit[2]["draws"], fit[2]["seed"]) == (1, 100, 7)
+    assert outcome.results["nsum_bayes"].status == "ok"
+    headline = outcome.headline.set_index("quantity")
+    assert headline.loc["traffickers", "analysis"] == "nsum_bayes"
+    assert headline.loc["traffickers", "estimate"] == 130_000.0
+    assert headline.loc["victims", "analysis"] == "nsum"
+    triangulation = pd.read_csv(outcome.folder / "tables" / "triangulation.csv")
+    assert set(triangulation.loc[triangulation["quantity"] == "traffickers", "analysis"]) == {"nsum", "nsum_bayes"}
+    assert (outcome.folder / "tables" / "nsum_bayes_ppc.csv").is_file()
+    html = (outcome.folder / "report.html").read_text()
+    assert 'id="figure-ppc"' in html and "Bayesian network scale-up failed its diagnostic gates" not in html
+
+
+def test_bayes_fit_that_fails_its_gates_is_marked_and_not_used(bayes_study, tmp_path, monkeypatch):
+    outcome = _run(bayes_study, tmp_path, monkeypatch, _fake_model(False, []))
+    assert outcome.results["nsum_bayes"].status == "failed_gates"
+    headline = outcome.headline.set_index("quantity")
+    assert headline.loc["traffickers", "analysis"] == "nsum"
+    assert "taken from nsum because nsum_bayes failed gates" in headline.loc["traffickers", "note"]
+    html = (outcome.folder / "report.html").read_text()
+    assert "Bayesian network scale-up failed its diagnostic gates." in html
+    assert "FAILED its diagnostic gates" in html
+    assert "convergence gate failed: R-hat 1.2 above 1.01" in html
+
+
+def test_a_fault_inside_a_family_is_reported_without_its_text(bayes_study, tmp_path, monkeypatch):
+    secret = "respondent R00042 said 7"
+    outcome = _run(bayes_study, tmp_path, monkeypatch, _fake_model(True, [], fail_with=ValueError(secret)))
+    result = outcome.results["nsum_bayes"]
+    assert result.status == "error" and "ValueError" in result.message
+    html = (outcome.folder / "report.html").read_text()
+    assert secret not in html and secret not in (outcome.folder / "manifest.json").read_text()
+    assert outcome.headline.set_index("quantity").loc["traffickers", "analysis"] == "nsum"
+
+
+def test_disabled_analysis_is_listed_as_skipped(demo_study):
+    study = load_study(demo_study)
+    names = [name for name, _ in steps.pipeline(study)]
+    assert "nsum_bayes" in names
+    result = dict(steps.pipeline(study))["nsum_bayes"](RunContext(study=study))
+    assert result.status == "skipped" and "enabled = false" in result.message
+
+
+def test_casework_ratio_interval_is_the_exact_binomial_one(demo_study):
+    study = load_study(demo_study)
+    result = steps.casework_step(RunContext(study=study))
+    cases = pd.read_csv(demo_study.parent / "data" / "casework.csv")
+    victims, suspects = int(cases["victims_rescued"].sum()), int(cases["suspects_arrested"].sum())
+    row = result.estimates.get("victims_per_trafficker")
+    assert row["estimate"] == pytest.approx(victims / suspects)
+    # Clopper-Pearson for p = V / (V + S), mapped to p / (1 - p)
+    low, high = stats.beta.ppf([0.025, 0.975], [victims, victims + 1], [suspects + 1, suspects])
+    assert row["lower"] == pytest.approx(low / (1 - low)) and row["upper"] == pytest.approx(high / (1 - high))
+    # the published per-area table is marked for suppression of small counts
+    assert result.counts["casework_by_area"][0] == ["victims_rescued", "suspects_arrested"]
+
+
+def test_casework_interval_covers_by_simulation():
+    """Poisson counts with a known rate ratio: the exact interval covers it at least 95% of the time."""
+    rng = np.random.default_rng(11)
+    truth = 3.5
+    victims = rng.poisson(35.0, 4000)
+    suspects = rng.poisson(10.0, 4000)
+    ok = (victims > 0) & (suspects > 0)
+    v, s = victims[ok], suspects[ok]
+    low = stats.beta.ppf(0.025, v, s + 1)
+    high = stats.beta.ppf(0.975, v + 1, s)
+    covered = (low / (1 - low) <= truth) & (truth <= high / (1 - high))
+    assert 0.95 <= covered.mean() <= 0.99  # exact intervals are conservative, never below nominal
