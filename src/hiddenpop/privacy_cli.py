@@ -1,9 +1,126 @@
-"""``hiddenpop privacy ...`` (key generation, output scanning)."""
+"""``hiddenpop privacy ...``: key generation and scanning of outputs for identifier-like strings.
+
+``privacy keygen`` writes a fresh 32-byte key (hex) to a file created with owner-only permissions (or prints it
+once to stdout when no ``--out`` is given, for piping into a secret store). ``privacy scan DIR`` walks every text
+file under DIR (tables, JSON, HTML, logs) and reports file, line and the *kind* of each hit (IPv4, IPv6, email,
+phone, or a literal pattern you pass), never the matched text, so the scan report is itself safe to share.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hiddenpop.errors import ConfigError, PrivacyError
+
+#: Identifier-like patterns. Numbers in tables (estimates like 1234.5678) must not look like phone numbers or IPs,
+#: so the phone pattern requires a leading + or separators typical of written phone numbers.
+PATTERNS: dict[str, str] = {
+    "ipv4": r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])",
+    "ipv6": r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])|(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4})?(?![\w:])",
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    "phone": r"(?<![\w+])\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?!\w)|(?<!\w)\(?0\d{2,4}\)?[ -]\d{3,4}[ -]\d{3,4}(?!\w)",
+}
+TEXT_SUFFIXES = {".csv", ".json", ".txt", ".log", ".html", ".htm", ".md", ".toml", ".tsv", ".svg", ".xml", ".yaml",
+                 ".yml", ".out", ".err", ""}
+BINARY_SCAN_LIMIT = 50_000_000
+
+
+def compile_patterns(kinds: Iterable[str], literals: Iterable[str] = ()) -> list[tuple[str, re.Pattern[bytes]]]:
+    """Compiled byte patterns for the named kinds plus literal strings (matched case-insensitively)."""
+    compiled = []
+    for kind in kinds:
+        if kind not in PATTERNS:
+            raise ConfigError(f"unknown pattern kind {kind!r}; choose from {', '.join(PATTERNS)}")
+        compiled.append((kind, re.compile(PATTERNS[kind].encode())))
+    for i, literal in enumerate(literals, start=1):
+        if not literal:
+            raise ConfigError("empty literal pattern")
+        compiled.append((f"literal#{i}", re.compile(re.escape(literal.encode("utf-8")), re.IGNORECASE)))
+    return compiled
+
+
+def scan_bytes(data: bytes, patterns: list[tuple[str, re.Pattern[bytes]]]) -> list[tuple[int, str]]:
+    """(line number, kind) for every hit in ``data``; the matched text is deliberately not returned."""
+    hits = []
+    for kind, pattern in patterns:
+        for match in pattern.finditer(data):
+            hits.append((data.count(b"\n", 0, match.start()) + 1, kind))
+    return sorted(set(hits))
+
+
+def scan_paths(
+    root: Path, patterns: list[tuple[str, re.Pattern[bytes]]], *, all_files: bool = False
+) -> list[dict[str, object]]:
+    """Scan every (text) file under ``root``; returns records ``file, line, kind``."""
+    if root.is_file():
+        files = [root]
+    elif root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+    else:
+        raise ConfigError(f"{root}: no such file or folder to scan")
+    hits = []
+    for path in files:
+        if not all_files and path.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        if path.stat().st_size > BINARY_SCAN_LIMIT:
+            continue
+        data = path.read_bytes()
+        for line, kind in scan_bytes(data, patterns):
+            hits.append({"file": str(path.relative_to(root)) if root.is_dir() else path.name, "line": line, "kind": kind})
+    return hits
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+
+    @app.command("keygen")
+    def keygen(
+        out: Annotated[Path | None, typer.Option("--out", help="key file to create (mode 600); refuses to overwrite")] = None,
+    ) -> None:
+        """Create a pseudonymisation key (32 random bytes, hex). Keep it out of version control."""
+        from hiddenpop.privacy import generate_key
+
+        key = generate_key()
+        if out is None:
+            sys.stdout.write(key + "\n")
+            return
+        if out.exists():
+            raise PrivacyError(f"{out}: file exists; refusing to overwrite a key (pseudonyms would change)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as stream:
+            stream.write(key + "\n")
+        print(f"wrote key to {out} (owner read/write only); store a copy in your secret store", file=sys.stderr)
+
+    @app.command("scan")
+    def scan(
+        target: Annotated[Path, typer.Argument(help="folder (or file) of outputs to scan")],
+        patterns: Annotated[str, typer.Option("--patterns", help="kinds to look for")] = "ipv4,ipv6,email,phone",
+        literal: Annotated[list[str] | None, typer.Option("--literal", help="also look for this exact string (repeatable); not echoed")] = None,
+        literal_file: Annotated[Path | None, typer.Option("--literal-file", help="file with one literal string per line (e.g. raw identifiers); not echoed")] = None,
+        all_files: Annotated[bool, typer.Option("--all-files", help="scan binary files too (PNG, Parquet)")] = False,
+    ) -> None:
+        """Scan outputs for identifier-like strings; exit 1 and list file:line:kind when any is found."""
+        from hiddenpop.cli_common import parse_csv_list
+
+        literals = list(literal or [])
+        if literal_file is not None:
+            if not literal_file.is_file():
+                raise ConfigError(f"{literal_file}: literal file not found")
+            literals += [line.strip() for line in literal_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        compiled = compile_patterns(parse_csv_list(patterns), literals)
+        hits = scan_paths(target, compiled, all_files=all_files)
+        for hit in hits:
+            print(f"{hit['file']}:{hit['line']}: {hit['kind']}")
+        if hits:
+            files = len({h["file"] for h in hits})
+            print(f"privacy scan: {len(hits)} identifier-like string(s) in {files} file(s)", file=sys.stderr)
+            raise typer.Exit(1)
+        print("privacy scan: clean", file=sys.stderr)
