@@ -29,8 +29,13 @@ def _print_outcome(outcome, as_json: bool) -> None:
                                 "analyses": {n: r.status for n, r in outcome.results.items()},
                                 "warnings": outcome.manifest["warnings"]}))
         return
-    shown = headline[["label", "estimate", "lower", "upper", "analysis"]].rename(
-        columns={"label": "quantity", "analysis": "from"})
+    from hiddenpop.report import format_number
+
+    shown = headline[["label"]].rename(columns={"label": "quantity"}).copy()
+    for column in ("estimate", "lower", "upper"):
+        shown[column] = [format_number(value, "count" if unit == "people" else "auto")
+                         for value, unit in zip(headline[column], headline["unit"], strict=True)]
+    shown["from"] = headline["analysis"]
     level = headline["level"].dropna()
     title = f"Headline estimates ({level.iloc[0]:.0%} intervals)" if len(level) else "Headline estimates"
     sys.stdout.write(render_table(shown, title=title))

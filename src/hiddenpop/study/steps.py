@@ -307,7 +307,54 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
 
 
 def report_log_step(context: RunContext) -> StepResult:
-    return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.events/rolling)")
+    """Report log -> pseudonymised, cleaned events (``hiddenpop.capture.events.read_events``, with its audit) ->
+    capture histories per rolling window -> one closed-population estimate per window
+    (``hiddenpop.capture.rolling``). Identifiers are pseudonymised inside the reader with the study's key and
+    never leave it; only counts reach the run folder."""
+    family = _family("hiddenpop.capture.rolling", "rolling_series", "window_counts")
+    readers = _family("hiddenpop.capture.events", "read_events")
+    rules_family = _family("hiddenpop.capture.cleaning", "CleaningRules")
+    if family is None or readers is None or rules_family is None:
+        return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.events/rolling)")
+    rolling_series, window_counts = family
+    (read_events,) = readers
+    (cleaning_rules,) = rules_family
+    from hiddenpop.privacy import load_key
+
+    study = context.study
+    settings = study.analyses["report_log"]
+    rules = cleaning_rules(
+        country_column=settings.get("country_column"),
+        country=settings.get("country"),
+        exclude=[(str(column), str(value)) for column, value in settings.get("exclude", {}).items()],
+        dedupe=settings.get("dedupe", "day"),
+    )
+    log = read_events([str(f) for f in settings["files"]], identifier=settings["id"], time=settings["time"],
+                      key=load_key(study.key_file), rules=rules, threads=1)
+    try:
+        plan, counts = window_counts(log, occasion=settings.get("occasion", "7D"),
+                                     occasions=settings.get("occasions", 4), step=settings.get("step", "28D"))
+        result = rolling_series(counts, plan, log.origin, estimator=settings.get("estimator", "Mth Chao (LB)"),
+                                base=settings.get("base"), level=study.level, seed=study.seed, audit=log.audit)
+    finally:
+        log.connection.close()
+    series = result.tables["series"]
+    tables = {"rolling_series": series, "cleaning_audit": log.audit}
+    counts_spec = {"rolling_series": (["observed"], {"observed": ["estimate", "se", "lower", "upper",
+                                                                  "per_10000"]})}
+    estimated = series.dropna(subset=["estimate"])
+    if len(estimated):
+        latest = estimated.iloc[-1]
+        extra = {"quantity": "report_log_identifiers", "method": str(latest["model"]),
+                 "estimate": latest["estimate"], "se": latest["se"], "lower": latest["lower"],
+                 "upper": latest["upper"], "level": study.level, "unit": "identifiers", "triangulate": True,
+                 "comparable": False,
+                 "label": f"Identifiers reported, window {latest['window_start']} to {latest['window_end']}",
+                 "note": "capture-recapture on report-log identifiers (not people)"}
+        result.table = pd.concat([result.table, pd.DataFrame([extra])], ignore_index=True)
+    return StepResult(name="report_log", title=TITLES["report_log"],
+                      status="warnings" if result.warnings else "ok", estimates=result, tables=tables,
+                      counts=counts_spec)
 
 
 def smallarea_step(context: RunContext) -> StepResult:
