@@ -88,7 +88,8 @@ class _PoissonFit:
     converged: bool
 
 
-def _poisson_glm(design: np.ndarray, counts: np.ndarray, max_iter: int = 100, tol: float = 1e-10) -> _PoissonFit:
+def _poisson_glm(design: np.ndarray, counts: np.ndarray, max_iter: int = 100, tol: float = 1e-10,
+                 start: np.ndarray | None = None) -> _PoissonFit:
     """Poisson log-linear fit by Newton-Raphson (canonical link, so Fisher scoring = Newton).
 
     Rows with missing counts must be removed by the caller. Raises :class:`ModelError` if the design is rank
@@ -101,22 +102,46 @@ def _poisson_glm(design: np.ndarray, counts: np.ndarray, max_iter: int = 100, to
             "too many histories excluded or too few periods"
         )
     positive = counts > 0
-    start = np.log(np.where(positive, counts, 0.5))
-    coef = np.linalg.lstsq(design, start, rcond=None)[0]
+    if start is None:
+        coef = np.linalg.lstsq(design, np.log(np.where(positive, counts, 0.5)), rcond=None)[0]
+    else:
+        coef = np.asarray(start, dtype=float).copy()
+
+    def deviance_of(c: np.ndarray) -> float:
+        mu_ = np.exp(np.clip(design @ c, -700, 700))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(2 * (np.where(positive, counts * np.log(counts / mu_), 0.0) - (counts - mu_)).sum())
+
+    current = deviance_of(coef)
     converged = False
     for _ in range(max_iter):
         eta = np.clip(design @ coef, -700, 700)
         mu = np.exp(eta)
         gradient = design.T @ (counts - mu)
         information = design.T @ (design * mu[:, None])
-        step = np.linalg.solve(information, gradient)
+        try:
+            step = np.linalg.solve(information, gradient)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(information, gradient, rcond=None)[0]
+        # step halving keeps the deviance decreasing (cells with zero counts push some parameters to -inf)
+        for _halving in range(30):
+            trial = deviance_of(coef + step)
+            if np.isfinite(trial) and trial <= current + 1e-12 * (abs(current) + 1):
+                break
+            step = step / 2
         coef = coef + step
-        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(coef))):
+        previous, current = current, trial
+        if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(coef))) or abs(previous - current) < 1e-13 * (
+            abs(current) + 0.1
+        ):
             converged = True
             break
-    mu = np.exp(design @ coef)
+    mu = np.exp(np.clip(design @ coef, -700, 700))
     information = design.T @ (design * mu[:, None])
-    cov = np.linalg.inv(information)
+    try:
+        cov = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(information)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(positive, counts * np.log(counts / mu), 0.0) - (counts - mu)
     deviance = float(2 * terms.sum())
@@ -155,7 +180,19 @@ def _histories_from_frame(frame: pd.DataFrame, count_column: str | None) -> tupl
     return history_matrix(periods), counts_by_code[order]
 
 
-def open_population(
+def open_population(*args, **kwargs) -> Estimates:
+    """Fit Cormack's open-population log-linear model; see :func:`_open_population` for the arguments.
+
+    BLAS is limited to one thread during the fit: the matrices are small (2^I - 1 rows, 4I - 4 columns) and
+    multithreaded BLAS only adds contention.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _open_population(*args, **kwargs)
+
+
+def _open_population(
     data: pd.DataFrame | np.ndarray | Sequence[float],
     *,
     count_column: str | None = "freq",
@@ -230,9 +267,10 @@ def open_population(
         checked = list(range(1, n_gamma + 1))
 
     fixed: list[int] = []
+    coef = np.zeros(n_params)
     while True:
         free = [k for k in range(n_params) if k not in fixed]
-        fit = _poisson_glm(full_design[kept][:, free], counts[kept])
+        fit = _poisson_glm(full_design[kept][:, free], counts[kept], start=None if not fixed else coef[free])
         coef = np.zeros(n_params)
         coef[free] = fit.coef
         cov = np.zeros((n_params, n_params))

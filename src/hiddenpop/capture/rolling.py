@@ -138,10 +138,13 @@ def rolling_series(
     loop = range(starts.size)
     if iterate is not None:
         loop = iterate(loop, starts.size)
-    for w in loop:
-        row = estimate_window(counts[w], plan.occasions, estimator, level=level, interval=interval,
-                              bootstrap=bootstrap, seed=None if seed is None else seed + w)
-        rows.append(row)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only add contention
+        for w in loop:
+            row = estimate_window(counts[w], plan.occasions, estimator, level=level, interval=interval,
+                                  bootstrap=bootstrap, seed=None if seed is None else seed + w)
+            rows.append(row)
     series = pd.DataFrame(rows)
     series.insert(0, "window_start", (origin + pd.to_timedelta(starts, unit="D")).strftime("%Y-%m-%d"))
     series.insert(1, "window_end",
