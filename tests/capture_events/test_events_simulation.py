@@ -101,3 +101,17 @@ def test_growing_population_daily_windows_track_the_truth(tmp_path):
     assert np.corrcoef(series["estimate"], truth)[0, 1] > 0.95
     assert np.allclose(series["per_10000"], series["estimate"] / 5_485_000 * 10_000)
     assert (series["observed"] <= truth).all()
+
+
+def test_report_series_one_call_is_reproducible(tmp_path):
+    from hiddenpop.capture.rolling import report_series
+
+    stream = simulate_reports(initial=300, days=84, rate_median=0.05, missing_identifier=3, seed=9)
+    stream.write(tmp_path / "r.csv")
+    runs = [report_series([tmp_path / "r.csv"], identifier="ip", time="time", key=KEY, step="7D",
+                          estimator="coverage", bootstrap=30, seed=3) for _ in range(2)]
+    first, second = (r.tables["series"] for r in runs)
+    assert first.equals(second)
+    assert runs[0].tables["audit"].set_index("step").loc["missing_identifier", "removed"] == 3
+    assert runs[0].provenance["inputs"][0]["file"] == "r.csv"
+    assert len(first) == len(range(0, 84 - 27, 7))

@@ -241,3 +241,39 @@ def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: 
     plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
     counts = window_pattern_counts(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
     return plan, counts
+
+
+def report_series(
+    paths,
+    *,
+    identifier: str,
+    time: str,
+    key,
+    rules=None,
+    occasion: str | int = "7D",
+    occasions: int = 4,
+    step: str | int | None = "1D",
+    estimator: str = DEFAULT_ESTIMATOR,
+    base: float | None = None,
+    level: float = 0.95,
+    interval: str = "log",
+    bootstrap: int = 200,
+    seed: int | None = 1,
+    iterate: Callable | None = None,
+) -> Estimates:
+    """The whole pipeline in one call: read + pseudonymise + clean, count histories per window, estimate.
+
+    Same options as ``hiddenpop capture events``; returns the :func:`rolling_series` result with the cleaning
+    audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
+    """
+    from hiddenpop.capture.events import read_events
+    from hiddenpop.provenance import provenance
+
+    log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules)
+    plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
+    result = rolling_series(counts, plan, log.origin, estimator=estimator, base=base, level=level,
+                            interval=interval, bootstrap=bootstrap, seed=seed, audit=log.audit, iterate=iterate)
+    result.provenance = provenance(inputs=log.inputs, rules=log.rules.to_dict(),
+                                   key_fingerprint=log.key_fingerprint, **result.settings)
+    result.notes.extend(log.notes)
+    return result
