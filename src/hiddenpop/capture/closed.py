@@ -164,6 +164,7 @@ class ClosedFit:
     bias: float = math.nan
     dropped_eta: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    fixed_eta: list[str] = field(default_factory=list)
     loglik: float = math.nan
 
     @property
@@ -172,9 +173,9 @@ class ClosedFit:
 
     def wald_ci(self, level: float = 0.95) -> tuple[float, float]:
         """N_hat -/+ z se (may go below n; use :meth:`log_ci`)."""
-        from scipy.stats import norm
+        from statistics import NormalDist
 
-        z = norm.ppf(0.5 + level / 2)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         return self.abundance - z * self.stderr, self.abundance + z * self.stderr
 
     def log_ci(self, level: float = 0.95) -> tuple[float, float]:
@@ -386,12 +387,24 @@ def _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design
 
 
 def _fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta, design=None):
-    """Fit; for Chao models drop the negative eta with the smallest index, refit, repeat (Rcapture neg=TRUE)."""
-    drop: list[str] = []
-    raw = _raw_fit(histories, spec, engine, drop, unobserved, None, algorithm, design)
+    """Fit; for Chao models drop the negative eta with the smallest index, refit, repeat (Rcapture neg=TRUE).
+
+    Before that, eta_j with j > K (K = the largest number of captures observed) are fixed at zero: they act
+    only on cells with no observations, so their MLE is -infinity or not identified and a numerical fit
+    leaves them wherever its iterations stopped (Rcapture then drops them one by one in an order that
+    depends on the optimiser's path). Returns (fit, eta dropped for negativity, eta fixed as unidentified).
+    """
     is_chao = (spec is not None and spec.heterogeneity == "Chao") or (
         design is not None and any(nm.startswith("eta") for nm in design[1])
     )
+    fixed: list[str] = []
+    if is_chao:
+        f = histories.frequencies()
+        largest = int(np.flatnonzero(f)[-1]) + 1
+        top = int(histories.occasions) if math.isfinite(histories.occasions) else len(f)
+        fixed = [f"eta{j}" for j in range(max(largest + 1, 3), top + 1)]
+    drop: list[str] = list(fixed)
+    raw = _raw_fit(histories, spec, engine, drop, unobserved, None, algorithm, design)
     while is_chao and neg_eta:
         negative = [
             (int(nm[3:]), nm)
@@ -405,7 +418,7 @@ def _fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta,
         if engine == "enumerate" and algorithm == "glm":
             start = None
         raw = _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design)
-    return raw, drop
+    return raw, drop[len(fixed) :], fixed
 
 
 def _abundance(spec: ModelSpec | None, raw: _RawFit, n: int, t: float, rcapture: bool = False) -> tuple[float, float]:
@@ -447,6 +460,11 @@ def _abundance(spec: ModelSpec | None, raw: _RawFit, n: int, t: float, rcapture:
 
 def _warnings(fit: ClosedFit, aliased: bool) -> list[str]:
     out = []
+    if fit.fixed_eta:
+        out.append(
+            f"{fit.fixed_eta[0]}..{fit.fixed_eta[-1]} fixed at zero: no unit was caught more than "
+            f"{int(fit.fixed_eta[0][3:]) - 1} times, so they are not identified"
+        )
     if fit.dropped_eta:
         out.append(f"negative eta parameter(s) set to zero and model refitted: {', '.join(fit.dropped_eta)}")
     if not fit.converged:
@@ -493,11 +511,13 @@ def fit_closed(
     if spec.base in ("Mb", "Mbh") and t < 2:
         raise ModelError(f"{spec.name} needs at least 2 occasions")
     used = _choose_engine(histories, spec, engine, algorithm)
-    raw, drop = _fit_with_chao_rule(histories, spec, used, None, algorithm, neg_eta)
-    return _finish(spec.name, spec, raw, drop, histories, used, rcapture)
+    raw, drop, fixed = _fit_with_chao_rule(histories, spec, used, None, algorithm, neg_eta)
+    return _finish(spec.name, spec, raw, drop, histories, used, rcapture, fixed)
 
 
-def _finish(name, spec, raw: _RawFit, drop, histories: Histories, used: str, rcapture: bool = False) -> ClosedFit:
+def _finish(
+    name, spec, raw: _RawFit, drop, histories: Histories, used: str, rcapture: bool = False, fixed=()
+) -> ClosedFit:
     n = histories.observed
     abundance, stderr = _abundance(spec, raw, n, histories.occasions, rcapture)
     aic = -2.0 * raw.loglik + 2.0 * raw.rank
@@ -519,6 +539,7 @@ def _finish(name, spec, raw: _RawFit, drop, histories: Histories, used: str, rca
         dropped_eta=list(drop),
         loglik=raw.loglik,
     )
+    fit.fixed_eta = list(fixed)
     fit.warnings = _warnings(fit, aliased=bool(np.isnan(raw.coef).any()))
     return fit
 
@@ -540,8 +561,8 @@ def fit_custom(
     patterns = all_patterns(int(histories.occasions))
     design = interaction_design(patterns, terms, histories.labels, heterogeneity, theta)
     label = name or ("Mt + " + " + ".join(design[1][int(histories.occasions) :]) if design[1][int(histories.occasions) :] else "Mt")
-    raw, drop = _fit_with_chao_rule(histories, None, "enumerate", None, algorithm, neg_eta, design)
-    return _finish(label, None, raw, drop, histories, "enumerate")
+    raw, drop, fixed = _fit_with_chao_rule(histories, None, "enumerate", None, algorithm, neg_eta, design)
+    return _finish(label, None, raw, drop, histories, "enumerate", fixed=fixed)
 
 
 def closedp(

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.stats import norm
 
 from hiddenpop.capture.histories import Histories
 from hiddenpop.errors import ConfigError, ModelError
@@ -55,7 +54,7 @@ def log_transformed_ci(observed: float, abundance: float, stderr: float, level: 
     unseen = abundance - observed
     if not (unseen > 0 and math.isfinite(stderr) and stderr >= 0):
         return (math.nan, math.nan)
-    z = norm.ppf(0.5 + level / 2)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     c = math.exp(z * math.sqrt(math.log(1.0 + stderr**2 / unseen**2)))
     return observed + unseen / c, observed + unseen * c
 
@@ -168,6 +167,8 @@ def _mt_seber(histories: Histories) -> tuple[float, float]:
         hi *= 2
     if equation(lo) * equation(hi) > 0:
         raise ModelError("bias-corrected Mt: the estimating equation has no root (too few recaptures)")
+    from scipy.optimize import brentq
+
     root = brentq(equation, lo, hi, xtol=1e-12, rtol=1e-14)
     var_inv = 1 / (root - n_c) + (t - 1) / root - float(np.sum(1 / (root - nj_c)))
     return root - t / 2, math.sqrt(1 / var_inv) if var_inv > 0 else math.nan

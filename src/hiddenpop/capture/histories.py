@@ -107,6 +107,7 @@ class Histories:
         counts: np.ndarray | list | None = None,
         labels: list[str] | tuple[str, ...] | None = None,
         source: str | None = None,
+        count_label: str = "count",
     ) -> Histories:
         """Histories from 0/1 rows (individuals when ``counts`` is None) and optional counts per row.
 
@@ -135,7 +136,7 @@ class Histories:
             raw = np.asarray(counts, dtype=float)
             if raw.shape != (array.shape[0],):
                 raise DataError(f"{locate(source)}need one count per history row")
-            _check_counts(raw, source, "count")
+            _check_counts(raw, source, count_label)
             count_array = raw.astype(np.int64)
         zero_rows = array.sum(axis=1) == 0
         if zero_rows.any():
@@ -231,7 +232,9 @@ class Histories:
             raise ConfigError(
                 f"{locate(source)}--occasions {occasions} given but the file has {len(occasion_cols)} 0/1 columns"
             )
-        return cls.from_patterns(patterns, counts, labels=occasion_cols, source=source)
+        return cls.from_patterns(
+            patterns, counts, labels=occasion_cols, source=source, count_label=count_column or "count"
+        )
 
     @classmethod
     def from_file(cls, path: str | Path, count_column: str | None = None, occasions: float | None = None) -> Histories:

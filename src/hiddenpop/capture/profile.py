@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import gammaln
-from scipy.stats import chi2, norm
 
 from hiddenpop.capture.closedforms import log_transformed_ci
 from hiddenpop.capture.histories import Histories
@@ -49,7 +49,7 @@ class ProfileCI:
     warnings: list[str] = field(default_factory=list)
 
     def wald(self) -> tuple[float, float]:
-        z = norm.ppf(0.5 + self.level / 2)
+        z = NormalDist().inv_cdf(0.5 + self.level / 2)
         return self.poisson_abundance - z * self.stderr, self.poisson_abundance + z * self.stderr
 
     def log_transformed(self) -> tuple[float, float]:
@@ -106,7 +106,7 @@ def profile_interval(
     l_max = -float(opt.fun)
     if loglik(n) > l_max:
         n_max, l_max = n, loglik(n)
-    target = l_max - chi2.ppf(level, 1) / 2.0
+    target = l_max - NormalDist().inv_cdf(0.5 + level / 2) ** 2 / 2.0  # chi2_1 quantile
     warnings: list[str] = []
 
     def g(v: float) -> float:
@@ -143,10 +143,12 @@ def profile_ci(
         raise ModelError("no profile-likelihood interval for Mb/Mbh (N is not n + exp(intercept)); use the log-transformed CI")
     fit = fit_closed(histories, spec, engine=engine, neg_eta=neg_eta)
     used = _choose_engine(histories, spec, engine, "newton")
+    if used == "sufficient" and engine == "auto" and histories.occasions <= 10:
+        used = "enumerate"  # the same exact fit; for small t the dense 2^t-cell Newton is faster per refit
     n = histories.observed
 
     def deviance_at(big_n: float) -> float:
-        raw, _ = _fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta)
+        raw, _, _ = _fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta)
         return raw.deviance
 
     n_max, lower, upper, warnings = profile_interval(deviance_at, n, fit.abundance, level, fmax_sup)
