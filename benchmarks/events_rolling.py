@@ -134,8 +134,12 @@ def main() -> None:
             out = stage_floor(paths)
         else:
             out = stage_pipeline(paths, args.memory_limit, args.temp_dir, args.estimator)
-        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(out))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out["peak_rss_mb"] = usage.ru_maxrss / 1024
+        out["cpu_s"] = usage.ru_utime + usage.ru_stime
+        text = json.dumps(out)
+        Path(tempfile.gettempdir(), f"events_rolling_{args.stage}.json").write_text(text)
+        print(text)
         return
 
     identifiers = args.identifiers or args.rows // 10
@@ -151,9 +155,10 @@ def main() -> None:
     print(f"rows {rows:,}  identifiers {pipe['identifiers']:,}  (identifier, day) pairs {pipe['pairs']:,}  "
           f"windows {pipe['windows']:,}  (not estimable {pipe['not_estimable']})")
     print(f"DuckDB alone (scan + group by identifier, day): {floor['seconds']:7.1f} s   "
-          f"peak RSS {floor['peak_rss_mb']:,.0f} MB")
+          f"peak RSS {floor['peak_rss_mb']:,.0f} MB   (process CPU {floor['cpu_s']:.1f} s)")
     print(f"pipeline end to end ({args.estimator}):        {pipe['total_s']:7.1f} s   "
-          f"peak RSS {pipe['peak_rss_mb']:,.0f} MB   {rows / pipe['total_s']:,.0f} rows/s")
+          f"peak RSS {pipe['peak_rss_mb']:,.0f} MB   {rows / pipe['total_s']:,.0f} rows/s   "
+          f"(process CPU {pipe['cpu_s']:.1f} s)")
     print(f"  ingest + pseudonymise + clean {pipe['ingest_clean_s']:.1f} s | history counts per window "
           f"{pipe['history_counts_s']:.1f} s | estimation {pipe['estimation_s']:.1f} s | "
           f"ratio to floor {pipe['total_s'] / floor['seconds']:.1f}x")
