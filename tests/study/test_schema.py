@@ -60,27 +60,21 @@ def test_unknown_analysis_suggests_the_right_one(study_copy):
         load_study(study_copy)
 
 
-def test_missing_file_names_the_key_and_the_fix(study_copy, run_cli):
+def test_missing_file_names_the_key_and_the_fix(study_copy):
     _edit(study_copy, 'file = "data/casework.csv"', 'file = "data/casework_2022.csv"')
     with pytest.raises(ConfigError) as info:
         load_study(study_copy)
     message = str(info.value)
     assert message.startswith("study.toml, [analyses.casework] key 'file': file not found: data/casework_2022.csv")
     assert "relative to the study file's folder" in message
-    completed = run_cli("run", study_copy)
-    assert completed.returncode == 2
-    assert "[analyses.casework] key 'file': file not found" in completed.stderr
 
 
-def test_wrong_type_says_what_was_expected(study_copy, run_cli):
-    _edit(study_copy, "bootstrap = 200", 'bootstrap = "200"')
+def test_wrong_type_says_what_was_expected(study_copy):
+    _edit(study_copy, "bootstrap = 100", 'bootstrap = "100"')
     with pytest.raises(ConfigError) as info:
         load_study(study_copy)
     assert str(info.value) == ("study.toml, [analyses.nsum] key 'bootstrap': expected an integer "
                                "(rescaled-bootstrap replicates), got a string")
-    completed = run_cli("run", study_copy)
-    assert completed.returncode == 2
-    assert "expected an integer" in completed.stderr
 
 
 def test_booleans_are_not_integers(study_copy):

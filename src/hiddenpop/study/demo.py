@@ -86,7 +86,7 @@ class Profile:
     draws: int
     report_weeks: int
     report_ips: int
-    bayes: bool = True  # the test profile leaves MCMC out (tests of the Bayesian step use a stand-in model)
+    bayes: bool = True  # the test profile leaves MCMC out (Bayesian NSUM and pooled area model)
 
 
 PROFILES = {
@@ -196,6 +196,11 @@ def _areas(rng: np.random.Generator, spec: Profile) -> pd.DataFrame:
     for name, values in z.items():
         centre, spread = scales[name]
         frame[name] = np.round(centre + spread * values, 3)
+    # Centroids: each region a cluster inside a country-sized box (for the area map; no real geography).
+    centre_lon = rng.uniform(118, 126, spec.strata)[stratum - 1]
+    centre_lat = rng.uniform(6, 18, spec.strata)[stratum - 1]
+    frame["longitude"] = np.round(centre_lon + rng.normal(0, 0.45, n_areas), 4)
+    frame["latitude"] = np.round(centre_lat + rng.normal(0, 0.45, n_areas), 4)
     frame["relative_risk"] = relative_risk
     frame["victims"] = rng.poisson(victim_rate * children)
     frame["traffickers"] = rng.poisson(trafficker_rate * adults)
@@ -482,8 +487,9 @@ by = "trafficker_sex"
 file = "data/areas.csv"
 id = "area_id"
 population = "children"
+region = "region"
 target = "victims"
-methods = ["pool", "extrapolate"]
+methods = {'["pool", "extrapolate"]' if spec.bayes else '["extrapolate"]  # no MCMC in the test profile'}
 level = 0.9
 
 [analyses.smallarea.streams]

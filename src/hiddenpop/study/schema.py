@@ -120,7 +120,8 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
         "file": (_STR, True, "one row per area with covariates"),
         "id": (_STR, True, "area id column (matches the survey's area column)"),
-        "population": (_STR, False, "area population column"),
+        "population": (_STR, False, "area population column (the target's base)"),
+        "region": (_STR, False, "parent region column (groups areas in cross-validation)"),
         "streams": (_TABLE, False, "data stream name = [covariate columns]"),
         "methods": (_LIST, False, "'pool' and/or 'extrapolate'"),
         "target": (_STR, False, "combination mapped by area (default: the first combination)"),
@@ -430,7 +431,7 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
             raise check.fail(where, "numerator and denominator are the same quantity")
         ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")))
 
-    analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file)
+    analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey)
     for combination in combine.values():
         if combination.headline not in analyses:
             raise check.fail(f"[combine.{combination.name}] key 'headline'",
@@ -488,6 +489,7 @@ def _check_analyses(
     combine: dict[str, Combination],
     ratios: dict[str, Ratio],
     key_file: Path | None,
+    survey_columns: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
     analyses: dict[str, dict[str, Any]] = {}
     if not isinstance(value, dict) or not value:
@@ -527,6 +529,8 @@ def _check_analyses(
         if name == "casework" and "ratio" in settings:
             check.reference(settings["ratio"], ratios, f"{where} key 'ratio'", "ratio")
         if name == "smallarea":
+            if enabled and "area" not in survey_columns:
+                raise check.fail(where, "area estimates need the survey's area column: set [survey] key 'area'")
             for method in settings.get("methods", list(SMALLAREA_METHODS)):
                 check.choice(method, SMALLAREA_METHODS, f"{where} key 'methods'")
             if "target" in settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -357,8 +358,117 @@ def report_log_step(context: RunContext) -> StepResult:
                       counts=counts_spec)
 
 
+def direct_area_rates(context: RunContext, combination: str) -> pd.DataFrame:
+    """Direct prevalence of one combination in each surveyed area: the design-based estimator
+    (``hiddenpop.nsum.estimate``) on that area's respondents, divided by the combination's population base.
+
+    Within an area every respondent is its own resampling unit (Study 2 interviewed one barangay per area, so an
+    area has one PSU and no between-PSU variance can be estimated inside it); 200 replicates per area.
+    """
+    from dataclasses import replace
+
+    from hiddenpop import nsum
+
+    study = context.study
+    spec = study.combine[combination]
+    ard = survey_ard(context)
+    survey = read_table(study.survey["file"])
+    area_column = study.survey["area"]
+    if area_column not in survey.columns:
+        raise DataError(f"{locate(Path(study.survey['file']).name, column=area_column)}column not found; fix "
+                        "[survey] key 'area'")
+    area_of = survey[area_column].astype(str).to_numpy()[np.asarray(ard.rows, dtype=int) - 1]
+    columns = [study.hidden[g].column for g in spec.groups]
+    base = study.populations[spec.base]
+    rows = []
+    for area in sorted(set(area_of)):
+        subset = replace(ard.subset(area_of == area), psu=None, strata=None)
+        degrees = study_degrees(context, subset)
+        result = nsum.estimate(subset, hidden=columns,
+                               degree={study.hidden[g].column: degrees[study.hidden[g].degree] for g in spec.groups},
+                               sums={combination: columns}, bootstrap=200, seed=study.seed, level=study.level)
+        row = result.get(combination)
+        rows.append({"area": area, "respondents": subset.n, "direct": row["estimate"] / base,
+                     "direct_se": row["se"] / base})
+    return pd.DataFrame(rows)
+
+
 def smallarea_step(context: RunContext) -> StepResult:
-    return _unavailable("smallarea", "small-area estimation (hiddenpop.smallarea)")
+    """Area estimates for every area (``hiddenpop.smallarea``): direct rates where surveyed (above), then the
+    partially pooled model and/or the machine-learning extrapolation on the area covariates, the per-stream
+    importance, and the consistency of the implied national rate with the national interval."""
+    study = context.study
+    settings = study.analyses["smallarea"]
+    methods = settings.get("methods", ["pool", "extrapolate"])
+    area_family = _family("hiddenpop.smallarea.areas", "AreaTable")
+    pool_family = _family("hiddenpop.smallarea.pooling", "pooled_estimates")
+    ml_family = _family("hiddenpop.smallarea.extrapolate", "extrapolate")
+    bench_family = _family("hiddenpop.smallarea.benchmark", "national_consistency")
+    available = {"pool": pool_family, "extrapolate": ml_family}
+    runnable = [m for m in methods if available[m] is not None]
+    if area_family is None or not runnable or _family("hiddenpop.nsum", "estimate") is None:
+        return _unavailable("smallarea", "small-area estimation (hiddenpop.smallarea)")
+    if "area" not in study.survey:
+        return StepResult(name="smallarea", title=TITLES["smallarea"], status="skipped",
+                          message="the survey has no area column ([survey] key 'area'), so no direct estimates")
+    (area_table,) = area_family
+    combination = settings.get("target") or next(iter(study.combine))
+    level = float(settings.get("level", 0.9))
+    direct = direct_area_rates(context, combination)
+    path = settings["file"]
+    frame = read_table(path)
+    id_column = settings["id"]
+    if id_column not in frame.columns:
+        raise DataError(f"{locate(path.name, column=id_column)}column not found; fix [analyses.smallarea] key 'id'")
+    frame[id_column] = frame[id_column].astype(str)
+    unknown = sorted(set(direct["area"]) - set(frame[id_column]))
+    if unknown:
+        raise DataError(f"{path.name}: {len(unknown)} surveyed area(s) of the survey are not in the area table "
+                        f"(first: row of area {unknown[0]!r} missing); add them or fix the [survey] area column")
+    merged = frame.merge(direct[["area", "direct", "direct_se"]].rename(columns={"area": id_column}),
+                         on=id_column, how="left")
+    areas = area_table.from_frame(merged, id=id_column, target="direct", target_se="direct_se",
+                                  population=settings.get("population"),
+                                  region=settings.get("region"), streams=settings.get("streams"),
+                                  source=path.name)
+    results = {}
+    for method in runnable:
+        (function,) = available[method]
+        if method == "pool":
+            results[method] = function(areas, level=level, seed=study.seed)
+        else:
+            results[method] = function(areas, level=level, seed=study.seed)
+    chosen = "extrapolate" if "extrapolate" in results else runnable[0]
+    combined = results[runnable[0]]
+    for method in runnable[1:]:
+        combined = combined.combine(results[method])
+    all_rows = pd.concat([r.table.assign(approach=m) for m, r in results.items()], ignore_index=True)
+    shown = results[chosen].table.copy()
+    for column in ("longitude", "latitude"):
+        if column in frame.columns:
+            shown[column] = frame.set_index(id_column).loc[shown["area"].astype(str), column].to_numpy()
+    tables = {"area_estimates": shown, "area_estimates_all": all_rows, "area_direct": direct}
+    importance = results[chosen].tables.get("importance")
+    if importance is not None:
+        tables["stream_importance"] = importance
+    warnings = list(combined.warnings)
+    if bench_family is not None and context.result("nsum") is not None and context.result("nsum").usable:
+        (national_consistency,) = bench_family
+        national = context.result("nsum").estimates.get(combination)
+        base = study.populations[study.combine[combination].base]
+        population = areas.populations()
+        check = national_consistency(shown["estimate"].to_numpy(), population,
+                                     (national["estimate"] / base, national["lower"] / base,
+                                      national["upper"] / base), level=level)
+        tables["area_national_consistency"] = pd.DataFrame([check])
+        if check.get("within_national_interval") is False:
+            warnings.append(f"area estimates imply a national rate of {check['implied_rate']:.3g}, outside the "
+                            "national interval")
+    combined.warnings = list(dict.fromkeys(warnings))
+    combined.table = combined.table.iloc[0:0]  # per-area rows are published in area_estimates, not as estimates
+    return StepResult(name="smallarea", title=TITLES["smallarea"], status="warnings" if warnings else "ok",
+                      estimates=combined, tables=tables,
+                      message=f"target: {combination} per person of its base; map shows the {chosen} estimates")
 
 
 def cases_step(context: RunContext) -> StepResult:
