@@ -34,6 +34,10 @@ InputTimezoneOption = Annotated[
 ]
 Ipv6Option = Annotated[bool, typer.Option("--exclude-ipv6", help="drop IPv6 identifiers (IPv4 study)")]
 DirOption = Annotated[Path | None, typer.Option("--out", help="write all outputs into this directory")]
+MemoryOption = Annotated[
+    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 3GB (larger data spill to disk)")
+]
+TempDirOption = Annotated[Path | None, typer.Option("--temp-dir", help="where DuckDB may spill (default: its own)")]
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -48,7 +52,7 @@ def _date(value: str | None, option: str) -> date | None:
 
 
 def _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file, timezone,
-            input_timezone, exclude_ipv6, quiet):
+            input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None):
     from hiddenpop.capture.cleaning import CleaningRules, parse_exclusions
     from hiddenpop.capture.events import read_events
     from hiddenpop.cli_common import spinner
@@ -61,7 +65,8 @@ def _ingest(files, identifier, time, country_column, country, exclude, dedupe, s
         timezone=timezone, input_timezone=input_timezone,
     )
     with spinner("reading and pseudonymising report logs", quiet=quiet):
-        return read_events(files, identifier=identifier, time=time, key=key, rules=rules)
+        return read_events(files, identifier=identifier, time=time, key=key, rules=rules,
+                           memory_limit=memory_limit, temp_directory=None if temp_dir is None else str(temp_dir))
 
 
 def _settings(log, **extra):
@@ -115,6 +120,8 @@ def register(app: typer.Typer) -> None:
         timezone: TimezoneOption = "UTC",
         input_timezone: InputTimezoneOption = "UTC",
         exclude_ipv6: Ipv6Option = False,
+        memory_limit: MemoryOption = None,
+        temp_dir: TempDirOption = None,
         fmt: FormatOption = OutputFormat.table,
         out: DirOption = None,
         quiet: QuietOption = False,
@@ -128,7 +135,7 @@ def register(app: typer.Typer) -> None:
         if not 0 < level < 1:
             raise ConfigError(f"--level must be between 0 and 1, got {level}")
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet)
+                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
         result = rolling_series(
             counts, plan, log.origin, estimator=estimator, base=base, level=level, interval=interval,
@@ -136,6 +143,7 @@ def register(app: typer.Typer) -> None:
             iterate=lambda items, total: progress(items, total=total, description="windows", quiet=quiet),
         )
         result.provenance = provenance(inputs=log.inputs, **_settings(log, **result.settings))
+        result.notes.extend(log.notes)
         payload = result.to_dict()
         series = result.tables["series"]
         if out is None:
@@ -165,6 +173,8 @@ def register(app: typer.Typer) -> None:
         timezone: TimezoneOption = "UTC",
         input_timezone: InputTimezoneOption = "UTC",
         exclude_ipv6: Ipv6Option = False,
+        memory_limit: MemoryOption = None,
+        temp_dir: TempDirOption = None,
         fmt: FormatOption = OutputFormat.table,
         out: DirOption = None,
         quiet: QuietOption = False,
@@ -179,7 +189,7 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.provenance import provenance
 
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet)
+                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
         table = pattern_table(counts, plan, log.origin)
         payload = {

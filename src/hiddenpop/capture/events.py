@@ -304,6 +304,10 @@ def read_events(
         last_day = max(int(last_day), int((pd.Timestamp(rules.end) - pd.Timestamp(origin)).days))
     if rules.start is not None:
         first_day = 0
+    notes.append(
+        f"{int(n_ids):,} distinct identifiers on {int(n_pairs):,} identifier-days after cleaning; days are calendar "
+        f"days in {rules.timezone}; timestamps without an offset read as {rules.input_timezone}"
+    )
     return EventLog(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
