@@ -1,0 +1,47 @@
+"""Capture-recapture and multiple systems estimation.
+
+Closed models (this package's core): :class:`Histories` (the input contract), :func:`closedp` (the 12
+Rcapture closed models in one comparison table), :func:`fit_closed` / :func:`fit_custom` (one model),
+:func:`profile_ci` / :func:`profile_ci_design` (profile-likelihood intervals), closed forms
+(:func:`chapman`, :func:`lincoln_petersen`, :func:`chao1987`, :func:`closedp_bc`) and the shared Poisson
+log-linear engine :func:`fit_poisson`. Submodules are imported lazily so ``import hiddenpop`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "Histories": "hiddenpop.capture.histories",
+    "all_patterns": "hiddenpop.capture.histories",
+    "fit_poisson": "hiddenpop.capture.loglinear",
+    "closed_design": "hiddenpop.capture.loglinear",
+    "interaction_design": "hiddenpop.capture.loglinear",
+    "closedp": "hiddenpop.capture.closed",
+    "fit_closed": "hiddenpop.capture.closed",
+    "fit_custom": "hiddenpop.capture.closed",
+    "STANDARD_MODELS": "hiddenpop.capture.closed",
+    "profile_ci": "hiddenpop.capture.profile",
+    "profile_ci_design": "hiddenpop.capture.profile",
+    "chapman": "hiddenpop.capture.closedforms",
+    "lincoln_petersen": "hiddenpop.capture.closedforms",
+    "chao1987": "hiddenpop.capture.closedforms",
+    "chao_bias_corrected": "hiddenpop.capture.closedforms",
+    "closedp_bc": "hiddenpop.capture.closedforms",
+    "two_occasion": "hiddenpop.capture.closedforms",
+    "log_transformed_ci": "hiddenpop.capture.closedforms",
+    "descriptive": "hiddenpop.capture.descriptive",
+    "goodness_of_fit": "hiddenpop.capture.descriptive",
+    "first_capture_fit": "hiddenpop.capture.descriptive",
+    "fit_mt_family": "hiddenpop.capture.sufficient",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hiddenpop.capture' has no attribute {name!r}")
