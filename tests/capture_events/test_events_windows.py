@@ -82,7 +82,7 @@ def test_plan_and_durations():
             parse_days(bad)
     plan = plan_windows(0, 1460, occasion="7D", occasions=4, step="1D")
     assert plan.window_days == 28 and plan.n_windows == 1461 - 27
-    back_to_back = plan_windows(0, 364, occasion="28D", occasions=13, step=None)
+    back_to_back = plan_windows(0, 364, occasion="28D", occasions=13, step="none")
     assert back_to_back.n_windows == 1 and back_to_back.window_days == 364
     with pytest.raises(ConfigError, match="fewer than one window"):
         plan_windows(0, 20, occasion="7D", occasions=4)

@@ -22,7 +22,7 @@ ExcludeOption = Annotated[
 DedupeOption = Annotated[str, typer.Option("--dedupe", help="one record per identifier per day|week|none")]
 OccasionOption = Annotated[str, typer.Option("--occasion", help="occasion length, e.g. 7D, 28D, 4W")]
 OccasionsOption = Annotated[int, typer.Option("--occasions", help="occasions per window, e.g. 4 (or 13)")]
-StepOption = Annotated[str | None, typer.Option("--step", help="window step, e.g. 1D (default: back-to-back windows)")]
+StepOption = Annotated[str | None, typer.Option("--step", help="window step, e.g. 1D; 'none' = back-to-back windows")]
 StartOption = Annotated[str | None, typer.Option("--start", help="first day kept (YYYY-MM-DD, local)")]
 EndOption = Annotated[str | None, typer.Option("--end", help="last day kept (YYYY-MM-DD, local)")]
 KeyOption = Annotated[

@@ -85,11 +85,13 @@ def plan_windows(first_day: int, last_day: int, *, occasion: str | int = "7D", o
                  step: str | int | None = "1D") -> WindowPlan:
     """Windows of ``occasions`` x ``occasion`` days from ``first_day`` every ``step`` (default one day).
 
-    ``step=None`` gives back-to-back (non-overlapping) windows.
+    ``step=None`` (or ``"none"``) gives back-to-back (non-overlapping) windows.
     """
     occasion_days = parse_days(occasion, "--occasion")
     if not 2 <= int(occasions) <= MAX_OCCASIONS:
         raise ConfigError(f"--occasions must be between 2 and {MAX_OCCASIONS}, got {occasions}")
+    if isinstance(step, str) and step.strip().lower() in ("none", "window"):
+        step = None
     step_days = occasion_days * int(occasions) if step is None else parse_days(step, "--step")
     plan = WindowPlan(occasion_days, int(occasions), step_days, int(first_day), int(last_day))
     if plan.n_windows == 0:
