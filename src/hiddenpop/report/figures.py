@@ -186,24 +186,33 @@ def _degrees_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
 
 def _ppc(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     frame = tables.get("nsum_bayes_ppc")
     if frame is None or frame.empty or not {"group", "observed", "lower", "upper"} <= set(frame.columns):
         return None
-    statistic = frame["statistic"] if "statistic" in frame.columns else pd.Series("", index=frame.index)
-    names = [f"{g} {s}".strip() for g, s in zip(frame["group"], statistic, strict=True)]
-    middle = (frame["lower"] + frame["upper"]) / 2
-    figure = go.Figure()
-    figure.add_trace(go.Scatter(x=middle, y=names, mode="markers", name="posterior predictive interval",
-                                marker={"size": 1, "color": PALETTE[0]},
-                                error_x={"type": "data", "symmetric": False, "array": frame["upper"] - middle,
-                                         "arrayminus": middle - frame["lower"]}))
-    figure.add_trace(go.Scatter(x=frame["observed"], y=names, mode="markers", name="observed",
-                                marker={"size": 9, "color": PALETTE[1], "symbol": "diamond"}))
-    figure.update_layout(height=28 * len(frame) + 140)
+    if "statistic" not in frame.columns:
+        frame = frame.assign(statistic="")
+    statistics = list(dict.fromkeys(frame["statistic"]))
+    figure = make_subplots(rows=1, cols=len(statistics), subplot_titles=[str(s) for s in statistics],
+                           shared_yaxes=True, horizontal_spacing=0.04)
+    for index, statistic in enumerate(statistics, start=1):
+        part = frame[frame["statistic"] == statistic]
+        middle = (part["lower"] + part["upper"]) / 2
+        outside = part.get("outside_interval", pd.Series(False, index=part.index)).fillna(False).astype(bool)
+        figure.add_trace(go.Scatter(x=middle, y=part["group"], mode="markers", showlegend=index == 1,
+                                    name="posterior predictive interval", marker={"size": 1, "color": PALETTE[0]},
+                                    error_x={"type": "data", "symmetric": False, "array": part["upper"] - middle,
+                                             "arrayminus": middle - part["lower"]}), row=1, col=index)
+        figure.add_trace(go.Scatter(x=part["observed"], y=part["group"], mode="markers", showlegend=index == 1,
+                                    name="observed", marker={"size": 9, "symbol": "diamond",
+                                                             "color": np.where(outside, "#a4262c", PALETTE[1])}),
+                         row=1, col=index)
+    figure.update_layout(height=26 * frame["group"].nunique() + 160)
     return Figure("ppc", "Posterior predictive checks",
-                  "Observed statistics (diamonds) against what the fitted model predicts (bars). A diamond "
-                  "outside its bar is a group the model does not reproduce.", html=_plotly_div(figure, "ppc"))
+                  "Observed statistics per group (diamonds) against the model's 95% predictive interval (bars). "
+                  "A red diamond lies outside its interval: a group the model does not reproduce.",
+                  html=_plotly_div(figure, "ppc"))
 
 
 def _rolling(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
