@@ -182,18 +182,20 @@ class _MtFamily:
         current_suffix = np.zeros(t + 1)
         current_suffix[0] = 1.0  # pmf over {j+1..t-1}, starts empty
         for j in range(t - 1, -1, -1):
+            width = t - j  # pmfs over subsets of {j+1..t-1} have degrees 0..t-j-1
             if j < t - 1:
-                v = prefix[j] @ hankel2  # v[b] = sum_a F_j[a] w_{a+b+2}
-                pair[j, j + 1 :] = work[j + 1 :] @ v
-            # include occasion j in every row l > j, and set row j
-            rows = work[j + 1 :]
-            shifted = np.zeros_like(rows)
-            shifted[:, 1:] = rows[:, :-1]
-            work[j + 1 :] = rows * (1.0 - p[j]) + shifted * p[j]
-            work[j] = current_suffix
-            nxt = current_suffix * (1.0 - p[j])
-            nxt[1:] += current_suffix[:-1] * p[j]
-            current_suffix = nxt
+                # v[b] = sum_{a <= j} F_j[a] w_{a+b+2}; prefix F_j has degrees 0..j only
+                v = prefix[j, : j + 1] @ hankel2[: j + 1, :width]
+                pair[j, j + 1 :] = work[j + 1 :, :width] @ v
+            # include occasion j in every row l > j (in place), and set row j
+            rows = work[j + 1 :, : width + 1]
+            moved = rows[:, :-1] * p[j]
+            rows *= 1.0 - p[j]
+            rows[:, 1:] += moved
+            work[j, :width] = current_suffix[:width]
+            moved_s = current_suffix[:width] * p[j]
+            current_suffix[:width] *= 1.0 - p[j]
+            current_suffix[1 : width + 1] += moved_s
         pair = pair + pair.T
         beta_beta = np.outer(p, p) * pair
         beta_beta[np.diag_indices(t)] = expected_nj
