@@ -308,17 +308,15 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
 
 
 def report_log_step(context: RunContext) -> StepResult:
-    """Report log -> pseudonymised, cleaned events (``hiddenpop.capture.events.read_events``, with its audit) ->
-    capture histories per rolling window -> one closed-population estimate per window
-    (``hiddenpop.capture.rolling``). Identifiers are pseudonymised inside the reader with the study's key and
-    never leave it; only counts reach the run folder."""
-    family = _family("hiddenpop.capture.rolling", "rolling_series", "window_counts")
-    readers = _family("hiddenpop.capture.events", "read_events")
+    """Report log -> pseudonymised, cleaned events with their audit -> capture histories per rolling window ->
+    one closed-population estimate per window, in one call of ``hiddenpop.capture.rolling.report_series``.
+    Identifiers are pseudonymised inside the reader with the study's key and never leave it; only counts reach
+    the run folder."""
+    family = _family("hiddenpop.capture.rolling", "report_series")
     rules_family = _family("hiddenpop.capture.cleaning", "CleaningRules")
-    if family is None or readers is None or rules_family is None:
-        return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.events/rolling)")
-    rolling_series, window_counts = family
-    (read_events,) = readers
+    if family is None or rules_family is None:
+        return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.rolling)")
+    (report_series,) = family
     (cleaning_rules,) = rules_family
     from hiddenpop.privacy import load_key
 
@@ -330,17 +328,14 @@ def report_log_step(context: RunContext) -> StepResult:
         exclude=[(str(column), str(value)) for column, value in settings.get("exclude", {}).items()],
         dedupe=settings.get("dedupe", "day"),
     )
-    log = read_events([str(f) for f in settings["files"]], identifier=settings["id"], time=settings["time"],
-                      key=load_key(study.key_file), rules=rules, threads=1)
-    try:
-        plan, counts = window_counts(log, occasion=settings.get("occasion", "7D"),
-                                     occasions=settings.get("occasions", 4), step=settings.get("step", "28D"))
-        result = rolling_series(counts, plan, log.origin, estimator=settings.get("estimator", "Mth Chao (LB)"),
-                                base=settings.get("base"), level=study.level, seed=study.seed, audit=log.audit)
-    finally:
-        log.connection.close()
+    result = report_series([str(f) for f in settings["files"]], identifier=settings["id"], time=settings["time"],
+                           key=load_key(study.key_file), rules=rules, occasion=settings.get("occasion", "7D"),
+                           occasions=settings.get("occasions", 4), step=settings.get("step", "28D"),
+                           estimator=settings.get("estimator", "Mth Chao (LB)"), base=settings.get("base"),
+                           level=study.level, seed=study.seed)
+    result.provenance = {}  # the run's manifest records inputs and the key fingerprint once, for every step
     series = result.tables["series"]
-    tables = {"rolling_series": series, "cleaning_audit": log.audit}
+    tables = {"rolling_series": series, "cleaning_audit": result.tables["audit"]}
     counts_spec = {"rolling_series": (["observed"], {"observed": ["estimate", "se", "lower", "upper",
                                                                   "per_10000"]})}
     estimated = series.dropna(subset=["estimate"])
