@@ -157,9 +157,23 @@ def is_hierarchical(terms: Sequence[Term]) -> bool:
     )
 
 
-def hierarchical_models(lists: int, max_order: int) -> list[tuple[Term, ...]]:
+def hierarchical_models(lists: int, max_order: int, limit: int | None = None) -> list[tuple[Term, ...]]:
     """Every hierarchical model (all main effects plus a downward-closed set of interactions up to
-    ``max_order``). Counts: 3 lists/order 2: 8; 4/3: 113; 5/2: 1,024; 5/3: 6,212; 6/2: 32,768."""
+    ``max_order``). Counts: 3 lists/order 2: 8; 4/3: 113; 5/2: 1,024; 5/3: 6,212; 6/2: 32,768.
+
+    With ``limit``, raises ConfigError as soon as the count would exceed it (nothing large is built)."""
+
+    def too_many(count: int) -> ConfigError:
+        return ConfigError(
+            f"more than {limit:,} hierarchical models for {lists} lists up to order {max_order} "
+            f"(at least {count:,}): too many to enumerate; lower --max-order, merge lists, or use --select stepwise"
+        )
+
+    pairs = lists * (lists - 1) // 2
+    if limit is not None and max_order >= 2 and pairs >= 62:
+        raise too_many(2**62)
+    if limit is not None and max_order >= 2 and 2**pairs > limit:
+        raise too_many(2**pairs)
     models: list[tuple[Term, ...]] = [()]
     for order in range(2, max_order + 1):
         grown: list[tuple[Term, ...]] = []
@@ -170,6 +184,8 @@ def hierarchical_models(lists: int, max_order: int) -> list[tuple[Term, ...]]:
                 for c in combinations(range(lists), order)
                 if order == 2 or all(s in present for s in combinations(c, order - 1))
             ]
+            if limit is not None and len(grown) + (1 << len(candidates)) > limit:
+                raise too_many(len(grown) + (1 << len(candidates)))
             for mask in range(1 << len(candidates)):
                 grown.append(model + tuple(c for i, c in enumerate(candidates) if mask >> i & 1))
         models = grown
@@ -522,13 +538,7 @@ def _select_stepwise(data: ListData, counts: np.ndarray, threshold: float) -> Se
 
 
 def _bic_models(data: ListData, max_order: int) -> list[tuple[Term, ...]]:
-    models = hierarchical_models(data.lists, max_order)
-    if len(models) > MAX_ENUMERATED_MODELS:
-        raise ConfigError(
-            f"{len(models):,} hierarchical models for {data.lists} lists up to order {max_order}: too many to "
-            f"enumerate (limit {MAX_ENUMERATED_MODELS:,}); lower --max-order, merge lists, or use --select stepwise"
-        )
-    return models
+    return hierarchical_models(data.lists, max_order, limit=MAX_ENUMERATED_MODELS)
 
 
 def _select_bic(data: ListData, counts: np.ndarray, max_order: int, models=None) -> Selection:
