@@ -137,11 +137,12 @@ class _MtFamily:
 
     def parts(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         gamma, beta, eta = theta[0], theta[1 : self.t + 1], theta[self.t + 1 :]
-        log_s = self._tilt(beta)
+        with np.errstate(all="ignore"):
+            log_s = self._tilt(beta)
         z = beta + log_s
         p = expit(z)
-        log_one_plus = np.logaddexp(0.0, z).sum()
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
+            log_one_plus = np.logaddexp(0.0, z).sum()
             log_w = gamma + self.h @ eta - self.k * log_s + log_one_plus
             w = np.exp(log_w)
         return p, w, log_w, log_s
@@ -161,6 +162,11 @@ class _MtFamily:
         return w * poisson_binomial(p) * self.mask
 
     def score_information(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # overflow (e.g. Poisson2's 2^k at large t) yields non-finite values that stop the fit as not converged
+        with np.errstate(all="ignore"):
+            return self._score_information(theta)
+
+    def _score_information(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t, q = self.t, self.q
         p, w, _, _ = self.parts(theta)
         prefix, suffix = _prefix_suffix(p)
