@@ -461,9 +461,10 @@ def _abundance(spec: ModelSpec | None, raw: _RawFit, n: int, t: float, rcapture:
 def _warnings(fit: ClosedFit, aliased: bool) -> list[str]:
     out = []
     if fit.fixed_eta:
+        names = fit.fixed_eta[0] if len(fit.fixed_eta) == 1 else f"{fit.fixed_eta[0]}..{fit.fixed_eta[-1]}"
         out.append(
-            f"{fit.fixed_eta[0]}..{fit.fixed_eta[-1]} fixed at zero: no unit was caught more than "
-            f"{int(fit.fixed_eta[0][3:]) - 1} times, so they are not identified"
+            f"{names} fixed at zero: no unit was caught more than {int(fit.fixed_eta[0][3:]) - 1} times, "
+            "so the data cannot identify them"
         )
     if fit.dropped_eta:
         out.append(f"negative eta parameter(s) set to zero and model refitted: {', '.join(fit.dropped_eta)}")

@@ -216,6 +216,14 @@ def fit_poisson(
     if algorithm != "newton":
         raise ConfigError(f"unknown fitting algorithm {algorithm!r}; use 'newton' or 'glm'")
 
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _newton_loop(x, x_full, keep, y, offset, names, n_observed, beta, evaluate, max_iter, tol)
+
+
+def _newton_loop(x, x_full, keep, y, offset, names, n_observed, beta, evaluate, max_iter, tol) -> PoissonFit:
+    p_full = x_full.shape[1]
+    cells = len(y)
+    p = x.shape[1]
     mu, dev = evaluate(beta)
     converged = False
     iterations = 0
@@ -237,8 +245,10 @@ def fit_poisson(
             break
         change = abs(new_dev - dev) / (abs(new_dev) + 0.1)
         beta, mu, dev = new_beta, new_mu, new_dev
-        if change < tol and factor == 1.0 and np.max(np.abs(step)) < 1e-6 * (1 + np.max(np.abs(beta))):
-            converged = True
+        if change < tol:
+            # converged when the last full step was negligible; a deviance that no longer moves while a
+            # step stays large means a parameter is running off to infinity (boundary): stop, not converged
+            converged = factor == 1.0 and np.max(np.abs(step)) < 1e-4 * (1 + np.max(np.abs(beta)))
             break
         if change < tol * 1e-3 and factor < 1.0:
             break
