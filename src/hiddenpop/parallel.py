@@ -27,6 +27,7 @@ When to use it
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -129,10 +130,12 @@ def _run_dask(func, items, mode, chunk_size, n_workers, timeout, progress) -> li
     cluster = None
     if mode == LOCAL:
         workers = n_workers or min(os.cpu_count() or 1, 4)
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-            silence_logs=40,
-        )
+        with warnings.catch_warnings():  # the scheduler's health endpoint may find port 8787 taken: harmless
+            warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                silence_logs=50,
+            )
         client = Client(cluster)
     else:
         try:

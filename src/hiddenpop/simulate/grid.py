@@ -29,9 +29,10 @@ Design of the grid
     :func:`hiddenpop.parallel.spawn_seeds`, so differences between scenarios are not Monte Carlo noise in the
     seeds, and a grid gives byte-identical tables serially or on any Dask cluster.
 
-Failures are data: a replicate whose estimate or interval is not finite (or whose fit raised a
-:class:`~hiddenpop.errors.HiddenpopError`) is counted in ``failed`` and left out of the metrics, with the count in
-the notes. Reference for the metrics: Morris, White & Crowther (2019), "Using simulation studies to evaluate
+Failures are data: a replicate whose estimate is not finite, whose fit raised a
+:class:`~hiddenpop.errors.HiddenpopError`, or (capture) whose abundance is below the number of units observed is
+counted in ``failed`` and left out of bias and RMSE, with a warning; replicates without a finite interval are
+counted in ``without_interval`` and left out of coverage; fits that carried a warning are counted in ``warned``. Reference for the metrics: Morris, White & Crowther (2019), "Using simulation studies to evaluate
 statistical methods", Statistics in Medicine 38:2074-2102.
 """
 
@@ -355,7 +356,8 @@ def _nsum_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]
     except HiddenpopError as exc:
         result, error = None, type(exc).__name__
     for method in fixed["estimators"]:
-        row = {"replicate": replicate, "estimator": method, "truth": fixed["hidden_size"], "error": error}
+        row = {"replicate": replicate, "estimator": method, "truth": fixed["hidden_size"], "error": error,
+               "warning": "; ".join(result.warnings) if result is not None else ""}
         if result is not None:
             got = result.get("hidden", method)
             row |= {k: float(got[k]) for k in ("estimate", "lower", "upper")}
@@ -392,7 +394,13 @@ def _capture_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, i
         try:
             fit = fit_closed(histories, model)
             lower, upper = fit.log_ci(level) if math.isfinite(fit.stderr) else (math.nan, math.nan)
-            row |= {"estimate": float(fit.abundance), "lower": float(lower), "upper": float(upper), "error": ""}
+            row |= {"estimate": float(fit.abundance), "lower": float(lower), "upper": float(upper), "error": "",
+                    "warning": "; ".join(fit.warnings)}
+            if not fit.abundance >= len(caught):
+                # an abundance below the number of distinct units seen is impossible: the fit failed (the model
+                # says so in its warning); keep the raw value for inspection, out of the metrics
+                row |= {"raw_estimate": row["estimate"], "estimate": math.nan, "lower": math.nan, "upper": math.nan,
+                        "error": "estimate below the number observed"}
         except HiddenpopError as exc:
             row["error"] = type(exc).__name__
         rows.append(row)
@@ -411,6 +419,8 @@ def _run_task(task: tuple[str, str, dict[str, Any], dict[str, Any], float, int, 
 # ---------------------------------------------------------------------------------------------------- summary
 def summarise(replicates: pd.DataFrame, level: float) -> pd.DataFrame:
     """Bias, RMSE, coverage (with Monte Carlo SE) and interval width per family, scenario and estimator."""
+    if "warning" not in replicates:
+        replicates = replicates.assign(warning="")
     rows = []
     for (family, scenario, estimator), group in replicates.groupby(
         ["family", "scenario", "estimator"], sort=False, dropna=False
@@ -432,6 +442,7 @@ def summarise(replicates: pd.DataFrame, level: float) -> pd.DataFrame:
                 "estimator": estimator,
                 "replicates": len(group),
                 "failed": len(group) - n_ok,
+                "warned": int((group["warning"] != "").sum()),
                 "without_interval": n_ok - n_ci,
                 "truth": truth,
                 "mean_estimate": float(est.mean()) if n_ok else math.nan,
@@ -467,10 +478,11 @@ def run_grid(
     chunks = map_replicates(_run_task, tasks, scheduler=scheduler, progress=progress, n_workers=n_workers)
     records = [row for chunk in chunks for row in chunk]
     replicates = pd.DataFrame.from_records(records)
-    for column in ("estimate", "lower", "upper", "observed"):
+    for column in ("estimate", "lower", "upper", "observed", "raw_estimate"):
         if column not in replicates:
             replicates[column] = np.nan
-    replicates["error"] = replicates["error"].fillna("")
+    for column in ("error", "warning"):
+        replicates[column] = replicates[column].fillna("") if column in replicates else ""
     params_table = pd.DataFrame(
         [
             {"family": fam.family, "scenario": name, **params}
@@ -478,11 +490,16 @@ def run_grid(
             for name, params in fam.scenarios
         ]
     )
+    for fam in spec.families:
+        for key, kind in FAMILY_SPECS[fam.family][0].items():
+            if kind is int and key in params_table:
+                params_table[key] = params_table[key].astype("Int64")
     summary = summarise(replicates, spec.level).merge(params_table, on=["family", "scenario"], how="left")
     notes = [
         f"{spec.replicates} replicates per scenario; replicate r uses the same seed in every scenario "
         "(common random numbers); seeds from numpy SeedSequence.spawn of the grid seed",
-        "coverage counts replicates with a finite interval; failed = replicates without a finite estimate",
+        "coverage counts replicates with a finite interval; failed = replicates without a finite estimate "
+        "(errors, or a capture abundance below the number of units observed); warned = fits that carried a warning",
     ]
     warnings = []
     failed = summary[summary["failed"] > 0]
