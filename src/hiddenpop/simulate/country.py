@@ -155,7 +155,7 @@ def _systematic_pps(size: np.ndarray, n: int, rng: np.random.Generator) -> tuple
     order = rng.permutation(np.flatnonzero(~certain))
     cumulative = np.cumsum(prob[order])
     start = rng.uniform(0.0, 1.0)
-    points = start + np.arange(int(round(cumulative[-1])))
+    points = start + np.arange(round(cumulative[-1]))
     picked = order[np.searchsorted(cumulative, points)]
     selected = np.sort(np.concatenate([np.flatnonzero(certain), picked]))
     return selected, prob

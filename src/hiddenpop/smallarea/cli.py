@@ -14,39 +14,47 @@ With ``--out DIR`` the command writes ``result.json``, ``areas.csv``, ``importan
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, QuietOption, SeedOption, emit, parse_csv_list
+from hiddenpop.cli_common import (
+    FormatOption,
+    OutOption,
+    OutputFormat,
+    QuietOption,
+    SeedOption,
+    emit,
+    parse_csv_list,
+)
 from hiddenpop.errors import ConfigError
 
 
-class Spatial(str, Enum):
+class Spatial(StrEnum):
     auto = "auto"
     bym2 = "bym2"
     iid = "iid"
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     importance = "importance"
     nuts = "nuts"
 
 
-class Model(str, Enum):
+class Model(StrEnum):
     lightgbm = "lightgbm"
     ridge = "ridge"
 
 
-class Benchmark(str, Enum):
+class Benchmark(StrEnum):
     none = "none"
     scale = "scale"
     logit = "logit"
 
 
-class Impute(str, Enum):
+class Impute(StrEnum):
     median = "median"
     region_median = "region-median"
     error = "error"
@@ -79,7 +87,9 @@ def _national(value: str | None) -> tuple[float, float, float] | None:
     try:
         numbers = tuple(float(p) for p in parts)
     except ValueError:
-        raise ConfigError("--national takes three numbers: ESTIMATE,LOWER,UPPER (rates, e.g. 0.0076,0.0068,0.0087)")
+        raise ConfigError(
+            "--national takes three numbers: ESTIMATE,LOWER,UPPER (rates, e.g. 0.0076,0.0068,0.0087)"
+        ) from None
     if len(numbers) != 3:
         raise ConfigError("--national takes three numbers: ESTIMATE,LOWER,UPPER")
     return numbers  # type: ignore[return-value]

@@ -314,7 +314,8 @@ def direct_estimates(
             f"{n_sparse} of {area_ids.size} areas flagged sparse (see the 'flag' column); treat their direct "
             "estimates as uninformative and rely on pooled estimates there"
         )
-    notes = list(ard.notes) + [
+    notes = [
+        *ard.notes,
         f"known-group sizes and populations estimated from household rosters ({len(known)} groups); "
         f"Rao-Wu rescaled bootstrap with {replicates} replicates (households within areas; areas for the "
         "national estimate)"

@@ -25,9 +25,11 @@ smallest value ``q``), and the interval for ``theta`` at any area is ``f(x) +- q
 distribution-free calibration of the score's scale while removing the known sampling noise; it assumes the
 model error and the sampling error have the same shape up to scale (exact for normal errors).
 
-For surveyed areas the reported estimate is the composite ``gamma_a log yhat_a + (1 - gamma_a) f(x_a)`` with
-``gamma_a = sigma_m^2 / (sigma_m^2 + s_a^2)`` (the Fay-Herriot weight with the ML prediction as the synthetic
-part) and a normal interval with variance ``gamma_a s_a^2``.
+For surveyed areas the reported estimate is the composite ``c_a = gamma_a log yhat_a + (1 - gamma_a) f(x_a)``
+with ``gamma_a = sigma_m^2 / (sigma_m^2 + s_a^2)`` (the Fay-Herriot weight with the ML prediction as the
+synthetic part) and a normal interval with variance ``gamma_a s_a^2``. Rates are log-normal means:
+``exp(f + sigma_m^2 / 2)`` (unsurveyed) and ``exp(c_a + gamma_a s_a^2 / 2)`` (surveyed), so that sums over areas
+are not biased down by the back-transform; without standard errors, Duan's smearing factor ``mean exp(r_a)``.
 
 Importance
 ----------
@@ -289,7 +291,6 @@ def extrapolate(
 
     final, prediction, observed_lower, observed_upper, residual = per_model[model]
     surveyed = areas.surveyed
-    estimate_log = prediction.copy()
     lower_log, upper_log = observed_lower.copy(), observed_upper.copy()
     method = ("LightGBM" if model == "lightgbm" else "ridge") + " + conformal"
     diagnostics: dict[str, Any] = {"model": model, "params": learners[model].params, "folds": len(splits)}
@@ -309,13 +310,16 @@ def extrapolate(
         composite = gamma * y + (1 - gamma) * prediction[index]
         z = _normal_quantile(1 - alpha / 2)
         half_direct = z * np.sqrt(gamma * s2)
-        estimate_log[index] = composite
         lower_log[index], upper_log[index] = composite - half_direct, composite + half_direct
+        # rates: the mean of a log-normal, exp(centre + variance / 2), not its median exp(centre)
+        rate = np.exp(prediction + sigma_m2 / 2)
+        rate[index] = np.exp(composite + gamma * s2 / 2)
         notes.append("intervals for the true rate: studentised cross-validation residuals with the known sampling "
                      "noise removed; lower_observed/upper_observed are MAPIE CV+ intervals for a new direct estimate")
     else:
         warnings.append("no --target-se: intervals are MAPIE CV+ intervals for a new direct estimate, which include "
                         "sampling noise and are conservative for the true rate")
+        rate = np.exp(prediction) * float(np.mean(np.exp(residual)))  # Duan's smearing back-transform
     in_training = np.zeros(areas.n, dtype=bool)
     in_training[index] = True
     composite_rows = in_training if s2 is not None else np.zeros(areas.n, dtype=bool)
@@ -325,7 +329,7 @@ def extrapolate(
             "quantity": "prevalence",
             "method": method_column,
             "area": areas.ids,
-            "estimate": np.exp(estimate_log),
+            "estimate": rate,
             "lower": np.exp(lower_log),
             "upper": np.exp(upper_log),
             "level": level,

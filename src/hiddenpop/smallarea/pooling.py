@@ -177,7 +177,7 @@ def _log_posterior(phi: np.ndarray, y_c: np.ndarray, gram_oo: np.ndarray, c_oo: 
 def _hyper_importance(y_c, gram_oo, c_oo, s2, draws: int, rng: np.random.Generator) -> tuple[dict, dict]:
     """Hyper-parameter draws by importance sampling from a Student-t around the posterior mode.
 
-    The mode and curvature come from the exact log marginal posterior; ``4 * draws`` proposals from a
+    The mode and curvature come from the exact log marginal posterior; ``2 * draws`` proposals from a
     multivariate t (4 df, covariance 1.5^2 times the inverse Hessian) are weighted by posterior / proposal and
     resampled to ``draws``. The effective sample size and the Pareto-k of the weights are reported (k > 0.7
     means the proposal misses part of the posterior).

@@ -1,0 +1,92 @@
+"""CLI: synth -> direct -> pool/extrapolate, JSON schema, output folder with map, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hiddenpop.cli import app
+
+
+@pytest.fixture(scope="module")
+def small_country(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("country")
+    result = CliRunner().invoke(app, ["smallarea", "synth", str(folder), "--rows", "16", "--cols", "16",
+                                      "--surveyed", "60", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_synth_writes_everything(small_country):
+    for name in ("areas.csv", "survey.csv", "truth.csv", "adjacency.csv", "streams.toml", "areas.geojson"):
+        assert (small_country / name).stat().st_size > 0
+    areas = pd.read_csv(small_country / "areas.csv")
+    assert len(areas) == 256 and areas["direct_rate"].notna().sum() == 60
+
+
+def test_direct_command(small_country):
+    known = ",".join(f"know_{g}" for g in ("doctor", "teacher", "driver", "nurse", "student", "construction"))
+    roster = known.replace("know_", "roster_")
+    result = CliRunner().invoke(app, ["smallarea", "direct", str(small_country / "survey.csv"), "--area", "area_id",
+                                      "--hidden", "know_hidden", "--known", known, "--roster", roster,
+                                      "--household-size", "household_size", "--weight", "weight",
+                                      "--replicates", "200", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["areas"]) == 60
+    first = payload["areas"][0]
+    for key in ("area", "estimate", "se", "lower", "upper", "method", "surveyed", "sparse", "flag"):
+        assert key in first
+    assert payload["national"]["lower"] <= payload["national"]["estimate"] <= payload["national"]["upper"]
+
+
+def test_pool_writes_folder_with_map(small_country, tmp_path):
+    out = tmp_path / "pooled"
+    result = CliRunner().invoke(app, [
+        "smallarea", "pool", str(small_country / "areas.csv"), "--id", "area_id", "--target", "direct_rate",
+        "--target-se", "direct_se", "--population", "population", "--region", "region", "--name", "name",
+        "--streams", str(small_country / "streams.toml"), "--geometry", str(small_country / "areas.geojson"),
+        "--no-cv", "--draws", "300", "--national", "0.007,0.006,0.008", "--benchmark", "scale", "--out", str(out),
+        "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "result.json").read_text())
+    assert set(payload) >= {"areas", "importance", "cv", "national", "warnings", "notes", "provenance"}
+    assert len(payload["areas"]) == 256
+    assert {"area", "estimate", "lower", "upper", "method", "surveyed"} <= set(payload["areas"][0])
+    assert payload["national"]["benchmark"]["implied_after"] == pytest.approx(0.007)
+    assert "neighbours derived from the geometry" in " ".join(payload["notes"])
+    html = (out / "map.html").read_text()
+    assert "<script src=\"http" not in html and "Plotly" in html
+    assert pd.read_csv(out / "areas.csv").shape[0] == 256
+
+
+def test_extrapolate_json(small_country):
+    result = CliRunner().invoke(app, [
+        "smallarea", "extrapolate", str(small_country / "areas.csv"), "--id", "area_id", "--target", "direct_rate",
+        "--target-se", "direct_se", "--population", "population", "--region", "region", "--name", "name",
+        "--streams", str(small_country / "streams.toml"), "--no-compare-pooled", "--repeats", "2",
+        "--folds", "4", "--format", "json", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["areas"]) == 256
+    assert {"stream", "importance"} <= set(payload["importance"][0])
+    assert {row["method"] for row in payload["cv"]["table"]} == {"LightGBM", "ridge"}
+    assert payload["cv"]["grouping"] == "region"
+    assert "implied_rate" in payload["national"]
+
+
+def test_bad_input_is_one_line_exit_2(small_country, tmp_path, run_cli):
+    areas = pd.read_csv(small_country / "areas.csv")
+    areas.loc[5, "area_id"] = areas.loc[1, "area_id"]
+    path = tmp_path / "dup.csv"
+    areas.to_csv(path, index=False)
+    result = run_cli("smallarea", "pool", path, "--id", "area_id", "--target", "direct_rate")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "dup.csv, row 6, column 'area_id': duplicate area id (same as row 2)" in lines[0]
