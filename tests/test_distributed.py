@@ -75,7 +75,7 @@ def loopback_cluster(tmp_path_factory):
     address = f"tcp://127.0.0.1:{port}"
     # workers import this test module by name to unpickle ``_draw``
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    log = open(workdir / "cluster.log", "w")  # noqa: SIM115
+    log = open(workdir / "cluster.log", "w")
     common = {"stdout": log, "stderr": subprocess.STDOUT, "env": env, "cwd": workdir, "start_new_session": True}
     processes = [
         subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
