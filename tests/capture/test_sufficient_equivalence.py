@@ -86,3 +86,22 @@ def test_direct_sufficient_api_matches_profile_cell():
     # putting the fitted mu_0 in the never-caught cell leaves the MLE unchanged (its residual is zero)
     with_cell = fit_mt_family(data.occasion_totals(), data.frequencies(), unobserved=math.exp(plain.coef[0]))
     assert with_cell.coef[0] == pytest.approx(plain.coef[0], rel=1e-8)
+
+
+def test_fast_pair_sums_equal_exact_sweep_with_ties():
+    from hiddenpop.capture.sufficient import _pair_sums, _pair_sums_sweep, _prefix_suffix
+
+    rng = np.random.default_rng(9)
+    t = 40
+    p = rng.uniform(0.02, 0.6, size=t)
+    p[5] = p[17] = p[30]  # exact ties
+    p[8] = p[9] * (1 + 1e-9)  # a near tie
+    prefix, suffix = _prefix_suffix(p)
+    loo = np.array([np.convolve(prefix[j][: j + 1], suffix[j + 1][: t - j])[:t] for j in range(t)])
+    w = np.exp(rng.normal(0, 3, size=t + 1))
+    padded = np.concatenate([w, np.zeros(t + 3)])
+    k = np.arange(t + 1)
+    index = k[:, None] + k[None, :]
+    fast = _pair_sums(p, prefix, suffix, loo, padded, index)
+    exact = _pair_sums_sweep(p, prefix, padded, index)
+    assert np.allclose(fast, exact, rtol=1e-9, atol=0)

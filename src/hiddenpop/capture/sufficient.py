@@ -182,27 +182,7 @@ class _MtFamily:
         beta_eta = p[:, None] * (loo @ wh)
         # pair sums S_jl = sum_k w_k R^(jl)_{k-2}
         padded = np.concatenate([w, np.zeros(t + 3)])
-        hankel2 = padded[self.hankel_index + 2]  # [a, b] -> w_{a+b+2}
-        pair = np.zeros((t, t))
-        work = np.zeros((t, t + 1))  # row l: pmf over {j+1..t-1} \ {l}
-        current_suffix = np.zeros(t + 1)
-        current_suffix[0] = 1.0  # pmf over {j+1..t-1}, starts empty
-        for j in range(t - 1, -1, -1):
-            width = t - j  # pmfs over subsets of {j+1..t-1} have degrees 0..t-j-1
-            if j < t - 1:
-                # v[b] = sum_{a <= j} F_j[a] w_{a+b+2}; prefix F_j has degrees 0..j only
-                v = prefix[j, : j + 1] @ hankel2[: j + 1, :width]
-                pair[j, j + 1 :] = work[j + 1 :, :width] @ v
-            # include occasion j in every row l > j (in place), and set row j
-            rows = work[j + 1 :, : width + 1]
-            moved = rows[:, :-1] * p[j]
-            rows *= 1.0 - p[j]
-            rows[:, 1:] += moved
-            work[j, :width] = current_suffix[:width]
-            moved_s = current_suffix[:width] * p[j]
-            current_suffix[:width] *= 1.0 - p[j]
-            current_suffix[1 : width + 1] += moved_s
-        pair = pair + pair.T
+        pair = _pair_sums(p, prefix, suffix, loo, padded, self.hankel_index)
         beta_beta = np.outer(p, p) * pair
         beta_beta[np.diag_indices(t)] = expected_nj
         size = 1 + t + q
@@ -219,6 +199,87 @@ class _MtFamily:
         )
         return score, info
 
+
+
+#: Pairs with |p_l - p_j| below this fraction of max(p_j, p_l) are computed exactly instead of by the divided
+#: difference (whose rounding error grows like eps * p / |p_l - p_j|).
+CLOSE_PAIR = 1e-5
+#: Relative difference below which two probabilities are treated as tied (rounding noise of equal n_j).
+TIE = 1e-12
+
+
+def _pair_sums(p, prefix, suffix, loo, padded, hankel_index) -> np.ndarray:
+    """S_jl = sum_k w_k R^(jl)_{k-2} for all j != l (symmetric, zero diagonal).
+
+    R^(jl) = (p_l Q^(l) - p_j Q^(j)) / (p_l - p_j) (partial fractions of P(z) / ((1-p_j+p_j z)(1-p_l+p_l z))),
+    so S_jl = (p_l A_l - p_j A_j) / (p_l - p_j) with A_j = sum_k w_k Q^(j)_{k-2}: O(t^2) in all. Pairs with
+    (nearly) equal p are computed exactly by convolution after sorting by p; when there are very many of
+    them (e.g. all occasions tied) the exact O(t^3) sweep is used instead.
+    """
+    t = len(p)
+    a = loo @ padded[2 : t + 2]  # A_j
+    g = p * a
+    diff_p = p[None, :] - p[:, None]
+    scale = np.maximum(p[None, :], p[:, None])
+    close = np.abs(diff_p) <= CLOSE_PAIR * scale
+    np.fill_diagonal(close, False)
+    n_close = int(close.sum()) // 2
+    if n_close > 3 * t:
+        return _pair_sums_sweep(p, prefix, padded, hankel_index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pair = (g[None, :] - g[:, None]) / diff_p
+    np.fill_diagonal(pair, 0.0)
+    if n_close:
+        order = np.argsort(p, kind="stable")
+        ps = p[order]
+        fs, bs = _prefix_suffix(ps)
+        rank = np.empty(t, dtype=int)
+        rank[order] = np.arange(t)
+        w2 = padded[2 : t + 2]
+        # ties (equal up to rounding, 1e-12): every pair in a cluster has the same R (remove any two members)
+        cluster = np.concatenate([[0], np.cumsum(np.diff(ps) > TIE * ps[1:])])
+        cluster_first = {int(c): int(np.flatnonzero(cluster == c)[0]) for c in np.unique(cluster)}
+        tie_sums: dict[int, float] = {}
+        for j, m in zip(*np.nonzero(np.triu(close)), strict=True):
+            lo, hi = sorted((rank[j], rank[m]))
+            if cluster[lo] == cluster[hi]:
+                c = int(cluster[lo])
+                if c not in tie_sums:
+                    first = cluster_first[c]
+                    r = np.convolve(fs[first][: first + 1], bs[first + 2][: t - first - 1])[: t - 1]
+                    tie_sums[c] = float(r @ w2[: len(r)])
+                pair[j, m] = pair[m, j] = tie_sums[c]
+                continue
+            middle = poisson_binomial(ps[lo + 1 : hi])
+            r = np.convolve(np.convolve(fs[lo][: lo + 1], middle), bs[hi + 1][: t - hi])[: t - 1]
+            pair[j, m] = pair[m, j] = float(r @ w2[: len(r)])
+    return pair
+
+
+def _pair_sums_sweep(p, prefix, padded, hankel_index) -> np.ndarray:
+    """Exact O(t^3) pair sums by sweeping j downwards (all sums of positive terms)."""
+    t = len(p)
+    hankel2 = padded[hankel_index + 2]  # [a, b] -> w_{a+b+2}
+    pair = np.zeros((t, t))
+    work = np.zeros((t, t + 1))  # row l: pmf over {j+1..t-1} \ {l}
+    current_suffix = np.zeros(t + 1)
+    current_suffix[0] = 1.0  # pmf over {j+1..t-1}, starts empty
+    for j in range(t - 1, -1, -1):
+        width = t - j  # pmfs over subsets of {j+1..t-1} have degrees 0..t-j-1
+        if j < t - 1:
+            # v[b] = sum_{a <= j} F_j[a] w_{a+b+2}; prefix F_j has degrees 0..j only
+            v = prefix[j, : j + 1] @ hankel2[: j + 1, :width]
+            pair[j, j + 1 :] = work[j + 1 :, :width] @ v
+        # include occasion j in every row l > j (in place), and set row j
+        rows = work[j + 1 :, : width + 1]
+        moved = rows[:, :-1] * p[j]
+        rows *= 1.0 - p[j]
+        rows[:, 1:] += moved
+        work[j, :width] = current_suffix[:width]
+        moved_s = current_suffix[:width] * p[j]
+        current_suffix[:width] *= 1.0 - p[j]
+        current_suffix[1 : width + 1] += moved_s
+    return pair + pair.T
 
 def fit_mt_family(
     occasion_totals: np.ndarray,
