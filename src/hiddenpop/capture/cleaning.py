@@ -92,8 +92,8 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str, str]:
-    """Count rows through every step on the ``staged`` table; return (audit, keep condition SQL, unit SQL).
+def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str]:
+    """Count rows through every filtering step on the ``staged`` table; return (audit, keep condition SQL).
 
     ``staged`` has one row per (code, local_day, flags) with the number of report rows ``n``.
     """
@@ -114,15 +114,12 @@ def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str, str]
     for i, (column, value) in enumerate(rules.exclude):
         steps.append((f"exclude {column}={value}", f"NOT flag_{i}",
                       f"category {value!r} of column {column!r} excluded"))
-    unit = {"day": "local_day", "week": "date_trunc('week', local_day)", "none": None}[rules.dedupe]
     conditions = []
     selects = ["coalesce(sum(n), 0)"]
     for _name, condition, _reason in steps:
         conditions.append(condition)
         selects.append(f"coalesce(sum(n) FILTER (WHERE {' AND '.join(conditions)}), 0)")
     keep_sql = " AND ".join(conditions) if conditions else "true"
-    if unit is not None:
-        selects.append(f"count(DISTINCT (code, {unit})) FILTER (WHERE {keep_sql})")
     counts = con.execute(f"SELECT {', '.join(selects)} FROM staged").fetchall()[0]
     rows = [{"step": "read", "rows_in": counts[0], "rows_out": counts[0], "removed": 0,
              "reason": "rows read from the input files"}]
@@ -131,11 +128,21 @@ def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str, str]
         rows.append({"step": name, "rows_in": previous, "rows_out": after, "removed": previous - after,
                      "reason": reason})
         previous = after
-    if unit is not None:
-        after = counts[-1]
-        rows.append({"step": "dedupe", "rows_in": previous, "rows_out": after, "removed": previous - after,
-                     "reason": f"one record per identifier per {rules.dedupe}"})
+    return _audit_frame(rows), keep_sql
+
+
+def add_dedupe_step(audit: pd.DataFrame, rules: CleaningRules, rows_out: int) -> pd.DataFrame:
+    """Append the ``dedupe`` audit row (``rows_out`` = identifier-units kept), unless ``dedupe == "none"``."""
+    if rules.dedupe == "none":
+        return audit
+    rows_in = int(audit["rows_out"].iloc[-1])
+    row = {"step": "dedupe", "rows_in": rows_in, "rows_out": int(rows_out), "removed": rows_in - int(rows_out),
+           "reason": f"one record per identifier per {rules.dedupe}"}
+    return _audit_frame([*audit.to_dict(orient="records"), row])
+
+
+def _audit_frame(rows: list[dict]) -> pd.DataFrame:
     audit = pd.DataFrame(rows, columns=AUDIT_COLUMNS)
     for column in ("rows_in", "rows_out", "removed"):
         audit[column] = audit[column].astype("int64")
-    return audit, keep_sql, unit or "local_day"
+    return audit

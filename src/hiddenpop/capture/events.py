@@ -20,7 +20,6 @@ The result is a table of distinct (identifier code, day) pairs, the input of :mo
 from __future__ import annotations
 
 import glob
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hiddenpop.capture.cleaning import CleaningRules, audit_steps
+from hiddenpop.capture.cleaning import CleaningRules, add_dedupe_step, audit_steps
 from hiddenpop.errors import ConfigError, DataError
-from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser
+from hiddenpop.privacy import Pseudonymiser
 
 PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
 
@@ -40,29 +39,15 @@ PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
 def pseudonym_udf(key: Pseudonymiser):
     """A vectorised (Arrow) function computing ``key.hash_one`` for every string of an Arrow array.
 
-    HMAC-SHA256 is computed from precomputed inner/outer pad states (RFC 2104), which is several times faster
-    than constructing an ``hmac`` object per identifier and gives identical digests.
+    Uses :meth:`hiddenpop.privacy.Pseudonymiser.hasher` (HMAC-SHA256 from precomputed pad states), so the DuckDB
+    path and the Python path share one keyed-hash implementation.
     """
     import pyarrow as pa
 
-    secret = bytes.fromhex(key.key_hex)
-    if len(secret) > 64:
-        secret = hashlib.sha256(secret).digest()
-    secret = secret.ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in secret))
+    pseudonym = key.hasher()
 
     def hash_array(values: Any) -> Any:
-        out: list[str | None] = []
-        for text in values.to_pylist():
-            if text is None:
-                out.append(None)
-                continue
-            h = inner.copy()
-            h.update(text.encode("utf-8"))
-            o = outer.copy()
-            o.update(h.digest())
-            out.append(o.hexdigest()[:PSEUDONYM_HEX_CHARS])
+        out = [None if text is None else pseudonym(text) for text in values.to_pylist()]
         return pa.array(out, type=pa.string())
 
     return hash_array
@@ -278,7 +263,7 @@ def read_events(
     bad_time = con.execute("SELECT coalesce(sum(n), 0) FROM staged WHERE has_time AND local_day IS NULL").fetchall()[0][0]
     if bad_time:
         _raise_bad_timestamp(con, files, source, time, bad_time)
-    audit, keep_sql, _unit = audit_steps(con, rules)
+    audit, keep_sql = audit_steps(con, rules)
     origin_row = con.execute(
         f"SELECT min(local_day), max(local_day) FROM staged WHERE {keep_sql}"
     ).fetchall()[0]
@@ -289,17 +274,24 @@ def read_events(
             + "; ".join(f"{r.step} removed {r.removed}" for r in audit.itertuples())
         )
     origin = rules.start if rules.start is not None else origin_row[0]
+    # staged has one row per (code, day, flags) and every kept row has the same flags, so (code, day) is
+    # already unique among kept rows: no DISTINCT needed
     con.execute(
         f"""
         CREATE TEMP TABLE pairs AS
-        SELECT DISTINCT code, CAST(date_diff('day', DATE {_literal(str(origin))}, local_day) AS INTEGER) AS day
+        SELECT code, CAST(date_diff('day', DATE {_literal(str(origin))}, local_day) AS INTEGER) AS day
         FROM staged WHERE {keep_sql}
         """
     )
+    if rules.dedupe == "week":
+        kept_units = con.execute(
+            f"SELECT count(DISTINCT (code, date_trunc('week', local_day))) FROM staged WHERE {keep_sql}"
+        ).fetchall()[0][0]
     con.execute("DROP TABLE staged")
     n_pairs, n_ids, first_day, last_day = con.execute(
         "SELECT count(*), count(DISTINCT code), min(day), max(day) FROM pairs"
     ).fetchall()[0]
+    audit = add_dedupe_step(audit, rules, kept_units if rules.dedupe == "week" else n_pairs)
     if rules.end is not None:
         last_day = max(int(last_day), int((pd.Timestamp(rules.end) - pd.Timestamp(origin)).days))
     if rules.start is not None:
