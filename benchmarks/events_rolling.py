@@ -96,6 +96,14 @@ def stage_pipeline(paths: list[str], memory_limit: str | None, temp_dir: str | N
     }
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; unlike ru_maxrss it is not inherited from the parent)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_stage(name: str, args: argparse.Namespace, paths: list[str]) -> dict:
     """Run a stage in a subprocess; returns its JSON result plus its own peak RSS."""
     cmd = [sys.executable, __file__, "--stage", name, "--paths-json", json.dumps(paths),
@@ -120,6 +128,8 @@ def main() -> None:
     parser.add_argument("--identifiers", type=int, default=None, help="default rows / 10")
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the generated Parquet files here and reuse them on the next run")
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 3GB (spills beyond)")
     parser.add_argument("--temp-dir", default=None)
     parser.add_argument("--estimator", default="Mth Chao (LB)")
@@ -135,7 +145,7 @@ def main() -> None:
         else:
             out = stage_pipeline(paths, args.memory_limit, args.temp_dir, args.estimator)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        out["peak_rss_mb"] = usage.ru_maxrss / 1024
+        out["peak_rss_mb"] = _peak_rss_mb()
         out["cpu_s"] = usage.ru_utime + usage.ru_stime
         text = json.dumps(out)
         Path(tempfile.gettempdir(), f"events_rolling_{args.stage}.json").write_text(text)
@@ -144,11 +154,16 @@ def main() -> None:
 
     identifiers = args.identifiers or args.rows // 10
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        workdir = Path(tmp)
-        t0 = time.perf_counter()
-        paths = generate(workdir, args.rows, identifiers, args.files, args.seed)
-        size = sum(Path(p).stat().st_size for p in paths) / 1e6
-        print(f"generated {len(paths)} Parquet file(s), {size:,.0f} MB in {time.perf_counter() - t0:,.1f} s")
+        workdir = args.data_dir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        paths = sorted(str(p) for p in workdir.glob("reports_*.parquet"))
+        if not paths:
+            t0 = time.perf_counter()
+            paths = generate(workdir, args.rows, identifiers, args.files, args.seed)
+            size = sum(Path(p).stat().st_size for p in paths) / 1e6
+            print(f"generated {len(paths)} Parquet file(s), {size:,.0f} MB in {time.perf_counter() - t0:,.1f} s")
+        else:
+            print(f"reusing {len(paths)} Parquet file(s) in {workdir}")
         floor = run_stage("floor", args, paths)
         pipe = run_stage("pipeline", args, paths)
     rows = pipe["rows"]
