@@ -1,0 +1,508 @@
+"""One engine for the Maltiel, Raftery, McCormick & Baraff (2015) family of NSUM models.
+
+The five public models (basic, degree, barrier, transmission, combined) are switches of one NumPyro model:
+
+* degrees: fixed (basic) or random, log d_i ~ Normal(mu, sigma), mu ~ U(3, 8), sigma ~ U(0.25, 2);
+* barrier effects: the probability that a tie of respondent i falls in group k varies across respondents with
+  mean p_k and dispersion rho_k in (0, 1) (prior U(0, 1)); it is integrated out analytically;
+* transmission error: for hidden groups only a share tau_k ~ Beta(a_k, b_k) of the ties is reported, so the
+  reported probability has mean tau_k N_k / N.
+
+Two likelihoods (argument ``likelihood``):
+
+* ``"binomial"`` (default; the spec and the NSUM package): y_ik ~ Binomial(d_i, p_ik) with d_i continuous, the
+  binomial coefficient evaluated with log-gamma functions (a continuous relaxation, as in the package), support
+  d_i >= max_k y_ik. To give NUTS an unconstrained space d_i = max_k y_ik + exp(v_i) with the Jacobian included.
+  With barriers the probability is Beta(p_k r_k, (1 - p_k) r_k), r_k = 1/rho_k - 1, and the marginal is
+  beta-binomial.
+* ``"poisson"`` (the small-probability limit): y_ik ~ Poisson(d_i p_ik), log d_i = mu + sigma z_i with
+  z_i ~ N(0, 1) (non-centred). With barriers the rate multiplier is Gamma(p_k r_k, r_k) and the marginal is
+  negative binomial (gamma-Poisson).
+
+Transmission is parameterised so NUTS sees a well-conditioned space. The data identify the effective size
+w_k = tau_k N_k; with p(N_k) proportional to 1/N_k on (L_k, U_k) and tau_k ~ Beta(a_k, b_k), the change of
+variables (N_k, tau_k) -> (w_k, tau_k) gives p(w_k, tau_k) proportional to Beta(tau_k; a_k, b_k) / w_k on
+w_k/U_k < tau_k < min(1, w_k/L_k). We sample log w_k (flat, below log U_k) and tau_k by a logistic map onto that
+interval (with its Jacobian), then N_k = w_k / tau_k. The sampler therefore never walks the ridge
+tau_k N_k = constant.
+
+Combined model and the reported probability: Maltiel et al. write y_ik ~ Binomial(d_i, tau_k q_ik) with
+q_ik ~ Beta(mean m_k, dispersion rho_k). tau_k q_ik is not Beta-distributed, and its exact marginal needs a
+Gauss hypergeometric function. We place the Beta (or, for ``poisson``, the Gamma) directly on the reported
+probability, with mean tau_k m_k and dispersion rho_k. Since rho_k is a free parameter per group, the family of
+mean/over-dispersion pairs is the same; only the interpretation of rho_k for hidden groups changes (it is the
+dispersion of the reported probability). Under ``poisson`` the scaling is exact: tau times a Gamma variable is
+Gamma with the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hiddenpop.errors import ConfigError
+from hiddenpop.nsum.bayes._common import (
+    BayesData,
+    Density,
+    Draws,
+    Priors,
+    coerce_data,
+    quantity_row,
+    sample_nuts,
+    uniform_interval,
+)
+from hiddenpop.nsum.bayes.diagnostics import convergence, ppc_warnings, predictive_checks
+from hiddenpop.results import Estimates
+
+LIKELIHOODS = ("binomial", "poisson")
+
+
+def build_model(
+    known_index: np.ndarray,
+    hidden_index: np.ndarray,
+    n_respondents: int,
+    *,
+    random_degree: bool,
+    barrier: bool,
+    transmission: bool,
+    likelihood: str,
+) -> Density:
+    """The log posterior (on the unconstrained scale) for the requested switches; data is a dict of arrays."""
+    import jax.numpy as jnp
+    from jax.nn import log_sigmoid, sigmoid
+    from jax.scipy.special import betaln, gammaln
+    from jax.scipy.stats import beta as beta_dist
+    from jax.scipy.stats import norm
+
+    known_index = np.asarray(known_index)
+    hidden_index = np.asarray(hidden_index)
+    n_groups = len(known_index) + len(hidden_index)
+    n_hidden = len(hidden_index)
+    shapes: dict[str, tuple[int, ...]] = {}
+    if random_degree:
+        shapes.update({"mu": (), "sigma": (), "log_degree_raw": (n_respondents,)})
+    if n_hidden:
+        if transmission:
+            shapes.update({"log_effective_size_raw": (n_hidden,), "tau_raw": (n_hidden,)})
+        else:
+            shapes["log_size_raw"] = (n_hidden,)
+    if barrier:
+        shapes["rho"] = (n_groups,)
+
+    def unpack(z: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        out: dict[str, Any] = {}
+        logp = 0.0
+        if random_degree:
+            mu, lj = uniform_interval(z["mu"], data["mu_lo"], data["mu_hi"])
+            logp += lj
+            sigma, lj = uniform_interval(z["sigma"], data["sigma_lo"], data["sigma_hi"])
+            logp += lj
+            raw = z["log_degree_raw"]
+            if likelihood == "poisson":
+                # non-centred: log d_i = mu + sigma * raw_i, raw_i ~ N(0, 1)
+                degree = jnp.exp(mu + sigma * raw)
+                logp += jnp.sum(norm.logpdf(raw))
+            else:
+                # d_i = max_k y_ik + exp(raw_i): binomial support, Jacobian exp(raw_i)
+                degree = data["ymax"] + jnp.exp(raw)
+                log_d = jnp.log(degree)
+                logp += jnp.sum(norm.logpdf(log_d, mu, sigma) - log_d + raw)
+            out.update(mu=mu, sigma=sigma, degree=degree)
+        else:
+            degree = data["fixed_degree"]
+        prob = data["known_prob"]
+        if n_hidden:
+            if transmission:
+                log_hi, log_lo = data["log_size_hi"], data["log_size_lo"]
+                # log w_k = log U_k - exp(raw): flat on (-inf, log U_k); p(w, tau) = Beta(tau) / w
+                log_w = log_hi - jnp.exp(z["log_effective_size_raw"])
+                logp += jnp.sum(z["log_effective_size_raw"])
+                lower = jnp.exp(log_w - log_hi)
+                upper = jnp.minimum(1.0, jnp.exp(log_w - log_lo))
+                raw = z["tau_raw"]
+                tau = lower + (upper - lower) * sigmoid(raw)
+                logp += jnp.sum(
+                    beta_dist.logpdf(tau, data["tau_a"], data["tau_b"])
+                    + jnp.log(upper - lower) + log_sigmoid(raw) + log_sigmoid(-raw)
+                )
+                size = jnp.exp(log_w) / tau
+                out.update(tau=tau, size=size, effective_size=jnp.exp(log_w))
+                reported_hidden = jnp.exp(log_w) / data["population"]
+            else:
+                # p(N_k) proportional to 1/N_k on [L_k, U_k]: log N_k uniform
+                log_size, lj = uniform_interval(z["log_size_raw"], data["log_size_lo"], data["log_size_hi"])
+                logp += jnp.sum(lj)
+                size = jnp.exp(log_size)
+                out.update(size=size)
+                reported_hidden = size / data["population"]
+            prob = jnp.zeros(n_groups).at[known_index].set(data["known_prob"]).at[hidden_index].set(reported_hidden)
+        out["prob"] = prob
+        d = degree[:, None]
+        y = data["y"]
+        if barrier:
+            rho, lj = uniform_interval(z["rho"], data["rho_lo"], data["rho_hi"])
+            logp += jnp.sum(lj)
+            out["rho"] = rho
+            r = 1.0 / rho - 1.0
+            a = prob * r
+            if likelihood == "poisson":
+                loglik = (
+                    gammaln(y + a) - gammaln(a) - gammaln(y + 1.0)
+                    + a * (jnp.log(r) - jnp.log(r + d)) + y * (jnp.log(d) - jnp.log(r + d))
+                )
+            else:
+                b = (1.0 - prob) * r
+                loglik = (
+                    gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
+                    + betaln(y + a, d - y + b) - betaln(a, b)
+                )
+        elif likelihood == "poisson":
+            rate = d * prob
+            loglik = y * jnp.log(rate) - rate - gammaln(y + 1.0)
+        else:
+            loglik = (
+                gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
+                + y * jnp.log(prob) + (d - y) * jnp.log1p(-prob)
+            )
+        return out, logp + jnp.sum(loglik)
+
+    def log_density(z: dict[str, Any], data: dict[str, Any]) -> Any:
+        return unpack(z, data)[1]
+
+    def constrain(z: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        out = unpack(z, data)[0]
+        out.pop("prob", None)
+        return out
+
+    return Density(shapes=shapes, log_density=log_density, constrain=constrain)
+
+
+def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | None = None) -> dict[str, Any]:
+    """The arrays the NumPyro model reads."""
+    hidden = data.hidden_groups
+    bounds = np.array([priors.bounds_for(g, data) for g in hidden]).reshape(-1, 2)
+    taus = np.array([priors.tau_for(g) for g in hidden]).reshape(-1, 2)
+    arrays = {
+        "y": data.counts,
+        "ymax": data.counts.max(axis=1),
+        "known_prob": data.known_sizes[data.known_index] / data.population,
+        "population": np.float64(data.population),
+        "log_size_lo": np.log(bounds[:, 0]),
+        "log_size_hi": np.log(bounds[:, 1]),
+        "tau_a": taus[:, 0],
+        "tau_b": taus[:, 1],
+        "mu_lo": np.float64(priors.mu[0]),
+        "mu_hi": np.float64(priors.mu[1]),
+        "sigma_lo": np.float64(priors.sigma[0]),
+        "sigma_hi": np.float64(priors.sigma[1]),
+        "rho_lo": np.float64(max(priors.rho[0], 0.0)),
+        "rho_hi": np.float64(priors.rho[1]),
+    }
+    if fixed_degree is not None:
+        arrays["fixed_degree"] = np.asarray(fixed_degree, dtype=float)
+    return arrays
+
+
+class MaltielModel:
+    """Base class: a configured model; ``fit(...)`` returns :class:`~hiddenpop.results.Estimates`.
+
+    Subclasses set the switches. See the module docstring for the likelihoods and parameterisation.
+    """
+
+    name = "maltiel"
+    method_label = "Bayesian NSUM"
+    random_degree = True
+    barrier = False
+    transmission = False
+
+    def __init__(self, priors: Priors | None = None, *, likelihood: str = "binomial") -> None:
+        if likelihood not in LIKELIHOODS:
+            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        self.priors = (priors or Priors()).validate()
+        self.likelihood = likelihood
+
+    # -------------------------------------------------------------- pieces subclasses may change
+    def fixed_degree(self, data: BayesData) -> tuple[np.ndarray | None, list[str]]:
+        return None, []
+
+    def numpyro_model(self, data: BayesData):
+        return build_model(
+            data.known_index, data.hidden_index, data.n_respondents, random_degree=self.random_degree, barrier=self.barrier,
+            transmission=self.transmission, likelihood=self.likelihood,
+        )
+
+    def initial_values(self, data: BayesData) -> dict[str, np.ndarray]:
+        """Unconstrained starting values near the Killworth estimates (as the NSUM package starts)."""
+        values: dict[str, np.ndarray] = {}
+        killworth_degree = np.maximum(data.killworth_degrees(), 1.0)
+        priors = self.priors
+        if self.random_degree:
+            logd = np.log(killworth_degree)
+            mu = float(np.clip(logd.mean(), priors.mu[0] + 0.05, priors.mu[1] - 0.05))
+            sigma = float(np.clip(logd.std(), priors.sigma[0] + 0.05, priors.sigma[1] - 0.05))
+            values["mu"] = _logit((mu - priors.mu[0]) / (priors.mu[1] - priors.mu[0]))
+            values["sigma"] = _logit((sigma - priors.sigma[0]) / (priors.sigma[1] - priors.sigma[0]))
+            if self.likelihood == "poisson":
+                values["log_degree_raw"] = (logd - mu) / sigma
+            else:
+                values["log_degree_raw"] = np.log(np.maximum(killworth_degree - data.counts.max(axis=1), 0.5))
+        if len(data.hidden_index):
+            sizes = data.killworth_sizes()[data.hidden_index]
+            bounds = np.array([priors.bounds_for(g, data) for g in data.hidden_groups])
+            sizes = np.clip(sizes, bounds[:, 0] * 1.01, bounds[:, 1] * 0.99)
+            if self.transmission:
+                values["log_effective_size_raw"] = np.log(np.log(bounds[:, 1]) - np.log(sizes * 0.5))
+                values["tau_raw"] = np.zeros(len(sizes))
+            else:
+                frac = (np.log(sizes) - np.log(bounds[:, 0])) / (np.log(bounds[:, 1]) - np.log(bounds[:, 0]))
+                values["log_size_raw"] = _logit(frac)
+        if self.barrier:
+            values["rho"] = np.full(len(data.groups), _logit((0.1 - priors.rho[0]) / (priors.rho[1] - priors.rho[0])))
+        return values
+
+    # -------------------------------------------------------------- fitting
+    def fit(
+        self,
+        data: Any,
+        known_sizes: Mapping[str, float] | None = None,
+        population: float | None = None,
+        *,
+        hidden: Sequence[str] | None = None,
+        groups: Sequence[str] | None = None,
+        chains: int = 4,
+        warmup: int = 1000,
+        draws: int = 1000,
+        seed: int = 0,
+        target_accept: float = 0.8,
+        max_tree_depth: int = 10,
+        sums: Mapping[str, Sequence[str]] | None = None,
+        ratios: Mapping[str, tuple[str, str]] | None = None,
+        ppc_draws: int = 200,
+        min_ess: float | None = None,
+        quiet: bool = True,
+    ) -> Estimates:
+        """Fit by NUTS and return :class:`Estimates` (estimate = posterior median, lower/upper = 2.5/97.5%).
+
+        ``data`` is :class:`BayesData`, an ``ARD`` object, or a counts matrix/DataFrame with ``known_sizes``
+        (group -> N_k) and ``population`` (N). ``sums`` adds posterior sums of hidden groups (name -> groups);
+        ``ratios`` adds posterior ratios (name -> (numerator, denominator)), where each side is a hidden group
+        or a sum, e.g. ``{"victims_per_trafficker": ("victims", "traffickers")}``.
+        """
+        data = coerce_data(data, known_sizes, population, hidden, groups)
+        fixed, notes = self.fixed_degree(data)
+        arrays = model_arrays(data, self.priors, fixed_degree=fixed)
+        draws_obj = sample_nuts(
+            self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
+            target_accept=target_accept, max_tree_depth=max_tree_depth,
+            init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model",
+        )
+        return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
+                              ppc_draws=ppc_draws, min_ess=min_ess, seed=seed)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "model": self.name, "likelihood": self.likelihood,
+            "priors": {
+                "mu_uniform": list(self.priors.mu), "sigma_uniform": list(self.priors.sigma),
+                "rho_uniform": list(self.priors.rho),
+                "tau_beta": (dict(self.priors.tau) if isinstance(self.priors.tau, Mapping) else list(self.priors.tau)),
+                "size": "p(N_k) proportional to 1/N_k on bounds",
+            },
+        }
+
+    def add_sizes(self, data: BayesData, draws: Draws) -> None:
+        """Hook for models whose hidden sizes are derived after sampling (the overdispersed model)."""
+
+    def parameter_rows(self, data: BayesData, samples: dict[str, np.ndarray], method: str) -> list[dict[str, Any]]:
+        """Rows for the model's parameters (tau, rho, mu, sigma, implied mean degree)."""
+        rows = []
+        if "tau" in samples:
+            for j, group in enumerate(data.hidden_groups):
+                rows.append(quantity_row(f"tau[{group}]", method, samples["tau"][..., j], parameter="tau"))
+        if "rho" in samples:
+            for k, group in enumerate(data.groups):
+                rows.append(quantity_row(f"rho[{group}]", method, samples["rho"][..., k], parameter="rho"))
+        if "mu" in samples:
+            rows.append(quantity_row("mu", method, samples["mu"], parameter="mu"))
+            rows.append(quantity_row("sigma", method, samples["sigma"], parameter="sigma"))
+            mean_degree = np.exp(samples["mu"] + samples["sigma"] ** 2 / 2)
+            rows.append(quantity_row("mean_degree", method, mean_degree, parameter="mean_degree"))
+        return rows
+
+    def parameter_draws(self, data: BayesData, draws: Draws) -> dict[str, np.ndarray]:
+        """The posterior arrays (chains, draws, ...) kept in InferenceData and gated."""
+        keep = {}
+        for name in ("mu", "sigma", "size", "tau", "rho", "degree"):
+            if name in draws.samples:
+                keep[name] = draws.samples[name]
+        return keep
+
+    def summarise(
+        self,
+        data: BayesData,
+        draws: Draws,
+        *,
+        fixed_degree: np.ndarray | None,
+        notes: list[str],
+        sums: Mapping[str, Sequence[str]] | None,
+        ratios: Mapping[str, tuple[str, str]] | None,
+        ppc_draws: int,
+        min_ess: float | None,
+        seed: int,
+    ) -> Estimates:
+        self.add_sizes(data, draws)
+        samples = draws.samples
+        hidden = data.hidden_groups
+        method = f"{self.method_label} ({self.name}, {self.likelihood})"
+        rows = []
+        size_by_group: dict[str, np.ndarray] = {}
+        for j, group in enumerate(hidden):
+            size_by_group[group] = samples["size"][..., j]
+            rows.append(quantity_row(group, method, samples["size"][..., j], parameter="size"))
+        rows += derived_rows(size_by_group, method, sums, ratios)
+        rows += self.parameter_rows(data, samples, method)
+        posterior = self.parameter_draws(data, draws)
+        diagnostics, warnings = convergence(
+            posterior, diverging=draws.diverging, energy=draws.energy, num_steps=draws.num_steps,
+            max_tree_depth=draws.settings["max_tree_depth"], min_ess=min_ess,
+        )
+        diagnostics["seconds_sampling"] = draws.seconds
+        tables: dict[str, pd.DataFrame] = {}
+        if ppc_draws > 0:
+            ppc, rootogram = predictive_checks(
+                data.counts, data.groups, self.predictive_simulator(data, draws, fixed_degree, ppc_draws),
+                replicates=ppc_draws, seed=seed,
+            )
+            tables["ppc"] = ppc
+            tables["rootogram"] = rootogram
+            warnings += ppc_warnings(ppc)
+        degree = samples.get("degree")
+        if degree is not None:
+            flat = degree.reshape(-1, degree.shape[-1])
+            tables["degrees"] = pd.DataFrame({
+                "respondent": np.arange(1, data.n_respondents + 1),
+                "estimate": np.median(flat, axis=0),
+                "lower": np.quantile(flat, 0.025, axis=0),
+                "upper": np.quantile(flat, 0.975, axis=0),
+            })
+        if self.transmission:
+            notes.append(
+                "transmission rates are identified only through their prior: the data inform the effective "
+                "size tau_k * N_k, so each size's posterior is the effective size divided by the tau prior"
+            )
+        table = pd.DataFrame(rows)
+        table["passed_gates"] = diagnostics["passed"]
+        idata = to_inference_data(posterior, draws, data)
+        return Estimates(
+            table=table,
+            settings={**self.settings(), **draws.settings, "population": data.population,
+                      "known_groups": list(data.known_groups), "hidden_groups": list(hidden)},
+            seed=draws.settings["seed"],
+            warnings=warnings,
+            diagnostics=diagnostics,
+            notes=notes,
+            tables=tables,
+            extras={"idata": idata, "draws": draws},
+        )
+
+    def predictive_simulator(self, data: BayesData, draws: Draws, fixed_degree: np.ndarray | None, count: int):
+        samples = draws.samples
+
+        def simulate(rng: np.random.Generator) -> np.ndarray:
+            total = draws.diverging.size
+            pick = rng.choice(total, size=min(count, total), replace=False)
+            if fixed_degree is None:
+                degree = samples["degree"].reshape(total, -1)[pick]
+            else:
+                degree = np.broadcast_to(fixed_degree, (len(pick), data.n_respondents))
+            prob = np.empty((len(pick), len(data.groups)))
+            prob[:, data.known_index] = data.known_sizes[data.known_index] / data.population
+            if len(data.hidden_index):
+                size = samples["size"].reshape(total, -1)[pick]
+                tau = samples["tau"].reshape(total, -1)[pick] if "tau" in samples else 1.0
+                prob[:, data.hidden_index] = tau * size / data.population
+            prob = prob[:, None, :]
+            d = degree[:, :, None]
+            if "rho" in samples:
+                rho = samples["rho"].reshape(total, -1)[pick][:, None, :]
+                r = 1.0 / rho - 1.0
+                if self.likelihood == "poisson":
+                    q = rng.gamma(prob * r, 1.0 / r, size=(len(pick), data.n_respondents, len(data.groups)))
+                    return rng.poisson(d * q)
+                q = rng.beta(prob * r, (1 - prob) * r, size=(len(pick), data.n_respondents, len(data.groups)))
+                return rng.binomial(np.round(d).astype(np.int64), np.clip(q, 0, 1))
+            if self.likelihood == "poisson":
+                return rng.poisson(d * prob)
+            return rng.binomial(np.round(d).astype(np.int64), np.broadcast_to(prob, d.shape[:2] + prob.shape[2:]))
+
+        return simulate
+
+
+def derived_rows(
+    size_by_group: dict[str, np.ndarray],
+    method: str,
+    sums: Mapping[str, Sequence[str]] | None,
+    ratios: Mapping[str, tuple[str, str]] | None,
+) -> list[dict[str, Any]]:
+    """Posterior sums of hidden groups and ratios between groups or sums, evaluated draw by draw."""
+    available = dict(size_by_group)
+    rows = []
+    for name, members in (sums or {}).items():
+        missing = [m for m in members if m not in available]
+        if missing:
+            raise ConfigError(f"sum {name!r} names groups without a posterior size: {missing}")
+        values = sum(available[m] for m in members)
+        available[name] = values
+        rows.append(quantity_row(name, method, values, parameter="sum", members="+".join(members)))
+    for name, (numerator, denominator) in (ratios or {}).items():
+        for side in (numerator, denominator):
+            if side not in available:
+                raise ConfigError(f"ratio {name!r} refers to {side!r}, which is neither a hidden group nor a sum")
+        values = available[numerator] / available[denominator]
+        rows.append(quantity_row(name, method, values, parameter="ratio", members=f"{numerator}/{denominator}"))
+    return rows
+
+
+def to_inference_data(posterior: dict[str, np.ndarray], draws: Draws, data: BayesData):
+    """ArviZ InferenceData with named dimensions (respondent, group, hidden_group)."""
+    import arviz as az
+
+    dims, coords = {}, {
+        "respondent": np.arange(1, data.n_respondents + 1),
+        "group": list(data.groups),
+        "hidden_group": list(data.hidden_groups),
+    }
+    for name, values in posterior.items():
+        if values.ndim == 3:
+            width = values.shape[2]
+            if name == "degree":
+                dims[name] = ["respondent"]
+            elif width == len(data.groups) and name == "rho":
+                dims[name] = ["group"]
+            elif width == len(data.hidden_groups):
+                dims[name] = ["hidden_group"]
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats={"diverging": draws.diverging, "energy": draws.energy, "n_steps": draws.num_steps},
+        observed_data={"counts": data.counts},
+        coords={**coords, "count_group": list(data.groups)},
+        dims={**dims, "counts": ["respondent", "count_group"]},
+    )
+
+
+def _logit(p: Any) -> Any:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def check_positive_int(value: int, name: str) -> int:
+    if not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+__all__ = ["LIKELIHOODS", "MaltielModel", "build_model", "derived_rows", "model_arrays", "to_inference_data"]
+
