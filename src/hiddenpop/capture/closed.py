@@ -84,6 +84,8 @@ FREQUENCY_MODELS = ("M0", "Mh Chao (LB)", "Mh Poisson2", "Mh Darroch", "Mh Gamma
 
 BIAS_WARNING_FRACTION = 0.1
 HUGE_FACTOR = 1e6
+#: Largest t at which Mt/Mth asymptotic bias is computed (it needs a pass over the 2^t cells).
+BIAS_ENUMERATION_MAX = 12
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,7 @@ def _sufficient_fit(
     deviance = 2.0 * (ylogy - (n + extra)) - 2.0 * fit.loglik_kernel
     df = _cells_count(t) + (1 if unobserved is not None else 0) - fit.rank
     bias = math.nan
-    if t <= 14:  # the bias needs third-order cell sums; enumerate when cheap
+    if t <= BIAS_ENUMERATION_MAX:  # the bias needs third-order cell sums; enumerate when cheap
         bias = _enumerated_bias(histories, spec, fit.names, fit.coef, fit.vcov, unobserved)
     return _RawFit(fit.names, fit.coef, fit.vcov, fit.rank, fit.converged, deviance, df, fit.loglik_kernel - logfact, bias)
 
@@ -325,7 +327,7 @@ def _enumerated_bias(
     if unobserved is not None:
         x = np.vstack([np.eye(1, x.shape[1]), x])
     mu = np.exp(x @ coef)
-    xi = -0.5 * np.einsum("ij,jk,ik->i", x, vcov, x)
+    xi = -0.5 * ((x @ vcov) * x).sum(axis=1)
     psi = -2.0 * x.T @ (mu * xi)
     psi[0] -= 1.0
     return float(0.5 * math.exp(coef[0]) * (-(vcov @ psi))[0])

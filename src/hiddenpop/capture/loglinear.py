@@ -106,7 +106,7 @@ class PoissonFit:
         keep = ~np.isnan(self.coef)
         x = self.design[:, keep]
         v = self.vcov[np.ix_(keep, keep)]
-        xi = -0.5 * np.einsum("ij,jk,ik->i", x, v, x)
+        xi = -0.5 * ((x @ v) * x).sum(axis=1)
         psi = -2.0 * x.T @ (self.fitted * xi)
         psi[0] -= 1.0
         return float(0.5 * math.exp(self.intercept) * (-(v @ psi))[0])

@@ -306,10 +306,21 @@ def fit_mt_family(
     names = ["(Intercept)"] + [f"c{j + 1}" for j in range(t)] + (list(h_names) if h_names else [f"h{i}" for i in range(h.shape[1])])
     model = _MtFamily(totals, freq, h, unobserved)
     # the matrices are small (t + q + 1 square): BLAS threads only add contention, so use one
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         return _newton(model, totals, freq, h, names, start, max_iter, tol)
+
+
+_CONTROLLER = None
+
+
+def _blas_controller():
+    """One threadpoolctl controller per process (scanning the loaded libraries costs ~0.1 s)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
 
 
 def _newton(model, totals, freq, h, names, start, max_iter, tol) -> SufficientFit:
