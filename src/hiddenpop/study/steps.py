@@ -426,13 +426,7 @@ def smallarea_step(context: RunContext) -> StepResult:
                                   population=settings.get("population"),
                                   region=settings.get("region"), streams=settings.get("streams"),
                                   source=path.name)
-    results = {}
-    for method in runnable:
-        (function,) = available[method]
-        if method == "pool":
-            results[method] = function(areas, level=level, seed=study.seed)
-        else:
-            results[method] = function(areas, level=level, seed=study.seed)
+    results = {method: available[method][0](areas, level=level, seed=study.seed) for method in runnable}
     chosen = "extrapolate" if "extrapolate" in results else runnable[0]
     combined = results[runnable[0]]
     for method in runnable[1:]:

@@ -150,8 +150,7 @@ def _triangulation(context: RunContext) -> pd.DataFrame:
                     "status": result.status, "comparable": bool(row.get("comparable", True)),
                     "note": row.get("note", ""),
                 })
-        extra = table[table.get("triangulate", pd.Series(False, index=table.index)).fillna(False).astype(bool)] \
-            if "triangulate" in table.columns else table.iloc[0:0]
+        extra = table[table["triangulate"].eq(True)] if "triangulate" in table.columns else table.iloc[0:0]
         for _, row in extra.iterrows():
             if row["quantity"] in wanted:
                 continue
