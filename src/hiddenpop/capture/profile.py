@@ -147,8 +147,10 @@ def profile_ci(
         used = "enumerate"  # the same exact fit; for small t the dense 2^t-cell Newton is faster per refit
     n = histories.observed
 
+    warm: dict = {}
+
     def deviance_at(big_n: float) -> float:
-        raw, _, _ = _fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta)
+        raw, _, _ = _fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta, warm=warm)
         return raw.deviance
 
     n_max, lower, upper, warnings = profile_interval(deviance_at, n, fit.abundance, level, fmax_sup)
