@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,26 @@ class Pseudonymiser:
                 continue
             out.append(hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_CHARS])
         return out
+
+    def hasher(self) -> Callable[[str], str]:
+        """A fast ``text -> pseudonym`` function equal to :meth:`hash_one` (no stripping), for bulk ingestion.
+
+        HMAC-SHA256 (RFC 2104) from precomputed inner/outer pad states: H((K ^ opad) || H((K ^ ipad) || m)).
+        Copying the two prepared SHA-256 states per identifier is several times faster than ``hmac.new``.
+        """
+        secret = self._key if len(self._key) <= 64 else hashlib.sha256(self._key).digest()
+        secret = secret.ljust(64, b"\0")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in secret))
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in secret))
+
+        def pseudonym(text: str) -> str:
+            h = inner.copy()
+            h.update(text.encode("utf-8"))
+            o = outer.copy()
+            o.update(h.digest())
+            return o.hexdigest()[:PSEUDONYM_HEX_CHARS]
+
+        return pseudonym
 
     @property
     def key_hex(self) -> str:
