@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -131,13 +132,14 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.data.io import read_table
         from hiddenpop.design.sample_size import sample_size
         from hiddenpop.errors import ConfigError
-        from hiddenpop.privacy import load_key
+        from hiddenpop.privacy import KEY_ENV, load_key
         from hiddenpop.provenance import provenance
         from hiddenpop.review.sampling import sample_units
 
         if (n is None) == (margin is None):
             raise ConfigError("give exactly one of --n or --margin")
-        key = load_key(key_file) if key_file is not None else None
+        # a key from --key-file or the environment, as every identifier reader; none = input already pseudonymised
+        key = load_key(key_file) if key_file is not None or os.environ.get(KEY_ENV) else None
         data = read_table(units_file)
         size_note = None
         if margin is not None:
