@@ -33,6 +33,8 @@ def test_closed_json_schema_and_numbers(cli):
     assert payload["observed"] == 68 and payload["occasions"] == 6
     fixture = load_fixture("capture_hare_closed.json")
     assert [m["model"] for m in payload["models"]] == [m["model"] for m in fixture["models"]]
+    for key in ("f", "u", "v", "n"):
+        assert payload["descriptive"][key] == fixture["descriptive"][key]
     for got, expected in zip(payload["models"], fixture["models"], strict=True):
         assert set(got) >= {"model", "abundance", "stderr", "deviance", "df", "aic", "bic", "warnings"}
         assert abs(got["abundance"] - expected["abundance"]) <= 1e-6 * expected["abundance"]

@@ -42,6 +42,7 @@ def closed_command(
     import pandas as pd
 
     from hiddenpop.capture.closed import closedp
+    from hiddenpop.capture.descriptive import descriptive
     from hiddenpop.provenance import provenance
 
     histories = _read(file, count_column, occasions)
@@ -51,6 +52,7 @@ def closed_command(
         "observed": histories.observed,
         "occasions": histories.occasions,
         "models": [f.as_row() for f in fits],
+        "descriptive": descriptive(histories).to_dict(orient="list"),
         "notes": result.notes,
         "provenance": provenance(inputs=[file], rcapture=rcapture),
     }
