@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -205,6 +207,7 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate(select):
     assert row["observed"] <= row["lower"] < row["upper"]
     assert "BCa" in row["interval"]
     assert a.seed == 5 and np.isfinite(a.diagnostics["bca_acceleration"])
+    assert json.loads(a.to_json())["estimates"][0]["procedure"] == select  # serialisable, names its procedure
 
 
 # ---------------------------------------------------------------------------------------------- all data sets
