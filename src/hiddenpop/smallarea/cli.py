@@ -108,7 +108,6 @@ def _read(areas_path, id_, target, target_se, population, region, name, streams,
 def _finish(result, areas, *, national, benchmark_method, level, fmt, out, command, inputs, cv=None,
             importance=None, extra_settings=None) -> None:
     """Consistency check, optional benchmarking, output (stdout or folder)."""
-    import numpy as np
     import pandas as pd
 
     from hiddenpop.provenance import provenance
@@ -171,7 +170,6 @@ def _finish(result, areas, *, national, benchmark_method, level, fmt, out, comma
         atomic_write_text(out / "map.html", choropleth_html(areas_table, areas.geometry, areas.geometry_key,
                                                             title=f"prevalence ({command})"))
         written.append("map.html")
-    del np
     typer.echo(f"wrote {', '.join(str(out / w) for w in written)}", err=True)
 
 
@@ -212,6 +210,8 @@ def register(app: typer.Typer) -> None:
         table = result.table
         areas_table = table[table["quantity"] == "prevalence"].drop(columns=["quantity"]).copy()
         areas_table["surveyed"] = True
+        first = ["area", "estimate", "se", "lower", "upper", "level", "method", "surveyed", "sparse", "flag"]
+        areas_table = areas_table[first + [c for c in areas_table.columns if c not in first]]
         national = table[table["quantity"] == "national prevalence"].iloc[0]
         payload = {
             "command": "smallarea direct",

@@ -416,17 +416,16 @@ class PooledModel:
         self.draws = draws
         self.chains = chains
         self.seed = seed
-        self._basis_cache: dict[int, SpatialBasis] = {}
+        self._basis_cache: tuple[AreaTable, SpatialBasis] | None = None  # (areas, its basis), reused across CV folds
 
     def _basis(self, areas: AreaTable) -> SpatialBasis | None:
         if self.spatial == "iid" or (self.spatial == "auto" and areas.neighbours is None):
             return None
         if areas.neighbours is None or len(areas.neighbours) == 0:
             raise ConfigError("spatial='bym2' needs neighbours: give --adjacency or --geometry")
-        key = id(areas)
-        if key not in self._basis_cache:
-            self._basis_cache[key] = icar_basis(areas.n, areas.neighbours)
-        return self._basis_cache[key]
+        if self._basis_cache is None or self._basis_cache[0] is not areas:
+            self._basis_cache = (areas, icar_basis(areas.n, areas.neighbours))
+        return self._basis_cache[1]
 
     def fit_draws(self, areas: AreaTable, train: np.ndarray | None = None) -> tuple[PooledFit, list[str]]:
         """Posterior draws using only the areas in ``train`` (bool mask; default all surveyed) in the likelihood."""
