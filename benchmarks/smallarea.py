@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
-
 from hiddenpop.simulate.country import synthetic_country
 from hiddenpop.smallarea.areas import AreaTable
 from hiddenpop.smallarea.benchmark import national_consistency
