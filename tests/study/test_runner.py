@@ -121,3 +121,37 @@ def test_out_cannot_replace_the_study_folder(demo_study):
     study = load_study(demo_study)
     with pytest.raises(ConfigError, match="would replace the study's own folder"):
         run_study(study, demo_study.parent)
+
+
+def test_area_report_log_and_case_tables(two_runs, demo_study):
+    outcome = two_runs[0]
+    tables = outcome.folder / "tables"
+    results = outcome.results
+    if results["smallarea"].status in ("ok", "warnings"):
+        areas = pd.read_csv(demo_study.parent / "data" / "areas.csv")
+        estimates = pd.read_csv(tables / "area_estimates.csv")
+        direct = pd.read_csv(tables / "area_direct.csv")
+        assert len(estimates) == len(areas) and set(estimates["area"]) == set(areas["area_id"])
+        assert len(direct) == int(areas["surveyed"].sum()) and (direct["respondents"] == 24).all()
+        assert (estimates["lower"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["upper"]).all()
+        assert {"longitude", "latitude"} <= set(estimates.columns)
+    if results["report_log"].status in ("ok", "warnings"):
+        audit = pd.read_csv(tables / "cleaning_audit.csv")
+        log = pd.read_csv(demo_study.parent / "data" / "report_log.csv")
+        assert audit["rows_in"].iloc[0] == len(log)
+        assert (audit["rows_in"] - audit["rows_out"] == audit["removed"]).all()
+        series = pd.read_csv(tables / "rolling_series.csv")
+        assert len(series) >= 2 and (series["estimate"].dropna() >= series["observed"][series["estimate"].notna()]).all()
+    if results["cases"].status in ("ok", "warnings"):
+        typologies = pd.read_csv(tables / "cases_typologies.csv")
+        counts = pd.to_numeric(typologies["count"], errors="coerce").dropna()
+        assert not ((counts > 0) & (counts < 5)).any()  # small cells never published
+    casework = pd.read_csv(tables / "casework_by_area.csv")
+    for column in ("victims_rescued", "suspects_arrested"):
+        values = casework[column].dropna()
+        assert not ((values > 0) & (values < 5)).any()
+    # the report-log identifiers never reach any output
+    addresses = set(pd.read_csv(demo_study.parent / "data" / "report_log.csv")["ip_address"].dropna())
+    text = "\n".join(p.read_text(errors="ignore") for p in outcome.folder.rglob("*") if p.suffix in (".csv", ".json",
+                                                                                                   ".html"))
+    assert not any(address in text for address in list(addresses)[:200])
