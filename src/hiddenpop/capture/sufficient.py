@@ -74,11 +74,9 @@ class SufficientFit:
 
 def poisson_binomial(p: np.ndarray) -> np.ndarray:
     """pmf of the number of successes among independent Bernoulli(p_j), by exact convolution."""
-    pmf = np.zeros(len(p) + 1)
-    pmf[0] = 1.0
-    for j, pj in enumerate(p):
-        pmf[1 : j + 2] = pmf[1 : j + 2] * (1.0 - pj) + pmf[0 : j + 1] * pj
-        pmf[0] *= 1.0 - pj
+    pmf = np.ones(1)
+    for pj in np.asarray(p, dtype=float):
+        pmf = np.convolve(pmf, (1.0 - pj, pj))
     return pmf
 
 
@@ -89,12 +87,11 @@ def _prefix_suffix(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     suffix = np.zeros((t + 1, t + 1))
     prefix[0, 0] = 1.0
     suffix[t, 0] = 1.0
+    q = 1.0 - p
     for j in range(t):
-        prefix[j + 1] = prefix[j] * (1.0 - p[j])
-        prefix[j + 1, 1:] += prefix[j, :-1] * p[j]
-    for j in range(t - 1, -1, -1):
-        suffix[j] = suffix[j + 1] * (1.0 - p[j])
-        suffix[j, 1:] += suffix[j + 1, :-1] * p[j]
+        prefix[j + 1, : j + 2] = np.convolve(prefix[j, : j + 1], (q[j], p[j]))
+        i = t - 1 - j
+        suffix[i, : j + 2] = np.convolve(suffix[i + 1, : j + 1], (q[i], p[i]))
     return prefix, suffix
 
 
