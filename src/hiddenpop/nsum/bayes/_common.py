@@ -143,7 +143,8 @@ def prepare_data(
             if mask.any():
                 row = int(np.flatnonzero(mask)[0]) + 1
                 raise DataError(f"{locate(source, row, group)}count {why} ({int(mask.sum())} such cells)")
-        invalid = ~np.isfinite(col) | (col < 0) | (np.abs(col - np.round(col)) > 1e-9)
+        with np.errstate(invalid="ignore"):
+            invalid = ~np.isfinite(col) | (col < 0) | (np.abs(col - np.round(col)) > 1e-9)
         if invalid.any():
             row = int(np.flatnonzero(invalid)[0]) + 1
             raise DataError(

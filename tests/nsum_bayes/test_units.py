@@ -1,0 +1,221 @@
+"""Fast checks without sampling: data validation, gates on synthetic chains, calibration algebra, log densities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hiddenpop.errors import ConfigError, DataError
+from hiddenpop.nsum.bayes import BarrierModel, CombinedModel, DegreeModel, Priors, prepare_data
+from hiddenpop.nsum.bayes._common import Draws
+from hiddenpop.nsum.bayes._maltiel import model_arrays
+from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts, tau_sensitivity
+from hiddenpop.nsum.bayes.diagnostics import convergence, ebfmi, predictive_checks
+from hiddenpop.results import Estimates
+
+KNOWN = {"a": 50_000.0, "b": 20_000.0}
+
+
+def _frame():
+    return pd.DataFrame({"a": [5, 3, 0, 7], "b": [2, 1, 0, 3], "h": [1, 0, 0, 2]})
+
+
+# ---------------------------------------------------------------- data validation
+def test_prepare_data_orders_groups_and_marks_known():
+    data = prepare_data(_frame(), KNOWN, 1e6)
+    assert data.groups == ("a", "b", "h")
+    assert data.known.tolist() == [True, True, False]
+    assert data.hidden_groups == ("h",)
+    np.testing.assert_allclose(data.killworth_degrees(), 1e6 * np.array([7, 4, 0, 10]) / 70_000.0)
+
+
+def test_missing_count_is_an_error_naming_row_and_column():
+    frame = _frame().astype(float)
+    frame.loc[2, "h"] = np.nan
+    with pytest.raises(DataError, match=r"row 3, column 'h'.*missing"):
+        prepare_data(frame, KNOWN, 1e6, source="survey.csv")
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, np.inf])
+def test_invalid_counts_rejected_without_echoing_value(bad):
+    frame = _frame().astype(float)
+    frame.loc[1, "a"] = bad
+    with pytest.raises(DataError) as info:
+        prepare_data(frame, KNOWN, 1e6)
+    assert "row 2, column 'a'" in str(info.value)
+    assert str(bad) not in str(info.value)
+
+
+def test_known_size_must_be_below_population():
+    with pytest.raises(ConfigError, match="strictly between 0 and the population"):
+        prepare_data(_frame(), {"a": 2e6, "b": 1.0}, 1e6)
+
+
+def test_priors_validated():
+    with pytest.raises(ConfigError):
+        Priors(mu=(8, 3)).validate()
+    with pytest.raises(ConfigError):
+        DegreeModel(likelihood="gaussian")
+    with pytest.raises(ConfigError):
+        Priors(tau=(0.0, 1.0)).tau_for("h")
+
+
+# ---------------------------------------------------------------- log densities against closed forms
+def _potential(model, data, z):
+    import jax
+
+    density = model.numpyro_model(data)
+    with jax.enable_x64(True):
+        arrays = {k: jax.numpy.asarray(v) for k, v in model_arrays(data, model.priors).items()}
+        return float(jax.jit(density.log_density)({k: jax.numpy.asarray(v) for k, v in z.items()}, arrays))
+
+
+def test_barrier_log_density_is_beta_binomial_with_continuous_degree():
+    data = prepare_data(_frame(), KNOWN, 1e6)
+    model = BarrierModel()
+    rng = np.random.default_rng(1)
+    z = {"mu": np.array(0.3), "sigma": np.array(-0.2), "log_degree_raw": rng.normal(3, 0.5, 4),
+         "log_size_raw": np.array([0.1]), "rho": np.array([-2.0, -1.5, -3.0])}
+    logistic = lambda u: 1 / (1 + math.exp(-u))  # noqa: E731
+    mu = 3 + 5 * logistic(0.3)
+    sigma = 0.25 + 1.75 * logistic(-0.2)
+    degree = data.counts.max(axis=1) + np.exp(z["log_degree_raw"])
+    low, high = math.log(max(1.0, 2.0)), math.log(1e6)
+    size = math.exp(low + (high - low) * logistic(0.1))
+    prob = np.array([50_000 / 1e6, 20_000 / 1e6, size / 1e6])
+    rho = np.array([logistic(u) for u in z["rho"]])
+    r = 1 / rho - 1
+    from scipy.special import betaln, gammaln
+
+    d = degree[:, None]
+    y = data.counts
+    loglik = (gammaln(d + 1) - gammaln(y + 1) - gammaln(d - y + 1) + betaln(y + prob * r, d - y + (1 - prob) * r)
+              - betaln(prob * r, (1 - prob) * r)).sum()
+    jac = lambda u: math.log(logistic(u)) + math.log(1 - logistic(u))  # noqa: E731
+    prior = (jac(0.3) + jac(-0.2) + jac(0.1) + sum(jac(u) for u in z["rho"])
+             + np.sum(stats.lognorm.logpdf(degree, s=sigma, scale=math.exp(mu)) + z["log_degree_raw"]))
+    assert _potential(model, data, z) == pytest.approx(loglik + prior, rel=1e-8)
+
+
+def test_transmission_prior_in_effective_size_coordinates():
+    """p(w, tau) must be Beta(tau) / w on w/U < tau < min(1, w/L): check the tau_raw marginal is the Beta."""
+    data = prepare_data(_frame(), KNOWN, 1e6)
+    model = CombinedModel(Priors(tau=(3.0, 5.0)))
+    base = {"mu": np.array(0.0), "sigma": np.array(0.0), "log_degree_raw": np.zeros(4),
+            "log_effective_size_raw": np.array([math.log(math.log(1e6) - math.log(2_000.0))]),
+            "rho": np.zeros(3)}
+    grid = np.linspace(-12, 12, 4001)
+    import jax
+
+    density = model.numpyro_model(data)
+    with jax.enable_x64(True):
+        arrays = {k: jax.numpy.asarray(v) for k, v in model_arrays(data, model.priors).items()}
+        batch = {k: jax.numpy.broadcast_to(jax.numpy.asarray(v, dtype=float), (101, *np.shape(v)))
+                 for k, v in base.items()}
+        batch["tau_raw"] = jax.numpy.asarray(grid[::40, None])
+        values = np.asarray(jax.jit(jax.vmap(lambda z: density.log_density(z, arrays)))(batch))
+    # move along tau_raw only: the density in tau (after the Jacobian) must be proportional to the Beta(3, 5)
+    # times the likelihood of the fixed effective size, which does not depend on tau: so values - log Beta is flat
+    w = 2_000.0
+    lower, upper = w / 1e6, min(1.0, w / 2.0)
+    tau = lower + (upper - lower) / (1 + np.exp(-grid[::40]))
+    jac = np.log(upper - lower) + np.log(tau - lower) - np.log(upper - lower) + np.log(upper - tau) - np.log(
+        upper - lower)
+    flat = values - stats.beta.logpdf(tau, 3, 5) - jac
+    assert np.ptp(flat[np.isfinite(flat)]) < 1e-6
+
+
+# ---------------------------------------------------------------- gates on synthetic chains
+def test_gates_pass_on_independent_chains_and_fail_on_stuck_chains():
+    rng = np.random.default_rng(0)
+    good = {"x": rng.normal(size=(4, 1000)), "v": rng.normal(size=(4, 1000, 3))}
+    energy = rng.normal(size=(4, 1000))
+    diag, warnings = convergence(good, diverging=np.zeros((4, 1000), bool), energy=energy,
+                                 num_steps=np.full((4, 1000), 7), max_tree_depth=10)
+    assert diag["passed"] and not warnings
+    bad = {"x": rng.normal(size=(4, 1000)) + np.arange(4)[:, None]}
+    diverging = np.zeros((4, 1000), bool)
+    diverging[0, :5] = True
+    stuck_energy = np.cumsum(rng.normal(size=(4, 1000)), axis=1)  # random walk: E-BFMI near 0
+    diag, warnings = convergence(bad, diverging=diverging, energy=stuck_energy, num_steps=np.full((4, 1000), 1023),
+                                 max_tree_depth=10)
+    assert not diag["passed"]
+    text = " ".join(warnings)
+    assert "R-hat" in text and "divergent" in text and "E-BFMI" in text and "tree depth" in text
+    assert diag["divergences"] == 5
+
+
+def test_ebfmi_closed_form():
+    energy = np.array([[0.0, 1.0, 0.0, 1.0]])
+    # diffs: 1, -1, 1 -> 3; deviations from 0.5: 4 * 0.25 = 1
+    assert ebfmi(energy)[0] == pytest.approx(3.0)
+
+
+def test_predictive_checks_tables():
+    counts = np.array([[0, 1], [2, 0], [0, 0], [12, 1]], dtype=float)
+    rep = np.broadcast_to(counts, (50, 4, 2)).copy()
+    ppc, root = predictive_checks(counts, ("g1", "g2"), lambda rng: rep, replicates=50, seed=1)
+    zero = ppc[(ppc.group == "g1") & (ppc.statistic == "share_zero")].iloc[0]
+    assert zero.observed == 0.5 and zero.predicted == 0.5 and not zero.outside_interval
+    g1 = root[root.group == "g1"]
+    assert g1.observed.sum() == 4 and g1.expected.sum() == pytest.approx(4)
+    assert g1[g1["count"] == ">=10"].observed.iloc[0] == 1
+
+
+# ---------------------------------------------------------------- calibration
+def test_reported_size_in_areas_is_ratio_estimator():
+    y = np.array([0, 1, 0, 2, 1.0])
+    d = np.array([100, 150, 80, 300, 120.0])
+    estimate, se = reported_size_in_areas(y, d, 50_000)
+    assert estimate == pytest.approx(50_000 * 4 / 750)
+    r = 4 / 750
+    manual = 50_000 * math.sqrt(np.sum((y - r * d) ** 2) / (4 * 5 * d.mean() ** 2))
+    assert se == pytest.approx(manual)
+
+
+def test_tau_prior_moments_match():
+    prior = tau_prior_from_counts(reported=400.0, reported_se=50.0, external_count=900, completeness=0.9)
+    mean = 400 * 0.9 / 900
+    var = mean**2 * ((50 / 400) ** 2 + 1 / 900)
+    assert stats.beta.mean(prior.a, prior.b) == pytest.approx(mean)
+    assert stats.beta.var(prior.a, prior.b) == pytest.approx(var)
+    low, high = prior.interval()
+    assert low < mean < high
+
+
+def test_tau_prior_refuses_tau_above_one():
+    with pytest.raises(ConfigError, match="tau would be >= 1"):
+        tau_prior_from_counts(reported=1000.0, reported_se=10.0, external_count=500)
+
+
+def test_tau_sensitivity_scales_draws_exactly():
+    rng = np.random.default_rng(2)
+    sizes = rng.lognormal(10, 0.1, size=(2, 500, 2))
+    draws = Draws(samples={"size": sizes}, diverging=np.zeros((2, 500), bool), energy=np.zeros((2, 500)),
+                  num_steps=np.zeros((2, 500)), seconds=0.0)
+    est = Estimates(table=pd.DataFrame([{"quantity": "h1"}]), settings={"hidden_groups": ["h1", "h2"]},
+                    extras={"draws": draws})
+    table = tau_sensitivity(est, [0.5, 1.0], sums={"both": ["h1", "h2"]}, ratios={"r": ("h1", "h2")})
+    h1 = table[table.quantity == "h1"].set_index("tau")
+    assert h1.loc[0.5, "estimate"] == pytest.approx(2 * h1.loc[1.0, "estimate"])
+    assert h1.loc[1.0, "estimate"] == pytest.approx(np.median(sizes[..., 0]))
+    r = table[table.quantity == "r"].set_index("tau")
+    assert r.loc[0.5, "estimate"] == pytest.approx(r.loc[1.0, "estimate"])
+    both = table[(table.quantity == "both") & (table.tau == 1.0)].iloc[0]
+    assert both["mean"] == pytest.approx(sizes.sum(axis=-1).mean())
+
+
+def test_sums_and_ratios_refuse_unknown_names():
+    from hiddenpop.nsum.bayes._maltiel import derived_rows
+
+    sizes = {"h1": np.ones((2, 10)), "h2": np.ones((2, 10))}
+    with pytest.raises(ConfigError, match="without a posterior size"):
+        derived_rows(sizes, "m", {"s": ["h1", "nope"]}, None)
+    with pytest.raises(ConfigError, match="neither a hidden group nor a sum"):
+        derived_rows(sizes, "m", None, {"r": ("h1", "zzz")})
+    rows = derived_rows(sizes, "m", {"s": ["h1", "h2"]}, {"r": ("s", "h1")})
+    assert rows[0]["estimate"] == 2.0 and rows[1]["estimate"] == 2.0
