@@ -11,6 +11,7 @@
 The Bayesian models live in :mod:`hiddenpop.nsum.bayes`.
 """
 
+from hiddenpop.nsum import bayes
 from hiddenpop.nsum.adjust import Adjustments
 from hiddenpop.nsum.degree import Degree, degree, degree_summary
 from hiddenpop.nsum.diagnostics import consistency
@@ -21,6 +22,7 @@ __all__ = [
     "Adjustments",
     "Degree",
     "Prevalence",
+    "bayes",
     "consistency",
     "degree",
     "degree_summary",
