@@ -23,7 +23,8 @@ from hiddenpop.errors import ConfigError, PrivacyError
 #: so the phone pattern requires a leading + or separators typical of written phone numbers.
 PATTERNS: dict[str, str] = {
     "ipv4": r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])",
-    "ipv6": r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])|(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4})?(?![\w:])",
+    # loose candidates (hex groups around 2+ colons), each confirmed by ``ipaddress`` (see VALIDATORS)
+    "ipv6": r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])",
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
     "phone": r"(?<![\w+])\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?!\w)|(?<!\w)\(?0\d{2,4}\)?[ -]\d{3,4}[ -]\d{3,4}(?!\w)",
 }
@@ -46,11 +47,43 @@ def compile_patterns(kinds: Iterable[str], literals: Iterable[str] = ()) -> list
     return compiled
 
 
+def _is_ipv6(text: bytes) -> bool:
+    """Times (23:59:59) and minified code (a:b:c) match the loose pattern; keep only real IPv6 addresses."""
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(text.decode("ascii"))
+    except ValueError:
+        return False
+    return True
+
+
+VALIDATORS = {"ipv6": _is_ipv6}
+#: Script blocks that are a vendored library (the Plotly.js bundle embedded in self-contained HTML) rather than
+#: output data: their licence headers and SVG path numbers look like e-mails and IPs. Figure data sits in separate
+#: script blocks and is still scanned.
+VENDOR_BANNERS = (b"plotly.js v",)
+_SCRIPT = re.compile(rb"<script[^>]*>(.*?)</script>", re.S | re.I)
+
+
+def _without_vendor_bundles(data: bytes) -> bytes:
+    def blank(match: re.Match[bytes]) -> bytes:
+        head = match.group(1)[:200]
+        if any(banner in head for banner in VENDOR_BANNERS):
+            return b"\n" * match.group(0).count(b"\n")  # keep line numbers of later hits
+        return match.group(0)
+
+    return _SCRIPT.sub(blank, data)
+
+
 def scan_bytes(data: bytes, patterns: list[tuple[str, re.Pattern[bytes]]]) -> list[tuple[int, str]]:
     """(line number, kind) for every hit in ``data``; the matched text is deliberately not returned."""
     hits = []
     for kind, pattern in patterns:
+        valid = VALIDATORS.get(kind)
         for match in pattern.finditer(data):
+            if valid is not None and not valid(match.group()):
+                continue
             hits.append((data.count(b"\n", 0, match.start()) + 1, kind))
     return sorted(set(hits))
 
@@ -72,6 +105,8 @@ def scan_paths(
         if path.stat().st_size > BINARY_SCAN_LIMIT:
             continue
         data = path.read_bytes()
+        if path.suffix.lower() in (".html", ".htm"):
+            data = _without_vendor_bundles(data)
         for line, kind in scan_bytes(data, patterns):
             hits.append({"file": str(path.relative_to(root)) if root.is_dir() else path.name, "line": line, "kind": kind})
     return hits
