@@ -54,6 +54,17 @@ def test_pooled_unsurveyed_coverage(pooled, country):
 
 def test_ml_unsurveyed_coverage(ml, country):
     assert 0.85 <= _coverage(ml, country, surveyed=False) <= 0.95
+    everything = ml.tables["areas_all"]
+    for learner in ("LightGBM", "ridge"):
+        rows = everything[everything["method"].str.startswith(learner)]
+        assert len(rows) == len(country.areas)
+        assert 0.85 <= _coverage(type(ml)(table=rows), country, surveyed=False) <= 0.95, learner
+
+
+def test_best_learner_is_the_lower_cv_rmse(ml):
+    cv = ml.tables["cv"].set_index("method")
+    best = cv["rmse_log"].idxmin()
+    assert ml.table["method"].str.startswith(best).all()
 
 
 def test_pooling_beats_direct_for_surveyed(pooled, direct, country):
@@ -71,7 +82,8 @@ def test_driving_streams_rank_first_ml(ml, country):
     for model in ("lightgbm", "ridge"):
         ranked = importance[importance["model"] == model].sort_values("rank")
         assert set(ranked["stream"].head(len(drivers))) == drivers, model
-    shap = ml.tables["importance"].sort_values("shap_mean_abs", ascending=False)
+    lightgbm = importance[importance["model"] == "lightgbm"]
+    shap = lightgbm.sort_values("shap_mean_abs", ascending=False)
     assert set(shap["stream"].head(len(drivers))) == drivers
 
 
@@ -82,9 +94,11 @@ def test_driving_streams_rank_first_pooled(pooled, country):
 
 def test_sum_of_area_estimates_within_national_interval(pooled, ml, area_table, national_interval):
     population = area_table.populations()
-    for result in (pooled, ml):
-        check = national_consistency(result.table["estimate"].to_numpy(), population, national_interval)
-        assert check["within_national_interval"], (result.table["method"].iloc[0], check)
+    everything = ml.tables["areas_all"]
+    tables = [pooled.table] + [everything[everything["method"].str.startswith(m)] for m in ("LightGBM", "ridge")]
+    for table in tables:
+        check = national_consistency(table["estimate"].to_numpy(), population, national_interval)
+        assert check["within_national_interval"], (table["method"].iloc[0], check)
 
 
 def test_pooled_national_sum_interval_covers_truth(pooled, area_table, country):

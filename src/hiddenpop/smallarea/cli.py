@@ -44,6 +44,7 @@ class Engine(StrEnum):
 
 
 class Model(StrEnum):
+    best = "best"
     lightgbm = "lightgbm"
     ridge = "ridge"
 
@@ -289,9 +290,9 @@ def register(app: typer.Typer) -> None:
         geometry: GeometryOption = None,
         geometry_key: GeometryKeyOption = None,
         impute: ImputeOption = Impute.median,
-        model: Annotated[Model, typer.Option("--model", help="learner used for the area estimates")] = (
-            Model.lightgbm
-        ),
+        model: Annotated[
+            Model, typer.Option("--model", help="learner for the area estimates (best = lower grouped-CV RMSE)")
+        ] = Model.best,
         folds: Annotated[int, typer.Option("--folds", help="grouped cross-validation folds")] = 5,
         repeats: Annotated[int, typer.Option("--repeats", help="permutations per stream and fold")] = 10,
         compare_pooled: Annotated[

@@ -216,7 +216,7 @@ def shap_by_stream(booster_model, x_all: np.ndarray, streams: dict[str, list[int
 def extrapolate(
     areas: AreaTable,
     *,
-    model: str = "lightgbm",
+    model: str = "best",
     level: float = 0.9,
     folds: int = 5,
     repeats: int = 10,
@@ -224,14 +224,17 @@ def extrapolate(
 ) -> Estimates:
     """Tune and compare LightGBM and ridge by grouped CV; predict every area with intervals; rank the streams.
 
+    ``model="best"`` (default) reports the learner with the lower grouped-CV RMSE on the log scale.
+
     Returns ``Estimates`` with one row per area for the chosen ``model`` (``quantity="prevalence"``, column
     ``area``, ``surveyed``, ``lower_observed``/``upper_observed``), and tables ``cv`` (per learner: RMSE on the
     log and rate scales, coverage and mean width of the observation intervals on held-out areas), ``importance``
     (per stream, for the chosen model, with ``shap_mean_abs`` for LightGBM), ``importance_all`` (both learners)
-    and ``tuning`` (the grid). ``extras`` holds the fitted learners.
+    ``tuning`` (the grid) and ``areas_all`` (the per-area rows of both learners). ``extras`` holds the fitted
+    learners.
     """
-    if model not in MODELS:
-        raise ConfigError(f"model={model!r}; use one of {list(MODELS)}")
+    if model not in (*MODELS, "best"):
+        raise ConfigError(f"model={model!r}; use one of {[*MODELS, 'best']}")
     if not 0.5 < level < 1:
         raise ConfigError(f"level must be between 0.5 and 1 (got {level})")
     from mapie.regression import CrossConformalRegressor
@@ -252,7 +255,6 @@ def extrapolate(
     stream_index = {s: [areas.covariates.index(c) for c in cols] for s, cols in areas.streams.items()}
 
     learners = {name: tune(name, x, y, splits, seed) for name in MODELS}
-    alpha = 1.0 - level
     cv_rows, importance_tables, per_model = [], [], {}
     for name, learner in learners.items():
         final = clone(learner.estimator).fit(x, y)
@@ -289,58 +291,25 @@ def extrapolate(
         importance_tables.append(importance)
         per_model[name] = (final, prediction, observed_lower, observed_upper, residual)
 
-    final, prediction, observed_lower, observed_upper, residual = per_model[model]
-    surveyed = areas.surveyed
-    lower_log, upper_log = observed_lower.copy(), observed_upper.copy()
-    method = ("LightGBM" if model == "lightgbm" else "ridge") + " + conformal"
+    cv = pd.DataFrame(cv_rows)
+    if model == "best":
+        model = min(MODELS, key=lambda name: float(np.mean((learners[name].oof - y) ** 2)))
+        notes.append(f"--model best: {model} has the lowest grouped-CV RMSE (log scale)")
     diagnostics: dict[str, Any] = {"model": model, "params": learners[model].params, "folds": len(splits)}
+    tables_by_model = {}
+    for name in MODELS:
+        table, info, extra_warnings = _area_table(name, per_model[name], areas, index, y, s2, level)
+        tables_by_model[name] = table
+        if name == model:
+            diagnostics.update(info)
+            warnings.extend(extra_warnings)
+    table = tables_by_model[model]
     if s2 is not None:
-        sigma_m2 = model_error_variance(residual, s2)
-        scores = np.abs(residual) / np.sqrt(sigma_m2 + s2)
-        q = conformal_quantile(scores, level)
-        half = q * math.sqrt(sigma_m2)
-        lower_log, upper_log = prediction - half, prediction + half
-        diagnostics.update({"model_error_sd_log": math.sqrt(sigma_m2), "studentised_quantile": q,
-                            "median_sampling_sd_log": float(np.sqrt(np.median(s2)))})
-        if sigma_m2 == 0:
-            warnings.append("out-of-fold residuals are no larger than the sampling noise: the model error is "
-                            "estimated as 0 and truth intervals collapse to the prediction; treat with care")
-        # composite (Fay-Herriot-type) estimates where a direct estimate exists
-        gamma = sigma_m2 / (sigma_m2 + s2)
-        composite = gamma * y + (1 - gamma) * prediction[index]
-        z = _normal_quantile(1 - alpha / 2)
-        half_direct = z * np.sqrt(gamma * s2)
-        lower_log[index], upper_log[index] = composite - half_direct, composite + half_direct
-        # rates: the mean of a log-normal, exp(centre + variance / 2), not its median exp(centre)
-        rate = np.exp(prediction + sigma_m2 / 2)
-        rate[index] = np.exp(composite + gamma * s2 / 2)
         notes.append("intervals for the true rate: studentised cross-validation residuals with the known sampling "
                      "noise removed; lower_observed/upper_observed are MAPIE CV+ intervals for a new direct estimate")
     else:
         warnings.append("no --target-se: intervals are MAPIE CV+ intervals for a new direct estimate, which include "
                         "sampling noise and are conservative for the true rate")
-        rate = np.exp(prediction) * float(np.mean(np.exp(residual)))  # Duan's smearing back-transform
-    in_training = np.zeros(areas.n, dtype=bool)
-    in_training[index] = True
-    composite_rows = in_training if s2 is not None else np.zeros(areas.n, dtype=bool)
-    method_column = np.where(composite_rows, method.split(" +")[0] + " composite", method)
-    table = pd.DataFrame(
-        {
-            "quantity": "prevalence",
-            "method": method_column,
-            "area": areas.ids,
-            "estimate": rate,
-            "lower": np.exp(lower_log),
-            "upper": np.exp(upper_log),
-            "level": level,
-            "prediction": np.exp(prediction),
-            "lower_observed": np.exp(observed_lower),
-            "upper_observed": np.exp(observed_upper),
-            "surveyed": surveyed,
-            "direct": areas.y(),
-        }
-    )
-    cv = pd.DataFrame(cv_rows)
     importance_all = pd.concat(importance_tables, ignore_index=True)
     chosen = importance_all[importance_all["model"] == model].reset_index(drop=True)
     tuning = pd.concat([learner.tuning for learner in learners.values()], ignore_index=True)
@@ -353,9 +322,60 @@ def extrapolate(
         warnings=warnings,
         notes=list(areas.notes) + notes,
         diagnostics=diagnostics,
-        tables={"cv": cv, "importance": chosen, "importance_all": importance_all, "tuning": tuning},
+        tables={"cv": cv, "importance": chosen, "importance_all": importance_all, "tuning": tuning,
+                "areas_all": pd.concat(tables_by_model.values(), ignore_index=True)},
         extras={"learners": {name: per_model[name][0] for name in per_model}},
     )
+
+
+def _area_table(name: str, fitted, areas: AreaTable, index: np.ndarray, y: np.ndarray, s2: np.ndarray | None,
+                level: float) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """Per-area estimates and intervals for one learner (see the module docstring for the formulas)."""
+    _, prediction, observed_lower, observed_upper, residual = fitted
+    lower_log, upper_log = observed_lower.copy(), observed_upper.copy()
+    label = "LightGBM" if name == "lightgbm" else "ridge"
+    info: dict[str, Any] = {}
+    warnings: list[str] = []
+    method = np.full(areas.n, f"{label} + conformal", dtype=object)
+    if s2 is not None:
+        sigma_m2 = model_error_variance(residual, s2)
+        scores = np.abs(residual) / np.sqrt(sigma_m2 + s2)
+        q = conformal_quantile(scores, level)
+        half = q * math.sqrt(sigma_m2)
+        lower_log, upper_log = prediction - half, prediction + half
+        info = {"model_error_sd_log": math.sqrt(sigma_m2), "studentised_quantile": q,
+                "median_sampling_sd_log": float(np.sqrt(np.median(s2)))}
+        if sigma_m2 == 0:
+            warnings.append("out-of-fold residuals are no larger than the sampling noise: the model error is "
+                            "estimated as 0 and truth intervals collapse to the prediction; treat with care")
+        # composite (Fay-Herriot-type) estimates where a direct estimate exists
+        gamma = sigma_m2 / (sigma_m2 + s2)
+        composite = gamma * y + (1 - gamma) * prediction[index]
+        half_direct = _normal_quantile(1 - (1 - level) / 2) * np.sqrt(gamma * s2)
+        lower_log[index], upper_log[index] = composite - half_direct, composite + half_direct
+        # rates: the mean of a log-normal, exp(centre + variance / 2), not its median exp(centre)
+        rate = np.exp(prediction + sigma_m2 / 2)
+        rate[index] = np.exp(composite + gamma * s2 / 2)
+        method[index] = f"{label} composite"
+    else:
+        rate = np.exp(prediction) * float(np.mean(np.exp(residual)))  # Duan's smearing back-transform
+    table = pd.DataFrame(
+        {
+            "quantity": "prevalence",
+            "method": method,
+            "area": areas.ids,
+            "estimate": rate,
+            "lower": np.exp(lower_log),
+            "upper": np.exp(upper_log),
+            "level": level,
+            "prediction": np.exp(prediction),
+            "lower_observed": np.exp(observed_lower),
+            "upper_observed": np.exp(observed_upper),
+            "surveyed": areas.surveyed,
+            "direct": areas.y(),
+        }
+    )
+    return table, info, warnings
 
 
 def _normal_quantile(p: float) -> float:
