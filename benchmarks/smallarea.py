@@ -41,8 +41,8 @@ def coverage(table, country, surveyed):
 
 def main() -> None:
     n_seeds = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 4
-    print("seed  pooled_cov_unsurv  ml_cov_unsurv  ridge_top3_ok  lgbm_top3_ok  pooled_in_nat  ml_in_nat  "
-          "t_pool_s  t_ml_s")
+    print("seed  pooled_cov_unsurv  lgbm_cov_unsurv  ridge_cov_unsurv  best  ridge_top3_ok  lgbm_top3_ok  "
+          "pooled_in_nat  ml_in_nat  t_pool_s  t_ml_s")
     for seed in range(101, 101 + n_seeds):
         country, _, areas, national = build(seed)
         start = time.perf_counter()
@@ -58,9 +58,11 @@ def main() -> None:
         population = areas.populations()
         in_nat = [national_consistency(r.table["estimate"].to_numpy(), population, national)[
             "within_national_interval"] for r in (pooled, ml)]
-        print(f"{seed:4d}  {coverage(pooled.table, country, False):17.3f}  {coverage(ml.table, country, False):13.3f}"
-              f"  {top['ridge']!s:>13}  {top['lightgbm']!s:>12}  {in_nat[0]!s:>13}  {in_nat[1]!s:>9}  "
-              f"{t_pool:8.1f}  {t_ml:6.1f}", flush=True)
+        both = ml.tables["areas_all"]
+        learner_cov = {m: coverage(both[both["method"].str.startswith(m)], country, False) for m in ("LightGBM", "ridge")}
+        print(f"{seed:4d}  {coverage(pooled.table, country, False):17.3f}  {learner_cov['LightGBM']:15.3f}  "
+              f"{learner_cov['ridge']:16.3f}  {ml.settings['model'][:5]:>5}  {top['ridge']!s:>13}  "
+              f"{top['lightgbm']!s:>12}  {in_nat[0]!s:>13}  {in_nat[1]!s:>9}  {t_pool:8.1f}  {t_ml:6.1f}", flush=True)
     if "--nuts" in sys.argv:
         country, _, areas, _ = build(101)
         for engine in ("importance", "nuts"):

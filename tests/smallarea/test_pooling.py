@@ -116,3 +116,15 @@ def test_pooled_result_contract(pooled, area_table):
     surveyed = table[table["surveyed"]]
     direct_width = 2 * 1.645 * surveyed["direct_se"]
     assert (surveyed["upper"] - surveyed["lower"]).mean() < direct_width.mean()
+
+
+def test_without_standard_errors_direct_values_are_kept_and_flagged(area_table):
+    from hiddenpop.smallarea.areas import AreaTable
+    from hiddenpop.smallarea.pooling import pooled_estimates
+
+    table = AreaTable.from_frame(area_table.frame.drop(columns=["target_se"]), id="area_id", target="target",
+                                 population="population", region="region", covariates=area_table.covariates)
+    result = pooled_estimates(table, spatial="iid", draws=200, seed=1)
+    assert any("no target standard errors" in w for w in result.warnings)
+    surveyed = result.table[result.table["surveyed"]]
+    assert np.allclose(surveyed["median"], surveyed["direct"], rtol=1e-3)

@@ -135,7 +135,6 @@ class PooledFit:
     beta: np.ndarray
     hyper: dict[str, np.ndarray]
     observed: np.ndarray
-    predictive_sd: np.ndarray | None
     diagnostics: dict
     mcmc: object
 
@@ -346,7 +345,6 @@ def _fit_pooled(
         beta=beta,
         hyper=samples,
         observed=observed,
-        predictive_sd=None if s_log is None else s_log,
         diagnostics={**info, "draws": total},
         mcmc=mcmc,
     )
