@@ -4,8 +4,6 @@ rather than hidden, and the casework ratio's exact interval."""
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -29,7 +27,7 @@ def bayes_study(demo_study, tmp_path):
 
 
 def _fake_model(passed: bool, calls: list, fail_with: Exception | None = None):
-    """A stand-in for hiddenpop.nsum.bayes.combined: records how it was called, returns fixed posteriors."""
+    """A stand-in for the combined model class: records how it was called, returns fixed posteriors."""
 
     class CombinedModel:
         def __init__(self, **kwargs):
@@ -52,13 +50,13 @@ def _fake_model(passed: bool, calls: list, fail_with: Exception | None = None):
                              warnings=[] if passed else ["convergence gate failed: R-hat 1.2 above 1.01"],
                              tables={"ppc": ppc})
 
-    module = types.ModuleType("hiddenpop.nsum.bayes.combined")
-    module.CombinedModel = CombinedModel
-    return module
+    return CombinedModel
 
 
-def _run(study, tmp_path, monkeypatch, module):
-    monkeypatch.setitem(sys.modules, "hiddenpop.nsum.bayes.combined", module)
+def _run(study, tmp_path, monkeypatch, model_class):
+    from hiddenpop.nsum import bayes
+
+    monkeypatch.setitem(bayes.MODELS, "combined", model_class)
     pipeline = [("nsum", steps.nsum_step), ("nsum_bayes", steps.nsum_bayes_step)]
     return run_study(study, tmp_path / "run", steps=pipeline)
 

@@ -246,23 +246,20 @@ def _histogram(name: str, values: np.ndarray, bins: int = 30) -> pd.DataFrame:
     return pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts})
 
 
-BAYES_CLASSES = {"basic": "BasicModel", "degree": "DegreeModel", "barrier": "BarrierModel",
-                 "transmission": "TransmissionModel", "combined": "CombinedModel",
-                 "overdispersed": "OverdispersedModel"}
-
-
 def nsum_bayes_step(context: RunContext) -> StepResult:
-    """The Bayesian scale-up model named in the study (``hiddenpop.nsum.bayes``), fitted on the known groups of
-    one degree and the hidden groups it scales, with posterior sums (e.g. traffickers) and the family's
-    convergence gates and posterior predictive checks. A fit that fails its gates is returned with status
+    """The Bayesian scale-up model named in the study (``hiddenpop.nsum.bayes.MODELS``), fitted on the known groups
+    of one degree and the hidden groups it scales, with posterior sums (e.g. traffickers), the family's
+    convergence gates and posterior predictive checks, and the sensitivity of the sizes to the assumed
+    transmission rate (``calibration.tau_sensitivity``). A fit that fails its gates gets status
     ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
     study = context.study
     settings = study.analyses["nsum_bayes"]
     model_name = settings.get("model", "combined")
-    family = _family(f"hiddenpop.nsum.bayes.{model_name}", BAYES_CLASSES[model_name])
-    if family is None:
+    family = _family("hiddenpop.nsum.bayes", "MODELS", "Priors")
+    if family is None or model_name not in family[0]:
         return _unavailable("nsum_bayes", f"the Bayesian {model_name} model (hiddenpop.nsum.bayes)")
-    (model_class,) = family
+    models, priors_class = family
+    model_class = models[model_name]
     ard = survey_ard(context)
     degree_spec = study.degrees[settings["degree"]]
     if degree_spec.method != "known_population":
@@ -273,9 +270,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     columns = {g: study.hidden[g].column for g in groups}
     kwargs: dict[str, Any] = {}
     if "tau_prior" in settings:
-        from hiddenpop.nsum.bayes._common import Priors
-
-        kwargs["priors"] = Priors(tau=tuple(float(v) for v in settings["tau_prior"]))
+        kwargs["priors"] = priors_class(tau=tuple(float(v) for v in settings["tau_prior"]))
     model = model_class(**kwargs)
     sums = {c.name: [columns[g] for g in c.groups] for c in study.combine.values()
             if all(g in columns for g in c.groups)}
@@ -298,6 +293,11 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     gate_columns = [c for c in ("quantity", "estimate", "lower", "upper", "rhat", "ess_bulk", "ess_tail",
                                 "passed_gates") if c in result.table.columns]
     tables["nsum_bayes_diagnostics"] = result.table[gate_columns]
+    sensitivity = _family("hiddenpop.nsum.bayes.calibration", "tau_sensitivity")
+    if sensitivity is not None and passed and "idata" in result.extras:
+        table = sensitivity[0](result, sums=sums, level=study.level)
+        table["quantity"] = table["quantity"].map(lambda q: {c: n for n, c in columns.items()}.get(q, q))
+        tables["nsum_bayes_sensitivity"] = table
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
     tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
                                                      "value": [str(v) for v in scalar.values()]})
