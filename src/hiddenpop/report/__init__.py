@@ -97,7 +97,8 @@ def render_report(context: RunContext, published: Published, manifest: dict[str,
     results = context.results
     failed = [r for r in results.values() if r.status in ("failed_gates", "error")]
     diagnostics_tables = {name: _records(tables[name]) for name in (
-        "nsum_consistency", "nsum_degrees", "nsum_bayes_diagnostics", "nsum_bayes_ppc", "nsum_bayes_sensitivity")
+        "nsum_consistency", "nsum_degrees", "nsum_bayes_convergence", "nsum_bayes_diagnostics", "nsum_bayes_ppc",
+        "nsum_bayes_sensitivity")
         if name in tables}
     auxiliary = {name: _records(tables[name], limit=40) for name in tables if name not in diagnostics_tables
                  and name not in ("headline", "triangulation", "analyses", "warnings")
