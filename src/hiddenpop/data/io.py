@@ -81,6 +81,11 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
         raise DataError(f"{path}: cannot parse as {SUPPORTED[suffix]} ({first}); check delimiters and quoting") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
         raise DataError(f"{path}: cannot read as {SUPPORTED[suffix]} ({type(exc).__name__}); is the file damaged?") from None
+    if suffix in (".csv", ".txt", ".tsv"):
+        # pandas renames a repeated header "x" to "x.1" silently; check the header row as written
+        header = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig", header=None,
+                             nrows=1, dtype=str, keep_default_na=False)
+        frame.columns = [str(c) for c in header.iloc[0].tolist()] if header.shape[1] == frame.shape[1] else frame.columns
     frame.columns = [str(c).strip() for c in frame.columns]
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
