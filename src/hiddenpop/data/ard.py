@@ -319,6 +319,11 @@ def _numeric_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     raw = frame[column]
     if pd.api.types.is_bool_dtype(raw):
         raise DataError(f"{locate(source, None, column)}holds true/false values, expected counts; recode as numbers")
+    if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw):
+        raise DataError(
+            f"{locate(source, 1, column)}holds dates, expected counts (Excel may have formatted the cells as dates); "
+            "format the column as numbers and re-export"
+        )
     values = pd.to_numeric(raw, errors="coerce").astype(float)
     bad = values.isna() & raw.notna()
     if pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw):
