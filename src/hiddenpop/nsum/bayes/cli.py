@@ -180,5 +180,5 @@ def register(app: typer.Typer) -> None:
             columns = ["quantity", "estimate", "lower", "upper", "mean", "sd", "rhat", "ess_bulk", "ess_tail"]
             table = table[columns]
         emit(payload, fmt, out, table=table, title=f"Bayesian NSUM, {model.value} model")
-        if not result.diagnostics.get("passed", True) and not quiet:
+        if not result.diagnostics.get("passed", True):
             typer.echo("warning: the fit failed the convergence gates; see warnings", err=True)
