@@ -88,20 +88,47 @@ def test_direct_sufficient_api_matches_profile_cell():
     assert with_cell.coef[0] == pytest.approx(plain.coef[0], rel=1e-8)
 
 
-def test_fast_pair_sums_equal_exact_sweep_with_ties():
-    from hiddenpop.capture.sufficient import _pair_sums, _pair_sums_sweep, _prefix_suffix
+def _brute_force_score_information(theta, totals, freq, h, f0):
+    """Score and information of the Mt/Mth Poisson likelihood by summing over all 2^t cells."""
+    from hiddenpop.capture.histories import all_patterns
+
+    t = len(totals)
+    patterns = all_patterns(t).astype(float)
+    if f0 is not None:
+        patterns = np.vstack([np.zeros((1, t)), patterns])
+    k = patterns.sum(axis=1).astype(int)
+    x = np.column_stack([np.ones(len(patterns)), patterns, h[k]])
+    mu = np.exp(x @ theta)
+    observed = np.concatenate([[np.sum(freq) + (f0 or 0.0)], totals, (np.concatenate([[f0 or 0.0], freq])) @ h])
+    return observed - x.T @ mu, x.T @ (x * mu[:, None])
+
+
+@pytest.mark.parametrize("heterogeneity", ["none", "chao", "poisson2"])
+def test_score_information_equal_brute_force_with_ties(heterogeneity):
+    """The O(t^2) sums (backward messages, partial fractions, exact tied and near-tied pairs) equal the 2^t sums."""
+    from hiddenpop.capture.loglinear import heterogeneity_columns
+    from hiddenpop.capture.sufficient import _MtFamily
 
     rng = np.random.default_rng(9)
-    t = 40
-    p = rng.uniform(0.02, 0.6, size=t)
-    p[5] = p[17] = p[30]  # exact ties
-    p[8] = p[9] * (1 + 1e-9)  # a near tie
-    prefix, suffix = _prefix_suffix(p)
-    loo = np.array([np.convolve(prefix[j][: j + 1], suffix[j + 1][: t - j])[:t] for j in range(t)])
-    w = np.exp(rng.normal(0, 3, size=t + 1))
-    padded = np.concatenate([w, np.zeros(t + 3)])
-    k = np.arange(t + 1)
-    index = k[:, None] + k[None, :]
-    fast = _pair_sums(p, prefix, suffix, loo, padded, index)
-    exact = _pair_sums_sweep(p, prefix, padded, index)
-    assert np.allclose(fast, exact, rtol=1e-9, atol=0)
+    t = 11
+    beta = rng.normal(-1.5, 0.8, size=t)
+    beta[5] = beta[7] = beta[9]  # exact ties (equal n_j)
+    beta[2] = beta[3] + 1e-9  # a near tie: a divided difference would lose ~7 digits here
+    beta[0] = beta[3] + 3e-8  # three near-tied occasions: one pair is not neighbouring in p order
+    if heterogeneity == "none":
+        h = np.zeros((t + 1, 0))
+    else:
+        name = "Chao" if heterogeneity == "chao" else "Poisson"
+        h, _ = heterogeneity_columns(np.arange(t + 1), name, t, 2.0 if name == "Poisson" else None)
+        h = h[:, : 3]
+    eta = rng.uniform(0.05, 0.4, size=h.shape[1]) * (0.01 if heterogeneity == "poisson2" else 1.0)
+    theta = np.concatenate([[2.0], beta, eta])
+    totals = rng.integers(5, 40, size=t).astype(float)
+    freq = rng.integers(0, 30, size=t).astype(float)
+    for f0 in (None, 17.0):
+        model = _MtFamily(totals, freq, h, f0)
+        score, info = model.score_information(theta)
+        exact_score, exact_info = _brute_force_score_information(theta, totals, freq, h, f0)
+        assert np.allclose(info, exact_info, rtol=1e-10, atol=0)
+        assert np.allclose(score, exact_score, rtol=1e-9, atol=1e-9 * np.abs(exact_info).max())
+        assert np.allclose(model.expected_groups(theta).sum(), exact_info[0, 0], rtol=1e-12)

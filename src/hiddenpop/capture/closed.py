@@ -294,7 +294,12 @@ def _grouped_fit(
 
 
 def _sufficient_fit(
-    histories: Histories, spec: ModelSpec, drop: list[str], unobserved: float | None, start: np.ndarray | None
+    histories: Histories,
+    spec: ModelSpec,
+    drop: list[str],
+    unobserved: float | None,
+    start: np.ndarray | None,
+    hints: dict | None = None,
 ) -> _RawFit:
     t = int(histories.occasions)
     h = None
@@ -304,6 +309,8 @@ def _sufficient_fit(
         keep = [i for i, nm in enumerate(hn) if nm not in drop]
         h = h[:, keep]
         hn = [hn[i] for i in keep]
+    if start is None and spec.base == "Mth":
+        start = _mth_start(histories, spec, drop, unobserved, hn, hints)
     fit = fit_mt_family(histories.occasion_totals(), histories.frequencies(), h, hn, unobserved=unobserved, start=start)
     n = histories.observed
     extra = unobserved if unobserved is not None else 0.0
@@ -315,6 +322,36 @@ def _sufficient_fit(
     if t <= BIAS_ENUMERATION_MAX:  # the bias needs third-order cell sums; enumerate when cheap
         bias = _enumerated_bias(histories, spec, fit.names, fit.coef, fit.vcov, unobserved)
     return _RawFit(fit.names, fit.coef, fit.vcov, fit.rank, fit.converged, deviance, df, fit.loglik_kernel - logfact, bias)
+
+
+def _mth_start(
+    histories: Histories, spec: ModelSpec, drop: list[str], unobserved, h_names, hints: dict | None = None
+) -> np.ndarray | None:
+    """Starting values for an Mth fit from the (cheap, grouped) Mh fit with the same heterogeneity columns.
+
+    Mh is Mth with all beta_j equal to its k-slope alpha, so gamma and eta are taken from Mh and
+    beta_j = alpha + log(n_j / mean n_j). Newton from this point needs a few steps even at t = 200, where a
+    start at eta = 0 first has to creep out of the unobservable high-k cells (only the path changes, not the MLE).
+    ``hints`` (kept by the caller across the refits of the negative-eta rule) carries the last Mh coefficients.
+    """
+    previous = (hints or {}).get("mh")
+    mh_start = None
+    if previous is not None:
+        mh_start = np.array([previous.get(nm, 0.0) for nm in ["(Intercept)", "k", *h_names]])
+    with np.errstate(all="ignore"):
+        try:
+            mh = _grouped_fit(histories, ModelSpec("Mh", spec.heterogeneity, spec.theta), drop, unobserved, mh_start)
+        except (ModelError, np.linalg.LinAlgError):
+            return None
+        coef = dict(zip(mh.names, mh.coef, strict=True))
+        if hints is not None and np.isfinite(mh.coef).all():
+            hints["mh"] = coef
+        totals = histories.occasion_totals().astype(float)
+        if "k" not in coef or (totals <= 0).any():
+            return None
+        beta = coef["k"] + np.log(totals / totals.mean())
+        start = np.concatenate([[mh.coef[0]], beta, [coef.get(nm, 0.0) for nm in h_names]])
+    return start if np.isfinite(start).all() else None
 
 
 def _enumerated_bias(
@@ -380,11 +417,11 @@ def _choose_engine(histories: Histories, spec: ModelSpec | None, engine: str, al
     return "sufficient" if spec.base in ("Mt", "Mth") else "grouped"
 
 
-def _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design=None) -> _RawFit:
+def _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design=None, hints=None) -> _RawFit:
     if engine == "enumerate":
         return _enumerated_fit(histories, spec, drop, unobserved, start, algorithm, design)
     if engine == "sufficient":
-        return _sufficient_fit(histories, spec, drop, unobserved, start)
+        return _sufficient_fit(histories, spec, drop, unobserved, start, hints)
     return _grouped_fit(histories, spec, drop, unobserved, start)
 
 
@@ -410,7 +447,9 @@ def _fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta,
         fixed = [f"eta{j}" for j in range(max(largest + 1, 3), top + 1)]
     drop: list[str] = list(fixed)
     start0 = warm.get(tuple(drop)) if use_warm else None
-    raw = _raw_fit(histories, spec, engine, drop, unobserved, start0, algorithm, design)
+    # the last Mh fit, whose coefficients start Mth fits (refits below, other N values of a profile)
+    hints: dict = warm.setdefault("mh hints", {}) if use_warm else {}
+    raw = _raw_fit(histories, spec, engine, drop, unobserved, start0, algorithm, design, hints)
     if use_warm:
         warm[tuple(drop)] = raw.coef.copy()
     while is_chao and neg_eta:
@@ -425,9 +464,11 @@ def _fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta,
         start = np.array([c for nm, c in zip(raw.names, raw.coef, strict=True) if nm not in drop])
         if engine == "enumerate" and algorithm == "glm":
             start = None
+        elif engine == "sufficient" and spec is not None and spec.base == "Mth":
+            start = None  # the Mh-based start is much closer after a drop (3-4 Newton steps instead of 7-11)
         if use_warm and tuple(drop) in warm:
             start = warm[tuple(drop)]
-        raw = _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design)
+        raw = _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design, hints)
         if use_warm:
             warm[tuple(drop)] = raw.coef.copy()
     return raw, drop[len(fixed) :], fixed

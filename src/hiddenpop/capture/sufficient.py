@@ -73,30 +73,26 @@ class SufficientFit:
 
 
 def poisson_binomial(p: np.ndarray) -> np.ndarray:
-    """pmf of the number of successes among independent Bernoulli(p_j), by exact convolution."""
-    pmf = np.ones(1)
-    for pj in np.asarray(p, dtype=float):
-        pmf = np.convolve(pmf, (1.0 - pj, pj))
+    """pmf of the number of successes among independent Bernoulli(p_j), by exact convolution (positive sums)."""
+    p = np.asarray(p, dtype=float)
+    pmf = np.zeros(len(p) + 1)
+    pmf[0] = 1.0
+    for j, pj in enumerate(p):
+        moved = pmf[: j + 1] * pj
+        pmf[: j + 1] *= 1.0 - pj
+        pmf[1 : j + 2] += moved
     return pmf
 
 
-def _prefix_suffix(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """F[j] = pmf over occasions 0..j-1, B[j] = pmf over occasions j..t-1 (rows j = 0..t)."""
-    t = len(p)
-    prefix = np.zeros((t + 1, t + 1))
-    suffix = np.zeros((t + 1, t + 1))
-    prefix[0, 0] = 1.0
-    suffix[t, 0] = 1.0
-    q = 1.0 - p
-    for j in range(t):
-        prefix[j + 1, : j + 2] = np.convolve(prefix[j, : j + 1], (q[j], p[j]))
-        i = t - 1 - j
-        suffix[i, : j + 2] = np.convolve(suffix[i + 1, : j + 1], (q[i], p[i]))
-    return prefix, suffix
-
-
 class _MtFamily:
-    """Objective, score and information of the Mt/Mth likelihood from (n_j, f_k)."""
+    """Objective, score and information of the Mt/Mth likelihood from (n_j, f_k).
+
+    Occasions are processed in increasing order of p_j (ties and near-ties become neighbours), and every
+    array indexed by the capture count a carries the weight w_a / w_0: F~_j[a] = F_j[a] w_a / w_0, so its last
+    row is m_k / w_0 itself. This keeps the far tail of the Poisson-binomial (which underflows at large t,
+    e.g. prod_j p_j ~ 1e-340 at t = 200) multiplied by the possibly astronomically large w_k of heterogeneity
+    models (2^k, k^2) where it is used, instead of forming 0 * inf.
+    """
 
     def __init__(self, totals: np.ndarray, freq: np.ndarray, h: np.ndarray, f0: float | None) -> None:
         self.t = len(totals)
@@ -114,49 +110,68 @@ class _MtFamily:
         mean_k = float((k[1:] * self.freq[1:]).sum() / seen) if seen > 0 else 1.0
         self.target_mean = min(max(mean_k, 0.5), self.t - 0.5)
         self.k = k
-        idx = k[:, None] + k[None, :]
-        self.hankel_index = idx
+        # value columns c(k) of the first-order sums: 1 and the heterogeneity columns
+        self.columns = np.column_stack([np.ones(self.t + 1), self.h])
+        self._log_s = 0.0
+        self._cache: tuple[bytes, _State] | None = None
 
     def _tilt(self, beta: np.ndarray) -> float:
-        """log s such that sum expit(beta + log s) = target mean (monotone; a few Newton steps)."""
-        log_s = 0.0
+        """log s such that sum expit(beta + log s) = target mean (monotone; Newton from the last tilt)."""
+        log_s = self._log_s
         for _ in range(60):
             p = expit(beta + log_s)
             g = p.sum() - self.target_mean
             d = (p * (1 - p)).sum()
-            if d <= 0:
+            if not d > 0:
                 break
             step = g / d
             log_s -= np.clip(step, -5, 5)
             if abs(step) < 1e-12:
                 break
+        if np.isfinite(log_s):
+            self._log_s = float(log_s)
         return float(log_s)
 
-    def parts(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        gamma, beta, eta = theta[0], theta[1 : self.t + 1], theta[self.t + 1 :]
+    def state(self, theta: np.ndarray) -> _State:
+        """Probabilities, weights and the scaled prefix pmfs at ``theta`` (cached for the last theta)."""
+        key = theta.tobytes()
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        t = self.t
+        gamma, beta, eta = theta[0], theta[1 : t + 1], theta[t + 1 :]
         with np.errstate(all="ignore"):
             log_s = self._tilt(beta)
-        z = beta + log_s
-        p = expit(z)
-        with np.errstate(all="ignore"):
-            log_one_plus = np.logaddexp(0.0, z).sum()
-            log_w = gamma + self.h @ eta - self.k * log_s + log_one_plus
-            w = np.exp(log_w)
-        return p, w, log_w, log_s
+            z = beta + log_s
+            order = np.argsort(z, kind="stable")
+            zs = z[order]
+            ps, qs = expit(zs), expit(-zs)
+            log_w = gamma + self.h @ eta - self.k * log_s + np.logaddexp(0.0, z).sum()
+            ratio = np.exp(np.diff(log_w))  # ratio[a - 1] = w_a / w_{a-1}
+            step_p = ps[:, None] * ratio[None, :]  # step_p[j, a - 1] = p_j w_a / w_{a-1}
+            prefix = np.zeros((t + 1, t + 1))
+            prefix[0, 0] = 1.0
+            for j in range(t):
+                row = prefix[j, : j + 1]
+                nxt = prefix[j + 1]
+                np.multiply(row, qs[j], out=nxt[: j + 1])
+                nxt[1 : j + 2] += step_p[j, : j + 1] * row
+            base = math.exp(log_w[0]) if log_w[0] < 709.0 else math.inf
+            groups = prefix[t] * base  # m_k, k = 0..t
+        state = _State(order, ps, qs, ratio, step_p, prefix, base, groups)
+        self._cache = (key, state)
+        return state
 
     def kernel(self, theta: np.ndarray) -> float:
         """sum_w y log mu - sum_w mu (the log-likelihood without the constant log Y! terms)."""
         gamma, beta, eta = theta[0], theta[1 : self.t + 1], theta[self.t + 1 :]
-        p, w, _, _ = self.parts(theta)
-        pmf = poisson_binomial(p)
+        st = self.state(theta)
         with np.errstate(invalid="ignore", over="ignore"):
-            total = float(np.sum(w * pmf * self.mask))
+            total = float(np.sum(st.groups * self.mask))
         linear = self.freq.sum() * gamma + self.totals @ beta + self.freq @ (self.h @ eta)
-        return float(linear - total) if np.isfinite(total) else -math.inf
+        return float(linear - total) if np.isfinite(total) and np.isfinite(linear) else -math.inf
 
     def expected_groups(self, theta: np.ndarray) -> np.ndarray:
-        p, w, _, _ = self.parts(theta)
-        return w * poisson_binomial(p) * self.mask
+        return self.state(theta).groups * self.mask
 
     def score_information(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # overflow (e.g. Poisson2's 2^k at large t) yields non-finite values that stop the fit as not converged
@@ -165,23 +180,44 @@ class _MtFamily:
 
     def _score_information(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t, q = self.t, self.q
-        p, w, _, _ = self.parts(theta)
-        prefix, suffix = _prefix_suffix(p)
-        pmf = prefix[t]
-        m = w * pmf * self.mask  # expected totals by k (k = 0 only when that cell is fitted)
-        # leave-one-out pmfs Q[j] (length t, degrees 0..t-1)
-        loo = np.empty((t, t))
-        for j in range(t):
-            loo[j] = np.convolve(prefix[j][: j + 1], suffix[j + 1][: t - j])[:t]
-        w_shift = w[1:]  # w_{k}, k = 1..t  aligned with Q_{k-1}
-        expected_nj = p * (loo @ w_shift)
-        wh = w_shift[:, None] * self.h[1:]  # (t, q)
-        beta_eta = p[:, None] * (loo @ wh)
-        # pair sums S_jl = sum_k w_k R^(jl)_{k-2}
-        padded = np.concatenate([w, np.zeros(t + 3)])
-        pair = _pair_sums(p, prefix, suffix, loo, padded, self.hankel_index)
-        beta_beta = np.outer(p, p) * pair
-        beta_beta[np.diag_indices(t)] = expected_nj
+        st = self.state(theta)
+        ps, qs, ratio, step_p, prefix, base = st.ps, st.qs, st.ratio, st.step_p, st.prefix, st.base
+        m = st.groups * self.mask
+        # Backward messages G_j(a) = sum_b B_j[b] c(a+b+1) w_{a+b+1} / w_a over the suffix pmfs B_j (occasions
+        # j..t-1 in sorted order): G_j(a) = q_j G_{j+1}(a) + p_j (w_{a+1}/w_a) G_{j+1}(a+1). Then, with the
+        # leave-one-out pmf Q^(j) = F_j * B_{j+1}:
+        #   sum_k c(k) w_k Q^(j)_{k-1} = w_0 sum_a F~_j[a] G_{j+1}(a)
+        #   A_j = sum_k w_k Q^(j)_{k-2} = w_0 sum_a F~_j[a] (w_{a+1}/w_a) G_{j+1}(a+1, c = 1)
+        #   S_{j,j+1} = sum_k w_k (F_j * B_{j+2})_{k-2}  (exact sum for neighbours in p order)
+        messages = np.zeros((t + 2, self.columns.shape[1]))
+        messages[:t] = self.columns[1:] * ratio[:, None]
+        first = np.empty((t, self.columns.shape[1]))
+        second = np.empty(t)
+        neighbours = np.zeros(max(t - 1, 0))
+        ones_history = np.empty((t + 1, t + 2))  # G_j(., c = 1) for j = 0..t (for close pairs)
+        ones_history[t] = messages[:, 0]
+        for j in range(t - 1, -1, -1):
+            f = prefix[j, : j + 1]
+            first[j] = f @ messages[: j + 1]
+            fr = f * ratio[: j + 1]
+            second[j] = fr @ messages[1 : j + 2, 0]
+            if j <= t - 2:
+                neighbours[j] = fr @ ones_history[j + 2, 1 : j + 2]
+            messages[: j + 1] = qs[j] * messages[: j + 1] + step_p[j, : j + 1, None] * messages[1 : j + 2]
+            ones_history[j] = messages[:, 0]
+        first *= base
+        second *= base
+        neighbours *= base
+        expected_sorted = ps * first[:, 0]
+        beta_eta_sorted = ps[:, None] * first[:, 1:]
+        pair = _pair_sums(ps, qs, second, neighbours, prefix, ones_history, step_p, ratio, base)
+        beta_beta = np.outer(ps, ps) * pair
+        beta_beta[np.diag_indices(t)] = expected_sorted
+        inverse = np.empty(t, dtype=int)
+        inverse[st.order] = np.arange(t)
+        expected_nj = expected_sorted[inverse]
+        beta_eta = beta_eta_sorted[inverse]
+        beta_beta = beta_beta[np.ix_(inverse, inverse)]
         size = 1 + t + q
         info = np.empty((size, size))
         info[0, 0] = m.sum()
@@ -197,6 +233,17 @@ class _MtFamily:
         return score, info
 
 
+@dataclass
+class _State:
+    order: np.ndarray  # occasions sorted by p
+    ps: np.ndarray
+    qs: np.ndarray
+    ratio: np.ndarray  # w_a / w_{a-1}, a = 1..t
+    step_p: np.ndarray  # p_j w_a / w_{a-1}
+    prefix: np.ndarray  # F~_j[a] = F_j[a] w_a / w_0, j = 0..t (sorted occasions)
+    base: float  # w_0
+    groups: np.ndarray  # m_k = w_k P_k, k = 0..t
+
 
 #: Pairs with |p_l - p_j| below this fraction of max(p_j, p_l) are computed exactly instead of by the divided
 #: difference (whose rounding error grows like eps * p / |p_l - p_j|).
@@ -205,78 +252,50 @@ CLOSE_PAIR = 1e-5
 TIE = 1e-12
 
 
-def _pair_sums(p, prefix, suffix, loo, padded, hankel_index) -> np.ndarray:
-    """S_jl = sum_k w_k R^(jl)_{k-2} for all j != l (symmetric, zero diagonal).
+def _pair_sums(ps, qs, second, neighbours, prefix, ones_history, step_p, ratio, base) -> np.ndarray:
+    """S_jl = sum_k w_k R^(jl)_{k-2} for all j != l (occasions sorted by p; symmetric, zero diagonal).
 
     R^(jl) = (p_l Q^(l) - p_j Q^(j)) / (p_l - p_j) (partial fractions of P(z) / ((1-p_j+p_j z)(1-p_l+p_l z))),
-    so S_jl = (p_l A_l - p_j A_j) / (p_l - p_j) with A_j = sum_k w_k Q^(j)_{k-2}: O(t^2) in all. Pairs with
-    (nearly) equal p are computed exactly by convolution after sorting by p; when there are very many of
-    them (e.g. all occasions tied) the exact O(t^3) sweep is used instead.
+    so S_jl = (p_l A_l - p_j A_j) / (p_l - p_j) with A_j = sum_k w_k Q^(j)_{k-2}: O(t^2) in all. That divided
+    difference loses accuracy as p_l -> p_j, so (nearly) equal pairs are summed exactly instead: members of a
+    tied cluster (equal n_j) share the value of the cluster's first two (neighbouring) members, other close
+    neighbours in p order come from the backward messages directly, and the rare remaining close pairs by
+    carrying the messages across the occasions between them.
     """
-    t = len(p)
-    a = loo @ padded[2 : t + 2]  # A_j
-    g = p * a
-    diff_p = p[None, :] - p[:, None]
-    scale = np.maximum(p[None, :], p[:, None])
-    close = np.abs(diff_p) <= CLOSE_PAIR * scale
-    np.fill_diagonal(close, False)
-    n_close = int(close.sum()) // 2
-    if n_close > 3 * t:
-        return _pair_sums_sweep(p, prefix, padded, hankel_index)
+    t = len(ps)
+    g = ps * second
+    diff_p = ps[None, :] - ps[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         pair = (g[None, :] - g[:, None]) / diff_p
     np.fill_diagonal(pair, 0.0)
-    if n_close:
-        order = np.argsort(p, kind="stable")
-        ps = p[order]
-        fs, bs = _prefix_suffix(ps)
-        rank = np.empty(t, dtype=int)
-        rank[order] = np.arange(t)
-        w2 = padded[2 : t + 2]
-        # ties (equal up to rounding, 1e-12): every pair in a cluster has the same R (remove any two members)
-        cluster = np.concatenate([[0], np.cumsum(np.diff(ps) > TIE * ps[1:])])
-        cluster_first = {int(c): int(np.flatnonzero(cluster == c)[0]) for c in np.unique(cluster)}
-        tie_sums: dict[int, float] = {}
-        for j, m in zip(*np.nonzero(np.triu(close)), strict=True):
-            lo, hi = sorted((rank[j], rank[m]))
-            if cluster[lo] == cluster[hi]:
-                c = int(cluster[lo])
-                if c not in tie_sums:
-                    first = cluster_first[c]
-                    r = np.convolve(fs[first][: first + 1], bs[first + 2][: t - first - 1])[: t - 1]
-                    tie_sums[c] = float(r @ w2[: len(r)])
-                pair[j, m] = pair[m, j] = tie_sums[c]
-                continue
-            middle = poisson_binomial(ps[lo + 1 : hi])
-            r = np.convolve(np.convolve(fs[lo][: lo + 1], middle), bs[hi + 1][: t - hi])[: t - 1]
-            pair[j, m] = pair[m, j] = float(r @ w2[: len(r)])
+    if t < 2:
+        return pair
+    close = np.abs(diff_p) <= CLOSE_PAIR * np.maximum(ps[None, :], ps[:, None])
+    np.fill_diagonal(close, False)
+    if not close.any():
+        return pair
+    cluster = np.concatenate([[0], np.cumsum(np.diff(ps) > TIE * ps[1:])])
+    same = cluster[:, None] == cluster[None, :]
+    np.fill_diagonal(same, False)
+    if same.any():
+        _, first_member, size = np.unique(cluster, return_index=True, return_counts=True)
+        cluster_value = np.zeros(len(size))
+        cluster_value[size > 1] = neighbours[first_member[size > 1]]
+        pair = np.where(same, cluster_value[cluster][:, None], pair)
+    for j, m in zip(*np.nonzero(np.triu(close & ~same)), strict=True):
+        value = neighbours[j] if m == j + 1 else _pair_sum_exact(j, m, qs, prefix, ones_history, step_p, ratio) * base
+        pair[j, m] = pair[m, j] = value
     return pair
 
 
-def _pair_sums_sweep(p, prefix, padded, hankel_index) -> np.ndarray:
-    """Exact O(t^3) pair sums by sweeping j downwards (all sums of positive terms)."""
-    t = len(p)
-    hankel2 = padded[hankel_index + 2]  # [a, b] -> w_{a+b+2}
-    pair = np.zeros((t, t))
-    work = np.zeros((t, t + 1))  # row l: pmf over {j+1..t-1} \ {l}
-    current_suffix = np.zeros(t + 1)
-    current_suffix[0] = 1.0  # pmf over {j+1..t-1}, starts empty
-    for j in range(t - 1, -1, -1):
-        width = t - j  # pmfs over subsets of {j+1..t-1} have degrees 0..t-j-1
-        if j < t - 1:
-            # v[b] = sum_{a <= j} F_j[a] w_{a+b+2}; prefix F_j has degrees 0..j only
-            v = prefix[j, : j + 1] @ hankel2[: j + 1, :width]
-            pair[j, j + 1 :] = work[j + 1 :, :width] @ v
-        # include occasion j in every row l > j (in place), and set row j
-        rows = work[j + 1 :, : width + 1]
-        moved = rows[:, :-1] * p[j]
-        rows *= 1.0 - p[j]
-        rows[:, 1:] += moved
-        work[j, :width] = current_suffix[:width]
-        moved_s = current_suffix[:width] * p[j]
-        current_suffix[:width] *= 1.0 - p[j]
-        current_suffix[1 : width + 1] += moved_s
-    return pair + pair.T
+def _pair_sum_exact(j, m, qs, prefix, ones_history, step_p, ratio) -> float:
+    """sum_k w_k (F_j * B(j+1..m-1) * B_{m+1})_{k-2} / w_0 for j < m - 1 (carry G_{m+1} down to j + 1)."""
+    g = ones_history[m + 1].copy()
+    for i in range(m - 1, j, -1):
+        g[: i + 1] = qs[i] * g[: i + 1] + step_p[i, : i + 1] * g[1 : i + 2]
+    f = prefix[j, : j + 1]
+    return float((f * ratio[: j + 1]) @ g[1 : j + 2])
+
 
 def fit_mt_family(
     occasion_totals: np.ndarray,
@@ -340,17 +359,19 @@ def _newton(model, totals, freq, h, names, start, max_iter, tol) -> SufficientFi
     info = np.eye(len(theta))
     for iterations in range(1, max_iter + 1):  # noqa: B007
         score, info = model.score_information(theta)
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, score, rcond=None)[0]
+        if not (np.isfinite(score).all() and np.isfinite(info).all()):
+            break
+        step = _solve(info, score)
+        # step halving; when the full step fails and moves some log expected count by more than MAX_LOG_STEP
+        # (far from the MLE, e.g. the 2^k column of Poisson2 at large t), halving restarts from that length
+        move = max(float(np.max(np.abs(step[1 : t + 1]), initial=0.0)), float(np.max(np.abs(step[0] + h @ step[t + 1 :]))))
         factor = 1.0
         for _ in range(60):
             candidate = theta + factor * step
             new_value = model.kernel(candidate)
             if np.isfinite(new_value) and new_value >= value - 1e-12 * (abs(value) + 1):
                 break
-            factor /= 2.0
+            factor = min(factor, MAX_LOG_STEP / move) / 2.0 if factor == 1.0 and move > 0 else factor / 2.0
         else:
             break
         change = abs(new_value - value) / (abs(new_value) + 0.1)
@@ -364,7 +385,7 @@ def _newton(model, totals, freq, h, names, start, max_iter, tol) -> SufficientFi
             break
     score, info = model.score_information(theta)
     try:
-        vcov = np.linalg.inv(info)
+        vcov = _inverse(info)
     except np.linalg.LinAlgError:
         # a parameter diverging to -inf (a capture count never observed) carries no information; the
         # pseudo-inverse keeps the others usable and the fit is flagged as not converged
@@ -379,6 +400,32 @@ def _newton(model, totals, freq, h, names, start, max_iter, tol) -> SufficientFi
         converged=converged,
         iterations=iterations,
     )
+
+
+#: Largest change of any log expected count allowed in one Newton step (longer steps are shortened).
+MAX_LOG_STEP = 30.0
+
+
+def _equilibration(info: np.ndarray) -> np.ndarray:
+    d = np.sqrt(np.abs(np.diag(info)))
+    d[~(d > 0) | ~np.isfinite(d)] = 1.0
+    return d
+
+
+def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Newton step I^-1 s on the symmetrically scaled system D^-1 I D^-1 (columns such as 2^k span many
+    orders of magnitude; the scaling makes the step invariant to how a covariate is scaled)."""
+    d = _equilibration(info)
+    scaled = info / np.outer(d, d)
+    try:
+        return np.linalg.solve(scaled, score / d) / d
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(scaled, score / d, rcond=None)[0] / d
+
+
+def _inverse(info: np.ndarray) -> np.ndarray:
+    d = _equilibration(info)
+    return np.linalg.inv(info / np.outer(d, d)) / np.outer(d, d)
 
 
 def log_binomial(t: int, k: np.ndarray) -> np.ndarray:
