@@ -333,20 +333,25 @@ def _nsum_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]
 
     params, fixed, level, replicate, seed = task
     n_psu = params["n_respondents"] // params["per_psu"]
-    sim = simulate_ard(
-        fixed["known_sizes"],
-        {"hidden": fixed["hidden_size"]},
-        fixed["population"],
-        n_respondents=params["n_respondents"],
-        degree_mu=params["degree_mu"],
-        degree_sigma=params["degree_sigma"],
-        barrier_rho=params["barrier_rho"] or None,
-        transmission=params["transmission"] if params["transmission"] < 1 else None,
-        n_strata=params["n_strata"],
-        n_psu=n_psu,
-        psu_sd=params["psu_sd"],
-        seed=seed,
-    )
+    try:
+        sim = simulate_ard(
+            fixed["known_sizes"],
+            {"hidden": fixed["hidden_size"]},
+            fixed["population"],
+            n_respondents=params["n_respondents"],
+            degree_mu=params["degree_mu"],
+            degree_sigma=params["degree_sigma"],
+            barrier_rho=params["barrier_rho"] or None,
+            transmission=params["transmission"] if params["transmission"] < 1 else None,
+            n_strata=params["n_strata"],
+            n_psu=n_psu,
+            psu_sd=params["psu_sd"],
+            seed=seed,
+        )
+    except HiddenpopError as exc:
+        # e.g. a rare known group that no simulated respondent reports: every estimator fails this replicate
+        return [{"replicate": replicate, "estimator": m, "truth": fixed["hidden_size"], "error": type(exc).__name__,
+                 "warning": ""} for m in fixed["estimators"]]
     rows = []
     try:
         result = nsum.estimate(
@@ -553,8 +558,30 @@ def plot_grid(summary: pd.DataFrame, family: str, path: str | Path) -> Path:
     return path
 
 
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """The summary as Markdown tables, one per family (relative bias/RMSE/width in %, coverage with MC SE)."""
+    parts = []
+    for family, data in summary.groupby("family", sort=False):
+        parts.append(f"#### {family}\n")
+        parts.append("| scenario | estimator | rel. bias | rel. RMSE | coverage (MC SE) | median rel. width | failed | warned |")
+        parts.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for row in data.itertuples(index=False):
+            def pct(value: float) -> str:
+                return "" if not math.isfinite(value) else f"{100 * value:+.1f}%"
+
+            cover = "" if not math.isfinite(row.coverage) else f"{row.coverage:.3f} ({row.coverage_mcse:.3f})"
+            width = "" if not math.isfinite(row.relative_width) else f"{100 * row.relative_width:.1f}%"
+            rmse = "" if not math.isfinite(row.relative_rmse) else f"{100 * row.relative_rmse:.1f}%"
+            parts.append(
+                f"| {row.scenario} | {row.estimator} | {pct(row.relative_bias)} | {rmse} | {cover} | {width} | "
+                f"{row.failed} | {row.warned} |"
+            )
+        parts.append("")
+    return "\n".join(parts)
+
+
 def write_grid(result: GridResult, out_dir: str | Path, *, provenance: dict[str, Any] | None = None) -> list[Path]:
-    """Write ``summary.csv``, ``summary.json``, ``replicates.csv`` and one ``<family>.png`` per family."""
+    """Write ``summary.csv``, ``summary.json``, ``summary.md``, ``replicates.csv`` and one ``<family>.png`` each."""
     from hiddenpop.cli_common import atomic_write_text, dumps
 
     out = Path(out_dir)
@@ -570,7 +597,8 @@ def write_grid(result: GridResult, out_dir: str | Path, *, provenance: dict[str,
         "provenance": provenance or {},
     }
     atomic_write_text(out / "summary.json", dumps(payload))
-    written += [out / "summary.csv", out / "replicates.csv", out / "summary.json"]
+    atomic_write_text(out / "summary.md", summary_markdown(result.summary))
+    written += [out / "summary.csv", out / "replicates.csv", out / "summary.json", out / "summary.md"]
     for family in dict.fromkeys(result.summary["family"]):
         written.append(plot_grid(result.summary, family, out / f"{family}.png"))
     return written
@@ -591,5 +619,6 @@ __all__ = [
     "run_grid_file",
     "simulate_closed_population",
     "summarise",
+    "summary_markdown",
     "write_grid",
 ]

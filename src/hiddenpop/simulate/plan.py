@@ -38,10 +38,20 @@ from hiddenpop.results import Estimates
 
 
 def _plan_replicate(task: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
+
+    settings, n, seed = task
+    failed = {"n_respondents": n, "estimate": math.nan, "lower": math.nan, "upper": math.nan}
+    try:
+        return _plan_estimate(settings, n, seed)
+    except HiddenpopError:
+        # e.g. a rare known group that no simulated respondent reports: counted as a failed replicate
+        return failed
+
+
+def _plan_estimate(settings: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
     from hiddenpop import nsum
     from hiddenpop.simulate.ard import simulate_ard
 
-    settings, n, seed = task
     sim = simulate_ard(
         settings["known_sizes"],
         {"hidden": settings["hidden_size"]},
@@ -57,13 +67,10 @@ def _plan_replicate(task: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
         seed=seed,
     )
     adjust = {"transmission_rate": settings["transmission"]} if settings["adjust_transmission"] else None
-    try:
-        result = nsum.estimate(
-            sim.ard, method="mle", bootstrap=settings["bootstrap"], seed=seed % (2**32), adjustments=adjust,
-            level=settings["level"],
-        )
-    except HiddenpopError:
-        return {"n_respondents": n, "estimate": math.nan, "lower": math.nan, "upper": math.nan}
+    result = nsum.estimate(
+        sim.ard, method="mle", bootstrap=settings["bootstrap"], seed=seed % (2**32), adjustments=adjust,
+        level=settings["level"],
+    )
     row = result.get("hidden", "mle")
     return {"n_respondents": n, **{k: float(row[k]) for k in ("estimate", "lower", "upper")}}
 
