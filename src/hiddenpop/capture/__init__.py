@@ -34,6 +34,13 @@ _EXPORTS = {
     "goodness_of_fit": "hiddenpop.capture.descriptive",
     "first_capture_fit": "hiddenpop.capture.descriptive",
     "fit_mt_family": "hiddenpop.capture.sufficient",
+    "read_events": "hiddenpop.capture.events",
+    "CleaningRules": "hiddenpop.capture.cleaning",
+    "plan_windows": "hiddenpop.capture.occasions",
+    "window_pattern_counts": "hiddenpop.capture.occasions",
+    "rolling_series": "hiddenpop.capture.rolling",
+    "report_series": "hiddenpop.capture.rolling",
+    "open_population": "hiddenpop.capture.open",
 }
 
 __all__ = sorted(_EXPORTS)
