@@ -594,8 +594,40 @@ def _finish(
         loglik=raw.loglik,
     )
     fit.fixed_eta = list(fixed)
-    fit.warnings = _warnings(fit, aliased=bool(np.isnan(raw.coef).any()))
+    fit.warnings = _warnings(fit, aliased=bool(np.isnan(raw.coef).any())) + _poisson_tail_warning(spec, histories)
     return fit
+
+
+#: Poisson<a> heterogeneity is flagged when a^k - 1 is this many times larger at k = t than at the largest
+#: observed capture count.
+POISSON_TAIL_RATIO = 1e6
+
+
+def _poisson_tail_warning(spec: ModelSpec | None, histories: Histories) -> list[str]:
+    """Why Mh/Mth Poisson<a> is useless at many occasions: a^k - 1 is dominated by unobservable counts.
+
+    The column a^k - 1 grows so fast that at large t its coefficient is fixed by the cells with k near t,
+    which no unit is expected in: the MLE makes that coefficient tiny (of order a^-t), so the term changes
+    nothing among the observed counts and the model reduces to M0/Mt (or, when the expected counts there
+    overflow double precision, the fit cannot converge at all).
+    """
+    if spec is None or spec.heterogeneity != "Poisson" or not math.isfinite(histories.occasions):
+        return []
+    a = float(spec.theta or 2.0)
+    t = int(histories.occasions)
+    largest = int(np.flatnonzero(histories.frequencies())[-1]) + 1
+    if a <= 1.0 or largest >= t:
+        return []
+    log_ratio = (t - largest) * math.log(a) + math.log1p(-(a**-t)) - math.log1p(-(a**-largest))
+    if log_ratio < math.log(POISSON_TAIL_RATIO):
+        return []
+    return [
+        f"the Poisson{_fmt_theta(a)} term {_fmt_theta(a)}^k - 1 is 10^{log_ratio / math.log(10):.0f} times larger "
+        f"at k = t = {t} than at the largest observed capture count ({largest}): its coefficient is set by "
+        "capture counts nobody is expected to reach, so it cannot describe heterogeneity among the observed "
+        f"counts (the fit reduces to {'Mt' if spec.base == 'Mth' else 'M0'} at best); at this many occasions "
+        "use the Chao, Darroch or Gamma forms"
+    ]
 
 
 def fit_custom(

@@ -189,22 +189,19 @@ class _MtFamily:
         #   sum_k c(k) w_k Q^(j)_{k-1} = w_0 sum_a F~_j[a] G_{j+1}(a)
         #   A_j = sum_k w_k Q^(j)_{k-2} = w_0 sum_a F~_j[a] (w_{a+1}/w_a) G_{j+1}(a+1, c = 1)
         #   S_{j,j+1} = sum_k w_k (F_j * B_{j+2})_{k-2}  (exact sum for neighbours in p order)
-        messages = np.zeros((t + 2, self.columns.shape[1]))
-        messages[:t] = self.columns[1:] * ratio[:, None]
-        first = np.empty((t, self.columns.shape[1]))
-        second = np.empty(t)
-        neighbours = np.zeros(max(t - 1, 0))
-        ones_history = np.empty((t + 1, t + 2))  # G_j(., c = 1) for j = 0..t (for close pairs)
-        ones_history[t] = messages[:, 0]
+        ncols = self.columns.shape[1]
+        history = np.zeros((t + 1, t + 2, ncols))  # history[j] = G_j (rows a; only a <= j are used)
+        history[t, :t] = self.columns[1:] * ratio[:, None]
         for j in range(t - 1, -1, -1):
-            f = prefix[j, : j + 1]
-            first[j] = f @ messages[: j + 1]
-            fr = f * ratio[: j + 1]
-            second[j] = fr @ messages[1 : j + 2, 0]
-            if j <= t - 2:
-                neighbours[j] = fr @ ones_history[j + 2, 1 : j + 2]
-            messages[: j + 1] = qs[j] * messages[: j + 1] + step_p[j, : j + 1, None] * messages[1 : j + 2]
-            ones_history[j] = messages[:, 0]
+            current, previous = history[j, : j + 1], history[j + 1]
+            np.multiply(previous[: j + 1], qs[j], out=current)
+            current += step_p[j, : j + 1, None] * previous[1 : j + 2]
+        lower = prefix[:t, :t]  # F~_j[a], zero for a > j
+        first = np.einsum("ja,jac->jc", lower, history[1:, :t])
+        weighted = lower * ratio[None, :]
+        second = np.einsum("ja,ja->j", weighted, history[1:, 1 : t + 1, 0])
+        neighbours = np.einsum("ja,ja->j", weighted[: t - 1], history[2:, 1 : t + 1, 0])
+        ones_history = history[:, :, 0]
         first *= base
         second *= base
         neighbours *= base
