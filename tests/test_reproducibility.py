@@ -106,3 +106,8 @@ def test_cli_grid_outputs_are_byte_identical(run_cli, tmp_path):
         assert done.returncode == 0, done.stderr
     for file in ("summary.csv", "summary.json", "replicates.csv", "capture.png"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
+        map_replicates(abs, [1], scheduler="tcp://127.0.0.1:9", timeout=2)
