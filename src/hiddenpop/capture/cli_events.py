@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
             emit(payload, fmt, None, table=series, title=f"{result.settings['estimator']} per window")
             return
         written = _write_dir(out, fmt, {"series": series, "audit": log.audit}, payload)
-        title = (f"{result.settings['estimator']}: {occasions} x {occasion} occasions, step {plan.step_days} days")
+        title = f"{result.settings['estimator']}: {occasions} x {occasion} occasions, step {plan.step_days}D"
         written.append(plot_series_png(series, out / "series.png", title=title))
         written.append(plot_series_html(series, out / "series.html", title=title))
         print(f"wrote {len(written)} files to {out}", file=sys.stderr)
