@@ -85,3 +85,21 @@ def test_identifier_values_not_echoed(tmp_path):
     with pytest.raises(DataError) as info:
         Histories.from_file(path)
     assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "count_column", "occasions", "message"),
+    [
+        ("a,b,c,units\n1,0,1,3\n0,1,1,-2\n", "units", None, r"row 2, column 'units': counts cannot be negative.*'units'"),
+        ("a,b,c,units\n1,0,1,3\n0,1,1,2.5\n", "units", None, r"row 2, column 'units': counts must be whole.*'units'"),
+        ("nbcap,Frequency\n1,3\n2,-1\n", None, 5, r"row 2, column 'Frequency': counts cannot be negative.*'Frequency'"),
+        ("NbCap,freq\n1,3\n1,1\n", None, 5, r"row 2, column 'NbCap': capture count listed twice"),
+        ("NbCap,freq\n1,3\n7,1\n", None, 5, r"row 2, column 'NbCap': capture count exceeds"),
+    ],
+)
+def test_errors_name_the_files_real_count_columns(tmp_path, text, count_column, occasions, message):
+    path = tmp_path / "counts.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message) as caught:
+        Histories.from_file(path, count_column=count_column, occasions=occasions)
+    assert "column 'count'" not in str(caught.value) and "column 'freq'" not in str(caught.value)

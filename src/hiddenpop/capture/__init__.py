@@ -3,12 +3,14 @@
 Closed models (this package's core): :class:`Histories` (the input contract), :func:`closedp` (the 12
 Rcapture closed models in one comparison table), :func:`fit_closed` / :func:`fit_custom` (one model),
 :func:`profile_ci` / :func:`profile_ci_design` (profile-likelihood intervals), closed forms
-(:func:`chapman`, :func:`lincoln_petersen`, :func:`chao1987`, :func:`closedp_bc`) and the shared Poisson
-log-linear engine :func:`fit_poisson`. Submodules are imported lazily so ``import hiddenpop`` stays fast.
+(:func:`chapman`, :func:`lincoln_petersen`, :func:`chao1987`, :func:`closedp_bc`), the shared Poisson
+log-linear engine :func:`fit_poisson`, multiple systems estimation (:func:`mse`, :func:`select_model`,
+:func:`check_extended_mle`) and sample coverage (:func:`sample_coverage`, :func:`coverage_mth`). Submodules are imported lazily so ``import hiddenpop`` stays fast.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 _EXPORTS = {
@@ -41,6 +43,11 @@ _EXPORTS = {
     "rolling_series": "hiddenpop.capture.rolling",
     "report_series": "hiddenpop.capture.rolling",
     "open_population": "hiddenpop.capture.open",
+    "mse": "hiddenpop.capture.mse",
+    "select_model": "hiddenpop.capture.mse",
+    "check_extended_mle": "hiddenpop.capture.mse",
+    "sample_coverage": "hiddenpop.capture.coverage",
+    "coverage_mth": "hiddenpop.capture.coverage",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -50,5 +57,21 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        module = importlib.import_module(_EXPORTS[name])
+        if module.__name__ == "hiddenpop.capture.mse":
+            # 'mse' names both the submodule and its main function, and importing the submodule binds the
+            # package attribute to the module; so the export is the module made callable as the function:
+            # capture.mse(data, select="aic") runs the estimator, capture.mse.NO_MLE etc. keep working
+            if not isinstance(module, _CallableModule):
+                module.__class__ = _CallableModule
+            if name == "mse":
+                return module
+        return getattr(module, name)
     raise AttributeError(f"module 'hiddenpop.capture' has no attribute {name!r}")
+
+
+class _CallableModule(ModuleType):
+    """A module whose call runs its function of the same name (see ``__getattr__``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__dict__[self.__name__.rsplit(".", 1)[-1]](*args, **kwargs)

@@ -157,10 +157,13 @@ class Histories:
         occasions: float,
         nbcap: np.ndarray | list | None = None,
         source: str | None = None,
+        count_label: str = "freq",
+        nbcap_label: str = "nbcap",
     ) -> Histories:
         """Capture-count frequency data: f_k units caught exactly k times (k = ``nbcap``, default 1..K).
 
         ``occasions`` is t (an int >= 2 or ``math.inf``). k must be a positive integer <= t and appear once.
+        ``count_label`` / ``nbcap_label`` are the file's column names, used in error messages.
         """
         t = _parse_occasions(occasions, source)
         freq = np.asarray(frequencies, dtype=float)
@@ -170,15 +173,15 @@ class Histories:
         for i, k in enumerate(ks):
             if not np.isfinite(k) or k != round(k) or k < 1:
                 raise DataError(
-                    f"{locate(source, i + 1, 'nbcap')}capture counts must be whole numbers >= 1 "
+                    f"{locate(source, i + 1, nbcap_label)}capture counts must be whole numbers >= 1 "
                     "(the all-zero history is never observed)"
                 )
             if k > t:
-                raise DataError(f"{locate(source, i + 1, 'nbcap')}capture count exceeds the {t} occasions")
-        _check_counts(freq, source, "freq")
+                raise DataError(f"{locate(source, i + 1, nbcap_label)}capture count exceeds the {t} occasions")
+        _check_counts(freq, source, count_label)
         if len(set(ks.tolist())) != len(ks):
             dup = int(np.flatnonzero(pd.Series(ks).duplicated().to_numpy())[0]) + 1
-            raise DataError(f"{locate(source, dup, 'nbcap')}capture count listed twice; give each k once")
+            raise DataError(f"{locate(source, dup, nbcap_label)}capture count listed twice; give each k once")
         size = int(ks.max()) if len(ks) else 0
         if math.isfinite(t):
             size = int(t)
@@ -213,7 +216,9 @@ class Histories:
                 )
             nb = _numeric_column(frame, lower["nbcap"], source)
             fr = _numeric_column(frame, freq_col, source)
-            return cls.from_frequencies(fr, occasions, nbcap=nb, source=source)
+            return cls.from_frequencies(
+                fr, occasions, nbcap=nb, source=source, count_label=freq_col, nbcap_label=lower["nbcap"]
+            )
         if count_column is not None and count_column not in columns:
             raise ConfigError(f"{locate(source)}count column {count_column!r} not found; columns are {columns}")
         if count_column is None:
@@ -354,11 +359,11 @@ def _parse_occasions(occasions: float | str, source: str | None) -> float:
 def _check_counts(values: np.ndarray, source: str | None, column: str) -> None:
     for i, v in enumerate(values):
         if not np.isfinite(v):
-            raise DataError(f"{locate(source, i + 1, column)}count is missing; enter 0 or remove the row")
+            raise DataError(f"{locate(source, i + 1, column)}count is missing; enter 0 in '{column}' or remove the row")
         if v < 0:
-            raise DataError(f"{locate(source, i + 1, column)}counts cannot be negative; correct the count")
+            raise DataError(f"{locate(source, i + 1, column)}counts cannot be negative; correct the '{column}' value")
         if v != round(v):
-            raise DataError(f"{locate(source, i + 1, column)}counts must be whole numbers; correct the count")
+            raise DataError(f"{locate(source, i + 1, column)}counts must be whole numbers; correct the '{column}' value")
 
 
 def _numeric_column(frame: pd.DataFrame, column: str, source: str | None) -> np.ndarray:
