@@ -114,6 +114,15 @@ def leak_run(tmp_path_factory):
         codes["cases summarize"] = _invoke(
             ["cases", "summarize", data / "cases.csv", "--codebook", data / "codebook.csv", "--by", "trafficker_sex",
              "--format", "json", "--out", out / "cases.json"], log)
+        # list/occasion commands on a capture table that carries a free-text column (ignored or refused)
+        lists = data / "lists.csv"
+        pd.DataFrame({"A": [1, 1, 0, 1, 0, 0, 1], "B": [0, 1, 1, 0, 1, 0, 1], "C": [1, 0, 1, 0, 0, 1, 1],
+                      "count": [4, 2, 3, 9, 7, 8, 2],
+                      "note": [EMAILS[0], PHONES[0], FREE_TEXT[0], IPS[0], "a", "b", "c"]}).to_csv(lists, index=False)
+        extra = {"ci": ["--model", "M0"], "mse": ["--select", "aic"]}
+        for verb in ("closed", "ci", "mse", "coverage"):
+            codes[f"capture {verb}"] = _invoke(["capture", verb, lists, *extra.get(verb, []), "--format", "json",
+                                                "--out", out / f"capture_{verb}.json"], log)
         # error paths must not echo the offending value
         bad = data / "bad_survey.csv"
         frame = pd.read_csv(survey)
@@ -140,6 +149,8 @@ def test_commands_ran(leak_run):
           "cases summarize"]
     assert {k: codes[k] for k in ok} == dict.fromkeys(ok, 0), text[-3000:]
     assert codes["nsum error"] == 2 and codes["events without key"] == 2 and codes["nsum duplicate id"] == 2
+    # capture commands may refuse the free-text column, but never with an internal error (exit 1)
+    assert all(codes[f"capture {verb}"] in (0, 2) for verb in ("closed", "ci", "mse", "coverage"))
     assert "refusing to read identifiers" in text
 
 
