@@ -311,7 +311,12 @@ def _sufficient_fit(
         hn = [hn[i] for i in keep]
     if start is None and spec.base == "Mth":
         start = _mth_start(histories, spec, drop, unobserved, hn, hints)
-    fit = fit_mt_family(histories.occasion_totals(), histories.frequencies(), h, hn, unobserved=unobserved, start=start)
+    # a fit with a count in the never-caught cell is a profile-likelihood evaluation: only its deviance is used
+    profile = unobserved is not None
+    fit = fit_mt_family(
+        histories.occasion_totals(), histories.frequencies(), h, hn, unobserved=unobserved, start=start,
+        covariance=not profile,
+    )
     n = histories.observed
     extra = unobserved if unobserved is not None else 0.0
     ylogy = histories.ylogy_sum() + (extra * math.log(extra) if extra > 0 else 0.0)
@@ -319,7 +324,7 @@ def _sufficient_fit(
     deviance = 2.0 * (ylogy - (n + extra)) - 2.0 * fit.loglik_kernel
     df = _cells_count(t) + (1 if unobserved is not None else 0) - fit.rank
     bias = math.nan
-    if t <= BIAS_ENUMERATION_MAX:  # the bias needs third-order cell sums; enumerate when cheap
+    if t <= BIAS_ENUMERATION_MAX and not profile:  # the bias needs third-order cell sums; enumerate when cheap
         bias = _enumerated_bias(histories, spec, fit.names, fit.coef, fit.vcov, unobserved)
     return _RawFit(fit.names, fit.coef, fit.vcov, fit.rank, fit.converged, deviance, df, fit.loglik_kernel - logfact, bias)
 

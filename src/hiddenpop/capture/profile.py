@@ -86,41 +86,79 @@ def profile_interval(
     level: float = 0.95,
     fmax_sup: float = 3.0,
     tol: float = 1e-7,
+    stderr: float | None = None,
 ) -> tuple[float, float, float, list[str]]:
     """Generic profile interval given ``deviance_at(N)`` (Poisson deviance with n_0 = N - n in the 0 cell).
 
-    Returns (multinomial N_hat, lower, upper, warnings).
+    Returns (multinomial N_hat, lower, upper, warnings). Every refit is expensive (for Chao models a chain of
+    negative-eta refits), so evaluations are cached and, when ``stderr`` (of the Poisson estimate) is given,
+    each bound is first bracketed next to its log-transformed guess, so Brent's method starts on a short
+    bracket (about half the refits of bracketing [n, N_hat] and [N_hat, fmax_sup N]); the roots solved for
+    are the same.
     """
     if not 0 < level < 1:
         raise ConfigError(f"confidence level must be between 0 and 1, got {level}")
     n = float(observed)
+    cache: dict[float, float] = {}
 
     def loglik(big_n: float) -> float:
-        n0 = max(big_n - n, 0.0)
-        return -(deviance_at(big_n) - 2.0 * cormack_correction(big_n, n0)) / 2.0
+        big_n = float(big_n)
+        if big_n not in cache:
+            n0 = max(big_n - n, 0.0)
+            cache[big_n] = -(deviance_at(big_n) - 2.0 * cormack_correction(big_n, n0)) / 2.0
+        return cache[big_n]
 
+    xtol = tol * max(1.0, n)
     upper_search = max(3.0 * poisson_abundance, n + 1.0)
-    opt = minimize_scalar(lambda v: -loglik(v), bounds=(n, upper_search), method="bounded",
-                          options={"xatol": tol * max(1.0, n)})
+    search = (n, upper_search)
+    if stderr is not None and math.isfinite(stderr) and stderr > 0:
+        # the multinomial estimate is within a few standard errors of the Poisson one; search there first
+        # and the whole range only if the optimum lands on an edge of that window
+        search = (max(n, poisson_abundance - 4.0 * stderr), min(upper_search, poisson_abundance + 4.0 * stderr))
+    opt = minimize_scalar(lambda v: -loglik(v), bounds=search, method="bounded", options={"xatol": xtol})
+    if search != (n, upper_search) and (
+        (opt.x - search[0] < 10 * xtol and search[0] > n) or (search[1] - opt.x < 10 * xtol and search[1] < upper_search)
+    ):
+        opt = minimize_scalar(lambda v: -loglik(v), bounds=(n, upper_search), method="bounded", options={"xatol": xtol})
     n_max = float(opt.x)
     l_max = -float(opt.fun)
     if loglik(n) > l_max:
         n_max, l_max = n, loglik(n)
-    target = l_max - NormalDist().inv_cdf(0.5 + level / 2) ** 2 / 2.0  # chi2_1 quantile
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    target = l_max - z**2 / 2.0  # chi2_1 quantile
     warnings: list[str] = []
 
     def g(v: float) -> float:
         return loglik(v) - target
 
+    guesses = (None, None)
+    if stderr is not None and math.isfinite(stderr) and stderr > 0 and poisson_abundance > n:
+        guesses = log_transformed_ci(observed, poisson_abundance, stderr, level)
+
+    def bracket(inner: float, outer: float, guess: float | None) -> tuple[float, float]:
+        """A short [a, b] between ``inner`` (g > 0) and ``outer`` containing the root, starting at ``guess``."""
+        if guess is None or not math.isfinite(guess) or not min(inner, outer) < guess < max(inner, outer):
+            return inner, outer
+        near = guess
+        for _ in range(6):
+            if g(near) < 0:
+                return inner, near
+            inner, near = near, near + 1.5 * (near - inner) if outer > inner else near - 1.5 * (inner - near)
+            if not min(inner, outer) < near < max(inner, outer):
+                break
+        return inner, outer
+
     lower = n
     if n_max > n and g(n) < 0:
-        lower = brentq(g, n, n_max, xtol=tol * max(1.0, n))
+        a, b = bracket(n_max, n, guesses[0])
+        lower = brentq(g, min(a, b), max(a, b), xtol=xtol)
     else:
         warnings.append("profile lower bound reached the number observed (no root above n); lower = n")
     hi = fmax_sup * poisson_abundance
     upper = math.inf
     if hi > n_max and g(hi) < 0:
-        upper = brentq(g, n_max, hi, xtol=tol * max(1.0, n))
+        a, b = bracket(n_max, hi, guesses[1])
+        upper = brentq(g, min(a, b), max(a, b), xtol=xtol)
     else:
         warnings.append(f"profile upper bound beyond {fmax_sup:g} x the Poisson estimate; reported as infinite")
     return n_max, lower, upper, warnings
@@ -153,7 +191,9 @@ def profile_ci(
         raw, _, _ = _fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta, warm=warm)
         return raw.deviance
 
-    n_max, lower, upper, warnings = profile_interval(deviance_at, n, fit.abundance, level, fmax_sup)
+    n_max, lower, upper, warnings = profile_interval(
+        deviance_at, n, fit.abundance, level, fmax_sup, stderr=fit.stderr
+    )
     return ProfileCI(spec.name, fit.abundance, fit.stderr, n_max, lower, upper, level, n, warnings + fit.warnings)
 
 
@@ -185,5 +225,7 @@ def profile_ci_design(
         y0 = np.concatenate([[max(big_n - n, 0.0)], y])
         return fit_poisson(x0, y0, names=names, n_observed=n, start=start).deviance
 
-    n_max, lower, upper, warnings = profile_interval(deviance_at, n, fit.abundance, level, fmax_sup)
+    n_max, lower, upper, warnings = profile_interval(
+        deviance_at, n, fit.abundance, level, fmax_sup, stderr=fit.stderr
+    )
     return ProfileCI(model, fit.abundance, fit.stderr, n_max, lower, upper, level, n, warnings)

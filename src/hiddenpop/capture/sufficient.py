@@ -303,12 +303,15 @@ def fit_mt_family(
     start: np.ndarray | None = None,
     max_iter: int = 200,
     tol: float = 1e-12,
+    covariance: bool = True,
 ) -> SufficientFit:
     """Fit log mu_w = gamma + beta'w + h(k)'eta from n_j (length t) and f_k (k = 1..t) without enumeration.
 
     ``h_columns`` is the (t + 1, q) matrix of heterogeneity columns evaluated at k = 0..t (None for Mt).
     ``unobserved`` is the count put in the never-caught cell (profile likelihood); ``None`` (the ordinary fit)
     leaves that cell out of the likelihood, as the 2^t - 1 observable cells are what is fitted.
+    ``covariance=False`` skips the information matrix at the optimum (``vcov`` is then all NaN): profile
+    likelihoods need only the maximised likelihood.
     """
     totals = np.asarray(occasion_totals, dtype=float)
     t = len(totals)
@@ -320,7 +323,7 @@ def fit_mt_family(
     model = _MtFamily(totals, freq, h, unobserved)
     # the matrices are small (t + q + 1 square): BLAS threads only add contention, so use one
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _newton(model, totals, freq, h, names, start, max_iter, tol)
+        return _newton(model, totals, freq, h, names, start, max_iter, tol, covariance)
 
 
 _CONTROLLER = None
@@ -336,7 +339,7 @@ def _blas_controller():
     return _CONTROLLER
 
 
-def _newton(model, totals, freq, h, names, start, max_iter, tol) -> SufficientFit:
+def _newton(model, totals, freq, h, names, start, max_iter, tol, covariance=True) -> SufficientFit:
     t = len(totals)
     if start is None:
         n = freq.sum()
@@ -380,14 +383,17 @@ def _newton(model, totals, freq, h, names, start, max_iter, tol) -> SufficientFi
             break
         if change < tol * 1e-3 and factor < 1.0:
             break
-    score, info = model.score_information(theta)
-    try:
-        vcov = _inverse(info)
-    except np.linalg.LinAlgError:
-        # a parameter diverging to -inf (a capture count never observed) carries no information; the
-        # pseudo-inverse keeps the others usable and the fit is flagged as not converged
-        vcov = np.linalg.pinv(info)
-        converged = False
+    if not covariance:
+        vcov = np.full((len(theta), len(theta)), np.nan)
+    else:
+        score, info = model.score_information(theta)
+        try:
+            vcov = _inverse(info)
+        except np.linalg.LinAlgError:
+            # a parameter diverging to -inf (a capture count never observed) carries no information; the
+            # pseudo-inverse keeps the others usable and the fit is flagged as not converged
+            vcov = np.linalg.pinv(info)
+            converged = False
     return SufficientFit(
         names=names,
         coef=theta,
