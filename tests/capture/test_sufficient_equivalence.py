@@ -132,3 +132,16 @@ def test_score_information_equal_brute_force_with_ties(heterogeneity):
         assert np.allclose(info, exact_info, rtol=1e-10, atol=0)
         assert np.allclose(score, exact_score, rtol=1e-9, atol=1e-9 * np.abs(exact_info).max())
         assert np.allclose(model.expected_groups(theta).sum(), exact_info[0, 0], rtol=1e-12)
+
+
+def test_mth_family_identical_to_enumeration_at_13_occasions():
+    """Above the old 12-occasion limit of the bias pass, where the sufficient engine is what users get."""
+    data = simulate_mth(900, 13, 3.0, seed=13)
+    for model in ("Mt", "Mth Chao (LB)", "Mth Poisson2", "Mth Darroch", "Mth Gamma3.5"):
+        fast = fit_closed(data, model)
+        full = fit_closed(data, model, engine="enumerate")
+        assert fast.engine == "sufficient" and full.engine == "enumerate"
+        assert fast.dropped_eta == full.dropped_eta and fast.fixed_eta == full.fixed_eta, model
+        assert fast.converged == full.converged, model
+        for column in ("abundance", "stderr", "deviance", "aic", "bic"):
+            assert getattr(fast, column) == pytest.approx(getattr(full, column), rel=1e-8, abs=1e-8), (model, column)
