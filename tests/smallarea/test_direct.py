@@ -125,3 +125,37 @@ def test_option_errors():
         _run(frame, roster=["r_teacher"])
     with pytest.raises(ConfigError, match="level"):
         _run(frame, level=1.2)
+
+
+def test_bca_reduces_to_percentile_without_bias_or_skew():
+    from hiddenpop.smallarea.direct import _bca_interval
+
+    boot = np.sort(np.random.default_rng(2).normal(size=(4001, 1)), axis=0)
+    boot = np.vstack([boot, -boot[::-1]])  # exactly symmetric about 0: no median bias
+    jackknife = [np.array([-1.0, 0.0, 1.0])]  # symmetric: acceleration 0
+    lower, upper = _bca_interval(boot, np.array([0.0]), jackknife, level=0.9)
+    assert lower[0] == pytest.approx(np.quantile(boot, 0.05))
+    assert upper[0] == pytest.approx(np.quantile(boot, 0.95))
+
+
+def test_bca_corrects_median_bias_in_closed_form():
+    """Replicates ~ N(estimate + b, 1), no skew: z0 = -b, so the limits are estimate - b +- z (Efron 1987)."""
+    from scipy.stats import norm
+
+    from hiddenpop.smallarea.direct import _bca_interval
+
+    b = 0.3
+    boot = (b + norm.ppf((np.arange(20000) + 0.5) / 20000))[:, None]
+    lower, upper = _bca_interval(boot, np.array([0.0]), [np.array([-1.0, 0.0, 1.0])], level=0.9)
+    assert lower[0] == pytest.approx(-b - 1.6449, abs=2e-3)
+    assert upper[0] == pytest.approx(-b + 1.6449, abs=2e-3)
+
+
+def test_bca_skew_moves_interval_towards_the_long_tail():
+    from hiddenpop.smallarea.direct import _bca_interval
+
+    boot = np.random.default_rng(4).normal(size=(5000, 1))
+    symmetric = _bca_interval(boot, np.array([np.median(boot)]), [np.array([-1.0, 0.0, 1.0])], 0.9)
+    # jackknife values with a long left tail of deviations d = mean - value give a > 0 (right-skewed estimator)
+    skewed = _bca_interval(boot, np.array([np.median(boot)]), [np.array([0.0, 0.0, 0.0, -3.0])], 0.9)
+    assert skewed[0][0] > symmetric[0][0] and skewed[1][0] > symmetric[1][0]

@@ -25,11 +25,19 @@ people) or nobody reports the hidden group (the estimate is 0 with a degenerate 
 flagged ``sparse`` with the reason.
 
 Uncertainty: a Rao-Wu rescaled bootstrap resampling households within each area (``n_a - 1`` draws from
-``n_a``), percentile intervals. The national estimate uses the same ratio over all areas, with a Rao-Wu
-bootstrap over areas (the primary sampling units) within optional strata.
+``n_a``; the shared :func:`hiddenpop.design.replicate.rescaled_bootstrap` with areas as strata and households as
+PSUs) gives the standard error; the interval is the bias-corrected and accelerated (BCa) bootstrap interval
+(Efron 1987), with the acceleration from the leave-one-household-out jackknife. With about 24 households and a
+rare hidden group, ``p_a`` is a ratio of small Poisson-like counts: its sampling distribution is right-skewed
+and the ratio is median-biased, and plain percentile intervals put too little of the interval above the
+estimate (on the synthetic country the truth fell above the percentile interval more often than below; 0.88
+coverage at nominal 0.90). BCa is second-order accurate and corrects both, by theory rather than by widening.
+The national estimate uses the same ratio over all areas, with a Rao-Wu bootstrap over areas (the primary
+sampling units) within optional strata and a percentile interval (150 areas: the ratio is close to normal).
 
 Reference: Feehan, D. M., Son, V. H. & Abdul-Quader, A. (2022). Survey methods for estimating the size of
-weak-tie personal networks. *Sociological Methodology* 52(2); Rao, J. N. K. & Wu, C. F. J. (1988), JASA 83.
+weak-tie personal networks. *Sociological Methodology* 52(2); Rao, J. N. K. & Wu, C. F. J. (1988), JASA 83;
+Efron, B. (1987). Better bootstrap confidence intervals. JASA 82, 171-185.
 """
 
 from __future__ import annotations
@@ -39,29 +47,45 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hiddenpop.data.ard import ARD, _numeric_counts
+from hiddenpop.data.ard import ARD, _numeric_counts  # no public counterpart yet
+from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 
 METHOD = "direct (roster scale-up)"
 
 
-def _rescaled_multipliers(groups: np.ndarray, replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """Rao-Wu rescaled bootstrap multipliers (replicates x units) resampling units within ``groups``.
+def _bca_interval(boot: np.ndarray, point: np.ndarray, jackknife: list[np.ndarray], level: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Bias-corrected and accelerated (BCa) bootstrap limits, one column per area (Efron 1987).
 
-    In each group of ``n`` units, ``n - 1`` units are drawn with replacement and each unit's multiplier is
-    ``n / (n - 1) * times drawn``; groups with one unit keep multiplier 1 (they contribute no variance).
+    ``boot`` is (replicates x areas), ``point`` the full-sample estimates, ``jackknife[i]`` the leave-one-household-out
+    estimates of area ``i``. With ``z0 = Phi^-1(share of replicates below the estimate)`` (median bias) and the
+    acceleration ``a = sum d^3 / (6 (sum d^2)^1.5)``, ``d = mean(jackknife) - jackknife`` (skewness), the limits are
+    the replicate quantiles at ``Phi(z0 + (z0 + z) / (1 - a (z0 + z)))`` for ``z = Phi^-1(alpha/2), Phi^-1(1-alpha/2)``.
+    Areas with undefined ingredients (an estimate of 0, fewer than 3 households, ties) fall back to percentiles.
     """
-    multipliers = np.ones((replicates, groups.size))
-    codes, inverse = np.unique(groups, return_inverse=True)
-    for g in range(codes.size):
-        members = np.flatnonzero(inverse == g)
-        n = members.size
-        if n < 2:
+    from scipy.stats import norm
+
+    alpha = 1.0 - level
+    z = norm.ppf([alpha / 2, 1 - alpha / 2])
+    lower = np.full(point.size, np.nan)
+    upper = np.full(point.size, np.nan)
+    for i in range(point.size):
+        column = boot[:, i]
+        column = column[np.isfinite(column)]
+        if column.size < 2 or not np.isfinite(point[i]):
             continue
-        draws = rng.multinomial(n - 1, np.full(n, 1.0 / n), size=replicates)
-        multipliers[:, members] = draws * (n / (n - 1))
-    return multipliers
+        probs = np.array([alpha / 2, 1 - alpha / 2])
+        share = (np.sum(column < point[i]) + 0.5 * np.sum(column == point[i])) / column.size
+        d = jackknife[i].mean() - jackknife[i] if jackknife[i].size >= 3 else np.zeros(0)
+        spread = float(np.sum(d**2))
+        if 0 < share < 1 and spread > 0 and np.all(np.isfinite(d)):
+            z0 = norm.ppf(share)
+            accel = float(np.sum(d**3)) / (6.0 * spread**1.5)
+            probs = norm.cdf(z0 + (z0 + z) / (1.0 - accel * (z0 + z)))
+        lower[i], upper[i] = np.quantile(column, probs)
+    return lower, upper
 
 
 def _validate_roster(frame: pd.DataFrame, roster: Sequence[str], household_size: str, source: str) -> np.ndarray:
@@ -220,7 +244,7 @@ def direct_estimates(
     order = np.argsort(areas, kind="stable")
     areas_sorted = areas[order]
     area_ids, starts = np.unique(areas_sorted, return_index=True)
-    rng = np.random.default_rng(seed)
+    within_seed, national_seed = (int(v) for v in np.random.SeedSequence(seed).generate_state(2))
 
     def ratio(t: np.ndarray) -> np.ndarray:
         hidden_t, known_t, roster_t, persons_t = np.moveaxis(t, -1, 0)
@@ -229,16 +253,20 @@ def direct_estimates(
 
     per_area = np.add.reduceat(totals[order], starts, axis=0)
     point = ratio(per_area)
-    multipliers = _rescaled_multipliers(areas_sorted, replicates, rng)
+    # households are the resampling units (each its own PSU), areas the strata: Rao-Wu with m = n_a - 1
+    factors = rescaled_bootstrap(areas_sorted.size, strata=areas_sorted, psu=None, replicates=replicates,
+                                 seed=within_seed)
+    multipliers = factors.matrix().T  # replicates x households (sorted by area)
     replicate_totals = np.stack(
         [np.add.reduceat(multipliers * totals[order, j], starts, axis=1) for j in range(4)], axis=-1
     )
     boot = ratio(replicate_totals)
     alpha = 1.0 - level
+    ends = np.append(starts[1:], areas_sorted.size)
+    jackknife = [ratio(per_area[i] - totals[order][starts[i]:ends[i]]) for i in range(area_ids.size)]
     with np.errstate(invalid="ignore"):
         se = np.nanstd(boot, axis=0, ddof=1)
-        lower = np.nanquantile(boot, alpha / 2, axis=0)
-        upper = np.nanquantile(boot, 1 - alpha / 2, axis=0)
+        lower, upper = _bca_interval(boot, point, jackknife, level)
     raw_sums = np.add.reduceat(counts_raw[order], starts, axis=0)
     respondents = np.diff(np.append(starts, areas_sorted.size))
 
@@ -286,7 +314,9 @@ def direct_estimates(
         if ard.strata is not None
         else np.zeros(area_ids.size)
     )
-    area_multipliers = _rescaled_multipliers(np.asarray(area_strata), replicates, rng)
+    area_factors = rescaled_bootstrap(area_ids.size, strata=np.asarray(area_strata), psu=None,
+                                      replicates=replicates, seed=national_seed)
+    area_multipliers = area_factors.matrix().T  # replicates x areas
     national_boot = ratio(area_multipliers @ per_area)
     national_row = {
         "quantity": "national prevalence",
@@ -309,6 +339,11 @@ def direct_estimates(
     }
     rows.append(national_row)
     warnings = list(ard.warnings)
+    warnings.extend(f"national bootstrap: {w}" for w in area_factors.warnings)
+    single = int(np.sum(respondents < 2))
+    if single:
+        warnings.append(f"{single} area(s) with a single respondent: no within-area variance can be estimated "
+                        "(bootstrap factor 1, zero-width interval); they are flagged sparse")
     if n_sparse:
         warnings.append(
             f"{n_sparse} of {area_ids.size} areas flagged sparse (see the 'flag' column); treat their direct "
@@ -318,7 +353,7 @@ def direct_estimates(
         *ard.notes,
         f"known-group sizes and populations estimated from household rosters ({len(known)} groups); "
         f"Rao-Wu rescaled bootstrap with {replicates} replicates (households within areas; areas for the "
-        "national estimate)"
+        "national estimate); BCa intervals for areas, percentile for the national estimate"
     ]
     return Estimates.from_rows(
         rows,
