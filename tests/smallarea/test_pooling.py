@@ -128,3 +128,40 @@ def test_without_standard_errors_direct_values_are_kept_and_flagged(area_table):
     assert any("no target standard errors" in w for w in result.warnings)
     surveyed = result.table[result.table["surveyed"]]
     assert np.allclose(surveyed["median"], surveyed["direct"], rtol=1e-3)
+
+
+def _gvf_data(n=300, seed=4):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    return rng, x, -5.0 + x @ np.array([0.4, -0.2, 0.3])
+
+
+def test_gvf_recovers_an_exact_power_law():
+    """log s^2 exactly linear in the log rate and exact targets: the GVF returns the input SEs."""
+    _, x, truth = _gvf_data()
+    s = np.sqrt(0.05 * np.exp(-0.7 * (truth - truth.mean())))
+    usable = np.ones(truth.size, dtype=bool)
+    smoothed, info = pooling.smooth_sampling_variances(truth, s, usable, x, "gvf")
+    assert info["gvf_slope"] == pytest.approx(-0.7, rel=1e-8)
+    assert np.allclose(smoothed, s, rtol=1e-8)
+    direct, _ = pooling.smooth_sampling_variances(truth, s, usable, x, "direct")
+    assert np.array_equal(direct, s)
+
+
+def test_smoothed_variances_carry_no_own_sampling_error():
+    """Raw SEs that grow when the estimate falls (as for counts) are correlated with the error; smoothed ones not."""
+    rng, x, truth = _gvf_data(n=2000)
+    error = rng.normal(size=truth.size) * 0.3
+    y = truth + error
+    raw = 0.3 * np.exp(-0.8 * error + 0.1 * rng.normal(size=truth.size))
+    usable = np.ones(truth.size, dtype=bool)
+    assert np.corrcoef(raw, error)[0, 1] < -0.5
+    for how in ("pooled", "gvf"):
+        smoothed, info = pooling.smooth_sampling_variances(y, raw, usable, x, how)
+        assert np.mean(smoothed**2) == pytest.approx(np.mean(raw**2), rel=1e-10)
+        if how == "pooled":
+            assert np.allclose(smoothed, smoothed[0])
+        else:
+            assert abs(np.corrcoef(smoothed, error)[0, 1]) < 0.1
+    with pytest.raises(pooling.ConfigError, match="sampling_variance"):
+        pooling.smooth_sampling_variances(y, raw, usable, x, "magic")

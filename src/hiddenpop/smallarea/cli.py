@@ -43,6 +43,12 @@ class Engine(StrEnum):
     nuts = "nuts"
 
 
+class SamplingVariance(StrEnum):
+    pooled = "pooled"
+    gvf = "gvf"
+    direct = "direct"
+
+
 class Model(StrEnum):
     best = "best"
     lightgbm = "lightgbm"
@@ -247,6 +253,11 @@ def register(app: typer.Typer) -> None:
         ),
         engine: Annotated[Engine, typer.Option("--engine", help="hyper-parameter sampler")] = Engine.importance,
         draws: Annotated[int, typer.Option("--draws", help="posterior draws")] = 1000,
+        sampling_variance: Annotated[
+            SamplingVariance,
+            typer.Option("--sampling-variance", help="smooth the target SEs: pooled (equal relative variance), gvf, "
+                         "or direct (as given)"),
+        ] = SamplingVariance.pooled,
         cross_validate: Annotated[bool, typer.Option("--cv/--no-cv", help="grouped CV of the pooled model")] = True,
         folds: Annotated[int, typer.Option("--folds", help="cross-validation folds")] = 5,
         national: NationalOption = None,
@@ -264,7 +275,8 @@ def register(app: typer.Typer) -> None:
         national_values = _national(national)
         areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
                       geometry_key, impute)
-        model = PooledModel(spatial=spatial.value, level=level, engine=engine.value, draws=draws, seed=seed)
+        model = PooledModel(spatial=spatial.value, level=level, engine=engine.value, draws=draws, seed=seed,
+                            sampling_variance=sampling_variance.value)
         with spinner("fitting the pooled model", quiet=quiet):
             result = model.fit(areas)
         cv = None

@@ -378,6 +378,54 @@ def _log_targets(areas: AreaTable) -> tuple[np.ndarray, np.ndarray | None, np.nd
     return y_log, s_log, usable, notes
 
 
+SAMPLING_VARIANCES = ("pooled", "gvf", "direct")
+
+
+def smooth_sampling_variances(y_log: np.ndarray, s_log: np.ndarray, usable: np.ndarray, x: np.ndarray,
+                              how: str = "pooled") -> tuple[np.ndarray, dict]:
+    """Smoothed log-scale sampling variances of the direct estimates (a generalised variance function, GVF).
+
+    Why. A standard error computed from the same respondents as the estimate is correlated with it: for a ratio
+    of counts the bootstrap ``se_a^2`` grows with the observed count, so ``s_a^2 = (se_a / yhat_a)^2`` is large
+    exactly where ``yhat_a`` fell below its mean (on the synthetic country corr(log yhat - log p, s_a) is about
+    -0.5 while ``(log yhat - log p) / s_a`` has SD 1, so the SEs are right on average but wrong area by area).
+    Treated as known in the Fay-Herriot likelihood, such variances weight areas by the sign of their own sampling
+    error and distort the estimate of the area-effect variance ``sigma^2``, which sets every unsurveyed interval.
+    The standard remedy is to replace ``s_a^2`` by a smooth model of it that carries no information on the
+    area's own sampling error (Wolter 2007, ch. 7; Rao & Molina 2015, sec. 6.4.1; You & Chapman 2006).
+
+    ``how="pooled"`` (default): ``stilde_a^2 = mean_b s_b^2`` -- the GVF for equal-size samples (Study 2 has 24
+    households in every surveyed area), keeping the average sampling variance (which the data support).
+    ``how="gvf"``: ``log s_a^2 = g0 + g1 log pbar_a``, ``pbar_a`` the leave-one-out least-squares prediction of
+    ``log yhat_a`` from the covariates (so it holds none of area a's own error), rescaled so that
+    ``mean(stilde^2) = mean(s^2)``; it lets the relative variance fall with the prevalence, as it does for counts.
+    ``how="direct"``: no smoothing.
+
+    Fails when sampling variances differ between areas for design reasons (very unequal sample sizes or
+    clustering): ``pooled`` then mis-weights areas; use ``direct`` (or pass SEs already smoothed by a GVF on the
+    sample sizes).
+    """
+    if how not in SAMPLING_VARIANCES:
+        raise ConfigError(f"sampling_variance={how!r}; use one of {list(SAMPLING_VARIANCES)}")
+    obs = np.flatnonzero(usable)
+    info = {"method": how, "corr_direct_vs_se": float(np.corrcoef(y_log[obs], s_log[obs])[0, 1]),
+            "rms_sampling_sd": float(np.sqrt(np.mean(s_log[obs] ** 2))), "gvf_slope": 0.0}
+    if how == "direct":
+        return s_log, info
+    fitted = np.ones(s_log.size)
+    if how == "gvf":
+        design = np.column_stack([np.ones(obs.size), x[obs]])
+        coef, *_ = np.linalg.lstsq(design, y_log[obs], rcond=None)
+        log_pbar = np.column_stack([np.ones(x.shape[0]), x]) @ coef
+        hat = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
+        log_pbar[obs] = (log_pbar[obs] - hat * y_log[obs]) / (1.0 - hat)  # leave-one-out predictions
+        slope, _ = np.polyfit(log_pbar[obs], np.log(s_log[obs] ** 2), 1)
+        fitted = np.exp(slope * (log_pbar - log_pbar[obs].mean()))
+        info["gvf_slope"] = float(slope)
+    fitted *= np.mean(s_log[obs] ** 2) / np.mean(fitted[obs])
+    return np.where(usable, np.sqrt(fitted), np.nan), info
+
+
 class PooledModel:
     """Hierarchical Bayesian small-area model (see the module docstring for the formula).
 
@@ -395,10 +443,17 @@ class PooledModel:
         Number of posterior draws (each gives one joint draw of all areas); NUTS warm-up and chains.
     seed:
         Seed for NUTS and the Gaussian draws.
+    sampling_variance:
+        How the direct estimates' standard errors enter the likelihood (see :func:`smooth_sampling_variances`):
+        ``"pooled"`` (default; equal relative sampling variance, the average of the given ones), ``"gvf"``
+        (relative variance modelled on the synthetic prevalence) or ``"direct"`` (as given).
     """
 
     def __init__(self, spatial: str = "auto", level: float = 0.9, engine: str = "importance", warmup: int = 500,
-                 draws: int = 1000, chains: int = 2, seed: int = 0) -> None:
+                 draws: int = 1000, chains: int = 2, seed: int = 0, sampling_variance: str = "pooled") -> None:
+        if sampling_variance not in SAMPLING_VARIANCES:
+            raise ConfigError(f"sampling_variance={sampling_variance!r}; use one of {list(SAMPLING_VARIANCES)}")
+        self.sampling_variance = sampling_variance
         if spatial not in ("auto", "bym2", "iid"):
             raise ConfigError(f"spatial={spatial!r}; use auto, bym2 or iid")
         if engine not in ENGINES:
@@ -425,9 +480,24 @@ class PooledModel:
             self._basis_cache = (areas, icar_basis(areas.n, areas.neighbours))
         return self._basis_cache[1]
 
+    def _targets(self, areas: AreaTable):
+        """Log targets, log-scale sampling SDs (GVF-smoothed unless ``sampling_variance="direct"``), mask, notes."""
+        y_log, s_log, usable, notes = _log_targets(areas)
+        self.gvf = None
+        if s_log is not None:
+            s_log, self.gvf = smooth_sampling_variances(y_log, s_log, usable, areas.x(), self.sampling_variance)
+            if self.sampling_variance != "direct":
+                notes = [
+                    *notes,
+                    f"sampling variances smoothed ({self.sampling_variance}): the direct SEs were correlated "
+                    f"{self.gvf['corr_direct_vs_se']:+.2f} with the log direct estimates, which would weight areas "
+                    "by their own sampling error",
+                ]
+        return y_log, s_log, usable, notes
+
     def fit_draws(self, areas: AreaTable, train: np.ndarray | None = None) -> tuple[PooledFit, list[str]]:
         """Posterior draws using only the areas in ``train`` (bool mask; default all surveyed) in the likelihood."""
-        y_log, s_log, usable, notes = _log_targets(areas)
+        y_log, s_log, usable, notes = self._targets(areas)
         observed = usable if train is None else usable & train
         basis = self._basis(areas)
         with single_thread_blas():
@@ -481,6 +551,7 @@ class PooledModel:
         result = Estimates(
             table=table,
             settings={"spatial": name, "level": self.level, "engine": self.engine, "warmup": self.warmup,
+                      "sampling_variance": self.sampling_variance if areas.target_se is not None else None,
                       "draws": self.draws,
                       "chains": self.chains, "target_se": areas.target_se is not None,
                       "covariates": len(areas.covariates)},
@@ -490,7 +561,7 @@ class PooledModel:
                 f"hyper-parameters (sigma, tau, rho) sampled by {self.engine} on the exact marginal posterior; area "
                 "effects and coefficients drawn from their Gaussian conditionals (one joint draw per draw)"
             ],
-            diagnostics=fit.diagnostics,
+            diagnostics={**fit.diagnostics, "gvf": self.gvf},
             tables={"coefficients": coefficients, "importance": importance},
             extras={"draws": rate, "fit": fit},
         )
@@ -540,7 +611,8 @@ def stream_contributions(beta: np.ndarray, areas: AreaTable) -> pd.DataFrame:
 
 
 def pooled_estimates(areas: AreaTable, *, spatial: str = "auto", level: float = 0.9, engine: str = "importance",
-                     warmup: int = 500, draws: int = 1000, chains: int = 2, seed: int = 0) -> Estimates:
+                     warmup: int = 500, draws: int = 1000, chains: int = 2, seed: int = 0,
+                     sampling_variance: str = "pooled") -> Estimates:
     """Fit :class:`PooledModel` and return estimates for every area (``quantity="prevalence"``, column ``area``).
 
     ``Estimates.extras["draws"]`` holds the posterior draws of the rates (draws x areas) for sums and
@@ -548,7 +620,7 @@ def pooled_estimates(areas: AreaTable, *, spatial: str = "auto", level: float = 
     per-stream spread of the linear predictor.
     """
     return PooledModel(spatial=spatial, level=level, engine=engine, warmup=warmup, draws=draws, chains=chains,
-                       seed=seed).fit(areas)
+                       seed=seed, sampling_variance=sampling_variance).fit(areas)
 
 
 def cross_validate_pooled(areas: AreaTable, model: PooledModel, *, folds: int = 5,
@@ -561,7 +633,7 @@ def cross_validate_pooled(areas: AreaTable, model: PooledModel, *, folds: int = 
     """
     from hiddenpop.smallarea.extrapolate import grouped_folds
 
-    y_log, s_log, usable, _ = _log_targets(areas)
+    y_log, s_log, usable, _ = model._targets(areas)
     index = np.flatnonzero(usable)
     groups = areas.groups()
     splits = grouped_folds(None if groups is None else groups[index], index.size, folds, seed)
