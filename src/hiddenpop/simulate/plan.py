@@ -12,8 +12,8 @@ Method
     study would do; off, the estimate keeps its bias -(1 - tau) N_H, which no sample size removes.
     Precision is the median relative half-width of the interval, (upper - lower) / (2 N_H); the grid also reports
     the relative RMSE and coverage. The recommendation is the smallest candidate meeting the target, and an
-    interpolated size from the fit half-width ~ c * n^b on the log scale (b is about -1/2 when precision is
-    driven by variance), rounded up to whole PSUs and strata.
+    interpolated size from half-width ~ c * n^b between the two candidates that bracket the target (log-log
+    linear; b is about -1/2 when precision is driven by variance), rounded up to whole PSUs and strata.
 
 Assumptions and when it fails
     The answer is only as good as the assumed degree distribution (log-normal mu, sigma), hidden size, barrier
@@ -178,17 +178,24 @@ def plan_survey_size(
     meeting = table_rows.loc[table_rows["meets_target"], "n_respondents"]
     recommended = int(meeting.min()) if len(meeting) else None
     interpolated = None
-    good = table_rows[np.isfinite(table_rows["estimate"]) & (table_rows["estimate"] > 0)]
     slope = math.nan
+    good = table_rows[np.isfinite(table_rows["estimate"]) & (table_rows["estimate"] > 0)].reset_index(drop=True)
     if len(good) >= 2:
-        slope, intercept = np.polyfit(np.log(good["n_respondents"]), np.log(good["estimate"]), 1)
+        # log-log interpolation between the bracketing candidates (extrapolation from the nearest two otherwise)
+        meets = np.flatnonzero(good["estimate"].to_numpy() <= target)
+        first = int(meets[0]) if len(meets) else len(good)
+        pair = good.iloc[[first - 1, first]] if 0 < first < len(good) else (good.iloc[:2] if first == 0
+                                                                             else good.iloc[-2:])
+        log_n = np.log(pair["n_respondents"].to_numpy(float))
+        log_hw = np.log(pair["estimate"].to_numpy(float))
+        slope = float((log_hw[1] - log_hw[0]) / (log_n[1] - log_n[0]))
         if slope < 0:
-            interpolated = _round_up(math.exp((math.log(target) - intercept) / slope), step)
+            interpolated = _round_up(math.exp(log_n[0] + (math.log(target) - log_hw[0]) / slope), step)
     notes = [
         f"precision = median relative half-width of the {level:.0%} rescaled-bootstrap interval over "
         f"{replicates} simulated surveys per size",
-        f"interpolation: log half-width = a + b log n fitted to the candidates (b = {slope:.3f}); "
-        f"rounded up to a multiple of {step}",
+        f"interpolated size: log half-width linear in log n between the two candidates that bracket the target "
+        f"(slope {slope:.3f}; about -0.5 when variance dominates), rounded up to a multiple of {step}",
     ]
     if adjust_transmission and transmission < 1:
         notes.append(f"estimates divided by the assumed transmission rate {transmission:g} (generalized NSUM)")
