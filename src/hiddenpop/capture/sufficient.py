@@ -27,12 +27,23 @@ occasion j and R^(jl) without j and l,
     I(beta_j, eta)           = p_j sum_k w_k h(k) Q^(j)_{k-1},
     I(gamma, .), I(eta, eta) = sums of m_k, m_k h(k), m_k h(k) h(k)'.
 
-Q^(j) = prefix_j * suffix_{j+1} (convolutions of Bernoulli pmfs). The pair sums follow in O(t^2) from partial
-fractions, R^(jl) = (p_l Q^(l) - p_j Q^(j)) / (p_l - p_j), except for pairs with (nearly) equal p (e.g. equal
-n_j), which are convolved exactly; if almost all occasions are tied an exact O(t^3) sweep is used. Newton-Raphson with step halving on this exact likelihood
-gives the same MLE, covariance, deviance and AIC as the enumerated fit (tested to 1e-8), in milliseconds for
-t = 52 and well under a second for t = 200. The tilt s is chosen so that sum_j p_j equals the mean number of
-captures among the units seen, which keeps P_k away from underflow where the data are.
+Q^(j) = F_j * B_{j+1} (pmfs over the occasions before and after j). Every sum above is a linear functional
+of Q^(j), computed without forming Q^(j): with the backward messages
+G_j(a) = sum_b B_j[b] c(a+b+1) w_{a+b+1} / w_a, which obey G_j(a) = q_j G_{j+1}(a) + p_j (w_{a+1}/w_a) G_{j+1}(a+1),
+sum_k c(k) w_k Q^(j)_{k-1} = w_0 sum_a F~_j[a] G_{j+1}(a), where F~_j[a] = F_j[a] w_a / w_0 (so F~_t = m / w_0).
+Carrying the weights inside the prefix pmfs keeps the far tail of the Poisson-binomial (which underflows at
+large t) multiplied by the possibly huge w_k of the 2^k and k^2 heterogeneity forms where it is used. The
+pair sums follow in O(t^2) from partial fractions, R^(jl) = (p_l Q^(l) - p_j Q^(j)) / (p_l - p_j); pairs with
+(nearly) equal p (e.g. equal n_j) are summed exactly: occasions are processed in p order, so close pairs
+are neighbours (read off the messages), members of a tied cluster, or rare cases bridged by carrying the
+messages across the occasions between. One Newton step costs O(t^2 q) in t vectorised passes.
+Newton-Raphson (equilibrated solves, step halving) on this exact likelihood gives the same MLE, covariance,
+deviance and AIC as the enumerated fit (tested to 1e-8); t = 200 takes well under a second per fit. The
+tilt s is chosen so that sum_j p_j equals the mean number of captures among the units seen.
+
+When it fails: if the weights w_k span more than double precision across k (the 2^k column at t = 200),
+the backward messages overflow and the fit stops, flagged as not converged; such a column is fixed by
+capture counts nobody reaches anyway (see the Poisson warning in :mod:`hiddenpop.capture.closed`).
 
 The deviance and AIC over all 2^t - 1 cells need, besides the above, only sum over *observed* patterns of
 Y log Y and log Y! (see :meth:`hiddenpop.capture.histories.Histories.ylogy_sum`).
