@@ -111,6 +111,11 @@ def test_pooled_result_contract(pooled, area_table):
     assert table["method"].eq("pooled (BYM2)").all()
     assert pooled.diagnostics["pareto_k"] < 0.7 and pooled.diagnostics["ess"] > 200
     assert not pooled.warnings
+    # the direct SEs are correlated with the direct estimates (the reason they are smoothed by default)
+    assert pooled.settings["sampling_variance"] == "pooled"
+    assert pooled.diagnostics["gvf"]["corr_direct_vs_se"] < -0.2
+    assert any("sampling variances smoothed (pooled)" in note for note in pooled.notes)
+    assert np.isfinite(pooled.diagnostics["log_evidence"])
     assert set(pooled.tables["coefficients"]["stream"]) == set(area_table.streams)
     # shrinkage: surveyed intervals are narrower than the direct ones on average
     surveyed = table[table["surveyed"]]
@@ -157,7 +162,7 @@ def test_smoothed_variances_carry_no_own_sampling_error():
     usable = np.ones(truth.size, dtype=bool)
     assert np.corrcoef(raw, error)[0, 1] < -0.5
     for how in ("pooled", "gvf"):
-        smoothed, info = pooling.smooth_sampling_variances(y, raw, usable, x, how)
+        smoothed, _ = pooling.smooth_sampling_variances(y, raw, usable, x, how)
         assert np.mean(smoothed**2) == pytest.approx(np.mean(raw**2), rel=1e-10)
         if how == "pooled":
             assert np.allclose(smoothed, smoothed[0])

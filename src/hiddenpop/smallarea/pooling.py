@@ -214,7 +214,10 @@ def _hyper_importance(y_c, gram_oo, c_oo, s2, draws: int, rng: np.random.Generat
     phi = np.atleast_2d(proposal.rvs(size=n_proposals)).reshape(n_proposals, dim)
     log_target = np.concatenate([target(chunk) for chunk in np.array_split(phi, max(1, n_proposals // 250))])
     log_weight = log_target - proposal.logpdf(phi)
-    log_weight -= log_weight.max()
+    top = log_weight.max()
+    # log marginal likelihood up to constants shared by every spatial structure (for comparing structures)
+    log_evidence = float(top + np.log(np.mean(np.exp(log_weight - top))))
+    log_weight -= top
     weight = np.exp(log_weight)
     weight /= weight.sum()
     ess = float(1.0 / np.sum(weight**2))
@@ -226,6 +229,7 @@ def _hyper_importance(y_c, gram_oo, c_oo, s2, draws: int, rng: np.random.Generat
         mean = float(np.sum(weight * values))
         summary[name] = {"mean": mean, "sd": float(np.sqrt(np.sum(weight * (values - mean) ** 2)))}
     info = {"engine": "importance", "ess": ess, "pareto_k": pareto_k, "proposals": n_proposals,
+            "log_evidence": log_evidence,
             "mode": {k: float(v[0]) for k, v in _constrain(mode[None]).items()},
             "hyperparameters": summary}
     return samples, info
