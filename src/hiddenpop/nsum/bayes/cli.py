@@ -128,23 +128,26 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--ratio {name}: expected NAME=NUMERATOR/DENOMINATOR")
             ratios[name] = (parts[0], parts[1])
 
-        import numpyro
-
-        numpyro.set_host_device_count(max(1, chains))
+        if tau_pair is not None and model not in (ModelName.transmission, ModelName.combined):
+            raise ConfigError("--tau-prior applies to the transmission and combined models only")
+        # read and validate before JAX starts: input errors come back at once
         from hiddenpop.data.ard import read_ard
         from hiddenpop.nsum.bayes import MODELS, Priors
-        from hiddenpop.nsum.bayes._common import enable_compilation_cache, from_ard
-        from hiddenpop.nsum.bayes.calibration import tau_sensitivity
-        from hiddenpop.provenance import provenance
+        from hiddenpop.nsum.bayes._common import from_ard
 
-        enable_compilation_cache()
         ard = read_ard(survey, known=known, population=population, hidden=hidden or [], missing=missing.value)
         data = from_ard(ard, hidden=hidden or None)
         if not data.hidden_groups:
             raise ConfigError("no hidden group to estimate: name one with --hidden COLUMN")
-        priors = Priors() if tau_pair is None else Priors(tau=tau_pair)
-        if tau_pair is not None and model not in (ModelName.transmission, ModelName.combined):
-            raise ConfigError("--tau-prior applies to the transmission and combined models only")
+        priors = (Priors() if tau_pair is None else Priors(tau=tau_pair)).validate()
+        import numpyro
+
+        numpyro.set_host_device_count(max(1, chains))
+        from hiddenpop.nsum.bayes._common import enable_compilation_cache
+        from hiddenpop.nsum.bayes.calibration import tau_sensitivity
+        from hiddenpop.provenance import provenance
+
+        enable_compilation_cache()
         cls = MODELS[model.value]
         if model == ModelName.overdispersed:
             instance = cls(priors)
