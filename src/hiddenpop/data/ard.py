@@ -449,16 +449,18 @@ def _build(
     # ----- counts
     counts = pd.DataFrame({g: _numeric_counts(frame, g, source) for g in groups}, index=frame.index)
     too_large = counts.to_numpy() > population
-    if too_large.any():
-        row, col = (int(i) for i in np.argwhere(too_large)[0])
-        raise DataError(
-            f"{locate(source, row + 1, groups[col])}count larger than the population ({population:,.0f}); nobody "
-            "knows more people than exist - check for a missing-value code such as 99999 or a data-entry error"
-        )
     missing_mask = counts.isna()
     missing_counts = {g: int(missing_mask[g].sum()) for g in groups if missing_mask[g].any()}
     notes: list[str] = []
     warnings: list[str] = []
+    if too_large.any():
+        # an error for head counts, but the base may be a rescaled population (e.g. 1 in textbook examples)
+        row, col = (int(i) for i in np.argwhere(too_large)[0])
+        warnings.append(
+            f"{locate(source, row + 1, groups[col])}count larger than the scale-up base ({population:,.6g}) "
+            f"({int(too_large.sum())} such answer(s)); unless the base is a rescaled population, check for a "
+            "missing-value code such as 99999 or a data-entry error"
+        )
     keep = np.ones(len(frame), dtype=bool)
     dropped = 0
     if missing_counts:
