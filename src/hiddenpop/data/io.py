@@ -85,7 +85,10 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
         # pandas renames a repeated header "x" to "x.1" silently; check the header row as written
         header = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig", header=None,
                              nrows=1, dtype=str, keep_default_na=False)
-        frame.columns = [str(c) for c in header.iloc[0].tolist()] if header.shape[1] == frame.shape[1] else frame.columns
+        names = [str(c).strip() for c in header.iloc[0].tolist() if str(c).strip()]
+        repeated = sorted({c for c in names if names.count(c) > 1})
+        if repeated:
+            raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header; rename one")
     frame.columns = [str(c).strip() for c in frame.columns]
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
