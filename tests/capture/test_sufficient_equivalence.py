@@ -135,7 +135,7 @@ def test_score_information_equal_brute_force_with_ties(heterogeneity):
 
 
 def test_mth_family_identical_to_enumeration_at_13_occasions():
-    """Above the old 12-occasion limit of the bias pass, where the sufficient engine is what users get."""
+    """Above the old 12-occasion limit of the bias pass; the sufficient engine is what users get here."""
     data = simulate_mth(900, 13, 3.0, seed=13)
     for model in ("Mt", "Mth Chao (LB)", "Mth Poisson2", "Mth Darroch", "Mth Gamma3.5"):
         fast = fit_closed(data, model)
@@ -145,3 +145,5 @@ def test_mth_family_identical_to_enumeration_at_13_occasions():
         assert fast.converged == full.converged, model
         for column in ("abundance", "stderr", "deviance", "aic", "bic"):
             assert getattr(fast, column) == pytest.approx(getattr(full, column), rel=1e-8, abs=1e-8), (model, column)
+        # the asymptotic bias (enumerated for the final model up to t = 16) agrees and is reported
+        assert math.isfinite(fast.bias) and fast.bias == pytest.approx(full.bias, rel=1e-6, abs=1e-9), model
