@@ -183,3 +183,15 @@ def test_frequency_data_rejects_time_models():
         fit_closed(data, "Mt")
     # capture-count data fit M0 exactly as the histories would: f_k with offset log C(t, k)
     assert fit_closed(data, "M0").abundance > data.observed
+
+
+def test_mb_with_infinite_estimate_is_flagged_not_a_crash():
+    """Hypothesis found data whose Mb MLE has 1 + e^b2 - e^b1 = 0 exactly (N_hat infinite)."""
+    caught = np.array(
+        [[0, 0, 1], [0, 0, 1], [1, 1, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0],
+         [0, 1, 0], [0, 0, 1]],
+        dtype=np.uint8,
+    )
+    fit = fit_closed(Histories.from_patterns(caught), "Mb")
+    assert math.isinf(fit.abundance) and math.isnan(fit.stderr)
+    assert any("undefined abundance" in w for w in fit.warnings)

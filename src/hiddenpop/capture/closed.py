@@ -484,6 +484,8 @@ def _abundance(spec: ModelSpec | None, raw: _RawFit, n: int, t: float, rcapture:
     if spec is not None and spec.base == "Mb":
         b0, b1, b2 = c[0], c[1], c[2]
         denom = 1.0 + math.exp(b2) - math.exp(b1)
+        if denom == 0.0:  # recapture odds equal to first-capture odds plus one: N_hat is infinite (warned)
+            return math.inf, math.nan
         big = math.exp(b0) * (1.0 + math.exp(b2)) ** t
         abundance = big / denom
         grad = abundance * np.array(
@@ -492,6 +494,8 @@ def _abundance(spec: ModelSpec | None, raw: _RawFit, n: int, t: float, rcapture:
     elif spec is not None and spec.base == "Mbh":
         b0, b1, b2, b3 = c[0], c[1], c[2], c[3]
         denom = 1.0 + math.exp(b3) - math.exp(b2)
+        if denom == 0.0:
+            return math.inf, math.nan
         ratio = math.exp(b1 + b2) / denom
         scale = math.exp(b0) * (1.0 + math.exp(b3)) ** (t - 1)
         abundance = scale * (1.0 + ratio)
