@@ -216,7 +216,8 @@ def fit_poisson(
     if algorithm != "newton":
         raise ConfigError(f"unknown fitting algorithm {algorithm!r}; use 'newton' or 'glm'")
 
-    with np.errstate(over="ignore", invalid="ignore"):
+    # a trial step can underflow a fitted count to 0 (infinite deviance): the step halving rejects it quietly
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return _newton_loop(x, x_full, keep, y, offset, names, n_observed, beta, evaluate, max_iter, tol)
 
 
