@@ -10,27 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _shared_dir() -> Path:
-    candidate = Path(os.environ.get("HIDDENPOP_SHARED", ROOT.parent / "shared"))
-    if not (candidate / "fixtures").is_dir():
-        raise RuntimeError(
-            f"reference material not found at {candidate}; CI and developers have ../shared beside the checkout "
-            "(set HIDDENPOP_SHARED to point elsewhere)"
-        )
-    return candidate
-
-
-SHARED = _shared_dir()
-FIXTURES = SHARED / "fixtures"
-NSUM_DATA = SHARED / "nsum" / "data"
-CAPTURE_DATA = SHARED / "capture" / "data"
-
-
-def load_fixture(name: str) -> dict:
-    return json.loads((FIXTURES / name).read_text())
+from refdata import CAPTURE_DATA, FIXTURES, NSUM_DATA, ROOT, SHARED, load_fixture  # noqa: F401 (re-exported)
 
 
 @pytest.fixture

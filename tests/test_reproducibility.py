@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import CAPTURE_DATA
+from refdata import CAPTURE_DATA
 
 from hiddenpop import nsum
 from hiddenpop.capture.coverage import sample_coverage

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import CAPTURE_DATA, load_fixture
+from refdata import CAPTURE_DATA, load_fixture
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import CAPTURE_DATA, load_fixture
+from refdata import CAPTURE_DATA, load_fixture
 from hiddenpop.capture.closed import closedp, fit_closed
 from hiddenpop.capture.closedforms import chao1987, chao_bias_corrected, chapman, closedp_bc, lincoln_petersen
 from hiddenpop.capture.descriptive import descriptive, first_capture_fit

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import CAPTURE_DATA
+from refdata import CAPTURE_DATA
 from hiddenpop.capture.histories import Histories, all_patterns, pattern_codes
 from hiddenpop.errors import ConfigError, DataError
 

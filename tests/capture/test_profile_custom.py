@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import CAPTURE_DATA, load_fixture
+from refdata import CAPTURE_DATA, load_fixture
 from hiddenpop.capture.closed import fit_closed, fit_custom
 from hiddenpop.capture.histories import Histories, all_patterns
 from hiddenpop.capture.loglinear import interaction_design

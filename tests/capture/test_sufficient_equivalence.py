@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import CAPTURE_DATA
+from refdata import CAPTURE_DATA
 from hiddenpop.capture.closed import STANDARD_MODELS, fit_closed
 from hiddenpop.capture.histories import Histories
 from hiddenpop.capture.sufficient import fit_mt_family, poisson_binomial

@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 import pytest
-from tests.conftest import CAPTURE_DATA, load_fixture
+from refdata import CAPTURE_DATA, load_fixture
 
 from hiddenpop.capture.rolling import SERIES_COLUMNS
 from hiddenpop.simulate.reports import simulate_reports

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import CAPTURE_DATA, load_fixture
+from refdata import CAPTURE_DATA, load_fixture
 
 from hiddenpop.capture.open import history_matrix, open_population
 from hiddenpop.errors import ConfigError, DataError

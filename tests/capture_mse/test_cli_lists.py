@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import CAPTURE_DATA, load_fixture
+from refdata import CAPTURE_DATA, load_fixture
 
 MSE_KEYS = {
     "selected",

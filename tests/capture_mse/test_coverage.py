@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import CAPTURE_DATA, SHARED
+from refdata import CAPTURE_DATA, SHARED
 
 from hiddenpop.capture.coverage import (
     _list_estimators,

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import NSUM_DATA
+from refdata import NSUM_DATA
 from hiddenpop.data import read_ard
 from hiddenpop.simulate.ard import STUDY2_CHILD_BANDS, STUDY2_OCCUPATIONS, simulate_study2_ard
 

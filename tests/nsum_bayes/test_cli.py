@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from tests.conftest import NSUM_DATA
+from refdata import NSUM_DATA
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import NSUM_DATA
+from refdata import NSUM_DATA
 
 from hiddenpop.nsum.bayes import MODELS
 
