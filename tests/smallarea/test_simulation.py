@@ -120,3 +120,32 @@ def test_cv_table_compares_methods(ml, pooled, area_table):
     assert grouping == "region"
     assert 0.8 <= pooled_cv["coverage"].iloc[0] <= 0.98
     assert pooled_cv["rmse_log"].iloc[0] < 0.6
+
+
+def test_pooled_unsurveyed_coverage_over_consecutive_seeds():
+    """Seeds 101-103 (consecutive, not selected): the average 90% coverage of unsurveyed areas is in 85-95%.
+
+    Per seed, coverage over ~1,450 areas shares one estimate of sigma, so it scatters more than a binomial would;
+    seed 103 is the known low case (about 0.80, see docs/methods/small-area.md: even the exact truth at its 150
+    surveyed areas gives 0.87). The floor of 0.75 per seed catches a broken model, not that scatter.
+    """
+    from hiddenpop.simulate.country import synthetic_country
+    from hiddenpop.smallarea.areas import AreaTable
+    from hiddenpop.smallarea.direct import direct_estimates
+    from hiddenpop.smallarea.pooling import PooledModel
+
+    coverages = []
+    for seed in (101, 102, 103):
+        country = synthetic_country(seed=seed)
+        direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
+                                  roster=country.roster_columns, household_size="household_size", weight="weight",
+                                  seed=seed, replicates=200)
+        rows = direct.table[direct.table["quantity"] == "prevalence"]
+        targets = rows[["area", "estimate", "se"]].rename(columns={"area": "area_id", "estimate": "target",
+                                                                   "se": "target_se"})
+        areas = AreaTable.from_frame(country.areas.merge(targets, on="area_id", how="left"), id="area_id",
+                                     target="target", target_se="target_se", population="population",
+                                     region="region", streams=country.streams, adjacency=country.adjacency)
+        coverages.append(_coverage(PooledModel(seed=seed, draws=300).fit(areas), country, surveyed=False))
+    assert 0.85 <= np.mean(coverages) <= 0.95, coverages
+    assert min(coverages) >= 0.75, coverages
