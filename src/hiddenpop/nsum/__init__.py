@@ -11,20 +11,31 @@
 The Bayesian models live in :mod:`hiddenpop.nsum.bayes`.
 """
 
-from hiddenpop.nsum import bayes
+from __future__ import annotations
+
+from typing import Any
+
+# Light modules load eagerly (binding ``degree`` to the function, not the submodule of the same name); the
+# estimators load on first use, so ``hiddenpop --help`` and the other families' commands do not pay for
+# scipy.stats (or JAX) at start-up.
 from hiddenpop.nsum.adjust import Adjustments
 from hiddenpop.nsum.degree import Degree, degree, degree_summary
-from hiddenpop.nsum.diagnostics import consistency
-from hiddenpop.nsum.estimators import METHODS, Prevalence, estimate
 
-__all__ = [
-    "METHODS",
-    "Adjustments",
-    "Degree",
-    "Prevalence",
-    "bayes",
-    "consistency",
-    "degree",
-    "degree_summary",
-    "estimate",
-]
+_EXPORTS = {
+    "consistency": "hiddenpop.nsum.diagnostics",
+    "METHODS": "hiddenpop.nsum.estimators",
+    "Prevalence": "hiddenpop.nsum.estimators",
+    "estimate": "hiddenpop.nsum.estimators",
+}
+
+__all__ = sorted([*_EXPORTS, "Adjustments", "Degree", "bayes", "degree", "degree_summary"])
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "bayes":
+        return importlib.import_module("hiddenpop.nsum.bayes")
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hiddenpop.nsum' has no attribute {name!r}")
