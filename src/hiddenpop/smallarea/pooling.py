@@ -9,7 +9,9 @@ Model, for every area ``a`` (surveyed or not) with standardised covariates ``x_a
 
 ``yhat_a`` is the direct estimate with standard error ``se_a`` (the sampling error is treated as known, as in
 Fay & Herriot 1979, so noisy direct estimates are shrunk towards the regression-plus-neighbours prediction in
-proportion to their noise). ``u`` is the intrinsic CAR field, scaled so its generalised-inverse marginal variances
+proportion to their noise). By default ``s_a^2`` is replaced by a smoothed version (the average over areas, see
+:func:`smooth_sampling_variances`): SEs computed from the area's own respondents are correlated with its
+sampling error, and taking them as known biases the area-effect variance. ``u`` is the intrinsic CAR field, scaled so its generalised-inverse marginal variances
 have geometric mean one, which makes ``rho`` the share of the area-effect variance that is spatially structured.
 Without neighbours the area effect is ``sigma * v_a`` (iid).
 
