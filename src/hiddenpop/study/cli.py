@@ -19,6 +19,16 @@ def _progress(quiet: bool):
     return report
 
 
+def _exit_on_terminate() -> None:
+    """Turn SIGTERM into a normal exit so the runner removes its partial folder (as it does on Ctrl-C)."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _print_outcome(outcome, as_json: bool) -> None:
     from hiddenpop.cli_common import dumps, render_table
 
@@ -62,6 +72,7 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.study.schema import load_study
 
         study = load_study(study_file)
+        _exit_on_terminate()
         outcome = run_study(study, out, progress=_progress(quiet))
         _print_outcome(outcome, json_output)
 
@@ -82,5 +93,6 @@ def register(app: typer.Typer) -> None:
         study_path = write_demo_study(out / "study", seed=seed, profile="quick" if quick else "full")
         if not quiet:
             print(f"synthetic study written to {study_path}", file=sys.stderr)
+        _exit_on_terminate()
         outcome = run_study(load_study(study_path), out / "run", progress=_progress(quiet))
         _print_outcome(outcome, json_output)
