@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from refdata import CAPTURE_DATA
 
 from hiddenpop import nsum
 from hiddenpop.capture.coverage import sample_coverage
@@ -13,6 +12,7 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.parallel import map_replicates, resolve_scheduler, spawn_seeds
 from hiddenpop.simulate.ard import simulate_ard
 from hiddenpop.simulate.grid import _run_task, parse_grid, run_grid
+from refdata import CAPTURE_DATA
 
 CAPTURE_GRID = {
     "grid": {"seed": 7, "replicates": 4},

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("HIDDENPOP_DEBUG") == "1":
             raise
         print(

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -26,7 +26,7 @@ from hiddenpop.results import to_jsonable
 T = TypeVar("T")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
@@ -70,7 +70,7 @@ def render_table(frame: pd.DataFrame, title: str | None = None) -> str:
         table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
     for row in frame.itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
-    console = Console(width=200, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
+    console = Console(width=200, record=True, file=open(os.devnull, "w"), color_system=None)
     console.print(table)
     return console.export_text()
 

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from refdata import CAPTURE_DATA, load_fixture
 from hiddenpop.capture.closed import closedp, fit_closed
 from hiddenpop.capture.closedforms import chao1987, chao_bias_corrected, chapman, closedp_bc, lincoln_petersen
 from hiddenpop.capture.descriptive import descriptive, first_capture_fit
 from hiddenpop.capture.histories import Histories
 from hiddenpop.capture.profile import profile_ci
+from refdata import CAPTURE_DATA, load_fixture
 
 HARE = CAPTURE_DATA / "rcapture_hare.csv"
 COLUMNS = ("abundance", "stderr", "deviance", "df", "aic", "bic")

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from refdata import CAPTURE_DATA
 from hiddenpop.capture.histories import Histories, all_patterns, pattern_codes
 from hiddenpop.errors import ConfigError, DataError
+from refdata import CAPTURE_DATA
 
 
 def test_three_shapes_agree_on_hare(tmp_path):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from refdata import CAPTURE_DATA, load_fixture
 from hiddenpop.capture.closed import fit_closed, fit_custom
 from hiddenpop.capture.histories import Histories, all_patterns
 from hiddenpop.capture.loglinear import interaction_design
 from hiddenpop.capture.profile import profile_ci_design
+from refdata import CAPTURE_DATA, load_fixture
 
 
 def test_uk_five_lists_selected_model_profile_interval():

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from refdata import CAPTURE_DATA
 from hiddenpop.capture.closed import STANDARD_MODELS, fit_closed
 from hiddenpop.capture.histories import Histories
 from hiddenpop.capture.sufficient import fit_mt_family, poisson_binomial
+from refdata import CAPTURE_DATA
 
 
 def simulate_mth(units: int, occasions: int, mean_captures: float, seed: int) -> Histories:

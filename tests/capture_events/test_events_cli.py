@@ -7,10 +7,10 @@ import re
 
 import pandas as pd
 import pytest
-from refdata import CAPTURE_DATA, load_fixture
 
 from hiddenpop.capture.rolling import SERIES_COLUMNS
 from hiddenpop.simulate.reports import simulate_reports
+from refdata import CAPTURE_DATA, load_fixture
 
 FAULTS = dict(missing_identifier=7, missing_timestamp=3, ipv6=5, foreign=9, flagged=11, before_start=4)
 

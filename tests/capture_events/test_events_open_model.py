@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from refdata import CAPTURE_DATA, load_fixture
 
 from hiddenpop.capture.open import history_matrix, open_population
 from hiddenpop.errors import ConfigError, DataError
+from refdata import CAPTURE_DATA, load_fixture
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from refdata import CAPTURE_DATA, load_fixture
 
 MSE_KEYS = {

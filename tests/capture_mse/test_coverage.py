@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from refdata import CAPTURE_DATA, SHARED
 
 from hiddenpop.capture.coverage import (
     _list_estimators,
@@ -17,6 +16,7 @@ from hiddenpop.capture.coverage import (
     sample_coverage,
 )
 from hiddenpop.errors import ConfigError, DataError
+from refdata import CAPTURE_DATA, SHARED
 
 SPEC = (SHARED / "methods" / "capture_models.md").read_text()
 

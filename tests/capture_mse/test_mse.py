@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from refdata import CAPTURE_DATA, load_fixture
 
 from hiddenpop.capture import mse as mse_module
 from hiddenpop.capture.mse import (
@@ -23,6 +22,7 @@ from hiddenpop.capture.mse import (
     term_name,
 )
 from hiddenpop.errors import ConfigError, DataError
+from refdata import CAPTURE_DATA, load_fixture
 
 UK = load_fixture("capture_uk_modern_slavery_5_lists.json")
 

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from refdata import NSUM_DATA
 from hiddenpop.data import read_ard
 from hiddenpop.simulate.ard import STUDY2_CHILD_BANDS, STUDY2_OCCUPATIONS, simulate_study2_ard
+from refdata import NSUM_DATA
 
 SURVEY = NSUM_DATA / "networkreporting_example_survey.csv"
 KNOWN = NSUM_DATA / "networkreporting_example_knownpop.csv"

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refdata import NSUM_DATA, load_fixture
 from hiddenpop import nsum
 from hiddenpop.data import ARD, read_ard
 from hiddenpop.design.replicate import exact_bootstrap_variance_total, rescaled_bootstrap
+from refdata import NSUM_DATA, load_fixture
 
 
 # ---------------------------------------------------------------- networkscaleup example (Killworth)

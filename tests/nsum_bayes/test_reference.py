@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from refdata import NSUM_DATA
 
 from hiddenpop.nsum.bayes import MODELS
+from refdata import NSUM_DATA
 
 REFERENCE = json.loads((Path(__file__).parent / "reference_networkscaleup_example.json").read_text())
 

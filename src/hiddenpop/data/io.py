@@ -79,7 +79,7 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     except pd.errors.ParserError as exc:
         first = str(exc).splitlines()[0]
         raise DataError(f"{path}: cannot parse as {SUPPORTED[suffix]} ({first}); check delimiters and quoting") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
+    except Exception as exc:
         raise DataError(f"{path}: cannot read as {SUPPORTED[suffix]} ({type(exc).__name__}); is the file damaged?") from None
     if suffix in (".csv", ".txt", ".tsv"):
         # pandas renames a repeated header "x" to "x.1" silently; check the header row as written
