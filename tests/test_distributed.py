@@ -74,7 +74,7 @@ def loopback_cluster(tmp_path_factory):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     # workers import this test module by name to unpickle ``_draw``
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     log = open(workdir / "cluster.log", "w")
     common = {"stdout": log, "stderr": subprocess.STDOUT, "env": env, "cwd": workdir, "start_new_session": True}
     processes = [

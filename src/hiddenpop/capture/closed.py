@@ -512,8 +512,12 @@ def _abundance(spec: ModelSpec | None, raw: _RawFit, n: int, t: float, rcapture:
         # derivative: hare Mbh se 4.649, Rcapture prints 14.594); rcapture=True reproduces its number.
     else:
         g = c[0]
-        abundance = n + math.exp(g)
-        var = math.exp(g) + math.exp(2 * g) * v[0, 0]
+        # A degenerate fit can put the intercept beyond exp's range: the abundance is then infinite (and flagged
+        # by the estimate-size warning), never an OverflowError.
+        with np.errstate(over="ignore"):
+            unseen = float(np.exp(g))
+            var = unseen + unseen * unseen * float(v[0, 0])
+        abundance = n + unseen
         return abundance, math.sqrt(var) if var > 0 else math.nan
     var = float(grad @ v @ grad) - abundance
     return abundance, math.sqrt(var) if var > 0 else math.nan

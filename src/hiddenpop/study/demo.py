@@ -87,10 +87,13 @@ class Profile:
     report_weeks: int
     report_ips: int
     bayes: bool = True  # the test profile leaves MCMC out (Bayesian NSUM and pooled area model)
+    # The combined Bayesian model does not yet finish in minutes at 3,600 x 13 on 2 cores (NUTS over 3,600 latent
+    # degrees), so the full demo leaves it out until it does; `hiddenpop nsum bayes` and the quick profile run it.
+    bayes_nsum: bool = True
 
 
 PROFILES = {
-    "full": Profile("full", 15, 40, 10, 24, 1000, 2, 500, 500, 52, 4000),
+    "full": Profile("full", 15, 40, 10, 24, 1000, 2, 500, 500, 52, 4000, bayes_nsum=False),
     "quick": Profile("quick", 5, 12, 6, 24, 200, 1, 200, 200, 12, 600),
     "test": Profile("test", 4, 10, 5, 24, 100, 1, 100, 100, 12, 500, bayes=False),
 }
@@ -354,6 +357,14 @@ def _case_files(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, pd.Data
 
 
 # --------------------------------------------------------------------------------------------- the study file
+def _bayes_switch(spec: Profile) -> str:
+    if not spec.bayes:
+        return "enabled = false  # no MCMC in the test profile\n"
+    if not spec.bayes_nsum:
+        return "enabled = false  # too slow at full size for now; run it with `hiddenpop nsum bayes` or the quick demo\n"
+    return ""
+
+
 def study_toml(*, seed: int, spec: Profile) -> str:
     """The demo's study file text (the full profile is committed as ``examples/demo/study.toml``)."""
     occupations = ", ".join(f'"{g}"' for g in OCCUPATIONS)
@@ -438,7 +449,7 @@ groups = ["adults_nonlive", "adults_live"]
 base = "adults"
 per = 1000
 label = "Adult traffickers"
-headline = "nsum_bayes"
+headline = "{"nsum_bayes" if spec.bayes and spec.bayes_nsum else "nsum"}"
 
 [ratios.victims_per_trafficker]
 numerator = "victims"
@@ -451,7 +462,7 @@ bootstrap = {spec.bootstrap}
 
 # Kept small so the demo runs in minutes: {spec.chains} chain(s) x {spec.draws} draws after {spec.warmup} warm-up.
 [analyses.nsum_bayes]
-{"" if spec.bayes else "enabled = false  # no MCMC in the test profile" + chr(10)}model = "combined"
+{_bayes_switch(spec)}model = "combined"
 degree = "adult"
 hidden = ["adults_nonlive", "adults_live"]
 chains = {spec.chains}
