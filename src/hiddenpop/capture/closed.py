@@ -55,6 +55,7 @@ from scipy.special import gammaln
 
 from hiddenpop.capture.histories import MAX_ENUMERATED_OCCASIONS, Histories, all_patterns
 from hiddenpop.capture.loglinear import (
+    _exp,
     closed_design,
     fit_poisson,
     heterogeneity_columns,
@@ -371,7 +372,7 @@ def _enumerated_bias(
     xi = -0.5 * ((x @ vcov) * x).sum(axis=1)
     psi = -2.0 * x.T @ (mu * xi)
     psi[0] -= 1.0
-    return float(0.5 * math.exp(coef[0]) * (-(vcov @ psi))[0])
+    return float(0.5 * _exp(coef[0]) * (-(vcov @ psi))[0])
 
 
 def _enumerated_fit(

@@ -49,6 +49,14 @@ from hiddenpop.errors import ConfigError, ModelError
 ALIAS_TOLERANCE = 1e-7
 
 
+def _exp(value: float) -> float:
+    """exp that returns inf instead of raising OverflowError (degenerate fits can push the intercept far out)."""
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf
+
+
 @dataclass
 class PoissonFit:
     """Result of :func:`fit_poisson`.
@@ -85,8 +93,8 @@ class PoissonFit:
 
     @property
     def unobserved(self) -> float:
-        """mu_0 = exp(gamma), the expected number never caught."""
-        return math.exp(self.intercept)
+        """mu_0 = exp(gamma), the expected number never caught (infinite, not an error, beyond exp's range)."""
+        return _exp(self.intercept)
 
     @property
     def abundance(self) -> float:
@@ -94,8 +102,8 @@ class PoissonFit:
 
     @property
     def stderr(self) -> float:
-        g = self.intercept
-        var = math.exp(g) + math.exp(2 * g) * float(self.vcov[0, 0])
+        unseen = self.unobserved
+        var = unseen + unseen * unseen * float(self.vcov[0, 0])
         return math.sqrt(var) if var > 0 else math.nan
 
     @property
@@ -109,7 +117,7 @@ class PoissonFit:
         xi = -0.5 * ((x @ v) * x).sum(axis=1)
         psi = -2.0 * x.T @ (self.fitted * xi)
         psi[0] -= 1.0
-        return float(0.5 * math.exp(self.intercept) * (-(v @ psi))[0])
+        return float(0.5 * self.unobserved * (-(v @ psi))[0])
 
     def coefficients(self) -> dict[str, float]:
         return dict(zip(self.names, self.coef.tolist(), strict=True))
