@@ -449,7 +449,7 @@ groups = ["adults_nonlive", "adults_live"]
 base = "adults"
 per = 1000
 label = "Adult traffickers"
-headline = "{"nsum_bayes" if spec.bayes and spec.bayes_nsum else "nsum"}"
+headline = "{"nsum_bayes" if spec.bayes_nsum else "nsum"}"
 
 [ratios.victims_per_trafficker]
 numerator = "victims"
