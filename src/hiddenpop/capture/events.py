@@ -150,9 +150,9 @@ class EventLog:
         )
         carry_code = np.empty(0, dtype=np.int64)
         carry_day = np.empty(0, dtype=np.int64)
-        for batch in reader:
-            codes = np.concatenate([carry_code, batch.column(0).to_numpy().astype(np.int64)])
-            days = np.concatenate([carry_day, batch.column(1).to_numpy().astype(np.int64)])
+        for chunk in _gather(reader, batch_rows):
+            codes = np.concatenate([carry_code, *(b.column(0).to_numpy() for b in chunk)]).astype(np.int64)
+            days = np.concatenate([carry_day, *(b.column(1).to_numpy() for b in chunk)]).astype(np.int64)
             if codes.size == 0:
                 continue
             last = codes[-1]
@@ -164,6 +164,24 @@ class EventLog:
             yield codes[:cut], days[:cut]
         if carry_code.size:
             yield carry_code, carry_day
+
+
+def _gather(reader: Any, rows: int) -> Iterator[list[Any]]:
+    """Group an Arrow reader's record batches into lists of at least ``rows`` rows (the last may be shorter).
+
+    DuckDB hands out batches of its own vector-aligned size (about 120,000 rows) whatever size is asked for;
+    counting histories per batch has a fixed cost, so small batches are gathered first.
+    """
+    chunk: list[Any] = []
+    size = 0
+    for batch in reader:
+        chunk.append(batch)
+        size += batch.num_rows
+        if size >= rows:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def read_events(
@@ -211,50 +229,8 @@ def read_events(
                 f"{files[0]}: column {column!r} ({role}) not found; available columns: {', '.join(columns)}"
             )
     con.execute(f"SET TimeZone = {_literal(rules.input_timezone)}")
-    ident = f"trim(CAST({_quote(identifier)} AS VARCHAR))"
-    tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
-    valid_ident = f"({ident} IS NOT NULL AND lower({ident}) NOT IN ({tokens}))"
-    raw_time = f"{_quote(time)}"
-    time_text = f"nullif(trim(CAST({raw_time} AS VARCHAR)), '')"
-    parsed = f"TRY_CAST({time_text} AS TIMESTAMPTZ)"
-    local_day = f"CAST(timezone({_literal(rules.timezone)}, {parsed}) AS DATE)"
-    extra_select = []
-    if rules.country_column:
-        target = _literal(rules.country.strip().upper())
-        extra_select.append(
-            f"coalesce(upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) = {target}, false) AS country_ok"
-        )
-    for i, (column, value) in enumerate(rules.exclude):
-        extra_select.append(f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}")
-    extra = (", " + ", ".join(extra_select)) if extra_select else ""
-    names = "".join(f", rows.{item.rsplit(' AS ', 1)[1]}" for item in extra_select)
-    # One query; the raw identifier exists only inside it. The source is scanned twice (distinct identifiers,
-    # then every row) so nothing but the distinct identifiers is held; each is hashed once by the UDF and
-    # replaced by a dense code. Rows are aggregated to one row per (code, day, flags) with a row count n.
     try:
-        con.execute(
-            f"""
-            CREATE TEMP TABLE staged AS
-            WITH ids AS (
-                SELECT DISTINCT {ident} AS ident FROM {source} WHERE {valid_ident}
-            ),
-            coded AS (
-                SELECT ident, contains(ident, ':') AS ipv6,
-                       CAST(row_number() OVER (ORDER BY {PSEUDONYM_FUNCTION}(ident)) - 1 AS INTEGER) AS code
-                FROM ids
-            )
-            SELECT coded.code, coalesce(coded.ipv6, false) AS ipv6, rows.has_time, rows.local_day{names},
-                   count(*) AS n
-            FROM (
-                SELECT CASE WHEN {valid_ident} THEN {ident} END AS ident,
-                       {time_text} IS NOT NULL AS has_time,
-                       {local_day} AS local_day{extra}
-                FROM {source}
-            ) AS rows
-            LEFT JOIN coded ON rows.ident = coded.ident
-            GROUP BY ALL
-            """
-        )
+        con.execute(_staging_sql(source, identifier, time, rules))
     except Exception as exc:
         raise DataError(
             f"{files[0]}: DuckDB could not read or pseudonymise the report log ({type(exc).__name__}); "
@@ -304,6 +280,69 @@ def read_events(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
     )
+
+
+def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules) -> str:
+    """The one query that reads every row, pseudonymises and aggregates: ``CREATE TEMP TABLE staged``.
+
+    The raw identifier exists only inside this query. Work that depends on the identifier alone is done once
+    per *distinct raw value* (a few million at most), not once per row: trimming, the unknown-token test, the
+    IPv6 test, the keyed hash and the dense code (``row_number`` in pseudonym order over the distinct trimmed
+    identifiers, so whitespace variants of one identifier share a code). The row scan then only looks up each
+    raw value's code (a hash join against the distinct values) and aggregates rows to one row per (code, day,
+    flags) with the row count ``n``. Timestamps are parsed as they are and trimmed only when that fails, so
+    the common case costs one cast per row.
+    """
+    raw_ident = f"CAST({_quote(identifier)} AS VARCHAR)"
+    tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
+    raw_time = f"CAST({_quote(time)} AS VARCHAR)"
+    # TRY_CAST of the untrimmed text first; trim (and treat blank as missing) only where that fails
+    # (no nullif: DuckDB rewrites it to a CASE that mentions its argument twice, and common-subexpression
+    # elimination would then trim every row; a blank text does not cast anyway)
+    parsed = f"coalesce(TRY_CAST({raw_time} AS TIMESTAMPTZ), TRY_CAST(trim({raw_time}) AS TIMESTAMPTZ))"
+    extra_select = []
+    if rules.country_column:
+        target = _literal(rules.country.strip().upper())
+        extra_select.append(
+            f"coalesce(upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) = {target}, false) AS country_ok"
+        )
+    for i, (column, value) in enumerate(rules.exclude):
+        extra_select.append(f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}")
+    extra = (", " + ", ".join(extra_select)) if extra_select else ""
+    names = "".join(f", rows.{item.rsplit(' AS ', 1)[1]}" for item in extra_select)
+    return f"""
+        CREATE TEMP TABLE staged AS
+        WITH raw_ids AS (
+            SELECT DISTINCT {raw_ident} AS raw FROM {source}
+        ),
+        ids AS (
+            SELECT raw, trim(raw) AS ident, coalesce(lower(trim(raw)) NOT IN ({tokens}), false) AS valid
+            FROM raw_ids
+        ),
+        coded AS (
+            SELECT ident, valid, valid AND contains(ident, ':') AS ipv6,
+                   CASE WHEN valid THEN CAST(row_number() OVER (
+                       PARTITION BY valid ORDER BY {PSEUDONYM_FUNCTION}(CASE WHEN valid THEN ident END)
+                   ) - 1 AS INTEGER) END AS code
+            FROM (SELECT DISTINCT ident, valid FROM ids)
+        ),
+        lookup AS (
+            SELECT ids.raw, coded.code, coded.ipv6 FROM ids JOIN coded ON ids.ident = coded.ident
+        )
+        SELECT lookup.code, coalesce(lookup.ipv6, false) AS ipv6, rows.has_time, rows.local_day{names},
+               count(*) AS n
+        FROM (
+            SELECT raw, CASE WHEN parsed IS NOT NULL THEN true ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
+                   CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) AS local_day{"".join(
+                       f", {item.rsplit(' AS ', 1)[1]}" for item in extra_select)}
+            FROM (
+                SELECT {raw_ident} AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
+                FROM {source}
+            )
+        ) AS rows
+        LEFT JOIN lookup ON rows.raw = lookup.raw
+        GROUP BY ALL
+    """
 
 
 def _raise_bad_timestamp(con, files: list[str], source: str, time: str, count: int) -> None:
