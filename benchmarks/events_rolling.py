@@ -5,12 +5,15 @@ occasions (about 1,430 windows), estimator Mth Chao (LB). Prints, for the whole 
 clean + history counts per window + one model fit per window) wall time, peak RSS and rows/s, next to the time
 DuckDB alone needs to scan the same Parquet file and group it by (identifier, day) (the floor).
 
-Each stage runs in its own subprocess so peak RSS is that stage's own. Data are generated into a temporary
-folder (or ``--workdir``) by :func:`hiddenpop.simulate.reports.simulate_reports`.
+Each stage runs in its own subprocess so peak RSS is that stage's own; both stages use the same explicit DuckDB
+settings (``--threads``, default one per core; ``--memory-limit``, default 3GB, beyond which DuckDB spills to
+``--temp-dir``). The machine's load average before and after each stage is printed: on a shared machine the
+wall times are pessimistic. Data are generated chunk-wise (25 million rows at a time) into a temporary folder
+(or ``--data-dir``, kept and reused) by :func:`hiddenpop.simulate.reports.simulate_reports`.
 
-    .venv/bin/python benchmarks/events_rolling.py                      # 20M rows
-    .venv/bin/python benchmarks/events_rolling.py --rows 200000000 --files 40 --memory-limit 3GB
-                                                                       # streaming, bounded memory
+    .venv/bin/python benchmarks/events_rolling.py --data-dir /tmp/er20m          # 20M rows
+    .venv/bin/python benchmarks/events_rolling.py --rows 200000000 --files 40 --data-dir /tmp/er200m \
+        --temp-dir /tmp/er200m-spill                                               # streaming, bounded memory
 """
 
 from __future__ import annotations
@@ -53,10 +56,21 @@ def generate(workdir: Path, rows: int, identifiers: int, files: int, seed: int) 
     return paths
 
 
-def stage_floor(paths: list[str]) -> dict:
+def _config(threads: int | None, memory_limit: str | None, temp_dir: str | None) -> dict:
+    config = {}
+    if threads:
+        config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if temp_dir:
+        config["temp_directory"] = temp_dir
+    return config
+
+
+def stage_floor(paths: list[str], threads: int | None, memory_limit: str | None, temp_dir: str | None) -> dict:
     import duckdb
 
-    con = duckdb.connect()
+    con = duckdb.connect(config=_config(threads, memory_limit, temp_dir))
     listing = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
     t0 = time.perf_counter()
     groups = con.execute(
@@ -66,7 +80,8 @@ def stage_floor(paths: list[str]) -> dict:
     return {"seconds": time.perf_counter() - t0, "groups": int(groups)}
 
 
-def stage_pipeline(paths: list[str], memory_limit: str | None, temp_dir: str | None, estimator: str) -> dict:
+def stage_pipeline(paths: list[str], threads: int | None, memory_limit: str | None, temp_dir: str | None,
+                   estimator: str) -> dict:
     from hiddenpop.capture.cleaning import CleaningRules
     from hiddenpop.capture.events import read_events
     from hiddenpop.capture.rolling import rolling_series, window_counts
@@ -77,8 +92,8 @@ def stage_pipeline(paths: list[str], memory_limit: str | None, temp_dir: str | N
                           timezone="Asia/Manila")
     timings = {}
     t0 = time.perf_counter()
-    log = read_events(paths, identifier="ip", time="time", key=key, rules=rules, memory_limit=memory_limit,
-                      temp_directory=temp_dir)
+    log = read_events(paths, identifier="ip", time="time", key=key, rules=rules, threads=threads,
+                      memory_limit=memory_limit, temp_directory=temp_dir)
     timings["ingest_clean_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     plan, counts = window_counts(log, occasion="7D", occasions=4, step="1D")
@@ -92,7 +107,7 @@ def stage_pipeline(paths: list[str], memory_limit: str | None, temp_dir: str | N
         **timings, "rows": int(log.audit["rows_in"].iloc[0]), "pairs": log.n_pairs,
         "identifiers": log.n_identifiers, "windows": plan.n_windows,
         "not_estimable": int(series["estimate"].isna().sum()),
-        "median_estimate": float(series["estimate"].median()),
+        "median_estimate": float(series["estimate"].median()), "engine": log.engine,
     }
 
 
@@ -107,18 +122,21 @@ def _peak_rss_mb() -> float:
 def run_stage(name: str, args: argparse.Namespace, paths: list[str]) -> dict:
     """Run a stage in a subprocess; returns its JSON result plus its own peak RSS."""
     cmd = [sys.executable, __file__, "--stage", name, "--paths-json", json.dumps(paths),
-           "--estimator", args.estimator]
+           "--estimator", args.estimator, "--threads", str(args.threads)]
     if args.memory_limit:
         cmd += ["--memory-limit", args.memory_limit]
     if args.temp_dir:
         cmd += ["--temp-dir", args.temp_dir]
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    load_after = os.getloadavg()
     if done.returncode != 0:
         raise SystemExit(f"stage {name} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_wall_s"] = wall
+    result["load"] = (load_before, load_after)
     return result
 
 
@@ -130,7 +148,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="keep the generated Parquet files here and reuse them on the next run")
-    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 3GB (spills beyond)")
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (spills beyond); default 3GB")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="DuckDB threads; default one per core")
+    parser.add_argument("--generate-only", action="store_true", help="write the data into --data-dir and stop")
     parser.add_argument("--temp-dir", default=None)
     parser.add_argument("--estimator", default="Mth Chao (LB)")
     parser.add_argument("--seed", type=int, default=2026)
@@ -141,9 +162,9 @@ def main() -> None:
     if args.stage:
         paths = json.loads(args.paths_json)
         if args.stage == "floor":
-            out = stage_floor(paths)
+            out = stage_floor(paths, args.threads, args.memory_limit, args.temp_dir)
         else:
-            out = stage_pipeline(paths, args.memory_limit, args.temp_dir, args.estimator)
+            out = stage_pipeline(paths, args.threads, args.memory_limit, args.temp_dir, args.estimator)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         out["peak_rss_mb"] = _peak_rss_mb()
         out["cpu_s"] = usage.ru_utime + usage.ru_stime
@@ -164,21 +185,31 @@ def main() -> None:
             print(f"generated {len(paths)} Parquet file(s), {size:,.0f} MB in {time.perf_counter() - t0:,.1f} s")
         else:
             print(f"reusing {len(paths)} Parquet file(s) in {workdir}")
+        if args.generate_only:
+            return
         floor = run_stage("floor", args, paths)
         pipe = run_stage("pipeline", args, paths)
     rows = pipe["rows"]
+    engine = pipe["engine"]
+    print(f"DuckDB {engine['duckdb']}: {engine['threads']} threads, memory limit {engine['memory_limit']}; "
+          f"{os.cpu_count()} cores")
     print(f"rows {rows:,}  identifiers {pipe['identifiers']:,}  (identifier, day) pairs {pipe['pairs']:,}  "
           f"windows {pipe['windows']:,}  (not estimable {pipe['not_estimable']})")
     print(f"DuckDB alone (scan + group by identifier, day): {floor['seconds']:7.1f} s   "
-          f"peak RSS {floor['peak_rss_mb']:,.0f} MB   (process CPU {floor['cpu_s']:.1f} s)")
+          f"peak RSS {floor['peak_rss_mb']:,.0f} MB   (process CPU {floor['cpu_s']:.1f} s)   {_load(floor)}")
     print(f"pipeline end to end ({args.estimator}):        {pipe['total_s']:7.1f} s   "
           f"peak RSS {pipe['peak_rss_mb']:,.0f} MB   {rows / pipe['total_s']:,.0f} rows/s   "
-          f"(process CPU {pipe['cpu_s']:.1f} s)")
+          f"(process CPU {pipe['cpu_s']:.1f} s)   {_load(pipe)}")
     print(f"  ingest + pseudonymise + clean {pipe['ingest_clean_s']:.1f} s | history counts per window "
           f"{pipe['history_counts_s']:.1f} s | estimation {pipe['estimation_s']:.1f} s | "
           f"ratio to floor {pipe['total_s'] / floor['seconds']:.1f}x")
     print(f"(process wall incl. interpreter start: {pipe['process_wall_s']:.1f} s; timings on a shared machine "
           "are pessimistic)")
+
+
+def _load(stage: dict) -> str:
+    before, after = stage["load"]
+    return f"load average (1 min) {before[0]:.1f} before, {after[0]:.1f} after"
 
 
 if __name__ == "__main__":

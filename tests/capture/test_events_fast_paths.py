@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,20 @@ def test_pairs_stream_in_batches_that_never_split_an_identifier(tmp_path):
         if batch_rows < 1_000:
             assert len(batches) > 1
         np.testing.assert_array_equal(window_pattern_counts(iter(batches), plan), brute_force)
+
+
+def test_engine_settings_are_explicit_and_recorded(tmp_path, run_cli):
+    MESSY.to_parquet(tmp_path / "r.parquet", index=False)
+    log = read_events([tmp_path / "r.parquet"], identifier="ip", time="time", key=KEY, threads=1,
+                      memory_limit="500MB")
+    assert log.engine["threads"] == 1
+    assert log.engine["memory_limit"].endswith("MiB") and float(log.engine["memory_limit"].split()[0]) < 500
+    assert any("DuckDB" in note and "1 threads" in note for note in log.notes)
+    key = tmp_path / "key.txt"
+    key.write_text("0123456789abcdef0123456789abcdef\n")
+    done = run_cli("capture", "histories", str(tmp_path / "r.parquet"), "--id", "ip", "--time", "time",
+                   "--occasion", "1D", "--occasions", "2", "--key-file", key, "--threads", "1",
+                   "--memory-limit", "400MB", "--format", "json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    engine = json.loads(done.stdout)["provenance"]["settings"]["engine"]
+    assert engine["threads"] == 1 and float(engine["memory_limit"].split()[0]) < 400

@@ -38,6 +38,9 @@ MemoryOption = Annotated[
     str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 3GB (larger data spill to disk)")
 ]
 TempDirOption = Annotated[Path | None, typer.Option("--temp-dir", help="where DuckDB may spill (default: its own)")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", min=1, help="DuckDB worker threads (default: one per core)")
+]
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -52,7 +55,7 @@ def _date(value: str | None, option: str) -> date | None:
 
 
 def _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file, timezone,
-            input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None):
+            input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None, threads=None):
     from hiddenpop.capture.cleaning import CleaningRules, parse_exclusions
     from hiddenpop.capture.events import read_events
     from hiddenpop.cli_common import spinner
@@ -65,12 +68,12 @@ def _ingest(files, identifier, time, country_column, country, exclude, dedupe, s
         timezone=timezone, input_timezone=input_timezone,
     )
     with spinner("reading and pseudonymising report logs", quiet=quiet):
-        return read_events(files, identifier=identifier, time=time, key=key, rules=rules,
+        return read_events(files, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
                            memory_limit=memory_limit, temp_directory=None if temp_dir is None else str(temp_dir))
 
 
 def _settings(log, **extra):
-    return {"rules": log.rules.to_dict(), "key_fingerprint": log.key_fingerprint, **extra}
+    return {"rules": log.rules.to_dict(), "key_fingerprint": log.key_fingerprint, "engine": log.engine, **extra}
 
 
 def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> list[Path]:
@@ -122,6 +125,7 @@ def register(app: typer.Typer) -> None:
         exclude_ipv6: Ipv6Option = False,
         memory_limit: MemoryOption = None,
         temp_dir: TempDirOption = None,
+        threads: ThreadsOption = None,
         fmt: FormatOption = OutputFormat.table,
         out: DirOption = None,
         quiet: QuietOption = False,
@@ -135,7 +139,7 @@ def register(app: typer.Typer) -> None:
         if not 0 < level < 1:
             raise ConfigError(f"--level must be between 0 and 1, got {level}")
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir)
+                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
         result = rolling_series(
             counts, plan, log.origin, estimator=estimator, base=base, level=level, interval=interval,
@@ -175,6 +179,7 @@ def register(app: typer.Typer) -> None:
         exclude_ipv6: Ipv6Option = False,
         memory_limit: MemoryOption = None,
         temp_dir: TempDirOption = None,
+        threads: ThreadsOption = None,
         fmt: FormatOption = OutputFormat.table,
         out: DirOption = None,
         quiet: QuietOption = False,
@@ -189,7 +194,7 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.provenance import provenance
 
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir)
+                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
         table = pattern_table(counts, plan, log.origin)
         payload = {

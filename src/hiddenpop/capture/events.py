@@ -6,7 +6,9 @@ Pipeline (one DuckDB connection per :class:`EventLog`):
    and flag columns). CSV columns are read as text so nothing is guessed.
 2. **Pseudonymise inside the reader.** The distinct identifiers of the scan are hashed by a vectorised DuckDB
    UDF that computes exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars) and are
-   replaced by a dense integer code within the same query. The raw identifier never leaves that query: the
+   replaced by a dense integer code within the same query. Everything that depends on the identifier alone
+   (trimming, the unknown-token test, the IPv6 test, the keyed hash, the code) is computed once per distinct
+   raw value, never once per row (see :func:`_staging_sql`). The raw identifier never leaves that query: the
    tables kept in memory hold only codes, pseudonyms and day numbers; outputs, logs and error messages never
    contain identifier values.
 3. **Timestamps, explicitly zoned.** Timestamps carrying an offset are read as instants; naive timestamps are
@@ -55,7 +57,13 @@ def pseudonym_udf(key: Pseudonymiser):
 
 def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str | None = None,
             temp_directory: str | None = None):
-    """A DuckDB connection with the pseudonymisation UDF registered."""
+    """A DuckDB connection with the pseudonymisation UDF registered.
+
+    ``threads`` (DuckDB's default: one per core) and ``memory_limit`` (DuckDB's default: 80% of physical memory;
+    e.g. ``"3GB"``) bound the engine; beyond the limit, aggregates, sorts and the temporary tables spill to
+    ``temp_directory`` (DuckDB's default: a ``.tmp`` folder in the working directory). Peak memory of a run
+    is about this limit plus the Python side's history-count batches (a few hundred MB).
+    """
     import duckdb
 
     config: dict[str, Any] = {}
@@ -71,6 +79,16 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
         type="arrow", side_effects=False,
     )
     return con
+
+
+def engine_settings(con) -> dict[str, Any]:
+    """DuckDB version, threads and memory limit in effect on ``con`` (recorded with every event log)."""
+    import duckdb
+
+    threads, memory_limit = con.execute(
+        "SELECT current_setting('threads'), current_setting('memory_limit')"
+    ).fetchall()[0]
+    return {"duckdb": duckdb.__version__, "threads": int(threads), "memory_limit": str(memory_limit)}
 
 
 def expand_inputs(paths: Sequence[str | Path]) -> tuple[list[str], str]:
@@ -122,7 +140,7 @@ class EventLog:
     ``origin`` is the calendar date of day 0 (in ``rules.timezone``); ``audit`` the cleaning audit; the table
     ``pairs`` (columns ``code``, ``day``) lives in ``connection``. Identifier codes are dense integers
     numbered in pseudonym order (deterministic for a given key); neither pseudonyms nor codes are written to any
-    output, only counts.
+    output, only counts. ``engine`` records the DuckDB settings in effect (version, threads, memory limit).
     """
 
     connection: Any
@@ -136,6 +154,7 @@ class EventLog:
     inputs: list[str]
     key_fingerprint: str
     notes: list[str] = field(default_factory=list)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def date_of(self, day: int | np.ndarray) -> Any:
         return pd.Timestamp(self.origin) + pd.to_timedelta(day, unit="D")
@@ -276,9 +295,12 @@ def read_events(
         f"{int(n_ids):,} distinct identifiers on {int(n_pairs):,} identifier-days after cleaning; days are calendar "
         f"days in {rules.timezone}; timestamps without an offset read as {rules.input_timezone}"
     )
+    engine = engine_settings(con)
+    notes.append(f"DuckDB {engine['duckdb']}: {engine['threads']} threads, memory limit {engine['memory_limit']}")
     return EventLog(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
+        engine=engine,
     )
 
 

@@ -265,20 +265,25 @@ def report_series(
     bootstrap: int = 200,
     seed: int | None = 1,
     iterate: Callable | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
 ) -> Estimates:
     """The whole pipeline in one call: read + pseudonymise + clean, count histories per window, estimate.
 
-    Same options as ``hiddenpop capture events``; returns the :func:`rolling_series` result with the cleaning
+    Same options as ``hiddenpop capture events`` (``threads``, ``memory_limit`` and ``temp_directory`` bound
+    DuckDB, see :func:`hiddenpop.capture.events.connect`); returns the :func:`rolling_series` result with the cleaning
     audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
     """
     from hiddenpop.capture.events import read_events
     from hiddenpop.provenance import provenance
 
-    log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules)
+    log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
+                      memory_limit=memory_limit, temp_directory=temp_directory)
     plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
     result = rolling_series(counts, plan, log.origin, estimator=estimator, base=base, level=level,
                             interval=interval, bootstrap=bootstrap, seed=seed, audit=log.audit, iterate=iterate)
     result.provenance = provenance(inputs=log.inputs, rules=log.rules.to_dict(),
-                                   key_fingerprint=log.key_fingerprint, **result.settings)
+                                   key_fingerprint=log.key_fingerprint, engine=log.engine, **result.settings)
     result.notes.extend(log.notes)
     return result
