@@ -12,7 +12,7 @@ from scipy import stats
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.nsum.bayes import BarrierModel, CombinedModel, DegreeModel, Priors, prepare_data
 from hiddenpop.nsum.bayes._common import Draws
-from hiddenpop.nsum.bayes._maltiel import model_arrays
+from hiddenpop.nsum.bayes._maltiel import count_tails, model_arrays, stack_arrays
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts, tau_sensitivity
 from hiddenpop.nsum.bayes.diagnostics import convergence, ebfmi, predictive_checks
 from hiddenpop.results import Estimates
@@ -76,7 +76,7 @@ def _potential(model, data, z):
 
 def test_barrier_log_density_is_beta_binomial_with_continuous_degree():
     data = prepare_data(_frame(), KNOWN, 1e6)
-    model = BarrierModel()
+    model = BarrierModel(likelihood="binomial")
     rng = np.random.default_rng(1)
     z = {"mu": np.array(0.3), "sigma": np.array(-0.2), "log_degree_raw": rng.normal(3, 0.5, 4),
          "log_size_raw": np.array([0.1]), "rho": np.array([-2.0, -1.5, -3.0])}
@@ -99,6 +99,72 @@ def test_barrier_log_density_is_beta_binomial_with_continuous_degree():
     prior = (jac(0.3) + jac(-0.2) + jac(0.1) + sum(jac(u) for u in z["rho"])
              + np.sum(stats.lognorm.logpdf(degree, s=sigma, scale=math.exp(mu)) + z["log_degree_raw"]))
     assert _potential(model, data, z) == pytest.approx(loglik + prior, rel=1e-8)
+
+
+def _poisson_z(rng, n_respondents):
+    return {"mu": np.array(0.3), "sigma": np.array(-0.2), "log_degree_raw": rng.normal(4, 0.5, n_respondents),
+            "log_size_raw": np.array([0.1]), "rho": np.array([-2.0, -1.5, -3.0])}
+
+
+@pytest.mark.parametrize("parameterisation", ["centred", "noncentred"])
+@pytest.mark.parametrize("barrier", [False, True])
+def test_poisson_log_density_from_sufficient_statistics_matches_cell_by_cell(barrier, parameterisation):
+    """The Poisson paths sum through row/column totals and count tails; they must equal the cell-by-cell
+    Poisson / negative-binomial log-likelihood (scipy) plus the priors, constants included."""
+    frame = _frame()
+    frame.loc[1, "h"] = 4  # a count above 1 in a hidden group exercises the tails
+    data = prepare_data(frame, KNOWN, 1e6)
+    model = (BarrierModel if barrier else DegreeModel)(likelihood="poisson", parameterisation=parameterisation)
+    z = _poisson_z(np.random.default_rng(2), 4)
+    if not barrier:
+        z.pop("rho")
+    logistic = lambda u: 1 / (1 + math.exp(-u))  # noqa: E731
+    mu = 3 + 5 * logistic(0.3)
+    sigma = 0.25 + 1.75 * logistic(-0.2)
+    raw = z["log_degree_raw"]
+    log_d = raw if parameterisation == "centred" else mu + sigma * raw
+    low, high = math.log(4.0), math.log(1e6)  # lower bound: the largest report of the hidden group
+    size = math.exp(low + (high - low) * logistic(0.1))
+    prob = np.array([50_000 / 1e6, 20_000 / 1e6, size / 1e6])
+    mean = np.exp(log_d)[:, None] * prob[None, :]
+    y = data.counts
+    jac = lambda u: math.log(logistic(u)) + math.log(1 - logistic(u))  # noqa: E731
+    prior = jac(0.3) + jac(-0.2) + jac(0.1) + np.sum(
+        stats.norm.logpdf(log_d, mu, sigma) if parameterisation == "centred" else stats.norm.logpdf(raw))
+    if barrier:
+        rho = np.array([logistic(u) for u in z["rho"]])
+        r = 1 / rho - 1
+        # gamma-Poisson: NB with size a_k = p_k r_k and success probability r_k / (r_k + d_i)
+        loglik = stats.nbinom.logpmf(y, prob * r, r / (r + np.exp(log_d)[:, None])).sum()
+        prior += sum(jac(u) for u in z["rho"])
+    else:
+        loglik = stats.poisson.logpmf(y, mean).sum()
+    assert _potential(model, data, z) == pytest.approx(loglik + prior, rel=1e-10)
+
+
+def test_auto_parameterisation_follows_reports_per_respondent():
+    few = prepare_data(_frame(), KNOWN, 1e6)
+    many = prepare_data(_frame() * 20, KNOWN, 1e6)
+    assert not DegreeModel().centred(few)
+    assert DegreeModel().centred(many)
+    assert DegreeModel(parameterisation="centred").centred(few)
+    with pytest.raises(ConfigError, match="parameterisation"):
+        DegreeModel(parameterisation="sideways")
+
+
+def test_count_tails_and_padding():
+    counts = np.array([[0, 3], [2, 0], [1, 1]])
+    tails = count_tails(counts)
+    # T[k, j] = #{i: y_ik > j}
+    assert tails.tolist() == [[2, 1, 0], [2, 1, 1]]
+    assert count_tails(counts, 5).shape == (2, 5)
+    with pytest.raises(ConfigError, match="below the largest count"):
+        count_tails(counts, 2)
+    data_a = prepare_data(pd.DataFrame({"a": [1, 0], "h": [0, 1]}), {"a": 10.0}, 100.0)
+    data_b = prepare_data(pd.DataFrame({"a": [4, 0], "h": [0, 1]}), {"a": 10.0}, 100.0)
+    stacked = stack_arrays([model_arrays(d, Priors()) for d in (data_a, data_b)])
+    assert stacked["tail"].shape == (2, 2, 4)
+    assert stacked["tail"][0].sum() == count_tails(data_a.counts).sum()
 
 
 def test_transmission_prior_in_effective_size_coordinates():

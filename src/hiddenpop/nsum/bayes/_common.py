@@ -340,6 +340,7 @@ def sample_nuts(
     init_values: dict[str, np.ndarray] | None = None,
     quiet: bool = True,
     description: str = "sampling",
+    dense_mass: bool | list[tuple[str, ...]] = False,
 ) -> Draws | list[Draws]:
     """Run NumPyro's NUTS on ``density`` with ``data``.
 
@@ -364,14 +365,14 @@ def sample_nuts(
         return _sample_nuts(
             density, data, chains=chains, warmup=warmup, draws=draws, seed=seed, batched=batched,
             target_accept=target_accept, max_tree_depth=max_tree_depth, init_radius=init_radius,
-            init_values=init_values, quiet=quiet, description=description,
+            init_values=init_values, quiet=quiet, description=description, dense_mass=dense_mass,
         )
 
 
 def _sample_nuts(
     density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int, batched: bool,
     target_accept: float, max_tree_depth: int, init_radius: float, init_values: dict[str, np.ndarray] | None,
-    quiet: bool, description: str,
+    quiet: bool, description: str, dense_mass: bool | list[tuple[str, ...]] = False,
 ) -> Draws | list[Draws]:
     import jax
     import jax.numpy as jnp
@@ -413,7 +414,7 @@ def _sample_nuts(
     def init_one(z, rng, model_data):
         return init_kernel(
             z, num_warmup=warmup, model_args=(model_data,), rng_key=rng,
-            target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+            target_accept_prob=target_accept, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
         )
 
     def run_chunk(state, model_data, length):

@@ -10,14 +10,16 @@ The five public models (basic, degree, barrier, transmission, combined) are swit
 
 Two likelihoods (argument ``likelihood``):
 
-* ``"binomial"`` (default; the spec and the NSUM package): y_ik ~ Binomial(d_i, p_ik) with d_i continuous, the
-  binomial coefficient evaluated with log-gamma functions (a continuous relaxation, as in the package), support
+* ``"poisson"`` (default; the small-probability limit): y_ik ~ Poisson(d_i p_ik), with log d_i sampled directly
+  (centred; the data pin each log d_i much more tightly than the prior). With barriers the rate multiplier is
+  Gamma(p_k r_k, r_k) and the marginal is negative binomial (gamma-Poisson). Both log-likelihoods are evaluated
+  exactly from sufficient statistics (row totals, column totals, count tails; see ``_negative_binomial_total``),
+  so no log-gamma of a parameter is needed: 10-40x cheaper than the binomial forms at survey scale.
+* ``"binomial"`` (the spec and the NSUM package): y_ik ~ Binomial(d_i, p_ik) with d_i continuous, the binomial
+  coefficient evaluated with log-gamma functions (a continuous relaxation, as in the package), support
   d_i >= max_k y_ik. To give NUTS an unconstrained space d_i = max_k y_ik + exp(v_i) with the Jacobian included.
   With barriers the probability is Beta(p_k r_k, (1 - p_k) r_k), r_k = 1/rho_k - 1, and the marginal is
   beta-binomial.
-* ``"poisson"`` (the small-probability limit): y_ik ~ Poisson(d_i p_ik), log d_i = mu + sigma z_i with
-  z_i ~ N(0, 1) (non-centred). With barriers the rate multiplier is Gamma(p_k r_k, r_k) and the marginal is
-  negative binomial (gamma-Poisson).
 
 Transmission is parameterised so NUTS sees a well-conditioned space. The data identify the effective size
 w_k = tau_k N_k; with p(N_k) proportional to 1/N_k on (L_k, U_k) and tau_k ~ Beta(a_k, b_k), the change of
@@ -58,6 +60,9 @@ from hiddenpop.nsum.bayes.diagnostics import convergence, ppc_warnings, predicti
 from hiddenpop.results import Estimates
 
 LIKELIHOODS = ("binomial", "poisson")
+PARAMETERISATIONS = ("auto", "centred", "noncentred")
+#: median reports per respondent from which ``parameterisation="auto"`` samples log degrees centred
+CENTRED_MIN_REPORTS = 30.0
 
 
 def build_model(
@@ -69,6 +74,7 @@ def build_model(
     barrier: bool,
     transmission: bool,
     likelihood: str,
+    centred: bool = True,
 ) -> Density:
     """The log posterior (on the unconstrained scale) for the requested switches; data is a dict of arrays."""
     import jax.numpy as jnp
@@ -101,9 +107,16 @@ def build_model(
             sigma, lj = uniform_interval(z["sigma"], data["sigma_lo"], data["sigma_hi"])
             logp += lj
             raw = z["log_degree_raw"]
-            if likelihood == "poisson":
-                # non-centred: log d_i = mu + sigma * raw_i, raw_i ~ N(0, 1)
-                degree = jnp.exp(mu + sigma * raw)
+            if likelihood == "poisson" and centred:
+                # centred: raw_i = log d_i ~ N(mu, sigma), best when each respondent reports many contacts
+                log_d = raw
+                degree = jnp.exp(raw)
+                logp += jnp.sum(norm.logpdf(raw, mu, sigma))
+            elif likelihood == "poisson":
+                # non-centred: log d_i = mu + sigma raw_i, raw_i ~ N(0, 1), best when the data say little about
+                # each respondent (otherwise a funnel between sigma and the log degrees slows mixing)
+                log_d = mu + sigma * raw
+                degree = jnp.exp(log_d)
                 logp += jnp.sum(norm.logpdf(raw))
             else:
                 # d_i = max_k y_ik + exp(raw_i): binomial support, Jacobian exp(raw_i)
@@ -113,6 +126,7 @@ def build_model(
             out.update(mu=mu, sigma=sigma, degree=degree)
         else:
             degree = data["fixed_degree"]
+            log_d = jnp.log(degree)
         prob = data["known_prob"]
         if n_hidden:
             if transmission:
@@ -149,10 +163,7 @@ def build_model(
             r = 1.0 / rho - 1.0
             a = prob * r
             if likelihood == "poisson":
-                loglik = (
-                    gammaln(y + a) - gammaln(a) - gammaln(y + 1.0)
-                    + a * (jnp.log(r) - jnp.log(r + d)) + y * (jnp.log(d) - jnp.log(r + d))
-                )
+                return out, logp + _negative_binomial_total(y, log_d, d, a, r, data)
             else:
                 b = (1.0 - prob) * r
                 loglik = (
@@ -160,14 +171,34 @@ def build_model(
                     + betaln(y + a, d - y + b) - betaln(a, b)
                 )
         elif likelihood == "poisson":
-            rate = d * prob
-            loglik = y * jnp.log(rate) - rate - gammaln(y + 1.0)
+            # sum_ik [y_ik log(d_i p_k) - d_i p_k - log y_ik!] through the row and column totals: O(n + K)
+            loglik = (
+                jnp.dot(data["row_totals"], log_d) + jnp.dot(data["col_totals"], jnp.log(prob))
+                - jnp.sum(degree) * jnp.sum(prob) - data["log_y_factorial"]
+            )
         else:
             loglik = (
                 gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
                 + y * jnp.log(prob) + (d - y) * jnp.log1p(-prob)
             )
         return out, logp + jnp.sum(loglik)
+
+    def _negative_binomial_total(y, log_d, d, a, r, data):
+        """sum_ik log NB(y_ik; shape a_k, rate r_k / d_i) (the gamma-Poisson marginal), computed as
+
+        n sum_k a_k log r_k - sum_ik (a_k + y_ik) log(r_k + d_i) + sum_i Y_i log d_i
+        + sum_k sum_j T_kj log(a_k + j) - sum_ik log y_ik!,
+
+        where T_kj = #{i: y_ik > j}, so log Gamma(y + a) - log Gamma(a) = sum_{j < y} log(a + j) costs one log
+        per (group, count level) instead of two log-gamma functions per cell. Exact (no approximation)."""
+        offsets = jnp.arange(data["tail"].shape[-1], dtype=a.dtype)
+        return (
+            y.shape[0] * jnp.dot(a, jnp.log(r))
+            - jnp.sum((a + y) * jnp.log(r + d))
+            + jnp.dot(data["row_totals"], log_d)
+            + jnp.sum(data["tail"] * jnp.log(a[:, None] + offsets[None, :]))
+            - data["log_y_factorial"]
+        )
 
     def log_density(z: dict[str, Any], data: dict[str, Any]) -> Any:
         return unpack(z, data)[1]
@@ -180,14 +211,46 @@ def build_model(
     return Density(shapes=shapes, log_density=log_density, constrain=constrain)
 
 
-def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | None = None) -> dict[str, Any]:
-    """The arrays the NumPyro model reads."""
+def count_tails(counts: np.ndarray, width: int | None = None) -> np.ndarray:
+    """T[k, j] = number of respondents with y_ik > j, for j = 0 .. width - 1 (default: the largest count)."""
+    counts = np.asarray(counts)
+    largest = int(counts.max()) if counts.size else 0
+    width = max(1, largest if width is None else int(width))
+    if width < largest:
+        raise ConfigError(f"tail width {width} is below the largest count {largest}")
+    levels = np.arange(width)
+    # histogram per group, then reverse cumulative sums: #{y > j} = #{y >= j + 1}
+    tails = np.zeros((counts.shape[1], width))
+    for k in range(counts.shape[1]):
+        histogram = np.bincount(counts[:, k].astype(np.int64), minlength=width + 1)
+        tails[k] = histogram[::-1].cumsum()[::-1][levels + 1]
+    return tails
+
+
+def stack_arrays(arrays: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Stack the model arrays of several data sets of the same shape (a leading replicate axis) for a batched
+    fit, padding the count tails to a common width (extra levels hold zero respondents and add nothing)."""
+    width = max(a["tail"].shape[-1] for a in arrays)
+    padded = [{**a, "tail": np.pad(a["tail"], ((0, 0), (0, width - a["tail"].shape[-1])))} for a in arrays]
+    return {k: np.stack([np.asarray(a[k]) for a in padded]) for k in padded[0]}
+
+
+def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | None = None,
+                 width: int | None = None) -> dict[str, Any]:
+    """The arrays the model reads: counts, their row and column totals and count tails (sufficient statistics
+    for the Poisson likelihoods), known probabilities, prior bounds."""
+    from scipy.special import gammaln
+
     hidden = data.hidden_groups
     bounds = np.array([priors.bounds_for(g, data) for g in hidden]).reshape(-1, 2)
     taus = np.array([priors.tau_for(g) for g in hidden]).reshape(-1, 2)
     arrays = {
         "y": data.counts,
         "ymax": data.counts.max(axis=1),
+        "row_totals": data.counts.sum(axis=1),
+        "col_totals": data.counts.sum(axis=0),
+        "tail": count_tails(data.counts, width),
+        "log_y_factorial": np.float64(gammaln(data.counts + 1.0).sum()),
         "known_prob": data.known_sizes[data.known_index] / data.population,
         "population": np.float64(data.population),
         "log_size_lo": np.log(bounds[:, 0]),
@@ -218,11 +281,26 @@ class MaltielModel:
     barrier = False
     transmission = False
 
-    def __init__(self, priors: Priors | None = None, *, likelihood: str = "binomial") -> None:
+    def __init__(self, priors: Priors | None = None, *, likelihood: str = "poisson",
+                 parameterisation: str = "auto") -> None:
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        if parameterisation not in PARAMETERISATIONS:
+            raise ConfigError(f"parameterisation must be one of {PARAMETERISATIONS}, got {parameterisation!r}")
         self.priors = (priors or Priors()).validate()
         self.likelihood = likelihood
+        self.parameterisation = parameterisation
+
+    def centred(self, data: BayesData) -> bool:
+        """Whether the Poisson models sample log d_i directly (centred) or as mu + sigma z_i (non-centred).
+
+        ``auto`` picks centred when the median respondent reports at least ``CENTRED_MIN_REPORTS`` contacts in
+        total: then the data pin each log degree (posterior sd about 1/sqrt(reports)) more tightly than the prior
+        and the centred form mixes best; with fewer reports the non-centred form avoids the funnel between sigma
+        and the log degrees. The binomial likelihood always uses its own shifted parameterisation."""
+        if self.parameterisation != "auto":
+            return self.parameterisation == "centred"
+        return float(np.median(data.counts.sum(axis=1))) >= CENTRED_MIN_REPORTS
 
     # -------------------------------------------------------------- pieces subclasses may change
     def fixed_degree(self, data: BayesData) -> tuple[np.ndarray | None, list[str]]:
@@ -231,7 +309,7 @@ class MaltielModel:
     def numpyro_model(self, data: BayesData):
         return build_model(
             data.known_index, data.hidden_index, data.n_respondents, random_degree=self.random_degree, barrier=self.barrier,
-            transmission=self.transmission, likelihood=self.likelihood,
+            transmission=self.transmission, likelihood=self.likelihood, centred=self.centred(data),
         )
 
     def initial_values(self, data: BayesData) -> dict[str, np.ndarray]:
@@ -245,7 +323,9 @@ class MaltielModel:
             sigma = float(np.clip(logd.std(), priors.sigma[0] + 0.05, priors.sigma[1] - 0.05))
             values["mu"] = _logit((mu - priors.mu[0]) / (priors.mu[1] - priors.mu[0]))
             values["sigma"] = _logit((sigma - priors.sigma[0]) / (priors.sigma[1] - priors.sigma[0]))
-            if self.likelihood == "poisson":
+            if self.likelihood == "poisson" and self.centred(data):
+                values["log_degree_raw"] = logd
+            elif self.likelihood == "poisson":
                 values["log_degree_raw"] = (logd - mu) / sigma
             else:
                 values["log_degree_raw"] = np.log(np.maximum(killworth_degree - data.counts.max(axis=1), 0.5))
@@ -504,5 +584,8 @@ def check_positive_int(value: int, name: str) -> int:
     return int(value)
 
 
-__all__ = ["LIKELIHOODS", "MaltielModel", "build_model", "derived_rows", "model_arrays", "to_inference_data"]
+__all__ = [
+    "LIKELIHOODS", "MaltielModel", "build_model", "count_tails", "derived_rows", "model_arrays", "stack_arrays",
+    "to_inference_data",
+]
 

@@ -31,7 +31,7 @@ class BasicModel(MaltielModel):
     name = "basic"
     random_degree = False
 
-    def __init__(self, priors: Priors | None = None, *, likelihood: str = "binomial",
+    def __init__(self, priors: Priors | None = None, *, likelihood: str = "poisson",
                  degrees: Any = None) -> None:
         super().__init__(priors, likelihood=likelihood)
         self.degrees = None if degrees is None else np.asarray(degrees, dtype=float)

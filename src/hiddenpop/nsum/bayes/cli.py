@@ -90,8 +90,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--tau-prior", help="Beta prior A,B on the transmission rate of hidden groups")
         ] = None,
         likelihood: Annotated[
-            Likelihood, typer.Option("--likelihood", help="binomial (continuous degree) or its Poisson limit")
-        ] = Likelihood.binomial,
+            Likelihood, typer.Option("--likelihood", help="poisson (default; fast, sufficient statistics) or binomial "
+                                     "(the NSUM package's, continuous degree; slow at survey scale)")
+        ] = Likelihood.poisson,
         sum_: Annotated[list[str] | None, typer.Option("--sum", help="posterior sum NAME=A+B (repeatable)")] = None,
         ratio: Annotated[
             list[str] | None, typer.Option("--ratio", help="posterior ratio NAME=NUM/DEN (repeatable)")
