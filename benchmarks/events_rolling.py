@@ -107,8 +107,19 @@ def stage_pipeline(paths: list[str], threads: int | None, memory_limit: str | No
         **timings, "rows": int(log.audit["rows_in"].iloc[0]), "pairs": log.n_pairs,
         "identifiers": log.n_identifiers, "windows": plan.n_windows,
         "not_estimable": int(series["estimate"].isna().sum()),
-        "median_estimate": float(series["estimate"].median()), "engine": log.engine,
+        "median_estimate": float(series["estimate"].median()), "engine": _engine(log),
     }
+
+
+def _engine(log) -> dict:
+    """DuckDB settings in effect (``EventLog.engine``; queried directly for older versions being compared)."""
+    if getattr(log, "engine", None):
+        return log.engine
+    import duckdb
+
+    threads, memory = log.connection.execute(
+        "SELECT current_setting('threads'), current_setting('memory_limit')").fetchall()[0]
+    return {"duckdb": duckdb.__version__, "threads": int(threads), "memory_limit": str(memory)}
 
 
 def _peak_rss_mb() -> float:
