@@ -22,7 +22,13 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--likelihood", choices=["poisson", "binomial"], default="poisson")
+    parser.add_argument("--target-accept", type=float, default=0.65,
+                        help="NUTS target acceptance (0.65: 15 leapfrog steps per draw here instead of 31 at 0.8)")
+    parser.add_argument("--max-tree-depth", type=int, default=6,
+                        help="cap on the NUTS tree (63 steps; never reached here, but the sampler's per-step "
+                        "bookkeeping grows with it)")
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--skip-full", action="store_true", help="only the per-iteration comparison")
@@ -35,7 +41,7 @@ def main() -> None:
     import numpy as np
 
     from hiddenpop.nsum.bayes import CombinedModel, Priors
-    from hiddenpop.nsum.bayes._common import from_ard, sample_nuts
+    from hiddenpop.nsum.bayes._common import from_ard
     from hiddenpop.nsum.bayes._maltiel import model_arrays
     from hiddenpop.simulate.ard import simulate_study2_ard
 
@@ -43,17 +49,19 @@ def main() -> None:
     data = from_ard(sim.ard)
     print(f"survey: {data.n_respondents} respondents x {len(data.groups)} groups "
           f"({len(data.hidden_groups)} hidden); devices: {jax.local_device_count()} CPU; cores: {os.cpu_count()}")
-    model = CombinedModel(Priors(tau=(10.0, 10.0)))
+    model = CombinedModel(Priors(tau=(10.0, 10.0)), likelihood=args.likelihood)
 
     if not args.skip_full:
         start = time.perf_counter()
         fit = model.fit(data, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+                        target_accept=args.target_accept, max_tree_depth=args.max_tree_depth,
                         sums={"victims": ["child_nonlive", "child_livestream"],
                               "traffickers": ["adult_nonlive", "adult_livestream"]},
                         ratios={"victims_per_trafficker": ("victims", "traffickers")}, quiet=False)
         wall = time.perf_counter() - start
         d = fit.diagnostics
-        print(f"combined model, {args.chains} chains x {args.draws} draws (+{args.warmup} warmup)")
+        print(f"combined model ({args.likelihood}), {args.chains} chains x {args.draws} draws (+{args.warmup} warmup), "
+              f"target_accept {args.target_accept}, max_tree_depth {args.max_tree_depth}")
         print(f"  wall time (incl. compile and summaries): {wall:.1f} s; sampling incl. compile: "
               f"{d['seconds_sampling']:.1f} s")
         print(f"  min bulk ESS {d['min_ess_bulk']:.0f} ({d['min_ess_bulk_parameter']}); min tail ESS "
@@ -67,37 +75,53 @@ def main() -> None:
                   f"[{row['lower']:,.0f}, {row['upper']:,.0f}]")
         ratio = fit.get("victims_per_trafficker")
         print(f"  victims per trafficker: {ratio['estimate']:.2f} [{ratio['lower']:.2f}, {ratio['upper']:.2f}]")
+        steps_measured = float(fit.extras["draws"].num_steps.mean())
+        print(f"  mean leapfrog steps per iteration: {steps_measured:.1f}")
 
-    # ---- per-iteration cost: marginalised vs respondent-level latent probabilities
+    # ---- per-iteration cost: marginalised vs respondent-level latent probabilities / rate multipliers
+    steps_per_iteration = steps_measured if not args.skip_full else None
     arrays = model_arrays(data, model.priors)
     marginal = model.numpyro_model(data)
-    latent = _latent_density(data, marginal)
-    for name, density, inits in (
-        ("marginalised (beta-binomial)", marginal, model.initial_values(data)),
-        ("respondent-level latents q_ik", latent, {**model.initial_values(data),
-                                                   "q_logit": np.full((data.n_respondents, len(data.groups)), -4.0)}),
-    ):
-        short = sample_nuts(density, arrays, chains=1, warmup=30, draws=30, seed=1, init_values=inits)
-        steps = short.num_steps.sum()
-        with jax.enable_x64(True):
-            device_arrays = {k: jax.numpy.asarray(v) for k, v in arrays.items()}
-            grad = jax.jit(jax.grad(lambda z, dens=density, arr=device_arrays: dens.log_density(z, arr)))
-            z0 = {k: jax.numpy.zeros(s) for k, s in density.shapes.items()}
-            jax.block_until_ready(grad(z0))
-            t0 = time.perf_counter()
-            for _ in range(20):
-                out = grad(z0)
-            jax.block_until_ready(out)
-            per_grad = (time.perf_counter() - t0) / 20
-        print(f"{name}: {sum(int(np.prod(s)) for s in density.shapes.values()):,} parameters; "
-              f"gradient {per_grad * 1e3:.2f} ms; short run (30+30 iterations, incl. compile) "
-              f"{short.seconds:.1f} s, mean {steps / 60:.0f} leapfrog steps per iteration "
-              f"-> about {per_grad * steps / 60 * 1e3:.1f} ms per iteration after compile")
+    latent = _latent_density(data, marginal, args.likelihood)
+    binomial_model = CombinedModel(model.priors, likelihood="binomial")
+    rows = [
+        (f"marginalised ({args.likelihood})", marginal, arrays),
+        (f"respondent-level latents ({args.likelihood})", latent, arrays),
+    ]
+    if args.likelihood == "poisson":
+        rows.append(("marginalised beta-binomial (likelihood=binomial)", binomial_model.numpyro_model(data),
+                     model_arrays(data, binomial_model.priors)))
+    print("cost per gradient evaluation (value and gradient of the log posterior, 64-bit, one core):")
+    for name, density, model_data in rows:
+        per_grad = _gradient_seconds(jax, density, model_data)
+        line = (f"  {name}: {sum(int(np.prod(s)) for s in density.shapes.values()):,} parameters; "
+                f"{per_grad * 1e3:.2f} ms")
+        if steps_per_iteration:
+            line += (f"; x {steps_per_iteration:.0f} leapfrog steps = {per_grad * steps_per_iteration * 1e3:.0f} ms "
+                     "per iteration per chain")
+        print(line)
+    if steps_per_iteration:
+        print("  (the latent formulations are charged the marginalised model's measured steps per iteration: a lower "
+              "bound, since 68,400 more parameters need smaller steps)")
     print("(timings on shared CPU cores are pessimistic)", file=sys.stderr)
 
 
-def _latent_density(data, marginal):
-    """The combined model with explicit q_ik (logit scale) instead of the beta-binomial marginal."""
+def _gradient_seconds(jax, density, arrays, repeats: int = 30) -> float:
+    with jax.enable_x64(True):
+        device_arrays = {k: jax.numpy.asarray(v) for k, v in arrays.items()}
+        grad = jax.jit(jax.value_and_grad(lambda z: density.log_density(z, device_arrays)))
+        z0 = {k: jax.numpy.full(s, 0.1) for k, s in density.shapes.items()}
+        jax.block_until_ready(grad(z0))
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = grad(z0)
+        jax.block_until_ready(out)
+    return (time.perf_counter() - start) / repeats
+
+
+def _latent_density(data, marginal, likelihood):
+    """The combined model with a latent per respondent and group instead of the analytic marginal: q_ik (logit
+    scale, Beta prior) under the binomial, or a rate multiplier g_ik (log scale, Gamma prior) under the Poisson."""
     import jax.numpy as jnp
     from jax.nn import log_sigmoid, sigmoid
     from jax.scipy.special import betaln, gammaln
@@ -116,9 +140,14 @@ def _latent_density(data, marginal):
         logp += lj
         sigma, lj = uniform_interval(z["sigma"], d["sigma_lo"], d["sigma_hi"])
         logp += lj
-        degree = d["ymax"] + jnp.exp(z["log_degree_raw"])
-        log_d = jnp.log(degree)
-        logp += jnp.sum(norm.logpdf(log_d, mu, sigma) - log_d + z["log_degree_raw"])
+        if likelihood == "poisson":  # centred log degree, as the marginalised model
+            log_d = z["log_degree_raw"]
+            degree = jnp.exp(log_d)
+            logp += jnp.sum(norm.logpdf(log_d, mu, sigma))
+        else:
+            degree = d["ymax"] + jnp.exp(z["log_degree_raw"])
+            log_d = jnp.log(degree)
+            logp += jnp.sum(norm.logpdf(log_d, mu, sigma) - log_d + z["log_degree_raw"])
         log_hi, log_lo = d["log_size_hi"], d["log_size_lo"]
         log_w = log_hi - jnp.exp(z["log_effective_size_raw"])
         logp += jnp.sum(z["log_effective_size_raw"])
@@ -132,12 +161,19 @@ def _latent_density(data, marginal):
         rho, lj = uniform_interval(z["rho"], d["rho_lo"], d["rho_hi"])
         logp += jnp.sum(lj)
         r = 1.0 / rho - 1.0
+        y = d["y"]
+        dd = degree[:, None]
+        if likelihood == "poisson":
+            # g_ik ~ Gamma(shape a_k, rate r_k) on the log scale; y_ik ~ Poisson(d_i g_ik)
+            a = mean * r
+            u = z["q_logit"]
+            logp += jnp.sum(a * jnp.log(r) - gammaln(a) + a * u - r * jnp.exp(u))
+            rate = dd * jnp.exp(u)
+            return logp + jnp.sum(y * jnp.log(rate) - rate - gammaln(y + 1.0))
         a, b = mean * r, (1.0 - mean) * r
         q = sigmoid(z["q_logit"])
         log_q, log_1q = log_sigmoid(z["q_logit"]), log_sigmoid(-z["q_logit"])
         logp += jnp.sum((a - 1) * log_q + (b - 1) * log_1q - betaln(a, b) + log_q + log_1q)
-        y = d["y"]
-        dd = degree[:, None]
         loglik = (gammaln(dd + 1.0) - gammaln(y + 1.0) - gammaln(dd - y + 1.0) + y * jnp.log(q)
                   + (dd - y) * jnp.log1p(-q))
         return logp + jnp.sum(loglik)

@@ -143,10 +143,12 @@ def test_poisson_log_density_from_sufficient_statistics_matches_cell_by_cell(bar
 
 
 def test_auto_parameterisation_follows_reports_per_respondent():
-    few = prepare_data(_frame(), KNOWN, 1e6)
-    many = prepare_data(_frame() * 20, KNOWN, 1e6)
+    few = prepare_data(_frame() // 3, KNOWN, 1e6)  # median 1 report per respondent
+    some = prepare_data(_frame(), KNOWN, 1e6)  # median 6
+    many = prepare_data(_frame() * 20, KNOWN, 1e6)  # median 160
     assert not DegreeModel().centred(few)
-    assert DegreeModel().centred(many)
+    assert DegreeModel().centred(some) and not BarrierModel().centred(some)
+    assert DegreeModel().centred(many) and BarrierModel().centred(many)
     assert DegreeModel(parameterisation="centred").centred(few)
     with pytest.raises(ConfigError, match="parameterisation"):
         DegreeModel(parameterisation="sideways")

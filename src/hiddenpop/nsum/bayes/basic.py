@@ -32,8 +32,9 @@ class BasicModel(MaltielModel):
     random_degree = False
 
     def __init__(self, priors: Priors | None = None, *, likelihood: str = "poisson",
-                 degrees: Any = None) -> None:
-        super().__init__(priors, likelihood=likelihood)
+                 degrees: Any = None, parameterisation: str = "auto") -> None:
+        # parameterisation is accepted for a uniform constructor; fixed degrees have nothing to parameterise
+        super().__init__(priors, likelihood=likelihood, parameterisation=parameterisation)
         self.degrees = None if degrees is None else np.asarray(degrees, dtype=float)
 
     def fixed_degree(self, data: BayesData) -> tuple[np.ndarray, list[str]]:
