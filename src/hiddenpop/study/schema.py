@@ -86,11 +86,13 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
     "nsum_bayes": {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
         "model": (_STR, False, "basic, degree, barrier, transmission, combined or overdispersed"),
+        "likelihood": (_STR, False, "poisson (default, fast) or binomial (the NSUM package's)"),
         "degree": (_STR, True, "which [degrees.*] entry's known groups the model uses"),
         "hidden": (_LIST, True, "hidden groups fitted by the model"),
         "chains": (_INT, False, "MCMC chains"),
         "warmup": (_INT, False, "warm-up iterations per chain"),
         "draws": (_INT, False, "kept draws per chain"),
+        "target_accept": (_NUM, False, "NUTS target acceptance rate in (0, 1) (default 0.8)"),
         "tau_prior": (_LIST, False, "Beta(a, b) prior for the transmission rate, as [a, b]"),
     },
     "casework": {
@@ -513,6 +515,9 @@ def _check_analyses(
             check.choice(settings.get("method", "mle"), NSUM_METHODS, f"{where} key 'method'")
         if name == "nsum_bayes":
             check.choice(settings.get("model", "combined"), BAYES_MODELS, f"{where} key 'model'")
+            check.choice(settings.get("likelihood", "poisson"), ("poisson", "binomial"), f"{where} key 'likelihood'")
+            if not 0 < settings.get("target_accept", 0.8) < 1:
+                raise check.fail(f"{where} key 'target_accept'", "must lie strictly between 0 and 1")
             check.reference(settings["degree"], degrees, f"{where} key 'degree'", "degree")
             for group in check.names(settings["hidden"], f"{where} key 'hidden'", "hidden groups"):
                 check.reference(group, hidden, f"{where} key 'hidden'", "hidden group")

@@ -246,6 +246,15 @@ def _histogram(name: str, values: np.ndarray, bins: int = 30) -> pd.DataFrame:
     return pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts})
 
 
+def _parallel_chains(chains: int) -> None:
+    """One JAX CPU device per chain (as the CLI does), so chains run in parallel on the cores there are. The split
+    depends on the chain count only, not on the machine, so runs stay reproducible across machines. Effective
+    only if JAX has not started in this process yet; otherwise the chains run vectorised on one device."""
+    import numpyro
+
+    numpyro.set_host_device_count(max(1, chains))
+
+
 def nsum_bayes_step(context: RunContext) -> StepResult:
     """The Bayesian scale-up model named in the study (``hiddenpop.nsum.bayes.MODELS``), fitted on the known groups
     of one degree and the hidden groups it scales, with posterior sums (e.g. traffickers), the family's
@@ -260,6 +269,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
         return _unavailable("nsum_bayes", f"the Bayesian {model_name} model (hiddenpop.nsum.bayes)")
     models, priors_class = family
     model_class = models[model_name]
+    _parallel_chains(int(settings.get("chains", 4)))
     ard = survey_ard(context)
     degree_spec = study.degrees[settings["degree"]]
     if degree_spec.method != "known_population":
@@ -271,6 +281,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     kwargs: dict[str, Any] = {}
     if "tau_prior" in settings:
         kwargs["priors"] = priors_class(tau=tuple(float(v) for v in settings["tau_prior"]))
+    if model_name != "overdispersed":
+        kwargs["likelihood"] = settings.get("likelihood", "poisson")
     model = model_class(**kwargs)
     sums = {c.name: [columns[g] for g in c.groups] for c in study.combine.values()
             if all(g in columns for g in c.groups)}
@@ -283,7 +295,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     result = model.fit(
         counts, known_sizes=known, population=population, hidden=list(columns.values()),
         chains=settings.get("chains", 4), warmup=settings.get("warmup", 1000), draws=settings.get("draws", 1000),
-        seed=study.seed, sums=sums, ratios=ratios,
+        seed=study.seed, sums=sums, ratios=ratios, target_accept=float(settings.get("target_accept", 0.8)),
     )
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
