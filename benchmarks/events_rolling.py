@@ -57,14 +57,9 @@ def generate(workdir: Path, rows: int, identifiers: int, files: int, seed: int) 
 
 
 def _config(threads: int | None, memory_limit: str | None, temp_dir: str | None) -> dict:
-    config = {}
-    if threads:
-        config["threads"] = threads
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    if temp_dir:
-        config["temp_directory"] = temp_dir
-    return config
+    from hiddenpop.capture.events import engine_config
+
+    return engine_config(threads, memory_limit, temp_dir)
 
 
 def stage_floor(paths: list[str], threads: int | None, memory_limit: str | None, temp_dir: str | None) -> dict:

@@ -66,6 +66,17 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
     """
     import duckdb
 
+    con = duckdb.connect(config=engine_config(threads, memory_limit, temp_directory))
+    con.create_function(
+        PSEUDONYM_FUNCTION, pseudonym_udf(key), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
+        type="arrow", side_effects=False,
+    )
+    return con
+
+
+def engine_config(threads: int | None = None, memory_limit: str | None = None,
+                  temp_directory: str | None = None) -> dict[str, Any]:
+    """DuckDB connection settings; unset ones keep DuckDB's defaults."""
     config: dict[str, Any] = {}
     if threads:
         config["threads"] = threads
@@ -73,12 +84,7 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
         config["memory_limit"] = memory_limit
     if temp_directory:
         config["temp_directory"] = temp_directory
-    con = duckdb.connect(config=config)
-    con.create_function(
-        PSEUDONYM_FUNCTION, pseudonym_udf(key), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-        type="arrow", side_effects=False,
-    )
-    return con
+    return config
 
 
 def engine_settings(con) -> dict[str, Any]:
