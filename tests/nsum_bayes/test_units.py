@@ -287,3 +287,39 @@ def test_sums_and_ratios_refuse_unknown_names():
         derived_rows(sizes, "m", None, {"r": ("h1", "zzz")})
     rows = derived_rows(sizes, "m", {"s": ["h1", "h2"]}, {"r": ("s", "h1")})
     assert rows[0]["estimate"] == 2.0 and rows[1]["estimate"] == 2.0
+
+
+# ---------------------------------------------------------------- vectorised R-hat / ESS against ArviZ
+def _ar1(rng, chains, draws, phi, shift=0.0):
+    x = np.zeros((chains, draws))
+    noise = rng.normal(size=(chains, draws))
+    for t in range(1, draws):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    return x + shift * np.arange(chains)[:, None]
+
+
+@pytest.mark.parametrize(("chains", "draws"), [(4, 1000), (2, 101), (1, 60), (4, 7)])
+def test_vectorised_rhat_and_ess_equal_arviz(chains, draws):
+    import arviz as az
+
+    from hiddenpop.nsum.bayes.diagnostics import rhat_ess_many
+
+    rng = np.random.default_rng(11)
+    params = [
+        rng.normal(size=(chains, draws)),
+        _ar1(rng, chains, draws, 0.9),  # strong autocorrelation
+        _ar1(rng, chains, draws, -0.5),  # antithetic
+        _ar1(rng, chains, draws, 0.5, shift=1.0),  # chains disagree
+        np.exp(rng.normal(size=(chains, draws)) * 2),  # heavy right tail
+        rng.poisson(0.3, size=(chains, draws)).astype(float),  # many ties
+        np.full((chains, draws), 2.5),  # constant
+    ]
+    values = np.stack(params)
+    rhat, bulk, tail = rhat_ess_many(values)
+    for j, x in enumerate(params):
+        expected = (az.rhat(x, method="rank"), az.ess(x, method="bulk"), az.ess(x, method="tail"))
+        for got, want in zip((rhat[j], bulk[j], tail[j]), expected, strict=True):
+            if np.isnan(want):
+                assert np.isnan(got), (j, got, want)
+            else:
+                assert got == pytest.approx(float(want), rel=1e-9), (j, got, want)

@@ -546,16 +546,13 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
 
 def rhat_ess(values: np.ndarray) -> tuple[float, float, float]:
     """Rank-normalised split R-hat, bulk ESS and tail ESS (Vehtari et al. 2021) of a (chains, draws) array."""
-    import arviz as az
+    from hiddenpop.nsum.bayes.diagnostics import rhat_ess_many
 
     values = np.asarray(values, dtype=float)
     if values.shape[0] * values.shape[1] < 8 or not np.all(np.isfinite(values)) or np.ptp(values) == 0:
         return float("nan"), float("nan"), float("nan")
-    return (
-        float(az.rhat(values, method="rank")),
-        float(az.ess(values, method="bulk")),
-        float(az.ess(values, method="tail")),
-    )
+    rhat, bulk, tail = rhat_ess_many(values[None])
+    return float(rhat[0]), float(bulk[0]), float(tail[0])
 
 
 def quantity_row(quantity: str, method: str, values: np.ndarray, **extra: Any) -> dict[str, Any]:

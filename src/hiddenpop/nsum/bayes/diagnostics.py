@@ -31,6 +31,112 @@ EBFMI_MIN = 0.3
 ROOTOGRAM_MAX = 10
 
 
+# ------------------------------------------------------------------ R-hat and ESS, vectorised over parameters
+# Vehtari, Gelman, Simpson, Carpenter & Buerkner (2021): rank-normalised split R-hat, bulk ESS (of the
+# rank-normalised split chains) and tail ESS (the smaller ESS of the 5% and 95% quantile indicators), with Geyer's
+# initial monotone sequence for the autocorrelation sum. Same definitions and conventions as ArviZ (a test checks
+# equality), computed for thousands of parameters at once: ArviZ loops over parameters, which took 20 s for the
+# 3,600 latent degrees of a Study 2-sized fit.
+def _split(values: np.ndarray) -> np.ndarray:
+    """(P, chains, draws) -> (P, 2 chains, draws // 2): first and last halves (a middle draw is dropped)."""
+    half = values.shape[2] // 2
+    return np.concatenate([values[:, :, :half], values[:, :, values.shape[2] - half:]], axis=1)
+
+
+def _z_scale(values: np.ndarray) -> np.ndarray:
+    """Rank-normalise each parameter over all its draws (average ranks, Blom's offset 3/8)."""
+    from scipy import special, stats
+
+    flat = values.reshape(values.shape[0], -1)
+    ranks = stats.rankdata(flat, method="average", axis=1)
+    size = flat.shape[1]
+    return special.ndtri((ranks - 0.375) / (size + 0.25)).reshape(values.shape)
+
+
+def _split_rhat(values: np.ndarray) -> np.ndarray:
+    draws = values.shape[2]
+    chain_mean = values.mean(axis=2)
+    between = draws * chain_mean.var(axis=1, ddof=1)
+    within = values.var(axis=2, ddof=1).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((between / within + draws - 1) / draws)
+
+
+def _ess(values: np.ndarray) -> np.ndarray:
+    """ESS of each parameter of a (P, chains, draws) array (Geyer's initial monotone sequence)."""
+    from scipy.fft import next_fast_len
+
+    values = np.asarray(values, dtype=float)
+    n_param, n_chain, n_draw = values.shape
+    out = np.full(n_param, np.nan)
+    constant = np.ptp(values.reshape(n_param, -1), axis=1) < np.finfo(float).resolution
+    out[constant] = n_chain * n_draw
+    work = np.flatnonzero(~constant & np.all(np.isfinite(values.reshape(n_param, -1)), axis=1))
+    if work.size == 0 or n_draw < 2:
+        return out
+    length = next_fast_len(2 * n_draw)
+    for start in range(0, work.size, 256):  # bounded memory for the FFTs
+        idx = work[start:start + 256]
+        block = values[idx]
+        centred = block - block.mean(axis=2, keepdims=True)
+        spectrum = np.fft.rfft(centred, n=length, axis=2)
+        acov = np.fft.irfft(spectrum * np.conjugate(spectrum), n=length, axis=2)[:, :, :n_draw] / n_draw
+        mean_var = acov[:, :, 0].mean(axis=1) * n_draw / (n_draw - 1.0)
+        var_plus = mean_var * (n_draw - 1.0) / n_draw
+        if n_chain > 1:
+            var_plus = var_plus + block.mean(axis=2).var(axis=1, ddof=1)
+        rho = 1.0 - (mean_var[:, None] - acov.mean(axis=1)) / var_plus[:, None]  # (P, lags)
+        rho[:, 0] = 1.0
+        # pairs (rho[2k], rho[2k+1]); the sequence stops at the first pair k >= 1 whose sum is <= 0, among the
+        # pairs k = 1 .. last that the recursion may reach (lags up to draws - 3)
+        last = (n_draw - 5) // 2 + 1
+        pairs = rho[:, : 2 * (last + 1)].reshape(len(idx), last + 1, 2)
+        sums = pairs.sum(axis=2)
+        stop = sums[:, 1:] <= 0
+        first = (np.where(stop.any(axis=1), stop.argmax(axis=1) + 1, last) if last > 0
+                 else np.zeros(len(idx), dtype=int))  # k*
+        monotone = np.minimum.accumulate(sums, axis=1)
+        keep = np.arange(last + 1)[None, :] < first[:, None]
+        even = pairs[np.arange(len(idx)), first, 0]
+        tail_term = np.where((even > 0) | (sums[np.arange(len(idx)), first] >= 0), even, 0.0)
+        tau = -1.0 + 2.0 * np.sum(np.where(keep, monotone, 0.0), axis=1) + tail_term
+        total = n_chain * n_draw
+        tau = np.maximum(tau, 1.0 / np.log10(total))
+        out[idx] = total / tau
+    return out
+
+
+def rhat_ess_many(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat, bulk ESS and tail ESS of each parameter of a (P, chains, draws) array."""
+    values = np.asarray(values, dtype=float)
+    n_param, n_chain, n_draw = values.shape
+    if n_draw < 4:
+        empty = np.full(n_param, np.nan)
+        return empty, empty.copy(), empty.copy()
+    finite = np.all(np.isfinite(values.reshape(n_param, -1)), axis=1)
+    if not finite.all():  # as ArviZ: no diagnostic for a parameter with a non-finite draw
+        results = tuple(np.full(n_param, np.nan) for _ in range(3))
+        if finite.any():
+            for target, part in zip(results, rhat_ess_many(values[finite]), strict=True):
+                target[finite] = part
+        return results
+    split = _split(values)
+    z_split = _z_scale(split)
+    rhat = np.maximum(
+        _split_rhat(z_split),
+        _split_rhat(_z_scale(np.abs(split - np.median(split.reshape(len(split), -1), axis=1)[:, None, None]))),
+    )
+    bulk = _ess(z_split)
+    flat = values.reshape(len(values), -1)
+    tails = []
+    for prob in (0.05, 0.95):
+        cut = np.quantile(flat, prob, axis=1)
+        tails.append(_ess(_split((values <= cut[:, None, None]).astype(float))))
+    if n_chain < 2:  # R-hat compares chains (ArviZ's convention: undefined for one chain)
+        rhat = np.full(n_param, np.nan)
+    return rhat, bulk, np.minimum(*tails)
+
+
 def ebfmi(energy: np.ndarray) -> np.ndarray:
     """E-BFMI per chain: sum of squared energy differences over the sum of squared deviations from the mean."""
     energy = np.asarray(energy, dtype=float)
@@ -55,8 +161,6 @@ def convergence(
 
     Returns the diagnostics dict and the list of warnings (empty when every gate passes).
     """
-    import arviz as az
-
     chains = int(diverging.shape[0])
     min_ess = 100.0 * chains if min_ess is None else float(min_ess)
     worst_rhat, worst_rhat_name = 0.0, None
@@ -69,10 +173,7 @@ def convergence(
         if not varying.any():
             continue
         flat = np.moveaxis(flat[:, :, varying], 2, 0)  # (params, chains, draws)
-        dataset = {"x": np.moveaxis(flat, 0, 2)}
-        rhat = np.atleast_1d(az.rhat(az.convert_to_dataset(dataset), method="rank")["x"].values)
-        bulk = np.atleast_1d(az.ess(az.convert_to_dataset(dataset), method="bulk")["x"].values)
-        tail = np.atleast_1d(az.ess(az.convert_to_dataset(dataset), method="tail")["x"].values)
+        rhat, bulk, tail = rhat_ess_many(flat)
         if np.nanmax(rhat) > worst_rhat:
             worst_rhat, worst_rhat_name = float(np.nanmax(rhat)), name
         if np.nanmin(bulk) < worst_bulk:
