@@ -355,6 +355,9 @@ def sample_nuts(
     per chain, unless ``init_values`` gives unconstrained starting values (then jittered by +-0.1 per chain;
     with ``batched=True`` they may carry a leading replicate axis).
 
+    ``dense_mass`` goes to NumPyro: False (diagonal mass matrix), True, or a list of tuples of parameter names
+    that get dense blocks (e.g. the global parameters, leaving thousands of latent degrees diagonal).
+
     Everything runs in 64-bit floating point (inside ``jax.enable_x64``, so the process-wide JAX setting is left
     alone): the beta-binomial and negative-binomial log-likelihoods difference large log-gamma values, which
     float32 cancels into noise when a dispersion parameter approaches zero.
