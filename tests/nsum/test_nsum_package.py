@@ -2,6 +2,13 @@ import subprocess
 import sys
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (module caches and start-up imports are those of a new process)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_public_names_are_the_functions_even_after_submodule_imports():
     code = (
         "import hiddenpop.nsum.estimators, hiddenpop.nsum.degree\n"
@@ -10,8 +17,7 @@ def test_public_names_are_the_functions_even_after_submodule_imports():
         "assert callable(degree) and callable(estimate) and callable(consistency)\n"
         "assert nsum.degree is degree\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    _python(code)
 
 
 def test_cli_start_up_does_not_import_heavy_libraries():
@@ -21,6 +27,4 @@ def test_cli_start_up_does_not_import_heavy_libraries():
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
+    assert _python(code).stdout.strip() == ""
