@@ -48,3 +48,20 @@ def test_plot_returns_axes():
     assert len(ax.get_yticks()) == 1
     assert np.isclose(ax.lines[0].get_xdata()[0], 10.0)
     assert isinstance(_est().conf_int(), pd.DataFrame)
+
+
+def test_lazy_extras_build_once_on_first_read_and_survive_combine():
+    from hiddenpop.results import LazyExtras
+
+    calls = []
+    extras = LazyExtras({"draws": 1}).lazy("idata", lambda: calls.append(1) or "built")
+    assert "idata" in extras and "missing" not in extras and calls == []
+    first = Estimates(table=pd.DataFrame({"quantity": ["a"], "estimate": [1.0]}), extras=extras)
+    second = Estimates(table=pd.DataFrame({"quantity": ["b"], "estimate": [2.0]}), extras={"other": 3})
+    merged = first.combine(second)
+    assert calls == [] and sorted(merged.extras.keys()) == ["draws", "idata", "other"]
+    assert merged.extras["idata"] == "built" and merged.extras.get("idata") == "built" and calls == [1]
+    assert extras["idata"] == "built" and calls == [1, 1]  # the original keeps its own factory
+    assert extras.get("missing", 0) == 0
+    with pytest.raises(KeyError):
+        extras["missing"]

@@ -83,7 +83,8 @@ class Estimates:
     provenance:
         Versions, input hashes and timings, filled by readers and the CLI.
     extras:
-        Non-tabular objects (e.g. an ArviZ ``InferenceData``). Not serialised.
+        Non-tabular objects (e.g. an ArviZ ``InferenceData``). Not serialised. May be a :class:`LazyExtras`,
+        which builds an expensive object the first time it is read.
     """
 
     table: pd.DataFrame
@@ -122,7 +123,7 @@ class Estimates:
             notes=list(dict.fromkeys(self.notes + other.notes)),
             tables=merged_tables,
             provenance={**self.provenance, **other.provenance},
-            extras={**self.extras, **other.extras},
+            extras=LazyExtras.merge(self.extras, other.extras),
         )
 
     # ------------------------------------------------------------------ access
@@ -210,3 +211,47 @@ class Estimates:
         ax.set_xlabel("estimate")
         ax.grid(axis="x", alpha=0.3)
         return ax
+
+
+class LazyExtras(dict):
+    """A dict whose values may be given as factories: ``lazy(key, build)`` registers ``build`` and the first read
+    of ``extras[key]`` calls it once and keeps the result. Used for objects that cost seconds to build and that
+    most callers never read (ArviZ InferenceData of a large posterior)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._factories: dict[str, Any] = {}
+
+    def lazy(self, key: str, build: Any) -> LazyExtras:
+        self._factories[key] = build
+        return self
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) or key in self._factories
+
+    def __missing__(self, key: str) -> Any:
+        if key not in self._factories:
+            raise KeyError(key)
+        value = self._factories.pop(key)()
+        self[key] = value
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(super().keys()) + [k for k in self._factories if not dict.__contains__(self, k)]
+
+    @staticmethod
+    def merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+        """``{**first, **second}`` that keeps unread factories unread."""
+        merged = LazyExtras()
+        for source in (first, second):
+            for key, value in dict.items(source):
+                merged[key] = value
+                merged._factories.pop(key, None)
+            for key, build in getattr(source, "_factories", {}).items():
+                dict.pop(merged, key, None)
+                merged._factories[key] = build
+        return merged
+

@@ -323,3 +323,46 @@ def test_vectorised_rhat_and_ess_equal_arviz(chains, draws):
                 assert np.isnan(got), (j, got, want)
             else:
                 assert got == pytest.approx(float(want), rel=1e-9), (j, got, want)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "constant"])
+def test_average_ranks_equal_scipy(kind):
+    from scipy import stats
+
+    from hiddenpop.nsum.bayes.diagnostics import average_ranks
+
+    rng = np.random.default_rng(4)
+    values = {
+        "continuous": rng.normal(size=(30, 400)),
+        "ties": rng.poisson(1.5, size=(30, 400)).astype(float),
+        "constant": np.full((3, 50), 7.0),
+    }[kind]
+    assert np.array_equal(average_ranks(values), stats.rankdata(values, method="average", axis=1))
+
+
+def test_rhat_ess_over_thousands_of_parameters_split_across_threads_equal_one_block():
+    from hiddenpop.nsum.bayes import diagnostics
+
+    rng = np.random.default_rng(8)
+    values = np.stack([_ar1(rng, 4, 200, phi) for phi in rng.uniform(-0.5, 0.95, size=4 * diagnostics.PARALLEL_BLOCK)])
+    values[5] = 3.0  # a constant parameter in the first block
+    threaded = diagnostics.rhat_ess_many(values)
+    single = diagnostics._rhat_ess_block(values)
+    for got, want in zip(threaded, single, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert np.isnan(threaded[0][5]) and np.all(np.isfinite(threaded[1][10:]))
+
+
+def test_rootogram_expected_counts_are_replicate_means():
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(3.0, size=(40, 3)).astype(float)
+    replicated = rng.poisson(rng.gamma(1.5, 2.0, size=(25, 40, 3)))
+    _, root = predictive_checks(counts, ("a", "b", "c"), lambda _: replicated, replicates=25, seed=1)
+    for k, group in enumerate("abc"):
+        rows = root[root.group == group]
+        for value in range(10):
+            row = rows[rows["count"] == str(value)].iloc[0]
+            assert row.observed == np.sum(counts[:, k] == value)
+            assert row.expected == pytest.approx(np.mean(np.sum(replicated[:, :, k] == value, axis=1)), rel=1e-12)
+        top = rows[rows["count"] == ">=10"].iloc[0]
+        assert top.expected == pytest.approx(np.mean(np.sum(replicated[:, :, k] >= 10, axis=1)), rel=1e-12)

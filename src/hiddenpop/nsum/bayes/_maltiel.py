@@ -57,7 +57,7 @@ from hiddenpop.nsum.bayes._common import (
     uniform_interval,
 )
 from hiddenpop.nsum.bayes.diagnostics import convergence, ppc_warnings, predictive_checks
-from hiddenpop.results import Estimates
+from hiddenpop.results import Estimates, LazyExtras
 
 LIKELIHOODS = ("binomial", "poisson")
 PARAMETERISATIONS = ("auto", "centred", "noncentred")
@@ -481,7 +481,6 @@ class MaltielModel:
             )
         table = pd.DataFrame(rows)
         table["passed_gates"] = diagnostics["passed"]
-        idata = to_inference_data(posterior, draws, data)
         return Estimates(
             table=table,
             settings={**self.settings(), **draws.settings, "population": data.population,
@@ -491,7 +490,8 @@ class MaltielModel:
             diagnostics=diagnostics,
             notes=notes,
             tables=tables,
-            extras={"idata": idata, "draws": draws},
+            # InferenceData (arviz import + a 3,600-respondent posterior: seconds) is built on first read
+            extras=LazyExtras({"draws": draws}).lazy("idata", lambda: to_inference_data(posterior, draws, data)),
         )
 
     def predictive_simulator(self, data: BayesData, draws: Draws, fixed_degree: np.ndarray | None, count: int):
