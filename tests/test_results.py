@@ -56,6 +56,7 @@ def test_lazy_extras_build_once_on_first_read_and_survive_combine():
     calls = []
     extras = LazyExtras({"draws": 1}).lazy("idata", lambda: calls.append(1) or "built")
     assert "idata" in extras and "missing" not in extras and calls == []
+    assert sorted(extras) == ["draws", "idata"] and len(extras) == 2 and calls == []
     first = Estimates(table=pd.DataFrame({"quantity": ["a"], "estimate": [1.0]}), extras=extras)
     second = Estimates(table=pd.DataFrame({"quantity": ["b"], "estimate": [2.0]}), extras={"other": 3})
     merged = first.combine(second)

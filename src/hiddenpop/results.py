@@ -216,7 +216,8 @@ class Estimates:
 class LazyExtras(dict):
     """A dict whose values may be given as factories: ``lazy(key, build)`` registers ``build`` and the first read
     of ``extras[key]`` calls it once and keeps the result. Used for objects that cost seconds to build and that
-    most callers never read (ArviZ InferenceData of a large posterior)."""
+    most callers never read (ArviZ InferenceData of a large posterior). ``in``, ``keys()``, iteration and ``len``
+    include unbuilt entries; ``items()`` and ``values()`` show built ones only (they would otherwise build all)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -241,6 +242,12 @@ class LazyExtras(dict):
 
     def keys(self) -> list[str]:  # type: ignore[override]
         return list(super().keys()) + [k for k in self._factories if not dict.__contains__(self, k)]
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
 
     @staticmethod
     def merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
