@@ -340,7 +340,6 @@ def sample_nuts(
     init_values: dict[str, np.ndarray] | None = None,
     quiet: bool = True,
     description: str = "sampling",
-    dense_mass: bool | list[tuple[str, ...]] = False,
 ) -> Draws | list[Draws]:
     """Run NumPyro's NUTS on ``density`` with ``data``.
 
@@ -355,9 +354,6 @@ def sample_nuts(
     per chain, unless ``init_values`` gives unconstrained starting values (then jittered by +-0.1 per chain;
     with ``batched=True`` they may carry a leading replicate axis).
 
-    ``dense_mass`` goes to NumPyro: False (diagonal mass matrix), True, or a list of tuples of parameter names
-    that get dense blocks (e.g. the global parameters, leaving thousands of latent degrees diagonal).
-
     Everything runs in 64-bit floating point (inside ``jax.enable_x64``, so the process-wide JAX setting is left
     alone): the beta-binomial and negative-binomial log-likelihoods difference large log-gamma values, which
     float32 cancels into noise when a dispersion parameter approaches zero.
@@ -368,14 +364,14 @@ def sample_nuts(
         return _sample_nuts(
             density, data, chains=chains, warmup=warmup, draws=draws, seed=seed, batched=batched,
             target_accept=target_accept, max_tree_depth=max_tree_depth, init_radius=init_radius,
-            init_values=init_values, quiet=quiet, description=description, dense_mass=dense_mass,
+            init_values=init_values, quiet=quiet, description=description,
         )
 
 
 def _sample_nuts(
     density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int, batched: bool,
     target_accept: float, max_tree_depth: int, init_radius: float, init_values: dict[str, np.ndarray] | None,
-    quiet: bool, description: str, dense_mass: bool | list[tuple[str, ...]] = False,
+    quiet: bool, description: str,
 ) -> Draws | list[Draws]:
     import jax
     import jax.numpy as jnp
@@ -417,7 +413,7 @@ def _sample_nuts(
     def init_one(z, rng, model_data):
         return init_kernel(
             z, num_warmup=warmup, model_args=(model_data,), rng_key=rng,
-            target_accept_prob=target_accept, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
+            target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
         )
 
     def run_chunk(state, model_data, length):
