@@ -337,7 +337,9 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules) 
     for i, (column, value) in enumerate(rules.exclude):
         extra_select.append(f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}")
     extra = (", " + ", ".join(extra_select)) if extra_select else ""
-    names = "".join(f", rows.{item.rsplit(' AS ', 1)[1]}" for item in extra_select)
+    flags = [item.rsplit(" AS ", 1)[1] for item in extra_select]
+    inner_names = "".join(f", {name}" for name in flags)
+    names = "".join(f", rows.{name}" for name in flags)
     return f"""
         CREATE TEMP TABLE staged AS
         WITH raw_ids AS (
@@ -361,8 +363,7 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules) 
                count(*) AS n
         FROM (
             SELECT raw, CASE WHEN parsed IS NOT NULL THEN true ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
-                   CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) AS local_day{"".join(
-                       f", {item.rsplit(' AS ', 1)[1]}" for item in extra_select)}
+                   CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) AS local_day{inner_names}
             FROM (
                 SELECT {raw_ident} AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
                 FROM {source}
