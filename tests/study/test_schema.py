@@ -166,13 +166,11 @@ def test_examples_study_matches_the_generator():
     assert committed.read_text() == study_toml(seed=20220101, spec=PROFILES["full"])
 
 
-def test_bayes_likelihood_must_be_known(study_copy):
-    _edit(study_copy, 'target_accept = 0.65', 'target_accept = 0.65\nlikelihood = "gaussian"')
-    with pytest.raises(ConfigError, match=r"\[analyses.nsum_bayes\] key 'likelihood'.*gaussian"):
-        load_study(study_copy)
-
-
-def test_bayes_target_accept_must_lie_in_the_unit_interval(study_copy):
-    _edit(study_copy, 'target_accept = 0.65', 'target_accept = 1.5')
-    with pytest.raises(ConfigError, match=r"\[analyses.nsum_bayes\] key 'target_accept'.*strictly between 0 and 1"):
+@pytest.mark.parametrize(("replacement", "message"), [
+    ('target_accept = 0.65\nlikelihood = "gaussian"', r"\[analyses.nsum_bayes\] key 'likelihood'.*gaussian"),
+    ("target_accept = 1.5", r"\[analyses.nsum_bayes\] key 'target_accept'.*strictly between 0 and 1"),
+])
+def test_bayes_sampler_options_validated(study_copy, replacement, message):
+    _edit(study_copy, "target_accept = 0.65", replacement)
+    with pytest.raises(ConfigError, match=message):
         load_study(study_copy)
