@@ -39,8 +39,7 @@ Gamma with the same shape.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -199,7 +198,7 @@ def build_model(
         offsets = jnp.arange(data["tail"].shape[-1], dtype=a.dtype)
         return (
             y.shape[0] * jnp.dot(a, jnp.log(r))
-            - cell_log_sum()(a, r, d[:, 0], y)
+            - jnp.sum((a + y) * jnp.log(r + d))
             + jnp.dot(data["row_totals"], log_d)
             + jnp.sum(data["tail"] * jnp.log(a[:, None] + offsets[None, :]))
             - data["log_y_factorial"]
@@ -214,38 +213,6 @@ def build_model(
         return out
 
     return Density(shapes=shapes, log_density=log_density, constrain=constrain)
-
-
-@functools.cache
-def cell_log_sum() -> Callable[..., Any]:
-    """f(a, r, d, y) = sum_ik (a_k + y_ik) log(r_k + d_i), the only per-cell term of the gamma-Poisson model,
-    with its gradient written out (``jax.custom_vjp``).
-
-    Why: XLA on CPU evaluates a logarithm about five times faster inside a single-output reduction (vectorised)
-    than in an elementwise loop that stores its result. Differentiated automatically, log(r_k + d_i) is stored
-    once and read by two reductions (the value, and the gradient in a_k), so every step paid the slow path. Here
-    the value is one reduction and the gradient recomputes the logarithms in a second one (transposed, so XLA
-    does not merge the two), plus one division per cell: a_k: sum_i log(r_k + d_i); r_k: sum_i w_ik;
-    d_i: sum_k w_ik, with w_ik = (a_k + y_ik) / (r_k + d_i). Measured at 3,600 x 19: 0.99 -> 0.66 ms per value
-    and gradient on one core. ``y`` is data (no gradient)."""
-    import jax
-    import jax.numpy as jnp
-
-    @jax.custom_vjp
-    def total(a, r, d, y):
-        return jnp.sum((a + y) * jnp.log(r + d[:, None]))
-
-    def forward(a, r, d, y):
-        return total(a, r, d, y), (a, r, d, y)
-
-    def backward(saved, g):
-        a, r, d, y = saved
-        log_sum = jnp.sum(jnp.log(r[:, None] + d[None, :]), axis=1)
-        w = (a + y) / (r + d[:, None])
-        return g * log_sum, g * jnp.sum(w, axis=0), g * jnp.sum(w, axis=1), None
-
-    total.defvjp(forward, backward)
-    return total
 
 
 def count_tails(counts: np.ndarray, width: int | None = None) -> np.ndarray:
@@ -397,7 +364,6 @@ class MaltielModel:
         seed: int = 0,
         target_accept: float = 0.8,
         max_tree_depth: int = 10,
-        warmup_max_tree_depth: int | None = None,
         sums: Mapping[str, Sequence[str]] | None = None,
         ratios: Mapping[str, tuple[str, str]] | None = None,
         ppc_draws: int = 200,
@@ -417,7 +383,7 @@ class MaltielModel:
         draws_obj = sample_nuts(
             self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
-            warmup_max_tree_depth=warmup_max_tree_depth, init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model",
+            init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model",
         )
         return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
                               ppc_draws=ppc_draws, min_ess=min_ess, seed=seed)
