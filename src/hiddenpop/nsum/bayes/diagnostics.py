@@ -101,17 +101,6 @@ def _z_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scores.reshape(values.shape), ordered
 
 
-def _quantile_sorted(ordered: np.ndarray, prob: float) -> np.ndarray:
-    """``np.quantile(x, prob, axis=1)`` (linear interpolation) of rows already sorted, with numpy's formula."""
-    position = prob * (ordered.shape[1] - 1)
-    low = int(np.floor(position))
-    high = min(low + 1, ordered.shape[1] - 1)
-    frac = position - low
-    below, above = ordered[:, low], ordered[:, high]
-    diff = above - below
-    return above - diff * (1.0 - frac) if frac >= 0.5 else below + diff * frac
-
-
 def _split_rhat(values: np.ndarray) -> np.ndarray:
     draws = values.shape[2]
     chain_mean = values.mean(axis=2)
@@ -194,8 +183,7 @@ def _geyer_tau(acov: np.ndarray, block: np.ndarray, n_draw: int) -> tuple[np.nda
     even = pairs[np.arange(n_param), first, 0]
     tail_term = np.where((even > 0) | (sums[np.arange(n_param), first] >= 0), even, 0.0)
     tau = -1.0 + 2.0 * np.sum(np.where(keep, monotone, 0.0), axis=1) + tail_term
-    done = stopped | complete if last > 0 else np.full(n_param, complete)
-    return tau, done
+    return tau, stopped | complete
 
 
 def rhat_ess_many(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,16 +218,13 @@ def _rhat_ess_block(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         return results
     split = _split(values)
     z_split, ordered = _z_scale(split)
-    middle = ordered.shape[1] // 2  # the median as np.median takes it
-    median = ordered[:, middle] if ordered.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2.0
+    median = np.median(ordered, axis=1)  # quantiles of rows already sorted cost one pass
     rhat = np.maximum(_split_rhat(z_split), _split_rhat(_z_scale(np.abs(split - median[:, None, None]))[0]))
     bulk = _ess(z_split)
-    even = n_draw % 2 == 0  # then the split keeps every draw and its sorted rows serve the quantiles
-    flat = values.reshape(len(values), -1)
-    tails = []
-    for prob in (0.05, 0.95):
-        cut = _quantile_sorted(ordered, prob) if even else np.quantile(flat, prob, axis=1)
-        tails.append(_ess(_split((values <= cut[:, None, None]).astype(float))))
+    # with an even number of draws the split keeps every draw, so its sorted rows serve the tail quantiles too
+    pool = ordered if n_draw % 2 == 0 else values.reshape(len(values), -1)
+    tails = [_ess(_split((values <= cut[:, None, None]).astype(float)))
+             for cut in np.quantile(pool, (0.05, 0.95), axis=1)]
     if n_chain < 2:  # R-hat compares chains (ArviZ's convention: undefined for one chain)
         rhat = np.full(n_param, np.nan)
     return rhat, bulk, np.minimum(*tails)
