@@ -3,10 +3,11 @@
 Simulated survey with the Study 2 shape (3,600 respondents x 19 groups: 11 occupations + 4 child age bands known,
 4 hidden groups), barrier effects (rho = 0.02) and transmission tau = 0.5; the model gets a Beta(10, 10) tau
 prior. Prints wall time, minimum bulk ESS, ESS per second and the largest R-hat for 4 chains x 1,000 draws
-(1,000 warmup), and the per-iteration cost of the same model with respondent-level latent probabilities q_ik
+(500 warmup, trees capped at depth 4 during warmup), and the per-iteration cost of the same model with respondent-level latent probabilities q_ik
 (the NSUM package's formulation, 3,600 x 19 extra parameters) against the marginalised beta-binomial.
 
-    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 1000] [--skip-full]
+    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full]
+        [--compilation-cache DIR]   (run twice with the same DIR to see a warm start, as the CLI's second run)
 
 Run it on an otherwise idle machine: timings on shared cores are pessimistic.
 """
@@ -29,9 +30,15 @@ def main() -> None:
     parser.add_argument("--max-tree-depth", type=int, default=6,
                         help="cap on the NUTS tree (63 steps; never reached here, but the sampler's per-step "
                         "bookkeeping grows with it)")
+    parser.add_argument("--warmup-max-tree-depth", type=int, default=4,
+                        help="cap on the tree during warmup only (15 steps; warmup otherwise builds 30-60-step trees "
+                        "while the mass matrix is still the identity)")
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--skip-full", action="store_true", help="only the per-iteration comparison")
+    parser.add_argument("--compilation-cache", metavar="DIR",
+                        help="keep compiled samplers in DIR (the CLI keeps them in ~/.cache/hiddenpop/jax); default: "
+                        "none, so every run compiles")
     args = parser.parse_args()
 
     import numpyro
@@ -41,10 +48,12 @@ def main() -> None:
     import numpy as np
 
     from hiddenpop.nsum.bayes import CombinedModel, Priors
-    from hiddenpop.nsum.bayes._common import from_ard
+    from hiddenpop.nsum.bayes._common import enable_compilation_cache, from_ard
     from hiddenpop.nsum.bayes._maltiel import model_arrays
     from hiddenpop.simulate.ard import simulate_study2_ard
 
+    if args.compilation_cache:
+        print(f"compilation cache: {enable_compilation_cache(args.compilation_cache)}")
     sim = simulate_study2_ard(seed=args.seed, barrier_rho=0.02, transmission=0.5)
     data = from_ard(sim.ard)
     print(f"survey: {data.n_respondents} respondents x {len(data.groups)} groups "
@@ -52,18 +61,27 @@ def main() -> None:
     model = CombinedModel(Priors(tau=(10.0, 10.0)), likelihood=args.likelihood)
 
     if not args.skip_full:
+        cpu_before = _cpu_times()
         start = time.perf_counter()
         fit = model.fit(data, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                         target_accept=args.target_accept, max_tree_depth=args.max_tree_depth,
+                        warmup_max_tree_depth=args.warmup_max_tree_depth,
                         sums={"victims": ["child_nonlive", "child_livestream"],
                               "traffickers": ["adult_nonlive", "adult_livestream"]},
                         ratios={"victims_per_trafficker": ("victims", "traffickers")}, quiet=False)
         wall = time.perf_counter() - start
+        cpu_after = _cpu_times()
         d = fit.diagnostics
         print(f"combined model ({args.likelihood}), {args.chains} chains x {args.draws} draws (+{args.warmup} warmup), "
-              f"target_accept {args.target_accept}, max_tree_depth {args.max_tree_depth}")
+              f"target_accept {args.target_accept}, max_tree_depth {args.max_tree_depth} "
+              f"(warmup {args.warmup_max_tree_depth})")
         print(f"  wall time (incl. compile and summaries): {wall:.1f} s; sampling incl. compile: "
               f"{d['seconds_sampling']:.1f} s")
+        if cpu_before and cpu_after:
+            used = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
+            total = sum(used.values()) or 1
+            print(f"  machine during the fit: {100 * used['steal'] / total:.0f}% of CPU time stolen by the hypervisor, "
+                  f"{100 * used['idle'] / total:.0f}% idle (compilation and parts of the summaries use one core)")
         print(f"  min bulk ESS {d['min_ess_bulk']:.0f} ({d['min_ess_bulk_parameter']}); min tail ESS "
               f"{d['min_ess_tail']:.0f}; ESS/s (min bulk / wall) {d['min_ess_bulk'] / wall:.1f}")
         print(f"  max R-hat {d['max_rhat']:.4f} ({d['max_rhat_parameter']}); divergences {d['divergences']}; "
@@ -104,6 +122,18 @@ def main() -> None:
         print("  (the latent formulations are charged the marginalised model's measured steps per iteration: a lower "
               "bound, since 68,400 more parameters need smaller steps)")
     print("(timings on shared CPU cores are pessimistic)", file=sys.stderr)
+
+
+def _cpu_times() -> dict[str, int] | None:
+    """Machine-wide CPU time counters from /proc/stat (Linux), to report how much the hypervisor took: on shared
+    virtual machines stolen time, not the code, explains most run-to-run variation."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()[1:9]
+    except OSError:
+        return None
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return dict(zip(names, (int(v) for v in fields), strict=True))
 
 
 def _gradient_seconds(jax, density, arrays, repeats: int = 30) -> float:

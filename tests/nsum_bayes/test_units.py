@@ -142,6 +142,57 @@ def test_poisson_log_density_from_sufficient_statistics_matches_cell_by_cell(bar
     assert _potential(model, data, z) == pytest.approx(loglik + prior, rel=1e-10)
 
 
+def test_cell_log_sum_value_and_hand_written_gradient():
+    """The per-cell term of the gamma-Poisson model has a hand-written gradient (for speed); it must equal the value
+    and the automatic gradient of the plain expression, also when vectorised over chains, from moderate r down to
+    the Poisson limit (s = 1/r as small as 1e-15)."""
+    import jax
+    import jax.numpy as jnp
+
+    from hiddenpop.nsum.bayes._maltiel import cell_log_sum
+
+    rng = np.random.default_rng(5)
+    n, k = 40, 6
+    a = rng.uniform(0.01, 3, (2, k))  # two "chains"
+    s = np.vstack([1 / rng.uniform(0.5, 1e4, k), 10.0 ** -rng.uniform(3, 15, k)])
+    d, y = rng.lognormal(4, 1, (2, n)), rng.poisson(3, (n, k)).astype(float)
+    with jax.enable_x64(True):
+        plain = lambda a, s, d, y: jnp.sum((a + y) * jnp.log1p(d[:, None] * s))  # noqa: E731
+        expected = np.sum((a[0] + y) * np.log1p(s[0] * d[0][:, None]))
+        assert float(cell_log_sum()(a[0], s[0], d[0], y)) == pytest.approx(expected, rel=1e-13)
+        want = jax.vmap(jax.value_and_grad(plain, argnums=(0, 1, 2)), in_axes=(0, 0, 0, None))(a, s, d, y)
+        got = jax.jit(jax.vmap(jax.value_and_grad(cell_log_sum(), argnums=(0, 1, 2)), in_axes=(0, 0, 0, None)))(
+            a, s, d, y)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
+        for mine, reference in zip(got[1], want[1], strict=True):
+            np.testing.assert_allclose(mine, reference, rtol=1e-12)
+        assert jax.grad(cell_log_sum(), argnums=3)(a[0], s[0], d[0], y).shape == y.shape  # data: zero cotangent
+        assert not np.any(jax.grad(cell_log_sum(), argnums=3)(a[0], s[0], d[0], y))
+
+
+@pytest.mark.parametrize("name", ["barrier", "combined"])
+def test_poisson_barrier_gradient_matches_central_differences(name):
+    """The whole log posterior's gradient (through the hand-written per-cell gradient) against central differences
+    in every coordinate."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    frame = _frame()
+    frame.loc[1, "h"] = 4
+    data = prepare_data(frame, KNOWN, 1e6)
+    model = (BarrierModel if name == "barrier" else CombinedModel)(likelihood="poisson")
+    density = model.numpyro_model(data)
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        arrays = {k: jax.numpy.asarray(v) for k, v in model_arrays(data, model.priors).items()}
+        z = {k: rng.normal(0, 0.5, s) + (4.0 if k == "log_degree_raw" else 0.0) for k, s in density.shapes.items()}
+        flat, unravel = ravel_pytree({k: jax.numpy.asarray(v) for k, v in z.items()})
+        f = jax.jit(lambda v: density.log_density(unravel(v), arrays))
+        grad = np.asarray(jax.jit(jax.grad(lambda v: density.log_density(unravel(v), arrays)))(flat))
+        step = 1e-6
+        basis = np.eye(flat.size) * step
+        numeric = np.array([(float(f(flat + e)) - float(f(flat - e))) / (2 * step) for e in basis])
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
 def _value_and_gradient(model, data, z):
     import jax
 
@@ -443,20 +494,31 @@ def _normal_density():
 
 @pytest.mark.parametrize(("replicates", "chains"), [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (3, 1), (3, 2)])
 def test_sample_nuts_keeps_replicates_and_chains_in_order(replicates, chains):
-    """Chains are spread over devices (pmap) and vectorised within a device (vmap), depending on the chain count
-    and the devices; every layout must hand back each replicate's chains in order, with the right shapes.
-    Replicate r targets N(10 r, 1), so any mix-up moves a chain's mean by 10."""
+    """Chains are laid out over devices (pmap), vectorised within a device (vmap) or neither, depending on the
+    chain count and the devices; every layout must hand back each replicate's chains in order, with the right
+    shapes. Replicate r targets N(10 r, 1), so any mix-up moves a chain's mean by 10."""
     from hiddenpop.nsum.bayes._common import sample_nuts
 
     batched = replicates > 1
     data = {"m": 10.0 * np.arange(replicates)} if batched else {"m": np.float64(0.0)}
-    out = sample_nuts(_normal_density(), data, chains=chains, warmup=150, draws=300, seed=4, batched=batched)
+    out = sample_nuts(_normal_density(), data, chains=chains, warmup=150, draws=300, seed=4, batched=batched,
+                      warmup_max_tree_depth=3)
     fits = out if batched else [out]
     assert len(fits) == replicates
     for r, fit in enumerate(fits):
         assert fit.samples["x"].shape == (chains, 300)
         assert fit.diverging.shape == fit.num_steps.shape == (chains, 300)
         np.testing.assert_allclose(fit.samples["x"].mean(axis=1), 10.0 * r, atol=0.4)
+        assert fit.settings["warmup_max_tree_depth"] == 3 and fit.settings["max_tree_depth"] == 10
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_sample_nuts_rejects_bad_tree_depths(bad):
+    from hiddenpop.nsum.bayes._common import sample_nuts
+
+    for option in ("max_tree_depth", "warmup_max_tree_depth"):
+        with pytest.raises(ConfigError, match=option):
+            sample_nuts(_normal_density(), {"m": np.float64(0.0)}, chains=1, warmup=5, draws=5, **{option: bad})
 
 
 def test_ess_from_leading_lags_equals_full_fft(monkeypatch):

@@ -39,7 +39,8 @@ Gamma with the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -207,7 +208,7 @@ def build_model(
         a = prob / inv_r
         offsets = jnp.arange(data["tail"].shape[-1], dtype=a.dtype)
         return (
-            -jnp.sum((a + y) * jnp.log1p(d * inv_r))
+            -cell_log_sum()(a, inv_r, d[:, 0], y)
             + jnp.dot(data["row_totals"], log_d)
             + jnp.dot(data["col_totals"], jnp.log(prob))
             + jnp.sum(data["tail"] * jnp.log1p(offsets[None, :] / a[:, None]))
@@ -223,6 +224,38 @@ def build_model(
         return out
 
     return Density(shapes=shapes, log_density=log_density, constrain=constrain)
+
+
+@functools.cache
+def cell_log_sum() -> Callable[..., Any]:
+    """f(a, s, d, y) = sum_ik (a_k + y_ik) log(1 + d_i s_k), s_k = 1 / r_k: the only per-cell term of the
+    gamma-Poisson model, with its gradient written out (``jax.custom_vjp``).
+
+    Why: XLA on CPU evaluates a logarithm about five times faster inside a single-output reduction (vectorised)
+    than in an elementwise loop that stores its result. Differentiated automatically, the logarithm is stored
+    once and read by two reductions (the value, and the gradient in a_k), so every step paid the slow path. Here
+    the value is one reduction and the gradient recomputes the logarithms in a second one (transposed, so XLA
+    does not merge the two), plus one division per cell: a_k: sum_i log(1 + d_i s_k); s_k: sum_i w_ik d_i;
+    d_i: sum_k w_ik s_k, with w_ik = (a_k + y_ik) / (1 + d_i s_k). log1p, not log(r_k + d_i) - log(r_k): see
+    ``_negative_binomial_total``. ``y`` is data (no gradient)."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_vjp
+    def total(a, s, d, y):
+        return jnp.sum((a + y) * jnp.log1p(d[:, None] * s))
+
+    def forward(a, s, d, y):
+        return total(a, s, d, y), (a, s, d, y)
+
+    def backward(saved, g):
+        a, s, d, y = saved
+        log_sum = jnp.sum(jnp.log1p(s[:, None] * d[None, :]), axis=1)
+        w = (a + y) / (1.0 + d[:, None] * s)
+        return g * log_sum, g * jnp.sum(w * d[:, None], axis=0), g * jnp.sum(w * s, axis=1), None
+
+    total.defvjp(forward, backward)
+    return total
 
 
 def log_gamma_shift(x: Any, h: Any, switch: float = 30.0) -> Any:
@@ -401,6 +434,7 @@ class MaltielModel:
         seed: int = 0,
         target_accept: float = 0.8,
         max_tree_depth: int = 10,
+        warmup_max_tree_depth: int | None = None,
         sums: Mapping[str, Sequence[str]] | None = None,
         ratios: Mapping[str, tuple[str, str]] | None = None,
         ppc_draws: int = 200,
@@ -420,7 +454,7 @@ class MaltielModel:
         draws_obj = sample_nuts(
             self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
-            init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model",
+            warmup_max_tree_depth=warmup_max_tree_depth, init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model",
         )
         return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
                               ppc_draws=ppc_draws, min_ess=min_ess, seed=seed)
