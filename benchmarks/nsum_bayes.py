@@ -3,8 +3,9 @@
 Simulated survey with the Study 2 shape (3,600 respondents x 19 groups: 11 occupations + 4 child age bands known,
 4 hidden groups), barrier effects (rho = 0.02) and transmission tau = 0.5; the model gets a Beta(10, 10) tau
 prior. Prints wall time, minimum bulk ESS, ESS per second and the largest R-hat for 4 chains x 1,000 draws
-(500 warmup, trees capped at depth 4 during warmup), and the per-iteration cost of the same model with respondent-level latent probabilities q_ik
-(the NSUM package's formulation, 3,600 x 19 extra parameters) against the marginalised beta-binomial.
+(500 warmup, trees capped at depth 4 during warmup), and the per-iteration cost of the same model with
+respondent-level latent probabilities q_ik (the NSUM package's formulation, 3,600 x 19 extra parameters) against
+the marginalised beta-binomial.
 
     .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full]
         [--compilation-cache DIR]   (run twice with the same DIR to see a warm start, as the CLI's second run)

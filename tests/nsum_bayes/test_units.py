@@ -65,13 +65,20 @@ def test_priors_validated():
 
 
 # ---------------------------------------------------------------- log densities against closed forms
-def _potential(model, data, z):
+def _value_and_gradient(model, data, z):
+    """The model's log density (unconstrained scale) at z, and its gradient, in 64-bit."""
     import jax
 
     density = model.numpyro_model(data)
     with jax.enable_x64(True):
         arrays = {k: jax.numpy.asarray(v) for k, v in model_arrays(data, model.priors).items()}
-        return float(jax.jit(density.log_density)({k: jax.numpy.asarray(v) for k, v in z.items()}, arrays))
+        value, gradient = jax.jit(jax.value_and_grad(density.log_density))(
+            {k: jax.numpy.asarray(v, dtype=float) for k, v in z.items()}, arrays)
+    return float(value), {k: np.asarray(v) for k, v in gradient.items()}
+
+
+def _potential(model, data, z):
+    return _value_and_gradient(model, data, z)[0]
 
 
 def test_barrier_log_density_is_beta_binomial_with_continuous_degree():
@@ -193,17 +200,6 @@ def test_poisson_barrier_gradient_matches_central_differences(name):
         basis = np.eye(flat.size) * step
         numeric = np.array([(float(f(flat + e)) - float(f(flat - e))) / (2 * step) for e in basis])
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
-def _value_and_gradient(model, data, z):
-    import jax
-
-    density = model.numpyro_model(data)
-    with jax.enable_x64(True):
-        arrays = {k: jax.numpy.asarray(v) for k, v in model_arrays(data, model.priors).items()}
-        value, gradient = jax.jit(jax.value_and_grad(density.log_density))(
-            {k: jax.numpy.asarray(v, dtype=float) for k, v in z.items()}, arrays)
-    return float(value), {k: np.asarray(v) for k, v in gradient.items()}
-
-
 @pytest.mark.parametrize("likelihood", ["poisson", "binomial"])
 @pytest.mark.parametrize("logit_rho", [-30.0, -35.0, -40.0])
 def test_barrier_likelihood_reaches_its_no_barrier_limit_without_rounding_noise(likelihood, logit_rho):

@@ -263,11 +263,11 @@ def log_gamma_shift(x: Any, h: Any, switch: float = 30.0) -> Any:
 
     Evaluated directly for x <= ``switch``; above it from Stirling's series, as
     (x + h - 1/2) log(1 + h/x) - h + c(x + h) - c(x), with c(z) = 1/(12 z) - 1/(360 z^3) + 1/(1260 z^5)
-    - 1/(1680 z^7) (the next term is below 1e-16 for z > 30). Absolute error about 1e-16 (1 + h + x log x)
-    below the switch and 1e-16 (1 + h) above it. The direct difference of two log-gamma values of size
-    x log x loses x log x * 1e-16 to rounding: in the beta-binomial at rho = 1e-15 (x = 1e15) the log density
-    was off by 2.6 and its gradient in logit(rho) had the wrong sign. This form goes to 0 as x -> inf, the
-    binomial limit."""
+    - 1/(1680 z^7) (the next term is below 1e-16 for z > 30). Measured error (against the finite product, on a
+    grid of x from 1e-3 to 1e30): at most 1.4e-15 (1 + h + |value| + x log x), the last term only below the
+    switch. The direct difference of two log-gamma values of size x log x loses x log x * 1e-16 to rounding: in
+    the beta-binomial at rho = 1e-15 (x = 1e15) the log density was off by 2.6 and its gradient in logit(rho) had
+    the wrong sign. This form goes to 0 as x -> inf, the binomial limit."""
     import jax.numpy as jnp
     from jax.scipy.special import gammaln
 
@@ -454,7 +454,8 @@ class MaltielModel:
         draws_obj = sample_nuts(
             self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
-            warmup_max_tree_depth=warmup_max_tree_depth, init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model",
+            warmup_max_tree_depth=warmup_max_tree_depth, init_values=self.initial_values(data), quiet=quiet,
+            description=f"{self.name} model",
         )
         return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
                               ppc_draws=ppc_draws, min_ess=min_ess, seed=seed)
