@@ -508,6 +508,35 @@ def test_sample_nuts_keeps_replicates_and_chains_in_order(replicates, chains):
         assert fit.settings["warmup_max_tree_depth"] == 3 and fit.settings["max_tree_depth"] == 10
 
 
+@pytest.mark.parametrize(("replicates", "chains"), [(1, 1), (1, 3), (2, 2)])
+def test_progress_bar_hears_every_chain_and_changes_no_draw(monkeypatch, replicates, chains):
+    """The progress bar is advanced from inside the compiled sampler (a host callback per chain every
+    ``every`` iterations), in every device layout. Every chain must report every ``every`` iterations, the bar
+    must end at the total, and the draws must equal a quiet run's (the callback touches no random state)."""
+    from hiddenpop.nsum.bayes import _common
+
+    calls: list[int] = []
+    completed: list[int] = []
+    original = _common._Bar.tick
+
+    def spy(self, iteration):
+        original(self, iteration)
+        calls.append(self._ticks)
+        completed.append(self._ticks * self.every // self.chains)
+
+    monkeypatch.setattr(_common._Bar, "tick", spy)
+    batched = replicates > 1
+    data = {"m": 10.0 * np.arange(replicates)} if batched else {"m": np.float64(0.0)}
+    kwargs = dict(chains=chains, warmup=100, draws=200, seed=3, batched=batched, warmup_max_tree_depth=3)
+    loud = _common.sample_nuts(_normal_density(), data, quiet=False, **kwargs)
+    every = max(1, 300 // 100)
+    assert max(calls) == replicates * chains * (300 // every)
+    assert max(completed) == 300
+    quiet = _common.sample_nuts(_normal_density(), data, quiet=True, **kwargs)
+    for a, b in zip(loud if batched else [loud], quiet if batched else [quiet], strict=True):
+        np.testing.assert_array_equal(a.samples["x"], b.samples["x"])
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_sample_nuts_rejects_bad_tree_depths(bad):
     from hiddenpop.nsum.bayes._common import sample_nuts
