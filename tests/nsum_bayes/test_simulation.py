@@ -147,6 +147,8 @@ def test_recovers_generating_truth(model_name, likelihood):
             if name in fit.samples:
                 rhats.append(quantity_row(name, "sim", fit.samples[name])["rhat"])
     coverage = float(np.mean(covered))
+    print(f"{model_name} ({likelihood}): coverage {coverage:.2f}, max R-hat {max(rhats):.4f}, "
+          f"mean log error {np.mean(log_errors):+.3f}")  # shown with -s: the study's figures for notes
     assert 0.88 <= coverage <= 1.0, (model_name, coverage)
     assert max(rhats) <= 1.01, (model_name, max(rhats))
     # the posterior median is close to unbiased on the log scale (Monte Carlo sd of this mean ~ 0.02-0.05)

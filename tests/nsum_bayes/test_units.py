@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.nsum.bayes import BarrierModel, CombinedModel, DegreeModel, Priors, prepare_data
@@ -345,6 +345,60 @@ def test_predictive_checks_tables():
     g1 = root[root.group == "g1"]
     assert g1.observed.sum() == 4 and g1.expected.sum() == pytest.approx(4)
     assert g1[g1["count"] == ">=10"].observed.iloc[0] == 1
+
+
+def test_simulate_in_blocks_is_ordered_reproducible_and_machine_independent(monkeypatch):
+    """Blocks come back in row order, each from its own child generator; the draws depend on the seed only, not
+    on how many threads the machine lends (one core gives the same numbers as two)."""
+    import os
+
+    from hiddenpop.nsum.bayes import diagnostics
+
+    def block(generator, rows):
+        return np.column_stack([rows, generator.standard_normal(len(rows))])
+
+    first = diagnostics.simulate_in_blocks(np.random.default_rng(5), 10, block)
+    np.testing.assert_array_equal(first[:, 0], np.arange(10))
+    assert len(np.unique(first[:, 1])) == 10  # no block repeats another's stream
+    np.testing.assert_array_equal(first, diagnostics.simulate_in_blocks(np.random.default_rng(5), 10, block))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    np.testing.assert_array_equal(first, diagnostics.simulate_in_blocks(np.random.default_rng(5), 10, block))
+    assert not np.array_equal(first, diagnostics.simulate_in_blocks(np.random.default_rng(6), 10, block))
+    assert diagnostics.simulate_in_blocks(np.random.default_rng(5), 2, block).shape == (2, 2)  # fewer rows than blocks
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "binomial"])
+def test_predictive_simulator_draws_from_the_combined_model(likelihood):
+    """Replicated counts have the model's mean d_i tau_k N_k / N and its over-dispersion: under the Poisson
+    likelihood var = m + m^2 / a_k (gamma-Poisson, a_k = tau_k p_k r_k), under the binomial
+    var = m (1 - q) (1 + (d_i - 1) rho_k) (beta-binomial), with r_k = 1/rho_k - 1, m = d_i q_k."""
+    counts = pd.DataFrame({"a": [5, 3, 0, 7], "b": [2, 1, 0, 3], "h": [1, 0, 0, 2]})
+    data = prepare_data(counts, KNOWN, 1e6)
+    # integer degrees (the binomial simulator rounds them) and shapes a_k >= 1, so the sample variance of 6,000
+    # replicates is itself within a few per cent
+    degree, size, tau, rho = np.array([150.0, 300.0, 600.0, 60.0]), 10_000.0, 0.5, np.array([0.02, 0.01, 0.004])
+    shape = (2, 3000)
+    draws = Draws(
+        samples={"degree": np.broadcast_to(degree, (*shape, 4)), "size": np.full((*shape, 1), size),
+                 "tau": np.full((*shape, 1), tau), "rho": np.broadcast_to(rho, (*shape, 3))},
+        diverging=np.zeros(shape, bool), energy=np.zeros(shape), num_steps=np.ones(shape), seconds=0.0,
+    )
+    model = CombinedModel(likelihood=likelihood)
+    replicated = model.predictive_simulator(data, draws, None, 6000)(np.random.default_rng(3))
+    assert replicated.shape == (6000, 4, 3)
+    q = np.array([KNOWN["a"] / 1e6, KNOWN["b"] / 1e6, tau * size / 1e6])
+    mean = degree[:, None] * q
+    r = 1 / rho - 1
+    if likelihood == "poisson":
+        variance = mean + mean**2 / (q * r)
+        zero = (1 + degree[:, None] / r) ** (-q * r)
+    else:
+        variance = mean * (1 - q) * (1 + (degree[:, None] - 1) * rho)
+        zero = np.exp(special.betaln(q * r, (1 - q) * r + degree[:, None]) - special.betaln(q * r, (1 - q) * r))
+    assert np.all(np.abs(replicated.mean(axis=0) - mean) < 4.5 * np.sqrt(variance / 6000))
+    share_zero = np.mean(replicated == 0, axis=0)
+    assert np.all(np.abs(share_zero - zero) < 4.5 * np.sqrt(zero * (1 - zero) / 6000) + 1e-12)
+    np.testing.assert_allclose(replicated.var(axis=0), variance, rtol=0.15)
 
 
 # ---------------------------------------------------------------- calibration

@@ -291,16 +291,6 @@ class Draws:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _chunk_size(warmup: int, draws: int, pieces: int) -> int:
-    common = math.gcd(warmup, draws) if warmup > 0 else draws
-    target = max(1, (warmup + draws) // max(pieces, 1))
-    best = 1
-    for candidate in range(1, common + 1):
-        if common % candidate == 0 and candidate <= target:
-            best = candidate
-    return best
-
-
 @dataclass(frozen=True)
 class Density:
     """A model as NUTS needs it: unconstrained parameter shapes, the log density (Jacobians included) and the
@@ -468,7 +458,8 @@ def _sample_nuts(
         return jax.pmap(fn, in_axes=in_axes) if use_devices > 1 else jax.jit(fn)
 
     data_in = lay_out(batch_data) if batched else batch_data
-    size = _chunk_size(warmup, draws, 1)
+    # the longest calls whose boundaries fall on the end of warmup (one compiled program serves both phases)
+    size = math.gcd(warmup, draws) if warmup > 0 else draws
     initialise = lift(init_one, (0, 0, data_axis))
     start_args = (lay_out(init_z), lay_out(chain_keys), data_in)
     advance = lift(lambda s, d: run_chunk(s, d, size), (0, data_axis))

@@ -29,6 +29,7 @@ import numpy as np
 
 from hiddenpop.nsum.bayes._common import BayesData, Density, Draws, Priors, quantity_row, uniform_interval
 from hiddenpop.nsum.bayes._maltiel import MaltielModel, _logit
+from hiddenpop.nsum.bayes.diagnostics import simulate_in_blocks
 
 
 def build_overdispersed(known_index: np.ndarray, n_respondents: int, n_groups: int) -> Density:
@@ -136,9 +137,12 @@ class OverdispersedModel(MaltielModel):
             degree = samples["degree"].reshape(total, -1)[pick][:, :, None]
             prob = (samples["size_all"].reshape(total, -1)[pick] / data.population)[:, None, :]
             omega = samples["omega"].reshape(total, -1)[pick][:, None, :]
-            mean = degree * prob
-            shape = mean / (omega - 1.0)
-            rate = rng.gamma(shape, omega - 1.0)
-            return rng.poisson(rate)
+            scale = omega - 1.0
+            shape = degree * prob / scale
+
+            def block(generator: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+                return generator.poisson(generator.gamma(shape[rows], scale[rows]))
+
+            return simulate_in_blocks(rng, len(pick), block)
 
         return simulate
