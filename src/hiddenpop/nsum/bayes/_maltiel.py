@@ -236,7 +236,9 @@ def cell_log_sum() -> Callable[..., Any]:
     once and read by two reductions (the value, and the gradient in a_k), so every step paid the slow path. Here
     the value is one reduction and the gradient recomputes the logarithms in a second one (transposed, so XLA
     does not merge the two), plus one division per cell: a_k: sum_i log(1 + d_i s_k); s_k: sum_i w_ik d_i;
-    d_i: sum_k w_ik s_k, with w_ik = (a_k + y_ik) / (1 + d_i s_k). log1p, not log(r_k + d_i) - log(r_k): see
+    d_i: sum_k w_ik s_k, with w_ik = (a_k + y_ik) / (1 + d_i s_k). Unlike the logarithm, w is worth storing: as
+    one array read by two matrix-vector products the value and gradient cost 0.53-0.70 ms instead of
+    0.80-0.96 ms (two fused reductions that each recomputed the division), one core, 3,600 x 19. log1p, not log(r_k + d_i) - log(r_k): see
     ``_negative_binomial_total``. ``y`` is data (no gradient)."""
     import jax
     import jax.numpy as jnp
@@ -251,8 +253,8 @@ def cell_log_sum() -> Callable[..., Any]:
     def backward(saved, g):
         a, s, d, y = saved
         log_sum = jnp.sum(jnp.log1p(s[:, None] * d[None, :]), axis=1)
-        w = (a + y) / (1.0 + d[:, None] * s)
-        return g * log_sum, g * jnp.sum(w * d[:, None], axis=0), g * jnp.sum(w * s, axis=1), None
+        w = (a + y) / (1.0 + d[:, None] * s)  # stored once, read by two matrix-vector products
+        return g * log_sum, g * (d @ w), g * (w @ s), None
 
     total.defvjp(forward, backward)
     return total
