@@ -562,6 +562,33 @@ def test_sample_nuts_keeps_replicates_and_chains_in_order(replicates, chains):
         assert fit.settings["warmup_max_tree_depth"] == 3 and fit.settings["max_tree_depth"] == 10
 
 
+def test_sample_nuts_unravels_every_parameter_to_its_own_place():
+    """NUTS runs on one flat vector; each named parameter (scalars, vectors, matrices, names out of order) must come
+    back with its own shape and its own target: element j of the flat vector targets N(10 j, 1)."""
+    import jax.numpy as jnp
+
+    from hiddenpop.nsum.bayes._common import Density, sample_nuts
+
+    shapes = {"zeta": (3,), "alpha": (), "mid": (2, 2)}
+    order = ["alpha", "mid", "zeta"]  # the flat layout is sorted by name
+    size = 1 + 4 + 3
+    target = 10.0 * np.arange(size)
+
+    def log_density(z, d):
+        flat = jnp.concatenate([jnp.reshape(z[name], (-1,)) for name in order])
+        return -0.5 * jnp.sum((flat - d["m"]) ** 2)
+
+    density = Density(shapes=shapes, log_density=log_density, constrain=lambda z, d: dict(z))
+    fit = sample_nuts(density, {"m": target}, chains=2, warmup=150, draws=300, seed=2, warmup_max_tree_depth=3)
+    start = 0
+    for name in order:
+        count = int(np.prod(shapes[name]))
+        assert fit.samples[name].shape == (2, 300, *shapes[name])
+        means = fit.samples[name].reshape(2, 300, -1).mean(axis=(0, 1))
+        np.testing.assert_allclose(means, target[start:start + count], atol=0.4)
+        start += count
+
+
 @pytest.mark.parametrize(("replicates", "chains"), [(1, 1), (1, 3), (2, 2)])
 def test_progress_bar_changes_no_draw(monkeypatch, replicates, chains):
     """With a progress bar the sampler runs in short calls (the bar advances between them), without one in a few
