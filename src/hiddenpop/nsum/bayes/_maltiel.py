@@ -166,7 +166,7 @@ def build_model(
             logp += jnp.sum(lj)
             out["rho"] = rho
             if likelihood == "poisson":
-                return out, logp + _negative_binomial_total(y, log_d, d, prob, rho / (1.0 - rho), data)
+                return out, logp + _negative_binomial_total(y, log_d, degree, prob, rho / (1.0 - rho), data)
             else:
                 # beta-binomial, log B(y + a, d - y + b) - log B(a, b) regrouped as the binomial kernel plus three
                 # log-gamma shifts that vanish as r -> inf (see log_gamma_shift)
@@ -191,7 +191,7 @@ def build_model(
             )
         return out, logp + jnp.sum(loglik)
 
-    def _negative_binomial_total(y, log_d, d, prob, inv_r, data):
+    def _negative_binomial_total(y, log_d, degree, prob, inv_r, data):
         """sum_ik log NB(y_ik; shape a_k, rate r_k / d_i) (the gamma-Poisson marginal, a_k = p_k r_k,
         inv_r = 1 / r_k = rho_k / (1 - rho_k)), computed as
 
@@ -208,7 +208,7 @@ def build_model(
         a = prob / inv_r
         offsets = jnp.arange(data["tail"].shape[-1], dtype=a.dtype)
         return (
-            -cell_log_sum()(a, inv_r, d[:, 0], y)
+            -cell_log_sum()(a, inv_r, degree, y)
             + jnp.dot(data["row_totals"], log_d)
             + jnp.dot(data["col_totals"], jnp.log(prob))
             + jnp.sum(data["tail"] * jnp.log1p(offsets[None, :] / a[:, None]))
@@ -590,16 +590,17 @@ class MaltielModel:
             binomial = self.likelihood == "binomial"
 
             def block(generator: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+                # each respondent's probability per group (Beta or Gamma around p with barriers), then the count
                 p, size = prob[rows], (len(rows), *shape)
-                if r is not None:
-                    rr = r[rows]
-                    if not binomial:
-                        return generator.poisson(d[rows] * generator.gamma(p * rr, 1.0 / rr, size=size))
-                    q = np.clip(generator.beta(p * rr, (1 - p) * rr, size=size), 0, 1)
+                if r is None:
+                    q = np.broadcast_to(p, size)
+                elif binomial:
+                    q = generator.beta(p * r[rows], (1 - p) * r[rows], size=size)
+                else:
+                    q = generator.gamma(p * r[rows], 1.0 / r[rows], size=size)
+                if binomial:
                     return generator.binomial(np.round(d[rows]).astype(np.int64), q)
-                if not binomial:
-                    return generator.poisson(d[rows] * p)
-                return generator.binomial(np.round(d[rows]).astype(np.int64), np.broadcast_to(p, size))
+                return generator.poisson(d[rows] * q)
 
             return simulate_in_blocks(rng, len(pick), block)
 
