@@ -3,9 +3,9 @@
 Each model is fitted to 50 simulated surveys (100 respondents, 6 known groups + 1 hidden group, N = 1e6) in ONE
 batched NUTS call (independent chains, step sizes and mass matrices per replicate). We check the 95% interval
 coverage of the hidden size (88-100%), R-hat <= 1.01 and the median's bias on the log scale.
-For the transmission model the truth tau is drawn from the prior the model is given, stratified over its quantiles
-(so coverage is the calibration the prior promises, estimated with less noise); the combined model also runs on barrier data with tau = 0.5 and a correct
-(centred) prior, as the issue asks.
+For the transmission model the truth tau is drawn from the prior the model is given, stratified over its
+quantiles (so coverage is the calibration the prior promises, estimated with less noise); the combined model also
+runs on barrier data with tau = 0.5 and a correct (centred) prior, as the issue asks.
 """
 
 from __future__ import annotations
