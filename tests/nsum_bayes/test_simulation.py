@@ -149,9 +149,12 @@ def test_recovers_generating_truth(model_name, likelihood):
     # Binomial combined: sigma (degree log-sd) sits near its prior bound 0.25 in some replicates and trades
     # off against the largest group's rho, so its bulk ESS fell to 400-450 of 3,200 draws and R-hat to 1.012
     # with agreeing chains; 1,600 draws gave the five worst replicates R-hat <= 1.003 (docs/methods/nsum-bayes.md)
-    draws = {"basic": 1200}.get(model_name, 800)
-    if (model_name, likelihood) == ("combined", "binomial"):
+    if model_name == "basic":
+        draws = 1200
+    elif (model_name, likelihood) == ("combined", "binomial"):
         draws = 1600
+    else:
+        draws = 800
     # max_tree_depth 6 (63 leapfrog steps) is far above the 15-31 these fits use; a lower cap keeps the batched
     # sampler's per-step bookkeeping (checkpoints per tree level, for 200 vectorised chains) small
     fits = sample_nuts(model.numpyro_model(datasets[0]), stacked, chains=4, warmup=300, draws=draws, seed=7,
