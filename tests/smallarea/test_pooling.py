@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from hiddenpop.smallarea import pooling
+from hiddenpop.smallarea import pooling, targets
 
 
 def _ring_neighbours(n: int) -> np.ndarray:
@@ -99,7 +99,7 @@ def test_zero_targets_are_excluded_and_reported(area_table):
     frame.loc[surveyed[:2], "target"] = 0.0
     table = AreaTable.from_frame(frame, id="area_id", target="target", target_se="target_se", region="region",
                                  covariates=area_table.covariates)
-    _, _, usable, notes = pooling._log_targets(table)
+    _, _, usable, notes = targets.log_targets(table)
     assert usable.sum() == surveyed.size - 2
     assert any("2 surveyed area(s) with a direct estimate of 0" in n for n in notes)
 

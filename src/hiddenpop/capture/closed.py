@@ -54,6 +54,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from hiddenpop.capture.histories import MAX_ENUMERATED_OCCASIONS, Histories, all_patterns
+from hiddenpop.capture.intervals import log_transformed_ci, wald_ci
 from hiddenpop.capture.loglinear import (
     _exp,
     closed_design,
@@ -177,15 +178,10 @@ class ClosedFit:
 
     def wald_ci(self, level: float = 0.95) -> tuple[float, float]:
         """N_hat -/+ z se (may go below n; use :meth:`log_ci`)."""
-        from statistics import NormalDist
-
-        z = NormalDist().inv_cdf(0.5 + level / 2)
-        return self.abundance - z * self.stderr, self.abundance + z * self.stderr
+        return wald_ci(self.abundance, self.stderr, level)
 
     def log_ci(self, level: float = 0.95) -> tuple[float, float]:
         """Chao (1987) log-transformed interval [n + (N-n)/C, n + (N-n) C], C = exp(z sqrt(log(1 + se^2/(N-n)^2)))."""
-        from hiddenpop.capture.closedforms import log_transformed_ci
-
         return log_transformed_ci(self.observed, self.abundance, self.stderr, level)
 
     def as_row(self) -> dict[str, Any]:

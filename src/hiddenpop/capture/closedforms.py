@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
-from hiddenpop.capture.histories import Histories
+from hiddenpop.capture.closed import fit_closed, parse_model
+from hiddenpop.capture.histories import Histories, all_patterns
+from hiddenpop.capture.intervals import log_transformed_ci
+from hiddenpop.capture.loglinear import closed_design, fit_poisson, heterogeneity_columns
+from hiddenpop.capture.sufficient import fit_mt_family, log_binomial
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.results import Estimates
 
@@ -46,22 +49,6 @@ class ClosedForm:
     lower: float = math.nan
     upper: float = math.nan
     level: float = 0.95
-
-
-def log_transformed_ci(observed: float, abundance: float, stderr: float, level: float = 0.95) -> tuple[float, float]:
-    """Chao (1987) log-transformed interval for N given the number seen ``observed``."""
-    _check_level(level)
-    unseen = abundance - observed
-    if not (unseen > 0 and math.isfinite(stderr) and stderr >= 0):
-        return (math.nan, math.nan)
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    c = math.exp(z * math.sqrt(math.log(1.0 + stderr**2 / unseen**2)))
-    return observed + unseen / c, observed + unseen * c
-
-
-def _check_level(level: float) -> None:
-    if not 0 < level < 1:
-        raise ConfigError(f"confidence level must be between 0 and 1 (e.g. 0.95), got {level}")
 
 
 def _with_ci(method: str, abundance: float, stderr: float, observed: float, level: float) -> ClosedForm:
@@ -146,7 +133,6 @@ def _estimates(forms: list[ClosedForm], warnings: list[str], settings: dict) -> 
 
 # ------------------------------------------------------------------------------------ closedp.bc
 def _mt_seber(histories: Histories) -> tuple[float, float]:
-    from hiddenpop.capture.closed import fit_closed
 
     t = int(histories.occasions)
     nj = histories.occasion_totals().astype(float)
@@ -180,7 +166,6 @@ def closedp_bc(histories: Histories, model: str, *, algorithm: str = "newton", l
     ``model``: "M0", "Mt", "Mh Chao" (closed form), "Mh Poisson2" / "Mh Darroch" / "Mh Gamma<theta>",
     "Mth Chao", "Mth Poisson2", "Mth Darroch", "Mb", "Mbh".
     """
-    from hiddenpop.capture.closed import parse_model
 
     spec = parse_model(model if model not in ("Mh Chao", "Mth Chao") else model + " (LB)")
     t = histories.occasions
@@ -211,7 +196,6 @@ def closedp_bc(histories: Histories, model: str, *, algorithm: str = "newton", l
 
 
 def _delta(spec, t: float) -> tuple[float, float, float]:
-    from hiddenpop.capture.loglinear import heterogeneity_columns
 
     if spec.base == "M0":
         return (-0.5, 1.0, 0.0)
@@ -228,9 +212,6 @@ def _delta(spec, t: float) -> tuple[float, float, float]:
 
 def _modified_fit(histories: Histories, spec, delta, algorithm: str) -> tuple[float, float]:
     """Refit after Y <- max(0, Y + delta_k): M0/Mh on f_k (Rcapture's .0 fit), Mth on the history cells."""
-    from hiddenpop.capture.histories import all_patterns
-    from hiddenpop.capture.loglinear import closed_design, fit_poisson, heterogeneity_columns
-    from hiddenpop.capture.sufficient import fit_mt_family, log_binomial
 
     t = histories.occasions
     n = histories.observed
@@ -281,7 +262,6 @@ def _modified_fit(histories: Histories, spec, delta, algorithm: str) -> tuple[fl
 
 def _behaviour_bc(histories: Histories, base: str, name: str, level: float, algorithm: str) -> ClosedForm:
     """Mb / Mbh bias correction: geometric regression of first captures u_j (+2, -1, -1 on the first three)."""
-    from hiddenpop.capture.loglinear import fit_poisson
 
     t = int(histories.occasions)
     if (base == "Mb" and t < 3) or (base == "Mbh" and t < 4):

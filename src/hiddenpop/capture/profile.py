@@ -27,8 +27,8 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import gammaln
 
-from hiddenpop.capture.closedforms import log_transformed_ci
 from hiddenpop.capture.histories import Histories
+from hiddenpop.capture.intervals import log_transformed_ci
 from hiddenpop.capture.loglinear import fit_poisson
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.results import Estimates

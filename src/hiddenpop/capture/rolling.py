@@ -62,8 +62,8 @@ def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT
                     seed: int | None = 1) -> dict:
     """One window: ``counts`` indexed by history code (length 2^K, entry 0 ignored). Returns a series row."""
     from hiddenpop.capture.closed import fit_closed
-    from hiddenpop.capture.closedforms import log_transformed_ci
     from hiddenpop.capture.histories import Histories
+    from hiddenpop.capture.intervals import log_transformed_ci
 
     name, spec = _resolve(estimator)
     counts = np.asarray(counts, dtype=np.int64)

@@ -57,10 +57,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hiddenpop.errors import ConfigError, ModelError
+from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.areas import AreaTable
-from hiddenpop.smallarea.pooling import _log_targets
+from hiddenpop.smallarea.targets import grouped_folds, log_targets
 
 LIGHTGBM_GRID = [
     {"num_leaves": leaves, "min_child_samples": child, "n_estimators": trees}
@@ -103,22 +103,6 @@ def _candidates(model: str, seed: int) -> list[tuple[dict[str, Any], Any]]:
     if model == "lightgbm":
         return [(params, _lightgbm(params, seed)) for params in LIGHTGBM_GRID]
     return [({"alpha": float(a)}, _ridge(float(a))) for a in RIDGE_ALPHAS]
-
-
-def grouped_folds(groups: np.ndarray | None, n: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Train/test index pairs; groups are kept whole (GroupKFold on shuffled group labels)."""
-    from sklearn.model_selection import GroupKFold, KFold
-
-    if groups is None:
-        return list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(n)))
-    labels = np.unique(groups)
-    if labels.size < 3:
-        raise ModelError(f"only {labels.size} groups among surveyed areas; grouped cross-validation needs at least 3")
-    folds = min(folds, labels.size)
-    rng = np.random.default_rng(seed)
-    relabel = dict(zip(labels, rng.permutation(labels.size), strict=True))
-    coded = np.array([relabel[g] for g in groups])
-    return list(GroupKFold(n_splits=folds).split(np.zeros(n), groups=coded))
 
 
 def _oof(estimator, x: np.ndarray, y: np.ndarray, splits) -> tuple[np.ndarray, list]:
@@ -240,7 +224,7 @@ def extrapolate(
     from mapie.regression import CrossConformalRegressor
     from sklearn.base import clone
 
-    y_log_all, s_log_all, usable, notes = _log_targets(areas)
+    y_log_all, s_log_all, usable, notes = log_targets(areas)
     index = np.flatnonzero(usable)
     x_all = areas.x()
     x, y = x_all[index], y_log_all[index]

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hiddenpop.errors import ConfigError, ModelError
+from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.areas import AreaTable
+from hiddenpop.smallarea.targets import grouped_folds, log_targets
 
 INTERCEPT_SD = 2.0
 ENGINES = ("importance", "nuts")
@@ -356,34 +357,6 @@ def _fit_pooled(
     )
 
 
-def _log_targets(areas: AreaTable) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[str]]:
-    """Log direct estimates, their log-scale SEs, the mask of areas entering the likelihood, and notes."""
-    y = areas.y()
-    se = areas.y_se()
-    surveyed = np.isfinite(y)
-    usable = surveyed & (y > 0)
-    notes = []
-    zero = surveyed & ~usable
-    if zero.any():
-        notes.append(
-            f"{int(zero.sum())} surveyed area(s) with a direct estimate of 0 left out of the likelihood (log scale); "
-            "they get model-based estimates like unsurveyed areas"
-        )
-    if se is not None:
-        bad = usable & ~(se > 0)
-        if bad.any():
-            notes.append(f"{int(bad.sum())} surveyed area(s) with standard error 0 left out of the likelihood "
-                         "(a zero SE claims an exact estimate)")
-            usable &= ~bad
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y_log = np.where(usable, np.log(np.where(usable, y, 1.0)), np.nan)
-        s_log = None if se is None else np.where(usable, se / np.where(usable, y, 1.0), np.nan)
-    if usable.sum() < 10:
-        raise ModelError(f"only {int(usable.sum())} areas have a positive direct estimate; the pooled model needs "
-                         "at least 10")
-    return y_log, s_log, usable, notes
-
-
 SAMPLING_VARIANCES = ("pooled", "gvf", "direct")
 
 
@@ -488,7 +461,7 @@ class PooledModel:
 
     def _targets(self, areas: AreaTable):
         """Log targets, log-scale sampling SDs (GVF-smoothed unless ``sampling_variance="direct"``), mask, notes."""
-        y_log, s_log, usable, notes = _log_targets(areas)
+        y_log, s_log, usable, notes = log_targets(areas)
         self.gvf = None
         if s_log is not None:
             s_log, self.gvf = smooth_sampling_variances(y_log, s_log, usable, areas.x(), self.sampling_variance)
@@ -637,7 +610,6 @@ def cross_validate_pooled(areas: AreaTable, model: PooledModel, *, folds: int = 
     posterior predictive of a new direct estimate (``theta_a`` plus sampling noise ``s_a``). Returns one table
     row (``method, n, folds, rmse_log, rmse, coverage, mean_width, level``) and the grouping used.
     """
-    from hiddenpop.smallarea.extrapolate import grouped_folds
 
     y_log, s_log, usable, _ = model._targets(areas)
     index = np.flatnonzero(usable)
