@@ -30,12 +30,14 @@ def test_closed_json_schema_and_numbers(cli):
     code, out, err = cli("capture", "closed", CAPTURE_DATA / "rcapture_hare.csv", "--format", "json", "--rcapture")
     assert code == 0, err
     payload = json.loads(out)
-    assert payload["observed"] == 68 and payload["occasions"] == 6
+    assert payload["diagnostics"]["observed"] == 68 and payload["diagnostics"]["occasions"] == 6
     fixture = load_fixture("capture_hare_closed.json")
-    assert [m["model"] for m in payload["models"]] == [m["model"] for m in fixture["models"]]
+    models = payload["tables"]["models"]
+    assert [m["model"] for m in models] == [m["model"] for m in fixture["models"]]
+    assert [row["method"] for row in payload["estimates"]] == [m["model"] for m in fixture["models"]]
     for key in ("f", "u", "v", "n"):
-        assert payload["descriptive"][key] == fixture["descriptive"][key]
-    for got, expected in zip(payload["models"], fixture["models"], strict=True):
+        assert [row[key] for row in payload["tables"]["descriptive"]] == fixture["descriptive"][key]
+    for got, expected in zip(models, fixture["models"], strict=True):
         assert set(got) >= {"model", "abundance", "stderr", "deviance", "df", "aic", "bic", "warnings"}
         assert abs(got["abundance"] - expected["abundance"]) <= 1e-6 * expected["abundance"]
         assert abs(got["stderr"] - expected["stderr"]) <= 1e-6 * expected["stderr"]
@@ -45,8 +47,8 @@ def test_closed_frequency_input_with_infinite_t(cli):
     code, out, err = cli("capture", "closed", CAPTURE_DATA / "rcapture_ill.csv", "--occasions", "inf", "--format", "json")
     assert code == 0, err
     payload = json.loads(out)
-    assert payload["occasions"] == "inf" and payload["observed"] == 1880
-    chao = next(m for m in payload["models"] if m["model"] == "Mh Chao (LB)")
+    assert payload["diagnostics"]["occasions"] == "inf" and payload["diagnostics"]["observed"] == 1880
+    chao = next(m for m in payload["tables"]["models"] if m["model"] == "Mh Chao (LB)")
     assert abs(chao["abundance"] - (1880 + 1645**2 / 366)) < 1e-6
 
 
@@ -55,8 +57,9 @@ def test_ci_json(cli):
     assert code == 0, err
     payload = json.loads(out)
     expected = next(r for r in load_fixture("capture_hare_extras.json")["profile_likelihood_ci_closedpCI"] if r["model"] == "M0")
-    assert payload["model"] == "M0" and payload["level"] == 0.95
-    assert abs(payload["lower"] - expected["lower95"]) < 0.01 and abs(payload["upper"] - expected["upper95"]) < 0.01
+    profile = next(r for r in payload["estimates"] if r["interval"] == "profile likelihood")
+    assert profile["method"] == "M0" and profile["level"] == 0.95
+    assert abs(profile["lower"] - expected["lower95"]) < 0.01 and abs(profile["upper"] - expected["upper95"]) < 0.01
 
 
 def test_errors_are_one_line_exit_2(run_cli, cli, tmp_path):

@@ -165,7 +165,7 @@ class Histories:
         ``occasions`` is t (an int >= 2 or ``math.inf``). k must be a positive integer <= t and appear once.
         ``count_label`` / ``nbcap_label`` are the file's column names, used in error messages.
         """
-        t = _parse_occasions(occasions, source)
+        t = parse_occasions(occasions, source)
         freq = np.asarray(frequencies, dtype=float)
         ks = np.arange(1, len(freq) + 1, dtype=float) if nbcap is None else np.asarray(nbcap, dtype=float)
         if ks.shape != freq.shape or freq.ndim != 1:
@@ -339,7 +339,8 @@ class Histories:
         return frame
 
 
-def _parse_occasions(occasions: float | str, source: str | None) -> float:
+def parse_occasions(occasions: float | str, source: str | None = None) -> float:
+    """The number of occasions t from a number or text: a whole number >= 2, or infinity ("inf")."""
     if isinstance(occasions, str):
         text = occasions.strip().lower()
         if text in ("inf", "infinity", "infinite"):
