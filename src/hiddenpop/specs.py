@@ -35,6 +35,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from hiddenpop.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_SEED",
+    "MAX_SEED",
     "REQUIRED",
     "OptionInfo",
     "cli_parameters",
@@ -43,12 +45,15 @@ __all__ = [
     "json_schema",
     "opt",
     "options_markdown",
+    "seed_option",
     "to_dict",
     "typer_command",
     "validate",
 ]
 
 _META = "hiddenpop"
+DEFAULT_SEED = 1  # the one default seed of every analysis that draws random numbers
+MAX_SEED = 2**32 - 1  # seeds are 32-bit unsigned, which every random generator used here accepts
 REQUIRED: Any = dataclasses.MISSING  # opt(REQUIRED, ...) declares an option without a default
 
 
@@ -108,6 +113,11 @@ def _unwrap(annotation: Any) -> tuple[Any, bool, bool]:
             raise TypeError(f"spec tuples are written tuple[T, ...], got {annotation!r}")
         annotation, multiple = args[0], True
     return annotation, optional, multiple
+
+
+def seed_option(help: str = "random seed (same seed, same numbers)") -> Any:
+    """The seed field every spec that draws random numbers declares: default DEFAULT_SEED, 0..MAX_SEED."""
+    return opt(DEFAULT_SEED, help, min=0, max=MAX_SEED)
 
 
 def fields_of(spec: type | Any) -> list[OptionInfo]:
