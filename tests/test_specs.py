@@ -143,7 +143,7 @@ SPEC_COMMANDS = _spec_commands()
 
 
 def test_spec_driven_commands_exist():
-    assert {"capture closed", "capture ci"} <= {path for path, _, _ in SPEC_COMMANDS}
+    assert {"capture closed", "capture ci", "capture mse", "capture coverage"} <= {path for path, _, _ in SPEC_COMMANDS}
 
 
 @pytest.mark.parametrize(("path", "command", "spec"), SPEC_COMMANDS, ids=[p for p, _, _ in SPEC_COMMANDS])
@@ -158,8 +158,14 @@ def test_every_spec_option_is_a_command_option_with_the_same_default_help_and_ch
         if not info.required:
             default = list(info.default) if isinstance(info.default, tuple) else info.default
             assert option.default == default or (default == [] and option.default is None)
+        if info.kind in (int, float) and not info.multiple and info.inclusive:
+            assert (option.min, option.max) == (info.min, info.max)
         if info.choices is not None:
-            assert list(option.type.choices) == list(info.choices)
+            required = [arg for other in fields_of(spec) if other.required and other.name != info.name
+                        for arg in (other.flag, other.choices[0] if other.choices else "x")]
+            result = CliRunner().invoke(app, [*path.split(), "no-such-file.csv", *required, info.flag, "bogus"])
+            assert result.exit_code == 2, result.output
+            assert all(choice in result.output for choice in info.choices), result.output
     interface = {"fmt", "out", "out_dir", "quiet", "force", "help"}  # how to write, never what to compute
     extra = set(options) - {info.name for info in fields_of(spec)} - interface
     assert not extra, f"{path}: options {sorted(extra)} are not declared in {spec.__name__}"

@@ -10,8 +10,8 @@ from refdata import CAPTURE_DATA, load_fixture
 
 MSE_KEYS = {
     "selected",
-    "abundance",
-    "stderr",
+    "estimate",
+    "se",
     "lower",
     "upper",
     "deviance",
@@ -28,11 +28,13 @@ def test_mse_json_uk(run_cli):
     done = run_cli("capture", "mse", CAPTURE_DATA / "mse_UKdat_5.csv", "--select", "aic", "--format", "json")
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert MSE_KEYS <= set(payload)
-    assert payload["selected"] == uk["selected_interactions_in_order"]
-    assert payload["abundance"] == pytest.approx(uk["expected"]["poisson_abundance"], rel=1e-6)
-    assert payload["procedure"] == "aic" and payload["threshold"] == 0.05
-    assert payload["lower"] == pytest.approx(uk["expected"]["lower95"], abs=0.5)
+    selected = payload["estimates"][0]
+    assert MSE_KEYS <= set(selected)
+    assert payload["diagnostics"]["selected"] == uk["selected_interactions_in_order"]
+    assert selected["estimate"] == pytest.approx(uk["expected"]["poisson_abundance"], rel=1e-6)
+    assert selected["procedure"] == "aic" and selected["threshold"] == 0.05
+    assert payload["settings"]["select"] == "aic" and payload["settings"]["p_threshold"] == 0.05
+    assert selected["lower"] == pytest.approx(uk["expected"]["lower95"], abs=0.5)
 
 
 def test_mse_bootstrap_json_is_seeded(run_cli):
@@ -41,11 +43,12 @@ def test_mse_bootstrap_json_is_seeded(run_cli):
     path = CAPTURE_DATA / "mse_Korea.csv"
     args = ["capture", "mse", path, "--select", "bic", "--bootstrap", "30", "--seed", "3", "--format", "json"]
     payload = json.loads(run_cli(*args, "--quiet").stdout)
+    selected = payload["estimates"][0]
     same = mse(path, "bic", bootstrap=30, seed=3).table.iloc[0]  # same seed in-process: same numbers
-    assert payload["lower"] == pytest.approx(same["lower"], rel=1e-12)
-    assert payload["upper"] == pytest.approx(same["upper"], rel=1e-12)
-    assert payload["bootstrap"]["replicates"] == 30 and payload["bootstrap"]["seed"] == 3
-    assert "BCa" in payload["interval"]
+    assert selected["lower"] == pytest.approx(same["lower"], rel=1e-12)
+    assert selected["upper"] == pytest.approx(same["upper"], rel=1e-12)
+    assert payload["settings"]["bootstrap"] == 30 and payload["settings"]["seed"] == 3 and payload["seed"] == 3
+    assert "BCa" in selected["interval"]
 
 
 def test_mse_table_and_csv(run_cli, tmp_path):
@@ -74,9 +77,9 @@ def test_coverage_json(run_cli):
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    methods = [row["method"] for row in payload["estimators"]]
+    methods = [row["method"] for row in payload["estimates"]]
     assert methods == ["Nhat-0 (Indep)", "Nhat (HSC)", "Nhat-1 (LSC)"]
-    assert payload["coverage"] == pytest.approx(0.513, abs=5e-4)
+    assert payload["diagnostics"]["coverage"] == pytest.approx(0.513, abs=5e-4)
     assert any("0.55" in w for w in payload["warnings"])
 
 

@@ -8,13 +8,16 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.analyses import ClosedSpec, IntervalSpec
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, emit
+from hiddenpop.capture.analyses import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec
+from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, QuietOption, emit, spinner
 from hiddenpop.specs import typer_command
 
 app = typer.Typer(no_args_is_help=True)
 
 FileArgument = Annotated[Path, typer.Argument(help="capture data: 0/1 rows, 0/1 patterns + count, or nbcap,freq")]
+ListsArgument = Annotated[
+    Path, typer.Argument(help="list data: one 0/1 column per list, plus a count column (freq/count/n) if aggregated")
+]
 
 
 def _parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
@@ -22,7 +25,9 @@ def _parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspec
 
 
 _FILE = [_parameter("file", FileArgument)]
+_LISTS = [_parameter("file", ListsArgument)]
 _OUTPUT = [_parameter("fmt", FormatOption, OutputFormat.table), _parameter("out", OutOption, None)]
+_QUIET = [_parameter("quiet", QuietOption, False)]
 
 
 def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None) -> None:
@@ -48,15 +53,41 @@ def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | 
     emit(result.to_dict(), fmt, out, table=table, title=f"{spec.model}, level {spec.level:g}")
 
 
+def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
+    """Multiple systems estimate with model selection; every number names its procedure and threshold."""
+    from hiddenpop.capture.analyses import mse_analysis
+    from hiddenpop.provenance import provenance
+
+    with spinner(f"selecting a model ({spec.select}) and fitting", quiet=quiet or spec.bootstrap == 0):
+        result = mse_analysis(file, spec)
+    result.provenance = provenance(inputs=[file], **result.settings)
+    columns = ["method", "selected", "estimate", "se", "lower", "upper", "level", "deviance", "df", "aic", "bic",
+               "interval"]
+    title = f"{int(result.table['observed'].iloc[0])} cases on {len(result.diagnostics['lists'])} lists"
+    emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
+
+
+def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | None) -> None:
+    """Sample-coverage estimators with bootstrap standard errors and log-transformed intervals."""
+    from hiddenpop.capture.analyses import coverage_analysis
+    from hiddenpop.provenance import provenance
+
+    result = coverage_analysis(file, spec)
+    result.provenance = provenance(inputs=[file], **result.settings)
+    columns = ["method", "estimate", "se", "lower", "upper", "level"]
+    title = f"sample coverage ({spec.kind}): Ĉ = {result.diagnostics['coverage']:.3f}"
+    emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
+
+
 app.command("closed")(typer_command(ClosedSpec, _closed, leading=_FILE, trailing=_OUTPUT, command="closed"))
 app.command("ci")(typer_command(IntervalSpec, _interval, leading=_FILE, trailing=_OUTPUT, command="ci"))
+app.command("mse")(typer_command(MSESpec, _mse, leading=_LISTS, trailing=_OUTPUT + _QUIET, command="mse"))
+app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, trailing=_OUTPUT, command="coverage"))
 
 
 def _register_subfamilies() -> None:
     from hiddenpop.capture.cli_events import register as register_events
-    from hiddenpop.capture.cli_lists import register as register_lists
 
-    register_lists(app)
     register_events(app)
 
 
