@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from cli_commands import spec_commands
 from hiddenpop.cli import app
 from hiddenpop.errors import ConfigError
 from hiddenpop.specs import (
@@ -113,33 +114,7 @@ def test_schema_and_docs_table_come_from_the_spec():
     assert all(f"`--{info.name}`" in table for info in fields_of(ToySpec))
 
 
-def _spec_commands() -> list[tuple[str, object, type]]:
-    """(command path, click command, spec) for every command whose function was built from a spec."""
-    callbacks = {}
-
-    def walk_typer(group: typer.Typer, path: str) -> None:
-        for info in group.registered_commands:
-            name = info.name or info.callback.__name__.replace("_", "-")
-            callbacks[f"{path} {name}".strip()] = info.callback
-        for sub in group.registered_groups:
-            walk_typer(sub.typer_instance, f"{path} {sub.name}".strip())
-
-    walk_typer(app, "")
-    commands = {}
-
-    def walk_click(command, path: str) -> None:
-        if hasattr(command, "commands"):  # a group (Typer 0.29 vendors its own click classes)
-            for name, sub in command.commands.items():
-                walk_click(sub, f"{path} {name}".strip())
-        else:
-            commands[path] = command
-
-    walk_click(typer.main.get_command(app), "")
-    return [(path, commands[path], callback.spec) for path, callback in sorted(callbacks.items())
-            if getattr(callback, "spec", None) is not None]
-
-
-SPEC_COMMANDS = _spec_commands()
+SPEC_COMMANDS = spec_commands()
 
 
 def test_spec_driven_commands_exist():

@@ -80,9 +80,16 @@ class OptionInfo:
     def describe_bounds(self) -> str:
         if self.min is None and self.max is None:
             return ""
-        low = "" if self.min is None else f"{self.min:g} {'<=' if self.inclusive else '<'} "
-        high = "" if self.max is None else f" {'<=' if self.inclusive else '<'} {self.max:g}"
+        low = "" if self.min is None else f"{_number(self.min)} {'<=' if self.inclusive else '<'} "
+        high = "" if self.max is None else f" {'<=' if self.inclusive else '<'} {_number(self.max)}"
         return f"{low}{self.name}{high}"
+
+
+def _number(value: float) -> str:
+    """A bound or value as people write it: whole numbers in full, others to 6 significant digits."""
+    if float(value).is_integer() and abs(value) < 1e18:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def opt(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -194,7 +201,7 @@ def _check_one(info: OptionInfo, value: Any, label: str) -> Any:
     low_ok = info.min is None or (value >= info.min if info.inclusive else value > info.min)
     high_ok = info.max is None or (value <= info.max if info.inclusive else value < info.max)
     if not (low_ok and high_ok):
-        raise ConfigError(f"{label} must satisfy {info.describe_bounds()}; got {value:g}")
+        raise ConfigError(f"{label} must satisfy {info.describe_bounds()}; got {_number(value)}")
     return value
 
 
@@ -320,11 +327,29 @@ def json_schema(spec_cls: type) -> dict[str, Any]:
     return schema
 
 
+_KIND_WORDS = {bool: "true or false", int: "whole number", float: "number", str: "text"}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
 def options_markdown(spec_cls: type) -> str:
     """The option table for the docs: study-file key, command-line flag, default, allowed values, meaning."""
     lines = ["| study-file key | command line | default | allowed | meaning |", "|---|---|---|---|---|"]
     for info in fields_of(spec_cls):
-        allowed = (", ".join(info.choices) if info.choices else info.describe_bounds()) or info.kind.__name__
-        default = "required" if info.required else "none" if info.default is None else repr(info.default)
+        if info.choices:
+            allowed = ", ".join(f"`{c}`" for c in info.choices)
+        else:
+            allowed = info.describe_bounds() or _KIND_WORDS[info.kind]
+        if info.multiple:
+            allowed = f"list of {allowed}"
+        default = "required" if info.required else "none" if info.default is None else f"`{_toml_value(info.default)}`"
         lines.append(f"| `{info.name}` | `{info.flag}` | {default} | {allowed} | {info.help} |")
     return "\n".join(lines) + "\n"
