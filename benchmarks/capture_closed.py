@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from hiddenpop.capture.closed import closedp
-from hiddenpop.capture.histories import Histories
+from hiddenpop.capture.closed.models import closedp
+from hiddenpop.capture.core.histories import Histories
 
 MTH_FAMILY = ("Mt", "Mth Chao (LB)", "Mth Poisson2", "Mth Darroch", "Mth Gamma3.5")
 REPEATS = 3
@@ -82,14 +82,14 @@ def main() -> None:
             + ")"
         )
         if t == 200:
-            from hiddenpop.capture.closed import fit_closed
+            from hiddenpop.capture.closed.models import fit_closed
 
             parts = []
             for m in MTH_FAMILY:
                 wall = median_time(lambda m=m, h=h: fit_closed(h, m))[0]
                 parts.append(f"{m} {wall:.3f} (CPU {LAST_CPU[0]:.3f})")
             print(f"          per model, s: {', '.join(parts)}")
-    from hiddenpop.capture.profile import profile_ci
+    from hiddenpop.capture.closed.profile import profile_ci
 
     h = simulate_mth(2000, 30, mean_captures=4.0, seed=30)
     elapsed, ci = median_time(lambda: profile_ci(h, "Mth Chao (LB)"))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hiddenpop.capture.coverage import sample_coverage
-from hiddenpop.capture.mse import mse
+from hiddenpop.capture.lists.coverage import sample_coverage
+from hiddenpop.capture.lists.models import mse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "capture" / "data"
 

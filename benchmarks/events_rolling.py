@@ -57,7 +57,7 @@ def generate(workdir: Path, rows: int, identifiers: int, files: int, seed: int) 
 
 
 def _config(threads: int | None, memory_limit: str | None, temp_dir: str | None) -> dict:
-    from hiddenpop.capture.events import engine_config
+    from hiddenpop.capture.events.reader import engine_config
 
     return engine_config(threads, memory_limit, temp_dir)
 
@@ -77,9 +77,9 @@ def stage_floor(paths: list[str], threads: int | None, memory_limit: str | None,
 
 def stage_pipeline(paths: list[str], threads: int | None, memory_limit: str | None, temp_dir: str | None,
                    estimator: str) -> dict:
-    from hiddenpop.capture.cleaning import CleaningRules
-    from hiddenpop.capture.events import read_events
-    from hiddenpop.capture.rolling import rolling_series, window_counts
+    from hiddenpop.capture.events.cleaning import CleaningRules
+    from hiddenpop.capture.events.reader import read_events
+    from hiddenpop.capture.events.rolling import rolling_series, window_counts
     from hiddenpop.privacy import Pseudonymiser
 
     key = Pseudonymiser(os.urandom(32))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hiddenpop import nsum
-from hiddenpop.capture.coverage import sample_coverage
+from hiddenpop.capture.lists.coverage import sample_coverage
 from hiddenpop.errors import ConfigError
 from hiddenpop.parallel import map_replicates, resolve_scheduler, spawn_seeds
 from hiddenpop.simulate.ard import simulate_ard

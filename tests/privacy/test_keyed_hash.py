@@ -46,7 +46,7 @@ def test_fast_hasher_equals_hmac(text):
 
 def test_duckdb_udf_uses_the_same_pseudonyms():
     pa = pytest.importorskip("pyarrow")
-    from hiddenpop.capture.events import pseudonym_udf
+    from hiddenpop.capture.events.reader import pseudonym_udf
     from hiddenpop.privacy import Pseudonymiser
 
     key = Pseudonymiser(KEY.encode())

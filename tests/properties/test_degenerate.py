@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from hiddenpop import nsum
-from hiddenpop.capture.closed import closedp, fit_closed
-from hiddenpop.capture.histories import Histories
-from hiddenpop.capture.mse import mse
+from hiddenpop.capture.closed.models import closedp, fit_closed
+from hiddenpop.capture.core.histories import Histories
+from hiddenpop.capture.lists.models import mse
 from hiddenpop.data import ARD, read_ard
 from hiddenpop.errors import DataError
 from hiddenpop.simulate.grid import parse_grid, run_grid

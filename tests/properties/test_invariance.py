@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hiddenpop import nsum
-from hiddenpop.capture.closed import fit_closed
-from hiddenpop.capture.histories import Histories
+from hiddenpop.capture.closed.models import fit_closed
+from hiddenpop.capture.core.histories import Histories
 from hiddenpop.data import ARD, read_table
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

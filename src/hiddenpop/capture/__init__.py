@@ -1,77 +1,61 @@
-"""Capture-recapture and multiple systems estimation.
+"""Capture-recapture and multiple systems estimation, in four rooms that import only downwards:
 
-Closed models (this package's core): :class:`Histories` (the input contract), :func:`closedp` (the 12
-Rcapture closed models in one comparison table), :func:`fit_closed` / :func:`fit_custom` (one model),
-:func:`profile_ci` / :func:`profile_ci_design` (profile-likelihood intervals), closed forms
-(:func:`chapman`, :func:`lincoln_petersen`, :func:`chao1987`, :func:`closedp_bc`), the shared Poisson
-log-linear engine :func:`fit_poisson`, multiple systems estimation (:func:`mse`, :func:`select_model`,
-:func:`check_extended_mle`) and sample coverage (:func:`sample_coverage`, :func:`coverage_mth`). Submodules are imported lazily so ``import hiddenpop`` stays fast.
+* :mod:`~hiddenpop.capture.core` -- :class:`Histories` (the input contract, one canonical pattern order), the
+  Poisson log-linear engine :func:`fit_poisson` and the interval helpers;
+* :mod:`~hiddenpop.capture.closed` -- the Rcapture closed family (:func:`closedp` compares every model,
+  :func:`fit_closed` / :func:`fit_custom` fit one), profile-likelihood intervals (:func:`profile_ci`), closed
+  forms (:func:`chapman`, :func:`lincoln_petersen`, :func:`chao1987`, :func:`closedp_bc`), descriptive statistics;
+* :mod:`~hiddenpop.capture.lists` -- multiple systems estimation (:func:`mse`, :func:`select_model`,
+  :func:`check_extended_mle`) and sample coverage (:func:`sample_coverage`, :func:`coverage_mth`);
+* :mod:`~hiddenpop.capture.events` -- report logs (:func:`read_events`, :class:`CleaningRules`), capture
+  occasions and rolling windows, open-population models (:func:`open_population`).
+
+:mod:`~hiddenpop.capture.analyses` holds the analyses as every interface runs them (options declared once).
+Names load on first use, so ``import hiddenpop.capture`` stays fast.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any
+from hiddenpop.lazy import lazy_exports
 
-_EXPORTS = {
-    "Histories": "hiddenpop.capture.histories",
-    "all_patterns": "hiddenpop.capture.histories",
-    "fit_poisson": "hiddenpop.capture.loglinear",
-    "closed_design": "hiddenpop.capture.loglinear",
-    "interaction_design": "hiddenpop.capture.loglinear",
-    "closedp": "hiddenpop.capture.closed",
-    "fit_closed": "hiddenpop.capture.closed",
-    "fit_custom": "hiddenpop.capture.closed",
-    "STANDARD_MODELS": "hiddenpop.capture.closed",
-    "profile_ci": "hiddenpop.capture.profile",
-    "profile_ci_design": "hiddenpop.capture.profile",
-    "chapman": "hiddenpop.capture.closedforms",
-    "lincoln_petersen": "hiddenpop.capture.closedforms",
-    "chao1987": "hiddenpop.capture.closedforms",
-    "chao_bias_corrected": "hiddenpop.capture.closedforms",
-    "closedp_bc": "hiddenpop.capture.closedforms",
-    "two_occasion": "hiddenpop.capture.closedforms",
-    "log_transformed_ci": "hiddenpop.capture.closedforms",
-    "descriptive": "hiddenpop.capture.descriptive",
-    "goodness_of_fit": "hiddenpop.capture.descriptive",
-    "first_capture_fit": "hiddenpop.capture.descriptive",
-    "fit_mt_family": "hiddenpop.capture.sufficient",
-    "read_events": "hiddenpop.capture.events",
-    "CleaningRules": "hiddenpop.capture.cleaning",
-    "plan_windows": "hiddenpop.capture.occasions",
-    "window_pattern_counts": "hiddenpop.capture.occasions",
-    "rolling_series": "hiddenpop.capture.rolling",
-    "report_series": "hiddenpop.capture.rolling",
-    "open_population": "hiddenpop.capture.open",
-    "mse": "hiddenpop.capture.mse",
-    "select_model": "hiddenpop.capture.mse",
-    "check_extended_mle": "hiddenpop.capture.mse",
-    "sample_coverage": "hiddenpop.capture.coverage",
-    "coverage_mth": "hiddenpop.capture.coverage",
-}
+_CORE = "hiddenpop.capture.core"
+_CLOSED = "hiddenpop.capture.closed"
+_LISTS = "hiddenpop.capture.lists"
+_EVENTS = "hiddenpop.capture.events"
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        module = importlib.import_module(_EXPORTS[name])
-        if module.__name__ == "hiddenpop.capture.mse":
-            # 'mse' names both the submodule and its main function, and importing the submodule binds the
-            # package attribute to the module; so the export is the module made callable as the function:
-            # capture.mse(data, select="aic") runs the estimator, capture.mse.NO_MLE etc. keep working
-            if not isinstance(module, _CallableModule):
-                module.__class__ = _CallableModule
-            if name == "mse":
-                return module
-        return getattr(module, name)
-    raise AttributeError(f"module 'hiddenpop.capture' has no attribute {name!r}")
-
-
-class _CallableModule(ModuleType):
-    """A module whose call runs its function of the same name (see ``__getattr__``)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__dict__[self.__name__.rsplit(".", 1)[-1]](*args, **kwargs)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "Histories": f"{_CORE}.histories",
+    "all_patterns": f"{_CORE}.histories",
+    "fit_poisson": f"{_CORE}.loglinear",
+    "closed_design": f"{_CORE}.loglinear",
+    "interaction_design": f"{_CORE}.loglinear",
+    "log_transformed_ci": f"{_CORE}.intervals",
+    "closedp": f"{_CLOSED}.models",
+    "fit_closed": f"{_CLOSED}.models",
+    "fit_custom": f"{_CLOSED}.models",
+    "STANDARD_MODELS": f"{_CLOSED}.models",
+    "profile_ci": f"{_CLOSED}.profile",
+    "profile_ci_design": f"{_CLOSED}.profile",
+    "chapman": f"{_CLOSED}.forms",
+    "lincoln_petersen": f"{_CLOSED}.forms",
+    "chao1987": f"{_CLOSED}.forms",
+    "chao_bias_corrected": f"{_CLOSED}.forms",
+    "closedp_bc": f"{_CLOSED}.forms",
+    "two_occasion": f"{_CLOSED}.forms",
+    "descriptive": f"{_CLOSED}.descriptive_stats",
+    "goodness_of_fit": f"{_CLOSED}.descriptive_stats",
+    "first_capture_fit": f"{_CLOSED}.descriptive_stats",
+    "fit_mt_family": f"{_CLOSED}.sufficient",
+    "mse": f"{_LISTS}.models",
+    "select_model": f"{_LISTS}.models",
+    "check_extended_mle": f"{_LISTS}.models",
+    "sample_coverage": f"{_LISTS}.coverage",
+    "coverage_mth": f"{_LISTS}.coverage",
+    "read_events": f"{_EVENTS}.reader",
+    "CleaningRules": f"{_EVENTS}.cleaning",
+    "plan_windows": f"{_EVENTS}.occasions",
+    "window_pattern_counts": f"{_EVENTS}.occasions",
+    "rolling_series": f"{_EVENTS}.rolling",
+    "report_series": f"{_EVENTS}.rolling",
+    "open_population": f"{_EVENTS}.open",
+})

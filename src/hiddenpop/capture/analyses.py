@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hiddenpop.capture.closed import closedp
-from hiddenpop.capture.coverage import coverage_mth, sample_coverage
-from hiddenpop.capture.descriptive import descriptive
-from hiddenpop.capture.histories import Histories, parse_occasions
-from hiddenpop.capture.mse import PROCEDURES, mse
-from hiddenpop.capture.profile import profile_ci
+from hiddenpop.capture.closed.descriptive_stats import descriptive
+from hiddenpop.capture.closed.models import closedp
+from hiddenpop.capture.closed.profile import profile_ci
+from hiddenpop.capture.core.histories import Histories, parse_occasions
+from hiddenpop.capture.lists.coverage import coverage_mth, sample_coverage
+from hiddenpop.capture.lists.models import PROCEDURES, mse
 from hiddenpop.results import Estimates
 from hiddenpop.specs import REQUIRED, opt, seed_option, to_dict
 

@@ -56,8 +56,8 @@ def _date(value: str | None, option: str) -> date | None:
 
 def _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file, timezone,
             input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None, threads=None):
-    from hiddenpop.capture.cleaning import CleaningRules, parse_exclusions
-    from hiddenpop.capture.events import read_events
+    from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
+    from hiddenpop.capture.events.reader import read_events
     from hiddenpop.cli_common import spinner
     from hiddenpop.privacy import load_key
 
@@ -131,7 +131,12 @@ def register(app: typer.Typer) -> None:
         quiet: QuietOption = False,
     ) -> None:
         """Report logs -> cleaning audit -> rolling windows -> estimate per window (series, audit, PNG, HTML)."""
-        from hiddenpop.capture.rolling import plot_series_html, plot_series_png, rolling_series, window_counts
+        from hiddenpop.capture.events.rolling import (
+            plot_series_html,
+            plot_series_png,
+            rolling_series,
+            window_counts,
+        )
         from hiddenpop.cli_common import progress
         from hiddenpop.errors import ConfigError
         from hiddenpop.provenance import provenance
@@ -189,8 +194,8 @@ def register(app: typer.Typer) -> None:
         With one window (e.g. thirteen 4-week occasions over a year and no --step) the output feeds
         ``hiddenpop capture open``.
         """
-        from hiddenpop.capture.occasions import pattern_table
-        from hiddenpop.capture.rolling import window_counts
+        from hiddenpop.capture.events.occasions import pattern_table
+        from hiddenpop.capture.events.rolling import window_counts
         from hiddenpop.provenance import provenance
 
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
@@ -228,7 +233,7 @@ def register(app: typer.Typer) -> None:
         out: OutOption = None,
     ) -> None:
         """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
-        from hiddenpop.capture.open import open_population
+        from hiddenpop.capture.events.open import open_population
         from hiddenpop.data.io import read_table
         from hiddenpop.errors import ConfigError
         from hiddenpop.provenance import provenance

@@ -212,7 +212,7 @@ def _family_grid(family: str, table: Mapping[str, Any], source: str) -> FamilyGr
         if any(not 0 < s < fixed["population"] for s in sizes):
             raise ConfigError(f"{_where(source, family)}every group size must be positive and below population")
     else:
-        from hiddenpop.capture.closed import parse_model
+        from hiddenpop.capture.closed.models import parse_model
 
         for name in fixed["estimators"]:
             try:
@@ -372,8 +372,8 @@ def _nsum_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]
 
 def _capture_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]) -> list[dict[str, Any]]:
     """One simulated closed population, every requested closed model with its log-transformed interval."""
-    from hiddenpop.capture.closed import fit_closed
-    from hiddenpop.capture.histories import Histories
+    from hiddenpop.capture.closed.models import fit_closed
+    from hiddenpop.capture.core.histories import Histories
 
     params, fixed, level, replicate, seed = task
     caught = simulate_closed_population(

@@ -321,13 +321,13 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
 
 def report_log_step(context: RunContext) -> StepResult:
     """Report log -> pseudonymised, cleaned events with their audit -> capture histories per rolling window ->
-    one closed-population estimate per window, in one call of ``hiddenpop.capture.rolling.report_series``.
+    one closed-population estimate per window, in one call of ``hiddenpop.capture.events.rolling.report_series``.
     Identifiers are pseudonymised inside the reader with the study's key and never leave it; only counts reach
     the run folder."""
-    family = _family("hiddenpop.capture.rolling", "report_series")
-    rules_family = _family("hiddenpop.capture.cleaning", "CleaningRules")
+    family = _family("hiddenpop.capture.events.rolling", "report_series")
+    rules_family = _family("hiddenpop.capture.events.cleaning", "CleaningRules")
     if family is None or rules_family is None:
-        return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.rolling)")
+        return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.events.rolling)")
     (report_series,) = family
     (cleaning_rules,) = rules_family
     from hiddenpop.privacy import load_key

@@ -1,0 +1,289 @@
+"""Estimators per rolling window, the prevalence series and its figures.
+
+For every window the history counts (:mod:`hiddenpop.capture.events.occasions`) are handed to one estimator:
+
+* any closed model of :mod:`hiddenpop.capture.closed.models` by its Rcapture name (default ``"Mth Chao (LB)"``:
+  time effects plus Chao's lower-bound heterogeneity terms, Rivest & Baillargeon 2007). The interval is
+  Chao's (1987) log-transformed interval ``[n + (N-n)/C, n + (N-n)C]``, which never goes below the number
+  observed; ``interval="wald"`` gives ``N +- z se`` (what Study 1 published);
+* ``"coverage"``: the M_th sample-coverage estimator (Chao, Lee & Jeng 1992) of
+  :func:`hiddenpop.capture.lists.coverage.coverage_mth`, with a seeded parametric bootstrap per window.
+
+Prevalence: ``per_10000 = estimate / base * 10,000`` (e.g. ``base = 5,485,000`` IPv4 addresses).
+
+How to read the series: a lower-bound estimator (Chao) is biased *downwards* when catchability is
+heterogeneous, so the series is a floor, not a central estimate; M0/Mt intervals only cover the truth when
+identifiers are equally catchable; within a window the population is assumed closed, so windows much longer
+than identifiers' active periods overstate the number present at any one time (they count everyone present at
+some point in the window). Windows where the model cannot be fitted (no recaptures, too few identifiers) get
+missing estimates and a warning rather than stopping the series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hiddenpop.capture.events.occasions import WindowPlan
+from hiddenpop.errors import ConfigError, HiddenpopError
+from hiddenpop.results import Estimates
+
+DEFAULT_ESTIMATOR = "Mth Chao (LB)"
+COVERAGE_NAMES = ("coverage", "sample coverage", "mth coverage")
+SERIES_COLUMNS = ["window_start", "window_end", "observed", "estimate", "se", "lower", "upper", "per_10000",
+                  "model", "warnings"]
+PER = 10_000
+
+
+def _resolve(estimator: str) -> tuple[str, Callable | None]:
+    if estimator.strip().lower() in COVERAGE_NAMES:
+        return "Nhat (Mth coverage)", None
+    from hiddenpop.capture.closed.models import parse_model
+
+    try:
+        spec = parse_model(estimator)
+    except HiddenpopError as exc:
+        raise ConfigError(f"--estimator {estimator!r}: {exc}; or use 'coverage'") from None
+    return spec.name, spec
+
+
+def _patterns(occasions: int) -> np.ndarray:
+    codes = np.arange(1, 2**occasions)
+    return ((codes[:, None] >> np.arange(occasions - 1, -1, -1)) & 1).astype(np.uint8)
+
+
+def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT_ESTIMATOR, *,
+                    level: float = 0.95, interval: str = "log", bootstrap: int = 200,
+                    seed: int | None = 1) -> dict:
+    """One window: ``counts`` indexed by history code (length 2^K, entry 0 ignored). Returns a series row."""
+    from hiddenpop.capture.closed.models import fit_closed
+    from hiddenpop.capture.core.histories import Histories
+    from hiddenpop.capture.core.intervals import log_transformed_ci
+
+    name, spec = _resolve(estimator)
+    counts = np.asarray(counts, dtype=np.int64)
+    observed = int(counts[1:].sum())
+    row = {"observed": observed, "estimate": math.nan, "se": math.nan, "lower": math.nan, "upper": math.nan,
+           "model": name, "warnings": ""}
+    if observed == 0:
+        row["warnings"] = "no identifier observed in this window"
+        return row
+    keep = counts[1:] > 0
+    patterns = _patterns(occasions)[keep]
+    histories = Histories.from_patterns(patterns, counts[1:][keep])
+    try:
+        if spec is None:
+            from hiddenpop.capture.lists.coverage import coverage_mth
+
+            result = coverage_mth(histories, bootstrap=bootstrap, seed=seed, level=level)
+            est = result.get("population", name)
+            estimate, se = float(est["estimate"]), float(est["se"])
+            notes = result.warnings
+        else:
+            engine = "enumerate" if occasions <= 10 else "auto"
+            fit = fit_closed(histories, spec, engine=engine)
+            estimate, se = fit.abundance, fit.stderr
+            notes = list(fit.warnings)
+    except (HiddenpopError, np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+        row["warnings"] = f"not estimable: {' '.join(str(exc).split())}"
+        return row
+    if not (math.isfinite(estimate) and math.isfinite(se)):
+        row.update(estimate=estimate if math.isfinite(estimate) else math.nan)
+        notes = [*notes, "standard error not finite"]
+        lower = upper = math.nan
+    elif interval == "wald":
+        z = stats.norm.ppf(0.5 + level / 2)
+        lower, upper = estimate - z * se, estimate + z * se
+    else:
+        lower, upper = log_transformed_ci(observed, estimate, se, level) if estimate > observed else (
+            float(observed), float(observed))
+    row.update(estimate=estimate, se=se, lower=lower, upper=upper, warnings="; ".join(notes))
+    return row
+
+
+def rolling_series(
+    counts: np.ndarray,
+    plan: WindowPlan,
+    origin,
+    *,
+    estimator: str = DEFAULT_ESTIMATOR,
+    base: float | None = None,
+    level: float = 0.95,
+    interval: str = "log",
+    bootstrap: int = 200,
+    seed: int | None = 1,
+    audit: pd.DataFrame | None = None,
+    iterate: Callable | None = None,
+) -> Estimates:
+    """Estimate every window and return the series as :class:`Estimates`.
+
+    ``.tables["series"]`` has exactly the columns ``window_start, window_end, observed, estimate, se, lower,
+    upper, per_10000, model, warnings``; ``.table`` has one row per window (quantity ``"abundance"``) with the
+    same information plus ``per_10000_lower/upper``; ``.tables["audit"]`` the cleaning audit when given.
+    ``iterate`` wraps the window loop (e.g. a progress bar).
+    """
+    if interval not in ("log", "wald"):
+        raise ConfigError(f"interval must be 'log' or 'wald', not {interval!r}")
+    if base is not None and not base > 0:
+        raise ConfigError(f"--base must be a positive population size, got {base}")
+    name, _spec = _resolve(estimator)
+    starts = plan.starts
+    origin = pd.Timestamp(origin)
+    rows = []
+    loop = range(starts.size)
+    if iterate is not None:
+        loop = iterate(loop, starts.size)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only add contention
+        for w in loop:
+            row = estimate_window(counts[w], plan.occasions, estimator, level=level, interval=interval,
+                                  bootstrap=bootstrap, seed=None if seed is None else seed + w)
+            rows.append(row)
+    series = pd.DataFrame(rows)
+    series.insert(0, "window_start", (origin + pd.to_timedelta(starts, unit="D")).strftime("%Y-%m-%d"))
+    series.insert(1, "window_end",
+                  (origin + pd.to_timedelta(starts + plan.window_days - 1, unit="D")).strftime("%Y-%m-%d"))
+    scale = PER / base if base else math.nan
+    series["per_10000"] = series["estimate"] * scale
+    series = series[SERIES_COLUMNS]
+    table = series.rename(columns={"model": "method"}).copy()
+    table["quantity"] = "abundance"
+    table["level"] = level
+    table["per_10000_lower"] = series["lower"] * scale
+    table["per_10000_upper"] = series["upper"] * scale
+    flagged = int((series["warnings"] != "").sum())
+    failed = int(series["estimate"].isna().sum())
+    warnings = []
+    if failed:
+        warnings.append(f"{failed} of {len(series)} windows could not be estimated (see the warnings column)")
+    if flagged - failed > 0:
+        warnings.append(f"{flagged - failed} windows carry estimator warnings (see the warnings column)")
+    notes = [
+        f"{len(series)} windows of {plan.occasions} occasions x {plan.occasion_days} days, step {plan.step_days} days",
+        "interval: " + ("Chao (1987) log-transformed" if interval == "log" and name != "Nhat (Mth coverage)"
+                        else "Wald" if interval == "wald" else "bootstrap, log-transformed"),
+    ]
+    if name == "Nhat (Mth coverage)" and plan.occasions <= 5:
+        notes.append(
+            f"sample coverage with {plan.occasions} occasions: biased upwards when catchability is homogeneous "
+            "(+33% in our simulation with four occasions); compare with Mth Chao (LB)"
+        )
+    if "Chao" in name:
+        notes.append("Chao (LB) models give a lower bound under heterogeneous catchability: read the series as a floor")
+    tables = {"series": series}
+    if audit is not None:
+        tables["audit"] = audit
+    return Estimates(
+        table=table,
+        settings={"estimator": name, "base": base, "level": level, "interval": interval, **plan.to_dict(),
+                  "bootstrap": bootstrap if name == "Nhat (Mth coverage)" else None},
+        seed=seed if name == "Nhat (Mth coverage)" else None,
+        warnings=warnings,
+        notes=notes,
+        diagnostics={"windows": len(series), "windows_not_estimable": failed},
+        tables=tables,
+    )
+
+
+def plot_series_png(series: pd.DataFrame, path: str | Path, *, title: str | None = None,
+                    per_10000: bool = False) -> Path:
+    """Line and interval band of the series (matplotlib, PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = pd.to_datetime(series["window_start"])
+    scale = (series["per_10000"] / series["estimate"]).median() if per_10000 else 1.0
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.fill_between(x, series["lower"] * scale, series["upper"] * scale, alpha=0.25, label="interval")
+    ax.plot(x, series["estimate"] * scale, lw=1.4, label=f"estimate ({series['model'].iloc[0]})")
+    ax.plot(x, series["observed"] * scale, lw=0.9, ls="--", color="grey", label="observed identifiers")
+    ax.set_xlabel("window start")
+    ax.set_ylabel("per 10,000" if per_10000 else "identifiers")
+    ax.set_title(title or "Rolling estimate")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
+    """Interactive Plotly figure as one self-contained HTML file (plotly.js inlined once)."""
+    import plotly.graph_objects as go
+
+    x = series["window_start"]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=series["upper"], line={"width": 0}, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=series["lower"], fill="tonexty", line={"width": 0}, name="interval",
+                             fillcolor="rgba(31,119,180,0.25)"))
+    fig.add_trace(go.Scatter(x=x, y=series["estimate"], name="estimate", line={"color": "rgb(31,119,180)"},
+                             customdata=np.column_stack([series["window_end"], series["per_10000"]]),
+                             hovertemplate="%{x} to %{customdata[0]}<br>%{y:,.0f} (%{customdata[1]:.2f} per 10,000)"))
+    fig.add_trace(go.Scatter(x=x, y=series["observed"], name="observed", line={"dash": "dash", "color": "grey"}))
+    fig.update_layout(title=title or "Rolling estimate", xaxis_title="window start", yaxis_title="identifiers",
+                      template="plotly_white")
+    path = Path(path)
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    return path
+
+
+def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: str | int | None = "1D",
+                  on_batch: Callable[[int], None] | None = None, batch_rows: int = 2_000_000):
+    """Plan the windows over an :class:`~hiddenpop.capture.events.reader.EventLog` and count histories per window."""
+    from hiddenpop.capture.events.occasions import plan_windows, window_pattern_counts
+
+    plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
+    counts = window_pattern_counts(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
+    return plan, counts
+
+
+def report_series(
+    paths,
+    *,
+    identifier: str,
+    time: str,
+    key,
+    rules=None,
+    occasion: str | int = "7D",
+    occasions: int = 4,
+    step: str | int | None = "1D",
+    estimator: str = DEFAULT_ESTIMATOR,
+    base: float | None = None,
+    level: float = 0.95,
+    interval: str = "log",
+    bootstrap: int = 200,
+    seed: int | None = 1,
+    iterate: Callable | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+) -> Estimates:
+    """The whole pipeline in one call: read + pseudonymise + clean, count histories per window, estimate.
+
+    Same options as ``hiddenpop capture events`` (``threads``, ``memory_limit`` and ``temp_directory`` bound
+    DuckDB, see :func:`hiddenpop.capture.events.reader.connect`); returns the :func:`rolling_series` result with the cleaning
+    audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
+    """
+    from hiddenpop.capture.events.reader import read_events
+    from hiddenpop.provenance import provenance
+
+    log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
+                      memory_limit=memory_limit, temp_directory=temp_directory)
+    plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
+    result = rolling_series(counts, plan, log.origin, estimator=estimator, base=base, level=level,
+                            interval=interval, bootstrap=bootstrap, seed=seed, audit=log.audit, iterate=iterate)
+    result.provenance = provenance(inputs=log.inputs, rules=log.rules.to_dict(),
+                                   key_fingerprint=log.key_fingerprint, engine=log.engine, **result.settings)
+    result.notes.extend(log.notes)
+    return result

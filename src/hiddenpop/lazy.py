@@ -1,0 +1,34 @@
+"""Lazy re-exports for package ``__init__`` modules.
+
+A family's package names its public functions without importing the modules that define them, so that importing
+the package (and running ``hiddenpop --help``) costs nothing until a function is used::
+
+    __getattr__, __dir__, __all__ = lazy_exports(__name__, {"closedp": "hiddenpop.capture.closed.models"})
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+__all__ = ["lazy_exports"]
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]],
+                                                                    list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for ``package``: each name in ``exports`` is read from its module on
+    first use. A name that is also a submodule of ``package`` must not be exported this way (the import system
+    binds the submodule to the package and the function would be shadowed)."""
+    names = sorted(exports)
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(sys.modules[package])) | set(names))
+
+    return __getattr__, __dir__, names
