@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from hiddenpop.cli import main
+from hiddenpop.cli.privacy import PATTERNS, compile_patterns, scan_paths
 from hiddenpop.privacy import KEY_ENV
-from hiddenpop.privacy_cli import PATTERNS, compile_patterns, scan_paths
 from hiddenpop.study.demo import write_demo_study
 
 IPS = ["203.0.113.77", "198.51.100.23", "192.0.2.201", "2001:db8:85a3::8a2e:370:7334"]

@@ -95,7 +95,7 @@ def test_failure_mid_run_leaves_the_previous_run_untouched(demo_study, tmp_path,
     def broken_report(*args, **kwargs):
         raise RuntimeError("simulated crash while writing the report")
 
-    monkeypatch.setattr("hiddenpop.report.render_report", broken_report)
+    monkeypatch.setattr("hiddenpop.study.runner.render_report", broken_report)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_study(study, out, steps=pipeline)
     assert _files(out) == before  # the previous complete run is still there, byte for byte

@@ -582,7 +582,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 
 def write_grid(result: GridResult, out_dir: str | Path, *, provenance: dict[str, Any] | None = None) -> list[Path]:
     """Write ``summary.csv``, ``summary.json``, ``summary.md``, ``replicates.csv`` and one ``<family>.png`` each."""
-    from hiddenpop.cli_common import atomic_write_text, dumps
+    from hiddenpop.cli.common import atomic_write_text, dumps
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

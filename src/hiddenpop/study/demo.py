@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiddenpop.cli_common import atomic_write_text
+from hiddenpop.cli.common import atomic_write_text
 
 POPULATION = 113_771_856
 CHILDREN = 44_600_000

@@ -26,68 +26,23 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hiddenpop.cli_common import atomic_write_text, dumps
+from hiddenpop.cli.common import atomic_write_text, dumps
 from hiddenpop.errors import ConfigError, HiddenpopError, ModelError
 from hiddenpop.provenance import input_record, package_versions
-from hiddenpop.results import Estimates
+from hiddenpop.study.context import RunContext, StepResult
+from hiddenpop.study.report import render_report
+from hiddenpop.study.report.figures import build_figures
 from hiddenpop.study.schema import Study
+from hiddenpop.study.steps import TITLES, pipeline
+from hiddenpop.study.tables import assemble_tables
 
 MANIFEST_SCHEMA = "hiddenpop.run-manifest/1"
-
-
-@dataclass
-class StepResult:
-    """What one analysis produced.
-
-    ``status`` is one of ``ok``, ``warnings`` (ran, with warnings), ``failed_gates`` (ran, but its diagnostics
-    failed: the report marks it and it never feeds a headline), ``error`` (the model could not be fitted or the
-    family failed), ``unavailable`` (its method family is not installed in this build) or ``skipped``
-    (missing what it needs).
-    """
-
-    name: str
-    title: str
-    status: str
-    estimates: Estimates | None = None
-    message: str = ""
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)  # name -> plotly Figure or matplotlib Figure
-    # Published tables holding counts of people or cases: table name -> (count columns, dependent columns);
-    # cells below the study's suppression threshold are hidden before anything is written.
-    counts: dict[str, tuple[list[str], dict[str, list[str]]]] = field(default_factory=dict)
-    suppressed_elsewhere: int = 0  # cells the method family suppressed itself (at the study's threshold)
-    seconds: float = 0.0
-
-    @property
-    def usable(self) -> bool:
-        return self.status in ("ok", "warnings") and self.estimates is not None
-
-    @property
-    def warnings(self) -> list[str]:
-        return list(self.estimates.warnings) if self.estimates is not None else []
-
-    @property
-    def notes(self) -> list[str]:
-        return list(self.estimates.notes) if self.estimates is not None else []
-
-
-@dataclass
-class RunContext:
-    """Shared state of one run: the study, its results so far, and a progress callback."""
-
-    study: Study
-    results: dict[str, StepResult] = field(default_factory=dict)
-    shared: dict[str, Any] = field(default_factory=dict)  # inputs built once and reused (e.g. the ARD)
-    report_progress: Callable[[str], None] = lambda message: None
-
-    def result(self, name: str) -> StepResult | None:
-        return self.results.get(name)
 
 
 @dataclass
@@ -115,9 +70,6 @@ def run_study(
     steps: list[tuple[str, Callable[[RunContext], StepResult]]] | None = None,
 ) -> RunOutcome:
     """Run every enabled analysis of ``study`` and write the run folder ``out`` atomically."""
-    from hiddenpop.study import steps as step_module
-    from hiddenpop.study.tables import assemble_tables
-
     out = Path(out) if out is not None else default_out(study)
     out = out.resolve()
     if out.exists() and not out.is_dir():
@@ -130,7 +82,7 @@ def run_study(
     timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
-        for name, function in steps if steps is not None else step_module.pipeline(study):
+        for name, function in steps if steps is not None else pipeline(study):
             context.report_progress(name)
             tic = time.perf_counter()
             result = _run_step(name, function, context)
@@ -143,8 +95,6 @@ def run_study(
         manifest = _manifest(context, published, timings)
         context.report_progress("report")
         tic = time.perf_counter()
-        from hiddenpop.report import render_report
-
         html = render_report(context, published, manifest, figures)
         atomic_write_text(partial / "report.html", html)
         timings["report"] = round(time.perf_counter() - tic, 3)
@@ -165,8 +115,6 @@ def _run_step(name: str, function: Callable[[RunContext], StepResult], context: 
     must fix them. A model that cannot be fitted (ModelError) or a fault inside a method family is recorded as
     the step's ``error`` status and the run goes on, so the report shows it instead of hiding it. Only the
     exception type of an unexpected fault is recorded: its text could quote data."""
-    from hiddenpop.study.steps import TITLES
-
     title = TITLES.get(name, name)
     try:
         return function(context)
@@ -225,8 +173,6 @@ def _portable(table: pd.DataFrame) -> pd.DataFrame:
 
 def _write_figures(folder: Path, context: RunContext, published: Any) -> dict[str, Any]:
     """Render the static PNGs and collect the interactive figures for the report."""
-    from hiddenpop.report.figures import build_figures
-
     folder.mkdir(parents=True, exist_ok=True)
     return build_figures(context, published, folder)
 

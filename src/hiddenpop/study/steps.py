@@ -23,7 +23,7 @@ from scipy import stats
 from hiddenpop.data.io import read_table
 from hiddenpop.errors import DataError, locate
 from hiddenpop.results import Estimates
-from hiddenpop.study.runner import RunContext, StepResult
+from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.schema import Study
 
 TITLES = {

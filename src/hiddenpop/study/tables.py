@@ -18,7 +18,7 @@ import pandas as pd
 from hiddenpop.privacy import suppress_small_cells
 
 if TYPE_CHECKING:
-    from hiddenpop.study.runner import RunContext
+    from hiddenpop.study.context import RunContext
 
 HEADLINE_COLUMNS = ["quantity", "label", "analysis", "method", "estimate", "se", "lower", "upper", "level",
                     "unit", "note"]

@@ -57,8 +57,8 @@ from hiddenpop.capture.closed.sufficient import fit_mt_family, log_binomial
 from hiddenpop.capture.core.histories import MAX_ENUMERATED_OCCASIONS, Histories, all_patterns
 from hiddenpop.capture.core.intervals import log_transformed_ci, wald_ci
 from hiddenpop.capture.core.loglinear import (
-    _exp,
     closed_design,
+    exp_or_inf,
     fit_poisson,
     heterogeneity_columns,
     interaction_design,
@@ -368,7 +368,7 @@ def _enumerated_bias(
     xi = -0.5 * ((x @ vcov) * x).sum(axis=1)
     psi = -2.0 * x.T @ (mu * xi)
     psi[0] -= 1.0
-    return float(0.5 * _exp(coef[0]) * (-(vcov @ psi))[0])
+    return float(0.5 * exp_or_inf(coef[0]) * (-(vcov @ psi))[0])
 
 
 def _enumerated_fit(
@@ -401,7 +401,7 @@ def _enumerated_fit(
     return _RawFit(fit.names, fit.coef, fit.vcov, fit.rank, fit.converged, fit.deviance, fit.df, fit.loglik, fit.bias)
 
 
-def _choose_engine(histories: Histories, spec: ModelSpec | None, engine: str, algorithm: str) -> str:
+def choose_engine(histories: Histories, spec: ModelSpec | None, engine: str, algorithm: str) -> str:
     if engine not in ("auto", "enumerate", "sufficient"):
         raise ConfigError(f"unknown engine {engine!r}; use auto, enumerate or sufficient")
     if spec is None:
@@ -426,7 +426,7 @@ def _raw_fit(histories, spec, engine, drop, unobserved, start, algorithm, design
     return _grouped_fit(histories, spec, drop, unobserved, start)
 
 
-def _fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta, design=None, warm=None):
+def fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta, design=None, warm=None):
     """Fit; for Chao models drop the negative eta with the smallest index, refit, repeat (Rcapture neg=TRUE).
 
     Before that, eta_j with j > K (K = the largest number of captures observed) are fixed at zero: they act
@@ -573,8 +573,8 @@ def fit_closed(
         raise ModelError(f"{spec.name} needs at least 3 occasions")
     if spec.base in ("Mb", "Mbh") and t < 2:
         raise ModelError(f"{spec.name} needs at least 2 occasions")
-    used = _choose_engine(histories, spec, engine, algorithm)
-    raw, drop, fixed = _fit_with_chao_rule(histories, spec, used, None, algorithm, neg_eta)
+    used = choose_engine(histories, spec, engine, algorithm)
+    raw, drop, fixed = fit_with_chao_rule(histories, spec, used, None, algorithm, neg_eta)
     if used == "sufficient" and t <= BIAS_ENUMERATION_MAX:
         # the bias needs the third-order sums over the 2^t cells: enumerated once, for the final model only
         raw.bias = _enumerated_bias(histories, spec, raw.names, raw.coef, raw.vcov, None)
@@ -659,7 +659,7 @@ def fit_custom(
     patterns = all_patterns(int(histories.occasions))
     design = interaction_design(patterns, terms, histories.labels, heterogeneity, theta)
     label = name or ("Mt + " + " + ".join(design[1][int(histories.occasions) :]) if design[1][int(histories.occasions) :] else "Mt")
-    raw, drop, fixed = _fit_with_chao_rule(histories, None, "enumerate", None, algorithm, neg_eta, design)
+    raw, drop, fixed = fit_with_chao_rule(histories, None, "enumerate", None, algorithm, neg_eta, design)
     return _finish(label, None, raw, drop, histories, "enumerate", fixed=fixed)
 
 

@@ -174,13 +174,13 @@ def profile_ci(
     neg_eta: bool = True,
 ) -> ProfileCI:
     """Profile-likelihood CI for a named closed model (M0, Mt, Mh *, Mth *; any t, capture-count data too)."""
-    from hiddenpop.capture.closed.models import _choose_engine, _fit_with_chao_rule, fit_closed, parse_model
+    from hiddenpop.capture.closed.models import choose_engine, fit_closed, fit_with_chao_rule, parse_model
 
     spec = parse_model(model)
     if spec.base in ("Mb", "Mbh"):
         raise ModelError("no profile-likelihood interval for Mb/Mbh (N is not n + exp(intercept)); use the log-transformed CI")
     fit = fit_closed(histories, spec, engine=engine, neg_eta=neg_eta)
-    used = _choose_engine(histories, spec, engine, "newton")
+    used = choose_engine(histories, spec, engine, "newton")
     if used == "sufficient" and engine == "auto" and histories.occasions <= 10:
         used = "enumerate"  # the same exact fit; for small t the dense 2^t-cell Newton is faster per refit
     n = histories.observed
@@ -188,7 +188,7 @@ def profile_ci(
     warm: dict = {}
 
     def deviance_at(big_n: float) -> float:
-        raw, _, _ = _fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta, warm=warm)
+        raw, _, _ = fit_with_chao_rule(histories, spec, used, max(big_n - n, 0.0), "newton", neg_eta, warm=warm)
         return raw.deviance
 
     n_max, lower, upper, warnings = profile_interval(

@@ -49,7 +49,7 @@ from hiddenpop.errors import ConfigError, ModelError
 ALIAS_TOLERANCE = 1e-7
 
 
-def _exp(value: float) -> float:
+def exp_or_inf(value: float) -> float:
     """exp that returns inf instead of raising OverflowError (degenerate fits can push the intercept far out)."""
     try:
         return math.exp(value)
@@ -94,7 +94,7 @@ class PoissonFit:
     @property
     def unobserved(self) -> float:
         """mu_0 = exp(gamma), the expected number never caught (infinite, not an error, beyond exp's range)."""
-        return _exp(self.intercept)
+        return exp_or_inf(self.intercept)
 
     @property
     def abundance(self) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hiddenpop.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "PROCEDURES": "hiddenpop.capture.lists.models",
+    "PROCEDURES": "hiddenpop.capture.lists.procedures",
     "mse": "hiddenpop.capture.lists.models",
     "select_model": "hiddenpop.capture.lists.models",
     "check_extended_mle": "hiddenpop.capture.lists.models",

@@ -39,12 +39,11 @@ from scipy import optimize, special, stats
 
 from hiddenpop.capture.core.loglinear import fit_poisson
 from hiddenpop.capture.lists.coverage import PatternCounts, pattern_counts
+from hiddenpop.capture.lists.procedures import DEFAULT_THRESHOLD, PROCEDURES
 from hiddenpop.errors import ConfigError, DataError, ModelError, locate
 from hiddenpop.results import Estimates
 
 Term = tuple[int, ...]
-PROCEDURES = ("aic", "stepwise", "bic")
-DEFAULT_THRESHOLD = {"aic": 0.05, "stepwise": 0.02, "bic": None}
 # Default maximum interaction order for the BIC search, by number of lists (Silverman, Chan & Vincent 2024).
 DEFAULT_MAX_ORDER = {2: 1, 3: 2, 4: 3, 5: 3, 6: 2}
 # Models refitted in every bootstrap replicate of the BIC procedure (the best ones on the original data).

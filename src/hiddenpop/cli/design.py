@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, SeedOption, emit
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, SeedOption, emit
 
 DEFAULT_SEED = 20230101
 
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         """
         import pandas as pd
 
-        from hiddenpop.cli_common import atomic_write_text
+        from hiddenpop.cli.common import atomic_write_text
         from hiddenpop.data.io import read_table
         from hiddenpop.design.selection import select_pps
         from hiddenpop.errors import ConfigError, DataError, locate
@@ -196,7 +196,7 @@ def register(app: typer.Typer) -> None:
 
         --format csv writes the sample with base_weight, nonresponse_weight and final_weight columns.
         """
-        from hiddenpop.cli_common import parse_csv_list
+        from hiddenpop.cli.common import parse_csv_list
         from hiddenpop.data.io import read_table
         from hiddenpop.design.weights import compute_weights, read_margins
         from hiddenpop.provenance import provenance

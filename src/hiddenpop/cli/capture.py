@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.analyses import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, QuietOption, emit, spinner
+from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, emit, spinner
+from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
 app = typer.Typer(no_args_is_help=True)
@@ -32,8 +33,10 @@ _QUIET = [_parameter("quiet", QuietOption, False)]
 
 def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None) -> None:
     """Fit the closed models (M0, Mt, Mh/Mth Chao, Poisson2, Darroch, Gamma3.5, Mb, Mbh) and compare them."""
-    from hiddenpop.capture.analyses import closed_analysis, read_histories
-    from hiddenpop.provenance import provenance
+    from hiddenpop.capture.analyses import (  # loads SciPy, so only when the command runs
+        closed_analysis,
+        read_histories,
+    )
 
     histories = read_histories(file, spec)
     result = closed_analysis(histories, spec)
@@ -44,8 +47,10 @@ def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None
 
 def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | None) -> None:
     """Profile-likelihood interval for N (multinomial, Cormack's correction), with Wald and log-transformed."""
-    from hiddenpop.capture.analyses import interval_analysis, read_histories
-    from hiddenpop.provenance import provenance
+    from hiddenpop.capture.analyses import (  # loads SciPy, so only when the command runs
+        interval_analysis,
+        read_histories,
+    )
 
     result = interval_analysis(read_histories(file, spec), spec)
     result.provenance = provenance(inputs=[file], model=spec.model, level=spec.level)
@@ -55,8 +60,7 @@ def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | 
 
 def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Multiple systems estimate with model selection; every number names its procedure and threshold."""
-    from hiddenpop.capture.analyses import mse_analysis
-    from hiddenpop.provenance import provenance
+    from hiddenpop.capture.analyses import mse_analysis  # loads SciPy, so only when the command runs
 
     with spinner(f"selecting a model ({spec.select}) and fitting", quiet=quiet or spec.bootstrap == 0):
         result = mse_analysis(file, spec)
@@ -69,8 +73,7 @@ def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quie
 
 def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | None) -> None:
     """Sample-coverage estimators with bootstrap standard errors and log-transformed intervals."""
-    from hiddenpop.capture.analyses import coverage_analysis
-    from hiddenpop.provenance import provenance
+    from hiddenpop.capture.analyses import coverage_analysis  # loads SciPy, so only when the command runs
 
     result = coverage_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
@@ -86,7 +89,7 @@ app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, t
 
 
 def _register_subfamilies() -> None:
-    from hiddenpop.capture.cli_events import register as register_events
+    from hiddenpop.cli.capture_events import register as register_events
 
     register_events(app)
 

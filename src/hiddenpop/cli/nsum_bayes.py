@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, QuietOption, emit
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, emit
 from hiddenpop.errors import ConfigError
 
 

@@ -37,35 +37,27 @@ def _root(
     """hiddenpop command line."""
 
 
-def _family(module: str, name: str, help_text: str) -> None:
-    import importlib
-
-    family = typer.Typer(no_args_is_help=True)
-    importlib.import_module(module).register(family)
-    app.add_typer(family, name=name, help=help_text)
+def _group(name: str, help_text: str) -> typer.Typer:
+    group = typer.Typer(no_args_is_help=True)
+    app.add_typer(group, name=name, help=help_text)
+    return group
 
 
 def _register() -> None:
     """Assemble the families. Heavy libraries (JAX, LightGBM, DuckDB) are imported inside commands only."""
-    from hiddenpop.capture.cli import app as capture_app
-    from hiddenpop.nsum.cli import app as nsum_app
-    from hiddenpop.privacy_cli import register as register_privacy
-    from hiddenpop.simulate.cli import register as register_simulate
-    from hiddenpop.study.cli import register as register_study
+    from hiddenpop.cli import cases, design, privacy, review, simulate, smallarea, study
+    from hiddenpop.cli.capture import app as capture_app
+    from hiddenpop.cli.nsum import app as nsum_app
 
     app.add_typer(nsum_app, name="nsum", help="Network scale-up: degrees, estimators, Bayesian models, diagnostics.")
     app.add_typer(capture_app, name="capture", help="Capture-recapture and multiple systems estimation.")
-    _family("hiddenpop.smallarea.cli", "smallarea", "Municipality-level estimates: direct, pooled, extrapolated.")
-    _family("hiddenpop.design.cli", "design", "Survey design: sample size, PPS selection, weights.")
-    _family("hiddenpop.review.cli", "review", "Sample review: sample size and shares with unknowns.")
-    _family("hiddenpop.cases.cli", "cases", "Coded case-file summaries with small-cell suppression.")
-    simulate_app = typer.Typer(no_args_is_help=True)
-    app.add_typer(simulate_app, name="simulate", help="Simulation with known truth: validation grids.")
-    register_simulate(simulate_app, root=app)
-    privacy_app = typer.Typer(no_args_is_help=True)
-    app.add_typer(privacy_app, name="privacy", help="Keys and output scanning.")
-    register_privacy(privacy_app)
-    register_study(app)
+    smallarea.register(_group("smallarea", "Municipality-level estimates: direct, pooled, extrapolated."))
+    design.register(_group("design", "Survey design: sample size, PPS selection, weights."))
+    review.register(_group("review", "Sample review: sample size and shares with unknowns."))
+    cases.register(_group("cases", "Coded case-file summaries with small-cell suppression."))
+    simulate.register(_group("simulate", "Simulation with known truth: validation grids."), root=app)
+    privacy.register(_group("privacy", "Keys and output scanning."))
+    study.register(app)
 
 
 _register()
@@ -91,7 +83,3 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(1)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, QuietOption, emit, parse_csv_list
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, emit, parse_csv_list
 from hiddenpop.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True)
@@ -259,7 +259,7 @@ register(app)
 
 
 def _register_subfamilies() -> None:
-    from hiddenpop.nsum.bayes.cli import register as register_bayes
+    from hiddenpop.cli.nsum_bayes import register as register_bayes
 
     register_bayes(app)
 

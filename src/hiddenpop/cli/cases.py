@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, emit
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, emit
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from hiddenpop.study.runner import RunContext
+    from hiddenpop.study.context import RunContext
     from hiddenpop.study.tables import Published
 
 PALETTE = ["#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d28a1d", "#3b9ab2"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from hiddenpop.study.runner import RunContext
+    from hiddenpop.study.context import RunContext
     from hiddenpop.study.tables import Published
 
 TEMPLATES = Path(__file__).parent / "templates"

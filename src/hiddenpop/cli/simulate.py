@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import (
+from hiddenpop.cli.common import (
     FormatOption,
     OutOption,
     OutputFormat,

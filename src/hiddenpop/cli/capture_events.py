@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, QuietOption, SeedOption, emit
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, SeedOption, emit
 
 FilesArgument = Annotated[list[str], typer.Argument(help="report-log files (CSV or Parquet; globs allowed)")]
 IdOption = Annotated[str, typer.Option("--id", help="identifier column (e.g. the IP address); pseudonymised at read")]
@@ -58,7 +58,7 @@ def _ingest(files, identifier, time, country_column, country, exclude, dedupe, s
             input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None, threads=None):
     from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
     from hiddenpop.capture.events.reader import read_events
-    from hiddenpop.cli_common import spinner
+    from hiddenpop.cli.common import spinner
     from hiddenpop.privacy import load_key
 
     key = load_key(key_file)
@@ -77,7 +77,7 @@ def _settings(log, **extra):
 
 
 def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> list[Path]:
-    from hiddenpop.cli_common import atomic_write_text, dumps
+    from hiddenpop.cli.common import atomic_write_text, dumps
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
             rolling_series,
             window_counts,
         )
-        from hiddenpop.cli_common import progress
+        from hiddenpop.cli.common import progress
         from hiddenpop.errors import ConfigError
         from hiddenpop.provenance import provenance
 

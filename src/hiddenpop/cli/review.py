@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import FormatOption, OutOption, OutputFormat, SeedOption, emit
+from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, SeedOption, emit
 
 DEFAULT_SEED = 20200101
 
@@ -206,7 +206,7 @@ def register(app: typer.Typer) -> None:
 
         With --total, also the number of positive units (total x share) with both uncertainties simulated.
         """
-        from hiddenpop.cli_common import parse_csv_list
+        from hiddenpop.cli.common import parse_csv_list
         from hiddenpop.errors import ConfigError
         from hiddenpop.provenance import provenance
         from hiddenpop.review.proportion import combine_with_total, estimate_share

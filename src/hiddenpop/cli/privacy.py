@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
         all_files: Annotated[bool, typer.Option("--all-files", help="scan binary files too (PNG, Parquet)")] = False,
     ) -> None:
         """Scan outputs for identifier-like strings; exit 1 and list file:line:kind when any is found."""
-        from hiddenpop.cli_common import parse_csv_list
+        from hiddenpop.cli.common import parse_csv_list
 
         literals = list(literal or [])
         if literal_file is not None:

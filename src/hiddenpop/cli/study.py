@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli_common import QuietOption
+from hiddenpop.cli.common import QuietOption
 
 
 def _progress(quiet: bool):
@@ -30,7 +30,7 @@ def _exit_on_terminate() -> None:
 
 
 def _print_outcome(outcome, as_json: bool) -> None:
-    from hiddenpop.cli_common import dumps, render_table
+    from hiddenpop.cli.common import dumps, render_table
 
     headline = outcome.headline
     if as_json:
@@ -39,7 +39,7 @@ def _print_outcome(outcome, as_json: bool) -> None:
                                 "analyses": {n: r.status for n, r in outcome.results.items()},
                                 "warnings": outcome.manifest["warnings"]}))
         return
-    from hiddenpop.report import format_number
+    from hiddenpop.study.report import format_number
 
     shown = headline[["label"]].rename(columns={"label": "quantity"}).copy()
     for column in ("estimate", "lower", "upper"):

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hiddenpop.cli_common import (
+from hiddenpop.cli.common import (
     FormatOption,
     OutOption,
     OutputFormat,
@@ -162,7 +162,7 @@ def _finish(result, areas, *, national, benchmark_method, level, fmt, out, comma
     if out is None:
         emit(payload, fmt, None, table=areas_table, title=f"smallarea {command}")
         return
-    from hiddenpop.cli_common import atomic_write_text, dumps
+    from hiddenpop.cli.common import atomic_write_text, dumps
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "result.json", dumps(payload))
@@ -269,7 +269,7 @@ def register(app: typer.Typer) -> None:
         quiet: QuietOption = False,
     ) -> None:
         """Partially pooled (hierarchical Bayesian, optional BYM2) prevalence for every area."""
-        from hiddenpop.cli_common import spinner
+        from hiddenpop.cli.common import spinner
         from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
 
         national_values = _national(national)
@@ -321,7 +321,7 @@ def register(app: typer.Typer) -> None:
         """Machine-learning extrapolation (LightGBM, ridge) with conformal intervals and stream importance."""
         import pandas as pd
 
-        from hiddenpop.cli_common import spinner
+        from hiddenpop.cli.common import spinner
         from hiddenpop.smallarea.extrapolate import extrapolate
         from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
 
@@ -354,7 +354,7 @@ def register(app: typer.Typer) -> None:
         """Write a synthetic country (areas, survey, streams, adjacency, geometry, truth) and its direct estimates."""
         import json
 
-        from hiddenpop.cli_common import atomic_write_text
+        from hiddenpop.cli.common import atomic_write_text
         from hiddenpop.simulate.country import synthetic_country
         from hiddenpop.smallarea.direct import direct_estimates
 

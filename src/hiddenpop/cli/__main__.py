@@ -1,0 +1,5 @@
+"""``python -m hiddenpop.cli``: the same entry point as the ``hiddenpop`` console script."""
+
+from hiddenpop.cli.main import main
+
+main()
