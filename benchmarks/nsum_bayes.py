@@ -51,11 +51,11 @@ def main() -> None:
     from hiddenpop.nsum.bayes import CombinedModel, Priors
     from hiddenpop.nsum.bayes._common import enable_compilation_cache, from_ard
     from hiddenpop.nsum.bayes._maltiel import model_arrays
-    from hiddenpop.simulate.ard import simulate_study2_ard
+    from hiddenpop.simulate.ard import simulate_national_ard
 
     if args.compilation_cache:
         print(f"compilation cache: {enable_compilation_cache(args.compilation_cache)}")
-    sim = simulate_study2_ard(seed=args.seed, barrier_rho=0.02, transmission=0.5)
+    sim = simulate_national_ard(seed=args.seed, barrier_rho=0.02, transmission=0.5)
     data = from_ard(sim.ard)
     print(f"survey: {data.n_respondents} respondents x {len(data.groups)} groups "
           f"({len(data.hidden_groups)} hidden); devices: {jax.local_device_count()} CPU; cores: {os.cpu_count()}")

@@ -16,24 +16,24 @@ import numpy as np
 from hiddenpop import nsum
 from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.simulate.ard import (
-    STUDY2_CHILD_BANDS,
-    STUDY2_OCCUPATIONS,
-    STUDY2_POPULATION,
-    simulate_study2_ard,
+    CHILD_BAND_SIZES,
+    NATIONAL_POPULATION,
+    OCCUPATION_SIZES,
+    simulate_national_ard,
 )
 
 
 def main(repeats: int = 5) -> None:
-    sim = simulate_study2_ard(seed=2023)
+    sim = simulate_national_ard(seed=2023)
     ard = sim.ard
-    adult = nsum.degree(ard, columns=list(STUDY2_OCCUPATIONS))
-    children = sum(STUDY2_CHILD_BANDS.values())
+    adult = nsum.degree(ard, columns=list(OCCUPATION_SIZES))
+    children = sum(CHILD_BAND_SIZES.values())
     derived = {
         "sums": {"victims": ["child_nonlive", "child_livestream"], "traffickers": ["adult_nonlive", "adult_livestream"]},
         "ratios": {"victims_per_trafficker": ("victims", "traffickers")},
         "prevalence": {
             "victims_per_100": nsum.Prevalence("victims", children, 100),
-            "traffickers_per_1000": nsum.Prevalence("traffickers", STUDY2_POPULATION - children, 1000),
+            "traffickers_per_1000": nsum.Prevalence("traffickers", NATIONAL_POPULATION - children, 1000),
         },
     }
     print(f"survey: {ard.n} respondents x {ard.counts.shape[1]} groups, "

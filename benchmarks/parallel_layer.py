@@ -12,10 +12,10 @@ import time
 def main() -> None:
     from hiddenpop import nsum
     from hiddenpop.parallel import map_replicates
-    from hiddenpop.simulate.ard import simulate_study2_ard
+    from hiddenpop.simulate.ard import simulate_national_ard
     from hiddenpop.simulate.grid import parse_grid, run_grid
 
-    ard = simulate_study2_ard(seed=1).ard
+    ard = simulate_national_ard(seed=1).ard
     start = time.perf_counter()
     nsum.estimate(ard, method=["mle", "pimle", "mos"], bootstrap=1000, seed=1)
     boot = time.perf_counter() - start

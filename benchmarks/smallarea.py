@@ -14,9 +14,9 @@ import time
 
 from hiddenpop.simulate.country import synthetic_country
 from hiddenpop.smallarea.areas import AreaTable
-from hiddenpop.smallarea.benchmark import national_consistency
 from hiddenpop.smallarea.direct import direct_estimates
 from hiddenpop.smallarea.extrapolate import extrapolate
+from hiddenpop.smallarea.national import national_consistency
 from hiddenpop.smallarea.pooling import PooledModel
 
 

@@ -9,11 +9,12 @@ the package (and running ``hiddenpop --help``) costs nothing until a function is
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["deprecated_aliases", "lazy_exports"]
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]],
@@ -32,3 +33,17 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
         return sorted(set(vars(sys.modules[package])) | set(names))
 
     return __getattr__, __dir__, names
+
+
+def deprecated_aliases(module: str, renamed: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that still answers to old names for one release, with a DeprecationWarning
+    naming the new one (``renamed`` maps old name -> new name in the same module)."""
+
+    def __getattr__(name: str) -> Any:
+        if name in renamed:
+            warnings.warn(f"{module}.{name} is deprecated and will be removed in the next release; use "
+                          f"{module}.{renamed[name]}", DeprecationWarning, stacklevel=2)
+            return getattr(sys.modules[module], renamed[name])
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -14,28 +14,28 @@ from hiddenpop.design.replicate import (
     rescaled_bootstrap_weights,
 )
 from hiddenpop.errors import ConfigError
-from hiddenpop.simulate.ard import STUDY2_CHILD_BANDS, STUDY2_OCCUPATIONS, simulate_ard, simulate_study2_ard
+from hiddenpop.simulate.ard import CHILD_BAND_SIZES, OCCUPATION_SIZES, simulate_ard, simulate_national_ard
 
 
 @pytest.fixture(scope="module")
 def study2():
-    return simulate_study2_ard(seed=5)
+    return simulate_national_ard(seed=5)
 
 
 def test_summation_equals_known_population_when_groups_make_up_the_base(study2):
     ard = study2.ard
-    children = sum(STUDY2_CHILD_BANDS.values())
-    summation = nsum.degree(ard, "summation", columns=list(STUDY2_CHILD_BANDS), population=children)
-    known_pop = nsum.degree(ard, "known_population", columns=list(STUDY2_CHILD_BANDS), population=children)
+    children = sum(CHILD_BAND_SIZES.values())
+    summation = nsum.degree(ard, "summation", columns=list(CHILD_BAND_SIZES), population=children)
+    known_pop = nsum.degree(ard, "known_population", columns=list(CHILD_BAND_SIZES), population=children)
     np.testing.assert_allclose(summation.values, known_pop.values, rtol=1e-12)
-    np.testing.assert_array_equal(summation.values, ard.counts[list(STUDY2_CHILD_BANDS)].sum(axis=1))
+    np.testing.assert_array_equal(summation.values, ard.counts[list(CHILD_BAND_SIZES)].sum(axis=1))
 
 
 def test_per_group_degrees_and_derived_quantities(study2):
     ard = study2.ard
-    children = sum(STUDY2_CHILD_BANDS.values())
-    child = nsum.degree(ard, "summation", columns=list(STUDY2_CHILD_BANDS), population=children)
-    adult = nsum.degree(ard, columns=list(STUDY2_OCCUPATIONS))
+    children = sum(CHILD_BAND_SIZES.values())
+    child = nsum.degree(ard, "summation", columns=list(CHILD_BAND_SIZES), population=children)
+    adult = nsum.degree(ard, columns=list(OCCUPATION_SIZES))
     degrees = {"child_nonlive": child, "child_livestream": child, "adult_nonlive": adult, "adult_livestream": adult}
     result = nsum.estimate(
         ard,

@@ -111,3 +111,12 @@ def test_plan_command(capsys):
     payload = json.loads(captured.out)
     assert len(payload["estimates"]) == 2
     assert payload["notes"][0].startswith("recommended survey size")
+
+
+def test_old_simulation_names_still_work_with_a_deprecation_warning():
+    from hiddenpop.simulate import ard
+
+    with pytest.warns(DeprecationWarning, match="simulate_national_ard"):
+        assert ard.simulate_study2_ard is ard.simulate_national_ard
+    with pytest.warns(DeprecationWarning, match="OCCUPATION_SIZES"):
+        assert ard.STUDY2_OCCUPATIONS is ard.OCCUPATION_SIZES

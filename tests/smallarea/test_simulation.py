@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiddenpop.smallarea.benchmark import national_consistency
+from hiddenpop.smallarea.national import national_consistency
 
 
 def _coverage(result, country, surveyed: bool) -> float:

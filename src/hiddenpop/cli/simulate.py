@@ -111,7 +111,7 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
         out: OutOption = None,
     ) -> None:
         """Recommend an NSUM survey size for a target precision under assumed barrier and transmission effects."""
-        from hiddenpop.simulate.ard import STUDY2_OCCUPATIONS, STUDY2_POPULATION
+        from hiddenpop.simulate.ard import NATIONAL_POPULATION, OCCUPATION_SIZES
         from hiddenpop.simulate.plan import plan_survey_size
 
         try:
@@ -124,11 +124,11 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
             known_sizes, _ = read_known_sizes(known)
             known_map = {str(k): float(v) for k, v in known_sizes.items()}
         else:
-            known_map = dict(STUDY2_OCCUPATIONS)
+            known_map = dict(OCCUPATION_SIZES)
         result = plan_survey_size(
             target=target,
             hidden_size=hidden_size,
-            population=population if population is not None else STUDY2_POPULATION,
+            population=population if population is not None else NATIONAL_POPULATION,
             known_sizes=known_map,
             sizes=candidates,
             barrier_rho=barrier,

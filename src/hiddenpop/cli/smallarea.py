@@ -118,7 +118,7 @@ def _finish(result, areas, *, national, benchmark_method, level, fmt, out, comma
     import pandas as pd
 
     from hiddenpop.provenance import provenance
-    from hiddenpop.smallarea.benchmark import benchmark, national_consistency
+    from hiddenpop.smallarea.national import calibrate, national_consistency
 
     table = result.table.copy()
     population = areas.populations()
@@ -133,7 +133,7 @@ def _finish(result, areas, *, national, benchmark_method, level, fmt, out, comma
     if benchmark_method != Benchmark.none:
         if national is None:
             raise ConfigError("--benchmark needs --national ESTIMATE,LOWER,UPPER")
-        table, adjustment = benchmark(table, population, national[0], method=benchmark_method.value)
+        table, adjustment = calibrate(table, population, national[0], method=benchmark_method.value)
         consistency["benchmark"] = adjustment
         if "warning" in adjustment:
             warnings.append(adjustment["warning"])

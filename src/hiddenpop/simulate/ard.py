@@ -2,7 +2,7 @@
 
 :func:`simulate_ard` draws a survey of "how many X do you know?" answers from a stated model, with a stratified
 cluster design and design weights, and returns the validated :class:`~hiddenpop.data.ard.ARD` together with an
-:class:`ARDTruth` record of every true value. :func:`simulate_study2_ard` gives the Study 2 shape (11 occupations,
+:class:`ARDTruth` record of every true value. :func:`simulate_national_ard` gives a national household survey (11 occupations,
 4 child age bands and 4 hidden groups; 3,600 respondents in 150 PSUs within 15 strata) with synthetic sizes.
 
 Model (each part switchable)
@@ -31,9 +31,10 @@ import pandas as pd
 
 from hiddenpop.data.ard import ARD
 from hiddenpop.errors import ConfigError
+from hiddenpop.lazy import deprecated_aliases
 
-#: Synthetic Study 2 known groups (adult occupations; sizes are illustrative, not the study's).
-STUDY2_OCCUPATIONS: dict[str, float] = {
+#: Known groups of a national household survey: adult occupations (sizes are illustrative).
+OCCUPATION_SIZES: dict[str, float] = {
     "doctors": 95_000,
     "lawyers": 64_000,
     "teachers": 950_000,
@@ -47,20 +48,20 @@ STUDY2_OCCUPATIONS: dict[str, float] = {
     "social_workers": 32_000,
 }
 #: Synthetic child age bands (their sum is the child population used as the summation base).
-STUDY2_CHILD_BANDS: dict[str, float] = {
+CHILD_BAND_SIZES: dict[str, float] = {
     "children_0_2": 6_300_000,
     "children_3_5": 6_500_000,
     "children_6_12": 14_700_000,
     "children_13_17": 10_400_000,
 }
-#: Synthetic hidden groups (victims ~ 1 per 100 children would be far larger; these keep the Study 2 ordering).
-STUDY2_HIDDEN: dict[str, float] = {
+#: Hidden groups: children used for non-live material or livestreams, and the adults who force them (synthetic sizes).
+HIDDEN_GROUP_SIZES: dict[str, float] = {
     "child_nonlive": 300_000,
     "child_livestream": 171_000,
     "adult_nonlive": 150_000,
     "adult_livestream": 82_000,
 }
-STUDY2_POPULATION = 113_771_856
+NATIONAL_POPULATION = 113_771_856
 
 
 @dataclass
@@ -345,7 +346,7 @@ def simulate_ard(
     return SimulatedARD(ard=ard, truth=arrays.truth, frame=frame, known_table=known_table)
 
 
-def simulate_study2_ard(
+def simulate_national_ard(
     *,
     seed: int,
     barrier_rho: float | Mapping[str, float] | None = None,
@@ -357,17 +358,18 @@ def simulate_study2_ard(
     degree_sigma: float = 0.8,
     psu_sd: float = 0.3,
 ) -> SimulatedARD:
-    """The Study 2 shape: 11 occupations (known) + 4 child age bands + 4 hidden groups, 3,600 respondents,
-    150 PSUs in 15 strata, population 113,771,856. Sizes are synthetic.
+    """A national household network survey: 11 occupations (known) + 4 child age bands + 4 hidden groups,
+    3,600 respondents, 150 PSUs in 15 strata, population 113,771,856 (the shape of the 2022 Philippine OSEC
+    survey). Sizes are synthetic.
 
     The child age bands are included as known groups too, so the same ARD supports the known-population
     (adult) degree over the occupations and the summation (child) degree over the bands:
-    ``degree(ard, method="summation", columns=list(STUDY2_CHILD_BANDS), population=sum of band sizes)``.
+    ``degree(ard, method="summation", columns=list(CHILD_BAND_SIZES), population=sum of band sizes)``.
     """
     return simulate_ard(
-        known_sizes={**STUDY2_OCCUPATIONS, **STUDY2_CHILD_BANDS},
-        hidden_sizes=STUDY2_HIDDEN,
-        population=STUDY2_POPULATION,
+        known_sizes={**OCCUPATION_SIZES, **CHILD_BAND_SIZES},
+        hidden_sizes=HIDDEN_GROUP_SIZES,
+        population=NATIONAL_POPULATION,
         n_respondents=n_respondents,
         n_psu=n_psu,
         n_strata=n_strata,
@@ -379,3 +381,13 @@ def simulate_study2_ard(
         stratum_degree_sd=0.15,
         seed=seed,
     )
+
+
+# The names these had when they were called after the study that first used them; removed in the next release.
+__getattr__ = deprecated_aliases(__name__, {
+    "STUDY2_OCCUPATIONS": "OCCUPATION_SIZES",
+    "STUDY2_CHILD_BANDS": "CHILD_BAND_SIZES",
+    "STUDY2_HIDDEN": "HIDDEN_GROUP_SIZES",
+    "STUDY2_POPULATION": "NATIONAL_POPULATION",
+    "simulate_study2_ard": "simulate_national_ard",
+})

@@ -410,7 +410,7 @@ def smallarea_step(context: RunContext) -> StepResult:
     area_family = _family("hiddenpop.smallarea.areas", "AreaTable")
     pool_family = _family("hiddenpop.smallarea.pooling", "pooled_estimates")
     ml_family = _family("hiddenpop.smallarea.extrapolate", "extrapolate")
-    bench_family = _family("hiddenpop.smallarea.benchmark", "national_consistency")
+    bench_family = _family("hiddenpop.smallarea.national", "national_consistency")
     available = {"pool": pool_family, "extrapolate": ml_family}
     runnable = [m for m in methods if available[m] is not None]
     if area_family is None or not runnable or _family("hiddenpop.nsum", "estimate") is None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hiddenpop.errors import ConfigError
-from hiddenpop.smallarea.benchmark import benchmark, national_consistency
+from hiddenpop.smallarea.national import calibrate, national_consistency
 
 
 def _table():
@@ -31,7 +31,7 @@ def test_consistency_closed_form():
 def test_benchmark_hits_national(method):
     table = _table()
     population = np.array([100.0, 300.0, 50.0, 50.0])
-    adjusted, info = benchmark(table, population, 0.015, method=method)
+    adjusted, info = calibrate(table, population, 0.015, method=method)
     assert info["implied_after"] == pytest.approx(0.015, rel=1e-9)
     assert info["implied_before"] == pytest.approx(national_consistency(table["estimate"], population)["implied_rate"])
     assert (adjusted["lower"] <= adjusted["estimate"]).all() and (adjusted["estimate"] <= adjusted["upper"]).all()
@@ -44,4 +44,14 @@ def test_benchmark_hits_national(method):
 
 def test_benchmark_rejects_bad_method():
     with pytest.raises(ConfigError):
-        benchmark(_table(), None, 0.01, method="rake-it")
+        calibrate(_table(), None, 0.01, method="rake-it")
+
+
+def test_the_old_module_name_still_works_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    sys.modules.pop("hiddenpop.smallarea.benchmark", None)
+    with pytest.warns(DeprecationWarning, match="hiddenpop.smallarea.national"):
+        old = importlib.import_module("hiddenpop.smallarea.benchmark")
+    assert old.benchmark is calibrate and old.national_consistency is national_consistency
