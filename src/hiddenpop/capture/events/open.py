@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hiddenpop.capture.core.histories import all_patterns
 from hiddenpop.errors import ConfigError, DataError, ModelError
 from hiddenpop.results import Estimates
 
@@ -60,9 +61,7 @@ def history_matrix(periods: int) -> np.ndarray:
     Rows run from ``11...1`` down to ``00...01`` reading the history as a binary number with period 1 as the
     most significant digit.
     """
-    codes = np.arange(2**periods - 1, 0, -1)
-    shifts = np.arange(periods - 1, -1, -1)
-    return ((codes[:, None] >> shifts[None, :]) & 1).astype(np.int8)
+    return all_patterns(periods)[::-1].astype(np.int8)  # the canonical order, reversed
 
 
 def history_labels(histories: np.ndarray) -> list[str]:

@@ -29,8 +29,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hiddenpop.capture.events.occasions import WindowPlan
+from hiddenpop.capture.closed.models import fit_closed, parse_model
+from hiddenpop.capture.core.histories import Histories, all_patterns
+from hiddenpop.capture.core.intervals import log_transformed_ci
+from hiddenpop.capture.events.occasions import WindowPlan, plan_windows, window_pattern_counts
+from hiddenpop.capture.events.reader import read_events
 from hiddenpop.errors import ConfigError, HiddenpopError
+from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
 DEFAULT_ESTIMATOR = "Mth Chao (LB)"
@@ -43,7 +48,6 @@ PER = 10_000
 def _resolve(estimator: str) -> tuple[str, Callable | None]:
     if estimator.strip().lower() in COVERAGE_NAMES:
         return "Nhat (Mth coverage)", None
-    from hiddenpop.capture.closed.models import parse_model
 
     try:
         spec = parse_model(estimator)
@@ -52,18 +56,10 @@ def _resolve(estimator: str) -> tuple[str, Callable | None]:
     return spec.name, spec
 
 
-def _patterns(occasions: int) -> np.ndarray:
-    codes = np.arange(1, 2**occasions)
-    return ((codes[:, None] >> np.arange(occasions - 1, -1, -1)) & 1).astype(np.uint8)
-
-
 def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT_ESTIMATOR, *,
                     level: float = 0.95, interval: str = "log", bootstrap: int = 200,
                     seed: int | None = 1) -> dict:
     """One window: ``counts`` indexed by history code (length 2^K, entry 0 ignored). Returns a series row."""
-    from hiddenpop.capture.closed.models import fit_closed
-    from hiddenpop.capture.core.histories import Histories
-    from hiddenpop.capture.core.intervals import log_transformed_ci
 
     name, spec = _resolve(estimator)
     counts = np.asarray(counts, dtype=np.int64)
@@ -74,7 +70,7 @@ def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT
         row["warnings"] = "no identifier observed in this window"
         return row
     keep = counts[1:] > 0
-    patterns = _patterns(occasions)[keep]
+    patterns = all_patterns(occasions)[keep]
     histories = Histories.from_patterns(patterns, counts[1:][keep])
     try:
         if spec is None:
@@ -241,7 +237,6 @@ def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | Non
 def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: str | int | None = "1D",
                   on_batch: Callable[[int], None] | None = None, batch_rows: int = 2_000_000):
     """Plan the windows over an :class:`~hiddenpop.capture.events.reader.EventLog` and count histories per window."""
-    from hiddenpop.capture.events.occasions import plan_windows, window_pattern_counts
 
     plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
     counts = window_pattern_counts(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
@@ -275,8 +270,6 @@ def report_series(
     DuckDB, see :func:`hiddenpop.capture.events.reader.connect`); returns the :func:`rolling_series` result with the cleaning
     audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
     """
-    from hiddenpop.capture.events.reader import read_events
-    from hiddenpop.provenance import provenance
 
     log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
                       memory_limit=memory_limit, temp_directory=temp_directory)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from hiddenpop.capture.core.histories import all_patterns
 from hiddenpop.capture.core.loglinear import fit_poisson
 from hiddenpop.capture.lists.coverage import PatternCounts, pattern_counts
 from hiddenpop.capture.lists.procedures import DEFAULT_THRESHOLD, PROCEDURES
@@ -131,9 +132,8 @@ def _canonical_indicator(lists: int, term: Term) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _canonical_patterns(lists: int) -> np.ndarray:
-    """All 2^t − 1 observable histories ordered by number of lists, then by binary code (list 1 lowest bit)."""
-    patterns = ((np.arange(1, 2**lists, dtype=np.int64)[:, None] >> np.arange(lists)) & 1).astype(np.int64)
-    patterns = patterns[np.argsort(patterns.sum(axis=1), kind="stable")]
+    """All 2^t − 1 observable histories in the one canonical order of :func:`all_patterns` (read-only, cached)."""
+    patterns = all_patterns(lists).astype(np.int64)
     patterns.setflags(write=False)
     return patterns
 
