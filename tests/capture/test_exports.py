@@ -32,8 +32,8 @@ def test_import_is_lazy_every_export_resolves_and_mse_is_the_function():
 @pytest.mark.parametrize(
     ("name", "module"),
     [
-        ("select_model", "hiddenpop.capture.lists.models"),
-        ("check_extended_mle", "hiddenpop.capture.lists.models"),
+        ("select_model", "hiddenpop.capture.lists.selection"),
+        ("check_extended_mle", "hiddenpop.capture.lists.existence"),
         ("sample_coverage", "hiddenpop.capture.lists.coverage"),
         ("coverage_mth", "hiddenpop.capture.lists.coverage"),
     ],

@@ -8,19 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiddenpop.capture.lists import models as mse_module
-from hiddenpop.capture.lists.models import (
-    bca_interval,
-    check_extended_mle,
-    fit_model,
-    hierarchical_models,
-    is_hierarchical,
-    jackknife_acceleration,
-    list_data,
-    mse,
-    select_model,
-    term_name,
-)
+from hiddenpop.capture.core.terms import term_name
+from hiddenpop.capture.lists import existence
+from hiddenpop.capture.lists.bootstrap import bca_interval, bic_batch_abundance, jackknife_acceleration
+from hiddenpop.capture.lists.data import list_data
+from hiddenpop.capture.lists.existence import check_extended_mle
+from hiddenpop.capture.lists.fitting import fit_model
+from hiddenpop.capture.lists.models import mse
+from hiddenpop.capture.lists.selection import select_model
+from hiddenpop.capture.lists.space import design_matrix, hierarchical_models, is_hierarchical
 from hiddenpop.errors import ConfigError, DataError
 from refdata import CAPTURE_DATA, load_fixture
 
@@ -89,10 +85,10 @@ def test_artificial_3_existence_and_identifiability():
     # Chan, Silverman & Vincent (2021) Table 2: all pairs -> not identifiable; A:B alone -> no extended MLE;
     # A:C + B:C (both lists pairs that share nobody, fixed at -inf) -> fine.
     path = CAPTURE_DATA / "mse_Artificial_3.csv"
-    assert check_extended_mle(path, ["A:B", "A:C", "B:C"]) == mse_module.NOT_IDENTIFIABLE
-    assert check_extended_mle(path, ["A:B"]) == mse_module.NO_MLE
-    assert check_extended_mle(path, ["A:C", "B:C"]) == mse_module.EXISTS
-    assert check_extended_mle(path, []) == mse_module.EXISTS
+    assert check_extended_mle(path, ["A:B", "A:C", "B:C"]) == existence.NOT_IDENTIFIABLE
+    assert check_extended_mle(path, ["A:B"]) == existence.NO_MLE
+    assert check_extended_mle(path, ["A:C", "B:C"]) == existence.EXISTS
+    assert check_extended_mle(path, []) == existence.EXISTS
 
 
 def test_fast_existence_check_agrees_with_the_linear_programme():
@@ -107,13 +103,13 @@ def test_fast_existence_check_agrees_with_the_linear_programme():
             )
             counts = np.asarray(counts, dtype=float)
             for terms in models[:: max(1, len(models) // 40)]:
-                finite, _neg, kept = mse_module._structure(data, terms, counts)
-                design = mse_module.design_matrix(data.patterns, finite)[kept]
+                finite, _neg, kept = existence.split_terms(data, terms, counts)
+                design = design_matrix(data.patterns, finite)[kept]
                 y = counts[kept]
                 if np.linalg.matrix_rank(design) < design.shape[1] or np.all(y > 0):
                     continue
-                fast = mse_module._exists_full_rank(design, y > 0)
-                assert fast == mse_module._exists_lp(design, y), (name, terms)
+                fast = existence._exists_full_rank(design, y > 0)
+                assert fast == existence._exists_lp(design, y), (name, terms)
                 checked += 1
                 failures += not fast
     assert checked > 100 and failures > 0
@@ -274,7 +270,7 @@ def test_batched_bootstrap_refits_match_the_shared_engine():
     for name in ("mse_Korea", "mse_Kosovo"):
         data = list_data(CAPTURE_DATA / f"{name}.csv")
         models = list(select_model(data, "bic").candidates["terms"])[:15]
-        abundance, bic = mse_module._bic_batch_abundance(data, models, data.counts[None, :])
+        abundance, bic = bic_batch_abundance(data, models, data.counts[None, :])
         for m, terms in enumerate(models):
             fit = fit_model(data, terms)
             assert abundance[m, 0] == pytest.approx(fit.abundance, rel=1e-8)

@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiddenpop.capture.lists.models import _conditional_interval, fit_model, list_data, mse, select_model
+from hiddenpop.capture.lists.data import list_data
+from hiddenpop.capture.lists.fitting import fit_model
+from hiddenpop.capture.lists.models import _conditional_interval, mse
+from hiddenpop.capture.lists.selection import select_model
 
 POPULATION = 3000
 PROBS = np.array([0.25, 0.2, 0.3, 0.2])

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
+from hiddenpop.capture.core.terms import parse_terms
 from hiddenpop.errors import ConfigError, ModelError
 
 #: Relative tolerance used to decide that a column is a linear combination of earlier ones (as R's 1e-7).
@@ -419,34 +420,6 @@ def closed_design(
     raise ConfigError(f"unknown closed model {model!r}")
 
 
-def parse_terms(terms: list[str] | str, labels: list[str] | tuple[str, ...]) -> list[tuple[int, ...]]:
-    """Parse interaction terms such as ``"A:B"`` or ``["A:B", "B:C:D"]`` into tuples of occasion indices.
-
-    Labels may be list names or 1-based positions (``"1:2"``). Raises ConfigError for unknown names,
-    repeated lists within a term, or main effects (they are always included).
-    """
-    if isinstance(terms, str):
-        terms = [s for s in terms.replace(",", " ").split() if s]
-    index = {str(name): j for j, name in enumerate(labels)}
-    parsed: list[tuple[int, ...]] = []
-    for term in terms:
-        parts = [s.strip() for s in str(term).split(":")]
-        idx = []
-        for part in parts:
-            if part in index:
-                idx.append(index[part])
-            elif part.isdigit() and 1 <= int(part) <= len(labels):
-                idx.append(int(part) - 1)
-            else:
-                raise ConfigError(f"interaction term {term!r}: unknown list/occasion {part!r}; known: {list(labels)}")
-        if len(set(idx)) != len(idx) or len(idx) < 2:
-            raise ConfigError(f"interaction term {term!r} must join two or more different lists, e.g. 'A:B'")
-        key = tuple(sorted(idx))
-        if key not in parsed:
-            parsed.append(key)
-    return parsed
-
-
 def interaction_design(
     patterns: np.ndarray,
     terms: list[str] | str,
@@ -469,3 +442,39 @@ def interaction_design(
         x = np.column_stack([x, h])
         names = names + hn
     return x, names
+
+
+def fit_poisson_batch(design: np.ndarray, counts: np.ndarray, tol: float = 1e-11, max_iter: int = 100):
+    """Poisson log-linear MLE for a batch of count vectors sharing one design (bootstrap replicates).
+
+    ``counts`` is (B, K). Starts like R's glm (μ = y + 0.1) with one IRLS step, then damped Newton steps.
+    Returns (coefficients (B, p), fitted (B, K), converged (B,)).
+    """
+    counts = np.atleast_2d(counts)
+    batch = counts.shape[0]
+    p = design.shape[1]
+    mu = counts + 0.1
+    eta = np.log(mu)
+    working = eta + (counts - mu) / mu
+    gram = np.einsum("kp,bk,kq->bpq", design, mu, design)
+    rhs = np.einsum("kp,bk->bp", design, mu * working)
+    beta = np.linalg.solve(gram + 1e-12 * np.eye(p), rhs[..., None])[..., 0]
+    converged = np.zeros(batch, dtype=bool)
+    for _ in range(max_iter):
+        eta = beta @ design.T
+        mu = np.exp(np.minimum(eta, 700))
+        gradient = (counts - mu) @ design
+        hessian = np.einsum("kp,bk,kq->bpq", design, mu, design)
+        try:
+            step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(hessian[0], gradient[0], rcond=None)[0][None, :]
+        change = np.abs(step @ design.T).max(axis=1)
+        scale = np.minimum(1.0, 5.0 / np.maximum(change, 1e-300))
+        beta = beta + step * scale[:, None]
+        converged = change < tol
+        if converged.all():
+            break
+    eta = beta @ design.T
+    mu = np.exp(np.minimum(eta, 700))
+    return beta, mu, converged

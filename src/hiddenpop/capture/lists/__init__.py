@@ -9,8 +9,8 @@ from hiddenpop.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "PROCEDURES": "hiddenpop.capture.lists.procedures",
     "mse": "hiddenpop.capture.lists.models",
-    "select_model": "hiddenpop.capture.lists.models",
-    "check_extended_mle": "hiddenpop.capture.lists.models",
+    "select_model": "hiddenpop.capture.lists.selection",
+    "check_extended_mle": "hiddenpop.capture.lists.existence",
     "sample_coverage": "hiddenpop.capture.lists.coverage",
     "coverage_mth": "hiddenpop.capture.lists.coverage",
 })
