@@ -3,18 +3,9 @@ suppression. Loaded lazily (keeps the CLI start fast)."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hiddenpop.lazy import lazy_exports
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "read_codebook": "hiddenpop.cases.summary",
     "summarize_cases": "hiddenpop.cases.summary",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'hiddenpop.cases' has no attribute {name!r}")
+})

@@ -5,10 +5,9 @@ Public functions are loaded lazily so that ``hiddenpop --help`` does not pay for
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hiddenpop.lazy import lazy_exports
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "sample_size": "hiddenpop.design.sample_size",
     "margin_of_error": "hiddenpop.design.sample_size",
     "select_pps": "hiddenpop.design.selection",
@@ -17,12 +16,4 @@ _EXPORTS = {
     "compute_weights": "hiddenpop.design.weights",
     "rake": "hiddenpop.design.weights",
     "read_margins": "hiddenpop.design.weights",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'hiddenpop.design' has no attribute {name!r}")
+})

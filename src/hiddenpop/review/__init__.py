@@ -3,22 +3,13 @@ missing at random), combination with a capture-recapture total. Loaded lazily (k
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hiddenpop.lazy import lazy_exports
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "estimate_share": "hiddenpop.review.proportion",
     "combine_with_total": "hiddenpop.review.proportion",
     "wilson_interval": "hiddenpop.review.proportion",
     "clopper_pearson_interval": "hiddenpop.review.proportion",
     "imbens_manski_interval": "hiddenpop.review.proportion",
     "sample_units": "hiddenpop.review.sampling",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'hiddenpop.review' has no attribute {name!r}")
+})

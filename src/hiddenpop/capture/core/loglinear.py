@@ -231,9 +231,6 @@ def fit_poisson(
 
 
 def _newton_loop(x, x_full, keep, y, offset, names, n_observed, beta, evaluate, max_iter, tol) -> PoissonFit:
-    p_full = x_full.shape[1]
-    cells = len(y)
-    p = x.shape[1]
     mu, dev = evaluate(beta)
     converged = False
     iterations = 0
@@ -268,20 +265,28 @@ def _newton_loop(x, x_full, keep, y, offset, names, n_observed, beta, evaluate, 
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(info)
+    return _assemble(x_full, keep, names, y, mu, beta, cov, dev, converged, iterations, n_observed)
+
+
+def _assemble(x_full, keep, names, y, mu, beta, cov, deviance, converged, iterations, n_observed) -> PoissonFit:
+    """A :class:`PoissonFit` from the non-aliased coefficients ``beta`` and their covariance ``cov`` (aliased
+    columns get NaN), with the Poisson log-likelihood including the log y! term, as R's glm reports it."""
+    p_full = x_full.shape[1]
     coef = np.full(p_full, np.nan)
     coef[keep] = beta
     vcov = np.full((p_full, p_full), np.nan)
     vcov[np.ix_(keep, keep)] = cov
     loglik = float(np.sum(y * np.log(np.where(mu > 0, mu, 1.0)) - mu - gammaln(y + 1.0)))
+    rank = int(np.count_nonzero(keep))
     return PoissonFit(
         names=names,
         coef=coef,
         vcov=vcov,
         fitted=mu,
-        deviance=dev,
-        df=float(cells - p),
+        deviance=deviance,
+        df=float(len(y) - rank),
         loglik=loglik,
-        rank=int(p),
+        rank=rank,
         converged=converged,
         iterations=iterations,
         n_observed=int(np.rint(y.sum())) if n_observed is None else int(n_observed),
@@ -322,27 +327,7 @@ def _fit_glm_path(
             converged = True
             break
         dev_old = dev
-    p_full = x_full.shape[1]
-    coef = np.full(p_full, np.nan)
-    coef[keep] = beta
-    vcov = np.full((p_full, p_full), np.nan)
-    vcov[np.ix_(keep, keep)] = cov
-    loglik = float(np.sum(y * np.log(np.where(mu > 0, mu, 1.0)) - mu - gammaln(y + 1.0)))
-    return PoissonFit(
-        names=names,
-        coef=coef,
-        vcov=vcov,
-        fitted=mu,
-        deviance=dev,
-        df=float(len(y) - x.shape[1]),
-        loglik=loglik,
-        rank=int(x.shape[1]),
-        converged=converged,
-        iterations=iterations,
-        n_observed=int(np.rint(y.sum())) if n_observed is None else int(n_observed),
-        aliased=[n for n, k in zip(names, keep, strict=True) if not k],
-        design=x_full,
-    )
+    return _assemble(x_full, keep, names, y, mu, beta, cov, dev, converged, iterations, n_observed)
 
 
 # ---------------------------------------------------------------------------------------------- designs
