@@ -49,6 +49,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "mse": f"{_LISTS}.models",
     "select_model": f"{_LISTS}.selection",
     "check_extended_mle": f"{_LISTS}.existence",
+    "graph_averaging": f"{_LISTS}.graphs",
     "sample_coverage": f"{_LISTS}.coverage",
     "coverage_mth": f"{_LISTS}.coverage",
     "read_events": f"{_EVENTS}.reader",

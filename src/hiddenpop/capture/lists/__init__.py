@@ -11,6 +11,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "mse": "hiddenpop.capture.lists.models",
     "select_model": "hiddenpop.capture.lists.selection",
     "check_extended_mle": "hiddenpop.capture.lists.existence",
+    "graph_averaging": "hiddenpop.capture.lists.graphs",
+    "decomposable_graphs": "hiddenpop.capture.lists.graphs",
     "sample_coverage": "hiddenpop.capture.lists.coverage",
     "coverage_mth": "hiddenpop.capture.lists.coverage",
 })
