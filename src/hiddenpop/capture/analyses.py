@@ -38,7 +38,7 @@ def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
 
 def closed_analysis(histories: Histories, spec: ClosedSpec) -> Estimates:
     """Every closed model that suits the histories, compared in one table; see :func:`closedp`."""
-    result = closedp(histories, rcapture=spec.rcapture)
+    result = closedp(histories, rcapture=spec.rcapture, normal=spec.normal)
     result.tables["descriptive"] = descriptive(histories)
     result.settings = {**to_dict(spec), **result.settings}
     return result

@@ -33,6 +33,8 @@ class ClosedSpec(HistoriesOptions):
     """Options of the closed-model comparison."""
 
     rcapture: bool = opt(False, "reproduce Rcapture 1.4-4's printed numbers (R glm path, its Mbh standard error)")
+    normal: bool = opt(False, "also fit logistic-normal heterogeneity (Mh Normal, Mth Normal; Coull & Agresti "
+                              "1999): slower, intervals log-transformed only")
 
 
 @dataclass(frozen=True, kw_only=True)

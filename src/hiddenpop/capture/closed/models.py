@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
+from hiddenpop.capture.closed.normal import fit_logistic_normal
 from hiddenpop.capture.closed.sufficient import fit_mt_family, log_binomial
 from hiddenpop.capture.core.histories import MAX_ENUMERATED_OCCASIONS, Histories, all_patterns
 from hiddenpop.capture.core.intervals import log_transformed_ci, wald_ci
@@ -83,6 +84,10 @@ STANDARD_MODELS = (
 )
 #: Models available for capture-count (nbcap) data (Rcapture closedp.0).
 FREQUENCY_MODELS = ("M0", "Mh Chao (LB)", "Mh Poisson2", "Mh Darroch", "Mh Gamma3.5")
+#: Logistic-normal heterogeneity (Coull & Agresti 1999; Rcapture's h = "Normal"), fitted by quadrature.
+NORMAL_MODELS = ("Mh Normal", "Mth Normal")
+#: Largest t at which a Normal model is fitted on the 2^t - 1 history cells (beyond it, Mh uses capture counts).
+NORMAL_ENUMERATION_MAX = 16
 
 BIAS_WARNING_FRACTION = 0.1
 HUGE_FACTOR = 1e6
@@ -105,8 +110,8 @@ class ModelSpec:
             return self.base
         if self.heterogeneity == "Chao":
             return f"{self.base} Chao (LB)"
-        if self.heterogeneity == "Darroch":
-            return f"{self.base} Darroch"
+        if self.heterogeneity in ("Darroch", "Normal"):
+            return f"{self.base} {self.heterogeneity}"
         return f"{self.base} {self.heterogeneity}{_fmt_theta(self.theta)}"
 
 
@@ -117,7 +122,8 @@ def _fmt_theta(theta: float | None) -> str:
 
 
 _MODEL_RE = re.compile(
-    r"^(M0|Mt|Mh|Mth|Mb|Mbh)(?:\s+(Chao|LB|Poisson|Darroch|Gamma)\s*([0-9.]*)\s*(?:\(LB\))?)?$", re.IGNORECASE
+    r"^(M0|Mt|Mh|Mth|Mb|Mbh)(?:\s+(Chao|LB|Poisson|Darroch|Gamma|Normal)\s*([0-9.]*)\s*(?:\(LB\))?)?$",
+    re.IGNORECASE
 )
 
 
@@ -133,7 +139,8 @@ def parse_model(name: str) -> ModelSpec:
     if base in ("Mh", "Mth"):
         if het is None:
             raise ConfigError(f"model {name!r} needs a heterogeneity form, e.g. '{base} Chao (LB)' or '{base} Darroch'")
-        het = {"chao": "Chao", "lb": "Chao", "poisson": "Poisson", "darroch": "Darroch", "gamma": "Gamma"}[het.lower()]
+        het = {"chao": "Chao", "lb": "Chao", "poisson": "Poisson", "darroch": "Darroch", "gamma": "Gamma",
+               "normal": "Normal"}[het.lower()]
         theta = None
         if het == "Poisson":
             theta = float(number) if number else 2.0
@@ -573,12 +580,52 @@ def fit_closed(
         raise ModelError(f"{spec.name} needs at least 3 occasions")
     if spec.base in ("Mb", "Mbh") and t < 2:
         raise ModelError(f"{spec.name} needs at least 2 occasions")
+    if spec.heterogeneity == "Normal":
+        return _fit_normal(histories, spec, rcapture)
     used = choose_engine(histories, spec, engine, algorithm)
     raw, drop, fixed = fit_with_chao_rule(histories, spec, used, None, algorithm, neg_eta)
     if used == "sufficient" and t <= BIAS_ENUMERATION_MAX:
         # the bias needs the third-order sums over the 2^t cells: enumerated once, for the final model only
         raw.bias = _enumerated_bias(histories, spec, raw.names, raw.coef, raw.vcov, None)
     return _finish(spec.name, spec, raw, drop, histories, used, rcapture, fixed)
+
+
+def _fit_normal(histories: Histories, spec: ModelSpec, rcapture: bool) -> ClosedFit:
+    """Mh or Mth with logistic-normal heterogeneity (see :mod:`hiddenpop.capture.closed.normal`)."""
+    t = histories.occasions
+    if not math.isfinite(t) or t < 3:
+        raise ModelError(f"{spec.name} needs a finite number of occasions, at least 3")
+    t = int(t)
+    if histories.patterns is not None and t <= NORMAL_ENUMERATION_MAX:
+        patterns = all_patterns(t)
+        codes = histories.patterns.astype(np.int64) @ (1 << np.arange(t - 1, -1, -1, dtype=np.int64))
+        y = np.bincount(codes - 1, weights=histories.counts, minlength=len(patterns)).astype(float)
+        k = patterns.sum(axis=1).astype(float)
+        offset = np.zeros(len(y))
+        design, names = (k[:, None], ["k"]) if spec.base == "Mh" else (patterns.astype(float),
+                                                                      [f"c{j + 1}" for j in range(t)])
+    elif spec.base == "Mh":
+        k = np.arange(1, t + 1, dtype=float)
+        y = histories.frequencies().astype(float)
+        offset = gammaln(t + 1.0) - gammaln(k + 1.0) - gammaln(t - k + 1.0)  # histories per capture count
+        design, names = k[:, None], ["k"]
+    else:
+        raise ModelError(f"{spec.name} needs the capture histories and at most {NORMAL_ENUMERATION_MAX} occasions")
+    normal = fit_logistic_normal(y, design, k, offset, names=names)
+    n = histories.observed
+    unseen = exp_or_inf(normal.intercept)
+    variance = normal.vcov[0, 0] / (2.0 if rcapture else 1.0)  # Rcapture inverts the deviance's Hessian
+    stderr = math.sqrt(unseen + unseen**2 * variance) if np.isfinite(variance) else math.nan
+    aic = -2.0 * normal.loglik + 2.0 * normal.parameters
+    fit = ClosedFit(
+        model=spec.name, abundance=n + unseen, stderr=stderr, deviance=normal.deviance, df=normal.df, aic=aic,
+        bic=aic + (math.log(n) - 2.0) * normal.parameters, coef=dict(zip(normal.names, normal.coef.tolist(),
+                                                                           strict=True)),
+        vcov=normal.vcov, rank=normal.parameters, converged=normal.converged, engine="quadrature", observed=n,
+        loglik=normal.loglik,
+    )
+    fit.warnings = _warnings(fit, aliased=False) + normal.warnings
+    return fit
 
 
 def _finish(
@@ -671,13 +718,15 @@ def closedp(
     algorithm: str = "newton",
     neg_eta: bool = True,
     rcapture: bool = False,
+    normal: bool = False,
 ) -> Estimates:
     """Fit the whole closed family (Rcapture ``closedp.t`` / ``closedp.0``) and return a comparison table.
 
     ``.table`` has one row per model: quantity = "abundance", method = model name, estimate, se, the
     log-transformed 95% interval (Chao 1987) as lower/upper, and the columns deviance, df, aic, bic, bias,
     converged, warnings. ``.tables["models"]`` is the Rcapture-style table; ``.extras["fits"]`` the
-    :class:`ClosedFit` objects. With t = 2 only M0, Mt and Mb are fitted (as Rcapture).
+    :class:`ClosedFit` objects. With t = 2 only M0, Mt and Mb are fitted (as Rcapture). ``normal=True`` adds the
+    logistic-normal models (Mh Normal, and Mth Normal when the histories have at most 16 occasions).
     """
     t = histories.occasions
     if models is None:
@@ -685,6 +734,10 @@ def closedp(
             models = FREQUENCY_MODELS if t > 2 else ("M0",)
         else:
             models = STANDARD_MODELS if t > 2 else ("M0", "Mt", "Mb")
+        if normal and math.isfinite(t) and t > 2:
+            models = (*models, *(m for m in NORMAL_MODELS
+                                 if m == "Mh Normal" or (not histories.is_frequency_only
+                                                         and t <= NORMAL_ENUMERATION_MAX)))
     fits: list[ClosedFit] = []
     all_warnings: list[str] = []
     for name in models:

@@ -179,6 +179,9 @@ def profile_ci(
     spec = parse_model(model)
     if spec.base in ("Mb", "Mbh"):
         raise ModelError("no profile-likelihood interval for Mb/Mbh (N is not n + exp(intercept)); use the log-transformed CI")
+    if spec.heterogeneity == "Normal":
+        raise ModelError(f"no profile-likelihood interval for {spec.name} (it is not a log-linear model); use the "
+                         "log-transformed interval of capture closed --normal")
     fit = fit_closed(histories, spec, engine=engine, neg_eta=neg_eta)
     used = choose_engine(histories, spec, engine, "newton")
     if used == "sufficient" and engine == "auto" and histories.occasions <= 10:
