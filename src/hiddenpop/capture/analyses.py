@@ -38,7 +38,7 @@ def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
 
 def closed_analysis(histories: Histories, spec: ClosedSpec) -> Estimates:
     """Every closed model that suits the histories, compared in one table; see :func:`closedp`."""
-    result = closedp(histories, rcapture=spec.rcapture, normal=spec.normal)
+    result = closedp(histories, rcapture=spec.rcapture, normal=spec.normal, t0=spec.t0)
     result.tables["descriptive"] = descriptive(histories)
     result.settings = {**to_dict(spec), **result.settings}
     return result
@@ -46,7 +46,7 @@ def closed_analysis(histories: Histories, spec: ClosedSpec) -> Estimates:
 
 def interval_analysis(histories: Histories, spec: IntervalSpec) -> Estimates:
     """Profile-likelihood interval for ``spec.model`` with the Wald and log-transformed intervals as rows."""
-    result = profile_ci(histories, spec.model, spec.level).to_estimates()
+    result = profile_ci(histories, spec.model, spec.level, t0=spec.t0).to_estimates()
     result.settings = {**to_dict(spec), **result.settings}
     result.diagnostics = {"observed": histories.observed, "occasions": histories.occasions}
     return result

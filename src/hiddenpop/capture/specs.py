@@ -26,6 +26,8 @@ class HistoriesOptions:
     count_column: str | None = opt(None, "name of the count column (default: freq/count/n... if present)")
     occasions: str | None = opt(None, "number of occasions t for capture-count (nbcap, freq) data: a whole "
                                       "number >= 2, or 'inf' for continuous time")
+    t0: int | None = opt(None, "fit M0 and Mh models on the capture-count classes 1..t0 only (Rcapture's "
+                               "closedp.0 t0); N still counts every unit seen", min=2)
 
 
 @dataclass(frozen=True, kw_only=True)

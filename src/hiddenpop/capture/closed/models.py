@@ -103,6 +103,7 @@ class ModelSpec:
     base: str  # M0, Mt, Mh, Mth, Mb, Mbh
     heterogeneity: str | None = None
     theta: float | None = None
+    t0: int | None = None  # fit on capture-count classes 1..t0 only (Rcapture's closedp.0 t0)
 
     @property
     def name(self) -> str:
@@ -240,6 +241,8 @@ def _grouped_fit(
     n = histories.observed
     if spec.base in ("M0", "Mh"):
         f = histories.frequencies()
+        if spec.t0 is not None:  # classes 1..t0 (zeros beyond the largest count seen, as Rcapture pads them)
+            f = np.concatenate([f, np.zeros(max(spec.t0 - len(f), 0), dtype=f.dtype)])[: spec.t0]
         ks = np.arange(1, len(f) + 1, dtype=float)
         y = f.astype(float)
         offset = _frequency_offsets(t, ks)
@@ -283,7 +286,7 @@ def _grouped_fit(
         group_size_log = np.concatenate([[0.0], group_size_log])
     fit = fit_poisson(design, y, offset=offset, names=names, n_observed=n, start=start)
     rank = fit.rank
-    if histories.is_frequency_only:
+    if histories.is_frequency_only or spec.t0 is not None:
         deviance, df, loglik = fit.deviance, fit.df, fit.loglik
     else:
         # convert the grouped likelihood to the 2^t - 1 (+ 1) cell likelihood: cells in a group share mu
@@ -451,6 +454,8 @@ def fit_with_chao_rule(histories, spec, engine, unobserved, algorithm, neg_eta, 
     if is_chao:
         f = histories.frequencies()
         largest = int(np.flatnonzero(f)[-1]) + 1
+        if spec is not None and spec.t0 is not None:
+            largest = min(largest, spec.t0)
         top = int(histories.occasions) if math.isfinite(histories.occasions) else len(f)
         fixed = [f"eta{j}" for j in range(max(largest + 1, 3), top + 1)]
     drop: list[str] = list(fixed)
@@ -563,6 +568,7 @@ def fit_closed(
     algorithm: str = "newton",
     neg_eta: bool = True,
     rcapture: bool = False,
+    t0: int | None = None,
 ) -> ClosedFit:
     """Fit one closed model by name (see module docstring); returns a :class:`ClosedFit`.
 
@@ -571,10 +577,16 @@ def fit_closed(
     negative-eta rule to Chao models. ``rcapture=True`` reproduces Rcapture 1.4-4's printed numbers exactly:
     R's glm iteration path (standard errors at the penultimate IRLS iterate) and its Mbh standard-error
     formula, which drops a factor in one derivative (the default gives the correct delta-method value).
+    ``t0`` fits M0 and Mh models on the capture-count classes 1..t0 only (Rcapture ``closedp.0(..., t0=)``): with
+    many occasions the classes of units caught very often carry little information and can distort the fit.
+    N is still n plus the estimated unseen, n counting every unit seen.
     """
     if rcapture:
         algorithm = "glm"
     spec = model if isinstance(model, ModelSpec) else parse_model(model)
+    spec = with_t0(spec, t0, histories)
+    if spec.t0 is not None and spec.heterogeneity != "Normal":
+        engine, algorithm = "auto", "newton"  # the truncated fit is on capture-count classes
     t = histories.occasions
     if spec.base in ("Mh", "Mth") and spec.heterogeneity == "Chao" and t < 3:
         raise ModelError(f"{spec.name} needs at least 3 occasions")
@@ -590,13 +602,26 @@ def fit_closed(
     return _finish(spec.name, spec, raw, drop, histories, used, rcapture, fixed)
 
 
+def with_t0(spec: ModelSpec, t0: int | None, histories: Histories) -> ModelSpec:
+    """``spec`` restricted to capture-count classes 1..t0, after checking that t0 suits the model and data."""
+    if t0 is None:
+        return spec
+    if spec.base not in ("M0", "Mh"):
+        raise ConfigError(f"t0 applies to models of capture counts (M0, Mh); {spec.name} needs every history")
+    t = histories.occasions
+    if int(t0) != t0 or t0 < 2 or (math.isfinite(t) and t0 > t):
+        limit = f"and at most t = {int(t)}" if math.isfinite(t) else "(t is infinite)"
+        raise ConfigError(f"t0 must be a whole number of at least 2 {limit}; got {t0}")
+    return ModelSpec(spec.base, spec.heterogeneity, spec.theta, int(t0))
+
+
 def _fit_normal(histories: Histories, spec: ModelSpec, rcapture: bool) -> ClosedFit:
     """Mh or Mth with logistic-normal heterogeneity (see :mod:`hiddenpop.capture.closed.normal`)."""
     t = histories.occasions
     if not math.isfinite(t) or t < 3:
         raise ModelError(f"{spec.name} needs a finite number of occasions, at least 3")
     t = int(t)
-    if histories.patterns is not None and t <= NORMAL_ENUMERATION_MAX:
+    if histories.patterns is not None and t <= NORMAL_ENUMERATION_MAX and spec.t0 is None:
         patterns = all_patterns(t)
         codes = histories.patterns.astype(np.int64) @ (1 << np.arange(t - 1, -1, -1, dtype=np.int64))
         y = np.bincount(codes - 1, weights=histories.counts, minlength=len(patterns)).astype(float)
@@ -605,8 +630,9 @@ def _fit_normal(histories: Histories, spec: ModelSpec, rcapture: bool) -> Closed
         design, names = (k[:, None], ["k"]) if spec.base == "Mh" else (patterns.astype(float),
                                                                       [f"c{j + 1}" for j in range(t)])
     elif spec.base == "Mh":
-        k = np.arange(1, t + 1, dtype=float)
-        y = histories.frequencies().astype(float)
+        top = t if spec.t0 is None else spec.t0
+        k = np.arange(1, top + 1, dtype=float)
+        y = np.concatenate([histories.frequencies(), np.zeros(t)])[:top].astype(float)
         offset = gammaln(t + 1.0) - gammaln(k + 1.0) - gammaln(t - k + 1.0)  # histories per capture count
         design, names = k[:, None], ["k"]
     else:
@@ -719,6 +745,7 @@ def closedp(
     neg_eta: bool = True,
     rcapture: bool = False,
     normal: bool = False,
+    t0: int | None = None,
 ) -> Estimates:
     """Fit the whole closed family (Rcapture ``closedp.t`` / ``closedp.0``) and return a comparison table.
 
@@ -726,22 +753,24 @@ def closedp(
     log-transformed 95% interval (Chao 1987) as lower/upper, and the columns deviance, df, aic, bic, bias,
     converged, warnings. ``.tables["models"]`` is the Rcapture-style table; ``.extras["fits"]`` the
     :class:`ClosedFit` objects. With t = 2 only M0, Mt and Mb are fitted (as Rcapture). ``normal=True`` adds the
-    logistic-normal models (Mh Normal, and Mth Normal when the histories have at most 16 occasions).
+    logistic-normal models (Mh Normal, and Mth Normal when the histories have at most 16 occasions). ``t0``
+    fits the capture-count models (M0, Mh) on classes 1..t0 only, as Rcapture's ``closedp.0``.
     """
     t = histories.occasions
     if models is None:
-        if histories.is_frequency_only:
+        if histories.is_frequency_only or t0 is not None:
             models = FREQUENCY_MODELS if t > 2 else ("M0",)
         else:
             models = STANDARD_MODELS if t > 2 else ("M0", "Mt", "Mb")
         if normal and math.isfinite(t) and t > 2:
             models = (*models, *(m for m in NORMAL_MODELS
-                                 if m == "Mh Normal" or (not histories.is_frequency_only
+                                 if m == "Mh Normal" or (not histories.is_frequency_only and t0 is None
                                                          and t <= NORMAL_ENUMERATION_MAX)))
     fits: list[ClosedFit] = []
     all_warnings: list[str] = []
     for name in models:
-        fit = fit_closed(histories, name, engine=engine, algorithm=algorithm, neg_eta=neg_eta, rcapture=rcapture)
+        fit = fit_closed(histories, name, engine=engine, algorithm=algorithm, neg_eta=neg_eta, rcapture=rcapture,
+                         t0=t0)
         fits.append(fit)
         all_warnings.extend(f"{fit.model}: {w}" for w in fit.warnings)
     rows = []
@@ -774,6 +803,7 @@ def closedp(
             "algorithm": algorithm,
             "neg_eta": neg_eta,
             "rcapture": rcapture,
+            "t0": t0,
             "models": list(models),
         },
         warnings=all_warnings,

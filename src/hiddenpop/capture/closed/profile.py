@@ -27,6 +27,13 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import gammaln
 
+from hiddenpop.capture.closed.models import (
+    choose_engine,
+    fit_closed,
+    fit_with_chao_rule,
+    parse_model,
+    with_t0,
+)
 from hiddenpop.capture.core.histories import Histories
 from hiddenpop.capture.core.intervals import log_transformed_ci
 from hiddenpop.capture.core.loglinear import fit_poisson
@@ -172,11 +179,14 @@ def profile_ci(
     fmax_sup: float = 3.0,
     engine: str = "auto",
     neg_eta: bool = True,
+    t0: int | None = None,
 ) -> ProfileCI:
-    """Profile-likelihood CI for a named closed model (M0, Mt, Mh *, Mth *; any t, capture-count data too)."""
-    from hiddenpop.capture.closed.models import choose_engine, fit_closed, fit_with_chao_rule, parse_model
+    """Profile-likelihood CI for a named closed model (M0, Mt, Mh *, Mth *; any t, capture-count data too).
 
-    spec = parse_model(model)
+    ``t0`` restricts M0 and Mh models to the capture-count classes 1..t0 (see :func:`fit_closed`)."""
+    spec = with_t0(parse_model(model), t0, histories)
+    if spec.t0 is not None:
+        engine = "auto"
     if spec.base in ("Mb", "Mbh"):
         raise ModelError("no profile-likelihood interval for Mb/Mbh (N is not n + exp(intercept)); use the log-transformed CI")
     if spec.heterogeneity == "Normal":

@@ -1,4 +1,4 @@
-"""Logistic-normal heterogeneity (Mh Normal, Mth Normal): published values, simulation with known truth."""
+"""Beyond Rcapture's closedp.t: logistic-normal heterogeneity (Mh Normal, Mth Normal) and t0 (closedp.0)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,46 @@ def test_a_homogeneous_population_gives_sigma_near_zero():
     fit = fit_closed(_simulate(rng, 500, np.full(5, -0.5), 0.0), "Mh Normal")
     assert fit.coef["sigma"] < 0.3
     assert math.isfinite(fit.abundance) and abs(fit.abundance / 500 - 1) < 0.1
+
+
+# ---------------------------------------------------------------------------------------------- t0 (closedp.0)
+def test_t0_two_gives_chaos_closed_form_for_m0():
+    """M0 on the classes k = 1, 2 alone is saturated: N = n + (t - 1)/t * f1^2 / (2 f2)."""
+    histories = Histories.from_file(CAPTURE_DATA / "rcapture_BBS2001.csv", occasions=50)
+    f1, f2 = histories.frequencies()[:2]
+    fit = fit_closed(histories, "M0", t0=2)
+    assert fit.abundance == pytest.approx(histories.observed + (49 / 50) * f1**2 / (2 * f2), rel=1e-9)
+    assert fit.df == 0
+
+
+def test_t0_equal_to_t_changes_nothing_and_a_smaller_t0_fits_fewer_classes():
+    histories = Histories.from_file(CAPTURE_DATA / "rcapture_BBS2001.csv", occasions=50)
+    full, same = fit_closed(histories, "Mh Gamma3.5"), fit_closed(histories, "Mh Gamma3.5", t0=50)
+    assert same.abundance == pytest.approx(full.abundance, rel=1e-10) and same.df == full.df
+    twenty = fit_closed(histories, "Mh Gamma3.5", t0=20)
+    assert twenty.df == 20 - 3 and twenty.abundance != pytest.approx(full.abundance, rel=1e-3)
+    table = closedp(histories, t0=20)
+    assert list(table.table["method"]) == ["M0", "Mh Chao (LB)", "Mh Poisson2", "Mh Darroch", "Mh Gamma3.5"]
+    assert table.settings["t0"] == 20
+
+
+def test_t0_profile_interval_brackets_its_estimate():
+    from hiddenpop.capture import profile_ci
+
+    histories = Histories.from_file(CAPTURE_DATA / "rcapture_BBS2001.csv", occasions=50)
+    ci = profile_ci(histories, "Mh Gamma3.5", t0=20)
+    point = fit_closed(histories, "Mh Gamma3.5", t0=20)
+    assert ci.poisson_abundance == pytest.approx(point.abundance, rel=1e-8)
+    assert ci.lower < ci.multinomial_abundance < ci.upper
+
+
+@pytest.mark.parametrize(("model", "t0", "message"), [("Mt", 3, "needs every history"), ("M0", 1, "at least 2"),
+                                                      ("M0", 60, "at most t = 50")])
+def test_bad_t0_is_refused(model, t0, message):
+    from hiddenpop.errors import ConfigError
+
+    histories = Histories.from_file(CAPTURE_DATA / "rcapture_BBS2001.csv", occasions=50)
+    if model == "Mt":
+        histories = Histories.from_file(CAPTURE_DATA / "rcapture_hare.csv")
+    with pytest.raises(ConfigError, match=message):
+        fit_closed(histories, model, t0=t0)
