@@ -1,7 +1,7 @@
 import os
 import stat
 
-from hiddenpop.cli.common import atomic_write_text
+from hiddenpop.outputs import atomic_write_text
 
 
 def test_atomic_write_respects_umask_and_leaves_no_temp(tmp_path):

@@ -7,10 +7,8 @@ Progress bars go to stderr so stdout stays machine-readable; ``--quiet`` hides t
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -21,7 +19,7 @@ import pandas as pd
 import typer
 
 from hiddenpop.errors import ConfigError
-from hiddenpop.results import to_jsonable
+from hiddenpop.outputs import atomic_write_text, dumps
 
 T = TypeVar("T")
 
@@ -36,28 +34,8 @@ FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table (for
 OutOption = Annotated[Path | None, typer.Option("--out", help="write the output to this file instead of stdout")]
 SeedOption = Annotated[int, typer.Option("--seed", help="random seed (same seed, same numbers)")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        # mkstemp creates 0600 files; published outputs get the usual mode under the user's umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def dumps(payload: Any) -> str:
-    return json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n"
+ForceOption = Annotated[bool, typer.Option("--force", help="write into an existing folder that hiddenpop did not "
+                                           "write, beside its files (none of them is deleted or overwritten)")]
 
 
 def render_table(frame: pd.DataFrame, title: str | None = None) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, SeedOption, emit
+from hiddenpop.data.io import missing_column
 
 DEFAULT_SEED = 20200101
 
@@ -29,7 +30,7 @@ def count_reviews(
     from hiddenpop.errors import ConfigError, DataError, locate
 
     if status not in reviews.columns:
-        raise DataError(f"{locate(source)}no column {status!r}; available columns: {list(reviews.columns)}")
+        raise missing_column(source, status, reviews.columns, role="review status")
     lists = {
         "positive": [v.lower() for v in positive],
         "negative": [v.lower() for v in negative],
@@ -47,7 +48,7 @@ def count_reviews(
         )
     if unit is not None:
         if unit not in reviews.columns:
-            raise DataError(f"{locate(source)}no column {unit!r}; available columns: {list(reviews.columns)}")
+            raise missing_column(source, unit, reviews.columns, role="unit")
         duplicated = reviews[unit].duplicated(keep="first") & reviews[unit].notna()
         if duplicated.any():
             row = int(np.flatnonzero(duplicated.to_numpy())[0]) + 1
@@ -144,11 +145,7 @@ def register(app: typer.Typer) -> None:
         size_note = None
         if margin is not None:
             if unit not in data.columns:
-                from hiddenpop.errors import DataError, locate
-
-                raise DataError(
-                    f"{locate(units_file.name)}no column {unit!r}; available columns: {list(data.columns)}"
-                )
+                raise missing_column(units_file.name, unit, data.columns, role="unit")
             population = int(data[unit].nunique(dropna=True))
             plan = sample_size(
                 margin, confidence=confidence, population=population, expected_unknown=expected_unknown

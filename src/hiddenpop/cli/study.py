@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli.common import QuietOption
+from hiddenpop.cli.common import ForceOption, QuietOption
 
 
 def _progress(quiet: bool):
@@ -32,6 +32,8 @@ def _exit_on_terminate() -> None:
 def _print_outcome(outcome, as_json: bool) -> None:
     from hiddenpop.cli.common import dumps, render_table
 
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
     headline = outcome.headline
     if as_json:
         sys.stdout.write(dumps({"run": str(outcome.folder), "report": str(outcome.folder / "report.html"),
@@ -63,9 +65,10 @@ def register(app: typer.Typer) -> None:
     def run(
         study_file: Annotated[Path, typer.Argument(help="the study file (study.toml)")],
         out: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/NAME beside the "
-                                                 "study file); replaced atomically")] = None,
+                                                 "study file); a previous run there is replaced atomically")] = None,
         json_output: Annotated[bool, typer.Option("--json", help="print the headline as JSON")] = False,
         quiet: QuietOption = False,
+        force: ForceOption = False,
     ) -> None:
         """Run every analysis a study file names and write tables, figures, report.html and manifest.json."""
         from hiddenpop.study.runner import run_study
@@ -73,7 +76,7 @@ def register(app: typer.Typer) -> None:
 
         study = load_study(study_file)
         _exit_on_terminate()
-        outcome = run_study(study, out, progress=_progress(quiet))
+        outcome = run_study(study, out, progress=_progress(quiet), force=force)
         _print_outcome(outcome, json_output)
 
     @app.command("demo")
@@ -84,15 +87,12 @@ def register(app: typer.Typer) -> None:
         quick: Annotated[bool, typer.Option("--quick", help="a smaller study (tests, quick looks)")] = False,
         json_output: Annotated[bool, typer.Option("--json", help="print the headline as JSON")] = False,
         quiet: QuietOption = False,
+        force: ForceOption = False,
     ) -> None:
         """Generate the bundled synthetic study (Study 2's shape), run it end to end and print the headline."""
-        from hiddenpop.study.demo import write_demo_study
-        from hiddenpop.study.runner import run_study
-        from hiddenpop.study.schema import load_study
+        from hiddenpop.study.demo import run_demo
 
-        study_path = write_demo_study(out / "study", seed=seed, profile="quick" if quick else "full")
-        if not quiet:
-            print(f"synthetic study written to {study_path}", file=sys.stderr)
         _exit_on_terminate()
-        outcome = run_study(load_study(study_path), out / "run", progress=_progress(quiet))
+        outcome = run_demo(out, seed=seed, profile="quick" if quick else "full", progress=_progress(quiet),
+                           force=force)
         _print_outcome(outcome, json_output)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hiddenpop.data.io import read_table
+from hiddenpop.data.io import header_looks_like_data, missing_column, read_table
 from hiddenpop.errors import ConfigError, DataError, locate
 
 MISSING_POLICIES = ("zero", "drop")
@@ -307,6 +307,8 @@ def _suggest(name: str, options: Sequence[str]) -> str:
 
 
 def _require_column(frame: pd.DataFrame, column: str, source: str, role: str) -> None:
+    if column not in frame.columns and header_looks_like_data(frame.columns):
+        raise missing_column(source, column, frame.columns, role=f"named as {role}")
     if column not in frame.columns:
         raise DataError(
             f"{source}: column {column!r} (named as {role}) is not in the survey{_suggest(column, frame.columns)}; "

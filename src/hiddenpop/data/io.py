@@ -8,11 +8,13 @@ silent type coercion, clipping or dropping happens here (contracts validate and 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from hiddenpop.errors import DataError
+from hiddenpop.errors import DataError, locate
 
 SUPPORTED = {
     ".csv": "CSV",
@@ -26,6 +28,37 @@ SUPPORTED = {
     ".zsav": "SPSS",
     ".dta": "Stata",
 }
+
+
+# Header cells that are data, not names: numbers, dates and times, IP addresses, e-mail addresses, phone numbers.
+_DATA_LIKE = re.compile(
+    r"^\s*(?:"
+    r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"       # a number
+    r"|\d{4}-\d{1,2}-\d{1,2}(?:[T ].*)?|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*"  # a date or timestamp
+    r"|\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?|[0-9a-fA-F.]*:[0-9a-fA-F.]*:[0-9a-fA-F.:]*"  # an IP address, a time
+    r"|[^\s@]+@[^\s@]+"                                          # an e-mail address
+    r"|\+?[\d\s().-]*\d[\d\s().-]{6,}"                         # a phone number
+    r")\s*$"
+)
+
+
+def header_looks_like_data(columns: Iterable[object]) -> bool:
+    """True when any header cell reads as a value (a number, date, IP or e-mail address, phone number): the
+    file probably has no header row, and its "column names" are the first record, which must not be echoed."""
+    return any(_DATA_LIKE.match(str(column)) for column in columns)
+
+
+def missing_column(source: str | None, column: str, columns: Iterable[object], *, role: str = "",
+                   fix: str = "check the spelling against the file's header") -> DataError:
+    """The error for a required column that is absent. Lists the file's column names only when they look like
+    names; a header that looks like data is reported as a missing header row, never echoed."""
+    columns = [str(c) for c in columns]
+    what = f" ({role})" if role else ""
+    if header_looks_like_data(columns):
+        return DataError(f"{locate(source)}no header row: the first line looks like data, so column {column!r}{what} "
+                         "cannot be found; add a header line naming the columns")
+    return DataError(f"{locate(source, column=column)}column not found{what}; the columns are {', '.join(columns)}; "
+                     f"{fix}")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 
@@ -133,9 +134,7 @@ def _validate_frame(
 ) -> pd.DataFrame:
     for column in columns:
         if column not in frame.columns:
-            raise DataError(
-                f"{locate(source)}frame has no column {column!r}; available columns: {list(frame.columns)}"
-            )
+            raise missing_column(source, column, frame.columns)
     out = frame.copy()
     for column in columns:
         missing = out[column].isna() | (out[column].astype(str).str.strip() == "")

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 
@@ -76,7 +77,7 @@ def _as_flag(values: pd.Series, column: str, source: str | None) -> np.ndarray:
 def _key(frame: pd.DataFrame, columns: list[str], source: str | None) -> pd.Series:
     for column in columns:
         if column not in frame.columns:
-            raise DataError(f"{locate(source)}no column {column!r}; available columns: {list(frame.columns)}")
+            raise missing_column(source, column, frame.columns)
         missing = frame[column].isna()
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0]) + 1
@@ -222,7 +223,7 @@ def compute_weights(
         raise DataError(f"{locate(source)}the sample has no rows")
     column = probability or base_weight
     if column not in sample.columns:
-        raise DataError(f"{locate(source)}no column {column!r}; available columns: {list(sample.columns)}")
+        raise missing_column(source, column, sample.columns)
     if probability is not None:
         d = base_weights(sample[probability], source=source).to_numpy()
     else:
@@ -243,9 +244,7 @@ def compute_weights(
     nr_table = pd.DataFrame()
     if respondent is not None:
         if respondent not in sample.columns:
-            raise DataError(
-                f"{locate(source)}no column {respondent!r}; available columns: {list(sample.columns)}"
-            )
+            raise missing_column(source, respondent, sample.columns, role="respondent flag")
         responded = _as_flag(sample[respondent], respondent, source)
         cell_key = _key(sample, cells, source) if cells else pd.Series(["all"] * len(sample))
         w, nr_table, nr_warnings = nonresponse_adjust(w, responded, cell_key, max_factor=max_factor)
@@ -266,10 +265,7 @@ def compute_weights(
         levels = {}
         for variable, target in margins.items():
             if variable not in sample.columns:
-                raise DataError(
-                    f"{locate(source)}margin variable {variable!r} is not a column of the sample; "
-                    f"available columns: {list(sample.columns)}"
-                )
+                raise missing_column(source, variable, sample.columns, role="margin variable")
             values = sample[variable]
             text = values.astype("string").str.strip()
             missing = values.isna().to_numpy() & responded

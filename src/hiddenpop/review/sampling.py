@@ -16,6 +16,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError, PrivacyError, locate
 from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser
 from hiddenpop.results import Estimates
@@ -48,7 +49,7 @@ def sample_units(
     ``review_order``).
     """
     if unit not in frame.columns:
-        raise DataError(f"{locate(source)}no column {unit!r}; available columns: {list(frame.columns)}")
+        raise missing_column(source, unit, frame.columns, role="sampling unit")
     values = frame[unit]
     missing = values.isna() | (values.astype("string").str.strip() == "")
     notes: list[str] = []

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.errors import ConfigError, HiddenpopError
+from hiddenpop.outputs import atomic_write_text, dumps
 from hiddenpop.parallel import SERIAL, map_replicates, spawn_seeds
 
 FAMILIES = ("nsum", "capture")
@@ -582,7 +583,6 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 
 def write_grid(result: GridResult, out_dir: str | Path, *, provenance: dict[str, Any] | None = None) -> list[Path]:
     """Write ``summary.csv``, ``summary.json``, ``summary.md``, ``replicates.csv`` and one ``<family>.png`` each."""
-    from hiddenpop.cli.common import atomic_write_text, dumps
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,13 +28,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hiddenpop.cli.common import atomic_write_text
+from hiddenpop.outputs import atomic_write_text, check_output_folder, install_output_folder, partial_folder
+from hiddenpop.study.runner import RunOutcome, run_study
+from hiddenpop.study.schema import load_study
 
 POPULATION = 113_771_856
 CHILDREN = 44_600_000
@@ -100,6 +104,25 @@ PROFILES = {
 def demo_key(seed: int) -> str:
     """A deterministic demo key (64 hex characters) so reruns give identical pseudonyms. Demo only."""
     return hashlib.sha256(f"hiddenpop-demo-key-{seed}".encode()).hexdigest()
+
+
+def run_demo(out: str | Path, *, seed: int = 20220101, profile: str = "full",
+             progress: Callable[[str], None] | None = None, force: bool = False) -> RunOutcome:
+    """Write the synthetic study to ``out/study``, run it into ``out/run`` and return the run's outcome.
+
+    ``out`` is an output folder like any other (:mod:`hiddenpop.outputs`): built in a hidden sibling and moved
+    into place at the end; a folder hiddenpop did not write is refused unless ``force``.
+    """
+    out = check_output_folder(out, force=force)
+    partial = partial_folder(out)
+    try:
+        study_path = write_demo_study(partial / "study", seed=seed, profile=profile)
+        outcome = run_study(load_study(study_path), partial / "run", progress=progress)
+        notes = install_output_folder(partial, out, command="demo", force=force)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return replace(outcome, folder=out / "run", notes=outcome.notes + notes)
 
 
 def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str = "full") -> Path:

@@ -9,10 +9,11 @@ see :mod:`hiddenpop.study.steps`), then writes::
       report.html                                self-contained report (plotly.js inlined once)
       manifest.json                              versions, settings, seeds, SHA-256 of inputs, warnings, timings
 
-Atomicity: everything is built in a hidden sibling folder ``.NAME.partial-XXXX`` and renamed to ``out`` only at
-the very end (an existing ``out`` is moved aside first and deleted after the rename). A run that fails or is
-interrupted leaves ``out`` as it was before, and removes its partial folder when it can; a run killed outright
-leaves only a hidden ``.partial`` folder, never a folder that looks complete.
+Atomicity and safety (:mod:`hiddenpop.outputs`): everything is built in a hidden sibling folder
+``.NAME.partial-XXXX`` and moved to ``out`` only at the very end. An existing ``out`` is replaced only if hiddenpop
+wrote it (its marker lists its files; only those are removed); any other non-empty folder is refused unless
+``--force``. A run that fails or is interrupted leaves ``out`` as it was before and removes its partial folder when
+it can; a run killed outright leaves only a hidden ``.partial`` folder, never a folder that looks complete.
 
 Reproducibility: tables and ``manifest.json`` are byte-identical for the same inputs and seed; timings live in
 the manifest under the separate key ``"timings"`` (and only there), so comparisons can drop that one key.
@@ -21,19 +22,23 @@ the manifest under the separate key ``"timings"`` (and only there), so compariso
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hiddenpop.cli.common import atomic_write_text, dumps
-from hiddenpop.errors import ConfigError, HiddenpopError, ModelError
+from hiddenpop.errors import HiddenpopError, ModelError
+from hiddenpop.outputs import (
+    atomic_write_text,
+    check_output_folder,
+    dumps,
+    install_output_folder,
+    partial_folder,
+)
 from hiddenpop.provenance import input_record, package_versions
 from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.report import render_report
@@ -51,6 +56,7 @@ class RunOutcome:
     headline: pd.DataFrame
     results: dict[str, StepResult]
     manifest: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
 
 def default_out(study: Study) -> Path:
@@ -68,16 +74,17 @@ def run_study(
     *,
     progress: Callable[[str], None] | None = None,
     steps: list[tuple[str, Callable[[RunContext], StepResult]]] | None = None,
+    force: bool = False,
 ) -> RunOutcome:
-    """Run every enabled analysis of ``study`` and write the run folder ``out`` atomically."""
-    out = Path(out) if out is not None else default_out(study)
-    out = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: exists and is not a folder; choose another --out")
-    if out == study.folder or out in study.folder.parents:
-        raise ConfigError(f"{out}: would replace the study's own folder; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    """Run every enabled analysis of ``study`` and write the run folder ``out`` atomically.
+
+    ``out`` follows the rules of :mod:`hiddenpop.outputs`: a folder hiddenpop did not write is refused unless
+    ``force`` (and then nothing in it is deleted or overwritten); ``out`` is never the study folder, an input
+    or a parent of either.
+    """
+    out = check_output_folder(out if out is not None else default_out(study),
+                              protect=[study.folder, *study.input_files()], force=force)
+    partial = partial_folder(out)
     context = RunContext(study=study, report_progress=progress or (lambda message: None))
     timings: dict[str, float] = {}
     try:
@@ -102,12 +109,12 @@ def run_study(
         manifest["timings"] = timings
         # The manifest is written last: a folder with a manifest is a finished run.
         atomic_write_text(partial / "manifest.json", dumps(manifest))
-        _swap_into_place(partial, out)
+        notes = install_output_folder(partial, out, command="run", force=force)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return RunOutcome(folder=out, headline=published.tables["headline"], results=context.results,
-                      manifest=manifest)
+                      manifest=manifest, notes=notes)
 
 
 def _run_step(name: str, function: Callable[[RunContext], StepResult], context: RunContext) -> StepResult:
@@ -126,23 +133,6 @@ def _run_step(name: str, function: Callable[[RunContext], StepResult], context: 
         return StepResult(name=name, title=title, status="error",
                           message=f"internal error in the method family ({type(exc).__name__}); the step was "
                           "not used. Rerun with HIDDENPOP_DEBUG=1 for the traceback")
-
-
-def _swap_into_place(partial: Path, out: Path) -> None:
-    """Rename ``partial`` to ``out``; an existing ``out`` is moved aside first and removed afterwards."""
-    previous: Path | None = None
-    if out.exists():
-        previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
-        previous.rmdir()
-        os.replace(out, previous)
-    try:
-        os.replace(partial, out)
-    except BaseException:
-        if previous is not None:
-            os.replace(previous, out)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hiddenpop.data.io import read_table
+from hiddenpop.data.io import missing_column, read_table
 from hiddenpop.errors import DataError, locate
 from hiddenpop.results import Estimates
 from hiddenpop.study.context import RunContext, StepResult
@@ -84,8 +84,7 @@ def casework_step(context: RunContext) -> StepResult:
     for role in ("victims", "suspects"):
         column = settings[role]
         if column not in frame.columns:
-            raise DataError(f"{locate(path.name, column=column)}column not found; columns are "
-                            f"{', '.join(map(str, frame.columns))}; fix [analyses.casework] key {role!r}")
+            raise missing_column(path.name, column, frame.columns, fix=f"fix [analyses.casework] key {role!r}")
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() | (values < 0) | (values != np.floor(values))
         if bad.any():

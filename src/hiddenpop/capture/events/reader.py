@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
+from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.privacy import Pseudonymiser
 
@@ -250,9 +251,7 @@ def read_events(
         needed[f"exclude {column}"] = column
     for role, column in needed.items():
         if column not in columns:
-            raise ConfigError(
-                f"{files[0]}: column {column!r} ({role}) not found; available columns: {', '.join(columns)}"
-            )
+            raise missing_column(files[0], column, columns, role=role)
     con.execute(f"SET TimeZone = {_literal(rules.input_timezone)}")
     try:
         con.execute(_staging_sql(source, identifier, time, rules))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError, locate
 
 LEVEL = 0.95
@@ -98,7 +99,7 @@ def prepare_data(
         if groups is not None:
             missing = [g for g in groups if g not in frame.columns]
             if missing:
-                raise DataError(f"{locate(source)}columns {missing} not found; available: {list(frame.columns)}")
+                raise missing_column(source, missing[0], frame.columns)
             frame = frame[list(groups)]
     else:
         array = np.asarray(counts)
@@ -112,9 +113,8 @@ def prepare_data(
     known_sizes = {str(k): v for k, v in dict(known_sizes).items()}
     unknown_known = [g for g in known_sizes if g not in frame.columns]
     if unknown_known:
-        raise ConfigError(
-            f"known sizes given for groups not in the survey: {unknown_known}; survey columns: {list(frame.columns)}"
-        )
+        raise missing_column(source, unknown_known[0], frame.columns, role="a group with a known size",
+                             fix="make the known-size table's group names match the survey header")
     if hidden is None:
         hidden = [g for g in frame.columns if g not in known_sizes]
     hidden = list(hidden)
@@ -123,7 +123,7 @@ def prepare_data(
         raise ConfigError(f"groups {overlap} are listed as hidden but also have a known size; choose one")
     absent = [g for g in hidden if g not in frame.columns]
     if absent:
-        raise DataError(f"{locate(source)}hidden group columns {absent} not found; available: {list(frame.columns)}")
+        raise missing_column(source, absent[0], frame.columns, role="hidden group")
     if not known_sizes:
         raise ConfigError("at least one known group is needed to fix the scale of degrees and sizes")
     if not math.isfinite(float(population)) or float(population) <= 0:
