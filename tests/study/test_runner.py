@@ -119,7 +119,7 @@ def test_out_cannot_replace_the_study_folder(demo_study):
     from hiddenpop.errors import ConfigError
 
     study = load_study(demo_study)
-    with pytest.raises(ConfigError, match="would replace or contain .* which hiddenpop reads"):
+    with pytest.raises(ConfigError, match=r"would replace or contain .* which hiddenpop reads"):
         run_study(study, demo_study.parent)
 
 
