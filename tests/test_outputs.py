@@ -135,3 +135,50 @@ def test_a_killed_run_leaves_the_previous_run_as_it_was(tmp_path):
     again = subprocess.run([sys.executable, "-m", "hiddenpop.cli", "run", str(study), "--out", str(out),
                             "--quiet"], capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
+
+
+def test_an_internal_error_in_an_analysis_exits_1_with_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from hiddenpop.cli import main
+    from hiddenpop.study import steps
+
+    study = write_demo_study(tmp_path / "study", seed=3, profile="test")
+
+    def crash(context):
+        raise RuntimeError("respondent R00042 said 7")
+
+    monkeypatch.setattr(steps, "casework_step", crash)
+    monkeypatch.delenv("HIDDENPOP_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(study), "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1 and err[0].startswith("error: internal error")
+    assert "'casework'" in err[0] and "R00042" not in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_manifest_names_the_bytes_read_and_only_a_fingerprint_of_the_key(tmp_path):
+    import json
+
+    from hiddenpop.study.runner import run_study
+    from hiddenpop.study.schema import load_study
+    from hiddenpop.study.steps import casework_step
+
+    study = load_study(write_demo_study(tmp_path / "study", seed=3, profile="test"))
+    outcome = run_study(study, tmp_path / "run", steps=[("casework", casework_step)])
+    manifest = json.loads((outcome.folder / "manifest.json").read_text())
+    key_hash = hashlib.sha256(study.key_file.read_bytes()).hexdigest()
+    assert key_hash not in json.dumps(manifest)
+    assert study.key_file.name not in {item["file"] for item in manifest["inputs"]}
+    assert len(manifest["privacy"]["key_fingerprint"]) > 0
+
+    def rewrite_survey(context):
+        survey = Path(context.study.survey["file"])
+        survey.write_text(survey.read_text() + "\n")
+        return casework_step(context)
+
+    before = _tree(tmp_path)
+    with pytest.raises(ConfigError, match="changed while the run was reading it"):
+        run_study(study, tmp_path / "run", steps=[("casework", rewrite_survey)])
+    after = _tree(tmp_path)
+    changed = {name for name in before if before[name] != after.get(name)}
+    assert changed == {"study/data/survey.csv"}  # the run folder is as it was

@@ -27,6 +27,12 @@ class PrivacyError(HiddenpopError, RuntimeError):
     """An operation would expose identifiers or run without the protection it needs (e.g. no key)."""
 
 
+class InternalError(Exception):
+    """A fault inside hiddenpop (a bug), not something the user can fix: the command exits with code 1 and one line
+    naming where it happened. The message names the step and the exception type only, never its text (which could
+    quote data); ``HIDDENPOP_DEBUG=1`` shows the traceback."""
+
+
 def locate(source: str | None = None, row: int | None = None, column: str | None = None) -> str:
     """Format a location prefix such as ``survey.csv, row 12, column 'nurse': ``.
 

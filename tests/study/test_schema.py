@@ -174,3 +174,33 @@ def test_bayes_sampler_options_validated(study_copy, replacement, message):
     _edit(study_copy, "target_accept = 0.65", replacement)
     with pytest.raises(ConfigError, match=message):
         load_study(study_copy)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("seed = 7", "seed = 18446744073709551615", "key 'seed': must be a whole number from 0 to 4,294,967,295"),
+        ("seed = 7", "seed = -1", "key 'seed': must be a whole number from 0 to"),
+        ("bootstrap = 100", "bootstrap = 1000000000", "key 'bootstrap': must be a whole number from 1 to 100,000"),
+        ("bootstrap = 100", "bootstrap = 0", "key 'bootstrap': must be a whole number from 1 to"),
+    ],
+)
+def test_numbers_beyond_their_documented_limits_are_refused_before_any_work(study_copy, old, new, message):
+    with pytest.raises(ConfigError, match=message):
+        load_study(_edit(study_copy, old, new))
+
+
+def test_chains_beyond_the_limit_are_refused(study_copy):
+    _edit(study_copy, "chains = 1\n", "chains = 100000\n")
+    with pytest.raises(ConfigError, match="key 'chains': must be a whole number from 1 to 16"):
+        load_study(study_copy)
+
+
+def test_replicates_that_would_exhaust_memory_are_refused_before_fitting(demo_study, tmp_path, monkeypatch):
+    from hiddenpop.study import steps
+    from hiddenpop.study.runner import run_study
+
+    monkeypatch.setattr(steps, "MAX_REPLICATE_BYTES", 1000)  # the survey has hundreds of respondents
+    with pytest.raises(ConfigError, match=r"bootstrap replicates would need about .* GB"):
+        run_study(load_study(demo_study), tmp_path / "run", steps=[("nsum", steps.nsum_step)])
+    assert not (tmp_path / "run").exists()

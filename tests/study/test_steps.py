@@ -95,14 +95,19 @@ def test_bayes_fit_that_fails_its_gates_is_marked_and_not_used(bayes_study, tmp_
     assert "convergence gate failed: R-hat 1.2 above 1.01" in html
 
 
-def test_a_fault_inside_a_family_is_reported_without_its_text(bayes_study, tmp_path, monkeypatch):
+def test_a_fault_inside_a_family_stops_the_run_naming_the_step_without_its_text(bayes_study, tmp_path,
+                                                                                monkeypatch):
+    """A crash inside a family is a bug, not a step 'error' that a report can hide: the run stops (exit 1 on the
+    command line), names the step and the exception type, never the exception's text, and writes nothing."""
+    from hiddenpop.errors import InternalError
+
+    monkeypatch.delenv("HIDDENPOP_DEBUG", raising=False)
     secret = "respondent R00042 said 7"
-    outcome = _run(bayes_study, tmp_path, monkeypatch, _fake_model(True, [], fail_with=ValueError(secret)))
-    result = outcome.results["nsum_bayes"]
-    assert result.status == "error" and "ValueError" in result.message
-    html = (outcome.folder / "report.html").read_text()
-    assert secret not in html and secret not in (outcome.folder / "manifest.json").read_text()
-    assert outcome.headline.set_index("quantity").loc["traffickers", "analysis"] == "nsum"
+    with pytest.raises(InternalError) as info:
+        _run(bayes_study, tmp_path, monkeypatch, _fake_model(True, [], fail_with=ValueError(secret)))
+    message = str(info.value)
+    assert "'nsum_bayes'" in message and "ValueError" in message and secret not in message
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.partial-*"))
 
 
 def test_disabled_analysis_is_listed_as_skipped(demo_study):

@@ -31,7 +31,27 @@ class OutputFormat(StrEnum):
 
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table (for people), json or csv")]
-OutOption = Annotated[Path | None, typer.Option("--out", help="write the output to this file instead of stdout")]
+def _writable_file(value: Path | None) -> Path | None:
+    """``--out FILE`` is checked when the command line is read, before any work: a folder, a missing folder that
+    cannot be created or a place the user cannot write is one clear error, not a failure after the computation."""
+    if value is None:
+        return None
+    if value.is_dir():
+        raise ConfigError(f"--out {value} is a folder; give a file name, e.g. {value / 'result.json'}")
+    folder = value.resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise ConfigError(f"--out {value}: cannot create the folder {folder}; choose another path") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {value}: cannot write in {folder}; choose another path")
+    if value.exists() and not os.access(value, os.W_OK):
+        raise ConfigError(f"--out {value}: the file exists and is read-only; choose another path")
+    return value
+
+
+OutOption = Annotated[Path | None, typer.Option("--out", help="write the output to this file instead of stdout",
+                                                callback=_writable_file)]
 SeedOption = Annotated[int, typer.Option("--seed", help="random seed (same seed, same numbers)")]
 QuietOption = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
 ForceOption = Annotated[bool, typer.Option("--force", help="write into an existing folder that hiddenpop did not "

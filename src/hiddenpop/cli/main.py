@@ -13,7 +13,7 @@ import sys
 import typer
 
 from hiddenpop import __version__
-from hiddenpop.errors import HiddenpopError
+from hiddenpop.errors import HiddenpopError, InternalError
 
 app = typer.Typer(
     name="hiddenpop",
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
         message = " ".join(str(exc).split())
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+    except InternalError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -455,13 +455,13 @@ def _build(
     missing_counts = {g: int(missing_mask[g].sum()) for g in groups if missing_mask[g].any()}
     notes: list[str] = []
     warnings: list[str] = []
-    if too_large.any():
-        # an error for head counts, but the base may be a rescaled population (e.g. 1 in textbook examples)
+    if too_large.any() and population > 1:
+        # a head-count base (a proportion-scale base of 1 or less, as in textbook examples, admits any count)
         row, col = (int(i) for i in np.argwhere(too_large)[0])
-        warnings.append(
-            f"{locate(source, row + 1, groups[col])}count larger than the scale-up base ({population:,.6g}) "
-            f"({int(too_large.sum())} such answer(s)); unless the base is a rescaled population, check for a "
-            "missing-value code such as 99999 or a data-entry error"
+        raise DataError(
+            f"{locate(source, row + 1, groups[col])}count larger than the population base ({population:,.0f}), "
+            f"which no respondent can know ({int(too_large.sum())} such answer(s)); fix the answer, recode a "
+            "missing-value code such as 99999 as missing, or check --population"
         )
     keep = np.ones(len(frame), dtype=bool)
     dropped = 0

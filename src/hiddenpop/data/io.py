@@ -7,6 +7,7 @@ silent type coercion, clipping or dropping happens here (contracts validate and 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from collections.abc import Iterable
@@ -61,6 +62,51 @@ def missing_column(source: str | None, column: str, columns: Iterable[object], *
                      f"{fix}")
 
 
+def _check_delimited_structure(path: Path, delimiter: str) -> None:
+    """Every data row has exactly as many fields as the header, and no header name repeats.
+
+    pandas would otherwise pad a short row with missing values, turn the first column into an index when every
+    row ends with a delimiter (shifting every column by one), and rename a repeated header ``x`` to ``x.1``.
+    Blank lines are skipped, as pandas skips them, so row numbers count data rows as in every other message."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [name.strip() for name in header]
+        repeated = sorted({n for n in names if n and names.count(n) > 1})
+        if repeated:
+            raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header; rename one")
+        row = 0
+        for fields in reader:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            row += 1
+            if len(fields) == len(header):
+                continue
+            if len(fields) == len(header) + 1 and not fields[-1].strip():
+                raise DataError(f"{locate(str(path), row)}ends with an extra delimiter (one more field than the "
+                                f"header's {len(header)}); remove the trailing delimiters or add a header name")
+            raise DataError(f"{locate(str(path), row)}has {len(fields)} fields where the header has {len(header)}; "
+                            "fix the row (missing or extra delimiters, or an unclosed quote)")
+
+
+def _check_single_sheet(path: Path) -> None:
+    """A workbook read without naming a sheet must hold data on one sheet only: reading the first and ignoring
+    the others would silently leave data out."""
+    from openpyxl import load_workbook  # loaded only for Excel files
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        with_data = [ws.title for ws in workbook.worksheets
+                     if any(cell is not None for row in ws.iter_rows(max_row=2, values_only=True) for cell in row)]
+    finally:
+        workbook.close()
+    if len(with_data) > 1:
+        raise DataError(f"{path}: the workbook has data on {len(with_data)} sheets and only one can be read; save "
+                        "the sheet to analyse as its own file (or delete the others)")
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 of a file's bytes (recorded in manifests so a run names exactly what it read)."""
     digest = hashlib.sha256()
@@ -74,7 +120,7 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     """Read one table from ``path``; the format is chosen by extension.
 
     CSV files may carry a UTF-8 byte-order mark and CRLF line ends; header names are stripped of surrounding
-    whitespace. Excel reads the first sheet unless ``sheet`` is given. SPSS/Stata value labels are not applied:
+    whitespace. Excel reads the named ``sheet``; without one, a workbook with data on more than one sheet is refused. SPSS/Stata value labels are not applied:
     the stored codes are returned, as counts must be numbers.
     """
     path = Path(path)
@@ -88,12 +134,16 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
         raise DataError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {known}")
     try:
         if suffix in (".csv", ".txt"):
+            _check_delimited_structure(path, ",")
             frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=False)
         elif suffix == ".tsv":
+            _check_delimited_structure(path, "\t")
             frame = pd.read_csv(path, sep="\t", encoding="utf-8-sig")
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".xlsx", ".xlsm"):
+            if sheet is None:
+                _check_single_sheet(path)
             frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, engine="openpyxl")
         elif suffix in (".sav", ".zsav"):
             import pyreadstat
@@ -114,14 +164,6 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
         raise DataError(f"{path}: cannot parse as {SUPPORTED[suffix]} ({first}); check delimiters and quoting") from None
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {SUPPORTED[suffix]} ({type(exc).__name__}); is the file damaged?") from None
-    if suffix in (".csv", ".txt", ".tsv"):
-        # pandas renames a repeated header "x" to "x.1" silently; check the header row as written
-        header = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig", header=None,
-                             nrows=1, dtype=str, keep_default_na=False)
-        names = [str(c).strip() for c in header.iloc[0].tolist() if str(c).strip()]
-        repeated = sorted({c for c in names if names.count(c) > 1})
-        if repeated:
-            raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header; rename one")
     frame.columns = [str(c).strip() for c in frame.columns]
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:

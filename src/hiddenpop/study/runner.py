@@ -22,6 +22,7 @@ the manifest under the separate key ``"timings"`` (and only there), so compariso
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from hiddenpop.errors import HiddenpopError, ModelError
+from hiddenpop.errors import ConfigError, HiddenpopError, InternalError, ModelError
 from hiddenpop.outputs import (
     atomic_write_text,
     check_output_folder,
@@ -39,6 +40,7 @@ from hiddenpop.outputs import (
     install_output_folder,
     partial_folder,
 )
+from hiddenpop.privacy import load_key
 from hiddenpop.provenance import input_record, package_versions
 from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.report import render_report
@@ -84,6 +86,8 @@ def run_study(
     """
     out = check_output_folder(out if out is not None else default_out(study),
                               protect=[study.folder, *study.input_files()], force=force)
+    read = _data_inputs(study)
+    hashed = input_record(read)
     partial = partial_folder(out)
     context = RunContext(study=study, report_progress=progress or (lambda message: None))
     timings: dict[str, float] = {}
@@ -99,7 +103,7 @@ def run_study(
         published = assemble_tables(context)
         _write_tables(partial / "tables", published.tables)
         figures = _write_figures(partial / "figures", context, published)
-        manifest = _manifest(context, published, timings)
+        manifest = _manifest(context, published, timings, read, hashed)
         context.report_progress("report")
         tic = time.perf_counter()
         html = render_report(context, published, manifest, figures)
@@ -109,6 +113,7 @@ def run_study(
         manifest["timings"] = timings
         # The manifest is written last: a folder with a manifest is a finished run.
         atomic_write_text(partial / "manifest.json", dumps(manifest))
+        _check_unchanged(read, hashed)
         notes = install_output_folder(partial, out, command="run", force=force)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -119,9 +124,10 @@ def run_study(
 
 def _run_step(name: str, function: Callable[[RunContext], StepResult], context: RunContext) -> StepResult:
     """Run one analysis. Input and settings errors (DataError, ConfigError, PrivacyError) stop the run: the user
-    must fix them. A model that cannot be fitted (ModelError) or a fault inside a method family is recorded as
-    the step's ``error`` status and the run goes on, so the report shows it instead of hiding it. Only the
-    exception type of an unexpected fault is recorded: its text could quote data."""
+    must fix them. A model that cannot be fitted with these data (ModelError) is recorded as the step's ``error``
+    status and the run goes on, so the report shows it. Any other exception is a fault in hiddenpop: the run stops
+    with an :class:`InternalError` naming the step and the exception type (never its text, which could quote data),
+    and nothing is written."""
     title = TITLES.get(name, name)
     try:
         return function(context)
@@ -129,10 +135,12 @@ def _run_step(name: str, function: Callable[[RunContext], StepResult], context: 
         return StepResult(name=name, title=title, status="error", message=f"the model could not be fitted: {exc}")
     except HiddenpopError:
         raise
-    except Exception as exc:  # a family's fault must not take the whole study down
-        return StepResult(name=name, title=title, status="error",
-                          message=f"internal error in the method family ({type(exc).__name__}); the step was "
-                          "not used. Rerun with HIDDENPOP_DEBUG=1 for the traceback")
+    except Exception as exc:
+        if os.environ.get("HIDDENPOP_DEBUG") == "1":
+            raise
+        raise InternalError(f"internal error in the analysis {name!r} ({type(exc).__name__}); nothing was written. "
+                            "Please report it; HIDDENPOP_DEBUG=1 shows the traceback (it may quote input data)"
+                            ) from None
 
 
 def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
@@ -167,18 +175,30 @@ def _write_figures(folder: Path, context: RunContext, published: Any) -> dict[st
     return build_figures(context, published, folder)
 
 
-def _manifest(context: RunContext, published: Any, timings: dict[str, float]) -> dict[str, Any]:
+def _data_inputs(study: Study) -> list[Path]:
+    """The files a run reads, the key file excepted: the manifest records the key only as a fingerprint."""
+    return [path for path in study.input_files() if path != study.key_file]
+
+
+def _check_unchanged(paths: list[Path], records: list[dict[str, Any]]) -> None:
+    """The inputs still hold the bytes hashed when the run started, so the manifest names what was read."""
+    for path, record in zip(paths, input_record(paths), strict=True):
+        if record["sha256"] != records[paths.index(path)]["sha256"]:
+            raise ConfigError(f"{path.name} changed while the run was reading it; nothing was written; rerun when "
+                              "the file is no longer being written")
+
+
+def _manifest(context: RunContext, published: Any, timings: dict[str, float], read: list[Path],
+              hashed: list[dict[str, Any]]) -> dict[str, Any]:
     study = context.study
-    inputs = input_record(study.input_files())
-    for record, path in zip(inputs, study.input_files(), strict=True):
+    inputs = [dict(record) for record in hashed]
+    for record, path in zip(inputs, read, strict=True):
         try:
             record["path"] = str(path.relative_to(study.folder))
         except ValueError:
             record["path"] = path.name
     key_fingerprint = None
     if study.key_file is not None:
-        from hiddenpop.privacy import load_key
-
         key_fingerprint = load_key(study.key_file).fingerprint
     analyses = {}
     for name, result in context.results.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hiddenpop.errors import ConfigError
+from hiddenpop.specs import MAX_SEED
 
 # --------------------------------------------------------------------------------------------- key specifications
 # Each table maps key -> (accepted python types, required?, short description used in error messages).
@@ -148,6 +149,12 @@ TOP_LEVEL = {
     "ratios": (_TABLE, False, "ratios between quantities: [ratios.NAME]"),
     "analyses": (_TABLE, True, "analyses to run: [analyses.NAME]"),
 }
+
+#: Upper limits of a study's numeric settings, checked before any work starts: beyond them a run would take days
+#: or exhaust memory (100,000 chains crashed the sampler; 10^9 bootstrap replicates returned an empty headline).
+LIMITS = {"bootstrap": 100_000, "chains": 16, "warmup": 100_000, "draws": 100_000, "occasions": 1_000}
+#: Memory the study may ask for in bootstrap replicates or posterior draws (checked once the survey is read).
+MAX_REPLICATE_BYTES = 4 * 2**30
 
 DEGREE_METHODS = ("known_population", "summation")
 NSUM_METHODS = ("mle", "pimle", "mos")
@@ -340,8 +347,8 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
     level = float(study.get("level", 0.95))
     if not 0.5 <= level < 1:
         raise check.fail("[study] key 'level'", f"{level} is outside [0.5, 1); use e.g. 0.95")
-    if study["seed"] < 0:
-        raise check.fail("[study] key 'seed'", "must be a non-negative integer")
+    if not 0 <= study["seed"] <= MAX_SEED:
+        raise check.fail("[study] key 'seed'", f"must be a whole number from 0 to {MAX_SEED:,}")
 
     privacy = check.table(raw.get("privacy", {}), "[privacy]", PRIVACY_KEYS)
     threshold = privacy.get("suppression_threshold", 5)
@@ -508,9 +515,9 @@ def _check_analyses(
                 settings[key] = check.file(settings[key], f"{where} key {key!r}")
         if "files" in settings and enabled:
             settings["files"] = [check.file(f, f"{where} key 'files'") for f in settings["files"]]
-        for key in ("bootstrap", "chains", "warmup", "draws", "occasions"):
-            if key in settings and settings[key] < 1:
-                raise check.fail(f"{where} key {key!r}", "must be a positive integer")
+        for key, limit in LIMITS.items():
+            if key in settings and not 1 <= settings[key] <= limit:
+                raise check.fail(f"{where} key {key!r}", f"must be a whole number from 1 to {limit:,}")
         if name == "nsum":
             check.choice(settings.get("method", "mle"), NSUM_METHODS, f"{where} key 'method'")
         if name == "nsum_bayes":

@@ -21,10 +21,10 @@ import pandas as pd
 from scipy import stats
 
 from hiddenpop.data.io import missing_column, read_table
-from hiddenpop.errors import DataError, locate
+from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 from hiddenpop.study.context import RunContext, StepResult
-from hiddenpop.study.schema import Study
+from hiddenpop.study.schema import MAX_REPLICATE_BYTES, Study
 
 TITLES = {
     "nsum": "Design-based network scale-up",
@@ -60,6 +60,15 @@ def _family(module: str, *names: str) -> tuple[Any, ...] | None:
         return None
     found = tuple(getattr(loaded, name, None) for name in names)
     return None if any(item is None for item in found) else found
+
+
+def _check_memory(values: int, where: str, what: str) -> None:
+    """Refuse, before any work, settings whose replicates or draws alone would need more than the study's memory
+    limit (8 bytes a value)."""
+    needed = 8 * values
+    if needed > MAX_REPLICATE_BYTES:
+        raise ConfigError(f"{where}: the {what} would need about {needed / 2**30:,.1f} GB (limit "
+                          f"{MAX_REPLICATE_BYTES / 2**30:,.0f} GB); lower them")
 
 
 def _unavailable(name: str, what: str) -> StepResult:
@@ -187,6 +196,8 @@ def nsum_step(context: RunContext) -> StepResult:
     study = context.study
     settings = study.analyses["nsum"]
     ard = survey_ard(context)
+    _check_memory(len(ard.counts) * settings.get("bootstrap", 1000), "[analyses.nsum] key 'bootstrap'",
+                  "bootstrap replicates")
     degrees = study_degrees(context, ard)
     columns = {name: group.column for name, group in study.hidden.items()}
     result = nsum.estimate(
@@ -291,6 +302,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     population = study.populations[degree_spec.base]
     known = {g: float(ard.known_sizes[g]) for g in degree_spec.groups}
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
+    _check_memory(settings.get("chains", 4) * settings.get("draws", 1000) * (len(counts) + 4 * counts.shape[1]),
+                  "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
     result = model.fit(
         counts, known_sizes=known, population=population, hidden=list(columns.values()),
         chains=settings.get("chains", 4), warmup=settings.get("warmup", 1000), draws=settings.get("draws", 1000),

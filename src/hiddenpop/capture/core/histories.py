@@ -357,8 +357,15 @@ def parse_occasions(occasions: float | str, source: str | None = None) -> float:
     return int(value)
 
 
+#: Counts above this are not exact in floating point (2^53), and none is plausible for people or addresses.
+MAX_COUNT = 2**53
+
+
 def _check_counts(values: np.ndarray, source: str | None, column: str) -> None:
     for i, v in enumerate(values):
+        if np.isfinite(v) and v > MAX_COUNT:
+            raise DataError(f"{locate(source, i + 1, column)}count too large to be exact (above 2^53); correct the "
+                            f"'{column}' value")
         if not np.isfinite(v):
             raise DataError(f"{locate(source, i + 1, column)}count is missing; enter 0 in '{column}' or remove the row")
         if v < 0:
