@@ -139,11 +139,10 @@ def test_free_text_dropped_or_refused_never_echoed():
     assert "K1" not in json.dumps(result.to_dict()["estimates"])  # case ids never output
     with pytest.raises(PrivacyError, match="free-text column"):
         summarize_cases(CASES, CODEBOOK, free_text="refuse")
-    # an undeclared free-text column disguised as categorical is refused
-    disguised = codebook(("notes", "case", "categorical", "", ""))
-    with pytest.raises(PrivacyError) as caught:
-        summarize_cases(CASES, disguised, source="cases.csv")
-    assert str(caught.value).startswith("cases.csv, column 'notes': column looks like free text")
+    # an undeclared free-text column disguised as categorical is refused: categories must be declared
+    with pytest.raises(DataError) as caught:
+        codebook(("notes", "case", "categorical", "", ""))
+    assert "column 'levels': categorical column 'notes' has no levels" in str(caught.value)
     assert "free text about" not in str(caught.value)
 
 
@@ -185,7 +184,7 @@ def test_case_validation_errors_never_echo_values(change, message):
     ("rows", "message"),
     [
         (
-            [("a", "victim", "categorical", "", ""), ("a", "victim", "numeric", "", "")],
+            [("a", "victim", "categorical", "x;y", ""), ("a", "victim", "numeric", "", "")],
             "codebook.csv, row 2, column 'column': column 'a' is described twice",
         ),
         (

@@ -204,3 +204,20 @@ def test_replicates_that_would_exhaust_memory_are_refused_before_fitting(demo_st
     with pytest.raises(ConfigError, match=r"bootstrap replicates would need about .* GB"):
         run_study(load_study(demo_study), tmp_path / "run", steps=[("nsum", steps.nsum_step)])
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300"])
+def test_non_finite_or_absurd_casework_counts_are_an_input_error(study_copy, tmp_path, value):
+    from hiddenpop.errors import DataError
+    from hiddenpop.study import steps
+    from hiddenpop.study.runner import run_study
+
+    casework = study_copy.parent / "data" / "casework.csv"
+    lines = casework.read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    column = next(i for i, name in enumerate(header) if "victim" in name)
+    first[column] = value
+    casework.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    with pytest.raises(DataError, match=rf"casework.csv, row 1, column '{header[column]}': expected a non-negative"):
+        run_study(load_study(study_copy), tmp_path / "run", steps=[("casework", steps.casework_step)])
+    assert not (tmp_path / "run").exists()

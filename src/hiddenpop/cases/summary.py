@@ -120,6 +120,12 @@ def read_codebook(codebook: pd.DataFrame, *, source: str | None = None) -> list[
             raise DataError(
                 f"{locate(source, i, 'levels')}levels only apply to categorical and multi_select columns"
             )
+        if not levels and kind in ("categorical", "multi_select"):
+            # categories found in the data would be published as labels: an e-mail address, a phone number
+            raise DataError(
+                f"{locate(source, i, 'levels')}{kind} column {name!r} has no levels; list its categories in the "
+                "codebook (values outside them are refused, so nothing unexpected is published)"
+            )
         entries.append(
             CodebookEntry(
                 column=name,
@@ -197,15 +203,6 @@ def _numeric_values(series: pd.Series, entry: CodebookEntry, source: str | None)
             raise DataError(f"{locate(source, i, entry.column)}value is not a finite number")
         out[i - 1] = number
     return out
-
-
-def _looks_like_free_text(values: list[str | None]) -> bool:
-    present = [v for v in values if v is not None]
-    if len(present) < 10:
-        return False
-    distinct = len(set(present))
-    mean_length = sum(len(v) for v in present) / len(present)
-    return distinct > 0.8 * len(present) and mean_length > 15
 
 
 def _complementary(published: pd.DataFrame, group: list[str], count: str, dependents: list[str]) -> int:
@@ -305,16 +302,10 @@ def summarize_cases(
         base = {"role": entry.role, "variable": entry.column, "label": entry.label, "level": z_level}
         if entry.type == "categorical":
             values = _categorical_values(cases[entry.column], entry, source)
-            if not entry.levels and _looks_like_free_text(values):
-                raise PrivacyError(
-                    f"{locate(source, None, entry.column)}column looks like free text (mostly distinct long values); "
-                    "declare it type free_text in the codebook (it will be dropped) or give its levels"
-                )
             categorical[entry.column] = values
             present = [v for v in values if v is not None]
             n_valid = len(present)
-            levels = entry.levels or sorted(set(present))
-            for category in levels:
+            for category in entry.levels:
                 count = sum(1 for v in present if v == category)
                 rows.append(_share_row(base, category, count, n_valid, n_cases, level, "share (Wilson)"))
         elif entry.type == "multi_select":
@@ -322,8 +313,7 @@ def summarize_cases(
             multi[entry.column] = values
             present = [v for v in values if v is not None]
             n_valid = len(present)
-            levels = entry.levels or sorted({item for v in present for item in v})
-            for category in levels:
+            for category in entry.levels:
                 count = sum(1 for v in present if category in v)
                 rows.append(
                     _share_row(base, category, count, n_valid, n_cases, level, "share selecting (Wilson)")
@@ -499,11 +489,11 @@ def _crosstab(row_var, col_var, categorical, multi, entries, level) -> pd.DataFr
     col_values = categorical[col_var]
     row_values = categorical.get(row_var)
     row_multi = multi.get(row_var)
-    col_levels = entries[col_var].levels or sorted({v for v in col_values if v is not None})
+    col_levels = entries[col_var].levels
     if row_values is not None:
-        row_levels = entries[row_var].levels or sorted({v for v in row_values if v is not None})
+        row_levels = entries[row_var].levels
     else:
-        row_levels = entries[row_var].levels or sorted({i for v in row_multi if v for i in v})
+        row_levels = entries[row_var].levels
     records = []
     for col_category in col_levels:
         in_column = [i for i, v in enumerate(col_values) if v == col_category]

@@ -50,9 +50,9 @@ def register(app: typer.Typer) -> None:
             if len(parts) != 2 or not all(p.strip() for p in parts):
                 raise ConfigError(f"--crosstab expects ROW:COLUMN (got {item!r})")
             pairs.append((parts[0].strip(), parts[1].strip()))
-        entries = read_codebook(read_table(codebook), source=codebook.name)
+        entries = read_codebook(read_table(codebook, as_text=True), source=codebook.name)
         result = summarize_cases(
-            read_table(cases),
+            read_table(cases, as_text=True),
             entries,
             threshold=threshold,
             level=level,

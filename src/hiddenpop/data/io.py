@@ -91,6 +91,10 @@ def _check_delimited_structure(path: Path, delimiter: str) -> None:
                             "fix the row (missing or extra delimiters, or an unclosed quote)")
 
 
+def _text_options(as_text: bool) -> dict:
+    return {"dtype": str, "keep_default_na": False, "na_values": []} if as_text else {}
+
+
 def _check_single_sheet(path: Path) -> None:
     """A workbook read without naming a sheet must hold data on one sheet only: reading the first and ignoring
     the others would silently leave data out."""
@@ -116,12 +120,14 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, *, sheet: str | int | None = None, as_text: bool = False) -> pd.DataFrame:
     """Read one table from ``path``; the format is chosen by extension.
 
     CSV files may carry a UTF-8 byte-order mark and CRLF line ends; header names are stripped of surrounding
     whitespace. Excel reads the named ``sheet``; without one, a workbook with data on more than one sheet is refused. SPSS/Stata value labels are not applied:
-    the stored codes are returned, as counts must be numbers.
+    the stored codes are returned, as counts must be numbers. ``as_text`` reads every CSV and Excel cell as text
+    with no missing-value tokens (pandas would read "NA", "N/A", "null" ... as missing): for coded files whose
+    codebook says which codes are missing.
     """
     path = Path(path)
     if not path.exists():
@@ -135,16 +141,17 @@ def read_table(path: str | Path, *, sheet: str | int | None = None) -> pd.DataFr
     try:
         if suffix in (".csv", ".txt"):
             _check_delimited_structure(path, ",")
-            frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=False)
+            frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=False, **_text_options(as_text))
         elif suffix == ".tsv":
             _check_delimited_structure(path, "\t")
-            frame = pd.read_csv(path, sep="\t", encoding="utf-8-sig")
+            frame = pd.read_csv(path, sep="\t", encoding="utf-8-sig", **_text_options(as_text))
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".xlsx", ".xlsm"):
             if sheet is None:
                 _check_single_sheet(path)
-            frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, engine="openpyxl")
+            frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, engine="openpyxl",
+                                  **_text_options(as_text))
         elif suffix in (".sav", ".zsav"):
             import pyreadstat
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hiddenpop.capture.core.histories import MAX_COUNT
 from hiddenpop.data.io import missing_column, read_table
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
@@ -95,7 +96,8 @@ def casework_step(context: RunContext) -> StepResult:
         if column not in frame.columns:
             raise missing_column(path.name, column, frame.columns, fix=f"fix [analyses.casework] key {role!r}")
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() | (values < 0) | (values != np.floor(values))
+        finite = np.isfinite(values.to_numpy(dtype=float))  # 'inf', 'nan' spelled out, or beyond floats
+        bad = ~finite | (values < 0) | (values != np.floor(values)) | (values > MAX_COUNT)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
             raise DataError(f"{locate(path.name, row, column)}expected a non-negative whole count; fix the value")
@@ -494,8 +496,8 @@ def cases_step(context: RunContext) -> StepResult:
     study = context.study
     settings = study.analyses["cases"]
     cases_path, codebook_path = settings["file"], settings["codebook"]
-    codebook = read_codebook(read_table(codebook_path), source=codebook_path.name)
-    result = summarize_cases(read_table(cases_path), codebook, threshold=study.suppression_threshold,
+    codebook = read_codebook(read_table(codebook_path, as_text=True), source=codebook_path.name)
+    result = summarize_cases(read_table(cases_path, as_text=True), codebook, threshold=study.suppression_threshold,
                              level=study.level, by=settings.get("by"), free_text="drop",
                              source=cases_path.name, codebook_source=codebook_path.name)
     tables = {"cases_typologies": result.table}

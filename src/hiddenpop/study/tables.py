@@ -96,8 +96,9 @@ def assemble_tables(context: RunContext) -> Published:
         for name, table in result.tables.items():
             if name in result.counts:
                 count_columns, dependent = result.counts[name]
+                # totals of these counts are published (headline, triangulation): suppression must hold against them
                 table, cells = suppress_small_cells(table, count_columns, study.suppression_threshold,
-                                                    dependent_columns=dependent)
+                                                    dependent_columns=dependent, complementary=True)
                 suppressed += cells
             tables[name] = table
     return Published(tables=tables, suppressed_cells=suppressed, warnings=run_warnings)
