@@ -232,7 +232,7 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
     )
     con.create_function(
         CANONICAL_IPV6_FUNCTION, canonical_ipv6_udf(), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-        type="arrow", side_effects=False,
+        type="arrow", side_effects=False, null_handling="special",
     )
     return con
 
