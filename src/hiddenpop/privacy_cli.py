@@ -30,7 +30,7 @@ PATTERNS: dict[str, str] = {
     # loose candidates (hex groups around 2+ colons), each confirmed by ``ipaddress`` (see VALIDATORS)
     "ipv6": r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])",
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    "phone": r"(?<![\w+])\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?!\w)|(?<!\w)\(?0\d{2,4}\)?[ -]\d{3,4}[ -]\d{3,4}(?!\w)"
+    "phone": r"(?<![\w+])\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?!\w)|(?<!\w)\(?0\d{1,4}\)?[ -]\d{3,4}[ -]\d{3,4}(?!\w)"
              # Philippine mobile numbers written without separators or with the +63 / 63 prefix
              r"|(?<![\w.+])(?:\+?63|0)9\d{2}[ -]?\d{3}[ -]?\d{4}(?![\w.])",
 }
