@@ -70,7 +70,7 @@ def test_spellings_of_one_address_hash_the_same():
 
 
 def _log(tmp_path, ips, times=None):
-    times = times or ["2016-03-0%dT10:00:00Z" % (1 + i % 9) for i in range(len(ips))]
+    times = times or [f"2016-03-0{1 + i % 9}T10:00:00Z" for i in range(len(ips))]
     path = tmp_path / "log.csv"
     pd.DataFrame({"ip": ips, "time": times, "category": ["x"] * len(ips)}).to_csv(path, index=False)
     return path
