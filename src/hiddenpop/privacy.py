@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
+import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,9 @@ from hiddenpop.errors import PrivacyError
 
 KEY_ENV = "HIDDENPOP_KEY"
 MIN_KEY_BYTES = 16
+#: Keys shorter than this are accepted (existing studies keep their pseudonyms) but warned about: 32 random bytes
+#: is what ``hiddenpop privacy keygen`` writes.
+RECOMMENDED_KEY_BYTES = 32
 DEFAULT_SUPPRESSION_THRESHOLD = 5
 PSEUDONYM_HEX_CHARS = 32
 
@@ -39,16 +44,22 @@ class Pseudonymiser:
     """Holds a secret key and turns identifiers into keyed pseudonyms.
 
     The key is deliberately excluded from ``repr`` so it cannot leak through logging or tracebacks.
+    ``warnings`` are findings about how the key was supplied (short key, key file readable by others); they
+    never contain key material and belong in the result's warnings.
     """
 
     _key: bytes
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:
         return f"Pseudonymiser(fingerprint={self.fingerprint})"
 
     @property
     def fingerprint(self) -> str:
-        """A short, non-reversible tag of the key (safe to record in manifests)."""
+        """A short, non-reversible tag of the key: the one public way to record which key a run used.
+
+        Manifests and results record this, never the key or anything else derived from it.
+        """
         return hmac.new(self._key, b"hiddenpop-key-fingerprint", hashlib.sha256).hexdigest()[:12]
 
     def hash_one(self, identifier: str) -> str:
@@ -101,13 +112,26 @@ def load_key(key_file: str | Path | None = None, *, env: str = KEY_ENV) -> Pseud
 
     Raises :class:`PrivacyError` when no key is available or it is too short; the message never contains key
     material.
+    A key shorter than :data:`RECOMMENDED_KEY_BYTES` or a key file that group or others may read is accepted
+    with a warning in :attr:`Pseudonymiser.warnings`; an empty key file is an error (not "no key passed").
     """
     raw: bytes | None = None
+    warnings: list[str] = []
     if key_file is not None:
         path = Path(key_file)
         if not path.is_file():
             raise PrivacyError(f"{path}: key file not found; create one with `hiddenpop privacy keygen --out {path}`")
         raw = path.read_bytes().strip()
+        if not raw:
+            raise PrivacyError(
+                f"key file {path} is empty; write a key into it with `hiddenpop privacy keygen --out NEWFILE`"
+            )
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(
+                f"key file {path} can be read by other users (mode {stat.S_IMODE(mode):04o}); "
+                f"restrict it with `chmod 600 {path}`"
+            )
     elif os.environ.get(env):
         raw = os.environ[env].encode("utf-8").strip()
     if not raw:
@@ -120,7 +144,53 @@ def load_key(key_file: str | Path | None = None, *, env: str = KEY_ENV) -> Pseud
             f"pseudonymisation key is too short ({len(raw)} bytes); use at least {MIN_KEY_BYTES} random bytes, "
             "e.g. `hiddenpop privacy keygen`"
         )
-    return Pseudonymiser(raw)
+    if len(raw) < RECOMMENDED_KEY_BYTES:
+        warnings.insert(0, (
+            f"pseudonymisation key is short ({len(raw)} bytes); use at least {RECOMMENDED_KEY_BYTES} random bytes "
+            "(`hiddenpop privacy keygen`) for new studies"
+        ))
+    return Pseudonymiser(raw, tuple(warnings))
+
+
+def canonical_ip(text: str | None) -> str | None:
+    """The one canonical spelling of an IP address, or ``None`` when ``text`` is not a valid address.
+
+    Applied before hashing so that every spelling of one address is one identifier: surrounding blanks removed;
+    a port suffix stripped (``10.0.0.1:443``, ``[2001:db8::1]:443``); IPv4 octets with leading zeros read as
+    decimal (``010.000.000.001`` -> ``10.0.0.1``, up to three digits per octet); IPv4-mapped IPv6
+    (``::ffff:10.0.0.1``) -> the IPv4 address; IPv6 compressed and lower case (RFC 5952). ``1.2.3.4.5``,
+    ``999.1.1.1``, zone ids and text are not addresses. This is the reference for the vectorised SQL version
+    used on report logs (:func:`hiddenpop.capture.events.reader.canonical_ip_sql`).
+    """
+    if text is None:
+        return None
+    value = text.strip()
+    if value.startswith("["):
+        inner, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not (rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit() and len(rest) <= 6)):
+            return None
+        value = inner
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+        if not (port.isascii() and port.isdigit() and len(port) <= 5):
+            return None
+        value = host
+    if ":" in value:
+        if "%" in value:
+            return None
+        try:
+            address = ipaddress.IPv6Address(value)
+        except ValueError:
+            return None
+        mapped = address.ipv4_mapped
+        return str(mapped) if mapped is not None else address.compressed
+    parts = value.split(".")
+    if len(parts) != 4 or not all(part.isascii() and part.isdigit() and len(part) <= 3 for part in parts):
+        return None
+    octets = [int(part) for part in parts]
+    if any(octet > 255 for octet in octets):
+        return None
+    return ".".join(map(str, octets))
 
 
 def generate_key() -> str:

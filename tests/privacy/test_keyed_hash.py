@@ -85,3 +85,33 @@ def test_review_sample_takes_key_from_environment(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr()
     assert info.value.code == 0, out.err
     assert "203.0.113." not in out.out + out.err
+
+
+def test_empty_key_file_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    path = tmp_path / "empty.key"
+    path.write_text("\n")
+    with pytest.raises(PrivacyError, match=f"key file {re.escape(str(path))} is empty"):
+        load_key(path)
+
+
+def test_short_or_readable_keys_are_warned_about_without_the_key(tmp_path):
+    path = tmp_path / "k.key"
+    short = "0123456789abcdefghij"  # 20 bytes: accepted (>= 16), below the recommended 32
+    path.write_text(short + "\n")
+    path.chmod(0o644)
+    key = load_key(path)
+    assert len(key.warnings) == 2
+    assert "short (20 bytes)" in key.warnings[0] and "can be read by other users (mode 0644)" in key.warnings[1]
+    assert all(short not in w for w in key.warnings)
+    path.write_text(KEY + "\n")
+    path.chmod(0o600)
+    assert load_key(path).warnings == ()
+
+
+def test_fingerprint_is_the_public_record_of_a_key():
+    from hiddenpop.privacy import Pseudonymiser
+
+    key = Pseudonymiser(KEY.encode())
+    assert re.fullmatch(r"[0-9a-f]{12}", key.fingerprint) and KEY not in key.fingerprint
+    assert key.fingerprint == Pseudonymiser(KEY.encode(), ("a warning",)).fingerprint

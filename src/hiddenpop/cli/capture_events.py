@@ -13,6 +13,10 @@ from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOpt
 
 FilesArgument = Annotated[list[str], typer.Argument(help="report-log files (CSV or Parquet; globs allowed)")]
 IdOption = Annotated[str, typer.Option("--id", help="identifier column (e.g. the IP address); pseudonymised at read")]
+IdKindOption = Annotated[
+    str, typer.Option("--id-kind", help="what --id holds: ip (spellings canonicalised, invalid addresses counted "
+                      "and dropped) or text")
+]
 TimeOption = Annotated[str, typer.Option("--time", help="timestamp column (ISO 8601; offsets honoured)")]
 CountryColumnOption = Annotated[str | None, typer.Option("--country-column", help="country column")]
 CountryOption = Annotated[str | None, typer.Option("--country", help="keep only this country code, e.g. PH")]
@@ -55,7 +59,7 @@ def _date(value: str | None, option: str) -> date | None:
 
 
 def _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file, timezone,
-            input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None, threads=None):
+            input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None, threads=None, id_kind="text"):
     from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
     from hiddenpop.capture.events.reader import read_events
     from hiddenpop.cli.common import spinner
@@ -65,11 +69,17 @@ def _ingest(files, identifier, time, country_column, country, exclude, dedupe, s
     rules = CleaningRules(
         country_column=country_column, country=country, exclude=parse_exclusions(exclude),
         start=_date(start, "--start"), end=_date(end, "--end"), dedupe=dedupe, exclude_ipv6=exclude_ipv6,
-        timezone=timezone, input_timezone=input_timezone,
+        timezone=timezone, input_timezone=input_timezone, identifier_kind=id_kind,
     )
     with spinner("reading and pseudonymising report logs", quiet=quiet):
         return read_events(files, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
                            memory_limit=memory_limit, temp_directory=None if temp_dir is None else str(temp_dir))
+
+
+def _print_key_warnings(log) -> None:
+    """Key warnings on stderr once the run has succeeded (a failing run prints only its one error line)."""
+    for warning in log.key_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _settings(log, **extra):
@@ -103,6 +113,7 @@ def register(app: typer.Typer) -> None:
         files: FilesArgument,
         identifier: IdOption,
         time: TimeOption,
+        id_kind: IdKindOption = "text",
         country_column: CountryColumnOption = None,
         country: CountryOption = None,
         exclude: ExcludeOption = None,
@@ -144,7 +155,7 @@ def register(app: typer.Typer) -> None:
         if not 0 < level < 1:
             raise ConfigError(f"--level must be between 0 and 1, got {level}")
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads)
+                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads, id_kind)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
         result = rolling_series(
             counts, plan, log.origin, estimator=estimator, base=base, level=level, interval=interval,
@@ -153,6 +164,8 @@ def register(app: typer.Typer) -> None:
         )
         result.provenance = provenance(inputs=log.inputs, **_settings(log, **result.settings))
         result.notes.extend(log.notes)
+        result.warnings.extend(w for w in log.key_warnings if w not in result.warnings)
+        _print_key_warnings(log)
         payload = result.to_dict()
         series = result.tables["series"]
         if out is None:
@@ -169,6 +182,7 @@ def register(app: typer.Typer) -> None:
         files: FilesArgument,
         identifier: IdOption,
         time: TimeOption,
+        id_kind: IdKindOption = "text",
         country_column: CountryColumnOption = None,
         country: CountryOption = None,
         exclude: ExcludeOption = None,
@@ -199,15 +213,17 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.provenance import provenance
 
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads)
+                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads, id_kind)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
         table = pattern_table(counts, plan, log.origin)
         payload = {
             "histories": table.to_dict(orient="records"),
             "audit": log.audit.to_dict(orient="records"),
             "windows": plan.to_dict(),
+            "warnings": list(log.key_warnings),
             "provenance": provenance(inputs=log.inputs, **_settings(log, **plan.to_dict())),
         }
+        _print_key_warnings(log)
         if out is None:
             emit(payload, fmt, None, table=table, title="history counts per window")
             return

@@ -4,6 +4,10 @@
 once to stdout when no ``--out`` is given, for piping into a secret store). ``privacy scan DIR`` walks every text
 file under DIR (tables, JSON, HTML, logs) and reports file, line and the *kind* of each hit (IPv4, IPv6, email,
 phone, or a literal pattern you pass), never the matched text, so the scan report is itself safe to share.
+
+With ``--all-files`` binary files are read for the text they can hold, not as raw bytes (compressed pixels match
+IP-like patterns by chance): PNG text chunks (tEXt, zTXt, iTXt), Parquet tables decoded to CSV text; other
+images (JPEG, GIF, WebP) hold no text hiddenpop writes and are skipped; anything else is scanned byte for byte.
 """
 
 from __future__ import annotations
@@ -26,11 +30,17 @@ PATTERNS: dict[str, str] = {
     # loose candidates (hex groups around 2+ colons), each confirmed by ``ipaddress`` (see VALIDATORS)
     "ipv6": r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])",
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    "phone": r"(?<![\w+])\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?!\w)|(?<!\w)\(?0\d{2,4}\)?[ -]\d{3,4}[ -]\d{3,4}(?!\w)",
+    "phone": r"(?<![\w+])\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ -]?\d{2,4}){2,4}(?!\w)|(?<!\w)\(?0\d{1,4}\)?[ -]\d{3,4}[ -]\d{3,4}(?!\w)"
+             # Philippine mobile numbers written without separators or with the +63 / 63 prefix
+             r"|(?<![\w.+])(?:\+?63|0)9\d{2}[ -]?\d{3}[ -]?\d{4}(?![\w.])",
 }
 TEXT_SUFFIXES = {".csv", ".json", ".txt", ".log", ".html", ".htm", ".md", ".toml", ".tsv", ".svg", ".xml", ".yaml",
                  ".yml", ".out", ".err", ""}
 BINARY_SCAN_LIMIT = 50_000_000
+#: Hits printed by ``privacy scan`` before "... and N more" (the summary above them counts all).
+DEFAULT_MAX_HITS = 50
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SKIPPED_IMAGES = (b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
 def compile_patterns(kinds: Iterable[str], literals: Iterable[str] = ()) -> list[tuple[str, re.Pattern[bytes]]]:
@@ -88,6 +98,63 @@ def scan_bytes(data: bytes, patterns: list[tuple[str, re.Pattern[bytes]]]) -> li
     return sorted(set(hits))
 
 
+def _png_text(data: bytes) -> bytes:
+    """The text chunks of a PNG (tEXt, zTXt, iTXt), one per line; pixels are compressed bytes, not text."""
+    import struct
+    import zlib
+
+    texts = []
+    position = len(PNG_MAGIC)
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        position += 12 + length
+        try:
+            if kind == b"tEXt":
+                texts.append(body)
+            elif kind == b"zTXt":
+                keyword, _, rest = body.partition(b"\0")
+                texts.append(keyword + b" " + zlib.decompress(rest[1:]))
+            elif kind == b"iTXt":
+                keyword, _, rest = body.partition(b"\0")
+                compressed, rest = rest[:1], rest[2:]
+                _language, _, rest = rest.partition(b"\0")
+                _translated, _, text = rest.partition(b"\0")
+                texts.append(keyword + b" " + (zlib.decompress(text) if compressed == b"\1" else text))
+        except zlib.error:
+            texts.append(body)
+        if kind == b"IEND":
+            break
+    return b"\n".join(texts)
+
+
+def _parquet_text(path: Path) -> bytes:
+    """A Parquet file's table (and schema metadata) as CSV text: its pages are compressed, not text."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    metadata = b"\n".join(k + b" " + v for k, v in (table.schema.metadata or {}).items())
+    return table.to_pandas().to_csv(index=False).encode("utf-8") + b"\n" + metadata
+
+
+def readable_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path`` a scan should search, or ``None`` for an image without text (JPEG, GIF, WebP)."""
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if data.startswith(PNG_MAGIC):
+        return _png_text(data)
+    if data.startswith(SKIPPED_IMAGES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return None
+    if data[:4] == b"PAR1" or suffix in (".parquet", ".pq"):
+        try:
+            return _parquet_text(path)
+        except Exception:  # not a readable Parquet file: scan its bytes instead
+            return data
+    if suffix in (".html", ".htm"):
+        return _without_vendor_bundles(data)
+    return data
+
+
 def scan_paths(
     root: Path, patterns: list[tuple[str, re.Pattern[bytes]]], *, all_files: bool = False
 ) -> list[dict[str, object]]:
@@ -104,9 +171,9 @@ def scan_paths(
             continue
         if path.stat().st_size > BINARY_SCAN_LIMIT:
             continue
-        data = path.read_bytes()
-        if path.suffix.lower() in (".html", ".htm"):
-            data = _without_vendor_bundles(data)
+        data = readable_bytes(path)
+        if data is None:
+            continue
         for line, kind in scan_bytes(data, patterns):
             hits.append({"file": str(path.relative_to(root)) if root.is_dir() else path.name, "line": line, "kind": kind})
     return hits
@@ -140,7 +207,8 @@ def register(app: typer.Typer) -> None:
         patterns: Annotated[str, typer.Option("--patterns", help="kinds to look for")] = "ipv4,ipv6,email,phone",
         literal: Annotated[list[str] | None, typer.Option("--literal", help="also look for this exact string (repeatable); not echoed")] = None,
         literal_file: Annotated[Path | None, typer.Option("--literal-file", help="file with one literal string per line (e.g. raw identifiers); not echoed")] = None,
-        all_files: Annotated[bool, typer.Option("--all-files", help="scan binary files too (PNG, Parquet)")] = False,
+        all_files: Annotated[bool, typer.Option("--all-files", help="scan binary files too (PNG text chunks, Parquet tables)")] = False,
+        max_hits: Annotated[int, typer.Option("--max-hits", min=0, help="hits to list after the summary")] = DEFAULT_MAX_HITS,
     ) -> None:
         """Scan outputs for identifier-like strings; exit 1 and list file:line:kind when any is found."""
         from hiddenpop.cli.common import parse_csv_list
@@ -152,10 +220,17 @@ def register(app: typer.Typer) -> None:
             literals += [line.strip() for line in literal_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         compiled = compile_patterns(parse_csv_list(patterns), literals)
         hits = scan_paths(target, compiled, all_files=all_files)
-        for hit in hits:
-            print(f"{hit['file']}:{hit['line']}: {hit['kind']}")
         if hits:
+            from collections import Counter
+
             files = len({h["file"] for h in hits})
+            counts = Counter(str(h["kind"]) for h in hits)
+            print(f"privacy scan: {len(hits)} identifier-like string(s) in {files} file(s): "
+                  + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())))
+            for hit in hits[:max_hits]:
+                print(f"{hit['file']}:{hit['line']}: {hit['kind']}")
+            if len(hits) > max_hits:
+                print(f"... and {len(hits) - max_hits} more (see --max-hits)")
             print(f"privacy scan: {len(hits)} identifier-like string(s) in {files} file(s)", file=sys.stderr)
             raise typer.Exit(1)
         print("privacy scan: clean", file=sys.stderr)

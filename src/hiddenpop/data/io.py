@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiddenpop.errors import DataError, locate
+from hiddenpop.errors import DataError, HiddenpopError, locate
 
 SUPPORTED = {
     ".csv": "CSV",
@@ -50,15 +50,17 @@ def header_looks_like_data(columns: Iterable[object]) -> bool:
 
 
 def missing_column(source: str | None, column: str, columns: Iterable[object], *, role: str = "",
-                   fix: str = "check the spelling against the file's header") -> DataError:
+                   fix: str = "check the spelling against the file's header",
+                   error: type[HiddenpopError] = DataError) -> HiddenpopError:
     """The error for a required column that is absent. Lists the file's column names only when they look like
-    names; a header that looks like data is reported as a missing header row, never echoed."""
+    names; a header that looks like data is reported as a missing header row, never echoed. ``error`` is the
+    exception family (ConfigError where an option names the column)."""
     columns = [str(c) for c in columns]
     what = f" ({role})" if role else ""
     if header_looks_like_data(columns):
-        return DataError(f"{locate(source)}no header row: the first line looks like data, so column {column!r}{what} "
+        return error(f"{locate(source)}no header row: the first line looks like data, so column {column!r}{what} "
                          "cannot be found; add a header line naming the columns")
-    return DataError(f"{locate(source, column=column)}column not found{what}; the columns are {', '.join(columns)}; "
+    return error(f"{locate(source, column=column)}column not found{what}; the columns are {', '.join(columns)}; "
                      f"{fix}")
 
 

@@ -77,7 +77,7 @@ def test_ingestion_equals_row_by_row_reference(tmp_path, fmt, timezone):
     log = read_events([path], identifier="ip", time="time", key=KEY, rules=rules)
     counts, pairs, origin, n_codes = _expected(frame, rules)
     audit = log.audit.set_index("step")
-    steps = ["read", "missing_identifier", "missing_timestamp", "ipv6", "country", "exclude category=viral"]
+    steps = ["read", "missing_identifier", "missing_timestamp", "ipv6", "country", "exclude category=value #1"]
     assert [int(audit.loc[s, "rows_out"]) for s in steps] == counts
     got = {tuple(map(int, r)) for r in log.connection.execute("SELECT code, day FROM pairs").fetchall()}
     assert got == pairs

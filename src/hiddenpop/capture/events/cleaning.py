@@ -6,13 +6,18 @@ Each step removes rows for one stated reason and is reported as an audit row
 1. ``read``: every row of every input file.
 2. ``missing_identifier``: no identifier, or a token meaning unknown (``""``, ``unknown``, ``NA``, ``-`` ...).
    A report without an identifier cannot be linked to any other report, so it cannot be a capture.
+2b. ``invalid_address`` (only when the identifier is declared an IP, ``identifier_kind = "ip"``): the identifier
+   is not a valid IPv4 or IPv6 address (``1.2.3.4.5``, ``999.1.1.1``, text). Valid spellings are brought to one
+   canonical form before hashing (:func:`hiddenpop.privacy.canonical_ip`), so ``010.000.000.001``,
+   ``10.0.0.1:443`` and ``::ffff:10.0.0.1`` are one identifier.
 3. ``missing_timestamp``: no timestamp (unparseable timestamps are an error, never dropped).
 4. ``ipv6`` (optional): IPv6 identifiers, when the study counts IPv4 addresses only (the prevalence base is the
    country's IPv4 space).
 5. ``country``: rows outside the target country (including rows whose country is missing).
 6. ``date_range``: rows outside ``[start, end]`` (local calendar days, inclusive).
-7. ``exclude <column>=<value>``: one step per excluded category, e.g. viral/meme content that is re-shared by
-   people who are not part of the hidden population.
+7. ``exclude <column>=value #<i>``: one step per excluded category, e.g. viral/meme content that is re-shared by
+   people who are not part of the hidden population. The excluded value is named by its position on the command
+   line and recorded only as a keyed hash (it may be an identifier), never as given.
 8. ``dedupe``: keep one record per identifier per ``dedupe`` unit (``day`` by default, ``week``, or ``none``).
    Several reports of the same address on the same day are one capture, not several.
 """
@@ -29,6 +34,7 @@ from hiddenpop.errors import ConfigError
 
 DEFAULT_MISSING_TOKENS = ("", "unknown", "na", "n/a", "null", "none", "-", "?")
 DEDUPE_UNITS = ("day", "week", "none")
+IDENTIFIER_KINDS = ("text", "ip")
 AUDIT_COLUMNS = ["step", "rows_in", "rows_out", "removed", "reason"]
 
 
@@ -46,8 +52,16 @@ class CleaningRules:
     timezone: str = "UTC"
     input_timezone: str = "UTC"
     missing_tokens: tuple[str, ...] = DEFAULT_MISSING_TOKENS
+    #: what the identifier column holds: "ip" (canonicalised, invalid addresses counted and dropped) or "text"
+    identifier_kind: str = "text"
+    #: keyed hashes (12 hex) of the excluded values, filled in by the reader; recorded instead of the values
+    exclude_pseudonyms: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
+        if self.identifier_kind not in IDENTIFIER_KINDS:
+            raise ConfigError(
+                f"--id-kind must be one of {', '.join(IDENTIFIER_KINDS)}, not {self.identifier_kind!r}"
+            )
         if self.dedupe not in DEDUPE_UNITS:
             raise ConfigError(f"--dedupe must be one of {', '.join(DEDUPE_UNITS)}, not {self.dedupe!r}")
         if (self.country is None) != (self.country_column is None):
@@ -60,12 +74,24 @@ class CleaningRules:
     def to_dict(self) -> dict[str, Any]:
         return {
             "country_column": self.country_column, "country": self.country,
-            "exclude": [f"{c}={v}" for c, v in self.exclude],
+            "exclude": self.exclusion_labels(),
+            "identifier_kind": self.identifier_kind,
             "start": None if self.start is None else str(self.start),
             "end": None if self.end is None else str(self.end),
             "dedupe": self.dedupe, "exclude_ipv6": self.exclude_ipv6, "timezone": self.timezone,
             "input_timezone": self.input_timezone,
         }
+
+
+    def exclusion_labels(self) -> list[str]:
+        """``column=value #i`` per exclusion, with the value's keyed hash when known; never the value itself."""
+        labels = []
+        for i, (column, _value) in enumerate(self.exclude):
+            label = f"{column}=value #{i + 1}"
+            if i < len(self.exclude_pseudonyms):
+                label += f" (keyed hash {self.exclude_pseudonyms[i]})"
+            labels.append(label)
+        return labels
 
 
 def _check_timezone(zone: str) -> None:
@@ -98,9 +124,11 @@ def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str]:
     ``staged`` has one row per (code, local_day, flags) with the number of report rows ``n``.
     """
     steps: list[tuple[str, str, str]] = [
-        ("missing_identifier", "code IS NOT NULL", "identifier missing or an unknown token"),
-        ("missing_timestamp", "has_time", "timestamp missing"),
+        ("missing_identifier", "state <> 1", "identifier missing or an unknown token"),
     ]
+    if rules.identifier_kind == "ip":
+        steps.append(("invalid_address", "state <> 2", "identifier is not a valid IPv4 or IPv6 address"))
+    steps.append(("missing_timestamp", "has_time", "timestamp missing"))
     if rules.exclude_ipv6:
         steps.append(("ipv6", "NOT ipv6", "IPv6 identifier excluded (IPv4 study)"))
     if rules.country is not None:
@@ -111,9 +139,9 @@ def audit_steps(con: Any, rules: CleaningRules) -> tuple[pd.DataFrame, str]:
         high = f"local_day <= DATE {_lit(rules.end)}" if rules.end is not None else "true"
         steps.append(("date_range", f"({low} AND {high})",
                       f"outside {rules.start or '...'} to {rules.end or '...'} ({rules.timezone} days)"))
-    for i, (column, value) in enumerate(rules.exclude):
-        steps.append((f"exclude {column}={value}", f"NOT flag_{i}",
-                      f"category {value!r} of column {column!r} excluded"))
+    for i, ((column, _value), label) in enumerate(zip(rules.exclude, rules.exclusion_labels(), strict=True)):
+        steps.append((f"exclude {column}=value #{i + 1}", f"NOT flag_{i}",
+                      f"rows whose {label.replace('=', ' is ', 1)} (given with --exclude) excluded"))
     conditions = []
     selects = ["coalesce(sum(n), 0)"]
     for _name, condition, _reason in steps:

@@ -22,6 +22,7 @@ The result is a table of distinct (identifier code, day) pairs, the input of :mo
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,43 +35,205 @@ import pandas as pd
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
 from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError
-from hiddenpop.privacy import Pseudonymiser
+from hiddenpop.privacy import Pseudonymiser, canonical_ip
 
 PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
+CANONICAL_IPV6_FUNCTION = "hiddenpop_canonical_ipv6"
+#: Distinct raw values whose pseudonym is remembered in Python memory (never spilled: DuckDB does not manage it).
+#: Report logs repeat identifiers, so most rows cost a dictionary lookup instead of an HMAC.
+HASH_CACHE_ENTRIES = 2_000_000
+#: Timestamps outside this range (UTC) are an input error: no report log of IP addresses predates 1970, and
+#: year 1 or 9999 (or ``infinity``) is a placeholder, not a report time.
+TIME_RANGE = ("1970-01-01", "2100-01-01")
 
 
 def pseudonym_udf(key: Pseudonymiser):
     """A vectorised (Arrow) function computing ``key.hash_one`` for every string of an Arrow array.
 
     Uses :meth:`hiddenpop.privacy.Pseudonymiser.hasher` (HMAC-SHA256 from precomputed pad states), so the DuckDB
-    path and the Python path share one keyed-hash implementation.
+    path and the Python path share one keyed-hash implementation. Called per row in the scan (before any operator
+    that can spill), so it remembers up to :data:`HASH_CACHE_ENTRIES` pseudonyms in process memory.
     """
     import pyarrow as pa
 
     pseudonym = key.hasher()
+    cache: dict[str, str] = {}
+
+    def miss(text: str | None) -> str | None:
+        if text is None:
+            return None
+        hashed = pseudonym(text)
+        if len(cache) < HASH_CACHE_ENTRIES:
+            cache[text] = hashed
+        return hashed
 
     def hash_array(values: Any) -> Any:
-        out = [None if text is None else pseudonym(text) for text in values.to_pylist()]
-        return pa.array(out, type=pa.string())
+        get = cache.get
+        # a pseudonym is never empty, so `or` falls through to `miss` exactly for uncached values and None
+        return pa.array([get(text) or miss(text) for text in values.to_pylist()], type=pa.string())
 
     return hash_array
 
 
+def canonical_ipv6_udf():
+    """A vectorised (Arrow) function mapping IPv6-shaped strings to :func:`hiddenpop.privacy.canonical_ip`.
+
+    IPv4 spellings are canonicalised in SQL (:func:`canonical_ip_sql`); only values containing ``:`` that are
+    not ``IPv4:port`` reach this function, which compresses them (RFC 5952) with :mod:`ipaddress`.
+    """
+    import pyarrow as pa
+
+    cache: dict[str, str | None] = {}
+
+    def canonical_array(values: Any) -> Any:
+        out = []
+        for text in values.to_pylist():
+            if text is None:
+                out.append(None)
+                continue
+            if text not in cache:
+                if len(cache) >= HASH_CACHE_ENTRIES:
+                    cache.clear()
+                cache[text] = canonical_ip(text)
+            out.append(cache[text])
+        return pa.array(out, type=pa.string())
+
+    return canonical_array
+
+
+_IPV4_SQL = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::\d{1,5})?$"
+_MAPPED_SQL = r"^(?:::|(?:0{1,4}:){5})ffff:(\d{1,3}(?:\.\d{1,3}){3})$"
+
+
+def canonical_ip_sql(text: str) -> list[tuple[str, str]]:
+    """:func:`hiddenpop.privacy.canonical_ip` of the trimmed text column ``text`` as SQL projection layers.
+
+    Returns ``(name, expression)`` pairs, each layer reading the previous ones' columns; the last is ``canon``
+    (NULL when not an address). IPv4 (optionally ``::ffff:``-mapped, optionally with a port) costs one regular
+    expression per row and is rebuilt from its four octets read as decimal integers, all vectorised; only rows
+    containing ``:`` that are not IPv4 go to :func:`canonical_ipv6_udf` (one Python call per such row).
+    """
+    octets = [f"CAST(v4_parts.o{i} AS INTEGER)" for i in range(1, 5)]
+    return [
+        ("v4", f"CASE WHEN contains({text}, ':') THEN regexp_replace(lower({text}), '{_MAPPED_SQL}', '\\1') "
+               f"ELSE {text} END"),
+        ("v4_parts", f"regexp_extract(v4, '{_IPV4_SQL}', ['o1', 'o2', 'o3', 'o4'])"),
+        ("canon", f"CASE WHEN v4_parts.o1 <> '' THEN "
+                  f"CASE WHEN greatest({', '.join(octets)}) <= 255 THEN concat_ws('.', {', '.join(octets)}) END "
+                  f"WHEN contains({text}, ':') THEN {CANONICAL_IPV6_FUNCTION}({text}) END"),
+    ]
+
+
+#: Private spill folders of open connections, removed at exit, on SIGTERM/SIGINT and by :meth:`EventLog.close`.
+_PRIVATE_DIRS: dict[str, Any] = {}
+_CREATED_PARENTS: list[str] = []
+#: Signals received; a query interrupted by one must end the run quietly, not be reported as bad input.
+_TERMINATED: list[int] = []
+_HANDLERS_INSTALLED = False
+
+
+def private_temp_directory(parent: str | None = None) -> str:
+    """A fresh owner-only (0700) folder for DuckDB's spill files, never the working directory.
+
+    Created with :func:`tempfile.mkdtemp` in ``parent`` (default: the system temporary folder) and removed on
+    every exit path Python sees: :meth:`EventLog.close`, normal exit, SIGTERM and SIGINT. SIGKILL cannot be
+    caught, which is why identifiers are hashed before any operator that can spill (:func:`_staging_sql`).
+    """
+    import atexit
+    import tempfile
+
+    global _HANDLERS_INSTALLED
+    if parent is not None and not os.path.isdir(parent):
+        # a --temp-dir that does not exist yet is created for the run and removed with it
+        os.makedirs(parent, mode=0o700)
+        _CREATED_PARENTS.append(parent)
+    path = tempfile.mkdtemp(prefix="hiddenpop-duckdb-", dir=parent)
+    _PRIVATE_DIRS[path] = None
+    if not _HANDLERS_INSTALLED:
+        atexit.register(_remove_private_dirs)
+        _install_signal_handlers()
+        _HANDLERS_INSTALLED = True
+    return path
+
+
+def _remove_private_dirs() -> None:
+    import shutil
+
+    for path, con in list(_PRIVATE_DIRS.items()):
+        if con is not None:
+            try:
+                con.interrupt()
+            except Exception:  # a closed connection has nothing to interrupt
+                pass
+        shutil.rmtree(path, ignore_errors=True)
+        _PRIVATE_DIRS.pop(path, None)
+    for parent in reversed(_CREATED_PARENTS):
+        try:
+            os.rmdir(parent)  # only while empty: never removes anything hiddenpop did not create
+        except OSError:
+            pass
+    _CREATED_PARENTS.clear()
+
+
+def _install_signal_handlers() -> None:
+    """On SIGTERM/SIGINT: stop running queries, remove the spill folders, then exit as the signal asked."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(number, frame, previous=previous):
+            _TERMINATED.append(number)
+            _remove_private_dirs()
+            if callable(previous):
+                previous(number, frame)
+            raise SystemExit(128 + number)
+
+        signal.signal(signum, handler)
+
+
+def _exit_if_terminated() -> None:
+    """Inside ``except``: a query stopped by SIGTERM/SIGINT ends the run with 128 + signal, no error line."""
+    if _TERMINATED:
+        raise SystemExit(128 + _TERMINATED[0])
+
+
+def close_private(con) -> None:
+    """Close ``con`` and remove its private spill folder."""
+    import shutil
+
+    for path, owner in list(_PRIVATE_DIRS.items()):
+        if owner is con:
+            con.close()
+            shutil.rmtree(path, ignore_errors=True)
+            _PRIVATE_DIRS.pop(path, None)
+
+
 def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str | None = None,
             temp_directory: str | None = None):
-    """A DuckDB connection with the pseudonymisation UDF registered.
+    """A DuckDB connection with the pseudonymisation and IPv6 UDFs registered and a private spill folder.
 
     ``threads`` (DuckDB's default: one per core) and ``memory_limit`` (DuckDB's default: 80% of physical memory;
-    e.g. ``"3GB"``) bound the engine; beyond the limit, aggregates, sorts and the temporary tables spill to
-    ``temp_directory`` (DuckDB's default: a ``.tmp`` folder in the working directory). Peak memory of a run
-    is about this limit plus the Python side's history-count batches (a few hundred MB).
+    e.g. ``"3GB"``) bound the engine; beyond the limit, aggregates, sorts and the temporary tables spill to a
+    fresh 0700 folder (:func:`private_temp_directory`) inside ``temp_directory`` (default: the system temporary
+    folder). Peak memory of a run is about this limit plus the Python side's history-count batches (a few
+    hundred MB).
     """
     import duckdb
 
-    con = duckdb.connect(config=engine_config(threads, memory_limit, temp_directory))
+    private = private_temp_directory(temp_directory)
+    con = duckdb.connect(config=engine_config(threads, memory_limit, private))
+    _PRIVATE_DIRS[private] = con
     con.create_function(
         PSEUDONYM_FUNCTION, pseudonym_udf(key), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
         type="arrow", side_effects=False,
+    )
+    con.create_function(
+        CANONICAL_IPV6_FUNCTION, canonical_ipv6_udf(), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
+        type="arrow", side_effects=False, null_handling="special",
     )
     return con
 
@@ -162,6 +325,11 @@ class EventLog:
     key_fingerprint: str
     notes: list[str] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
+    key_warnings: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close the DuckDB connection and remove its private spill folder (also done at exit)."""
+        close_private(self.connection)
 
     def date_of(self, day: int | np.ndarray) -> Any:
         return pd.Timestamp(self.origin) + pd.to_timedelta(day, unit="D")
@@ -251,11 +419,14 @@ def read_events(
         needed[f"exclude {column}"] = column
     for role, column in needed.items():
         if column not in columns:
-            raise missing_column(files[0], column, columns, role=role)
+            raise missing_column(files[0], column, columns, role=role, error=ConfigError)
     con.execute(f"SET TimeZone = {_literal(rules.input_timezone)}")
+    identifier_exclusions = _identifier_exclusions(identifier, rules, key)
+    rules.exclude_pseudonyms = [key.hash_one(value)[:12] for _column, value in rules.exclude]
     try:
-        con.execute(_staging_sql(source, identifier, time, rules))
+        con.execute(_staging_sql(source, identifier, time, rules, identifier_exclusions))
     except Exception as exc:
+        _exit_if_terminated()
         raise DataError(
             f"{files[0]}: DuckDB could not read or pseudonymise the report log ({type(exc).__name__}); "
             "check the column mapping and file format"
@@ -305,88 +476,137 @@ def read_events(
     return EventLog(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
-        engine=engine,
+        engine=engine, key_warnings=list(key.warnings),
     )
 
 
-def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules) -> str:
+def _time_sql(raw_time: str) -> tuple[str, str]:
+    """(parsed instant, in-range test) SQL for a text timestamp expression."""
+    # TRY_CAST of the untrimmed text first; trim only where that fails (a blank text does not cast anyway)
+    parsed = f"coalesce(TRY_CAST({raw_time} AS TIMESTAMPTZ), TRY_CAST(trim({raw_time}) AS TIMESTAMPTZ))"
+    low, high = TIME_RANGE
+    in_range = (f"({parsed} >= TIMESTAMPTZ {_literal(low + ' 00:00:00+00')} "
+                f"AND {parsed} < TIMESTAMPTZ {_literal(high + ' 00:00:00+00')})")
+    return parsed, in_range
+
+
+def _identifier_exclusions(identifier: str, rules: CleaningRules, key: Pseudonymiser) -> dict[int, str]:
+    """Exclusions on the identifier column itself: index -> pseudonym of the (canonical) excluded value."""
+    out = {}
+    for i, (column, value) in enumerate(rules.exclude):
+        if column != identifier:
+            continue
+        canonical = canonical_ip(value) if rules.identifier_kind == "ip" else value.strip()
+        if not canonical:
+            raise ConfigError(
+                f"--exclude {column}=value #{i + 1}: the value is not a valid IP address (the identifier column is "
+                "declared an IP with --id-kind ip); give the address as a.b.c.d or an IPv6 address"
+            )
+        out[i] = key.hash_one(canonical)
+    return out
+
+
+def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
+                 identifier_exclusions: dict[int, str] | None = None) -> str:
     """The one query that reads every row, pseudonymises and aggregates: ``CREATE TEMP TABLE staged``.
 
-    The raw identifier exists only inside this query. Work that depends on the identifier alone is done once
-    per *distinct raw value* (a few million at most), not once per row: trimming, the unknown-token test, the
-    IPv6 test, the keyed hash and the dense code (``row_number`` in pseudonym order over the distinct trimmed
-    identifiers, so whitespace variants of one identifier share a code). The row scan then only looks up each
-    raw value's code (a hash join against the distinct values) and aggregates rows to one row per (code, day,
-    flags) with the row count ``n``. Timestamps are parsed as they are and trimmed only when that fails, so
-    the common case costs one cast per row.
+    The raw identifier exists only in the row-wise projections at the bottom of this query, which DuckDB
+    streams and never spills: each row's identifier is trimmed, tested against the unknown tokens, brought to
+    its canonical form (``identifier_kind = "ip"``, :func:`canonical_ip_sql`) and replaced by its keyed hash
+    there. Every operator that can spill to disk (the aggregate to one row per (pseudonym, day, flags), the
+    DISTINCT, the window numbering pseudonyms and the join) sees only pseudonyms. ``state`` is 0 for a usable
+    identifier, 1 for a missing one (or an unknown token), 2 for a text that is not a valid address.
+    ``identifier_exclusions`` maps an exclusion's index to the pseudonym of its (canonical) value when the
+    excluded column is the identifier itself, so the raw value is compared as a hash and never written into
+    the query.
     """
-    raw_ident = f"CAST({_quote(identifier)} AS VARCHAR)"
+    identifier_exclusions = identifier_exclusions or {}
     tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
-    # TRY_CAST of the untrimmed text first; trim (and treat blank as missing) only where that fails
-    # (no nullif: DuckDB rewrites it to a CASE that mentions its argument twice, and common-subexpression
-    # elimination would then trim every row; a blank text does not cast anyway)
-    parsed = f"coalesce(TRY_CAST({raw_time} AS TIMESTAMPTZ), TRY_CAST(trim({raw_time}) AS TIMESTAMPTZ))"
-    extra_select = []
+    parsed, in_range = _time_sql(raw_time)
+    plain_flags = []
+    for i, (column, value) in enumerate(rules.exclude):
+        if i not in identifier_exclusions:
+            plain_flags.append(
+                f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}"
+            )
     if rules.country_column:
         target = _literal(rules.country.strip().upper())
-        extra_select.append(
+        plain_flags.append(
             f"coalesce(upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) = {target}, false) AS country_ok"
         )
-    for i, (column, value) in enumerate(rules.exclude):
-        extra_select.append(f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}")
-    extra = (", " + ", ".join(extra_select)) if extra_select else ""
-    flags = [item.rsplit(" AS ", 1)[1] for item in extra_select]
-    inner_names = "".join(f", {name}" for name in flags)
-    names = "".join(f", rows.{name}" for name in flags)
+    plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
+    hashed_flags = [f"coalesce(pseudonym = {_literal(h)}, false) AS flag_{i}"
+                    for i, h in identifier_exclusions.items()]
+    all_names = plain_names + [item.rsplit(" AS ", 1)[1] for item in hashed_flags]
+    carry = "".join(f", {name}" for name in plain_names)
+    extra = "".join(f", {item}" for item in plain_flags)
+    layers = canonical_ip_sql("ident") if rules.identifier_kind == "ip" else [("canon", "ident")]
+    hashed = "".join(f", {item}" for item in hashed_flags)
+    # innermost: read, trim, test the unknown tokens, parse the time; then one projection per canonical layer
+    query = f"""
+                    SELECT ident, (ident IS NULL OR list_position([{tokens}], lower(ident)) IS NOT NULL) AS missing,
+                           CASE WHEN parsed IS NOT NULL THEN true
+                                ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
+                           CASE WHEN {in_range.replace(parsed, 'parsed')}
+                                THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day{carry}
+                    FROM (
+                        SELECT trim(CAST({_quote(identifier)} AS VARCHAR)) AS ident, {raw_time} AS raw_time,
+                               {parsed} AS parsed{extra}
+                        FROM {source}
+                    )"""
+    for name, expression in layers:
+        guarded = f"CASE WHEN NOT missing THEN {expression} END" if name == "canon" else expression
+        query = f"SELECT *, {guarded} AS {name} FROM ({query})"
+    canonical_layers = f"SELECT canon, missing, has_time, local_day{carry} FROM ({query})"
     return f"""
         CREATE TEMP TABLE staged AS
-        WITH raw_ids AS (
-            SELECT DISTINCT {raw_ident} AS raw FROM {source}
+        WITH hashed AS (
+            SELECT CASE WHEN canon IS NOT NULL THEN {PSEUDONYM_FUNCTION}(canon) END AS pseudonym,
+                   CASE WHEN missing THEN 1 WHEN canon IS NULL THEN 2 ELSE 0 END AS state,
+                   coalesce(contains(canon, ':'), false) AS ipv6, has_time, local_day{carry}
+            FROM ({canonical_layers})
         ),
-        ids AS (
-            SELECT raw, trim(raw) AS ident, coalesce(lower(trim(raw)) NOT IN ({tokens}), false) AS valid
-            FROM raw_ids
+        grouped AS (
+            SELECT pseudonym, state, ipv6, has_time, local_day{carry}{hashed}, count(*) AS n
+            FROM hashed
+            GROUP BY ALL
         ),
         coded AS (
-            SELECT ident, valid, valid AND contains(ident, ':') AS ipv6,
-                   CASE WHEN valid THEN CAST(row_number() OVER (
-                       PARTITION BY valid ORDER BY {PSEUDONYM_FUNCTION}(CASE WHEN valid THEN ident END)
-                   ) - 1 AS INTEGER) END AS code
-            FROM (SELECT DISTINCT ident, valid FROM ids)
-        ),
-        lookup AS (
-            SELECT ids.raw, coded.code, coded.ipv6 FROM ids JOIN coded ON ids.ident = coded.ident
+            SELECT pseudonym, CAST(row_number() OVER (ORDER BY pseudonym) - 1 AS INTEGER) AS code
+            FROM (SELECT DISTINCT pseudonym FROM grouped WHERE pseudonym IS NOT NULL)
         )
-        SELECT lookup.code, coalesce(lookup.ipv6, false) AS ipv6, rows.has_time, rows.local_day{names},
-               count(*) AS n
-        FROM (
-            SELECT raw, CASE WHEN parsed IS NOT NULL THEN true ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
-                   CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) AS local_day{inner_names}
-            FROM (
-                SELECT {raw_ident} AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
-                FROM {source}
-            )
-        ) AS rows
-        LEFT JOIN lookup ON rows.raw = lookup.raw
-        GROUP BY ALL
+        SELECT coded.code, grouped.state, grouped.ipv6, grouped.has_time, grouped.local_day{
+            "".join(f", grouped.{name}" for name in all_names)}, grouped.n
+        FROM grouped LEFT JOIN coded ON grouped.pseudonym = coded.pseudonym
     """
 
 
 def _raise_bad_timestamp(con, files: list[str], source: str, time: str, count: int) -> None:
-    """Find the first unparseable timestamp (file and 1-based data row) without touching identifiers."""
+    """Find the first unparseable or out-of-range timestamp (file, 1-based data row) without touching identifiers."""
+    raw_time = f"CAST({_quote(time)} AS VARCHAR)"
+    parsed, in_range = _time_sql(raw_time)
+    present = f"nullif(trim({raw_time}), '') IS NOT NULL"
+    low, high = TIME_RANGE
     for f in files:
         kind = "parquet" if f.lower().endswith((".parquet", ".pq")) else "csv"
         values = con.execute(
-            f"SELECT nullif(trim(CAST({_quote(time)} AS VARCHAR)), '') IS NOT NULL "
-            f"AND TRY_CAST(nullif(trim(CAST({_quote(time)} AS VARCHAR)), '') AS TIMESTAMPTZ) IS NULL "
+            f"SELECT {present} AND {parsed} IS NULL AS unparsed, "
+            f"{present} AND {parsed} IS NOT NULL AND NOT {in_range} AS outside "
             f"FROM {_source_sql([f], kind)}"
         ).fetchnumpy()
-        flags = next(iter(values.values()))
-        hits = np.flatnonzero(np.asarray(flags, dtype=bool))
+        unparsed = np.asarray(values["unparsed"], dtype=bool)
+        outside = np.asarray(values["outside"], dtype=bool)
+        hits = np.flatnonzero(unparsed | outside)
         if hits.size:
+            row = int(hits[0])
+            if unparsed[row]:
+                problem = "timestamp cannot be parsed"
+                fix = "use ISO 8601 such as 2017-03-01T14:05:00+08:00"
+            else:
+                problem = f"timestamp is outside {low} to {high} (infinite, a placeholder year or out of range)"
+                fix = "correct or remove such rows; report logs start after 1970"
             raise DataError(
-                f"{Path(f).name}, row {int(hits[0]) + 1}, column {time!r}: timestamp cannot be parsed "
-                f"({count} such rows in all); use ISO 8601 such as 2017-03-01T14:05:00+08:00"
+                f"{Path(f).name}, row {row + 1}, column {time!r}: {problem} ({count} bad timestamps in all); {fix}"
             )
-    raise DataError(f"{count} timestamps in column {time!r} cannot be parsed; use ISO 8601")
+    raise DataError(f"{count} timestamps in column {time!r} cannot be parsed or are out of range; use ISO 8601")
