@@ -316,7 +316,7 @@ def _require_column(frame: pd.DataFrame, column: str, source: str, role: str) ->
         )
 
 
-def _numeric_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+def numeric_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     """Parse one ARD column as numbers, raising DataError at the first bad cell (value never echoed)."""
     raw = frame[column]
     if pd.api.types.is_bool_dtype(raw):
@@ -449,7 +449,7 @@ def _build(
         pass
 
     # ----- counts
-    counts = pd.DataFrame({g: _numeric_counts(frame, g, source) for g in groups}, index=frame.index)
+    counts = pd.DataFrame({g: numeric_counts(frame, g, source) for g in groups}, index=frame.index)
     too_large = counts.to_numpy() > population
     missing_mask = counts.isna()
     missing_counts = {g: int(missing_mask[g].sum()) for g in groups if missing_mask[g].any()}

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hiddenpop.data.ard import ARD, _numeric_counts  # no public counterpart yet
+from hiddenpop.data.ard import ARD, numeric_counts
 from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
@@ -94,7 +94,7 @@ def _validate_roster(frame: pd.DataFrame, roster: Sequence[str], household_size:
             raise DataError(f"{source}: column {column!r} (named as a roster column) is not in the survey")
     values = {}
     for column in [*roster, household_size]:
-        series = _numeric_counts(frame, column, source)
+        series = numeric_counts(frame, column, source)
         if series.isna().any():
             row = int(np.flatnonzero(series.isna().to_numpy())[0]) + 1
             raise DataError(

@@ -399,8 +399,8 @@ class MaltielModel:
             logd = np.log(killworth_degree)
             mu = float(np.clip(logd.mean(), priors.mu[0] + 0.05, priors.mu[1] - 0.05))
             sigma = float(np.clip(logd.std(), priors.sigma[0] + 0.05, priors.sigma[1] - 0.05))
-            values["mu"] = _logit((mu - priors.mu[0]) / (priors.mu[1] - priors.mu[0]))
-            values["sigma"] = _logit((sigma - priors.sigma[0]) / (priors.sigma[1] - priors.sigma[0]))
+            values["mu"] = logit((mu - priors.mu[0]) / (priors.mu[1] - priors.mu[0]))
+            values["sigma"] = logit((sigma - priors.sigma[0]) / (priors.sigma[1] - priors.sigma[0]))
             if self.likelihood == "poisson" and self.centred(data):
                 values["log_degree_raw"] = logd
             elif self.likelihood == "poisson":
@@ -416,9 +416,9 @@ class MaltielModel:
                 values["tau_raw"] = np.zeros(len(sizes))
             else:
                 frac = (np.log(sizes) - np.log(bounds[:, 0])) / (np.log(bounds[:, 1]) - np.log(bounds[:, 0]))
-                values["log_size_raw"] = _logit(frac)
+                values["log_size_raw"] = logit(frac)
         if self.barrier:
-            values["rho"] = np.full(len(data.groups), _logit((0.1 - priors.rho[0]) / (priors.rho[1] - priors.rho[0])))
+            values["rho"] = np.full(len(data.groups), logit((0.1 - priors.rho[0]) / (priors.rho[1] - priors.rho[0])))
         return values
 
     # -------------------------------------------------------------- fitting
@@ -659,7 +659,8 @@ def to_inference_data(posterior: dict[str, np.ndarray], draws: Draws, data: Baye
     )
 
 
-def _logit(p: Any) -> Any:
+def logit(p: Any) -> Any:
+    """log(p / (1 - p)), with p clipped to [1e-6, 1 - 1e-6] so that 0 and 1 give finite starting values."""
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     return np.log(p) - np.log1p(-p)
 

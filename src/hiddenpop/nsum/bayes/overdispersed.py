@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from hiddenpop.nsum.bayes._common import BayesData, Density, Draws, Priors, quantity_row, uniform_interval
-from hiddenpop.nsum.bayes._maltiel import MaltielModel, _logit
+from hiddenpop.nsum.bayes._maltiel import MaltielModel, logit
 from hiddenpop.nsum.bayes.diagnostics import simulate_in_blocks
 
 
@@ -96,7 +96,7 @@ class OverdispersedModel(MaltielModel):
         return {
             "alpha": alpha - shift, "beta": beta + shift, "log_sigma_alpha": np.log(max(alpha.std(), 0.1)),
             "mu_beta": (beta + shift).mean(), "log_sigma_beta": np.log(max(beta.std(), 0.1)),
-            "inv_omega": np.full(len(data.groups), _logit(0.5)),
+            "inv_omega": np.full(len(data.groups), logit(0.5)),
         }
 
     def settings(self) -> dict[str, Any]:

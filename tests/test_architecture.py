@@ -1,0 +1,114 @@
+"""The layout docs/architecture.md describes, checked: no import cycles, no family importing an interface, capture
+rooms importing only downwards, no module importing another module's private names, and a test folder for every
+package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
+FAMILIES = ("data", "nsum", "capture", "smallarea", "design", "review", "cases", "simulate", "datasets")
+INTERFACES = ("hiddenpop.cli", "hiddenpop.study")
+ROOMS = ("core", "closed", "lists", "events")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def _imports(path: Path) -> list[tuple[str, list[str], bool]]:
+    """(imported module, imported names, at module level?) for every import of a hiddenpop module."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hiddenpop"):
+            found.append((node.module, [a.name for a in node.names], id(node) in top))
+        elif isinstance(node, ast.Import):
+            found.extend((a.name, [], id(node) in top) for a in node.names if a.name.startswith("hiddenpop"))
+    return found
+
+
+def _target(module: str, names: list[str]) -> list[str]:
+    """The modules an import statement loads (``from pkg import submodule`` counts as the submodule)."""
+    targets = [f"{module}.{name}" for name in names if f"{module}.{name}" in MODULES]
+    return targets or [module]
+
+
+GRAPH = {name: {t for module, names, _ in _imports(path) for t in _target(module, names) if t != name}
+         for name, path in MODULES.items()}
+
+
+def test_no_import_cycles():
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in GRAPH.get(node, ()):
+            if other not in MODULES:
+                continue
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for name in MODULES:
+        if name not in index:
+            visit(name)
+    assert cycles == []
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_families_import_no_interface(family):
+    offenders = [(name, target) for name, targets in GRAPH.items() if name.startswith(f"hiddenpop.{family}")
+                 for target in targets if target.startswith(INTERFACES)]
+    assert offenders == []
+
+
+def test_capture_rooms_import_only_downwards():
+    offenders = []
+    for name, targets in GRAPH.items():
+        parts = name.split(".")
+        if len(parts) < 4 or parts[1] != "capture" or parts[2] not in ROOMS:
+            continue
+        for target in targets:
+            other = target.split(".")
+            if other[:2] == ["hiddenpop", "capture"] and len(other) > 2:
+                if other[2] not in ROOMS or ROOMS.index(other[2]) > ROOMS.index(parts[2]):
+                    offenders.append((name, target))
+    assert offenders == []
+
+
+def test_no_module_imports_another_modules_private_names():
+    offenders = [(name, module, imported) for name, path in MODULES.items()
+                 for module, names, _ in _imports(path) for imported in names
+                 if imported.startswith("_") and not imported.startswith("__") and module != name]
+    assert offenders == []
+
+
+def test_every_package_has_a_test_folder():
+    packages = {p.parent.relative_to(SRC / "hiddenpop") for p in (SRC / "hiddenpop").rglob("__init__.py")}
+    interfaces = {Path("cli")}  # the command line is tested through the families' test folders
+    missing = [str(p) for p in packages - interfaces - {Path(".")} if not (TESTS / p).is_dir()]
+    assert missing == []
