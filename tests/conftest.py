@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from refdata import CAPTURE_DATA, FIXTURES, NSUM_DATA, ROOT, SHARED, load_fixture  # noqa: F401 (re-exported)
+from refdata import CAPTURE_DATA, FIXTURES, NSUM_DATA, ROOT, load_fixture  # noqa: F401 (re-exported)
 
 
 @pytest.fixture

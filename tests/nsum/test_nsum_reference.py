@@ -1,4 +1,4 @@
-"""Reproduce the reference numbers in ../shared/fixtures for the design-based NSUM estimators."""
+"""Reproduce the reference numbers in tests/reference for the design-based NSUM estimators."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def _group(name: str, help_text: str) -> typer.Typer:
 
 def _register() -> None:
     """Assemble the families. Heavy libraries (JAX, LightGBM, DuckDB) are imported inside commands only."""
-    from hiddenpop.cli import cases, design, privacy, review, simulate, smallarea, study
+    from hiddenpop.cli import cases, datasets, design, privacy, review, simulate, smallarea, study
     from hiddenpop.cli.capture import app as capture_app
     from hiddenpop.cli.nsum import app as nsum_app
 
@@ -57,6 +57,7 @@ def _register() -> None:
     cases.register(_group("cases", "Coded case-file summaries with small-cell suppression."))
     simulate.register(_group("simulate", "Simulation with known truth: validation grids."), root=app)
     privacy.register(_group("privacy", "Keys and output scanning."))
+    datasets.register(_group("datasets", "Bundled public reference datasets: list them, export them."))
     study.register(app)
 
 

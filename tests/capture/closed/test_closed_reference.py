@@ -1,4 +1,4 @@
-"""Closed models against Rcapture reference numbers (../shared/fixtures/capture_*.json) and closed forms."""
+"""Closed models against Rcapture reference numbers (tests/reference/capture_*.json) and closed forms."""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from hiddenpop.capture.lists.coverage import (
     sample_coverage,
 )
 from hiddenpop.errors import ConfigError, DataError
-from refdata import CAPTURE_DATA, SHARED
+from refdata import CAPTURE_DATA, REFERENCE
 
-SPEC = (SHARED / "methods" / "capture_models.md").read_text()
+SPEC = (REFERENCE / "capture_models.md").read_text()
 
 
 def _care1_reference() -> dict[str, list[str]]:

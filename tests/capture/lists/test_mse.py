@@ -24,7 +24,7 @@ UK = load_fixture("capture_uk_modern_slavery_5_lists.json")
 
 
 def _uk_path():
-    # the fixture names its data relative to ../shared/fixtures
+    # the fixture names its data by the file name of the bundled dataset
     return CAPTURE_DATA / UK["data"].split()[0].split("/")[-1]
 
 
