@@ -64,6 +64,21 @@ def missing_column(source: str | None, column: str, columns: Iterable[object], *
                      f"{fix}")
 
 
+def check_header_names(names: Iterable[object], source: str | Path) -> None:
+    """No header name may repeat: readers rename a repeated ``x`` (``x.1``, ``x_1``) and one copy would be used
+    silently in place of the other."""
+    names = [str(name).strip() for name in names]
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{source}: column {repeated[0]!r} appears more than once in the header; rename one")
+
+
+def first_line_fields(path: str | Path, delimiter: str = ",") -> list[str]:
+    """The header fields of a delimited text file (only its first line is read)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return next(csv.reader(handle, delimiter=delimiter), [])
+
+
 def _check_delimited_structure(path: Path, delimiter: str) -> None:
     """Every data row has exactly as many fields as the header, and no header name repeats.
 
@@ -75,10 +90,7 @@ def _check_delimited_structure(path: Path, delimiter: str) -> None:
         header = next(reader, None)
         if header is None:
             return
-        names = [name.strip() for name in header]
-        repeated = sorted({n for n in names if n and names.count(n) > 1})
-        if repeated:
-            raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header; rename one")
+        check_header_names(header, path)
         row = 0
         for fields in reader:
             if not fields or (len(fields) == 1 and not fields[0].strip()):

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
-from hiddenpop.data.io import missing_column
+from hiddenpop.data.io import check_header_names, first_line_fields, missing_column
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.privacy import Pseudonymiser, canonical_ip
 
@@ -406,6 +406,9 @@ def read_events(
     rules = rules or CleaningRules()
     rules.validate()
     files, kind = expand_inputs(paths)
+    if kind == "csv":  # DuckDB would rename a repeated header name and read the wrong copy
+        for file in files:
+            check_header_names(first_line_fields(file), Path(file).name)
     con = connect(key, threads=threads, memory_limit=memory_limit, temp_directory=temp_directory)
     source = _source_sql(files, kind)
     try:
