@@ -221,3 +221,18 @@ def test_non_finite_or_absurd_casework_counts_are_an_input_error(study_copy, tmp
     with pytest.raises(DataError, match=rf"casework.csv, row 1, column '{header[column]}': expected a non-negative"):
         run_study(load_study(study_copy), tmp_path / "run", steps=[("casework", steps.casework_step)])
     assert not (tmp_path / "run").exists()
+
+
+def test_a_survey_without_a_header_row_is_reported_without_echoing_it(study_copy, tmp_path):
+    from hiddenpop.errors import DataError
+    from hiddenpop.study import steps
+    from hiddenpop.study.runner import run_study
+
+    survey = study_copy.parent / "data" / "survey.csv"
+    lines = survey.read_text().splitlines()
+    survey.write_text("\n".join(lines[1:]) + "\n")  # the first record now stands where the header was
+    first_record = lines[1].split(",")
+    with pytest.raises(DataError, match="no header row: the first line looks like data") as caught:
+        run_study(load_study(study_copy), tmp_path / "run", steps=[("nsum", steps.nsum_step)])
+    assert not any(len(cell) > 3 and cell in str(caught.value) for cell in first_record)
+    assert not (tmp_path / "run").exists()

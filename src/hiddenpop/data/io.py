@@ -69,6 +69,9 @@ def check_header_names(names: Iterable[object], source: str | Path) -> None:
     silently in place of the other."""
     names = [str(name).strip() for name in names]
     repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated and header_looks_like_data(names):  # a first record, not a header: never echo it
+        raise DataError(f"{source}: no header row: the first line looks like data; add a header line naming the "
+                        "columns")
     if repeated:
         raise DataError(f"{source}: column {repeated[0]!r} appears more than once in the header; rename one")
 
