@@ -189,7 +189,7 @@ def test_small_area_takes_all_with_warning_and_single_psu_stratum_warns():
             DataError,
             "frame.csv, row 76, column 'municipality': duplicate PSU",
         ),
-        (lambda f: f.drop(columns=["households"]), DataError, "frame.csv: frame has no column 'households'"),
+        (lambda f: f.drop(columns=["households"]), DataError, "frame.csv, column 'households': column not found"),
     ],
 )
 def test_frame_validation_errors(change, error, message):

@@ -93,8 +93,9 @@ def test_grid_scenario_where_nothing_is_caught_is_reported_not_crashed():
     assert any("3 of 3 replicates" in w for w in result.warnings)
 
 
-def test_count_above_the_population_is_flagged_not_silent():
-    """A 99999-style missing code in a count column gives an estimate above the population: the result warns."""
+def test_count_above_the_population_is_an_error_not_silent():
+    """A 99999-style missing code in a count column would give an estimate above the population: no respondent can
+    know more people than live in the country, so the reader refuses it, naming the row and column."""
     frame = pd.DataFrame({"k1": [1, 2, 0], "k2": [3, 1, 2], "h": [0, 99_999_999, 0]})
-    result = nsum.estimate(_ard(frame))
-    assert any("count larger than the scale-up base" in w and "row 2, column 'h'" in w for w in result.warnings)
+    with pytest.raises(DataError, match="row 2, column 'h': count larger than the population base"):
+        nsum.estimate(_ard(frame))
