@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.results import to_jsonable
 
 __all__ = ["MARKER", "atomic_write_text", "check_output_folder", "dumps", "install_output_folder", "list_files",
-           "partial_folder"]
+           "partial_folder", "write_output_folder"]
 
 MARKER = ".hiddenpop-output.json"
 
@@ -78,6 +78,18 @@ def check_output_folder(out: str | Path, *, protect: Iterable[str | Path] = (), 
 def partial_folder(out: Path) -> Path:
     """A fresh hidden sibling of ``out`` to build the new content in."""
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+
+def write_output_folder(out: Path, command: str, write: Callable[[Path], object], *, force: bool = False) -> list[str]:
+    """Build an output folder with ``write(folder)`` in a hidden sibling and move it to ``out`` by the rules above
+    (check ``out`` with :func:`check_output_folder` before the work); returns notes for the user."""
+    partial = partial_folder(out)
+    try:
+        write(partial)
+        return install_output_folder(partial, out, command=command, force=force)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def _write_marker(folder: Path, command: str, files: list[str]) -> None:

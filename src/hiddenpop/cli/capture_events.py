@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import sys
 from datetime import date
 from pathlib import Path
@@ -9,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, SeedOption, emit
+from hiddenpop.cli.common import (
+    ForceOption,
+    FormatOption,
+    OutOption,
+    OutputFormat,
+    QuietOption,
+    SeedOption,
+    emit,
+)
+from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
 
 FilesArgument = Annotated[list[str], typer.Argument(help="report-log files (CSV or Parquet; globs allowed)")]
 IdOption = Annotated[str, typer.Option("--id", help="identifier column (e.g. the IP address); pseudonymised at read")]
@@ -89,7 +99,6 @@ def _settings(log, **extra):
 def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> list[Path]:
     from hiddenpop.cli.common import atomic_write_text, dumps
 
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, frame in frames.items():
         if fmt == OutputFormat.json:
@@ -103,6 +112,20 @@ def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> lis
     atomic_write_text(path, dumps(payload))
     written.append(path)
     return written
+
+
+def _check_out(out: Path | None, files: list[str], force: bool) -> Path | None:
+    """The output folder, checked before any reading: never an input's folder, never a user's folder unless --force."""
+    if out is None:
+        return None
+    inputs = [match for pattern in files for match in (glob.glob(pattern) or [pattern])]
+    return check_output_folder(out, protect=[p for p in inputs if Path(p).exists()], force=force)
+
+
+def _report_written(out: Path, notes: list[str]) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {len(list_files(out))} files to {out}", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
@@ -140,6 +163,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOption = OutputFormat.table,
         out: DirOption = None,
         quiet: QuietOption = False,
+        force: ForceOption = False,
     ) -> None:
         """Report logs -> cleaning audit -> rolling windows -> estimate per window (series, audit, PNG, HTML)."""
         from hiddenpop.capture.events.rolling import (
@@ -154,6 +178,7 @@ def register(app: typer.Typer) -> None:
 
         if not 0 < level < 1:
             raise ConfigError(f"--level must be between 0 and 1, got {level}")
+        out = _check_out(out, files, force)
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
                       timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads, id_kind)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
@@ -171,11 +196,14 @@ def register(app: typer.Typer) -> None:
         if out is None:
             emit(payload, fmt, None, table=series, title=f"{result.settings['estimator']} per window")
             return
-        written = _write_dir(out, fmt, {"series": series, "audit": log.audit}, payload)
         title = f"{result.settings['estimator']}: {occasions} x {occasion} occasions, step {plan.step_days}D"
-        written.append(plot_series_png(series, out / "series.png", title=title))
-        written.append(plot_series_html(series, out / "series.html", title=title))
-        print(f"wrote {len(written)} files to {out}", file=sys.stderr)
+
+        def write(folder: Path) -> None:
+            _write_dir(folder, fmt, {"series": series, "audit": log.audit}, payload)
+            plot_series_png(series, folder / "series.png", title=title)
+            plot_series_html(series, folder / "series.html", title=title)
+
+        _report_written(out, write_output_folder(out, "capture events", write, force=force))
 
     @app.command("histories")
     def histories_command(
@@ -202,6 +230,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOption = OutputFormat.table,
         out: DirOption = None,
         quiet: QuietOption = False,
+        force: ForceOption = False,
     ) -> None:
         """Report logs -> capture-history counts per window (window_start, window_end, history, count) + audit.
 
@@ -212,6 +241,7 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.capture.events.rolling import window_counts
         from hiddenpop.provenance import provenance
 
+        out = _check_out(out, files, force)
         log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
                       timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads, id_kind)
         plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
@@ -227,8 +257,10 @@ def register(app: typer.Typer) -> None:
         if out is None:
             emit(payload, fmt, None, table=table, title="history counts per window")
             return
-        written = _write_dir(out, fmt, {"histories": table, "audit": log.audit}, payload)
-        print(f"wrote {len(written)} files to {out}", file=sys.stderr)
+        notes = write_output_folder(
+            out, "capture histories", lambda folder: _write_dir(folder, fmt, {"histories": table, "audit": log.audit},
+                                                                  payload), force=force)
+        _report_written(out, notes)
 
     @app.command("open")
     def open_command(

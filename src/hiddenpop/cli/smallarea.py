@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from hiddenpop.cli.common import (
+    ForceOption,
     FormatOption,
     OutOption,
     OutputFormat,
@@ -30,6 +31,7 @@ from hiddenpop.cli.common import (
     parse_csv_list,
 )
 from hiddenpop.errors import ConfigError
+from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
 
 
 class Spatial(StrEnum):
@@ -112,8 +114,15 @@ def _read(areas_path, id_, target, target_se, population, region, name, streams,
     )
 
 
+def _check_out(out: Path | None, inputs: list, force: bool) -> Path | None:
+    """The output folder, checked before any work: never an input's folder, never a user's folder unless --force."""
+    if out is None:
+        return None
+    return check_output_folder(out, protect=[p for p in inputs if p is not None], force=force)
+
+
 def _finish(result, areas, *, national, benchmark_method, level, fmt, out, command, inputs, cv=None,
-            importance=None, extra_settings=None) -> None:
+            importance=None, extra_settings=None, force=False) -> None:
     """Consistency check, optional benchmarking, output (stdout or folder)."""
     import pandas as pd
 
@@ -163,21 +172,23 @@ def _finish(result, areas, *, national, benchmark_method, level, fmt, out, comma
         emit(payload, fmt, None, table=areas_table, title=f"smallarea {command}")
         return
     from hiddenpop.cli.common import atomic_write_text, dumps
+    from hiddenpop.smallarea.maps import choropleth_html
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "result.json", dumps(payload))
-    atomic_write_text(out / "areas.csv", areas_table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / "importance.csv", pd.DataFrame(importance).to_csv(index=False, lineterminator="\n"))
-    if cv:
-        atomic_write_text(out / "cv.csv", pd.DataFrame(cv["table"]).to_csv(index=False, lineterminator="\n"))
-    written = ["result.json", "areas.csv", "importance.csv"] + (["cv.csv"] if cv else [])
-    if areas.geometry is not None:
-        from hiddenpop.smallarea.maps import choropleth_html
+    def write(folder: Path) -> None:
+        atomic_write_text(folder / "result.json", dumps(payload))
+        atomic_write_text(folder / "areas.csv", areas_table.to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(folder / "importance.csv",
+                          pd.DataFrame(importance).to_csv(index=False, lineterminator="\n"))
+        if cv:
+            atomic_write_text(folder / "cv.csv", pd.DataFrame(cv["table"]).to_csv(index=False, lineterminator="\n"))
+        if areas.geometry is not None:
+            atomic_write_text(folder / "map.html", choropleth_html(areas_table, areas.geometry, areas.geometry_key,
+                                                                   title=f"prevalence ({command})"))
 
-        atomic_write_text(out / "map.html", choropleth_html(areas_table, areas.geometry, areas.geometry_key,
-                                                            title=f"prevalence ({command})"))
-        written.append("map.html")
-    typer.echo(f"wrote {', '.join(str(out / w) for w in written)}", err=True)
+    notes = write_output_folder(out, f"smallarea {command}", write, force=force)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {', '.join(str(out / w) for w in list_files(out))}", err=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -266,12 +277,14 @@ def register(app: typer.Typer) -> None:
         seed: SeedOption = 0,
         fmt: FormatOption = OutputFormat.table,
         out: OutDirOption = None,
+        force: ForceOption = False,
         quiet: QuietOption = False,
     ) -> None:
         """Partially pooled (hierarchical Bayesian, optional BYM2) prevalence for every area."""
         from hiddenpop.cli.common import spinner
         from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
 
+        out = _check_out(out, [areas_path, streams, adjacency, geometry], force)
         national_values = _national(national)
         areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
                       geometry_key, impute)
@@ -285,7 +298,7 @@ def register(app: typer.Typer) -> None:
                 cv_table, grouping = cross_validate_pooled(areas, model, folds=folds, seed=seed)
             cv = {"grouping": grouping, "folds": folds, "table": cv_table}
         _finish(result, areas, national=national_values, benchmark_method=benchmark_method, level=level, fmt=fmt,
-                out=out, command="pool", inputs=[areas_path, streams, adjacency, geometry], cv=cv,
+                out=out, force=force, command="pool", inputs=[areas_path, streams, adjacency, geometry], cv=cv,
                 importance=result.tables["importance"])
 
     @app.command("extrapolate")
@@ -316,6 +329,7 @@ def register(app: typer.Typer) -> None:
         seed: SeedOption = 0,
         fmt: FormatOption = OutputFormat.table,
         out: OutDirOption = None,
+        force: ForceOption = False,
         quiet: QuietOption = False,
     ) -> None:
         """Machine-learning extrapolation (LightGBM, ridge) with conformal intervals and stream importance."""
@@ -325,6 +339,7 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.smallarea.extrapolate import extrapolate
         from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
 
+        out = _check_out(out, [areas_path, streams, adjacency, geometry], force)
         national_values = _national(national)
         areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
                       geometry_key, impute)
@@ -339,7 +354,7 @@ def register(app: typer.Typer) -> None:
         cv = {"grouping": result.settings["grouping"], "folds": result.settings["folds"], "table": cv_table,
               "tuning": result.tables["tuning"]}
         _finish(result, areas, national=national_values, benchmark_method=benchmark_method, level=level, fmt=fmt,
-                out=out, command="extrapolate", inputs=[areas_path, streams, adjacency, geometry], cv=cv,
+                out=out, command="extrapolate", inputs=[areas_path, streams, adjacency, geometry], cv=cv, force=force,
                 importance=result.tables["importance"])
 
     @app.command("synth")
@@ -350,6 +365,7 @@ def register(app: typer.Typer) -> None:
         surveyed: Annotated[int, typer.Option("--surveyed", help="surveyed areas")] = 150,
         respondents: Annotated[int, typer.Option("--respondents", help="respondents per surveyed area")] = 24,
         seed: SeedOption = 20221,
+        force: ForceOption = False,
     ) -> None:
         """Write a synthetic country (areas, survey, streams, adjacency, geometry, truth) and its direct estimates."""
         import json
@@ -358,6 +374,7 @@ def register(app: typer.Typer) -> None:
         from hiddenpop.simulate.country import synthetic_country
         from hiddenpop.smallarea.direct import direct_estimates
 
+        out = check_output_folder(out, force=force)
         country = synthetic_country(n_rows=areas_rows, n_cols=areas_cols, n_surveyed=surveyed,
                                     respondents_per_area=respondents, seed=seed)
         direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
@@ -368,7 +385,6 @@ def register(app: typer.Typer) -> None:
             columns={"area": "area_id", "estimate": "direct_rate", "se": "direct_se"}
         )
         areas = country.areas.merge(targets, on="area_id", how="left")
-        out.mkdir(parents=True, exist_ok=True)
         files = {
             "areas.csv": areas.to_csv(index=False, lineterminator="\n"),
             "survey.csv": country.survey.to_csv(index=False, lineterminator="\n"),
@@ -377,8 +393,11 @@ def register(app: typer.Typer) -> None:
             "streams.toml": country.streams_toml(),
             "areas.geojson": json.dumps(country.geometry),
         }
-        for file_name, text in files.items():
-            atomic_write_text(out / file_name, text)
+        notes = write_output_folder(
+            out, "smallarea synth", lambda folder: [atomic_write_text(folder / name, text) for name, text in files.items()],
+            force=force)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         national = direct.table[direct.table["quantity"] == "national prevalence"].iloc[0]
         typer.echo(
             f"wrote {', '.join(files)} to {out}; direct national rate {national['estimate']:.5f} "

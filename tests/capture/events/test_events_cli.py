@@ -49,7 +49,7 @@ def test_events_writes_series_audit_figures_without_identifiers(setup, stream, r
                    "--quiet")
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["audit.csv", "result.json", "series.csv", "series.html", "series.png"]
+    assert names == [".hiddenpop-output.json", "audit.csv", "result.json", "series.csv", "series.html", "series.png"]
     series = pd.read_csv(out / "series.csv", keep_default_na=False, na_values=[""])
     assert list(series.columns) == SERIES_COLUMNS
     assert len(series) == len(range(0, 364 - 27, 3)) and (series["model"] == "Mth Chao (LB)").all()
