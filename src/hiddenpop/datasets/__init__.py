@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -71,4 +70,6 @@ def load(name: str) -> Any:
 
 def verify(name: str) -> bool:
     """True when the bundled file's bytes still have the SHA-256 the registry records."""
-    return hashlib.sha256(path(name).read_bytes()).hexdigest() == _entry(name)["sha256"]
+    from hiddenpop.data.io import file_sha256
+
+    return file_sha256(path(name)) == _entry(name)["sha256"]
