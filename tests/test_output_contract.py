@@ -15,11 +15,13 @@ from cli_commands import spec_commands
 from hiddenpop.cli import main
 from hiddenpop.results import Estimates
 from hiddenpop.specs import options_markdown
-from refdata import CAPTURE_DATA
+from refdata import CAPTURE_DATA, NSUM_DATA
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCHEMA = json.loads((DOCS / "estimates.schema.json").read_text())
 COMMANDS = spec_commands()
+NSUM_SURVEY = NSUM_DATA / "networkreporting_example_survey.csv"
+NSUM_KNOWN = NSUM_DATA / "networkreporting_example_knownpop.csv"
 
 # A small real input per command; a new spec-driven command without an example fails test_every_command_has_one.
 EXAMPLES = {
@@ -27,7 +29,47 @@ EXAMPLES = {
     "capture ci": [CAPTURE_DATA / "rcapture_hare.csv", "--model", "Mth Chao (LB)"],
     "capture mse": [CAPTURE_DATA / "mse_Korea.csv", "--select", "stepwise"],
     "capture coverage": [CAPTURE_DATA / "care1_HAV.csv", "--bootstrap", "20"],
+    "nsum estimate": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--hidden", "clients",
+                      "--topcode", "30", "--bootstrap", "100"],
+    "nsum bayes": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--hidden", "clients", "--model",
+                   "basic", "--chains", "1", "--warmup", "20", "--draws", "20", "--quiet"],
+    "nsum consistency": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--topcode", "30"],
 }
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> dict:
+    """Inputs made on the spot for commands without a bundled example: a synthetic country and a report log."""
+    from typer.testing import CliRunner
+
+    from hiddenpop.cli import app
+    from hiddenpop.simulate.reports import simulate_reports
+
+    folder = tmp_path_factory.mktemp("contract")
+    done = CliRunner().invoke(app, ["smallarea", "synth", str(folder / "country"), "--rows", "12", "--cols", "12",
+                                    "--surveyed", "40", "--seed", "3"])
+    assert done.exit_code == 0, done.output
+    simulate_reports(initial=300, arrival_rate=0.5, mean_stay_days=200, days=120, rate_median=0.05,
+                     rate_sdlog=0.5, seed=2).write(folder / "log.csv")
+    (folder / "key.txt").write_text("0123456789abcdef0123456789abcdef\n")
+    return {"country": folder / "country", "log": folder / "log.csv", "key": folder / "key.txt"}
+
+
+#: Commands whose result is tables only (no estimate rows).
+TABLES_ONLY = {"capture histories"}
+
+
+def _generated_args(path: str, made: dict) -> list:
+    areas = [made["country"] / "areas.csv", "--id", "area_id", "--target", "direct_rate", "--target-se",
+             "direct_se", "--region", "region", "--quiet"]
+    log = [made["log"], "--id", "ip", "--time", "time", "--key-file", made["key"], "--quiet"]
+    return {"smallarea pool": [*areas, "--draws", "200", "--no-cv"],
+            "smallarea extrapolate": [*areas, "--repeats", "1", "--folds", "3", "--no-compare-pooled"],
+            "capture events": [*log, "--step", "28D"],
+            "capture histories": log}[path]
+
+
+GENERATED = {"smallarea pool", "smallarea extrapolate", "capture events", "capture histories"}
 
 
 def _json_of(path: str, args: list) -> dict:
@@ -50,14 +92,18 @@ def test_the_schema_is_a_valid_schema_and_matches_estimates():
 
 
 def test_every_command_has_an_example():
-    assert {path for path, _, _ in COMMANDS} <= set(EXAMPLES)
+    assert {path for path, _, _ in COMMANDS} <= set(EXAMPLES) | GENERATED
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES))
-def test_json_output_validates_against_the_schema(path):
-    payload = _json_of(path, EXAMPLES[path])
+@pytest.mark.parametrize("path", sorted(set(EXAMPLES) | GENERATED))
+def test_json_output_validates_against_the_schema(path, generated):
+    args = EXAMPLES[path] if path in EXAMPLES else _generated_args(path, generated)
+    payload = _json_of(path, args)
     jsonschema.validate(payload, SCHEMA)
-    assert payload["estimates"], f"{path} printed no estimates"
+    if path in TABLES_ONLY:
+        assert payload["tables"] and all(payload["tables"].values()), f"{path} printed empty tables"
+    else:
+        assert payload["estimates"], f"{path} printed no estimates"
 
 
 def test_a_broken_output_is_refused_by_the_schema():

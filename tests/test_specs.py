@@ -11,11 +11,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli_commands import spec_commands
-from hiddenpop.cli import app
+from cli_commands import COMMAND_INPUTS, INTERFACE, spec_commands
+from hiddenpop.cli import app, main
 from hiddenpop.errors import ConfigError
 from hiddenpop.specs import (
     REQUIRED,
+    cli_help,
     fields_of,
     from_table,
     json_schema,
@@ -80,7 +81,8 @@ def test_study_table_builds_the_spec_and_refuses_bad_values():
     with pytest.raises(ConfigError, match="must be true or false"):
         from_table(ToySpec, {"model": "M0", "exact": "yes"})
     with pytest.raises(ConfigError, match="must be a list"):
-        from_table(ToySpec, {"model": "M0", "hidden": "a"})
+        from_table(ToySpec, {"model": "M0", "hidden": {"a": 1}})
+    assert from_table(ToySpec, {"model": "M0", "hidden": "a"}).hidden == ("a",)  # a single value: a list of one
 
 
 def test_command_line_and_study_table_give_the_same_spec():
@@ -121,6 +123,16 @@ def test_spec_driven_commands_exist():
     assert {"capture closed", "capture ci", "capture mse", "capture coverage"} <= {path for path, _, _ in SPEC_COMMANDS}
 
 
+#: Options of spec-built commands that are not analysis options: how to write the result, and the inputs a
+#: command reads (files, columns, groups, derived quantities), which a study file declares in its own tables.
+INPUTS = set(COMMAND_INPUTS)
+
+
+def _required_args(spec, skip: str = "") -> list[str]:
+    return [arg for other in fields_of(spec) if other.required and other.name != skip
+            for arg in (other.flag, other.choices[0] if other.choices else "x")]
+
+
 @pytest.mark.parametrize(("path", "command", "spec"), SPEC_COMMANDS, ids=[p for p, _, _ in SPEC_COMMANDS])
 def test_every_spec_option_is_a_command_option_with_the_same_default_help_and_choices(path, command, spec):
     options = {p.name: p for p in command.params if p.param_type_name == "option"}
@@ -128,19 +140,32 @@ def test_every_spec_option_is_a_command_option_with_the_same_default_help_and_ch
         assert info.name in options, f"{path}: option {info.flag} missing"
         option = options[info.name]
         assert info.flag in option.opts
-        assert option.help == info.help
+        assert option.help == cli_help(info) and info.help in option.help
         assert option.required == info.required
         if not info.required:
             default = list(info.default) if isinstance(info.default, tuple) else info.default
             assert option.default == default or (default == [] and option.default is None)
-        if info.kind in (int, float) and not info.multiple and info.inclusive:
-            assert (option.min, option.max) == (info.min, info.max)
-        if info.choices is not None:
-            required = [arg for other in fields_of(spec) if other.required and other.name != info.name
-                        for arg in (other.flag, other.choices[0] if other.choices else "x")]
-            result = CliRunner().invoke(app, [*path.split(), "no-such-file.csv", *required, info.flag, "bogus"])
+        if info.choices is not None and not info.multiple:
+            result = CliRunner().invoke(app, [*path.split(), "no-such-file.csv", *_required_args(spec, info.name),
+                                              info.flag, "bogus"])
             assert result.exit_code == 2, result.output
             assert all(choice in result.output for choice in info.choices), result.output
-    interface = {"fmt", "out", "out_dir", "quiet", "force", "help"}  # how to write, never what to compute
-    extra = set(options) - {info.name for info in fields_of(spec)} - interface
+    extra = set(options) - {info.name for info in fields_of(spec)} - INTERFACE - INPUTS
     assert not extra, f"{path}: options {sorted(extra)} are not declared in {spec.__name__}"
+
+
+@pytest.mark.parametrize(("path", "command", "spec"), SPEC_COMMANDS, ids=[p for p, _, _ in SPEC_COMMANDS])
+def test_every_bound_is_enforced_on_the_command_line_in_one_line(path, command, spec, capsys):
+    """A value outside an option's bounds is refused before any input is read, in the one message form."""
+    bounded = [info for info in fields_of(spec) if info.kind in (int, float) and info.min is not None]
+    for info in bounded:
+        below = info.min - 1 if info.inclusive else info.min
+        value = str(int(below)) if info.kind is int else repr(float(below))
+        other = [a for a in command.params if a.param_type_name == "option" and a.required and a.name in INPUTS]
+        inputs = [arg for a in other for arg in (a.opts[0], "1")]
+        with pytest.raises(SystemExit) as stop:
+            main([*path.split(), "no-such-file.csv", *inputs, *_required_args(spec, info.name), info.flag, value])
+        stderr = capsys.readouterr().err
+        assert stop.value.code == 2, (info.flag, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: option {info.flag} must"), (info.flag, lines)

@@ -39,12 +39,14 @@ __all__ = [
     "MAX_SEED",
     "REQUIRED",
     "OptionInfo",
+    "cli_help",
     "cli_parameters",
     "fields_of",
     "from_table",
     "json_schema",
     "opt",
     "options_markdown",
+    "project",
     "seed_option",
     "to_dict",
     "typer_command",
@@ -72,6 +74,7 @@ class OptionInfo:
     max: float | None = None
     inclusive: bool = True  # whether min and max themselves are allowed
     required: bool = False  # no default: every interface must be given a value
+    aliases: tuple[str, ...] = ()  # deprecated command-line spellings, accepted for one release
 
     @property
     def flag(self) -> str:
@@ -93,9 +96,13 @@ def _number(value: float) -> str:
 
 
 def opt(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-        inclusive: bool = True) -> Any:
-    """A spec field with its default, help text and optional numeric bounds."""
-    metadata = {_META: {"help": help, "min": min, "max": max, "inclusive": inclusive}}
+        inclusive: bool = True, aliases: tuple[str, ...] = ()) -> Any:
+    """A spec field with its default, help text and optional numeric bounds.
+
+    ``aliases`` are older command-line spellings (e.g. ``"--deg-ratio"``) still accepted for one release; the help
+    lists them after the flag, and they have no study-file key.
+    """
+    metadata = {_META: {"help": help, "min": min, "max": max, "inclusive": inclusive, "aliases": aliases}}
     if isinstance(default, (list, dict, set)):
         raise TypeError("spec defaults must be immutable (use a tuple)")
     if default is REQUIRED:
@@ -148,8 +155,14 @@ def fields_of(spec: type | Any) -> list[OptionInfo]:
         required = f.default is dataclasses.MISSING
         infos.append(OptionInfo(name=f.name, kind=kind, default=None if required else f.default, help=meta["help"],
                                 optional=optional, multiple=multiple, choices=choices, min=meta["min"],
-                                max=meta["max"], inclusive=meta["inclusive"], required=required))
+                                max=meta["max"], inclusive=meta["inclusive"], required=required,
+                                aliases=meta["aliases"]))
     return infos
+
+
+def project(spec: Any, spec_cls: type) -> Any:
+    """The part of ``spec`` that ``spec_cls`` declares (a command's options often join several specs)."""
+    return spec_cls(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec_cls)})
 
 
 def to_dict(spec: Any) -> dict[str, Any]:
@@ -167,23 +180,32 @@ def _check_value(info: OptionInfo, value: Any, where: str, flags: bool = False) 
         raise ConfigError(f"{label} needs a value ({info.help})")
     if info.multiple:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{label} must be a list of values; got a {type(value).__name__}")
+            raise ConfigError(f"{label} must be a list of values ({info.help}); got {_kind_of(value)}")
         return tuple(_check_one(info, item, label) for item in value)
     return _check_one(info, value, label)
+
+
+def _kind_of(value: Any) -> str:
+    """What a value is, in the words of the study-file docs (never the value itself)."""
+    for python_type, word in ((bool, "true/false"), (str, "text"), (int, "a whole number"), (float, "a number"),
+                              (list, "a list"), (tuple, "a list"), (dict, "a table")):
+        if isinstance(value, python_type):
+            return word
+    return type(value).__name__
 
 
 def _check_one(info: OptionInfo, value: Any, label: str) -> Any:
     kind = info.kind
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{label} must be true or false; got a {type(value).__name__}")
+            raise ConfigError(f"{label} must be true or false ({info.help}); got {_kind_of(value)}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{label} must be a whole number; got a {type(value).__name__}")
+            raise ConfigError(f"{label} must be a whole number ({info.help}); got {_kind_of(value)}")
     elif kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{label} must be a number; got a {type(value).__name__}")
+            raise ConfigError(f"{label} must be a number ({info.help}); got {_kind_of(value)}")
         value = float(value)
         if not math.isfinite(value):
             raise ConfigError(f"{label} must be a finite number")
@@ -191,7 +213,7 @@ def _check_one(info: OptionInfo, value: Any, label: str) -> Any:
         if isinstance(value, StrEnum):
             value = value.value
         if not isinstance(value, str):
-            raise ConfigError(f"{label} must be text; got a {type(value).__name__}")
+            raise ConfigError(f"{label} must be text ({info.help}); got {_kind_of(value)}")
         if info.choices is not None and value not in info.choices:
             hint = difflib.get_close_matches(value, info.choices, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -233,6 +255,9 @@ def from_table(spec_cls: type, table: Mapping[str, Any], *, where: str = "",
         if info.required and info.name not in table:
             raise ConfigError(f"{where}key {info.name!r} is required ({info.help})")
     values = {k: v for k, v in table.items() if k in names}
+    for info in infos:  # in a study file a single value stands for a list of one (method = "mle")
+        if info.multiple and isinstance(values.get(info.name), (str, bool, int, float)):
+            values[info.name] = (values[info.name],)
     return validate(spec_cls(**values), where=where)
 
 
@@ -241,21 +266,52 @@ def _cli_annotation(info: OptionInfo, command: str) -> Any:
     """The Typer annotation of one option: ``Annotated[T, typer.Option(...)]``."""
     import typer
 
-    if info.choices is not None:
-        kind: Any = StrEnum(f"{command}_{info.name}".title().replace("_", ""), {c: c for c in info.choices})
+    if info.multiple:  # read as text: each value may hold several, separated by commas (see _split_values)
+        kind: Any = list[str]
+    elif info.choices is not None:
+        kind = StrEnum(f"{command}_{info.name}".title().replace("_", ""), {c: c for c in info.choices})
     else:
         kind = info.kind
-    if info.multiple:
-        kind = list[kind]
     if info.optional:
         kind = kind | None
-    bounds = {}
-    if info.kind in (int, float) and not info.multiple:
-        bounds = {"min": info.min, "max": info.max}
-        if not info.inclusive:
-            bounds = {"min": None, "max": None}  # strict bounds are checked by validate(), one message form
     flag = info.flag if info.kind is not bool else f"{info.flag}/--no-{info.flag[2:]}"
-    return Annotated[kind, typer.Option(flag, help=info.help, **bounds)]
+    return Annotated[kind, typer.Option(flag, *info.aliases, help=cli_help(info))]
+
+
+def cli_help(info: OptionInfo) -> str:
+    """An option's ``--help`` text: its help, its bounds, and for lists how to give several values.
+
+    Bounds are shown here rather than enforced by the command-line parser: :func:`validate` checks them, so every
+    bad value gets the same one-line error from every interface.
+    """
+    text = info.help
+    if info.describe_bounds():
+        text = f"{text} [{info.describe_bounds()}]"
+    if info.multiple and (info.kind is not str or info.choices):
+        allowed = f"; one or more of {', '.join(info.choices)}" if info.choices else ""
+        text = f"{text} (repeat the option or separate values with commas{allowed})"
+    elif info.multiple:
+        text = f"{text} (repeat the option for several)"
+    return text
+
+
+def _split_values(info: OptionInfo, given: list[str]) -> tuple[Any, ...]:
+    """A repeatable option's values: ``--x 1 --x 2`` and ``--x 1,2`` both give (1, 2), converted to its type.
+
+    Free text (a string option without choices, such as ``--exclude category=a,b``) is never split."""
+    if info.kind is str and info.choices is None:
+        return tuple(str(value) for value in given)
+    items = [item.strip() for value in given for item in str(value).split(",")]
+    if any(not item for item in items):
+        raise ConfigError(f"option {info.flag} has an empty value; give values separated by commas, e.g. 1,2")
+    if info.kind is str:
+        return tuple(items)
+    try:
+        return tuple(info.kind(item) for item in items)
+    except ValueError:
+        word = "whole numbers" if info.kind is int else "numbers"
+        raise ConfigError(f"option {info.flag} takes {word} (repeat the option or separate them with commas)") \
+            from None
 
 
 def cli_parameters(spec_cls: type, *, command: str = "") -> list[inspect.Parameter]:
@@ -280,9 +336,11 @@ def typer_command(spec_cls: type, run: Callable[..., Any], *, leading: list[insp
     leading, trailing = leading or [], trailing or []
     names = [info.name for info in fields_of(spec_cls)]
 
+    infos = {info.name: info for info in fields_of(spec_cls)}
+
     def command_function(**kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in names}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        values = {k: _split_values(infos[k], v) if isinstance(v, list) else v for k, v in values.items()}
         spec = validate(spec_cls(**values), flags=True)
         return run(spec=spec, **kwargs)
 
@@ -340,10 +398,12 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def options_markdown(spec_cls: type) -> str:
+def options_markdown(spec_cls: type, skip: tuple[str, ...] = ()) -> str:
     """The option table for the docs: study-file key, command-line flag, default, allowed values, meaning."""
     lines = ["| study-file key | command line | default | allowed | meaning |", "|---|---|---|---|---|"]
     for info in fields_of(spec_cls):
+        if info.name in skip:
+            continue
         if info.choices:
             allowed = ", ".join(f"`{c}`" for c in info.choices)
         else:

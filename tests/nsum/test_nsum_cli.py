@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hiddenpop.data import read_ard
-from hiddenpop.simulate.ard import STUDY2_CHILD_BANDS, STUDY2_OCCUPATIONS, simulate_study2_ard
+from hiddenpop.simulate.ard import CHILD_BAND_SIZES, OCCUPATION_SIZES, simulate_national_ard
 from refdata import NSUM_DATA
 
 SURVEY = NSUM_DATA / "networkreporting_example_survey.csv"
@@ -32,7 +32,7 @@ def test_estimate_json_schema(capsys):
     assert info.value.code in (0, None)
     stdout = capsys.readouterr().out
     payload = json.loads(stdout)
-    assert {"estimates", "degrees", "diagnostics", "warnings"} <= set(payload)
+    assert {"estimates", "tables", "diagnostics", "warnings"} <= set(payload)
     quantities = {(r["quantity"], r["method"]) for r in payload["estimates"]}
     for q in ("clients", "sex.workers", "both", "clients_per_sw", "clients_per_1000"):
         assert (q, "mle") in quantities and (q, "pimle") in quantities
@@ -40,8 +40,10 @@ def test_estimate_json_schema(capsys):
         assert CORE <= set(row)
         assert row["lower"] <= row["estimate"] <= row["upper"]
         assert row["level"] == 0.95
-    assert {"min", "q1", "median", "mean", "q3", "max", "sum", "zero_degree_respondents"} <= set(payload["degrees"])
-    assert payload["degrees"]["zero_degree_respondents"] == 234
+    (degrees,) = payload["tables"]["degrees"]
+    assert {"min", "q1", "median", "mean", "q3", "max", "sum", "zero_degree_respondents"} <= set(degrees)
+    assert degrees["zero_degree_respondents"] == 234
+    assert payload["diagnostics"]["degrees"]["known_population"]["zero_degree_respondents"] == 234
     assert payload["diagnostics"]["bootstrap"]["replicates"] == 200
     assert payload["diagnostics"]["bootstrap"]["psus"] == 130
     assert "consistency" in payload["diagnostics"]
@@ -96,18 +98,18 @@ def test_summation_degree_from_cli(tmp_path, capsys):
     """Study 2 victims: child network by summation, scaled up to the child population."""
     from hiddenpop.cli import main
 
-    sim = simulate_study2_ard(seed=11)
+    sim = simulate_national_ard(seed=11)
     survey = tmp_path / "study2.csv"
     sim.frame.to_csv(survey, index=False)
     known = tmp_path / "known.csv"
-    pd.DataFrame({"group": list(STUDY2_OCCUPATIONS), "size": list(STUDY2_OCCUPATIONS.values())}).to_csv(
+    pd.DataFrame({"group": list(OCCUPATION_SIZES), "size": list(OCCUPATION_SIZES.values())}).to_csv(
         known, index=False
     )
-    children = sum(STUDY2_CHILD_BANDS.values())
+    children = sum(CHILD_BAND_SIZES.values())
     with pytest.raises(SystemExit):
         main(["nsum", "estimate", str(survey), "--known", str(known), "--population", str(children),
               "--hidden", "child_nonlive", "--hidden", "child_livestream",
-              "--degree-columns", ",".join(STUDY2_CHILD_BANDS), "--weights", "weight", "--strata", "stratum",
+              "--degree-columns", ",".join(CHILD_BAND_SIZES), "--weights", "weight", "--strata", "stratum",
               "--psu", "psu", "--bootstrap", "200", "--seed", "1", "--sum", "victims=child_nonlive+child_livestream",
               "--prevalence", f"victims_per_100_children=victims:{children}:100", "--format", "json"])
     payload = json.loads(capsys.readouterr().out)

@@ -101,10 +101,10 @@ def leak_run(tmp_path_factory):
         events = ["--id", "ip_address", "--time", "reported_at", "--occasions", "4", "--occasion", "7D"]
         codes["capture events"] = _invoke(
             ["capture", "events", report, *events, "--step", "28D", "--key-file", own_key, "--quiet", "--format",
-             "json", "--out", out / "events"], log)
+             "json", "--out-dir", out / "events"], log)
         codes["capture histories"] = _invoke(
-            ["capture", "histories", report, *events, "--key-file", own_key, "--quiet", "--format", "csv", "--out",
-             out / "histories"], log)
+            ["capture", "histories", report, *events, "--key-file", own_key, "--quiet", "--format", "csv",
+             "--out-dir", out / "histories"], log)
         units = data / "review_units.csv"
         reports = pd.read_csv(report, dtype=str)
         reports[reports["ip_address"].notna()].to_csv(units, index=False)

@@ -49,15 +49,17 @@ def test_pool_writes_folder_with_map(small_country, tmp_path):
         "smallarea", "pool", str(small_country / "areas.csv"), "--id", "area_id", "--target", "direct_rate",
         "--target-se", "direct_se", "--population", "population", "--region", "region", "--name", "name",
         "--streams", str(small_country / "streams.toml"), "--geometry", str(small_country / "areas.geojson"),
-        "--no-cv", "--draws", "300", "--national", "0.007,0.006,0.008", "--benchmark", "scale", "--out", str(out),
+        "--no-cv", "--draws", "300", "--national", "0.007,0.006,0.008", "--benchmark", "scale", "--out-dir", str(out),
         "--quiet",
     ])
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "result.json").read_text())
-    assert set(payload) >= {"areas", "importance", "cv", "national", "warnings", "notes", "provenance"}
-    assert len(payload["areas"]) == 256
-    assert {"area", "estimate", "lower", "upper", "method", "surveyed"} <= set(payload["areas"][0])
-    assert payload["national"]["benchmark"]["implied_after"] == pytest.approx(0.007)
+    assert set(payload) >= {"estimates", "tables", "diagnostics", "warnings", "notes", "settings", "provenance"}
+    assert {"areas", "importance"} <= set(payload["tables"]) and "cv" not in payload["tables"]  # --no-cv
+    assert len(payload["tables"]["areas"]) == 256
+    assert {"area", "estimate", "lower", "upper", "method", "surveyed"} <= set(payload["tables"]["areas"][0])
+    assert payload["diagnostics"]["national"]["benchmark"]["implied_after"] == pytest.approx(0.007)
+    assert payload["settings"]["benchmark"] == "scale" and payload["settings"]["cv"] is False
     assert "neighbours derived from the geometry" in " ".join(payload["notes"])
     html = (out / "map.html").read_text()
     assert "<script src=\"http" not in html and "Plotly" in html
@@ -73,11 +75,11 @@ def test_extrapolate_json(small_country):
     ])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert len(payload["areas"]) == 256
-    assert {"stream", "importance"} <= set(payload["importance"][0])
-    assert {row["method"] for row in payload["cv"]["table"]} == {"LightGBM", "ridge"}
-    assert payload["cv"]["grouping"] == "region"
-    assert "implied_rate" in payload["national"]
+    assert len(payload["tables"]["areas"]) == 256
+    assert {"stream", "importance"} <= set(payload["tables"]["importance"][0])
+    assert {row["method"] for row in payload["tables"]["cv"]} == {"LightGBM", "ridge"}
+    assert payload["diagnostics"]["cv"]["grouping"] == "region"
+    assert "implied_rate" in payload["diagnostics"]["national"]
 
 
 def test_bad_input_is_one_line_exit_2(small_country, tmp_path, run_cli):
@@ -90,3 +92,15 @@ def test_bad_input_is_one_line_exit_2(small_country, tmp_path, run_cli):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "dup.csv, row 6, column 'area_id': duplicate area id (same as row 2)" in lines[0]
+
+
+def test_out_is_a_file_and_out_dir_a_folder(small_country, tmp_path):
+    """--out FILE writes the JSON to that file, as every command does; the folder of files is --out-dir."""
+    out = tmp_path / "pool.json"
+    args = ["smallarea", "pool", str(small_country / "areas.csv"), "--id", "area_id", "--target", "direct_rate",
+            "--target-se", "direct_se", "--no-cv", "--draws", "200", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--format", "json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["tables"]["areas"]) == 256
+    both = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x.json"), "--out-dir", str(tmp_path / "d")])
+    assert both.exit_code != 0 and not (tmp_path / "d").exists()

@@ -73,8 +73,8 @@ def test_wrong_type_says_what_was_expected(study_copy):
     _edit(study_copy, "bootstrap = 100", 'bootstrap = "100"')
     with pytest.raises(ConfigError) as info:
         load_study(study_copy)
-    assert str(info.value) == ("study.toml, [analyses.nsum] key 'bootstrap': expected an integer "
-                               "(rescaled-bootstrap replicates), got a string")
+    assert str(info.value) == ("study.toml, [analyses.nsum]: key 'bootstrap' must be a whole number "
+                               "(rescaled-bootstrap replicates (0: Killworth Wald interval only)); got text")
 
 
 def test_booleans_are_not_integers(study_copy):
@@ -167,11 +167,22 @@ def test_examples_study_matches_the_generator():
 
 
 @pytest.mark.parametrize(("replacement", "message"), [
-    ('target_accept = 0.65\nlikelihood = "gaussian"', r"\[analyses.nsum_bayes\] key 'likelihood'.*gaussian"),
-    ("target_accept = 1.5", r"\[analyses.nsum_bayes\] key 'target_accept'.*strictly between 0 and 1"),
+    ('target_accept = 0.65\nlikelihood = "gaussian"', r"\[analyses.nsum_bayes\]: key 'likelihood'.*gaussian"),
+    ("target_accept = 1.5", r"\[analyses.nsum_bayes\]: key 'target_accept' must satisfy 0 < target_accept < 1"),
+    ("target_accept = 0.65\nseed = 3", r"\[analyses.nsum_bayes\]: key 'seed' is set once for the whole study"),
 ])
 def test_bayes_sampler_options_validated(study_copy, replacement, message):
     _edit(study_copy, "target_accept = 0.65", replacement)
+    with pytest.raises(ConfigError, match=message):
+        load_study(study_copy)
+
+
+@pytest.mark.parametrize(("replacement", "message"), [
+    ("tau_prior = [2, 8, 3]", r"\[analyses.nsum_bayes\]: tau_prior takes two numbers"),
+    ("tau_prior = [2, -8]", r"\[analyses.nsum_bayes\]: key 'tau_prior' must satisfy 0 < tau_prior; got -8"),
+])
+def test_tau_prior_validated(study_copy, replacement, message):
+    _edit(study_copy, "tau_prior = [17, 3]", replacement)
     with pytest.raises(ConfigError, match=message):
         load_study(study_copy)
 
@@ -181,8 +192,11 @@ def test_bayes_sampler_options_validated(study_copy, replacement, message):
     [
         ("seed = 7", "seed = 18446744073709551615", "key 'seed': must be a whole number from 0 to 4,294,967,295"),
         ("seed = 7", "seed = -1", "key 'seed': must be a whole number from 0 to"),
-        ("bootstrap = 100", "bootstrap = 1000000000", "key 'bootstrap': must be a whole number from 1 to 100,000"),
-        ("bootstrap = 100", "bootstrap = 0", "key 'bootstrap': must be a whole number from 1 to"),
+        ("bootstrap = 100", "bootstrap = 1000000000",
+         r"\[analyses.nsum\]: key 'bootstrap' must satisfy 0 <= bootstrap <= 100000; got 1000000000"),
+        ("bootstrap = 100", "bootstrap = -1", "key 'bootstrap' must satisfy 0 <= bootstrap"),
+        ('method = "mle"', 'method = ["mle", "pimle"]', r"\[analyses.nsum\] key 'method': a study's headline needs one"),
+        ('method = "mle"', 'method = "mel"', r"key 'method' must be one of 'mle', 'pimle', 'mos'; got 'mel' \(did you"),
     ],
 )
 def test_numbers_beyond_their_documented_limits_are_refused_before_any_work(study_copy, old, new, message):
@@ -192,7 +206,7 @@ def test_numbers_beyond_their_documented_limits_are_refused_before_any_work(stud
 
 def test_chains_beyond_the_limit_are_refused(study_copy):
     _edit(study_copy, "chains = 1\n", "chains = 100000\n")
-    with pytest.raises(ConfigError, match="key 'chains': must be a whole number from 1 to 16"):
+    with pytest.raises(ConfigError, match="key 'chains' must satisfy 1 <= chains <= 16; got 100000"):
         load_study(study_copy)
 
 

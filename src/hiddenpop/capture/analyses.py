@@ -10,10 +10,15 @@ syntax and call the same function, so they get the same numbers, tables and warn
   log-transformed intervals.
 * :func:`mse_analysis` -- multiple systems estimation with a named selection procedure (:func:`mse`).
 * :func:`coverage_analysis` -- the sample-coverage estimators, for overlapping lists or capture occasions.
+* :func:`read_log` -- a report log read, pseudonymised and cleaned with a spec's reading options;
+  :func:`events_analysis` -- its rolling-window estimates; :func:`histories_analysis` -- its capture-history
+  counts per window (for ``capture open``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,22 @@ from hiddenpop.capture.closed.profile import profile_ci
 from hiddenpop.capture.core.histories import Histories, parse_occasions
 from hiddenpop.capture.lists.coverage import coverage_mth, sample_coverage
 from hiddenpop.capture.lists.models import mse
-from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, HistoriesOptions, IntervalSpec, MSESpec
+from hiddenpop.capture.specs import (
+    ClosedSpec,
+    CoverageSpec,
+    EventsSpec,
+    HistoriesOptions,
+    HistoriesSpec,
+    IntervalSpec,
+    LogOptions,
+    MSESpec,
+)
+from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
-__all__ = ["closed_analysis", "coverage_analysis", "interval_analysis", "mse_analysis", "read_histories"]
+__all__ = ["closed_analysis", "coverage_analysis", "events_analysis", "histories_analysis", "interval_analysis",
+           "mse_analysis", "read_histories", "read_log"]
 
 def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
     """Read a capture file with the reading options of a spec."""
@@ -67,4 +83,75 @@ def coverage_analysis(data: Any, spec: CoverageSpec) -> Estimates:
     result = estimator(data, count_column=spec.count_column, bootstrap=spec.bootstrap, seed=spec.seed,
                        level=spec.level)
     result.settings = {**to_dict(spec), **result.settings}
+    return result
+
+
+def _day(value: str | None, key: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{key} {value!r}: use a date such as 2017-01-01") from None
+
+
+def cleaning_rules(spec: LogOptions) -> Any:
+    """The cleaning rules a spec's reading options describe."""
+    from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
+
+    return CleaningRules(country_column=spec.country_column, country=spec.country,
+                         exclude=parse_exclusions(list(spec.exclude)), start=_day(spec.start, "start"),
+                         end=_day(spec.end, "end"), dedupe=spec.dedupe, exclude_ipv6=spec.exclude_ipv6,
+                         timezone=spec.timezone, input_timezone=spec.input_timezone, identifier_kind=spec.id_kind)
+
+
+def read_log(paths: Sequence[str | Path], spec: LogOptions, *, identifier: str, time: str, key: Any,
+             threads: int | None = None, memory_limit: str | None = None,
+             temp_directory: str | None = None) -> Any:
+    """A report log read, pseudonymised (``key``) and cleaned with the spec's reading options, its audit kept."""
+    from hiddenpop.capture.events.reader import read_events
+
+    return read_events(paths, identifier=identifier, time=time, key=key, rules=cleaning_rules(spec),
+                       threads=threads, memory_limit=memory_limit, temp_directory=temp_directory)
+
+
+def _log_provenance(log: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    from hiddenpop.provenance import provenance
+
+    return provenance(inputs=log.inputs, rules=log.rules.to_dict(), key_fingerprint=log.key_fingerprint,
+                      engine=log.engine, **settings)
+
+
+def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = None) -> Estimates:
+    """One closed-population estimate per rolling window of ``log``: ``tables["series"]`` (the series),
+    ``tables["audit"]`` (the cleaning audit), the key's warnings among the warnings."""
+    from hiddenpop.capture.events.rolling import rolling_series, window_counts
+
+    plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
+    result = rolling_series(counts, plan, log.origin, estimator=spec.estimator, base=spec.base, level=spec.level,
+                            interval=spec.interval, bootstrap=spec.bootstrap, seed=spec.seed, audit=log.audit,
+                            iterate=iterate)
+    result.settings = {**to_dict(spec), **result.settings}
+    result.diagnostics["windows"] = plan.to_dict()
+    result.provenance = _log_provenance(log, result.settings)
+    result.notes.extend(log.notes)
+    result.warnings.extend(w for w in log.key_warnings if w not in result.warnings)
+    return result
+
+
+def histories_analysis(log: Any, spec: HistoriesSpec) -> Estimates:
+    """Capture-history counts per window of ``log`` (``tables["histories"]``: window_start, window_end, history,
+    count, zero cells included) with the cleaning audit; no estimate is made (``capture open`` makes one)."""
+    import pandas as pd
+
+    from hiddenpop.capture.events.occasions import pattern_table
+    from hiddenpop.capture.events.rolling import window_counts
+
+    plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
+    empty = pd.DataFrame({"quantity": pd.Series(dtype=str), "method": pd.Series(dtype=str),
+                          "estimate": pd.Series(dtype=float)})
+    result = Estimates(table=empty, settings=to_dict(spec), diagnostics={"windows": plan.to_dict()},
+                       warnings=list(log.key_warnings), notes=list(log.notes),
+                       tables={"histories": pattern_table(counts, plan, log.origin), "audit": log.audit})
+    result.provenance = _log_provenance(log, result.settings)
     return result

@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hiddenpop.capture.events.cleaning import DEDUPE_UNITS, IDENTIFIER_KINDS
+from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS
 from hiddenpop.capture.lists.procedures import PROCEDURES
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
-__all__ = ["COVERAGE_KINDS", "ClosedSpec", "CoverageSpec", "HistoriesOptions", "IntervalSpec", "ListsOptions",
-           "MSESpec"]
+__all__ = ["COVERAGE_KINDS", "INTERVALS", "ClosedSpec", "CoverageSpec", "EventsSpec", "HistoriesOptions",
+           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec"]
 
 COVERAGE_KINDS = ("lists", "occasions")
+
 LEVEL_HELP = "confidence level of the intervals"
 
 
@@ -80,3 +83,48 @@ class CoverageSpec(ListsOptions):
     bootstrap: int = opt(200, "parametric bootstrap replicates for the standard errors", min=0)
     seed: int = seed_option("random seed for the bootstrap")
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogOptions:
+    """How a report log is read and cleaned (identifiers are pseudonymised as they are read)."""
+
+    id_kind: Literal[IDENTIFIER_KINDS] = opt("text", "what the identifier column holds: ip (spellings "
+                                                     "canonicalised, invalid addresses counted and dropped) or text")
+    country_column: str | None = opt(None, "country column")
+    country: str | None = opt(None, "keep only this country code, e.g. PH")
+    exclude: tuple[str, ...] = opt((), "drop rows with COLUMN=VALUE, e.g. category=viral")
+    dedupe: Literal[DEDUPE_UNITS] = opt("day", "one record per identifier per day, per week, or none")
+    start: str | None = opt(None, "first day kept (YYYY-MM-DD, local time)")
+    end: str | None = opt(None, "last day kept (YYYY-MM-DD, local time)")
+    timezone: str = opt("UTC", "time zone of calendar days, e.g. Asia/Manila")
+    input_timezone: str = opt("UTC", "time zone of timestamps written without an offset")
+    exclude_ipv6: bool = opt(False, "drop IPv6 identifiers (an IPv4 study)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Occasions:
+    occasion: str = opt("7D", "length of one capture occasion, e.g. 7D, 28D, 4W")
+    occasions: int = opt(4, "capture occasions per window, e.g. 4 (or 13)", min=2, max=MAX_OCCASIONS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoriesSpec(_Occasions, LogOptions):
+    """Options of the capture-history counts per window of a report log."""
+
+    step: str | None = opt(None, "step between windows, e.g. 28D (default: back-to-back windows)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsSpec(_Occasions, LogOptions):
+    """Options of the rolling-window estimates of a report log."""
+
+    step: str | None = opt("1D", "step between windows, e.g. 1D or 28D; 'none' for back-to-back windows")
+    estimator: str = opt(DEFAULT_ESTIMATOR, "closed model estimating each window (e.g. 'Mth Chao (LB)', 'M0') "
+                                            "or 'coverage'")
+    base: float | None = opt(None, "identifier space for a rate per 10,000 (e.g. 5485000 IPv4 addresses)", min=0,
+                             inclusive=False)
+    interval: Literal[INTERVALS] = opt("log", "interval: log (Chao 1987) or wald")
+    level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
+    bootstrap: int = opt(200, "bootstrap replicates (coverage estimator)", min=0, max=100_000)
+    seed: int = seed_option("random seed for the bootstrap")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec
-from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, emit, spinner
+from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, spinner
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
@@ -21,17 +20,11 @@ ListsArgument = Annotated[
 ]
 
 
-def _parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+_FILE = [parameter("file", FileArgument)]
+_LISTS = [parameter("file", ListsArgument)]
 
 
-_FILE = [_parameter("file", FileArgument)]
-_LISTS = [_parameter("file", ListsArgument)]
-_OUTPUT = [_parameter("fmt", FormatOption, OutputFormat.table), _parameter("out", OutOption, None)]
-_QUIET = [_parameter("quiet", QuietOption, False)]
-
-
-def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None) -> None:
+def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Fit the closed models (M0, Mt, Mh/Mth Chao, Poisson2, Darroch, Gamma3.5, Mb, Mbh) and compare them."""
     from hiddenpop.capture.analyses import (  # loads SciPy, so only when the command runs
         closed_analysis,
@@ -45,7 +38,7 @@ def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None
          title=f"{histories.observed} units seen, t = {histories.occasions}")
 
 
-def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | None) -> None:
+def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Profile-likelihood interval for N (multinomial, Cormack's correction), with Wald and log-transformed."""
     from hiddenpop.capture.analyses import (  # loads SciPy, so only when the command runs
         interval_analysis,
@@ -71,7 +64,7 @@ def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quie
     emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
 
 
-def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | None) -> None:
+def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Sample-coverage estimators with bootstrap standard errors and log-transformed intervals."""
     from hiddenpop.capture.analyses import coverage_analysis  # loads SciPy, so only when the command runs
 
@@ -82,10 +75,10 @@ def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | 
     emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
 
 
-app.command("closed")(typer_command(ClosedSpec, _closed, leading=_FILE, trailing=_OUTPUT, command="closed"))
-app.command("ci")(typer_command(IntervalSpec, _interval, leading=_FILE, trailing=_OUTPUT, command="ci"))
-app.command("mse")(typer_command(MSESpec, _mse, leading=_LISTS, trailing=_OUTPUT + _QUIET, command="mse"))
-app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, trailing=_OUTPUT, command="coverage"))
+app.command("closed")(typer_command(ClosedSpec, _closed, leading=_FILE, trailing=OUTPUT, command="closed"))
+app.command("ci")(typer_command(IntervalSpec, _interval, leading=_FILE, trailing=OUTPUT, command="ci"))
+app.command("mse")(typer_command(MSESpec, _mse, leading=_LISTS, trailing=OUTPUT, command="mse"))
+app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, trailing=OUTPUT, command="coverage"))
 
 
 def _register_subfamilies() -> None:

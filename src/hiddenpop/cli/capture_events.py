@@ -1,53 +1,42 @@
-"""``hiddenpop capture events|histories|open`` (report logs, rolling windows, open populations)."""
+"""``hiddenpop capture events|histories|open`` (report logs, rolling windows, open populations).
+
+``events`` and ``histories`` take their options from :mod:`hiddenpop.capture.specs` (``EventsSpec``,
+``HistoriesSpec``: reading and cleaning the log, the windows, the estimator) and call
+:mod:`hiddenpop.capture.analyses`; ``--out-dir DIR`` writes the series (or histories) and the cleaning audit as
+CSV (or JSON with ``--format json``) beside ``result.json``, and for ``events`` a PNG and an HTML figure.
+"""
 
 from __future__ import annotations
 
 import glob
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from hiddenpop.capture.specs import EventsSpec, HistoriesSpec
 from hiddenpop.cli.common import (
+    OUTPUT,
     ForceOption,
     FormatOption,
     OutOption,
     OutputFormat,
-    QuietOption,
-    SeedOption,
     emit,
+    parameter,
+    progress,
+    spinner,
 )
 from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
+from hiddenpop.specs import typer_command
 
 FilesArgument = Annotated[list[str], typer.Argument(help="report-log files (CSV or Parquet; globs allowed)")]
 IdOption = Annotated[str, typer.Option("--id", help="identifier column (e.g. the IP address); pseudonymised at read")]
-IdKindOption = Annotated[
-    str, typer.Option("--id-kind", help="what --id holds: ip (spellings canonicalised, invalid addresses counted "
-                      "and dropped) or text")
-]
 TimeOption = Annotated[str, typer.Option("--time", help="timestamp column (ISO 8601; offsets honoured)")]
-CountryColumnOption = Annotated[str | None, typer.Option("--country-column", help="country column")]
-CountryOption = Annotated[str | None, typer.Option("--country", help="keep only this country code, e.g. PH")]
-ExcludeOption = Annotated[
-    list[str] | None, typer.Option("--exclude", help="drop rows with COLUMN=VALUE (repeatable), e.g. category=viral")
-]
-DedupeOption = Annotated[str, typer.Option("--dedupe", help="one record per identifier per day|week|none")]
-OccasionOption = Annotated[str, typer.Option("--occasion", help="occasion length, e.g. 7D, 28D, 4W")]
-OccasionsOption = Annotated[int, typer.Option("--occasions", help="occasions per window, e.g. 4 (or 13)")]
-StepOption = Annotated[str | None, typer.Option("--step", help="window step, e.g. 1D; 'none' = back-to-back windows")]
-StartOption = Annotated[str | None, typer.Option("--start", help="first day kept (YYYY-MM-DD, local)")]
-EndOption = Annotated[str | None, typer.Option("--end", help="last day kept (YYYY-MM-DD, local)")]
 KeyOption = Annotated[
     Path | None, typer.Option("--key-file", help="pseudonymisation key file (else env HIDDENPOP_KEY); required")
 ]
-TimezoneOption = Annotated[str, typer.Option("--timezone", help="time zone of calendar days, e.g. Asia/Manila")]
-InputTimezoneOption = Annotated[
-    str, typer.Option("--input-timezone", help="time zone of timestamps written without an offset")
-]
-Ipv6Option = Annotated[bool, typer.Option("--exclude-ipv6", help="drop IPv6 identifiers (IPv4 study)")]
-DirOption = Annotated[Path | None, typer.Option("--out", help="write all outputs into this directory")]
+OutDirOption = Annotated[Path | None, typer.Option("--out-dir", help="write all outputs into this folder")]
 MemoryOption = Annotated[
     str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 3GB (larger data spill to disk)")
 ]
@@ -56,34 +45,22 @@ ThreadsOption = Annotated[
     int | None, typer.Option("--threads", min=1, help="DuckDB worker threads (default: one per core)")
 ]
 
-
-def _date(value: str | None, option: str) -> date | None:
-    from hiddenpop.errors import ConfigError
-
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} {value!r}: use a date such as 2017-01-01") from None
+_LOG_INPUTS = [parameter("files", FilesArgument)]
+_LOG_OPTIONS = [parameter("identifier", IdOption), parameter("time", TimeOption),
+                parameter("key_file", KeyOption, None), parameter("memory_limit", MemoryOption, None),
+                parameter("temp_dir", TempDirOption, None), parameter("threads", ThreadsOption, None)]
+_FOLDER_OUTPUT = [*OUTPUT[:2], parameter("out_dir", OutDirOption, None), parameter("force", ForceOption, False),
+                  OUTPUT[2]]
 
 
-def _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file, timezone,
-            input_timezone, exclude_ipv6, quiet, memory_limit=None, temp_dir=None, threads=None, id_kind="text"):
-    from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
-    from hiddenpop.capture.events.reader import read_events
-    from hiddenpop.cli.common import spinner
+def _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet):
+    from hiddenpop.capture.analyses import read_log
     from hiddenpop.privacy import load_key
 
     key = load_key(key_file)
-    rules = CleaningRules(
-        country_column=country_column, country=country, exclude=parse_exclusions(exclude),
-        start=_date(start, "--start"), end=_date(end, "--end"), dedupe=dedupe, exclude_ipv6=exclude_ipv6,
-        timezone=timezone, input_timezone=input_timezone, identifier_kind=id_kind,
-    )
     with spinner("reading and pseudonymising report logs", quiet=quiet):
-        return read_events(files, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
-                           memory_limit=memory_limit, temp_directory=None if temp_dir is None else str(temp_dir))
+        return read_log(files, spec, identifier=identifier, time=time, key=key, threads=threads,
+                        memory_limit=memory_limit, temp_directory=None if temp_dir is None else str(temp_dir))
 
 
 def _print_key_warnings(log) -> None:
@@ -92,12 +69,8 @@ def _print_key_warnings(log) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _settings(log, **extra):
-    return {"rules": log.rules.to_dict(), "key_fingerprint": log.key_fingerprint, "engine": log.engine, **extra}
-
-
 def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> list[Path]:
-    from hiddenpop.cli.common import atomic_write_text, dumps
+    from hiddenpop.outputs import atomic_write_text, dumps
 
     written = []
     for name, frame in frames.items():
@@ -114,12 +87,16 @@ def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> lis
     return written
 
 
-def _check_out(out: Path | None, files: list[str], force: bool) -> Path | None:
+def _check_out(out: Path | None, out_dir: Path | None, files: list[str], force: bool) -> Path | None:
     """The output folder, checked before any reading: never an input's folder, never a user's folder unless --force."""
-    if out is None:
+    from hiddenpop.errors import ConfigError
+
+    if out is not None and out_dir is not None:
+        raise ConfigError("give --out FILE or --out-dir DIR, not both")
+    if out_dir is None:
         return None
     inputs = [match for pattern in files for match in (glob.glob(pattern) or [pattern])]
-    return check_output_folder(out, protect=[p for p in inputs if Path(p).exists()], force=force)
+    return check_output_folder(out_dir, protect=[p for p in inputs if Path(p).exists()], force=force)
 
 
 def _report_written(out: Path, notes: list[str]) -> None:
@@ -128,139 +105,64 @@ def _report_written(out: Path, notes: list[str]) -> None:
     print(f"wrote {len(list_files(out))} files to {out}", file=sys.stderr)
 
 
+def _events(files: list[str], *, spec: EventsSpec, identifier: str, time: str, key_file: Path | None,
+            memory_limit: str | None, temp_dir: Path | None, threads: int | None, fmt: OutputFormat,
+            out: Path | None, out_dir: Path | None, force: bool, quiet: bool) -> None:
+    """Report logs -> cleaning audit -> rolling windows -> estimate per window (series, audit, PNG, HTML)."""
+    from hiddenpop.capture.analyses import events_analysis
+    from hiddenpop.capture.events.rolling import plot_series_html, plot_series_png
+
+    out_dir = _check_out(out, out_dir, files, force)
+    log = _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet)
+    result = events_analysis(log, spec, iterate=lambda items, total: progress(items, total=total,
+                                                                              description="windows", quiet=quiet))
+    _print_key_warnings(log)
+    series = result.tables["series"]
+    if out_dir is None:
+        emit(result.to_dict(), fmt, out, table=series, title=f"{result.settings['estimator']} per window")
+        return
+    step = result.diagnostics["windows"].get("step_days")
+    title = f"{result.settings['estimator']}: {spec.occasions} x {spec.occasion} occasions, step {step}D"
+
+    def write(folder: Path) -> None:
+        _write_dir(folder, fmt, {"series": series, "audit": log.audit}, result.to_dict())
+        plot_series_png(series, folder / "series.png", title=title)
+        plot_series_html(series, folder / "series.html", title=title)
+
+    _report_written(out_dir, write_output_folder(out_dir, "capture events", write, force=force))
+
+
+def _histories(files: list[str], *, spec: HistoriesSpec, identifier: str, time: str, key_file: Path | None,
+               memory_limit: str | None, temp_dir: Path | None, threads: int | None, fmt: OutputFormat,
+               out: Path | None, out_dir: Path | None, force: bool, quiet: bool) -> None:
+    """Report logs -> capture-history counts per window (window_start, window_end, history, count) + audit.
+
+    With one window (e.g. thirteen 4-week occasions over a year and no --step) the output feeds
+    ``hiddenpop capture open``.
+    """
+    from hiddenpop.capture.analyses import histories_analysis
+
+    out_dir = _check_out(out, out_dir, files, force)
+    log = _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet)
+    result = histories_analysis(log, spec)
+    _print_key_warnings(log)
+    table = result.tables["histories"]
+    if out_dir is None:
+        emit(result.to_dict(), fmt, out, table=table, title="history counts per window")
+        return
+    notes = write_output_folder(
+        out_dir, "capture histories",
+        lambda folder: _write_dir(folder, fmt, {"histories": table, "audit": log.audit}, result.to_dict()),
+        force=force)
+    _report_written(out_dir, notes)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
-    @app.command("events")
-    def events_command(
-        files: FilesArgument,
-        identifier: IdOption,
-        time: TimeOption,
-        id_kind: IdKindOption = "text",
-        country_column: CountryColumnOption = None,
-        country: CountryOption = None,
-        exclude: ExcludeOption = None,
-        dedupe: DedupeOption = "day",
-        occasion: OccasionOption = "7D",
-        occasions: OccasionsOption = 4,
-        step: StepOption = "1D",
-        start: StartOption = None,
-        end: EndOption = None,
-        estimator: Annotated[str, typer.Option("--estimator", help="closed model name or 'coverage'")] = (
-            "Mth Chao (LB)"),
-        base: Annotated[float | None, typer.Option("--base", help="prevalence base, e.g. 5485000 IPv4 addresses")] = None,
-        interval: Annotated[str, typer.Option("--interval", help="log (Chao 1987) or wald")] = "log",
-        level: Annotated[float, typer.Option("--level", help="confidence level")] = 0.95,
-        bootstrap: Annotated[int, typer.Option("--bootstrap", help="bootstrap replicates (coverage)")] = 200,
-        seed: SeedOption = 1,
-        key_file: KeyOption = None,
-        timezone: TimezoneOption = "UTC",
-        input_timezone: InputTimezoneOption = "UTC",
-        exclude_ipv6: Ipv6Option = False,
-        memory_limit: MemoryOption = None,
-        temp_dir: TempDirOption = None,
-        threads: ThreadsOption = None,
-        fmt: FormatOption = OutputFormat.table,
-        out: DirOption = None,
-        quiet: QuietOption = False,
-        force: ForceOption = False,
-    ) -> None:
-        """Report logs -> cleaning audit -> rolling windows -> estimate per window (series, audit, PNG, HTML)."""
-        from hiddenpop.capture.events.rolling import (
-            plot_series_html,
-            plot_series_png,
-            rolling_series,
-            window_counts,
-        )
-        from hiddenpop.cli.common import progress
-        from hiddenpop.errors import ConfigError
-        from hiddenpop.provenance import provenance
-
-        if not 0 < level < 1:
-            raise ConfigError(f"--level must be between 0 and 1, got {level}")
-        out = _check_out(out, files, force)
-        log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads, id_kind)
-        plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
-        result = rolling_series(
-            counts, plan, log.origin, estimator=estimator, base=base, level=level, interval=interval,
-            bootstrap=bootstrap, seed=seed, audit=log.audit,
-            iterate=lambda items, total: progress(items, total=total, description="windows", quiet=quiet),
-        )
-        result.provenance = provenance(inputs=log.inputs, **_settings(log, **result.settings))
-        result.notes.extend(log.notes)
-        result.warnings.extend(w for w in log.key_warnings if w not in result.warnings)
-        _print_key_warnings(log)
-        payload = result.to_dict()
-        series = result.tables["series"]
-        if out is None:
-            emit(payload, fmt, None, table=series, title=f"{result.settings['estimator']} per window")
-            return
-        title = f"{result.settings['estimator']}: {occasions} x {occasion} occasions, step {plan.step_days}D"
-
-        def write(folder: Path) -> None:
-            _write_dir(folder, fmt, {"series": series, "audit": log.audit}, payload)
-            plot_series_png(series, folder / "series.png", title=title)
-            plot_series_html(series, folder / "series.html", title=title)
-
-        _report_written(out, write_output_folder(out, "capture events", write, force=force))
-
-    @app.command("histories")
-    def histories_command(
-        files: FilesArgument,
-        identifier: IdOption,
-        time: TimeOption,
-        id_kind: IdKindOption = "text",
-        country_column: CountryColumnOption = None,
-        country: CountryOption = None,
-        exclude: ExcludeOption = None,
-        dedupe: DedupeOption = "day",
-        occasion: OccasionOption = "7D",
-        occasions: OccasionsOption = 4,
-        step: StepOption = None,
-        start: StartOption = None,
-        end: EndOption = None,
-        key_file: KeyOption = None,
-        timezone: TimezoneOption = "UTC",
-        input_timezone: InputTimezoneOption = "UTC",
-        exclude_ipv6: Ipv6Option = False,
-        memory_limit: MemoryOption = None,
-        temp_dir: TempDirOption = None,
-        threads: ThreadsOption = None,
-        fmt: FormatOption = OutputFormat.table,
-        out: DirOption = None,
-        quiet: QuietOption = False,
-        force: ForceOption = False,
-    ) -> None:
-        """Report logs -> capture-history counts per window (window_start, window_end, history, count) + audit.
-
-        With one window (e.g. thirteen 4-week occasions over a year and no --step) the output feeds
-        ``hiddenpop capture open``.
-        """
-        from hiddenpop.capture.events.occasions import pattern_table
-        from hiddenpop.capture.events.rolling import window_counts
-        from hiddenpop.provenance import provenance
-
-        out = _check_out(out, files, force)
-        log = _ingest(files, identifier, time, country_column, country, exclude, dedupe, start, end, key_file,
-                      timezone, input_timezone, exclude_ipv6, quiet, memory_limit, temp_dir, threads, id_kind)
-        plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
-        table = pattern_table(counts, plan, log.origin)
-        payload = {
-            "histories": table.to_dict(orient="records"),
-            "audit": log.audit.to_dict(orient="records"),
-            "windows": plan.to_dict(),
-            "warnings": list(log.key_warnings),
-            "provenance": provenance(inputs=log.inputs, **_settings(log, **plan.to_dict())),
-        }
-        _print_key_warnings(log)
-        if out is None:
-            emit(payload, fmt, None, table=table, title="history counts per window")
-            return
-        notes = write_output_folder(
-            out, "capture histories", lambda folder: _write_dir(folder, fmt, {"histories": table, "audit": log.audit},
-                                                                  payload), force=force)
-        _report_written(out, notes)
+    app.command("events")(typer_command(EventsSpec, _events, leading=_LOG_INPUTS,
+                                        trailing=_LOG_OPTIONS + _FOLDER_OUTPUT, command="events"))
+    app.command("histories")(typer_command(HistoriesSpec, _histories, leading=_LOG_INPUTS,
+                                           trailing=_LOG_OPTIONS + _FOLDER_OUTPUT, command="histories"))
 
     @app.command("open")
     def open_command(

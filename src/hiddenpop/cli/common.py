@@ -7,9 +7,10 @@ Progress bars go to stderr so stdout stays machine-readable; ``--quiet`` hides t
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -56,6 +57,16 @@ SeedOption = Annotated[int, typer.Option("--seed", help="random seed (same seed,
 QuietOption = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
 ForceOption = Annotated[bool, typer.Option("--force", help="write into an existing folder that hiddenpop did not "
                                            "write, beside its files (none of them is deleted or overwritten)")]
+
+
+def parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    """One input or interface option of a spec-built command (see :func:`hiddenpop.specs.typer_command`)."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+#: How a spec-built command writes its result: ``--format``, ``--out FILE``, ``--quiet``.
+OUTPUT = [parameter("fmt", FormatOption, OutputFormat.table), parameter("out", OutOption, None),
+          parameter("quiet", QuietOption, False)]
 
 
 def render_table(frame: pd.DataFrame, title: str | None = None) -> str:
@@ -147,14 +158,23 @@ def progress(items: Iterable[T], *, total: int | None, description: str, quiet: 
 
 
 @contextmanager
-def spinner(description: str, quiet: bool = False) -> Iterator[None]:
-    """A status spinner on stderr for long steps without a natural count."""
+def status(quiet: bool = False) -> Iterator[Callable[[str], None]]:
+    """The one progress display of long steps without a natural count: yields a callback that an analysis calls
+    with what it is doing, shown as a spinner on stderr (stdout stays machine-readable); silent when ``quiet``."""
     if quiet:
-        yield
+        yield lambda _: None
         return
     from rich.console import Console
 
-    with Console(stderr=True).status(description):
+    with Console(stderr=True).status("") as display:
+        yield display.update
+
+
+@contextmanager
+def spinner(description: str, quiet: bool = False) -> Iterator[None]:
+    """A status spinner on stderr showing one description for the whole block."""
+    with status(quiet) as show:
+        show(description)
         yield
 
 

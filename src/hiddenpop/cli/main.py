@@ -48,7 +48,9 @@ def _register() -> None:
     from hiddenpop.cli import cases, datasets, design, privacy, review, simulate, smallarea, study
     from hiddenpop.cli.capture import app as capture_app
     from hiddenpop.cli.nsum import app as nsum_app
+    from hiddenpop.cli.nsum_bayes import register as register_bayes
 
+    register_bayes(nsum_app)
     app.add_typer(nsum_app, name="nsum", help="Network scale-up: degrees, estimators, Bayesian models, diagnostics.")
     app.add_typer(capture_app, name="capture", help="Capture-recapture and multiple systems estimation.")
     smallarea.register(_group("smallarea", "Municipality-level estimates: direct, pooled, extrapolated."))

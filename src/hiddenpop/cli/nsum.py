@@ -1,36 +1,23 @@
 """``hiddenpop nsum ...`` commands: ``estimate`` and ``consistency`` (the Bayesian models register under ``bayes``).
 
-``--format json`` prints one object::
-
-    {"estimates": [{"quantity", "method", "estimate", "se", "lower", "upper", "level", ...}, ...],
-     "degrees": {min, q1, median, mean, q3, max, sum, zero_degree_respondents, method, columns, ...},
-     "diagnostics": {...}, "warnings": [...], "notes": [...], "settings": {...}, "seed": S, "provenance": {...}}
+The options come from the specs in :mod:`hiddenpop.nsum.specs`; the commands read the survey, call
+:mod:`hiddenpop.nsum.analyses` and print ``Estimates.to_dict()`` (``--format json``), the tidy table
+(``--format csv``) or a table for people.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from hiddenpop.cli.common import FormatOption, OutOption, OutputFormat, QuietOption, emit, parse_csv_list
+from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, parse_csv_list
 from hiddenpop.errors import ConfigError
+from hiddenpop.nsum.specs import SurveyConsistencySpec, SurveyNsumSpec, SurveyOptions
+from hiddenpop.specs import project, typer_command
 
 app = typer.Typer(no_args_is_help=True)
-
-
-class MissingPolicy(StrEnum):
-    zero = "zero"
-    drop = "drop"
-
-
-class Method(StrEnum):
-    mle = "mle"
-    pimle = "pimle"
-    mos = "mos"
-
 
 SurveyArg = Annotated[
     Path, typer.Argument(help="survey file: CSV, Parquet, Excel, SPSS .sav or Stata .dta", show_default=False)
@@ -42,40 +29,31 @@ PopulationOption = Annotated[
 HiddenOption = Annotated[
     list[str] | None, typer.Option("--hidden", help="hidden-group column (repeat: --hidden a --hidden b)")
 ]
-WeightsOption = Annotated[str | None, typer.Option("--weights", help="survey weight column (> 0)")]
-StrataOption = Annotated[str | None, typer.Option("--strata", help="stratum column")]
-PsuOption = Annotated[str | None, typer.Option("--psu", help="primary sampling unit (cluster) column")]
-IdOption = Annotated[str | None, typer.Option("--id-column", help="respondent id column (must be unique)")]
 DegreeColumnsOption = Annotated[
     str | None,
     typer.Option("--degree-columns", help="summation degree: comma-separated columns whose sum is the degree"),
 ]
-TopcodeOption = Annotated[int | None, typer.Option("--topcode", help="top-code known-group answers at K (e.g. 30)")]
-MissingOption = Annotated[MissingPolicy, typer.Option("--missing", help="missing answers: zero or drop respondent")]
+SumOption = Annotated[list[str] | None, typer.Option("--sum", help="derived sum NAME=A+B (repeatable)")]
+RatioOption = Annotated[list[str] | None, typer.Option("--ratio", help="derived ratio NAME=A/B (repeatable)")]
+PrevalenceOption = Annotated[
+    list[str] | None, typer.Option("--prevalence", help="NAME=QUANTITY:BASE[:PER] (repeatable)")
+]
 
 
-def _population(value: float) -> float:
-    if not value > 0:
-        raise ConfigError("--population must be a positive number")
-    return value
+SURVEY_INPUTS = [parameter("survey", SurveyArg), parameter("known", KnownOption),
+                 parameter("population", PopulationOption)]
 
 
-def _load(survey, known, population, hidden, weights, strata, psu, id_column, degree_columns, topcode, missing):
+def read_survey(survey: Path, known: Path, population: float, hidden: list[str] | None, options: SurveyOptions,
+                degree_columns: str | None = None):
+    """The survey as the ARD contract, read with the spec's reading options."""
     from hiddenpop.data.ard import read_ard
 
-    return read_ard(
-        survey,
-        known=known,
-        population=_population(population),
-        hidden=hidden or [],
-        weights=weights,
-        strata=strata,
-        psu=psu,
-        id_column=id_column,
-        missing=missing.value,
-        degree_columns=parse_csv_list(degree_columns) or None,
-        topcode=topcode,
-    )
+    if not population > 0:
+        raise ConfigError("--population must be a positive number")
+    return read_ard(survey, known=known, population=population, hidden=hidden or [], weights=options.weights,
+                    strata=options.strata, psu=options.psu, id_column=options.id, missing=options.missing,
+                    degree_columns=parse_csv_list(degree_columns) or None, topcode=options.topcode)
 
 
 def _split(spec: str, sep: str, option: str, example: str) -> tuple[str, str]:
@@ -116,23 +94,6 @@ def _parse_derived(sums: list[str], ratios: list[str], prevalence: list[str]) ->
     return {"sums": sums_d, "ratios": ratios_d, "prevalence": prev_d}
 
 
-def _payload(result, degrees_summary, inputs, settings) -> dict[str, Any]:
-    from hiddenpop.provenance import provenance
-
-    body = result.to_dict()
-    return {
-        "estimates": body["estimates"],
-        "degrees": degrees_summary,
-        "diagnostics": body["diagnostics"],
-        "warnings": body["warnings"],
-        "notes": body["notes"],
-        "settings": body["settings"],
-        "seed": body["seed"],
-        "tables": body["tables"],
-        "provenance": provenance(inputs=inputs, **settings),
-    }
-
-
 def _table(result, fmt: OutputFormat, extra: tuple[str, ...] = ("interval",)):
     """Full tidy table for csv; the core columns (plus a few) for people."""
     if fmt == OutputFormat.csv:
@@ -141,127 +102,44 @@ def _table(result, fmt: OutputFormat, extra: tuple[str, ...] = ("interval",)):
     return result.table[[c for c in columns if c in result.table.columns]]
 
 
-def register(target: typer.Typer) -> None:
-    """Add ``estimate`` and ``consistency`` to ``target`` (the ``nsum`` group)."""
+def _estimate(survey: Path, known: Path, population: float, *, spec: SurveyNsumSpec, hidden: list[str] | None,
+              degree_columns: str | None, sum_: list[str] | None, ratio: list[str] | None,
+              prevalence: list[str] | None, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
+    """Scale-up estimates of hidden groups with design-based (rescaled bootstrap) intervals, the degree
+    distribution and the leave-one-out consistency of the known groups."""
+    from hiddenpop.nsum.analyses import scale_up_analysis
+    from hiddenpop.nsum.specs import NsumSpec
+    from hiddenpop.provenance import provenance
 
-    @target.command("estimate")
-    def estimate_command(
-        survey: SurveyArg,
-        known: KnownOption,
-        population: PopulationOption,
-        hidden: HiddenOption = None,
-        method: Annotated[
-            list[Method] | None, typer.Option("--method", help="mle (default), pimle or mos; repeatable")
-        ] = None,
-        weights: WeightsOption = None,
-        strata: StrataOption = None,
-        psu: PsuOption = None,
-        id_column: IdOption = None,
-        degree_columns: DegreeColumnsOption = None,
-        topcode: TopcodeOption = None,
-        missing: MissingOption = MissingPolicy.zero,
-        bootstrap: Annotated[
-            int, typer.Option("--bootstrap", help="rescaled-bootstrap replicates (0: Killworth Wald interval only)")
-        ] = 1000,
-        seed: Annotated[int, typer.Option("--seed", help="random seed for the bootstrap")] = 1,
-        level: Annotated[float, typer.Option("--level", help="interval level")] = 0.95,
-        deg_ratio: Annotated[float, typer.Option("--deg-ratio", help="GNSUM degree ratio (divides the estimate)")] = 1.0,
-        tx_rate: Annotated[float, typer.Option("--tx-rate", help="GNSUM transmission rate (divides)")] = 1.0,
-        frame_ratio: Annotated[float, typer.Option("--frame-ratio", help="GNSUM frame ratio (divides)")] = 1.0,
-        unweighted: Annotated[bool, typer.Option("--unweighted", help="ignore --weights in the estimator")] = False,
-        sum_: Annotated[
-            list[str] | None, typer.Option("--sum", help="derived sum NAME=A+B (repeatable)")
-        ] = None,
-        ratio: Annotated[list[str] | None, typer.Option("--ratio", help="derived ratio NAME=A/B (repeatable)")] = None,
-        prevalence: Annotated[
-            list[str] | None, typer.Option("--prevalence", help="NAME=QUANTITY:BASE[:PER] (repeatable)")
-        ] = None,
-        fmt: FormatOption = OutputFormat.table,
-        out: OutOption = None,
-        quiet: QuietOption = False,
-    ) -> None:
-        """Scale-up estimates of hidden groups with design-based (rescaled bootstrap) intervals."""
-        from hiddenpop.nsum.adjust import Adjustments
-        from hiddenpop.nsum.degree import degree as make_degree
-        from hiddenpop.nsum.degree import degree_summary
-        from hiddenpop.nsum.diagnostics import consistency
-        from hiddenpop.nsum.estimators import estimate
-
-        if not hidden:
-            raise ConfigError("name at least one hidden group with --hidden COL (repeat for more)")
-        ard = _load(survey, known, population, hidden, weights, strata, psu, id_column, degree_columns, topcode, missing)
-        methods = [m.value for m in (method or [Method.mle])]
-        derived = _parse_derived(sum_ or [], ratio or [], prevalence or [])
-        result = estimate(
-            ard,
-            methods,
-            weighted=False if unweighted else None,
-            adjustments=Adjustments(degree_ratio=deg_ratio, transmission_rate=tx_rate, frame_ratio=frame_ratio),
-            bootstrap=bootstrap,
-            seed=seed,
-            level=level,
-            **derived,
-        )
-        main_degree = make_degree(ard, "summation" if ard.degree_columns else "known_population")
-        use_w = ard.weighted and not unweighted
-        summary = degree_summary(main_degree, ard.design_weights if use_w else None)
-        if len(ard.known) >= 2 and not ard.degree_columns:
-            check = consistency(ard, weighted=use_w)
-            result.diagnostics["consistency"] = {
-                k: check.diagnostics[k] for k in ("are", "mae", "rmse", "flagged") if k in check.diagnostics
-            }
-            result.warnings.extend(w for w in check.warnings if w not in result.warnings)
-        payload = _payload(
-            result,
-            summary,
-            [survey, known],
-            {"command": "nsum estimate", "methods": methods, "bootstrap": bootstrap, "seed": seed},
-        )
-        emit(payload, fmt, out, table=_table(result, fmt), title="Network scale-up estimates")
-
-    @target.command("consistency")
-    def consistency_command(
-        survey: SurveyArg,
-        known: KnownOption,
-        population: PopulationOption,
-        hidden: HiddenOption = None,
-        weights: WeightsOption = None,
-        strata: StrataOption = None,
-        psu: PsuOption = None,
-        id_column: IdOption = None,
-        degree_columns: DegreeColumnsOption = None,
-        topcode: TopcodeOption = None,
-        missing: MissingOption = MissingPolicy.zero,
-        flag_ratio: Annotated[
-            float, typer.Option("--flag-ratio", help="flag groups whose held-out estimate is off by this factor")
-        ] = 2.0,
-        unweighted: Annotated[bool, typer.Option("--unweighted", help="ignore --weights")] = False,
-        fmt: FormatOption = OutputFormat.table,
-        out: OutOption = None,
-        quiet: QuietOption = False,
-    ) -> None:
-        """Leave-one-out internal consistency of the known groups (held-out estimate vs known size)."""
-        from hiddenpop.nsum.diagnostics import consistency
-
-        ard = _load(survey, known, population, hidden, weights, strata, psu, id_column, degree_columns, topcode, missing)
-        result = consistency(ard, weighted=False if unweighted else None, flag_ratio=flag_ratio)
-        payload = _payload(
-            result,
-            result.diagnostics.get("degrees", {}),
-            [survey, known],
-            {"command": "nsum consistency", "flag_ratio": flag_ratio},
-        )
-        emit(payload, fmt, out, table=_table(result, fmt, extra=("known_size", "ratio", "flag")),
-             title="Leave-one-out internal consistency")
+    if not hidden:
+        raise ConfigError("name at least one hidden group with --hidden COL (repeat for more)")
+    ard = read_survey(survey, known, population, hidden, project(spec, SurveyOptions), degree_columns)
+    derived = _parse_derived(sum_ or [], ratio or [], prevalence or [])
+    result = scale_up_analysis(ard, project(spec, NsumSpec), **derived)
+    result.provenance = provenance(inputs=[survey, known], command="nsum estimate")
+    emit(result.to_dict(), fmt, out, table=_table(result, fmt), title="Network scale-up estimates")
 
 
-register(app)
+def _consistency(survey: Path, known: Path, population: float, *, spec: SurveyConsistencySpec,
+                 hidden: list[str] | None, degree_columns: str | None, fmt: OutputFormat, out: Path | None,
+                 quiet: bool) -> None:
+    """Leave-one-out internal consistency of the known groups (held-out estimate vs known size)."""
+    from hiddenpop.nsum.analyses import consistency_analysis
+    from hiddenpop.nsum.specs import ConsistencySpec
+    from hiddenpop.provenance import provenance
+
+    ard = read_survey(survey, known, population, hidden, project(spec, SurveyOptions), degree_columns)
+    result = consistency_analysis(ard, project(spec, ConsistencySpec))
+    result.provenance = provenance(inputs=[survey, known], command="nsum consistency")
+    emit(result.to_dict(), fmt, out, table=_table(result, fmt, extra=("known_size", "ratio", "flag")),
+         title="Leave-one-out internal consistency")
 
 
-def _register_subfamilies() -> None:
-    from hiddenpop.cli.nsum_bayes import register as register_bayes
+_GROUPS = [parameter("hidden", HiddenOption, None), parameter("degree_columns", DegreeColumnsOption, None)]
+_DERIVED = [parameter("sum_", SumOption, None), parameter("ratio", RatioOption, None),
+            parameter("prevalence", PrevalenceOption, None)]
+app.command("estimate")(typer_command(SurveyNsumSpec, _estimate, leading=SURVEY_INPUTS,
+                                      trailing=_GROUPS + _DERIVED + OUTPUT, command="estimate"))
+app.command("consistency")(typer_command(SurveyConsistencySpec, _consistency, leading=SURVEY_INPUTS,
+                                         trailing=_GROUPS + OUTPUT, command="consistency"))
 
-    register_bayes(app)
-
-
-_register_subfamilies()

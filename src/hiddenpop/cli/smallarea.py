@@ -1,92 +1,55 @@
 """``hiddenpop smallarea ...`` commands: direct, pool, extrapolate, synth.
 
-``pool`` and ``extrapolate`` print (or write to ``--out DIR``) one JSON object::
-
-    {"areas": [{"area", "estimate", "lower", "upper", "method", "surveyed", ...}],
-     "importance": [{"stream", "importance", ...}],
-     "cv": {"grouping", "folds", "table": [{"method", "rmse", "rmse_log", "coverage", "mean_width", ...}]},
-     "national": {"implied_rate", "national_estimate", "within_national_interval", "benchmark", ...},
-     "warnings": [...], "notes": [...], "settings": {...}, "diagnostics": {...}, "provenance": {...}}
-
-With ``--out DIR`` the command writes ``result.json``, ``areas.csv``, ``importance.csv``, ``cv.csv`` and, when
-``--geometry`` is given, ``map.html`` (a self-contained Plotly choropleth).
+``pool`` and ``extrapolate`` take their options from :mod:`hiddenpop.smallarea.specs`, call
+:mod:`hiddenpop.smallarea.analyses` and print ``Estimates.to_dict()``: ``tables.areas`` (one row per area),
+``tables.importance`` (per data stream), ``tables.cv`` (per learner), ``diagnostics.national`` (the implied
+national rate against the national interval, and any calibration). ``--out FILE`` writes that output to a file;
+``--out-dir DIR`` writes ``result.json``, ``areas.csv``, ``importance.csv``, ``cv.csv`` and, with ``--geometry``,
+``map.html`` (a self-contained Plotly choropleth).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from hiddenpop.cli.common import (
+    OUTPUT,
     ForceOption,
     FormatOption,
     OutOption,
     OutputFormat,
-    QuietOption,
     SeedOption,
     emit,
+    parameter,
     parse_csv_list,
+    status,
 )
 from hiddenpop.errors import ConfigError
 from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
-
-
-class Spatial(StrEnum):
-    auto = "auto"
-    bym2 = "bym2"
-    iid = "iid"
-
-
-class Engine(StrEnum):
-    importance = "importance"
-    nuts = "nuts"
-
-
-class SamplingVariance(StrEnum):
-    pooled = "pooled"
-    gvf = "gvf"
-    direct = "direct"
-
-
-class Model(StrEnum):
-    best = "best"
-    lightgbm = "lightgbm"
-    ridge = "ridge"
-
-
-class Benchmark(StrEnum):
-    none = "none"
-    scale = "scale"
-    logit = "logit"
-
-
-class Impute(StrEnum):
-    median = "median"
-    region_median = "region-median"
-    error = "error"
-
+from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
+from hiddenpop.specs import typer_command
 
 AreasArg = Annotated[Path, typer.Argument(help="area table: one row per area (CSV, Parquet, Excel, SPSS, Stata)")]
 IdOption = Annotated[str, typer.Option("--id", help="area id column")]
 TargetOption = Annotated[str, typer.Option("--target", help="direct prevalence rate (empty where not surveyed)")]
 TargetSeOption = Annotated[str | None, typer.Option("--target-se", help="standard error of the target")]
-PopulationOption = Annotated[str | None, typer.Option("--population", help="population base column")]
+PopulationOption = Annotated[str | None, typer.Option("--population-column", "--population",
+                                                      help="population base column of each area")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="parent region column (CV groups)")]
 NameOption = Annotated[str | None, typer.Option("--name", help="area name column (not a covariate)")]
 StreamsOption = Annotated[Path | None, typer.Option("--streams", help="STREAMS.toml: stream = [columns]")]
 AdjacencyOption = Annotated[Path | None, typer.Option("--adjacency", help="table of neighbour pairs (two id columns)")]
 GeometryOption = Annotated[Path | None, typer.Option("--geometry", help="GeoJSON of the areas (map, neighbours)")]
 GeometryKeyOption = Annotated[str | None, typer.Option("--geometry-key", help="feature property with the area id")]
-ImputeOption = Annotated[Impute, typer.Option("--impute", help="missing covariates: median, region-median, error")]
 LevelOption = Annotated[float, typer.Option("--level", help="interval level")]
 NationalOption = Annotated[
     str | None, typer.Option("--national", help="national rate as ESTIMATE,LOWER,UPPER (e.g. from `direct`)")
 ]
-BenchmarkOption = Annotated[Benchmark, typer.Option("--benchmark", help="adjust to the national estimate")]
-OutDirOption = Annotated[Path | None, typer.Option("--out", help="write result.json, areas.csv, ... to this folder")]
+OutDirOption = Annotated[Path | None, typer.Option("--out-dir", help="write result.json, areas.csv, ... to this "
+                                                                    "folder")]
 
 
 def _national(value: str | None) -> tuple[float, float, float] | None:
@@ -110,85 +73,80 @@ def _read(areas_path, id_, target, target_se, population, region, name, streams,
 
     return read_areas(
         areas_path, id=id_, target=target, target_se=target_se, population=population, region=region, name=name,
-        streams=streams, adjacency=adjacency, geometry=geometry, geometry_key=geometry_key, impute=impute.value,
+        streams=streams, adjacency=adjacency, geometry=geometry, geometry_key=geometry_key, impute=impute,
     )
 
 
-def _check_out(out: Path | None, inputs: list, force: bool) -> Path | None:
-    """The output folder, checked before any work: never an input's folder, never a user's folder unless --force."""
-    if out is None:
-        return None
-    return check_output_folder(out, protect=[p for p in inputs if p is not None], force=force)
-
-
-def _finish(result, areas, *, national, benchmark_method, level, fmt, out, command, inputs, cv=None,
-            importance=None, extra_settings=None, force=False) -> None:
-    """Consistency check, optional benchmarking, output (stdout or folder)."""
+def _write_folder(out_dir: Path, result, areas, command: str, force: bool) -> None:
+    """The result as files: result.json, areas.csv, importance.csv, cv.csv and the map when there is geometry."""
     import pandas as pd
 
-    from hiddenpop.provenance import provenance
-    from hiddenpop.smallarea.national import calibrate, national_consistency
-
-    table = result.table.copy()
-    population = areas.populations()
-    draws = result.extras.get("draws")
-    consistency = national_consistency(table["estimate"].to_numpy(), population, national, draws=draws, level=level)
-    warnings = list(result.warnings)
-    if national is not None and not consistency["within_national_interval"]:
-        warnings.append(
-            f"the population-weighted sum of area estimates ({consistency['implied_rate']:.4g}) is outside the "
-            f"national interval [{national[1]:.4g}, {national[2]:.4g}]"
-        )
-    if benchmark_method != Benchmark.none:
-        if national is None:
-            raise ConfigError("--benchmark needs --national ESTIMATE,LOWER,UPPER")
-        table, adjustment = calibrate(table, population, national[0], method=benchmark_method.value)
-        consistency["benchmark"] = adjustment
-        if "warning" in adjustment:
-            warnings.append(adjustment["warning"])
-    keep = ["area", "estimate", "lower", "upper", "method", "surveyed", "level", "se", "direct", "direct_se",
-            "lower_observed", "upper_observed", "estimate_unbenchmarked", "lower_unbenchmarked",
-            "upper_unbenchmarked"]
-    areas_table = table[[c for c in keep if c in table.columns]]
-    if areas.name is not None:
-        areas_table.insert(1, "name", areas.frame[areas.name].to_numpy())
-    if areas.region is not None:
-        areas_table.insert(2 if areas.name else 1, "region", areas.frame[areas.region].to_numpy())
-    importance = importance if importance is not None else pd.DataFrame(columns=["stream", "importance"])
-    payload: dict[str, Any] = {
-        "command": f"smallarea {command}",
-        "areas": areas_table,
-        "importance": importance,
-        "cv": cv or {},
-        "national": consistency,
-        "warnings": warnings,
-        "notes": result.notes,
-        "settings": {**result.settings, **(extra_settings or {})},
-        "seed": result.seed,
-        "diagnostics": {k: v for k, v in result.diagnostics.items() if k != "mcmc"},
-        "provenance": provenance(inputs=[p for p in inputs if p is not None], command=command),
-    }
-    if out is None:
-        emit(payload, fmt, None, table=areas_table, title=f"smallarea {command}")
-        return
-    from hiddenpop.cli.common import atomic_write_text, dumps
+    from hiddenpop.outputs import atomic_write_text, dumps
     from hiddenpop.smallarea.maps import choropleth_html
 
+    def csv(frame) -> str:
+        return pd.DataFrame(frame).to_csv(index=False, lineterminator="\n")
+
     def write(folder: Path) -> None:
-        atomic_write_text(folder / "result.json", dumps(payload))
-        atomic_write_text(folder / "areas.csv", areas_table.to_csv(index=False, lineterminator="\n"))
-        atomic_write_text(folder / "importance.csv",
-                          pd.DataFrame(importance).to_csv(index=False, lineterminator="\n"))
-        if cv:
-            atomic_write_text(folder / "cv.csv", pd.DataFrame(cv["table"]).to_csv(index=False, lineterminator="\n"))
+        atomic_write_text(folder / "result.json", dumps(result.to_dict()))
+        atomic_write_text(folder / "areas.csv", csv(result.tables["areas"]))
+        atomic_write_text(folder / "importance.csv", csv(result.tables["importance"]))
+        if "cv" in result.tables:
+            atomic_write_text(folder / "cv.csv", csv(result.tables["cv"]))
         if areas.geometry is not None:
-            atomic_write_text(folder / "map.html", choropleth_html(areas_table, areas.geometry, areas.geometry_key,
+            atomic_write_text(folder / "map.html", choropleth_html(result.tables["areas"], areas.geometry,
+                                                                   areas.geometry_key,
                                                                    title=f"prevalence ({command})"))
 
-    notes = write_output_folder(out, f"smallarea {command}", write, force=force)
-    for note in notes:
+    for note in write_output_folder(out_dir, f"smallarea {command}", write, force=force):
         typer.echo(f"note: {note}", err=True)
-    typer.echo(f"wrote {', '.join(str(out / w) for w in list_files(out))}", err=True)
+    typer.echo(f"wrote {', '.join(str(out_dir / w) for w in list_files(out_dir))}", err=True)
+
+
+def _area_command(command: str):
+    """The run function of ``pool`` or ``extrapolate``: read, check the output folder, call the analysis, emit."""
+
+    def run(areas_path: Path, *, spec, id_: str, target: str, target_se: str | None, population: str | None,
+            region: str | None, name: str | None, streams: Path | None, adjacency: Path | None,
+            geometry: Path | None, geometry_key: str | None, national: str | None, fmt: OutputFormat,
+            out: Path | None, out_dir: Path | None, force: bool, quiet: bool) -> None:
+        from hiddenpop.provenance import provenance
+        from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
+
+        inputs = [p for p in (areas_path, streams, adjacency, geometry) if p is not None]
+        if out is not None and out_dir is not None:
+            raise ConfigError("give --out FILE or --out-dir DIR, not both")
+        if out_dir is not None:
+            out_dir = check_output_folder(out_dir, protect=inputs, force=force)
+        national_values = _national(national)
+        areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
+                      geometry_key, spec.impute)
+        analysis = pool_analysis if command == "pool" else extrapolate_analysis
+        with status(quiet) as progress:
+            result = analysis(areas, spec, national=national_values, progress=progress)
+        result.provenance = provenance(inputs=inputs, command=f"smallarea {command}")
+        if out_dir is None:
+            emit(result.to_dict(), fmt, out, table=result.tables["areas"], title=f"smallarea {command}")
+        else:
+            _write_folder(out_dir, result, areas, command, force)
+
+    run.__doc__ = {"pool": "Partially pooled (hierarchical Bayesian, optional BYM2) prevalence for every area.",
+                   "extrapolate": "Machine-learning extrapolation (LightGBM, ridge) with conformal intervals and "
+                                  "stream importance."}[command]
+    run.__name__ = command
+    return run
+
+
+_AREA_INPUTS = [parameter("areas_path", AreasArg)]
+_AREA_OPTIONS = [
+    parameter("id_", IdOption), parameter("target", TargetOption), parameter("target_se", TargetSeOption, None),
+    parameter("population", PopulationOption, None), parameter("region", RegionOption, None),
+    parameter("name", NameOption, None), parameter("streams", StreamsOption, None),
+    parameter("adjacency", AdjacencyOption, None), parameter("geometry", GeometryOption, None),
+    parameter("geometry_key", GeometryKeyOption, None), parameter("national", NationalOption, None),
+]
+_AREA_OUTPUT = [*OUTPUT[:2], parameter("out_dir", OutDirOption, None), parameter("force", ForceOption, False),
+                OUTPUT[2]]
 
 
 def register(app: typer.Typer) -> None:
@@ -245,117 +203,10 @@ def register(app: typer.Typer) -> None:
         }
         emit(payload, fmt, out, table=areas_table, title="direct estimates (roster known sizes)")
 
-    @app.command("pool")
-    def pool_command(
-        areas_path: AreasArg,
-        id_: IdOption,
-        target: TargetOption,
-        target_se: TargetSeOption = None,
-        population: PopulationOption = None,
-        region: RegionOption = None,
-        name: NameOption = None,
-        streams: StreamsOption = None,
-        adjacency: AdjacencyOption = None,
-        geometry: GeometryOption = None,
-        geometry_key: GeometryKeyOption = None,
-        impute: ImputeOption = Impute.median,
-        spatial: Annotated[Spatial, typer.Option("--spatial", help="auto (BYM2 if neighbours), bym2, iid")] = (
-            Spatial.auto
-        ),
-        engine: Annotated[Engine, typer.Option("--engine", help="hyper-parameter sampler")] = Engine.importance,
-        draws: Annotated[int, typer.Option("--draws", help="posterior draws")] = 1000,
-        sampling_variance: Annotated[
-            SamplingVariance,
-            typer.Option("--sampling-variance", help="smooth the target SEs: pooled (equal relative variance), gvf, "
-                         "or direct (as given)"),
-        ] = SamplingVariance.pooled,
-        cross_validate: Annotated[bool, typer.Option("--cv/--no-cv", help="grouped CV of the pooled model")] = True,
-        folds: Annotated[int, typer.Option("--folds", help="cross-validation folds")] = 5,
-        national: NationalOption = None,
-        benchmark_method: BenchmarkOption = Benchmark.none,
-        level: LevelOption = 0.9,
-        seed: SeedOption = 0,
-        fmt: FormatOption = OutputFormat.table,
-        out: OutDirOption = None,
-        force: ForceOption = False,
-        quiet: QuietOption = False,
-    ) -> None:
-        """Partially pooled (hierarchical Bayesian, optional BYM2) prevalence for every area."""
-        from hiddenpop.cli.common import spinner
-        from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
-
-        out = _check_out(out, [areas_path, streams, adjacency, geometry], force)
-        national_values = _national(national)
-        areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
-                      geometry_key, impute)
-        model = PooledModel(spatial=spatial.value, level=level, engine=engine.value, draws=draws, seed=seed,
-                            sampling_variance=sampling_variance.value)
-        with spinner("fitting the pooled model", quiet=quiet):
-            result = model.fit(areas)
-        cv = None
-        if cross_validate:
-            with spinner("grouped cross-validation", quiet=quiet):
-                cv_table, grouping = cross_validate_pooled(areas, model, folds=folds, seed=seed)
-            cv = {"grouping": grouping, "folds": folds, "table": cv_table}
-        _finish(result, areas, national=national_values, benchmark_method=benchmark_method, level=level, fmt=fmt,
-                out=out, force=force, command="pool", inputs=[areas_path, streams, adjacency, geometry], cv=cv,
-                importance=result.tables["importance"])
-
-    @app.command("extrapolate")
-    def extrapolate_command(
-        areas_path: AreasArg,
-        id_: IdOption,
-        target: TargetOption,
-        target_se: TargetSeOption = None,
-        population: PopulationOption = None,
-        region: RegionOption = None,
-        name: NameOption = None,
-        streams: StreamsOption = None,
-        adjacency: AdjacencyOption = None,
-        geometry: GeometryOption = None,
-        geometry_key: GeometryKeyOption = None,
-        impute: ImputeOption = Impute.median,
-        model: Annotated[
-            Model, typer.Option("--model", help="learner for the area estimates (best = lower grouped-CV RMSE)")
-        ] = Model.best,
-        folds: Annotated[int, typer.Option("--folds", help="grouped cross-validation folds")] = 5,
-        repeats: Annotated[int, typer.Option("--repeats", help="permutations per stream and fold")] = 10,
-        compare_pooled: Annotated[
-            bool, typer.Option("--compare-pooled/--no-compare-pooled", help="add the pooled model to the CV table")
-        ] = True,
-        national: NationalOption = None,
-        benchmark_method: BenchmarkOption = Benchmark.none,
-        level: LevelOption = 0.9,
-        seed: SeedOption = 0,
-        fmt: FormatOption = OutputFormat.table,
-        out: OutDirOption = None,
-        force: ForceOption = False,
-        quiet: QuietOption = False,
-    ) -> None:
-        """Machine-learning extrapolation (LightGBM, ridge) with conformal intervals and stream importance."""
-        import pandas as pd
-
-        from hiddenpop.cli.common import spinner
-        from hiddenpop.smallarea.extrapolate import extrapolate
-        from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
-
-        out = _check_out(out, [areas_path, streams, adjacency, geometry], force)
-        national_values = _national(national)
-        areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
-                      geometry_key, impute)
-        with spinner("tuning and cross-validating LightGBM and ridge", quiet=quiet):
-            result = extrapolate(areas, model=model.value, level=level, folds=folds, repeats=repeats, seed=seed)
-        cv_table = result.tables["cv"]
-        if compare_pooled:
-            with spinner("cross-validating the pooled model", quiet=quiet):
-                pooled_cv, _ = cross_validate_pooled(areas, PooledModel(level=level, seed=seed), folds=folds,
-                                                     seed=seed)
-            cv_table = pd.concat([cv_table, pooled_cv], ignore_index=True)
-        cv = {"grouping": result.settings["grouping"], "folds": result.settings["folds"], "table": cv_table,
-              "tuning": result.tables["tuning"]}
-        _finish(result, areas, national=national_values, benchmark_method=benchmark_method, level=level, fmt=fmt,
-                out=out, command="extrapolate", inputs=[areas_path, streams, adjacency, geometry], cv=cv, force=force,
-                importance=result.tables["importance"])
+    app.command("pool")(typer_command(PoolSpec, _area_command("pool"), leading=_AREA_INPUTS,
+                                      trailing=_AREA_OPTIONS + _AREA_OUTPUT, command="pool"))
+    app.command("extrapolate")(typer_command(ExtrapolateSpec, _area_command("extrapolate"), leading=_AREA_INPUTS,
+                                             trailing=_AREA_OPTIONS + _AREA_OUTPUT, command="extrapolate"))
 
     @app.command("synth")
     def synth_command(
@@ -370,7 +221,7 @@ def register(app: typer.Typer) -> None:
         """Write a synthetic country (areas, survey, streams, adjacency, geometry, truth) and its direct estimates."""
         import json
 
-        from hiddenpop.cli.common import atomic_write_text
+        from hiddenpop.outputs import atomic_write_text
         from hiddenpop.simulate.country import synthetic_country
         from hiddenpop.smallarea.direct import direct_estimates
 

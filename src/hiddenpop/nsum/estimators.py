@@ -52,9 +52,8 @@ from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.nsum.adjust import Adjustments, as_adjustments
 from hiddenpop.nsum.degree import Degree, degree, degree_summary
+from hiddenpop.nsum.specs import METHODS
 from hiddenpop.results import Estimates
-
-METHODS = {"mle": "Killworth MLE (ratio of sums)", "pimle": "PIMLE (mean of ratios)", "mos": "mean of sums"}
 
 
 @dataclass

@@ -33,8 +33,7 @@ import pandas as pd
 
 from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError, DataError, locate
-
-IMPUTE_POLICIES = ("median", "region-median", "error")
+from hiddenpop.smallarea.specs import IMPUTE_POLICIES
 
 
 @dataclass

@@ -60,6 +60,7 @@ import pandas as pd
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.areas import AreaTable
+from hiddenpop.smallarea.specs import LEARNERS
 from hiddenpop.smallarea.targets import grouped_folds, log_targets
 
 LIGHTGBM_GRID = [
@@ -69,7 +70,7 @@ LIGHTGBM_GRID = [
     for trees in (150, 400)
 ]
 RIDGE_ALPHAS = tuple(np.logspace(-1, 3.5, 10))
-MODELS = ("lightgbm", "ridge")
+MODELS = LEARNERS
 
 
 def _lightgbm(params: dict[str, Any], seed: int):

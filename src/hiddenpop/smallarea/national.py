@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.errors import ConfigError, DataError
+from hiddenpop.smallarea.specs import BENCHMARKS
 
-CALIBRATION_METHODS = ("none", "scale", "logit")
+CALIBRATION_METHODS = BENCHMARKS
 
 
 def national_consistency(

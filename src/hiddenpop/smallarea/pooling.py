@@ -46,10 +46,10 @@ import pandas as pd
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.areas import AreaTable
+from hiddenpop.smallarea.specs import ENGINES, SAMPLING_VARIANCES
 from hiddenpop.smallarea.targets import grouped_folds, log_targets
 
 INTERCEPT_SD = 2.0
-ENGINES = ("importance", "nuts")
 
 
 def single_thread_blas():
@@ -355,9 +355,6 @@ def _fit_pooled(
         diagnostics={**info, "draws": total},
         mcmc=mcmc,
     )
-
-
-SAMPLING_VARIANCES = ("pooled", "gvf", "direct")
 
 
 def smooth_sampling_variances(y_log: np.ndarray, s_log: np.ndarray, usable: np.ndarray, x: np.ndarray,

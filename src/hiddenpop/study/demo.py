@@ -526,9 +526,9 @@ id = "area_id"
 population = "children"
 region = "region"
 target = "victims"
-methods = {'["pool", "extrapolate"]' if spec.bayes else '["extrapolate"]  # no MCMC in the test profile'}
+methods = {'["pool", "extrapolate"]' if spec.bayes else '["extrapolate"]  # no pooled model in the test profile'}
 level = 0.9
-
+{'' if spec.bayes else 'compare_pooled = false' + chr(10)}
 [analyses.smallarea.streams]
 {streams}
 '''

@@ -20,8 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hiddenpop.capture.specs import EventsSpec
 from hiddenpop.errors import ConfigError
-from hiddenpop.specs import MAX_SEED
+from hiddenpop.nsum.bayes.analyses import check_spec as check_bayes_spec
+from hiddenpop.nsum.specs import BayesSpec, NsumSpec, SurveyOptions
+from hiddenpop.smallarea.specs import SmallAreaSpec
+from hiddenpop.specs import MAX_SEED, fields_of, from_table
 
 # --------------------------------------------------------------------------------------------- key specifications
 # Each table maps key -> (accepted python types, required?, short description used in error messages).
@@ -43,15 +47,10 @@ PRIVACY_KEYS = {
     "suppression_threshold": (_INT, False, "counts below this (and above zero) are hidden in published tables"),
     "key_file": (_STR, False, "file holding the pseudonymisation key for identifiers"),
 }
-SURVEY_KEYS = {
+#: [survey]: the file and area column, then the reading options every survey interface shares (SurveyOptions).
+SURVEY_INPUT_KEYS = {
     "file": (_STR, True, "the survey file (CSV, Parquet, Excel, SPSS or Stata)"),
-    "id": (_STR, False, "respondent id column"),
-    "weights": (_STR, False, "survey weight column"),
-    "strata": (_STR, False, "stratum column"),
-    "psu": (_STR, False, "primary sampling unit column"),
     "area": (_STR, False, "area (municipality) column"),
-    "missing": (_STR, False, "missing-answer policy: 'zero' or 'drop'"),
-    "topcode": (_INT, False, "top-code known-group answers at this value"),
 }
 KNOWN_SIZES_KEYS = {
     "file": (_STR, True, "table of known group sizes with columns group,size"),
@@ -81,20 +80,11 @@ RATIO_KEYS = {
 ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
     "nsum": {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
-        "method": (_STR, False, "'mle', 'pimle' or 'mos'"),
-        "bootstrap": (_INT, False, "rescaled-bootstrap replicates"),
     },
     "nsum_bayes": {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
-        "model": (_STR, False, "basic, degree, barrier, transmission, combined or overdispersed"),
-        "likelihood": (_STR, False, "poisson (default, fast) or binomial (the NSUM package's)"),
         "degree": (_STR, True, "which [degrees.*] entry's known groups the model uses"),
         "hidden": (_LIST, True, "hidden groups fitted by the model"),
-        "chains": (_INT, False, "MCMC chains"),
-        "warmup": (_INT, False, "warm-up iterations per chain"),
-        "draws": (_INT, False, "kept draws per chain"),
-        "target_accept": (_NUM, False, "NUTS target acceptance rate in (0, 1) (default 0.8)"),
-        "tau_prior": (_LIST, False, "Beta(a, b) prior for the transmission rate, as [a, b]"),
     },
     "casework": {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
@@ -109,15 +99,6 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "files": (_LIST, True, "report-log files (CSV or Parquet)"),
         "id": (_STR, True, "identifier column (pseudonymised at read time)"),
         "time": (_STR, True, "timestamp column"),
-        "country_column": (_STR, False, "country column"),
-        "country": (_STR, False, "keep reports from this country"),
-        "exclude": (_TABLE, False, "column = value pairs of flagged reports to drop"),
-        "dedupe": (_STR, False, "keep one record per identifier per 'day' (or other unit)"),
-        "occasion": (_STR, False, "length of one capture occasion, e.g. '7D'"),
-        "occasions": (_INT, False, "capture occasions per window"),
-        "step": (_STR, False, "step between rolling windows, e.g. '28D'"),
-        "estimator": (_STR, False, "closed model, e.g. 'Mth Chao (LB)'"),
-        "base": (_INT, False, "identifier space for prevalence (e.g. IPv4 addresses in the country)"),
     },
     "smallarea": {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
@@ -126,9 +107,7 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "population": (_STR, False, "area population column (the target's base)"),
         "region": (_STR, False, "parent region column (groups areas in cross-validation)"),
         "streams": (_TABLE, False, "data stream name = [covariate columns]"),
-        "methods": (_LIST, False, "'pool' and/or 'extrapolate'"),
         "target": (_STR, False, "combination mapped by area (default: the first combination)"),
-        "level": (_NUM, False, "interval level for area estimates"),
     },
     "cases": {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
@@ -137,6 +116,26 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "by": (_STR, False, "cross-tabulate every coded column against this categorical column"),
     },
 }
+#: The analyses whose options are a spec (hiddenpop.specs): the table holds the keys above (what the analysis
+#: reads) plus the spec's options, checked by the spec itself. ``seed`` is set once, in [study].
+ANALYSIS_SPECS: dict[str, type] = {"nsum": NsumSpec, "nsum_bayes": BayesSpec, "smallarea": SmallAreaSpec,
+                                   "report_log": EventsSpec}
+STUDY_WIDE = ("seed",)
+#: Analyses whose interval level defaults to [study] level (area estimates keep their own 90% default).
+LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log")
+
+
+def analysis_keys(name: str) -> list[str]:
+    """Every key the table [analyses.NAME] accepts: its inputs, then its spec's options."""
+    spec = ANALYSIS_SPECS.get(name)
+    options = [] if spec is None else [i.name for i in fields_of(spec) if i.name not in STUDY_WIDE]
+    return [*ANALYSIS_KEYS[name], *options]
+
+
+def survey_keys() -> list[str]:
+    return [*SURVEY_INPUT_KEYS, *(info.name for info in fields_of(SurveyOptions))]
+
+
 TOP_LEVEL = {
     "study": (_TABLE, True, "title, seed, interval level"),
     "privacy": (_TABLE, False, "suppression threshold and key file"),
@@ -150,17 +149,10 @@ TOP_LEVEL = {
     "analyses": (_TABLE, True, "analyses to run: [analyses.NAME]"),
 }
 
-#: Upper limits of a study's numeric settings, checked before any work starts: beyond them a run would take days
-#: or exhaust memory (100,000 chains crashed the sampler; 10^9 bootstrap replicates returned an empty headline).
-LIMITS = {"bootstrap": 100_000, "chains": 16, "warmup": 100_000, "draws": 100_000, "occasions": 1_000}
 #: Memory the study may ask for in bootstrap replicates or posterior draws (checked once the survey is read).
 MAX_REPLICATE_BYTES = 4 * 2**30
 
 DEGREE_METHODS = ("known_population", "summation")
-NSUM_METHODS = ("mle", "pimle", "mos")
-BAYES_MODELS = ("basic", "degree", "barrier", "transmission", "combined", "overdispersed")
-MISSING_POLICIES = ("zero", "drop")
-SMALLAREA_METHODS = ("pool", "extrapolate")
 HEADLINE_ANALYSES = ("nsum", "nsum_bayes")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -221,6 +213,8 @@ class Study:
     ratios: dict[str, Ratio]
     analyses: dict[str, dict[str, Any]]
     raw: dict[str, Any] = field(repr=False)
+    #: The validated spec of each spec-driven analysis (seed from [study]) and of [survey]'s reading options.
+    specs: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -258,14 +252,20 @@ class _Checker:
         return ConfigError(f"{self.path.name}, {where}: {message}")
 
     def table(
-        self, value: Any, where: str, spec: dict[str, tuple[tuple[type, ...], bool, str]]
+        self, value: Any, where: str, spec: dict[str, tuple[tuple[type, ...], bool, str]],
+        options: type | None = None,
     ) -> dict[str, Any]:
+        """Check the table's own keys against ``spec``; keys of the ``options`` spec are left to :meth:`options`."""
         if not isinstance(value, dict):
             raise self.fail(where, f"expected a table ([{where.strip('[]')}]), got {_kind(value)}")
+        allowed = [*spec, *([] if options is None else [i.name for i in fields_of(options)
+                                                       if i.name not in STUDY_WIDE])]
         for key in value:
-            if key not in spec:
-                raise self.fail(where, f"unknown key {key!r}{_did_you_mean(key, spec)}; allowed keys: "
-                                f"{', '.join(spec)}")
+            if key in STUDY_WIDE and options is not None:
+                raise self.fail(where, f"key {key!r} is set once for the whole study, in [study]; remove it here")
+            if key not in allowed:
+                raise self.fail(where, f"unknown key {key!r}{_did_you_mean(key, allowed)}; allowed keys: "
+                                f"{', '.join(allowed)}")
         for key, (types, required, what) in spec.items():
             if key not in value:
                 if required:
@@ -277,6 +277,13 @@ class _Checker:
                 expected = " or ".join(_TYPE_NAMES[t] for t in types)
                 raise self.fail(f"{where} key {key!r}", f"expected {expected} ({what}), got {_kind(item)}")
         return value
+
+    def options(self, spec_cls: type, table: dict[str, Any], where: str, **study_wide: Any) -> Any:
+        """The analysis's spec from the table's option keys (``study_wide`` values such as the seed fill in)."""
+        names = {info.name for info in fields_of(spec_cls)}
+        given = {k: v for k, v in table.items() if k in names}
+        defaults = {k: v for k, v in study_wide.items() if k in names}
+        return from_table(spec_cls, {**defaults, **given}, where=f"{self.path.name}, {where}: ")
 
     def names(self, items: Any, where: str, what: str) -> tuple[str, ...]:
         if not items or not all(isinstance(i, str) for i in items):
@@ -368,11 +375,10 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         if size > populations["total"]:
             raise check.fail(f"[populations] key {name!r}", "is larger than 'total'; check the numbers")
 
-    survey = dict(check.table(raw["survey"], "[survey]", SURVEY_KEYS))
+    survey = dict(check.table(raw["survey"], "[survey]", SURVEY_INPUT_KEYS, options=SurveyOptions))
     survey["file"] = check.file(survey["file"], "[survey] key 'file'")
-    check.choice(survey.get("missing", "zero"), MISSING_POLICIES, "[survey] key 'missing'")
-    if "topcode" in survey and survey["topcode"] < 1:
-        raise check.fail("[survey] key 'topcode'", "must be a positive integer (the field uses 30)")
+    survey_options = check.options(SurveyOptions, {k: v for k, v in survey.items() if k not in SURVEY_INPUT_KEYS},
+                                   "[survey]")
 
     known = check.table(raw["known_sizes"], "[known_sizes]", KNOWN_SIZES_KEYS)
     known_file = check.file(known["file"], "[known_sizes] key 'file'")
@@ -440,7 +446,9 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
             raise check.fail(where, "numerator and denominator are the same quantity")
         ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")))
 
-    analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey)
+    specs: dict[str, Any] = {"survey": survey_options}
+    analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey, specs,
+                               seed=study["seed"], level=level)
     for combination in combine.values():
         if combination.headline not in analyses:
             raise check.fail(f"[combine.{combination.name}] key 'headline'",
@@ -465,6 +473,7 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         ratios=ratios,
         analyses=analyses,
         raw=raw,
+        specs=specs,
     )
 
 
@@ -499,6 +508,10 @@ def _check_analyses(
     ratios: dict[str, Ratio],
     key_file: Path | None,
     survey_columns: dict[str, Any],
+    specs: dict[str, Any],
+    *,
+    seed: int,
+    level: float,
 ) -> dict[str, dict[str, Any]]:
     analyses: dict[str, dict[str, Any]] = {}
     if not isinstance(value, dict) or not value:
@@ -508,33 +521,33 @@ def _check_analyses(
             raise check.fail(f"[analyses.{name}]", f"unknown analysis{_did_you_mean(name, ANALYSIS_KEYS)}; "
                              f"known analyses: {', '.join(ANALYSIS_KEYS)}")
         where = f"[analyses.{name}]"
-        settings = dict(check.table(entry, where, ANALYSIS_KEYS[name]))
+        spec_cls = ANALYSIS_SPECS.get(name)
+        settings = dict(check.table(entry, where, ANALYSIS_KEYS[name], options=spec_cls))
+        if name == "report_log" and isinstance(settings.get("exclude"), dict):  # exclude = { column = "value" }
+            settings["exclude"] = [f"{column}={value}" for column, value in settings["exclude"].items()]
+        if spec_cls is not None:
+            study_wide = {"seed": seed, **({"level": level} if name in LEVEL_FROM_STUDY else {})}
+            specs[name] = check.options(spec_cls, settings, where, **study_wide)
         enabled = settings.get("enabled", True)
         for key in ("file", "codebook"):
             if key in settings and enabled:
                 settings[key] = check.file(settings[key], f"{where} key {key!r}")
         if "files" in settings and enabled:
             settings["files"] = [check.file(f, f"{where} key 'files'") for f in settings["files"]]
-        for key, limit in LIMITS.items():
-            if key in settings and not 1 <= settings[key] <= limit:
-                raise check.fail(f"{where} key {key!r}", f"must be a whole number from 1 to {limit:,}")
-        if name == "nsum":
-            check.choice(settings.get("method", "mle"), NSUM_METHODS, f"{where} key 'method'")
+        if name == "nsum" and len(specs[name].method) != 1:
+            raise check.fail(f"{where} key 'method'", "a study's headline needs one estimator; name one (e.g. "
+                             "\"mle\") and compare others with `hiddenpop nsum estimate --method`")
         if name == "nsum_bayes":
-            check.choice(settings.get("model", "combined"), BAYES_MODELS, f"{where} key 'model'")
-            check.choice(settings.get("likelihood", "poisson"), ("poisson", "binomial"), f"{where} key 'likelihood'")
-            if not 0 < settings.get("target_accept", 0.8) < 1:
-                raise check.fail(f"{where} key 'target_accept'", "must lie strictly between 0 and 1")
+            try:
+                check_bayes_spec(specs[name])
+            except ConfigError as error:
+                raise check.fail(where, str(error)) from None
             check.reference(settings["degree"], degrees, f"{where} key 'degree'", "degree")
             for group in check.names(settings["hidden"], f"{where} key 'hidden'", "hidden groups"):
                 check.reference(group, hidden, f"{where} key 'hidden'", "hidden group")
                 if hidden[group].degree != settings["degree"]:
                     raise check.fail(f"{where} key 'hidden'", f"hidden group {group!r} is scaled by degree "
                                      f"{hidden[group].degree!r}, not {settings['degree']!r}")
-            if "tau_prior" in settings:
-                prior = settings["tau_prior"]
-                if len(prior) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in prior):
-                    raise check.fail(f"{where} key 'tau_prior'", "expected [a, b] with a > 0 and b > 0")
         if name == "report_log" and enabled and key_file is None:
             raise check.fail(where, "reading identifiers needs a pseudonymisation key: set [privacy] key_file "
                              "(create one with `hiddenpop privacy keygen`)")
@@ -543,8 +556,6 @@ def _check_analyses(
         if name == "smallarea":
             if enabled and "area" not in survey_columns:
                 raise check.fail(where, "area estimates need the survey's area column: set [survey] key 'area'")
-            for method in settings.get("methods", list(SMALLAREA_METHODS)):
-                check.choice(method, SMALLAREA_METHODS, f"{where} key 'methods'")
             if "target" in settings:
                 check.reference(settings["target"], combine, f"{where} key 'target'", "combination")
             for stream, columns in settings.get("streams", {}).items():

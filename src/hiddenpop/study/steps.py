@@ -2,8 +2,9 @@
 
 A step never re-implements an estimator: it builds the family's input contract from the study file, calls the
 family, and reshapes the family's :class:`~hiddenpop.results.Estimates` into the run's common vocabulary
-(``quantity`` = a hidden group, combination or ratio name of the study file). When a family is not installed in
-this build, the step reports ``unavailable`` and the report says so; it never pretends.
+(``quantity`` = a hidden group, combination or ratio name of the study file). The options of each analysis are
+its spec (``study.specs``), the same one its command uses, and the family function that runs it is the one the
+command calls, so a study and the command line give the same numbers.
 
 The one computation done here is the casework summary (totals and the victims-per-suspect ratio among cases),
 which is descriptive and belongs to no estimator family.
@@ -11,7 +12,6 @@ which is descriptive and belongs to no estimator family.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,16 +53,6 @@ def _disabled(name: str) -> Callable[[RunContext], StepResult]:
     return step
 
 
-def _family(module: str, *names: str) -> tuple[Any, ...] | None:
-    """The named public functions of a family, or ``None`` when the family has not shipped them."""
-    try:
-        loaded = importlib.import_module(module)
-    except ImportError:
-        return None
-    found = tuple(getattr(loaded, name, None) for name in names)
-    return None if any(item is None for item in found) else found
-
-
 def _check_memory(values: int, where: str, what: str) -> None:
     """Refuse, before any work, settings whose replicates or draws alone would need more than the study's memory
     limit (8 bytes a value)."""
@@ -70,11 +60,6 @@ def _check_memory(values: int, where: str, what: str) -> None:
     if needed > MAX_REPLICATE_BYTES:
         raise ConfigError(f"{where}: the {what} would need about {needed / 2**30:,.1f} GB (limit "
                           f"{MAX_REPLICATE_BYTES / 2**30:,.0f} GB); lower them")
-
-
-def _unavailable(name: str, what: str) -> StepResult:
-    return StepResult(name=name, title=TITLES[name], status="unavailable",
-                      message=f"{what} is not available in this build of hiddenpop; the step was not run")
 
 
 # --------------------------------------------------------------------------------------------- casework
@@ -150,6 +135,7 @@ def survey_ard(context: RunContext) -> Any:
 
     study = context.study
     survey = study.survey
+    options = study.specs["survey"]
     known_groups = [g for d in study.degrees.values() if d.method == "known_population" for g in d.groups]
     summation = [g for d in study.degrees.values() if d.method == "summation" for g in d.groups]
     sizes = read_table(study.known_sizes_file)
@@ -167,13 +153,13 @@ def survey_ard(context: RunContext) -> Any:
         known={g: by_group[g] for g in known_groups},
         population=study.populations["total"],
         hidden=[h.column for h in study.hidden.values()],
-        weights=survey.get("weights"),
-        strata=survey.get("strata"),
-        psu=survey.get("psu"),
-        id_column=survey.get("id"),
-        missing=survey.get("missing", "zero"),
+        weights=options.weights,
+        strata=options.strata,
+        psu=options.psu,
+        id_column=options.id,
+        missing=options.missing,
         degree_columns=list(dict.fromkeys(summation)) or None,
-        topcode=survey.get("topcode"),
+        topcode=options.topcode,
     )
     context.shared["ard"] = ard
     return ard
@@ -189,54 +175,31 @@ def study_degrees(context: RunContext, ard: Any) -> dict[str, Any]:
 
 
 def nsum_step(context: RunContext) -> StepResult:
-    """Design-based scale-up of every hidden group, their sums and ratios (``hiddenpop.nsum.estimate``), with
-    the rescaled bootstrap over the survey design, plus leave-one-out consistency of the known groups."""
-    if _family("hiddenpop.nsum", "estimate", "consistency", "degree") is None:
-        return _unavailable("nsum", "design-based network scale-up (hiddenpop.nsum.estimate)")
-    from hiddenpop import nsum
+    """Design-based scale-up of every hidden group, their sums and ratios, with the rescaled bootstrap over the
+    survey design, the degree tables and the leave-one-out consistency of each known-population degree
+    (:func:`hiddenpop.nsum.analyses.scale_up_analysis`, as ``hiddenpop nsum estimate`` runs it)."""
+    from hiddenpop.nsum.analyses import scale_up_analysis
 
     study = context.study
-    settings = study.analyses["nsum"]
+    spec = study.specs["nsum"]
     ard = survey_ard(context)
-    _check_memory(len(ard.counts) * settings.get("bootstrap", 1000), "[analyses.nsum] key 'bootstrap'",
-                  "bootstrap replicates")
+    _check_memory(len(ard.counts) * spec.bootstrap, "[analyses.nsum] key 'bootstrap'", "bootstrap replicates")
     degrees = study_degrees(context, ard)
     columns = {name: group.column for name, group in study.hidden.items()}
-    result = nsum.estimate(
-        ard,
-        method=settings.get("method", "mle"),
-        hidden=list(columns.values()),
-        degree={group.column: degrees[group.degree] for group in study.hidden.values()},
+    checks = {name: (list(d.groups), float(study.populations[d.base])) for name, d in study.degrees.items()
+              if d.method == "known_population" and len(d.groups) >= 2}
+    result = scale_up_analysis(
+        ard, spec, hidden=list(columns.values()), degrees=degrees,
+        group_degree={group.column: group.degree for group in study.hidden.values()}, checks=checks,
         sums={c.name: [columns[g] for g in c.groups] for c in study.combine.values()},
         ratios={r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
                 for r in study.ratios.values()},
-        bootstrap=settings.get("bootstrap", 1000),
-        seed=study.seed,
-        level=study.level,
     )
     _rename_quantities(result, {column: name for name, column in columns.items()})
-    tables: dict[str, pd.DataFrame] = {}
-    counts: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
-    warnings = list(result.warnings)
-    for name, spec in study.degrees.items():
-        if spec.method != "known_population" or len(spec.groups) < 2:
-            continue
-        check = nsum.consistency(ard, known=list(spec.groups), population=study.populations[spec.base])
-        table = check.table.rename(columns={"quantity": "group"})
-        table.insert(0, "degree", name)
-        tables["nsum_consistency"] = pd.concat([tables.get("nsum_consistency"), table], ignore_index=True) \
-            if "nsum_consistency" in tables else table
-        warnings.extend(check.warnings)
-    summaries = []
-    histogram = []
-    for name, values in degrees.items():
-        summary = nsum.degree_summary(values, ard.design_weights if ard.weighted else None)
-        summaries.append({"degree": name, **{k: v for k, v in summary.items() if not isinstance(v, (list, dict))}})
-        histogram.append(_histogram(name, values.values))
-    tables["nsum_degrees"] = pd.DataFrame(summaries)
-    tables["nsum_degree_histogram"] = pd.concat(histogram, ignore_index=True)
-    counts["nsum_degree_histogram"] = (["respondents"], {})
-    result.warnings = list(dict.fromkeys(warnings))
+    tables = {"nsum_degrees": result.tables["degrees"], "nsum_degree_histogram": result.tables["degree_histogram"]}
+    if "consistency" in result.tables:
+        tables["nsum_consistency"] = result.tables["consistency"]
+    counts = {"nsum_degree_histogram": (["respondents"], {})}
     return StepResult(name="nsum", title=TITLES["nsum"], status="warnings" if result.warnings else "ok",
                       estimates=result, tables=tables, counts=counts)
 
@@ -250,38 +213,18 @@ def _rename_quantities(result: Estimates, mapping: dict[str, str]) -> None:
     result.table["quantity"] = result.table["quantity"].map(lambda q: mapping.get(q, q))
 
 
-def _histogram(name: str, values: np.ndarray, bins: int = 30) -> pd.DataFrame:
-    """Respondents per degree bin (equal-width bins up to the 99th percentile, the rest in the last bin)."""
-    top = float(np.quantile(values, 0.99)) if values.size else 1.0
-    edges = np.linspace(0.0, max(top, 1.0), bins + 1)
-    counts, _ = np.histogram(np.minimum(values, edges[-1]), bins=edges)
-    return pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts})
-
-
-def _parallel_chains(chains: int) -> None:
-    """One JAX CPU device per chain (as the CLI does), so chains run in parallel on the cores there are. The split
-    depends on the chain count only, not on the machine, so runs stay reproducible across machines. Effective
-    only if JAX has not started in this process yet; otherwise the chains run vectorised on one device."""
-    import numpyro
-
-    numpyro.set_host_device_count(max(1, chains))
-
-
 def nsum_bayes_step(context: RunContext) -> StepResult:
-    """The Bayesian scale-up model named in the study (``hiddenpop.nsum.bayes.MODELS``), fitted on the known groups
-    of one degree and the hidden groups it scales, with posterior sums (e.g. traffickers), the family's
-    convergence gates and posterior predictive checks, and the sensitivity of the sizes to the assumed
-    transmission rate (``calibration.tau_sensitivity``). A fit that fails its gates gets status
-    ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
+    """The Bayesian scale-up model named in the study, fitted on the known groups of one degree and the hidden
+    groups it scales, with posterior sums (e.g. traffickers), the convergence gates, posterior predictive checks
+    and the sensitivity of the sizes to the assumed transmission rate
+    (:func:`hiddenpop.nsum.bayes.analyses.bayes_analysis`, as ``hiddenpop nsum bayes`` runs it). A fit that fails
+    its gates gets status ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
+    from hiddenpop.nsum.bayes.analyses import prepare_chains
+
     study = context.study
     settings = study.analyses["nsum_bayes"]
-    model_name = settings.get("model", "combined")
-    family = _family("hiddenpop.nsum.bayes", "MODELS", "Priors")
-    if family is None or model_name not in family[0]:
-        return _unavailable("nsum_bayes", f"the Bayesian {model_name} model (hiddenpop.nsum.bayes)")
-    models, priors_class = family
-    model_class = models[model_name]
-    _parallel_chains(int(settings.get("chains", 4)))
+    spec = study.specs["nsum_bayes"]
+    prepare_chains(spec)
     ard = survey_ard(context)
     degree_spec = study.degrees[settings["degree"]]
     if degree_spec.method != "known_population":
@@ -290,12 +233,6 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
                           "a summation degree")
     groups = list(settings["hidden"])
     columns = {g: study.hidden[g].column for g in groups}
-    kwargs: dict[str, Any] = {}
-    if "tau_prior" in settings:
-        kwargs["priors"] = priors_class(tau=tuple(float(v) for v in settings["tau_prior"]))
-    if model_name != "overdispersed":
-        kwargs["likelihood"] = settings.get("likelihood", "poisson")
-    model = model_class(**kwargs)
     sums = {c.name: [columns[g] for g in c.groups] for c in study.combine.values()
             if all(g in columns for g in c.groups)}
     ratios = {r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
@@ -304,13 +241,12 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     population = study.populations[degree_spec.base]
     known = {g: float(ard.known_sizes[g]) for g in degree_spec.groups}
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
-    _check_memory(settings.get("chains", 4) * settings.get("draws", 1000) * (len(counts) + 4 * counts.shape[1]),
+    _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
-    result = model.fit(
-        counts, known_sizes=known, population=population, hidden=list(columns.values()),
-        chains=settings.get("chains", 4), warmup=settings.get("warmup", 1000), draws=settings.get("draws", 1000),
-        seed=study.seed, sums=sums, ratios=ratios, target_accept=float(settings.get("target_accept", 0.8)),
-    )
+    from hiddenpop.nsum.bayes.analyses import bayes_analysis
+
+    result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
+                            sums=sums, ratios=ratios)
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
@@ -319,9 +255,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     gate_columns = [c for c in ("quantity", "estimate", "lower", "upper", "rhat", "ess_bulk", "ess_tail",
                                 "passed_gates") if c in result.table.columns]
     tables["nsum_bayes_diagnostics"] = result.table[gate_columns]
-    sensitivity = _family("hiddenpop.nsum.bayes.calibration", "tau_sensitivity")
-    if sensitivity is not None and passed and "idata" in result.extras:
-        table = sensitivity[0](result, sums=sums, level=study.level)
+    if "tau_sensitivity" in result.tables:
+        table = result.tables["tau_sensitivity"]
         table["quantity"] = table["quantity"].map(lambda q: {c: n for n, c in columns.items()}.get(q, q))
         tables["nsum_bayes_sensitivity"] = table
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
@@ -335,30 +270,18 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
 
 def report_log_step(context: RunContext) -> StepResult:
     """Report log -> pseudonymised, cleaned events with their audit -> capture histories per rolling window ->
-    one closed-population estimate per window, in one call of ``hiddenpop.capture.events.rolling.report_series``.
-    Identifiers are pseudonymised inside the reader with the study's key and never leave it; only counts reach
-    the run folder."""
-    family = _family("hiddenpop.capture.events.rolling", "report_series")
-    rules_family = _family("hiddenpop.capture.events.cleaning", "CleaningRules")
-    if family is None or rules_family is None:
-        return _unavailable("report_log", "report-log capture-recapture (hiddenpop.capture.events.rolling)")
-    (report_series,) = family
-    (cleaning_rules,) = rules_family
+    one closed-population estimate per window (:func:`hiddenpop.capture.analyses.events_analysis`, as
+    ``hiddenpop capture events`` runs it). Identifiers are pseudonymised inside the reader with the study's key and
+    never leave it; only counts reach the run folder."""
+    from hiddenpop.capture.analyses import events_analysis, read_log
     from hiddenpop.privacy import load_key
 
     study = context.study
     settings = study.analyses["report_log"]
-    rules = cleaning_rules(
-        country_column=settings.get("country_column"),
-        country=settings.get("country"),
-        exclude=[(str(column), str(value)) for column, value in settings.get("exclude", {}).items()],
-        dedupe=settings.get("dedupe", "day"),
-    )
-    result = report_series([str(f) for f in settings["files"]], identifier=settings["id"], time=settings["time"],
-                           key=load_key(study.key_file), rules=rules, occasion=settings.get("occasion", "7D"),
-                           occasions=settings.get("occasions", 4), step=settings.get("step", "28D"),
-                           estimator=settings.get("estimator", "Mth Chao (LB)"), base=settings.get("base"),
-                           level=study.level, seed=study.seed)
+    spec = study.specs["report_log"]
+    log = read_log([str(f) for f in settings["files"]], spec, identifier=settings["id"], time=settings["time"],
+                   key=load_key(study.key_file))
+    result = events_analysis(log, spec)
     result.provenance = {}  # the run's manifest records inputs and the key fingerprint once, for every step
     series = result.tables["series"]
     tables = {"rolling_series": series, "cleaning_audit": result.tables["audit"]}
@@ -415,26 +338,19 @@ def direct_area_rates(context: RunContext, combination: str) -> pd.DataFrame:
 
 
 def smallarea_step(context: RunContext) -> StepResult:
-    """Area estimates for every area (``hiddenpop.smallarea``): direct rates where surveyed (above), then the
-    partially pooled model and/or the machine-learning extrapolation on the area covariates, the per-stream
-    importance, and the consistency of the implied national rate with the national interval."""
+    """Area estimates for every area: direct rates where surveyed (above), then the partially pooled model and/or
+    the machine-learning extrapolation on the area covariates (:mod:`hiddenpop.smallarea.analyses`, as
+    ``hiddenpop smallarea pool|extrapolate`` run them), compared with the national interval of [analyses.nsum]
+    and calibrated to it when the study asks."""
+    from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
+    from hiddenpop.smallarea.areas import AreaTable
+    from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
+    from hiddenpop.specs import project
+
     study = context.study
     settings = study.analyses["smallarea"]
-    methods = settings.get("methods", ["pool", "extrapolate"])
-    area_family = _family("hiddenpop.smallarea.areas", "AreaTable")
-    pool_family = _family("hiddenpop.smallarea.pooling", "pooled_estimates")
-    ml_family = _family("hiddenpop.smallarea.extrapolate", "extrapolate")
-    bench_family = _family("hiddenpop.smallarea.national", "national_consistency")
-    available = {"pool": pool_family, "extrapolate": ml_family}
-    runnable = [m for m in methods if available[m] is not None]
-    if area_family is None or not runnable or _family("hiddenpop.nsum", "estimate") is None:
-        return _unavailable("smallarea", "small-area estimation (hiddenpop.smallarea)")
-    if "area" not in study.survey:
-        return StepResult(name="smallarea", title=TITLES["smallarea"], status="skipped",
-                          message="the survey has no area column ([survey] key 'area'), so no direct estimates")
-    (area_table,) = area_family
+    spec = study.specs["smallarea"]
     combination = settings.get("target") or next(iter(study.combine))
-    level = float(settings.get("level", 0.9))
     direct = direct_area_rates(context, combination)
     path = settings["file"]
     frame = read_table(path)
@@ -448,51 +364,48 @@ def smallarea_step(context: RunContext) -> StepResult:
                         f"(first: row of area {unknown[0]!r} missing); add them or fix the [survey] area column")
     merged = frame.merge(direct[["area", "direct", "direct_se"]].rename(columns={"area": id_column}),
                          on=id_column, how="left")
-    areas = area_table.from_frame(merged, id=id_column, target="direct", target_se="direct_se",
-                                  population=settings.get("population"),
-                                  region=settings.get("region"), streams=settings.get("streams"),
-                                  source=path.name)
-    results = {method: available[method][0](areas, level=level, seed=study.seed) for method in runnable}
-    chosen = "extrapolate" if "extrapolate" in results else runnable[0]
-    combined = results[runnable[0]]
-    for method in runnable[1:]:
-        combined = combined.combine(results[method])
-    all_rows = pd.concat([r.table.assign(approach=m) for m, r in results.items()], ignore_index=True)
-    shown = results[chosen].table.copy()
+    areas = AreaTable.from_frame(merged, id=id_column, target="direct", target_se="direct_se",
+                                 population=settings.get("population"), region=settings.get("region"),
+                                 streams=settings.get("streams"), impute=spec.impute, source=path.name)
+    national = None
+    nsum = context.result("nsum")
+    if nsum is not None and nsum.usable:
+        row = nsum.estimates.get(combination)
+        base = study.populations[study.combine[combination].base]
+        national = (row["estimate"] / base, row["lower"] / base, row["upper"] / base)
+    runs = {"pool": (pool_analysis, PoolSpec), "extrapolate": (extrapolate_analysis, ExtrapolateSpec)}
+    results = {method: runs[method][0](areas, project(spec, runs[method][1]), national=national)
+               for method in spec.methods}
+    chosen = "extrapolate" if "extrapolate" in results else spec.methods[0]
+    shown = results[chosen].tables["areas"].copy()
     for column in ("longitude", "latitude"):
         if column in frame.columns:
             shown[column] = frame.set_index(id_column).loc[shown["area"].astype(str), column].to_numpy()
-    tables = {"area_estimates": shown, "area_estimates_all": all_rows, "area_direct": direct}
-    importance = results[chosen].tables.get("importance")
-    if importance is not None:
-        tables["stream_importance"] = importance
-    warnings = list(combined.warnings)
-    if bench_family is not None and context.result("nsum") is not None and context.result("nsum").usable:
-        (national_consistency,) = bench_family
-        national = context.result("nsum").estimates.get(combination)
-        base = study.populations[study.combine[combination].base]
-        population = areas.populations()
-        check = national_consistency(shown["estimate"].to_numpy(), population,
-                                     (national["estimate"] / base, national["lower"] / base,
-                                      national["upper"] / base), level=level)
-        tables["area_national_consistency"] = pd.DataFrame([check])
-        if check.get("within_national_interval") is False:
-            warnings.append(f"area estimates imply a national rate of {check['implied_rate']:.3g}, outside the "
-                            "national interval")
-    combined.warnings = list(dict.fromkeys(warnings))
+    tables = {"area_estimates": shown,
+              "area_estimates_all": pd.concat([r.tables["areas"].assign(approach=m) for m, r in results.items()],
+                                              ignore_index=True),
+              "area_direct": direct}
+    if len(results[chosen].tables["importance"]):
+        tables["stream_importance"] = results[chosen].tables["importance"]
+    if national is not None:
+        tables["area_national_consistency"] = pd.DataFrame([{k: v for k, v in
+                                                             results[chosen].diagnostics["national"].items()
+                                                             if not isinstance(v, dict)}])
+    combined = results[spec.methods[0]]
+    for method in spec.methods[1:]:
+        combined = combined.combine(results[method])
+    combined.warnings = list(dict.fromkeys(combined.warnings))
     combined.table = combined.table.iloc[0:0]  # per-area rows are published in area_estimates, not as estimates
-    return StepResult(name="smallarea", title=TITLES["smallarea"], status="warnings" if warnings else "ok",
-                      estimates=combined, tables=tables,
+    return StepResult(name="smallarea", title=TITLES["smallarea"],
+                      status="warnings" if combined.warnings else "ok", estimates=combined, tables=tables,
                       message=f"target: {combination} per person of its base; map shows the {chosen} estimates")
 
 
 def cases_step(context: RunContext) -> StepResult:
     """Coded case-file typologies (``hiddenpop.cases.summary.summarize_cases``); the family suppresses small
     cells itself (with complementary suppression) at the study's threshold."""
-    family = _family("hiddenpop.cases.summary", "summarize_cases", "read_codebook")
-    if family is None:
-        return _unavailable("cases", "case-file summaries (hiddenpop.cases)")
-    summarize_cases, read_codebook = family
+    from hiddenpop.cases.summary import read_codebook, summarize_cases
+
     study = context.study
     settings = study.analyses["cases"]
     cases_path, codebook_path = settings["file"], settings["codebook"]

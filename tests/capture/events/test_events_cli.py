@@ -45,7 +45,7 @@ def test_events_writes_series_audit_figures_without_identifiers(setup, stream, r
     tmp_path, key, raw = setup
     out = tmp_path / "run"
     done = run_cli("capture", "events", str(tmp_path / "reports_*.csv"), *COMMON, "--occasion", "7D",
-                   "--occasions", "4", "--step", "3D", "--base", "5485000", "--key-file", key, "--out", out,
+                   "--occasions", "4", "--step", "3D", "--base", "5485000", "--key-file", key, "--out-dir", out,
                    "--quiet")
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in out.iterdir())
@@ -71,7 +71,7 @@ def test_histories_then_open_model(setup, run_cli):
     tmp_path, key, raw = setup
     out = tmp_path / "hist"
     done = run_cli("capture", "histories", str(tmp_path / "reports_*.csv"), *COMMON, "--end", "2014-12-30",
-                   "--occasion", "28D", "--occasions", "13", "--key-file", key, "--out", out, "--quiet")
+                   "--occasion", "28D", "--occasions", "13", "--key-file", key, "--out-dir", out, "--quiet")
     assert done.returncode == 0, done.stderr
     histories = pd.read_csv(out / "histories.csv", dtype={"history": str})
     assert len(histories) == 2**13 - 1 and histories["window_start"].nunique() == 1

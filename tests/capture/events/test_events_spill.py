@@ -49,7 +49,7 @@ def _start(log: Path, cwd: Path, tmpdir: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "hiddenpop.cli", "capture", "events", str(log / "reports.csv"), "--id", "ip",
          "--id-kind", "ip", "--time", "time", "--key-file", str(log / "key.txt"), "--memory-limit", "100MB",
-         "--threads", "1", "--quiet", "--out", str(out)],
+         "--threads", "1", "--quiet", "--out-dir", str(out)],
         cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

@@ -43,7 +43,11 @@ def test_bad_fit_is_returned_with_gate_warnings_and_json_schema(run_cli, files, 
     assert rows["y_group3"]["passed_gates"] is False
     assert any(w.startswith("convergence gate failed") for w in payload["warnings"])
     assert "failed the convergence gates" in result.stderr
-    assert {"ppc", "rootogram", "tau_sensitivity"} <= set(payload["tables"])
+    assert {"ppc", "rootogram"} <= set(payload["tables"])
+    # a failed fit gets no sensitivity table (as in a study run), and says why
+    assert "tau_sensitivity" not in payload["tables"]
+    assert any("sensitivity" in note and "gates" in note for note in payload["notes"])
+    assert payload["settings"]["tau_grid"] == [0.5, 1.0]
     assert payload["seed"] == 5
     assert posterior.exists()
     import arviz as az

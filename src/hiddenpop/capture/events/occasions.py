@@ -31,6 +31,9 @@ import pandas as pd
 from hiddenpop.errors import ConfigError
 
 MAX_OCCASIONS = 16
+#: How each window is estimated by default, and the interval forms of a window's estimate.
+DEFAULT_ESTIMATOR = "Mth Chao (LB)"
+INTERVALS = ("log", "wald")
 
 
 def parse_days(text: str | int, option: str = "--occasion") -> int:

@@ -32,13 +32,18 @@ from scipy import stats
 from hiddenpop.capture.closed.models import fit_closed, parse_model
 from hiddenpop.capture.core.histories import Histories, all_patterns
 from hiddenpop.capture.core.intervals import log_transformed_ci
-from hiddenpop.capture.events.occasions import WindowPlan, plan_windows, window_pattern_counts
+from hiddenpop.capture.events.occasions import (
+    DEFAULT_ESTIMATOR,
+    INTERVALS,
+    WindowPlan,
+    plan_windows,
+    window_pattern_counts,
+)
 from hiddenpop.capture.events.reader import read_events
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
-DEFAULT_ESTIMATOR = "Mth Chao (LB)"
 COVERAGE_NAMES = ("coverage", "sample coverage", "mth coverage")
 SERIES_COLUMNS = ["window_start", "window_end", "observed", "estimate", "se", "lower", "upper", "per_10000",
                   "model", "warnings"]
@@ -123,8 +128,8 @@ def rolling_series(
     same information plus ``per_10000_lower/upper``; ``.tables["audit"]`` the cleaning audit when given.
     ``iterate`` wraps the window loop (e.g. a progress bar).
     """
-    if interval not in ("log", "wald"):
-        raise ConfigError(f"interval must be 'log' or 'wald', not {interval!r}")
+    if interval not in INTERVALS:
+        raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
     if base is not None and not base > 0:
         raise ConfigError(f"--base must be a positive population size, got {base}")
     name, _spec = _resolve(estimator)

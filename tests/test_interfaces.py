@@ -1,0 +1,139 @@
+"""One definition per analysis: the study file and the command line offer the same options, and no message advises
+an option or a value that does not exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import typer
+
+from cli_commands import COMMAND_INPUTS, INTERFACE, spec_commands
+from hiddenpop.cli import app
+from hiddenpop.nsum.specs import SurveyOptions
+from hiddenpop.specs import fields_of
+from hiddenpop.study.schema import ANALYSIS_KEYS, ANALYSIS_SPECS, STUDY_WIDE, analysis_keys, survey_keys
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "hiddenpop"
+COMMANDS = {path: (command, spec) for path, command, spec in spec_commands()}
+#: The commands that run each spec-driven study analysis.
+STUDY_COMMANDS = {"nsum": ("nsum estimate",), "nsum_bayes": ("nsum bayes",),
+                  "smallarea": ("smallarea pool", "smallarea extrapolate"), "report_log": ("capture events",)}
+#: Study keys that choose which commands run, rather than how.
+STUDY_CHOICES = {"methods"}
+
+
+def _command_options(name: str) -> set[str]:
+    return {p.name for path in STUDY_COMMANDS[name] for p in COMMANDS[path][0].params} - INTERFACE
+
+
+def test_every_spec_driven_study_analysis_has_its_commands():
+    assert set(ANALYSIS_SPECS) == set(STUDY_COMMANDS)
+    for name, paths in STUDY_COMMANDS.items():
+        offered = {info.name for path in paths for info in fields_of(COMMANDS[path][1])}
+        declared = {info.name for info in fields_of(ANALYSIS_SPECS[name])} - STUDY_CHOICES
+        assert declared <= offered, f"{paths} lack options {sorted(declared - offered)} of [analyses.{name}]"
+
+
+@pytest.mark.parametrize("name", sorted(STUDY_COMMANDS))
+def test_study_table_and_commands_offer_the_same_options(name):
+    cli = _command_options(name)
+    study = set(analysis_keys(name))
+    options = {info.name for info in fields_of(ANALYSIS_SPECS[name])}
+    # every option of the analysis is a key of its study table (but the study-wide seed) and a command option
+    assert options - set(STUDY_WIDE) <= study
+    assert options - STUDY_CHOICES <= cli
+    # every command option is a study key, a [survey] key, or an input the study declares in its own tables
+    unexplained = cli - study - set(survey_keys()) - set(COMMAND_INPUTS) - set(STUDY_WIDE)
+    assert not unexplained, f"{name}: command options {sorted(unexplained)} have no study-file key"
+    # every study key is a command option, an input the command takes as a file, column or group, or a choice
+    # of which commands run
+    inputs = set(ANALYSIS_KEYS[name])
+    assert study - cli - inputs - STUDY_CHOICES == set(), f"{name}: study keys {sorted(study - cli)} have no flag"
+
+
+def test_survey_reading_options_are_one_declaration():
+    assert survey_keys()[2:] == [info.name for info in fields_of(SurveyOptions)]
+    command, _ = COMMANDS["nsum estimate"]
+    assert {info.name for info in fields_of(SurveyOptions)} <= {p.name for p in command.params}
+
+
+FLAG = r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9](?![\w-])"
+#: Study-file templates, whose keys (e.g. a degree's method) are checked by loading the study they write.
+TEMPLATES = {"study/demo.py"}
+
+
+def _all_flags() -> set[str]:
+    flags: set[str] = set()
+
+    def walk(command) -> None:
+        for param in command.params:
+            flags.update(param.opts)
+            flags.update(getattr(param, "secondary_opts", []))
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(typer.main.get_command(app))
+    return flags
+
+
+def _string_constants() -> list[tuple[str, str]]:
+    found = []
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found.append((path.relative_to(SRC).as_posix(), node.value))
+    return found
+
+
+def test_no_message_advises_a_flag_that_does_not_exist():
+    flags = _all_flags()
+    stale = sorted({(where, flag) for where, text in _string_constants()
+                    for flag in re.findall(FLAG, text) if flag not in flags})
+    assert not stale, f"messages name flags no command has: {stale}"
+
+
+def _family(module: str) -> str:
+    """The family a module or source file belongs to (``hiddenpop.smallarea.specs`` and ``smallarea/x.py``)."""
+    parts = module.replace("/", ".").split(".")
+    return parts[1] if parts[0] == "hiddenpop" else parts[0]
+
+
+def test_no_message_advises_a_value_an_option_does_not_allow():
+    """``engine='nuts'`` in a smallarea message must be a value of a smallarea option called engine; messages of
+    the study layer are held to every study analysis's options."""
+    specs = [spec for _, spec in COMMANDS.values()] + list(ANALYSIS_SPECS.values())
+    choices: dict[tuple[str, str], set[str]] = {}
+    for spec in specs:
+        for info in fields_of(spec):
+            if info.choices:
+                for family in (_family(spec.__module__), "study"):
+                    choices.setdefault((family, info.name), set()).update(info.choices)
+    wrong = sorted({(where, key, value) for where, text in _string_constants()
+                    for key, value in re.findall(r"\b([a-z_]+)\s*=\s*['\"]([\w-]+)['\"]", text)
+                    if (_family(where), key) in choices and value not in choices[(_family(where), key)]
+                    and where not in TEMPLATES})
+    assert not wrong, f"messages advise values their option does not allow: {wrong}"
+
+
+def test_the_checks_above_can_fail():
+    """The scanners see a stale flag and a wrong value when there is one."""
+    text = "refit with --no-such-flag or engine='warp'"
+    assert re.findall(FLAG, text) == ["--no-such-flag"]
+    assert "--no-such-flag" not in _all_flags()
+    assert re.findall(r"\b([a-z_]+)\s*=\s*['\"]([\w-]+)['\"]", text) == [("engine", "warp")]
+
+
+def test_study_file_docs_show_each_tables_options_as_declared():
+    from cli_commands import marked, study_blocks
+
+    text = (SRC.parents[1] / "docs" / "study-file.md").read_text()
+    for name, table in study_blocks().items():
+        assert marked(name, table) in text, f"docs/study-file.md: run `python tests/cli_commands.py` ({name})"
