@@ -49,8 +49,8 @@ def main() -> None:
     import numpy as np
 
     from hiddenpop.nsum.bayes import CombinedModel, Priors
-    from hiddenpop.nsum.bayes._common import enable_compilation_cache, from_ard
-    from hiddenpop.nsum.bayes._maltiel import model_arrays
+    from hiddenpop.nsum.bayes.common import enable_compilation_cache, from_ard
+    from hiddenpop.nsum.bayes.maltiel import model_arrays
     from hiddenpop.simulate.ard import simulate_national_ard
 
     if args.compilation_cache:
@@ -159,7 +159,7 @@ def _latent_density(data, marginal, likelihood):
     from jax.scipy.stats import beta as beta_dist
     from jax.scipy.stats import norm
 
-    from hiddenpop.nsum.bayes._common import Density, uniform_interval
+    from hiddenpop.nsum.bayes.common import Density, uniform_interval
 
     known_index, hidden_index = data.known_index, data.hidden_index
     n_groups = len(data.groups)

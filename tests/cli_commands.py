@@ -7,7 +7,7 @@ import typer
 from hiddenpop.cli import app
 
 #: How to write a result: command-line only, never what is computed.
-INTERFACE = {"fmt", "out", "out_dir", "quiet", "force", "help"}
+INTERFACE = {"fmt", "out", "out_dir", "quiet", "force", "help", "scheduler"}  # scheduler: results are identical
 #: What a command reads, and where a study file declares the same thing instead.
 COMMAND_INPUTS = {
     "survey": "[survey] file", "known": "[known_sizes] file", "population": "[populations] / smallarea key",
@@ -24,6 +24,15 @@ COMMAND_INPUTS = {
     "key_file": "[privacy] key_file",
     "memory_limit": "(the command line only: DuckDB resources)", "temp_dir": "(the command line only: DuckDB)",
     "threads": "(the command line only: DuckDB resources)",
+    "cases": "cases key 'file'", "codebook": "cases key 'codebook'",
+    # commands a study does not run: design, review and the like read their files and columns as given
+    "frame": "-", "stratum": "-", "psu": "-", "size": "-", "allocation": "-", "ssu": "-", "units": "-",
+    "reserves_out": "-", "sample": "-", "probability": "-", "base_weight": "-", "respondent": "-", "cells": "-",
+    "margins": "-", "units_file": "-", "unit": "-", "reviews": "-", "status": "-",
+    "positive": "-", "negative": "-", "unknown": "-", "positive_count": "-", "negative_count": "-",
+    "unknown_count": "-",
+    "area": "[survey] area", "known_columns": "[degrees.NAME] groups", "roster": "-", "household_size": "-",
+    "weights": "[survey] weights", "strata": "[survey] strata",
 }
 
 

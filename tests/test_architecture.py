@@ -112,3 +112,26 @@ def test_every_package_has_a_test_folder():
     interfaces = {Path("cli")}  # the command line is tested through the families' test folders
     missing = [str(p) for p in packages - interfaces - {Path(".")} if not (TESTS / p).is_dir()]
     assert missing == []
+
+
+def test_no_function_shadows_its_module_and_no_private_module_holds_a_public_api():
+    """``hiddenpop.nsum.degree`` once named both a function and its module: importing the module replaced the
+    function. No package may export a name that is also one of its submodules, and no module file is private."""
+    import importlib
+    import pkgutil
+
+    import hiddenpop
+
+    clashes, private = [], []
+    for info in pkgutil.walk_packages(hiddenpop.__path__, "hiddenpop."):
+        leaf = info.name.rsplit(".", 1)[-1]
+        if leaf.startswith("_") and leaf != "__main__":
+            private.append(info.name)
+        if info.ispkg:
+            package = importlib.import_module(info.name)
+            names = set(getattr(package, "__all__", []))
+            submodules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+            clashes += [f"{info.name}.{n}" for n in names & submodules
+                        if not isinstance(getattr(package, n, None), type(package))]
+    assert not clashes, f"exported names that are also submodules: {clashes}"
+    assert not private, f"private modules: {private}"

@@ -1,6 +1,6 @@
 """The committed corpus of broken files (tests/data/bad/) through the CLI: exit 2, one line, the expected message.
 
-Most files run in-process through ``hiddenpop.cli.main`` (the console script's own error handling); two run as real
+Most files run in-process through ``hiddenpop.cli.root`` (the console script's own error handling); two run as real
 subprocesses to check the user sees one line and no traceback from a fresh interpreter.
 """
 
@@ -31,9 +31,9 @@ def _args(family: str, path: Path, tmp_path: Path) -> list[str]:
     if family == "capture":
         return ["capture", "closed", str(path)]
     if family == "events":
-        return ["capture", "events", str(path), "--id", "ip", "--time", "reported_at", "--out", str(tmp_path / "ev")]
+        return ["capture", "events", str(path), "--id", "ip", "--time", "reported_at", "--out-dir", str(tmp_path / "ev")]
     if family == "grid":
-        return ["simulate", "grid", str(path), "--scheduler", "serial", "--out", str(tmp_path / "grid")]
+        return ["simulate", "grid", str(path), "--scheduler", "serial", "--out-dir", str(tmp_path / "grid")]
     raise AssertionError(f"unknown family {family} in expected.csv")
 
 

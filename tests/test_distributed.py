@@ -117,7 +117,7 @@ def test_grid_through_scheduler_option_equals_serial(loopback_cluster, run_cli, 
     grid = tmp_path / "tiny.toml"
     grid.write_text(TINY_GRID)
     serial = run_grid(parse_grid(tomllib.loads(TINY_GRID), source="tiny.toml"), scheduler="serial")
-    done = run_cli("simulate", "grid", grid, "--scheduler", loopback_cluster, "--out", tmp_path / "remote", "--quiet",
+    done = run_cli("simulate", "grid", grid, "--scheduler", loopback_cluster, "--out-dir", tmp_path / "remote", "--quiet",
                    "--format", "csv")
     assert done.returncode == 0, done.stderr
     remote = pd.read_csv(tmp_path / "remote" / "summary.csv")

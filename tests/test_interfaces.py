@@ -20,7 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hiddenpop"
 COMMANDS = {path: (command, spec) for path, command, spec in spec_commands()}
 #: The commands that run each spec-driven study analysis.
 STUDY_COMMANDS = {"nsum": ("nsum estimate",), "nsum_bayes": ("nsum bayes",),
-                  "smallarea": ("smallarea pool", "smallarea extrapolate"), "report_log": ("capture events",)}
+                  "smallarea": ("smallarea pool", "smallarea extrapolate"), "report_log": ("capture events",),
+                  "cases": ("cases summarize",)}
 #: Study keys that choose which commands run, rather than how.
 STUDY_CHOICES = {"methods"}
 

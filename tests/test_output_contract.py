@@ -18,6 +18,7 @@ from hiddenpop.specs import options_markdown
 from refdata import CAPTURE_DATA, NSUM_DATA
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+EXAMPLE_FILES = Path(__file__).resolve().parents[1] / "examples"
 SCHEMA = json.loads((DOCS / "estimates.schema.json").read_text())
 COMMANDS = spec_commands()
 NSUM_SURVEY = NSUM_DATA / "networkreporting_example_survey.csv"
@@ -28,9 +29,19 @@ EXAMPLES = {
     "capture closed": [CAPTURE_DATA / "rcapture_hare.csv"],
     "capture ci": [CAPTURE_DATA / "rcapture_hare.csv", "--model", "Mth Chao (LB)"],
     "capture mse": [CAPTURE_DATA / "mse_Korea.csv", "--select", "stepwise"],
+    "plan": ["--target", "0.5", "--hidden-size", "200000", "--sizes", "240", "--replicates", "10", "--bootstrap",
+             "100"],
+    "datasets list": [],
+    "capture open": [CAPTURE_DATA / "rcapture_duck.csv"],
     "capture coverage": [CAPTURE_DATA / "care1_HAV.csv", "--bootstrap", "20"],
     "nsum estimate": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--hidden", "clients",
                       "--topcode", "30", "--bootstrap", "100"],
+    "cases summarize": [EXAMPLE_FILES / "cases" / "cases.csv", "--codebook", EXAMPLE_FILES / "cases" / "codebook.csv"],
+    "design sample-size": ["--margin", "0.05", "--population", "100000"],
+    "review size": ["--margin", "0.05", "--population", "81723"],
+    "review sample": [EXAMPLE_FILES / "review" / "reviews.csv", "--unit", "unit", "--n", "20"],
+    "review estimate": [EXAMPLE_FILES / "review" / "reviews.csv", "--positive", "livestream", "--negative",
+                        "not livestream", "--unknown", "unknown", "--unit", "unit"],
     "nsum bayes": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--hidden", "clients", "--model",
                    "basic", "--chains", "1", "--warmup", "20", "--draws", "20", "--quiet"],
     "nsum consistency": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--topcode", "30"],
@@ -40,23 +51,32 @@ EXAMPLES = {
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> dict:
     """Inputs made on the spot for commands without a bundled example: a synthetic country and a report log."""
+    import pandas as pd
     from typer.testing import CliRunner
 
     from hiddenpop.cli import app
     from hiddenpop.simulate.reports import simulate_reports
 
     folder = tmp_path_factory.mktemp("contract")
+    pd.DataFrame({"region": [f"R{i % 3}" for i in range(30)], "municipality": [f"M{i:02d}" for i in range(30)],
+                  "households": [200 + 37 * i for i in range(30)]}).to_csv(folder / "frame.csv", index=False)
+    pd.DataFrame({"pi": [0.01, 0.02, 0.01, 0.02], "sex": ["f", "m", "m", "f"], "r": [1, 1, 1, 0]}).to_csv(
+        folder / "sample.csv", index=False)
     done = CliRunner().invoke(app, ["smallarea", "synth", str(folder / "country"), "--rows", "12", "--cols", "12",
                                     "--surveyed", "40", "--seed", "3"])
     assert done.exit_code == 0, done.output
     simulate_reports(initial=300, arrival_rate=0.5, mean_stay_days=200, days=120, rate_median=0.05,
                      rate_sdlog=0.5, seed=2).write(folder / "log.csv")
     (folder / "key.txt").write_text("0123456789abcdef0123456789abcdef\n")
-    return {"country": folder / "country", "log": folder / "log.csv", "key": folder / "key.txt"}
+    (folder / "grid.toml").write_text('[grid]\nseed = 5\nreplicates = 3\n[capture]\nestimators = ["M0"]\n'
+                                      '[capture.baseline]\npopulation = 150\n')
+    return {"country": folder / "country", "log": folder / "log.csv", "key": folder / "key.txt",
+            "frame": folder / "frame.csv", "sample": folder / "sample.csv", "grid": folder / "grid.toml",
+            "folder": folder}
 
 
 #: Commands whose result is tables only (no estimate rows).
-TABLES_ONLY = {"capture histories"}
+TABLES_ONLY = {"capture histories", "simulate grid", "datasets list"}
 
 
 def _generated_args(path: str, made: dict) -> list:
@@ -66,10 +86,19 @@ def _generated_args(path: str, made: dict) -> list:
     return {"smallarea pool": [*areas, "--draws", "200", "--no-cv"],
             "smallarea extrapolate": [*areas, "--repeats", "1", "--folds", "3", "--no-compare-pooled"],
             "capture events": [*log, "--step", "28D"],
-            "capture histories": log}[path]
+            "capture histories": log,
+            "design select": [made["frame"], "--stratum", "region", "--psu", "municipality", "--size",
+                              "households", "--psus", "6", "--take", "10"],
+            "design weights": [made["sample"], "--probability", "pi", "--respondent", "r"],
+            "simulate grid": [made["grid"], "--scheduler", "serial", "--out-dir", made["folder"] / "grid", "--quiet"],
+            "smallarea direct": [made["country"] / "survey.csv", "--area", "area_id", "--hidden", "know_hidden",
+                                 "--known-columns", "know_doctor,know_teacher,know_nurse", "--roster",
+                                 "roster_doctor,roster_teacher,roster_nurse", "--household-size",
+                                 "household_size", "--replicates", "100"]}[path]
 
 
-GENERATED = {"smallarea pool", "smallarea extrapolate", "capture events", "capture histories"}
+GENERATED = {"simulate grid", "smallarea direct", "smallarea pool", "smallarea extrapolate", "capture events", "capture histories", "design select",
+             "design weights"}
 
 
 def _json_of(path: str, args: list) -> dict:

@@ -103,7 +103,7 @@ def test_cli_grid_outputs_are_byte_identical(run_cli, tmp_path):
     grid.write_text(
         '[grid]\nseed = 5\nreplicates = 3\n[capture]\nestimators = ["M0", "Mt"]\n[capture.baseline]\npopulation = 150\n'
     )
-    done = run_cli("simulate", "grid", grid, "--scheduler", "serial", "--out", tmp_path / "a", "--quiet",
+    done = run_cli("simulate", "grid", grid, "--scheduler", "serial", "--out-dir", tmp_path / "a", "--quiet",
                    "--format", "json")
     assert done.returncode == 0, done.stderr
     write_grid(run_grid(read_grid(grid)), tmp_path / "b")

@@ -129,8 +129,16 @@ INPUTS = set(COMMAND_INPUTS)
 
 
 def _required_args(spec, skip: str = "") -> list[str]:
+    def value(info) -> str:
+        return info.choices[0] if info.choices else "1" if info.kind in (int, float) else "x"
+
     return [arg for other in fields_of(spec) if other.required and other.name != skip
-            for arg in (other.flag, other.choices[0] if other.choices else "x")]
+            for arg in (other.flag, value(other))]
+
+
+def _placeholder(command) -> list[str]:
+    """A file argument that does not exist, when the command takes one (options are checked before reading)."""
+    return ["no-such-file.csv"] if any(p.param_type_name == "argument" for p in command.params) else []
 
 
 @pytest.mark.parametrize(("path", "command", "spec"), SPEC_COMMANDS, ids=[p for p, _, _ in SPEC_COMMANDS])
@@ -146,7 +154,7 @@ def test_every_spec_option_is_a_command_option_with_the_same_default_help_and_ch
             default = list(info.default) if isinstance(info.default, tuple) else info.default
             assert option.default == default or (default == [] and option.default is None)
         if info.choices is not None and not info.multiple:
-            result = CliRunner().invoke(app, [*path.split(), "no-such-file.csv", *_required_args(spec, info.name),
+            result = CliRunner().invoke(app, [*path.split(), *_placeholder(command), *_required_args(spec, info.name),
                                               info.flag, "bogus"])
             assert result.exit_code == 2, result.output
             assert all(choice in result.output for choice in info.choices), result.output
@@ -164,7 +172,8 @@ def test_every_bound_is_enforced_on_the_command_line_in_one_line(path, command, 
         other = [a for a in command.params if a.param_type_name == "option" and a.required and a.name in INPUTS]
         inputs = [arg for a in other for arg in (a.opts[0], "1")]
         with pytest.raises(SystemExit) as stop:
-            main([*path.split(), "no-such-file.csv", *inputs, *_required_args(spec, info.name), info.flag, value])
+            main([*path.split(), *_placeholder(command), *inputs, *_required_args(spec, info.name), info.flag,
+                  value])
         stderr = capsys.readouterr().err
         assert stop.value.code == 2, (info.flag, stderr)
         lines = stderr.strip().splitlines()

@@ -107,6 +107,13 @@ class Estimates:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
+    def tables_only(cls, tables: dict[str, pd.DataFrame], **fields: Any) -> Estimates:
+        """A result with no estimate rows, only auxiliary tables (a listing, a grid summary, history counts)."""
+        empty = pd.DataFrame({"quantity": pd.Series(dtype=str), "method": pd.Series(dtype=str),
+                              "estimate": pd.Series(dtype=float)})
+        return cls(table=empty, tables=dict(tables), **fields)
+
+    @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], **kwargs: Any) -> Estimates:
         """Build from a list of row dicts (missing core columns become NaN)."""
         return cls(table=pd.DataFrame(rows), **kwargs)

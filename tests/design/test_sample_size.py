@@ -8,7 +8,7 @@ import math
 import pytest
 from scipy import stats
 
-from hiddenpop.design.sample_size import margin_of_error, required_n_value, sample_size
+from hiddenpop.design.precision import margin_of_error, required_n_value, sample_size
 from hiddenpop.errors import ConfigError
 
 
@@ -136,6 +136,6 @@ def test_cli_errors_exit_2(capsys):
     code, _, err = run_main(capsys, "design", "sample-size", "--n", "5000", "--population", "100")
     assert code == 2 and err.startswith("error: n (5000) exceeds the population")
     code, _, err = run_main(capsys, "design", "sample-size", "--margin", "0.05", "--confidence", "95")
-    assert code == 2 and "confidence must be strictly between 0 and 1" in err
+    assert code == 2 and "option --confidence must satisfy 0 < confidence < 1; got 95" in err
     code, out, _ = run_main(capsys, "design", "sample-size", "--margin", "0.05", "--format", "csv")
     assert code == 0 and out.startswith("quantity,method,estimate")

@@ -11,7 +11,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 def test_public_names_are_the_functions_even_after_submodule_imports():
     code = (
-        "import hiddenpop.nsum.estimators, hiddenpop.nsum.degree\n"
+        "import hiddenpop.nsum.estimators, hiddenpop.nsum.degrees\n"
         "from hiddenpop import nsum\n"
         "from hiddenpop.nsum import degree, estimate, consistency\n"
         "assert callable(degree) and callable(estimate) and callable(consistency)\n"

@@ -1,7 +1,7 @@
 """Scanner test: run the demo study and every identifier-reading CLI command on data seeded with IP addresses,
 e-mail addresses, phone numbers, free text and the key itself, then grep every output file, stdout and stderr.
 
-Commands run in-process through ``hiddenpop.cli.main`` (same error handling as the console script, no interpreter
+Commands run in-process through ``hiddenpop.cli.root`` (same error handling as the console script, no interpreter
 start-up per command); a positive control plants the seeded strings and checks the scanner finds them, so a
 clean result means "nothing leaked", not "the scanner is blind".
 """
@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from hiddenpop.cli import main
-from hiddenpop.cli.privacy import PATTERNS, compile_patterns, scan_paths
 from hiddenpop.privacy import KEY_ENV
+from hiddenpop.privacy.scanner import PATTERNS, compile_patterns, scan_paths
 from hiddenpop.study.demo import write_demo_study
 
 IPS = ["203.0.113.77", "198.51.100.23", "192.0.2.201", "2001:db8:85a3::8a2e:370:7334"]
@@ -131,7 +131,7 @@ def leak_run(tmp_path_factory):
         frame.to_csv(bad, index=False)
         codes["nsum error"] = _invoke(
             ["nsum", "estimate", bad, "--known", known, "--population", POPULATION, *groups], log)
-        codes["events without key"] = _invoke(["capture", "events", report, *events, "--out", out / "nokey"], log)
+        codes["events without key"] = _invoke(["capture", "events", report, *events, "--out-dir", out / "nokey"], log)
         dup = data / "dup_ids.csv"
         frame = pd.read_csv(survey)
         frame.loc[5, "respondent_id"] = frame.loc[4, "respondent_id"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hiddenpop.cli import main
-from hiddenpop.cli.privacy import PATTERNS, compile_patterns, scan_paths
+from hiddenpop.privacy.scanner import PATTERNS, compile_patterns, scan_paths
 from hiddenpop.simulate.reports import simulate_reports
 
 #: one planted example per documented kind (docs/privacy.md)
@@ -47,7 +47,7 @@ def clean_run(tmp_path_factory) -> Path:
     out = folder / "run"
     with pytest.raises(SystemExit) as info:
         main(["capture", "events", str(folder / "reports.csv"), "--id", "ip", "--id-kind", "ip", "--time", "time",
-              "--occasions", "3", "--key-file", str(key), "--quiet", "--out", str(out)])
+              "--occasions", "3", "--key-file", str(key), "--quiet", "--out-dir", str(out)])
     assert info.value.code in (0, None)
     pd.read_csv(out / "series.csv").to_parquet(out / "series.parquet")
     return out

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from hiddenpop.cli.review import count_reviews
 from hiddenpop.errors import ConfigError, DataError, PrivacyError
 from hiddenpop.privacy import Pseudonymiser
 from hiddenpop.review.proportion import (
     clopper_pearson_interval,
     combine_with_total,
+    count_reviews,
     estimate_share,
     propagate_share,
     total_draws,

@@ -36,11 +36,13 @@ def test_direct_command(small_country):
                                       "--replicates", "200", "--format", "json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert len(payload["areas"]) == 60
-    first = payload["areas"][0]
+    assert len(payload["tables"]["areas"]) == 60
+    first = payload["tables"]["areas"][0]
     for key in ("area", "estimate", "se", "lower", "upper", "method", "surveyed", "sparse", "flag"):
         assert key in first
-    assert payload["national"]["lower"] <= payload["national"]["estimate"] <= payload["national"]["upper"]
+    (national,) = [row for row in payload["estimates"] if row["quantity"] == "national prevalence"]
+    assert national["lower"] <= national["estimate"] <= national["upper"]
+    assert payload["settings"]["replicates"] == 200
 
 
 def test_pool_writes_folder_with_map(small_country, tmp_path):

@@ -250,3 +250,15 @@ def test_a_survey_without_a_header_row_is_reported_without_echoing_it(study_copy
         run_study(load_study(study_copy), tmp_path / "run", steps=[("nsum", steps.nsum_step)])
     assert not any(len(cell) > 3 and cell in str(caught.value) for cell in first_record)
     assert not (tmp_path / "run").exists()
+
+
+def test_report_log_exclusions_are_recorded_by_label_never_by_value(study_copy):
+    """An excluded value may itself be an identifier: the settings a run records name it by position only."""
+    import json
+
+    _edit(study_copy, 'exclude = { category = "viral" }', 'exclude = { category = "viral", ip_address = "203.0.113.77" }')
+    study = load_study(study_copy)
+    recorded = json.dumps(study.settings())
+    assert "203.0.113.77" not in recorded and "viral" not in recorded
+    assert study.settings()["analyses"]["report_log"]["exclude"] == ["category=value #1", "ip_address=value #2"]
+    assert study.specs["report_log"].exclude == ("category=viral", "ip_address=203.0.113.77")

@@ -37,13 +37,14 @@ from hiddenpop.capture.specs import (
     IntervalSpec,
     LogOptions,
     MSESpec,
+    OpenSpec,
 )
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
 __all__ = ["closed_analysis", "coverage_analysis", "events_analysis", "histories_analysis", "interval_analysis",
-           "mse_analysis", "read_histories", "read_log"]
+           "mse_analysis", "open_analysis", "read_histories", "read_log"]
 
 def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
     """Read a capture file with the reading options of a spec."""
@@ -115,6 +116,12 @@ def read_log(paths: Sequence[str | Path], spec: LogOptions, *, identifier: str, 
                        threads=threads, memory_limit=memory_limit, temp_directory=temp_directory)
 
 
+def _log_settings(log: Any, spec: LogOptions) -> dict[str, Any]:
+    """The spec's values as settings, with the excluded values replaced by their labels (``column=value #1``
+    and a keyed hash): a value given to --exclude may itself be an identifier and is never written."""
+    return {**to_dict(spec), "exclude": log.rules.exclusion_labels()}
+
+
 def _log_provenance(log: Any, settings: dict[str, Any]) -> dict[str, Any]:
     from hiddenpop.provenance import provenance
 
@@ -131,7 +138,7 @@ def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = No
     result = rolling_series(counts, plan, log.origin, estimator=spec.estimator, base=spec.base, level=spec.level,
                             interval=spec.interval, bootstrap=spec.bootstrap, seed=spec.seed, audit=log.audit,
                             iterate=iterate)
-    result.settings = {**to_dict(spec), **result.settings}
+    result.settings = {**_log_settings(log, spec), **result.settings}
     result.diagnostics["windows"] = plan.to_dict()
     result.provenance = _log_provenance(log, result.settings)
     result.notes.extend(log.notes)
@@ -142,16 +149,60 @@ def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = No
 def histories_analysis(log: Any, spec: HistoriesSpec) -> Estimates:
     """Capture-history counts per window of ``log`` (``tables["histories"]``: window_start, window_end, history,
     count, zero cells included) with the cleaning audit; no estimate is made (``capture open`` makes one)."""
-    import pandas as pd
-
     from hiddenpop.capture.events.occasions import pattern_table
     from hiddenpop.capture.events.rolling import window_counts
 
     plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
-    empty = pd.DataFrame({"quantity": pd.Series(dtype=str), "method": pd.Series(dtype=str),
-                          "estimate": pd.Series(dtype=float)})
-    result = Estimates(table=empty, settings=to_dict(spec), diagnostics={"windows": plan.to_dict()},
-                       warnings=list(log.key_warnings), notes=list(log.notes),
-                       tables={"histories": pattern_table(counts, plan, log.origin), "audit": log.audit})
+    result = Estimates.tables_only({"histories": pattern_table(counts, plan, log.origin), "audit": log.audit},
+                                   settings=_log_settings(log, spec), diagnostics={"windows": plan.to_dict()},
+                                   warnings=list(log.key_warnings), notes=list(log.notes))
     result.provenance = _log_provenance(log, result.settings)
     return result
+
+
+def open_analysis(path: str | Path, spec: OpenSpec) -> Estimates:
+    """Cormack's open-population model on a histories file: 0/1 period columns with a count, or the long output
+    of ``capture histories`` (one window, chosen with ``spec.window`` when the file holds several)."""
+    from hiddenpop.capture.events.open import open_population
+    from hiddenpop.data.io import read_table
+
+    frame = read_table(path)
+    count_column = spec.count_column
+    if "history" in frame.columns:  # long output of `capture histories`
+        frame = _from_long(frame, spec.window, Path(path).name)
+        count_column = "count"
+    elif count_column is None:
+        candidates = [c for c in ("freq", "count", "n", "Freq", "frequency") if c in frame.columns]
+        count_column = candidates[0] if candidates else None
+    result = open_population(frame, count_column=count_column, capture=spec.capture,
+                             constrain_negative=not spec.allow_negative, exclude=list(spec.exclude_history) or None,
+                             level=spec.level)
+    result.settings = {**to_dict(spec), **result.settings}
+    return result
+
+
+def _from_long(frame, window, file):
+    """The long output of ``capture histories`` (one window) as 0/1 period columns and a count."""
+    import math
+
+    import pandas as pd
+
+    from hiddenpop.errors import DataError
+
+    for column in ("history", "count"):
+        if column not in frame.columns:
+            raise DataError(f"{file}: column {column!r} not found")
+    if "window_start" in frame.columns:
+        starts = frame["window_start"].astype(str).unique()
+        if window is None and len(starts) > 1:
+            raise DataError(f"{file}: {len(starts)} windows in the file; choose one with --window YYYY-MM-DD")
+        if window is not None:
+            frame = frame[frame["window_start"].astype(str) == window]
+            if frame.empty:
+                raise DataError(f"{file}: no rows for --window {window}")
+    labels = frame["history"].astype(str).str.strip()
+    # all 2^K - 1 histories are listed per window, so K follows from the row count (CSV readers drop leading 0s)
+    width = max(round(math.log2(len(frame) + 1)), int(labels.str.len().max()))
+    bits = pd.DataFrame([list(map(int, s.zfill(width))) for s in labels], columns=[f"p{j + 1}" for j in range(width)])
+    bits["count"] = frame["count"].to_numpy()
+    return bits

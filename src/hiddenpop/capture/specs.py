@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hiddenpop.capture.events.cleaning import DEDUPE_UNITS, IDENTIFIER_KINDS
-from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS
+from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS, OPEN_CAPTURE
 from hiddenpop.capture.lists.procedures import PROCEDURES
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
 __all__ = ["COVERAGE_KINDS", "INTERVALS", "ClosedSpec", "CoverageSpec", "EventsSpec", "HistoriesOptions",
-           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec"]
+           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec", "OpenSpec"]
 
 COVERAGE_KINDS = ("lists", "occasions")
 
@@ -128,3 +128,15 @@ class EventsSpec(_Occasions, LogOptions):
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
     bootstrap: int = opt(200, "bootstrap replicates (coverage estimator)", min=0, max=100_000)
     seed: int = seed_option("random seed for the bootstrap")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenSpec:
+    """Options of Cormack's open-population log-linear model."""
+
+    count_column: str | None = opt(None, "count column (default: freq/count/n... if present)")
+    capture: Literal[OPEN_CAPTURE] = opt("up", "capture probabilities: up (unconstrained) or ep (equal)")
+    exclude_history: tuple[str, ...] = opt((), "history to treat as missing, e.g. 100000 (Cormack 1989)")
+    allow_negative: bool = opt(False, "do not fix negative gammas at the boundary")
+    level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
+    window: str | None = opt(None, "for `capture histories` output with several windows: the window_start to use")

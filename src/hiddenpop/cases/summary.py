@@ -46,11 +46,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hiddenpop.cases.specs import FREE_TEXT_POLICIES, CasesSpec
 from hiddenpop.errors import ConfigError, DataError, PrivacyError, locate
 from hiddenpop.privacy import DEFAULT_SUPPRESSION_THRESHOLD, suppress_small_cells
 from hiddenpop.results import Estimates
@@ -250,8 +252,8 @@ def summarize_cases(
     """
     if threshold < 1:
         raise ConfigError(f"suppression threshold must be at least 1 (got {threshold})")
-    if free_text not in ("drop", "refuse"):
-        raise ConfigError(f"free_text must be 'drop' or 'refuse' (got {free_text!r})")
+    if free_text not in FREE_TEXT_POLICIES:
+        raise ConfigError(f"free_text must be one of {', '.join(FREE_TEXT_POLICIES)} (got {free_text!r})")
     if not (0 < level < 1):
         raise ConfigError(f"level must be between 0 and 1 (got {level!r})")
     if len(cases) == 0:
@@ -525,3 +527,24 @@ def _crosstab(row_var, col_var, categorical, multi, entries, level) -> pd.DataFr
                 }
             )
     return pd.DataFrame(records)
+
+
+def summarize_files(cases: str | Path, codebook: str | Path, spec: CasesSpec) -> Estimates:
+    """Read a coded case file and its codebook (both as text: only empty cells and the codebook's missing codes
+    are missing) and summarise them with ``spec``; the command line and a study both call this."""
+    from hiddenpop.data.io import read_table
+    from hiddenpop.specs import to_dict
+
+    cases, codebook = Path(cases), Path(codebook)
+    pairs = []
+    for item in spec.crosstab:
+        parts = item.split(":")
+        if len(parts) != 2 or not all(p.strip() for p in parts):
+            raise ConfigError("--crosstab expects ROW:COLUMN, two column names separated by a colon")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    entries = read_codebook(read_table(codebook, as_text=True), source=codebook.name)
+    result = summarize_cases(read_table(cases, as_text=True), entries, threshold=spec.threshold, level=spec.level,
+                             by=spec.by, crosstabs=pairs, free_text=spec.free_text, source=cases.name,
+                             codebook_source=codebook.name)
+    result.settings = {**to_dict(spec), **result.settings}
+    return result

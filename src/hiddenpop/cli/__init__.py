@@ -1,9 +1,9 @@
 """The command line: ``hiddenpop <family> <verb> INPUTS [options]``, one module per family.
 
 The commands only parse options (built from each analysis's spec), read inputs, call the family and print the
-result; :mod:`hiddenpop.cli.main` assembles them and turns user-fixable errors into one line with exit code 2.
+result; :mod:`hiddenpop.cli.root` assembles them and turns user-fixable errors into one line with exit code 2.
 """
 
-from hiddenpop.cli.main import app, main
+from hiddenpop.cli.root import app, main
 
 __all__ = ["app", "main"]

@@ -1,5 +1,5 @@
 """``python -m hiddenpop.cli``: the same entry point as the ``hiddenpop`` console script."""
 
-from hiddenpop.cli.main import main
+from hiddenpop.cli.root import main
 
 main()

@@ -15,12 +15,10 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.specs import EventsSpec, HistoriesSpec
+from hiddenpop.capture.specs import EventsSpec, HistoriesSpec, OpenSpec
 from hiddenpop.cli.common import (
     OUTPUT,
     ForceOption,
-    FormatOption,
-    OutOption,
     OutputFormat,
     emit,
     parameter,
@@ -30,6 +28,8 @@ from hiddenpop.cli.common import (
 from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
 from hiddenpop.specs import typer_command
 
+OpenFileArgument = Annotated[
+    Path, typer.Argument(help="histories: 0/1 period columns + count column, or `capture histories` output")]
 FilesArgument = Annotated[list[str], typer.Argument(help="report-log files (CSV or Parquet; globs allowed)")]
 IdOption = Annotated[str, typer.Option("--id", help="identifier column (e.g. the IP address); pseudonymised at read")]
 TimeOption = Annotated[str, typer.Option("--time", help="timestamp column (ISO 8601; offsets honoured)")]
@@ -157,6 +157,18 @@ def _histories(files: list[str], *, spec: HistoriesSpec, identifier: str, time: 
     _report_written(out_dir, notes)
 
 
+def _open(file: Path, *, spec: OpenSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
+    """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
+    from hiddenpop.capture.analyses import open_analysis
+    from hiddenpop.provenance import provenance
+
+    result = open_analysis(file, spec)
+    result.provenance = provenance(inputs=[file], **result.settings)
+    emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),
+         title=f"Cormack open-population model, deviance {result.diagnostics['deviance']:.3f} on "
+               f"{result.diagnostics['df']} df")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("events")(typer_command(EventsSpec, _events, leading=_LOG_INPUTS,
@@ -164,68 +176,5 @@ def register(app: typer.Typer) -> None:
     app.command("histories")(typer_command(HistoriesSpec, _histories, leading=_LOG_INPUTS,
                                            trailing=_LOG_OPTIONS + _FOLDER_OUTPUT, command="histories"))
 
-    @app.command("open")
-    def open_command(
-        file: Annotated[Path, typer.Argument(help="histories: 0/1 period columns + count column, one row each")],
-        count_column: Annotated[str | None, typer.Option("--count-column", help="count column (default freq)")] = None,
-        capture: Annotated[str, typer.Option("--capture", help="up (unconstrained p*) or ep (equal p*)")] = "up",
-        exclude_history: Annotated[
-            list[str] | None, typer.Option("--exclude-history", help="history to treat as missing, e.g. 100000")
-        ] = None,
-        no_constraint: Annotated[
-            bool, typer.Option("--allow-negative", help="do not fix negative gammas at the boundary")
-        ] = False,
-        level: Annotated[float, typer.Option("--level", help="confidence level")] = 0.95,
-        window: Annotated[
-            str | None, typer.Option("--window", help="for `histories` output: the window_start to use")
-        ] = None,
-        fmt: FormatOption = OutputFormat.table,
-        out: OutOption = None,
-    ) -> None:
-        """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
-        from hiddenpop.capture.events.open import open_population
-        from hiddenpop.data.io import read_table
-        from hiddenpop.errors import ConfigError
-        from hiddenpop.provenance import provenance
-
-        if not 0 < level < 1:
-            raise ConfigError(f"--level must be between 0 and 1, got {level}")
-        frame = read_table(file)
-        if "history" in frame.columns:  # long output of `capture histories`
-            frame = _from_long(frame, window, file)
-            count_column = "count"
-        elif count_column is None:
-            candidates = [c for c in ("freq", "count", "n", "Freq", "frequency") if c in frame.columns]
-            count_column = candidates[0] if candidates else None
-        result = open_population(frame, count_column=count_column, capture=capture,
-                                 constrain_negative=not no_constraint, exclude=exclude_history, level=level)
-        result.provenance = provenance(inputs=[file], **result.settings)
-        emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),
-             title=f"Cormack open-population model, deviance {result.diagnostics['deviance']:.3f} on "
-                   f"{result.diagnostics['df']} df")
-
-
-def _from_long(frame, window, file):
-    import pandas as pd
-
-    from hiddenpop.errors import DataError
-
-    for column in ("history", "count"):
-        if column not in frame.columns:
-            raise DataError(f"{file}: column {column!r} not found")
-    if "window_start" in frame.columns:
-        starts = frame["window_start"].astype(str).unique()
-        if window is None and len(starts) > 1:
-            raise DataError(f"{file}: {len(starts)} windows in the file; choose one with --window YYYY-MM-DD")
-        if window is not None:
-            frame = frame[frame["window_start"].astype(str) == window]
-            if frame.empty:
-                raise DataError(f"{file}: no rows for --window {window}")
-    import math
-
-    labels = frame["history"].astype(str).str.strip()
-    # all 2^K - 1 histories are listed per window, so K follows from the row count (CSV readers drop leading 0s)
-    width = max(round(math.log2(len(frame) + 1)), int(labels.str.len().max()))
-    bits = pd.DataFrame([list(map(int, s.zfill(width))) for s in labels], columns=[f"p{j + 1}" for j in range(width)])
-    bits["count"] = frame["count"].to_numpy()
-    return bits
+    app.command("open")(typer_command(OpenSpec, _open, leading=[parameter("file", OpenFileArgument)],
+                                      trailing=OUTPUT, command="open"))

@@ -134,27 +134,32 @@ def emit(
         print(f"wrote {out}", file=sys.stderr)
 
 
-def progress(items: Iterable[T], *, total: int | None, description: str, quiet: bool = False) -> Iterator[T]:
-    """Iterate with a Rich progress bar on stderr (silent when ``quiet`` or stderr is not a terminal-like)."""
+@contextmanager
+def counter(description: str, *, total: int | None = None, quiet: bool = False) -> Iterator[Callable[[int, int | None],
+                                                                                                    None]]:
+    """A Rich progress bar on stderr for work with a count; yields ``advance(done, total)``. Silent when ``quiet``."""
     if quiet:
-        yield from items
+        yield lambda done, total=None: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
-        for item in items:
+
+        def advance(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, **({} if total is None else {"total": total}))
+
+        yield advance
+
+
+def progress(items: Iterable[T], *, total: int | None, description: str, quiet: bool = False) -> Iterator[T]:
+    """Iterate with the progress bar of :func:`counter`."""
+    with counter(description, total=total, quiet=quiet) as advance:
+        for done, item in enumerate(items, start=1):
             yield item
-            bar.advance(task)
+            advance(done)
 
 
 @contextmanager

@@ -19,9 +19,11 @@ def register(app: typer.Typer) -> None:
     def list_command(fmt: FormatOption = OutputFormat.table) -> None:
         """The bundled datasets with their source and licence."""
         from hiddenpop import datasets
+        from hiddenpop.results import Estimates
 
         table = datasets.list()[["name", "family", "format", "description", "source", "licence"]]
-        emit({"datasets": table.to_dict(orient="records")}, fmt, None, table=table, title="Bundled datasets")
+        listing = Estimates.tables_only({"datasets": table})
+        emit(listing.to_dict(), fmt, None, table=table, title="Bundled datasets")
 
     @app.command("export")
     def export_command(

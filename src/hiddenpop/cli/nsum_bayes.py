@@ -67,8 +67,8 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
     if not hidden:
         raise ConfigError("no hidden group to estimate: name one with --hidden COLUMN")
     prepare_chains(options)
-    from hiddenpop.nsum.bayes._common import enable_compilation_cache
     from hiddenpop.nsum.bayes.analyses import bayes_analysis
+    from hiddenpop.nsum.bayes.common import enable_compilation_cache
     from hiddenpop.provenance import provenance
 
     enable_compilation_cache()

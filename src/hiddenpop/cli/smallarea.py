@@ -18,8 +18,6 @@ import typer
 from hiddenpop.cli.common import (
     OUTPUT,
     ForceOption,
-    FormatOption,
-    OutOption,
     OutputFormat,
     SeedOption,
     emit,
@@ -29,9 +27,10 @@ from hiddenpop.cli.common import (
 )
 from hiddenpop.errors import ConfigError
 from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
-from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
+from hiddenpop.smallarea.specs import DirectSpec, ExtrapolateSpec, PoolSpec
 from hiddenpop.specs import typer_command
 
+SurveyArgument = Annotated[Path, typer.Argument(help="survey file: one row per household respondent")]
 AreasArg = Annotated[Path, typer.Argument(help="area table: one row per area (CSV, Parquet, Excel, SPSS, Stata)")]
 IdOption = Annotated[str, typer.Option("--id", help="area id column")]
 TargetOption = Annotated[str, typer.Option("--target", help="direct prevalence rate (empty where not surveyed)")]
@@ -149,60 +148,41 @@ _AREA_OUTPUT = [*OUTPUT[:2], parameter("out_dir", OutDirOption, None), parameter
                 OUTPUT[2]]
 
 
+DIRECT_INPUTS = [
+    parameter("area", Annotated[str, typer.Option("--area", help="area (municipality) column")]),
+    parameter("hidden", Annotated[str, typer.Option("--hidden", help="hidden-group ARD column")]),
+    parameter("known_columns", Annotated[str, typer.Option("--known-columns", "--known", help="known-group ARD "
+                                                           "columns, comma-separated")]),
+    parameter("roster", Annotated[str, typer.Option("--roster", help="roster count columns, same order as "
+                                                    "--known-columns")]),
+    parameter("household_size", Annotated[str, typer.Option("--household-size", help="household size column")]),
+    parameter("weights", Annotated[str | None, typer.Option("--weights", "--weight", help="household weight "
+                                                            "column")], None),
+    parameter("strata", Annotated[str | None, typer.Option("--strata", help="stratum column (national "
+                                                           "bootstrap)")], None),
+]
+
+
+def _direct(survey: Path, *, spec: DirectSpec, area: str, hidden: str, known_columns: str, roster: str,
+            household_size: str, weights: str | None, strata: str | None, fmt: OutputFormat, out: Path | None,
+            quiet: bool) -> None:
+    """Direct prevalence per surveyed area, known-group sizes from household rosters, bootstrap intervals."""
+    from hiddenpop.data.io import read_table
+    from hiddenpop.provenance import provenance
+    from hiddenpop.smallarea.direct import direct_analysis
+
+    result = direct_analysis(read_table(survey), spec, area=area, hidden=hidden,
+                             known=parse_csv_list(known_columns), roster=parse_csv_list(roster),
+                             household_size=household_size, weights=weights, strata=strata, source=survey.name)
+    result.provenance = provenance(inputs=[survey], command="smallarea direct")
+    emit(result.to_dict(), fmt, out, table=result.tables["areas"], title="direct estimates (roster known sizes)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
-    @app.command("direct")
-    def direct_command(
-        survey: Annotated[Path, typer.Argument(help="survey file: one row per household respondent")],
-        area: Annotated[str, typer.Option("--area", help="area (municipality) column")],
-        hidden: Annotated[str, typer.Option("--hidden", help="hidden-group ARD column")],
-        known: Annotated[str, typer.Option("--known", help="known-group ARD columns, comma-separated")],
-        roster: Annotated[str, typer.Option("--roster", help="roster count columns, same order as --known")],
-        household_size: Annotated[str, typer.Option("--household-size", help="household size column")],
-        weight: Annotated[str | None, typer.Option("--weight", help="household weight column")] = None,
-        strata: Annotated[str | None, typer.Option("--strata", help="stratum column (national bootstrap)")] = None,
-        missing: Annotated[str, typer.Option("--missing", help="missing ARD answers: zero or drop")] = "zero",
-        replicates: Annotated[int, typer.Option("--replicates", help="bootstrap replicates")] = 1000,
-        min_respondents: Annotated[int, typer.Option("--min-respondents")] = 10,
-        min_roster_members: Annotated[int, typer.Option("--min-roster-members")] = 10,
-        level: LevelOption = 0.9,
-        seed: SeedOption = 0,
-        fmt: FormatOption = OutputFormat.table,
-        out: OutOption = None,
-    ) -> None:
-        """Direct prevalence per surveyed area, known-group sizes from household rosters, bootstrap intervals."""
-        from hiddenpop.data.io import read_table
-        from hiddenpop.provenance import provenance
-        from hiddenpop.smallarea.direct import direct_estimates
-
-        frame = read_table(survey)
-        result = direct_estimates(
-            frame, area=area, hidden=hidden, known=parse_csv_list(known), roster=parse_csv_list(roster),
-            household_size=household_size, weight=weight, strata=strata, level=level, replicates=replicates,
-            min_respondents=min_respondents, min_roster_members=min_roster_members, missing=missing, seed=seed,
-            source=survey.name,
-        )
-        table = result.table
-        areas_table = table[table["quantity"] == "prevalence"].drop(columns=["quantity"]).copy()
-        areas_table["surveyed"] = True
-        first = ["area", "estimate", "se", "lower", "upper", "level", "method", "surveyed", "sparse", "flag"]
-        areas_table = areas_table[first + [c for c in areas_table.columns if c not in first]]
-        national = table[table["quantity"] == "national prevalence"].iloc[0]
-        payload = {
-            "command": "smallarea direct",
-            "areas": areas_table,
-            "national": {k: national[k] for k in ("estimate", "se", "lower", "upper", "level", "respondents",
-                                                  "population")},
-            "warnings": result.warnings,
-            "notes": result.notes,
-            "settings": result.settings,
-            "seed": result.seed,
-            "diagnostics": result.diagnostics,
-            "provenance": provenance(inputs=[survey], command="direct"),
-        }
-        emit(payload, fmt, out, table=areas_table, title="direct estimates (roster known sizes)")
-
+    app.command("direct")(typer_command(DirectSpec, _direct, leading=[parameter("survey", SurveyArgument)],
+                                        trailing=[*DIRECT_INPUTS, *OUTPUT], command="direct"))
     app.command("pool")(typer_command(PoolSpec, _area_command("pool"), leading=_AREA_INPUTS,
                                       trailing=_AREA_OPTIONS + _AREA_OUTPUT, command="pool"))
     app.command("extrapolate")(typer_command(ExtrapolateSpec, _area_command("extrapolate"), leading=_AREA_INPUTS,

@@ -211,36 +211,16 @@ def read_ard(
     known: Mapping[str, float] | pd.Series | pd.DataFrame | str | Path,
     population: float,
     hidden: Sequence[str] = (),
-    *,
-    weights: str | None = None,
-    strata: str | None = None,
-    psu: str | None = None,
-    id_column: str | None = None,
-    missing: str = "zero",
-    degree_columns: Sequence[str] | None = None,
-    topcode: int | None = None,
+    **options: Any,
 ) -> ARD:
     """Read a survey file (CSV, Parquet, Excel, SPSS ``.sav``, Stata ``.dta``) and validate it as ARD.
 
-    See :meth:`ARD.from_frame` for the parameters. Error messages name the survey file (or the known-sizes file),
-    the 1-based data row and the column.
+    ``options`` are those of :meth:`ARD.from_frame` (``weights``, ``strata``, ``psu``, ``id_column``, ``missing``,
+    ``degree_columns``, ``topcode``). Error messages name the survey file (or the known-sizes file), the 1-based
+    data row and the column.
     """
     path = Path(path)
-    frame = read_table(path)
-    return _build(
-        frame,
-        known=known,
-        population=population,
-        hidden=hidden,
-        weights=weights,
-        strata=strata,
-        psu=psu,
-        id_column=id_column,
-        missing=missing,
-        degree_columns=degree_columns,
-        topcode=topcode,
-        source=path.name,
-    )
+    return ARD.from_frame(read_table(path), known, population, hidden, source=path.name, **options)
 
 
 # ---------------------------------------------------------------------- known sizes

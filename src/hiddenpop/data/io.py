@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiddenpop.errors import DataError, HiddenpopError, locate
+from hiddenpop.errors import ConfigError, DataError, HiddenpopError, locate
 
 SUPPORTED = {
     ".csv": "CSV",
@@ -195,3 +195,20 @@ def read_table(path: str | Path, *, sheet: str | int | None = None, as_text: boo
     if frame.shape[1] == 0:
         raise DataError(f"{path}: no columns found; expected a header row")
     return frame
+
+
+def read_toml(path: str | Path, *, what: str, missing_fix: str = "check the path",
+              syntax_fix: str = "fix the syntax at that line") -> dict:
+    """A TOML file (a study, a grid, a streams file) as a dict; a missing file, invalid TOML or text that is not
+    UTF-8 is one :class:`ConfigError` naming the file and the fix. A leading byte-order mark is accepted."""
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found; {missing_fix}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML ({exc}); {syntax_fix}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name}: not UTF-8 text; save the {what} as UTF-8") from None

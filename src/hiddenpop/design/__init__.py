@@ -8,8 +8,8 @@ from __future__ import annotations
 from hiddenpop.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "sample_size": "hiddenpop.design.sample_size",
-    "margin_of_error": "hiddenpop.design.sample_size",
+    "sample_size": "hiddenpop.design.precision",
+    "margin_of_error": "hiddenpop.design.precision",
     "select_pps": "hiddenpop.design.selection",
     "systematic_pps": "hiddenpop.design.selection",
     "pps_inclusion_probabilities": "hiddenpop.design.selection",

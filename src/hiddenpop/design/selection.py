@@ -417,3 +417,17 @@ def select_pps(
             else math.nan,
         },
     )
+
+
+def read_allocation(frame: pd.DataFrame, source: str) -> dict[str, int]:
+    """PSUs per stratum from a table with columns stratum, psus (whole numbers >= 0)."""
+    for column in ("stratum", "psus"):
+        if column not in frame.columns:
+            raise DataError(f"{locate(source)}allocation needs columns stratum, psus; missing {column!r}")
+    plan = {}
+    counts = pd.to_numeric(frame["psus"], errors="coerce")
+    for i, (stratum, count) in enumerate(zip(frame["stratum"], counts, strict=True)):
+        if pd.isna(count) or count < 0 or count != int(count):
+            raise DataError(f"{locate(source, i + 1, 'psus')}PSU count must be a whole number >= 0")
+        plan[str(stratum).strip()] = int(count)
+    return plan

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-# Light modules load eagerly (binding ``degree`` to the function, not the submodule of the same name); the
-# estimators load on first use, so ``hiddenpop --help`` and the other families' commands do not pay for
+# Light modules load eagerly; the estimators load on first use, so ``hiddenpop --help`` and the other families' commands do not pay for
 # scipy.stats (or JAX) at start-up.
 from hiddenpop.nsum.adjust import Adjustments as Adjustments
-from hiddenpop.nsum.degree import Degree as Degree
-from hiddenpop.nsum.degree import degree as degree
-from hiddenpop.nsum.degree import degree_summary as degree_summary
+from hiddenpop.nsum.degrees import Degree as Degree
+from hiddenpop.nsum.degrees import degree as degree
+from hiddenpop.nsum.degrees import degree_summary as degree_summary
 
 _EXPORTS = {
     "consistency": "hiddenpop.nsum.diagnostics",

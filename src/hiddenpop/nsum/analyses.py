@@ -18,8 +18,8 @@ import pandas as pd
 
 from hiddenpop.data.ard import ARD
 from hiddenpop.nsum.adjust import Adjustments
-from hiddenpop.nsum.degree import Degree, degree_summary
-from hiddenpop.nsum.degree import degree as make_degree
+from hiddenpop.nsum.degrees import Degree, degree_summary
+from hiddenpop.nsum.degrees import degree as make_degree
 from hiddenpop.nsum.diagnostics import consistency
 from hiddenpop.nsum.estimators import Prevalence, estimate
 from hiddenpop.nsum.specs import ConsistencySpec, NsumSpec

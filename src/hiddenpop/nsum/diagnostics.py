@@ -33,7 +33,7 @@ import pandas as pd
 
 from hiddenpop.data.ard import ARD
 from hiddenpop.errors import ConfigError
-from hiddenpop.nsum.degree import degree, degree_summary
+from hiddenpop.nsum.degrees import degree, degree_summary
 from hiddenpop.results import Estimates
 
 

@@ -1,6 +1,6 @@
 """Design-based network scale-up estimators with rescaled-bootstrap intervals.
 
-Notation: respondents i with design weights w_i (1 when unweighted), degree d_i (see :mod:`hiddenpop.nsum.degree`)
+Notation: respondents i with design weights w_i (1 when unweighted), degree d_i (see :mod:`hiddenpop.nsum.degrees`)
 with scale-up base N, answers y_iH about hidden group H.
 
 * **Killworth MLE** (``"mle"``, ratio of sums; Killworth et al. 1998b):
@@ -51,7 +51,7 @@ from hiddenpop.data.ard import ARD
 from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.nsum.adjust import Adjustments, as_adjustments
-from hiddenpop.nsum.degree import Degree, degree, degree_summary
+from hiddenpop.nsum.degrees import Degree, degree, degree_summary
 from hiddenpop.nsum.specs import METHODS
 from hiddenpop.results import Estimates
 
@@ -92,7 +92,7 @@ def _degrees_for(
         if not isinstance(chosen[h], Degree) or len(chosen[h].values) != ard.n:
             raise ConfigError(
                 f"the degree for {h!r} must be a Degree computed from this survey ({ard.n} respondents); "
-                "use hiddenpop.nsum.degree(ard, ...)"
+                "use hiddenpop.nsum.degrees(ard, ...)"
             )
     return {h: chosen[h] for h in hidden}
 

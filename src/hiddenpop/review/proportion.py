@@ -42,8 +42,10 @@ import math
 import numpy as np
 from scipy import stats
 
-from hiddenpop.errors import ConfigError
+from hiddenpop.data.io import missing_column
+from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
+from hiddenpop.review.specs import ReviewEstimateSpec
 
 
 def _z(level: float) -> float:
@@ -355,3 +357,76 @@ def combine_with_total(
         diagnostics=share.diagnostics,
     )
     return share.combine(result)
+
+
+def count_reviews(
+    reviews,
+    *,
+    status: str,
+    positive: list[str],
+    negative: list[str],
+    unknown: list[str],
+    unit: str | None = None,
+    source: str | None = None,
+) -> tuple[int, int, int]:
+    """Count positive/negative/unknown reviews in a one-row-per-unit review file (validated, values never echoed)."""
+    if status not in reviews.columns:
+        raise missing_column(source, status, reviews.columns, role="review status")
+    lists = {
+        "positive": [v.lower() for v in positive],
+        "negative": [v.lower() for v in negative],
+        "unknown": [v.lower() for v in unknown],
+    }
+    seen: dict[str, str] = {}
+    for name, values in lists.items():
+        for value in values:
+            if value in seen:
+                raise ConfigError(f"category {value!r} is listed as both {seen[value]} and {name}")
+            seen[value] = name
+    if not lists["positive"] or not lists["negative"]:
+        raise ConfigError(
+            "give the positive and negative categories (--positive, --negative; --unknown optional)"
+        )
+    if unit is not None:
+        if unit not in reviews.columns:
+            raise missing_column(source, unit, reviews.columns, role="unit")
+        duplicated = reviews[unit].duplicated(keep="first") & reviews[unit].notna()
+        if duplicated.any():
+            row = int(np.flatnonzero(duplicated.to_numpy())[0]) + 1
+            raise DataError(
+                f"{locate(source, row, unit)}unit appears more than once; the review sample is by unit, not by "
+                "report: give one status per unit"
+            )
+    counts = {"positive": 0, "negative": 0, "unknown": 0}
+    for i, value in enumerate(reviews[status].tolist()):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+            raise DataError(
+                f"{locate(source, i + 1, status)}status is missing; record an explicit unknown category "
+                "(and list it with --unknown) rather than leaving the cell empty"
+            )
+        category = seen.get(str(value).strip().lower())
+        if category is None:
+            raise DataError(
+                f"{locate(source, i + 1, status)}status is not one of the categories given with --positive "
+                f"{positive}, --negative {negative}, --unknown {unknown}; add it to one of them"
+            )
+        counts[category] += 1
+    return counts["positive"], counts["negative"], counts["unknown"]
+
+
+def review_estimate(positive: int, negative: int, unknown: int, spec: ReviewEstimateSpec) -> Estimates:
+    """The share (:func:`estimate_share`), or with ``spec.total`` the number of positive units in that total
+    (:func:`combine_with_total`); the command line calls this."""
+    from hiddenpop.specs import to_dict
+
+    if spec.total is None:
+        if spec.total_se is not None or spec.total_lower is not None or spec.total_upper is not None:
+            raise ConfigError("--total-se/--total-lower/--total-upper need --total")
+        result = estimate_share(positive, negative, unknown, level=spec.level)
+    else:
+        result = combine_with_total(positive, negative, unknown, total=spec.total, total_se=spec.total_se,
+                                    total_lower=spec.total_lower, total_upper=spec.total_upper,
+                                    total_level=spec.total_level, distribution=spec.total_dist, level=spec.level,
+                                    draws=spec.draws, seed=spec.seed)
+    result.settings = {**to_dict(spec), **result.settings}
+    return result

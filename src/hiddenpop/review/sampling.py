@@ -20,6 +20,7 @@ from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError, PrivacyError, locate
 from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser
 from hiddenpop.results import Estimates
+from hiddenpop.review.specs import ReviewSampleSpec
 
 PSEUDONYM_PATTERN = re.compile(rf"^[0-9a-f]{{{PSEUDONYM_HEX_CHARS}}}$")
 
@@ -102,3 +103,27 @@ def sample_units(
     return Estimates.from_rows(
         rows, settings={"unit": unit, "n": n}, seed=seed, notes=notes, tables={"sample": sample}
     )
+
+
+def review_sample(data: pd.DataFrame, spec: ReviewSampleSpec, *, unit: str, key: Pseudonymiser | None = None,
+                  source: str | None = None) -> Estimates:
+    """:func:`sample_units` of ``spec.n`` units, or of the number ``spec.margin`` needs (with the finite population
+    correction over the distinct units of the file)."""
+    from hiddenpop.design.precision import sample_size
+
+    if (spec.n is None) == (spec.margin is None):
+        raise ConfigError("give exactly one of --n or --margin")
+    n, note = spec.n, None
+    if spec.margin is not None:
+        if unit not in data.columns:
+            raise missing_column(source, unit, data.columns, role="unit")
+        population = int(data[unit].nunique(dropna=True))
+        plan = sample_size(spec.margin, confidence=spec.confidence, population=population,
+                           expected_unknown=spec.expected_unknown)
+        n = min(int(plan.estimate("sample_size_to_draw")), population)
+        note = (f"sample size {n} from margin {spec.margin} at {spec.confidence:.0%} confidence with FPC "
+                f"(N = {population})")
+    result = sample_units(data, unit=unit, n=n, seed=spec.seed, key=key, source=source)
+    if note:
+        result.notes.append(note)
+    return result

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ import pandas as pd
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text, dumps
 from hiddenpop.parallel import SERIAL, map_replicates, spawn_seeds
+from hiddenpop.results import Estimates
 
 FAMILIES = ("nsum", "capture")
 
@@ -282,16 +282,10 @@ def parse_grid(config: Mapping[str, Any], source: str = "grid") -> GridSpec:
 
 def read_grid(path: str | Path) -> GridSpec:
     """Read and validate a grid TOML file (errors name the file and section)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: grid file not found")
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path.name}: not UTF-8 text; save the grid file as UTF-8") from None
-    return parse_grid(config, source=path.name)
+    from hiddenpop.data.io import read_toml
+
+    config = read_toml(path, what="grid file", syntax_fix="see examples/grid/default.toml")
+    return parse_grid(config, source=Path(path).name)
 
 
 # ---------------------------------------------------------------------------------------------------- simulators
@@ -604,6 +598,13 @@ def write_grid(result: GridResult, out_dir: str | Path, *, provenance: dict[str,
     return written
 
 
+def grid_estimates(result: GridResult, spec: GridSpec) -> Estimates:
+    """The grid as a result of the one output shape: no estimate rows, the summary as ``tables["summary"]``."""
+    return Estimates.tables_only({"summary": result.summary}, seed=spec.seed,
+                                 settings={"replicates": spec.replicates}, warnings=list(result.warnings),
+                                 notes=list(result.notes))
+
+
 def run_grid_file(path: str | Path, **kwargs: Any) -> GridResult:
     """Read a grid file and run it (convenience for the CLI and tests)."""
     return run_grid(read_grid(path), **kwargs)
@@ -612,6 +613,7 @@ def run_grid_file(path: str | Path, **kwargs: Any) -> GridResult:
 __all__ = [
     "GridResult",
     "GridSpec",
+    "grid_estimates",
     "parse_grid",
     "plot_grid",
     "read_grid",

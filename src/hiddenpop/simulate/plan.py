@@ -35,6 +35,7 @@ import pandas as pd
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.parallel import SERIAL, map_replicates, spawn_seeds
 from hiddenpop.results import Estimates
+from hiddenpop.simulate.specs import PlanSpec
 
 
 def _plan_replicate(task: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
@@ -217,3 +218,25 @@ def plan_survey_size(
         notes=notes,
         diagnostics={"recommended_n": recommended, "interpolated_n": interpolated, "slope": slope},
     )
+
+
+def plan_analysis(spec: PlanSpec, *, known_sizes: Mapping[str, float] | None = None,
+                  scheduler: str | None = SERIAL) -> Estimates:
+    """:func:`plan_survey_size` with a spec's options (known groups and population default to the synthetic
+    national survey's); the recommendation is the first note."""
+    from hiddenpop.simulate.ard import NATIONAL_POPULATION, OCCUPATION_SIZES
+    from hiddenpop.specs import to_dict
+
+    result = plan_survey_size(
+        target=spec.target, hidden_size=spec.hidden_size,
+        population=spec.population if spec.population is not None else NATIONAL_POPULATION,
+        known_sizes=dict(known_sizes) if known_sizes is not None else dict(OCCUPATION_SIZES),
+        sizes=list(spec.sizes), barrier_rho=spec.barrier, transmission=spec.transmission,
+        adjust_transmission=spec.adjust_transmission, degree_mu=spec.degree_mu, degree_sigma=spec.degree_sigma,
+        per_psu=spec.per_psu, n_strata=spec.strata, psu_sd=spec.psu_sd, replicates=spec.replicates,
+        bootstrap=spec.bootstrap, seed=spec.seed, scheduler=scheduler)
+    recommended = result.diagnostics["recommended_n"]
+    shown = recommended if recommended is not None else "none of the candidates"
+    result.notes.insert(0, f"recommended survey size: {shown}; interpolated: {result.diagnostics['interpolated_n']}")
+    result.settings = {**to_dict(spec), **result.settings}
+    return result

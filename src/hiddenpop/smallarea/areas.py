@@ -22,7 +22,6 @@ are removed, with a note. Nothing is dropped silently.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hiddenpop.data.io import read_table
+from hiddenpop.data.io import read_table, read_toml
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.smallarea.specs import IMPUTE_POLICIES
 
@@ -144,12 +143,8 @@ class AreaTable:
 def read_streams(path: str | Path) -> dict[str, list[str]]:
     """Read STREAMS.toml: ``stream = ["col", ...]`` at top level or under a ``[streams]`` table."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: streams file not found; check --streams")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: not valid TOML ({exc}); write lines like: poverty = [\"poverty_pct\"]") from None
+    data = read_toml(path, what="streams file", missing_fix="check --streams",
+                     syntax_fix='write lines like: poverty = ["poverty_pct"]')
     if "streams" in data and isinstance(data["streams"], dict):
         data = data["streams"]
     streams: dict[str, list[str]] = {}
@@ -184,17 +179,10 @@ def read_geometry(path: str | Path) -> dict[str, Any]:
 def read_areas(
     path: str | Path,
     *,
-    id: str,
-    target: str | None = None,
-    target_se: str | None = None,
-    population: str | None = None,
-    region: str | None = None,
-    name: str | None = None,
     streams: str | Path | Mapping[str, Sequence[str]] | None = None,
     adjacency: str | Path | None = None,
     geometry: str | Path | None = None,
-    geometry_key: str | None = None,
-    impute: str = "median",
+    **options: Any,
 ) -> AreaTable:
     """Read and validate an area table (CSV, Parquet, Excel, SPSS, Stata).
 
@@ -221,7 +209,6 @@ def read_areas(
         Missing-covariate policy: ``"median"``, ``"region-median"`` or ``"error"``.
     """
     path = Path(path)
-    frame = read_table(path)
     streams_source = "streams"
     if isinstance(streams, (str, Path)):
         streams_source = Path(streams).name
@@ -232,24 +219,9 @@ def read_areas(
         adjacency_frame = read_table(adjacency)
         adjacency_source = Path(adjacency).name
     geometry_data = read_geometry(geometry) if geometry is not None else None
-    return _build(
-        frame,
-        id_column=id,
-        target=target,
-        target_se=target_se,
-        population=population,
-        region=region,
-        name=name,
-        streams=streams,
-        covariates=None,
-        adjacency=adjacency_frame,
-        geometry=geometry_data,
-        geometry_key=geometry_key,
-        impute=impute,
-        source=path.name,
-        streams_source=streams_source,
-        adjacency_source=adjacency_source,
-    )
+    return AreaTable.from_frame(read_table(path), streams=streams, adjacency=adjacency_frame, geometry=geometry_data,
+                                source=path.name, streams_source=streams_source, adjacency_source=adjacency_source,
+                                **options)
 
 
 # ---------------------------------------------------------------------- validation

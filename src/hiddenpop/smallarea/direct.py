@@ -51,6 +51,7 @@ from hiddenpop.data.ard import ARD, numeric_counts
 from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
+from hiddenpop.smallarea.specs import DirectSpec
 
 METHOD = "direct (roster scale-up)"
 
@@ -377,3 +378,25 @@ def direct_estimates(
         notes=notes,
         diagnostics={"areas": int(area_ids.size), "sparse_areas": n_sparse, "respondents": int(ard.n)},
     )
+
+
+def direct_analysis(survey: pd.DataFrame, spec: DirectSpec, *, area: str, hidden: str, known: Sequence[str],
+                    roster: Sequence[str], household_size: str, weights: str | None = None,
+                    strata: str | None = None, source: str = "survey") -> Estimates:
+    """:func:`direct_estimates` with a spec's options; ``tables["areas"]`` is the published per-area table (the
+    national ratio estimate stays among the estimates, as quantity ``national prevalence``)."""
+    from hiddenpop.specs import to_dict
+
+    result = direct_estimates(survey, area=area, hidden=hidden, known=known, roster=roster,
+                              household_size=household_size, weight=weights, strata=strata, level=spec.level,
+                              replicates=spec.replicates, min_respondents=spec.min_respondents,
+                              min_roster_members=spec.min_roster_members, max_relative_se=spec.max_relative_se,
+                              missing=spec.missing, seed=spec.seed, source=source)
+    table = result.table
+    areas = table[table["quantity"] == "prevalence"].drop(columns=["quantity"]).copy()
+    areas["surveyed"] = True
+    first = ["area", "estimate", "se", "lower", "upper", "level", "method", "surveyed", "sparse", "flag"]
+    result.tables["areas"] = areas[[c for c in first if c in areas.columns]
+                                   + [c for c in areas.columns if c not in first]]
+    result.settings = {**to_dict(spec), **result.settings}
+    return result

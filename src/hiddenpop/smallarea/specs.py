@@ -9,10 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hiddenpop.data.ard import MISSING_POLICIES
 from hiddenpop.specs import opt, seed_option
 
-__all__ = ["BENCHMARKS", "ENGINES", "IMPUTE_POLICIES", "LEARNERS", "METHODS", "SAMPLING_VARIANCES", "SPATIAL",
-           "ExtrapolateSpec", "PoolSpec", "SmallAreaSpec"]
+__all__ = [
+    "BENCHMARKS",
+    "ENGINES",
+    "IMPUTE_POLICIES",
+    "LEARNERS",
+    "METHODS",
+    "SAMPLING_VARIANCES",
+    "SPATIAL",
+    "DirectSpec",
+    "ExtrapolateSpec",
+    "PoolSpec",
+    "SmallAreaSpec",
+]
 
 #: How the pooled model's hyper-parameters are sampled.
 ENGINES = ("importance", "nuts")
@@ -78,3 +90,18 @@ class SmallAreaSpec(_ExtrapolateOptions, _PoolOptions, _AreaOptions):
     runs, else the pooled model)."""
 
     methods: tuple[Literal[METHODS], ...] = opt(METHODS, "which area methods run: pool and/or extrapolate")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DirectSpec:
+    """Options of the direct (roster-based scale-up) estimates of the surveyed areas."""
+
+    missing: Literal[MISSING_POLICIES] = opt("zero", "missing answers: zero (count as 0) or drop (drop the "
+                                                     "respondent)")
+    replicates: int = opt(1000, "bootstrap replicates", min=100, max=100_000)
+    min_respondents: int = opt(10, "flag areas with fewer respondents as sparse", min=1)
+    min_roster_members: int = opt(10, "flag areas whose rosters count fewer known-group members", min=1)
+    max_relative_se: float = opt(0.5, "flag areas whose relative standard error exceeds this", min=0,
+                                 inclusive=False)
+    level: float = opt(0.9, "interval level of the area estimates", min=0.5, max=1, inclusive=False)
+    seed: int = seed_option()

@@ -15,12 +15,12 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hiddenpop.capture.specs import EventsSpec
+from hiddenpop.cases.specs import CasesSpec
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.bayes.analyses import check_spec as check_bayes_spec
 from hiddenpop.nsum.specs import BayesSpec, NsumSpec, SurveyOptions
@@ -113,16 +113,16 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
         "file": (_STR, True, "coded case files"),
         "codebook": (_STR, True, "the case-file codebook"),
-        "by": (_STR, False, "cross-tabulate every coded column against this categorical column"),
     },
 }
 #: The analyses whose options are a spec (hiddenpop.specs): the table holds the keys above (what the analysis
 #: reads) plus the spec's options, checked by the spec itself. ``seed`` is set once, in [study].
 ANALYSIS_SPECS: dict[str, type] = {"nsum": NsumSpec, "nsum_bayes": BayesSpec, "smallarea": SmallAreaSpec,
-                                   "report_log": EventsSpec}
-STUDY_WIDE = ("seed",)
+                                   "report_log": EventsSpec, "cases": CasesSpec}
+#: Options a study sets once for every analysis, and where.
+STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_threshold"}
 #: Analyses whose interval level defaults to [study] level (area estimates keep their own 90% default).
-LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log")
+LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases")
 
 
 def analysis_keys(name: str) -> list[str]:
@@ -239,8 +239,15 @@ class Study:
         return list(dict.fromkeys(files))
 
     def settings(self) -> dict[str, Any]:
-        """The study file's settings as written (file paths stay relative to the study folder)."""
-        return copy.deepcopy(self.raw)
+        """The study file's settings as written (file paths stay relative to the study folder), except the values
+        of report-log exclusions, recorded as ``column = "value #1"``: such a value may itself be an identifier."""
+        settings = copy.deepcopy(self.raw)
+        log = settings.get("analyses", {}).get("report_log", {})
+        if isinstance(log, dict) and "exclude" in log:
+            items = log["exclude"].items() if isinstance(log["exclude"], dict) else (
+                str(item).partition("=")[::2] for item in log["exclude"])
+            log["exclude"] = [f"{column}=value #{i}" for i, (column, _) in enumerate(items, start=1)]
+        return settings
 
 
 # --------------------------------------------------------------------------------------------- validation helpers
@@ -261,8 +268,9 @@ class _Checker:
         allowed = [*spec, *([] if options is None else [i.name for i in fields_of(options)
                                                        if i.name not in STUDY_WIDE])]
         for key in value:
-            if key in STUDY_WIDE and options is not None:
-                raise self.fail(where, f"key {key!r} is set once for the whole study, in [study]; remove it here")
+            if key in STUDY_WIDE and options is not None and key in {i.name for i in fields_of(options)}:
+                raise self.fail(where, f"key {key!r} is set once for the whole study, in {STUDY_WIDE[key]}; remove "
+                                "it here")
             if key not in allowed:
                 raise self.fail(where, f"unknown key {key!r}{_did_you_mean(key, allowed)}; allowed keys: "
                                 f"{', '.join(allowed)}")
@@ -333,16 +341,10 @@ def _did_you_mean(value: str, options: Any) -> str:
 # --------------------------------------------------------------------------------------------- loading
 def load_study(path: str | Path) -> Study:
     """Parse and validate ``study.toml``; raises :class:`ConfigError` with file, table, key and fix."""
+    from hiddenpop.data.io import read_toml
+
     path = Path(path).resolve()
-    if not path.is_file():
-        raise ConfigError(f"{path}: study file not found; check the path")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: not valid TOML ({exc}); fix the syntax at that line") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path.name}: not UTF-8 text; save the study file as UTF-8") from None
-    return parse_study(raw, path)
+    return parse_study(read_toml(path, what="study file"), path)
 
 
 def parse_study(raw: dict[str, Any], path: Path) -> Study:
@@ -448,7 +450,7 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
 
     specs: dict[str, Any] = {"survey": survey_options}
     analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey, specs,
-                               seed=study["seed"], level=level)
+                               seed=study["seed"], level=level, threshold=threshold)
     for combination in combine.values():
         if combination.headline not in analyses:
             raise check.fail(f"[combine.{combination.name}] key 'headline'",
@@ -512,6 +514,7 @@ def _check_analyses(
     *,
     seed: int,
     level: float,
+    threshold: int,
 ) -> dict[str, dict[str, Any]]:
     analyses: dict[str, dict[str, Any]] = {}
     if not isinstance(value, dict) or not value:
@@ -526,7 +529,8 @@ def _check_analyses(
         if name == "report_log" and isinstance(settings.get("exclude"), dict):  # exclude = { column = "value" }
             settings["exclude"] = [f"{column}={value}" for column, value in settings["exclude"].items()]
         if spec_cls is not None:
-            study_wide = {"seed": seed, **({"level": level} if name in LEVEL_FROM_STUDY else {})}
+            study_wide = {"seed": seed, "threshold": threshold,
+                          **({"level": level} if name in LEVEL_FROM_STUDY else {})}
             specs[name] = check.options(spec_cls, settings, where, **study_wide)
         enabled = settings.get("enabled", True)
         for key in ("file", "codebook"):

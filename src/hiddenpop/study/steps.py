@@ -402,17 +402,13 @@ def smallarea_step(context: RunContext) -> StepResult:
 
 
 def cases_step(context: RunContext) -> StepResult:
-    """Coded case-file typologies (``hiddenpop.cases.summary.summarize_cases``); the family suppresses small
-    cells itself (with complementary suppression) at the study's threshold."""
-    from hiddenpop.cases.summary import read_codebook, summarize_cases
+    """Coded case-file typologies (:func:`hiddenpop.cases.summary.summarize_files`, as ``hiddenpop cases
+    summarize`` runs it); the family suppresses small cells itself (with complementary suppression) at the
+    study's threshold."""
+    from hiddenpop.cases.summary import summarize_files
 
-    study = context.study
-    settings = study.analyses["cases"]
-    cases_path, codebook_path = settings["file"], settings["codebook"]
-    codebook = read_codebook(read_table(codebook_path, as_text=True), source=codebook_path.name)
-    result = summarize_cases(read_table(cases_path, as_text=True), codebook, threshold=study.suppression_threshold,
-                             level=study.level, by=settings.get("by"), free_text="drop",
-                             source=cases_path.name, codebook_source=codebook_path.name)
+    settings = context.study.analyses["cases"]
+    result = summarize_files(settings["file"], settings["codebook"], context.study.specs["cases"])
     tables = {"cases_typologies": result.table}
     if len(result.tables.get("crosstabs", [])):
         tables["cases_crosstabs"] = result.tables["crosstabs"]

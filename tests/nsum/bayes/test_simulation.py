@@ -17,8 +17,8 @@ import pytest
 from scipy import stats
 
 from hiddenpop.nsum.bayes import MODELS, Priors, prepare_data
-from hiddenpop.nsum.bayes._common import quantity_row, sample_nuts
-from hiddenpop.nsum.bayes._maltiel import model_arrays, stack_arrays
+from hiddenpop.nsum.bayes.common import quantity_row, sample_nuts
+from hiddenpop.nsum.bayes.maltiel import model_arrays, stack_arrays
 from hiddenpop.simulate.ard import simulate_ard_arrays
 
 REPLICATES = 50

@@ -11,10 +11,10 @@ from scipy import special, stats
 
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.nsum.bayes import BarrierModel, CombinedModel, DegreeModel, Priors, prepare_data
-from hiddenpop.nsum.bayes._common import Draws
-from hiddenpop.nsum.bayes._maltiel import count_tails, log_gamma_shift, model_arrays, stack_arrays
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts, tau_sensitivity
+from hiddenpop.nsum.bayes.common import Draws
 from hiddenpop.nsum.bayes.diagnostics import convergence, ebfmi, predictive_checks
+from hiddenpop.nsum.bayes.maltiel import count_tails, log_gamma_shift, model_arrays, stack_arrays
 from hiddenpop.results import Estimates
 
 KNOWN = {"a": 50_000.0, "b": 20_000.0}
@@ -156,7 +156,7 @@ def test_cell_log_sum_value_and_hand_written_gradient():
     import jax
     import jax.numpy as jnp
 
-    from hiddenpop.nsum.bayes._maltiel import cell_log_sum
+    from hiddenpop.nsum.bayes.maltiel import cell_log_sum
 
     rng = np.random.default_rng(5)
     n, k = 40, 6
@@ -445,7 +445,7 @@ def test_tau_sensitivity_scales_draws_exactly():
 
 
 def test_sums_and_ratios_refuse_unknown_names():
-    from hiddenpop.nsum.bayes._maltiel import derived_rows
+    from hiddenpop.nsum.bayes.maltiel import derived_rows
 
     sizes = {"h1": np.ones((2, 10)), "h2": np.ones((2, 10))}
     with pytest.raises(ConfigError, match="without a posterior size"):
@@ -536,7 +536,7 @@ def test_rootogram_expected_counts_are_replicate_means():
 
 
 def _normal_density():
-    from hiddenpop.nsum.bayes._common import Density
+    from hiddenpop.nsum.bayes.common import Density
 
     return Density(shapes={"x": ()}, log_density=lambda z, d: -0.5 * (z["x"] - d["m"]) ** 2,
                    constrain=lambda z, d: {"x": z["x"]})
@@ -547,7 +547,7 @@ def test_sample_nuts_keeps_replicates_and_chains_in_order(replicates, chains):
     """Chains are laid out over devices (pmap), vectorised within a device (vmap) or neither, depending on the
     chain count and the devices; every layout must hand back each replicate's chains in order, with the right
     shapes. Replicate r targets N(10 r, 1), so any mix-up moves a chain's mean by 10."""
-    from hiddenpop.nsum.bayes._common import sample_nuts
+    from hiddenpop.nsum.bayes.common import sample_nuts
 
     batched = replicates > 1
     data = {"m": 10.0 * np.arange(replicates)} if batched else {"m": np.float64(0.0)}
@@ -567,7 +567,7 @@ def test_sample_nuts_unravels_every_parameter_to_its_own_place():
     back with its own shape and its own target: element j of the flat vector targets N(10 j, 1)."""
     import jax.numpy as jnp
 
-    from hiddenpop.nsum.bayes._common import Density, sample_nuts
+    from hiddenpop.nsum.bayes.common import Density, sample_nuts
 
     shapes = {"zeta": (3,), "alpha": (), "mid": (2, 2)}
     order = ["alpha", "mid", "zeta"]  # the flat layout is sorted by name
@@ -593,23 +593,23 @@ def test_sample_nuts_unravels_every_parameter_to_its_own_place():
 def test_progress_bar_changes_no_draw(monkeypatch, replicates, chains):
     """With a progress bar the sampler runs in short calls (the bar advances between them), without one in a few
     long calls. The bar must reach the total, and the chains must not notice the cuts: same draws as quiet."""
-    from hiddenpop.nsum.bayes import _common
+    from hiddenpop.nsum.bayes import common
 
     advanced: list[int] = []
-    monkeypatch.setattr(_common._Bar, "advance", lambda self, steps, phase: advanced.append(steps))
+    monkeypatch.setattr(common._Bar, "advance", lambda self, steps, phase: advanced.append(steps))
     batched = replicates > 1
     data = {"m": 10.0 * np.arange(replicates)} if batched else {"m": np.float64(0.0)}
     kwargs = dict(chains=chains, warmup=100, draws=200, seed=3, batched=batched, warmup_max_tree_depth=3)
-    loud = _common.sample_nuts(_normal_density(), data, quiet=False, **kwargs)
+    loud = common.sample_nuts(_normal_density(), data, quiet=False, **kwargs)
     assert sum(advanced) == 300 and len(advanced) > 3
-    quiet = _common.sample_nuts(_normal_density(), data, quiet=True, **kwargs)
+    quiet = common.sample_nuts(_normal_density(), data, quiet=True, **kwargs)
     for a, b in zip(loud if batched else [loud], quiet if batched else [quiet], strict=True):
         np.testing.assert_array_equal(a.samples["x"], b.samples["x"])
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_sample_nuts_rejects_bad_tree_depths(bad):
-    from hiddenpop.nsum.bayes._common import sample_nuts
+    from hiddenpop.nsum.bayes.common import sample_nuts
 
     for option in ("max_tree_depth", "warmup_max_tree_depth"):
         with pytest.raises(ConfigError, match=option):

@@ -34,6 +34,8 @@ MAX_OCCASIONS = 16
 #: How each window is estimated by default, and the interval forms of a window's estimate.
 DEFAULT_ESTIMATOR = "Mth Chao (LB)"
 INTERVALS = ("log", "wald")
+#: Capture-probability forms of the open-population model: unconstrained or equal.
+OPEN_CAPTURE = ("up", "ep")
 
 
 def parse_days(text: str | int, option: str = "--occasion") -> int:

@@ -48,6 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from hiddenpop.capture.core.histories import all_patterns
+from hiddenpop.capture.events.occasions import OPEN_CAPTURE
 from hiddenpop.errors import ConfigError, DataError, ModelError
 from hiddenpop.results import Estimates
 
@@ -224,7 +225,7 @@ def _open_population(
     ``abundance`` (per period), ``arrivals`` (per interval) and ``total_ever_present``; column ``period``;
     ``diagnostics`` holds deviance, df, aic, the gammas fixed at the boundary and the trap-effect fits.
     """
-    if capture not in ("up", "ep"):
+    if capture not in OPEN_CAPTURE:
         raise ConfigError(f"capture must be 'up' (unconstrained) or 'ep' (equal), not {capture!r}")
     if isinstance(data, pd.DataFrame):
         histories, counts = _histories_from_frame(data, count_column)

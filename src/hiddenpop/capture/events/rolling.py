@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -258,29 +259,22 @@ def report_series(
     occasion: str | int = "7D",
     occasions: int = 4,
     step: str | int | None = "1D",
-    estimator: str = DEFAULT_ESTIMATOR,
-    base: float | None = None,
-    level: float = 0.95,
-    interval: str = "log",
-    bootstrap: int = 200,
-    seed: int | None = 1,
-    iterate: Callable | None = None,
     threads: int | None = None,
     memory_limit: str | None = None,
     temp_directory: str | None = None,
+    **estimation: Any,
 ) -> Estimates:
     """The whole pipeline in one call: read + pseudonymise + clean, count histories per window, estimate.
 
-    Same options as ``hiddenpop capture events`` (``threads``, ``memory_limit`` and ``temp_directory`` bound
-    DuckDB, see :func:`hiddenpop.capture.events.reader.connect`); returns the :func:`rolling_series` result with the cleaning
-    audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
+    ``threads``, ``memory_limit`` and ``temp_directory`` bound DuckDB (see
+    :func:`hiddenpop.capture.events.reader.connect`); ``estimation`` holds the options of :func:`rolling_series`
+    (``estimator``, ``base``, ``level``, ``interval``, ``bootstrap``, ``seed``, ``iterate``). Returns its result with
+    the cleaning audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
     """
-
     log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
                       memory_limit=memory_limit, temp_directory=temp_directory)
     plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
-    result = rolling_series(counts, plan, log.origin, estimator=estimator, base=base, level=level,
-                            interval=interval, bootstrap=bootstrap, seed=seed, audit=log.audit, iterate=iterate)
+    result = rolling_series(counts, plan, log.origin, audit=log.audit, **estimation)
     result.provenance = provenance(inputs=log.inputs, rules=log.rules.to_dict(),
                                    key_fingerprint=log.key_fingerprint, engine=log.engine, **result.settings)
     result.notes.extend(log.notes)

@@ -15,7 +15,7 @@
 
 Parallel chains: call ``numpyro.set_host_device_count(4)`` *before anything imports JAX* (first lines of your
 script) to run four chains on four CPU devices; otherwise the chains run vectorised on one device (same numbers
-for a given device layout, usually a little slower). ``_common.enable_compilation_cache()`` keeps compiled
+for a given device layout, usually a little slower). ``common.enable_compilation_cache()`` keeps compiled
 samplers on disk between sessions.
 
 Models: :class:`BasicModel` (fixed degrees), :class:`DegreeModel` (random log-normal degrees),
@@ -23,10 +23,10 @@ Models: :class:`BasicModel` (fixed degrees), :class:`DegreeModel` (random log-no
 :class:`OverdispersedModel` (Zheng, Salganik & Gelman 2006). See ``docs/methods/nsum-bayes.md``.
 """
 
-from hiddenpop.nsum.bayes._common import BayesData, Priors, prepare_data
 from hiddenpop.nsum.bayes.barrier import BarrierModel
 from hiddenpop.nsum.bayes.basic import BasicModel
 from hiddenpop.nsum.bayes.combined import CombinedModel
+from hiddenpop.nsum.bayes.common import BayesData, Priors, prepare_data
 from hiddenpop.nsum.bayes.degree import DegreeModel
 from hiddenpop.nsum.bayes.overdispersed import OverdispersedModel
 from hiddenpop.nsum.bayes.transmission import TransmissionModel

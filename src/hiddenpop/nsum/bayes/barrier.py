@@ -19,7 +19,7 @@ down.
 
 from __future__ import annotations
 
-from hiddenpop.nsum.bayes._maltiel import MaltielModel
+from hiddenpop.nsum.bayes.maltiel import MaltielModel
 
 
 class BarrierModel(MaltielModel):

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from hiddenpop.errors import ConfigError
-from hiddenpop.nsum.bayes._common import BayesData, Priors
-from hiddenpop.nsum.bayes._maltiel import MaltielModel
+from hiddenpop.nsum.bayes.common import BayesData, Priors
+from hiddenpop.nsum.bayes.maltiel import MaltielModel
 
 
 class BasicModel(MaltielModel):

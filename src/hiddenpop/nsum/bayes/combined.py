@@ -8,7 +8,7 @@ Model::
 
 The respondent-level probabilities are integrated out (beta-binomial, or negative binomial with
 ``likelihood="poisson"``) instead of sampling an n x K latent matrix as the NSUM package does; see
-:mod:`._maltiel` for why the Beta is placed on the reported probability tau_k q_ik.
+:mod:`.maltiel` for why the Beta is placed on the reported probability tau_k q_ik.
 Identification: as in the transmission model, tau_k is identified only through its prior; a calibrated prior
 (:func:`hiddenpop.nsum.bayes.calibration.tau_prior_from_counts`) is what makes the sizes meaningful.
 Reference: Maltiel et al. (2015), Annals of Applied Statistics 9(3):1247-1277; Study 2 Appendix B.
@@ -16,7 +16,7 @@ Reference: Maltiel et al. (2015), Annals of Applied Statistics 9(3):1247-1277; S
 
 from __future__ import annotations
 
-from hiddenpop.nsum.bayes._maltiel import MaltielModel
+from hiddenpop.nsum.bayes.maltiel import MaltielModel
 
 
 class CombinedModel(MaltielModel):

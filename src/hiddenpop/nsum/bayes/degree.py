@@ -17,7 +17,7 @@ The mu ~ U(3, 8) bound (mean degree >= ~20) binds for small-degree data; widen i
 
 from __future__ import annotations
 
-from hiddenpop.nsum.bayes._maltiel import MaltielModel
+from hiddenpop.nsum.bayes.maltiel import MaltielModel
 
 
 class DegreeModel(MaltielModel):

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from hiddenpop.nsum.bayes._common import BayesData, Density, Draws, Priors, quantity_row, uniform_interval
-from hiddenpop.nsum.bayes._maltiel import MaltielModel, logit
+from hiddenpop.nsum.bayes.common import BayesData, Density, Draws, Priors, quantity_row, uniform_interval
 from hiddenpop.nsum.bayes.diagnostics import simulate_in_blocks
+from hiddenpop.nsum.bayes.maltiel import MaltielModel, logit
 
 
 def build_overdispersed(known_index: np.ndarray, n_respondents: int, n_groups: int) -> Density:

@@ -9,13 +9,13 @@ Model::
 Identification: the data identify only the effective size w_k = tau_k N_k. The posterior of tau_k equals its
 prior (truncated to w_k/U_k < tau_k < min(1, w_k/L_k)), and N_k = w_k / tau_k inherits the prior's shape: with the
 default uniform prior it is strongly right-skewed. Use an informative prior from external data
-(:mod:`hiddenpop.nsum.bayes.calibration`). Sampling uses (log w_k, tau_k), see :mod:`._maltiel`.
+(:mod:`hiddenpop.nsum.bayes.calibration`). Sampling uses (log w_k, tau_k), see :mod:`.maltiel`.
 Reference: Maltiel et al. (2015); Salganik et al. (2011) for estimating tau with the game of contacts.
 """
 
 from __future__ import annotations
 
-from hiddenpop.nsum.bayes._maltiel import MaltielModel
+from hiddenpop.nsum.bayes.maltiel import MaltielModel
 
 
 class TransmissionModel(MaltielModel):

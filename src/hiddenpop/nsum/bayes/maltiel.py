@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.errors import ConfigError
-from hiddenpop.nsum.bayes._common import (
+from hiddenpop.nsum.bayes.common import (
     BayesData,
     Density,
     Draws,

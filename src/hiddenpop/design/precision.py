@@ -34,6 +34,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from hiddenpop.design.specs import SampleSizeSpec
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 
@@ -282,3 +283,17 @@ def _fpc(n: float, population: float | None) -> float:
     if population is None or population <= 1:
         return 1.0
     return (population - n) / (population - 1.0)
+
+
+def sample_size_analysis(spec: SampleSizeSpec) -> Estimates:
+    """:func:`sample_size` for ``spec.margin``, or :func:`margin_of_error` for ``spec.n`` (exactly one is given)."""
+    if (spec.margin is None) == (spec.n is None):
+        raise ConfigError("give exactly one of --margin (solve for n) or --n (solve for the margin)")
+    if spec.n is not None:
+        if spec.response_rate != 1.0:
+            raise ConfigError("--response-rate applies when solving for n (--margin), not with --n")
+        return margin_of_error(spec.n, confidence=spec.confidence, proportion=spec.proportion,
+                               population=spec.population, design_effect=spec.design_effect)
+    return sample_size(spec.margin, confidence=spec.confidence, proportion=spec.proportion,
+                       population=spec.population, design_effect=spec.design_effect,
+                       response_rate=spec.response_rate)

@@ -1,17 +1,12 @@
-"""Privacy by design: keyed pseudonymisation of identifiers and small-cell suppression.
+"""Keyed pseudonymisation of identifiers.
 
-Pseudonymisation
-    Every reader of identifiers (IP addresses, account ids, names) calls :func:`pseudonymise` (or
+Every reader of identifiers (IP addresses, account ids, names) calls :func:`pseudonymise` (or
     :meth:`Pseudonymiser.hash_many`) at ingestion. The pseudonym is HMAC-SHA256 of the identifier under a secret
     key, truncated to 16 bytes and hex encoded. Without the key a pseudonym cannot be reversed or recomputed from a
     guessed identifier (unlike a plain hash of an IPv4 address, which can be brute-forced in minutes).
     The key comes from a file (``--key-file``) or the ``HIDDENPOP_KEY`` environment variable. It is never logged,
     printed, written to a manifest or included in an error message; only a fingerprint (an HMAC of a fixed label)
     is recorded so two runs can be shown to have used the same key.
-
-Suppression
-    :func:`suppress_small_cells` blanks counts below a threshold (default 5) in published tables and marks them,
-    so a reader cannot single out a respondent, a victim or a case.
 """
 
 from __future__ import annotations
@@ -26,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from hiddenpop.errors import PrivacyError
 
@@ -35,7 +29,6 @@ MIN_KEY_BYTES = 16
 #: Keys shorter than this are accepted (existing studies keep their pseudonyms) but warned about: 32 random bytes
 #: is what ``hiddenpop privacy keygen`` writes.
 RECOMMENDED_KEY_BYTES = 32
-DEFAULT_SUPPRESSION_THRESHOLD = 5
 PSEUDONYM_HEX_CHARS = 32
 
 
@@ -201,44 +194,3 @@ def generate_key() -> str:
 def pseudonymise(identifiers: Iterable[str | None], key: Pseudonymiser) -> list[str | None]:
     """Convenience wrapper around :meth:`Pseudonymiser.hash_many`."""
     return key.hash_many(identifiers)
-
-
-def suppress_small_cells(
-    table: pd.DataFrame,
-    count_columns: Iterable[str],
-    threshold: int = DEFAULT_SUPPRESSION_THRESHOLD,
-    *,
-    dependent_columns: dict[str, Iterable[str]] | None = None,
-    complementary: bool = False,
-) -> tuple[pd.DataFrame, int]:
-    """Blank counts in ``count_columns`` that are >0 and below ``threshold``.
-
-    ``dependent_columns`` maps a count column to columns derived from it (shares, means, intervals) that must be
-    blanked in the same rows. With ``complementary`` (for tables whose column totals are published elsewhere), a
-    column with exactly one blanked cell gets a second one blanked too, its smallest other positive cell, so that
-    no blanked count can be recovered as the total minus the published cells. Returns the published table
-    (suppressed cells become ``NA`` and a boolean ``suppressed`` column marks affected rows) and the number of
-    suppressed cells.
-    """
-    published = table.copy()
-    dependent_columns = dependent_columns or {}
-    suppressed_rows = np.zeros(len(published), dtype=bool)
-    n_cells = 0
-    for column in count_columns:
-        values = pd.to_numeric(published[column], errors="coerce")
-        small = (values > 0) & (values < threshold)
-        small = small.fillna(False).to_numpy(dtype=bool).copy()
-        if complementary and small.sum() == 1:
-            candidates = np.flatnonzero((values.fillna(0).to_numpy() > 0) & ~small)
-            if candidates.size:  # the smallest other positive cell; the first of equals
-                small[candidates[np.argmin(values.to_numpy()[candidates])]] = True
-        if small.any():
-            n_cells += int(small.sum())
-            published[column] = published[column].astype("object")
-            published.loc[small, column] = pd.NA
-            for dep in dependent_columns.get(column, []):
-                published[dep] = published[dep].astype("object")
-                published.loc[small, dep] = pd.NA
-            suppressed_rows |= small
-    published["suppressed"] = suppressed_rows
-    return published, n_cells
