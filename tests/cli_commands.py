@@ -1,4 +1,5 @@
-"""The commands of the command line, found by walking the Typer application (shared by several test modules)."""
+"""The commands of the command line, found by walking the Typer application, and the one in-process way to run
+one (shared by the test modules; ``run_cli`` in conftest runs it in a subprocess)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,18 @@ COMMAND_INPUTS = {
     "area": "[survey] area", "known_columns": "[degrees.NAME] groups", "roster": "-", "household_size": "-",
     "weights": "[survey] weights", "strata": "[survey] strata",
 }
+
+
+def run_main(capsys, *args) -> tuple[int | None, str, str]:
+    """Run the CLI in-process (the same ``main`` as the console script); returns (exit code, stdout, stderr)."""
+    import pytest
+
+    from hiddenpop.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
 
 
 def spec_commands() -> list[tuple[str, object, type]]:

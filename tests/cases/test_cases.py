@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cli_commands import run_main
 from hiddenpop.cases.summary import read_codebook, summarize_cases
 from hiddenpop.errors import DataError, PrivacyError
 from hiddenpop.review.proportion import wilson_interval
@@ -18,13 +19,6 @@ from hiddenpop.review.proportion import wilson_interval
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "cases"
 
 
-def run_main(capsys, *args):
-    from hiddenpop.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def codebook(*rows):

@@ -8,18 +8,9 @@ import math
 import pytest
 from scipy import stats
 
+from cli_commands import run_main
 from hiddenpop.design.precision import margin_of_error, required_n_value, sample_size
 from hiddenpop.errors import ConfigError
-
-
-def run_main(capsys, *args):
-    """Run the CLI in-process (same `main` as the console script); returns (exit code, stdout, stderr)."""
-    from hiddenpop.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_study2_margin_of_error_closed_form():

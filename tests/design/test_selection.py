@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_commands import run_main
 from hiddenpop.design.selection import (
     allocate_proportional,
     pps_inclusion_probabilities,
@@ -16,15 +17,6 @@ from hiddenpop.design.selection import (
     systematic_pps,
 )
 from hiddenpop.errors import ConfigError, DataError
-
-
-def run_main(capsys, *args):
-    from hiddenpop.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def make_frame(seed=7, n_strata=3, per_stratum=25):

@@ -6,17 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_commands import run_main
 from hiddenpop.design.weights import compute_weights, rake, read_margins
 from hiddenpop.errors import ConfigError, DataError
-
-
-def run_main(capsys, *args):
-    from hiddenpop.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def test_base_weights_and_nonresponse_closed_form():

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiddenpop.cli import main
+from cli_commands import run_main
 from hiddenpop.data import ARD, read_ard
 from hiddenpop.errors import ConfigError, DataError
 
@@ -33,13 +33,6 @@ def _write(tmp_path, frame=GOOD, known=KNOWN):
     known_path = tmp_path / "known.csv"
     known_path.write_text(known)
     return survey, known_path
-
-
-def _cli(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def _estimate_args(survey, known, *extra):
@@ -71,7 +64,7 @@ def test_bad_counts(tmp_path, capsys, value, fragments):
         read_ard(survey, known=known, population=1e5, hidden=["h"])
     for fragment in fragments:
         assert fragment in str(info.value)
-    code, out, err = _cli(capsys, *_estimate_args(survey, known))
+    code, out, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, *fragments)
     assert "lots" not in err  # free text is never echoed
     assert out == ""
@@ -79,20 +72,20 @@ def test_bad_counts(tmp_path, capsys, value, fragments):
 
 def test_unknown_hidden_column(tmp_path, capsys):
     survey, known = _write(tmp_path)
-    code, _, err = _cli(capsys, "nsum", "estimate", survey, "--known", known, "--population", "1e5", "--hidden", "hh")
+    code, _, err = run_main(capsys, "nsum", "estimate", survey, "--known", known, "--population", "1e5", "--hidden", "hh")
     _assert_one_line_error(code, err, "survey.csv", "column 'hh'", "not in the survey", "did you mean 'h'")
 
 
 def test_unknown_known_group(tmp_path, capsys):
     survey, known = _write(tmp_path, known="group,size\nk1,5000\nk3,8000\n")
-    code, _, err = _cli(capsys, *_estimate_args(survey, known))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, "known.csv, row 2, column 'group'", "'k3' is not a column of survey.csv")
 
 
 @pytest.mark.parametrize("option", ["--weights", "--strata", "--psu", "--id-column"])
 def test_unknown_design_column(tmp_path, capsys, option):
     survey, known = _write(tmp_path)
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, option, "nope"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, option, "nope"))
     _assert_one_line_error(code, err, "survey.csv", "column 'nope'", "not in the survey")
 
 
@@ -100,7 +93,7 @@ def test_known_size_not_below_population(tmp_path, capsys):
     survey, known = _write(tmp_path, known="group,size\nk1,5000\nk2,100000\n")
     with pytest.raises(DataError, match="not smaller than the population"):
         read_ard(survey, known=known, population=1e5, hidden=["h"])
-    code, _, err = _cli(capsys, *_estimate_args(survey, known))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, "known.csv, row 2, column 'size'", "'k2'", "not smaller than the population")
 
 
@@ -108,7 +101,7 @@ def test_duplicate_respondent_ids(tmp_path, capsys):
     frame = GOOD.copy()
     frame.loc[4, "rid"] = "RESP-0002"
     survey, known = _write(tmp_path, frame)
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, "--id-column", "rid"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, "--id-column", "rid"))
     _assert_one_line_error(code, err, "survey.csv, row 5, column 'rid'", "duplicate respondent id", "row 2")
     assert "RESP-0002" not in err  # identifiers are never echoed
 
@@ -117,7 +110,7 @@ def test_known_group_nobody_reports(tmp_path, capsys):
     frame = GOOD.copy()
     frame["k2"] = 0
     survey, known = _write(tmp_path, frame)
-    code, _, err = _cli(capsys, *_estimate_args(survey, known))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, "survey.csv, column 'k2'", "reported by nobody", "remove it from known.csv")
 
 
@@ -126,19 +119,19 @@ def test_weights_must_be_positive(tmp_path, capsys, value):
     frame = GOOD.copy()
     frame.loc[3, "w"] = value
     survey, known = _write(tmp_path, frame)
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, "--weights", "w"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, "--weights", "w"))
     _assert_one_line_error(code, err, "survey.csv, row 4, column 'w'", "weights must be > 0")
 
 
 def test_known_sizes_file_errors(tmp_path, capsys):
     survey, known = _write(tmp_path, known="group,size\nk1,5000\nk1,8000\n")
-    code, _, err = _cli(capsys, *_estimate_args(survey, known))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, "known.csv, row 2, column 'group'", "listed twice")
     survey, known = _write(tmp_path, known="group,size\nk1,5000\nk2,many\n")
-    code, _, err = _cli(capsys, *_estimate_args(survey, known))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, "known.csv, row 2, column 'size'", "not a number")
     survey, known = _write(tmp_path, known="name,count,extra\nk1,5000,1\n")
-    code, _, err = _cli(capsys, *_estimate_args(survey, known))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known))
     _assert_one_line_error(code, err, "known.csv", "expected columns 'group' and 'size'")
 
 
@@ -146,21 +139,21 @@ def test_missing_design_labels(tmp_path, capsys):
     frame = GOOD.copy().astype({"st": object})
     frame.loc[1, "st"] = None
     survey, known = _write(tmp_path, frame)
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, "--strata", "st"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, "--strata", "st"))
     _assert_one_line_error(code, err, "survey.csv, row 2, column 'st'", "stratum is missing")
 
 
 def test_settings_errors_exit_2(tmp_path, capsys):
     survey, known = _write(tmp_path)
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, "--missing", "ignore"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, "--missing", "ignore"))
     assert code == 2  # Typer usage error
-    code, _, err = _cli(capsys, "nsum", "estimate", survey, "--known", known, "--population", "-5", "--hidden", "h")
+    code, _, err = run_main(capsys, "nsum", "estimate", survey, "--known", known, "--population", "-5", "--hidden", "h")
     _assert_one_line_error(code, err, "population")
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, "--topcode", "0"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, "--topcode", "0"))
     _assert_one_line_error(code, err, "topcode")
-    code, _, err = _cli(capsys, "nsum", "estimate", survey, "--known", known, "--population", "1e5")
+    code, _, err = run_main(capsys, "nsum", "estimate", survey, "--known", known, "--population", "1e5")
     _assert_one_line_error(code, err, "--hidden")
-    code, _, err = _cli(capsys, *_estimate_args(survey, known, "--ratio", "r=h"))
+    code, _, err = run_main(capsys, *_estimate_args(survey, known, "--ratio", "r=h"))
     _assert_one_line_error(code, err, "--ratio")
     with pytest.raises(ConfigError, match="both hidden and in the known sizes"):
         ARD.from_frame(GOOD, known={"k1": 5000, "h": 10}, population=1e5, hidden=["h"])
@@ -179,7 +172,7 @@ def test_missing_policy_is_reported(tmp_path, capsys):
     dropped = read_ard(survey, known=known, population=1e5, hidden=["h"], missing="drop")
     assert dropped.n == 4 and dropped.dropped_respondents == 2
     assert list(dropped.rows) == [2, 3, 5, 6]
-    code, out, _ = _cli(capsys, *_estimate_args(survey, known, "--missing", "drop", "--format", "json"))
+    code, out, _ = run_main(capsys, *_estimate_args(survey, known, "--missing", "drop", "--format", "json"))
     assert code in (0, None)
     payload = json.loads(out)
     assert any("2 respondent(s) with a missing answer removed" in n for n in payload["notes"])

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
+from cli_commands import run_main
 from hiddenpop.errors import ConfigError, DataError, PrivacyError
 from hiddenpop.privacy import Pseudonymiser
 from hiddenpop.review.proportion import (
@@ -26,13 +27,6 @@ from hiddenpop.review.sampling import draw_distinct, sample_units
 EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "review"
 
 
-def run_main(capsys, *args):
-    from hiddenpop.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(("x", "n"), [(0, 10), (1, 10), (5, 10), (10, 10), (18, 380), (76, 76), (3, 1000)])

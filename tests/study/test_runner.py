@@ -12,6 +12,9 @@ from hiddenpop.study import steps
 from hiddenpop.study.runner import MANIFEST_SCHEMA, read_manifest, run_study
 from hiddenpop.study.schema import load_study
 
+#: The statuses of an analysis that ran to the end (with or without warnings for the reader).
+FINISHED = ("ok", "warnings")
+
 
 @pytest.fixture(scope="module")
 def two_runs(demo_study, tmp_path_factory):
@@ -71,8 +74,7 @@ def test_same_seed_gives_byte_identical_tables_and_manifest(two_runs):
 
 def test_headline_uses_the_design_based_numbers_when_nsum_ran(two_runs):
     outcome = two_runs[0]
-    if outcome.results["nsum"].status not in ("ok", "warnings"):
-        pytest.skip("design-based NSUM not available in this build")
+    assert outcome.results["nsum"].status in FINISHED
     headline = outcome.headline.set_index("quantity")
     victims = headline.loc["victims"]
     nsum_rows = outcome.results["nsum"].estimates.table
@@ -127,25 +129,25 @@ def test_area_report_log_and_case_tables(two_runs, demo_study):
     outcome = two_runs[0]
     tables = outcome.folder / "tables"
     results = outcome.results
-    if results["smallarea"].status in ("ok", "warnings"):
-        areas = pd.read_csv(demo_study.parent / "data" / "areas.csv")
-        estimates = pd.read_csv(tables / "area_estimates.csv")
-        direct = pd.read_csv(tables / "area_direct.csv")
-        assert len(estimates) == len(areas) and set(estimates["area"]) == set(areas["area_id"])
-        assert len(direct) == int(areas["surveyed"].sum()) and (direct["respondents"] == 24).all()
-        assert (estimates["lower"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["upper"]).all()
-        assert {"longitude", "latitude"} <= set(estimates.columns)
-    if results["report_log"].status in ("ok", "warnings"):
-        audit = pd.read_csv(tables / "cleaning_audit.csv")
-        log = pd.read_csv(demo_study.parent / "data" / "report_log.csv")
-        assert audit["rows_in"].iloc[0] == len(log)
-        assert (audit["rows_in"] - audit["rows_out"] == audit["removed"]).all()
-        series = pd.read_csv(tables / "rolling_series.csv")
-        assert len(series) >= 2 and (series["estimate"].dropna() >= series["observed"][series["estimate"].notna()]).all()
-    if results["cases"].status in ("ok", "warnings"):
-        typologies = pd.read_csv(tables / "cases_typologies.csv")
-        counts = pd.to_numeric(typologies["count"], errors="coerce").dropna()
-        assert not ((counts > 0) & (counts < 5)).any()  # small cells never published
+    # every analysis of the demo finishes (a crash stops the run; an analysis may finish with warnings)
+    assert {name: result.status for name, result in results.items() if result.status not in FINISHED} == \
+        {"nsum_bayes": "skipped"}  # the test profile switches the MCMC off
+    areas = pd.read_csv(demo_study.parent / "data" / "areas.csv")
+    estimates = pd.read_csv(tables / "area_estimates.csv")
+    direct = pd.read_csv(tables / "area_direct.csv")
+    assert len(estimates) == len(areas) and set(estimates["area"]) == set(areas["area_id"])
+    assert len(direct) == int(areas["surveyed"].sum()) and (direct["respondents"] == 24).all()
+    assert (estimates["lower"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["upper"]).all()
+    assert {"longitude", "latitude"} <= set(estimates.columns)
+    audit = pd.read_csv(tables / "cleaning_audit.csv")
+    log = pd.read_csv(demo_study.parent / "data" / "report_log.csv")
+    assert audit["rows_in"].iloc[0] == len(log)
+    assert (audit["rows_in"] - audit["rows_out"] == audit["removed"]).all()
+    series = pd.read_csv(tables / "rolling_series.csv")
+    assert len(series) >= 2 and (series["estimate"].dropna() >= series["observed"][series["estimate"].notna()]).all()
+    typologies = pd.read_csv(tables / "cases_typologies.csv")
+    counts = pd.to_numeric(typologies["count"], errors="coerce").dropna()
+    assert not ((counts > 0) & (counts < 5)).any()  # small cells never published
     casework = pd.read_csv(tables / "casework_by_area.csv")
     for column in ("victims_rescued", "suspects_arrested"):
         values = casework[column].dropna()

@@ -96,7 +96,8 @@ def _check_out(out: Path | None, out_dir: Path | None, files: list[str], force: 
     if out_dir is None:
         return None
     inputs = [match for pattern in files for match in (glob.glob(pattern) or [pattern])]
-    return check_output_folder(out_dir, protect=[p for p in inputs if Path(p).exists()], force=force)
+    return check_output_folder(out_dir, protect=[p for p in inputs if Path(p).exists()], force=force,
+                               option="--out-dir")
 
 
 def _report_written(out: Path, notes: list[str]) -> None:

@@ -50,7 +50,7 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
         from hiddenpop.provenance import provenance
         from hiddenpop.simulate.grid import grid_estimates, read_grid, run_grid, write_grid
 
-        out_dir = check_output_folder(out_dir, protect=[grid_file], force=force)
+        out_dir = check_output_folder(out_dir, protect=[grid_file], force=force, option="--out-dir")
         spec = read_grid(grid_file)
         with counter(f"grid: {spec.n_tasks} simulated datasets", quiet=quiet) as advance:
             result = run_grid(spec, scheduler=scheduler, progress=advance, n_workers=workers)

@@ -116,7 +116,7 @@ def _area_command(command: str):
         if out is not None and out_dir is not None:
             raise ConfigError("give --out FILE or --out-dir DIR, not both")
         if out_dir is not None:
-            out_dir = check_output_folder(out_dir, protect=inputs, force=force)
+            out_dir = check_output_folder(out_dir, protect=inputs, force=force, option="--out-dir")
         national_values = _national(national)
         areas = _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
                       geometry_key, spec.impute)
@@ -199,37 +199,18 @@ def register(app: typer.Typer) -> None:
         force: ForceOption = False,
     ) -> None:
         """Write a synthetic country (areas, survey, streams, adjacency, geometry, truth) and its direct estimates."""
-        import json
-
         from hiddenpop.outputs import atomic_write_text
-        from hiddenpop.simulate.country import synthetic_country
-        from hiddenpop.smallarea.direct import direct_estimates
+        from hiddenpop.simulate.country import country_files, synthetic_country
 
-        out = check_output_folder(out, force=force)
+        out = check_output_folder(out, force=force, option="OUT")
         country = synthetic_country(n_rows=areas_rows, n_cols=areas_cols, n_surveyed=surveyed,
                                     respondents_per_area=respondents, seed=seed)
-        direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
-                                  roster=country.roster_columns, household_size="household_size", weight="weight",
-                                  seed=seed)
-        rows = direct.table[direct.table["quantity"] == "prevalence"]
-        targets = rows[["area", "estimate", "se"]].rename(
-            columns={"area": "area_id", "estimate": "direct_rate", "se": "direct_se"}
-        )
-        areas = country.areas.merge(targets, on="area_id", how="left")
-        files = {
-            "areas.csv": areas.to_csv(index=False, lineterminator="\n"),
-            "survey.csv": country.survey.to_csv(index=False, lineterminator="\n"),
-            "truth.csv": country.truth.to_csv(index=False, lineterminator="\n"),
-            "adjacency.csv": country.adjacency.to_csv(index=False, lineterminator="\n"),
-            "streams.toml": country.streams_toml(),
-            "areas.geojson": json.dumps(country.geometry),
-        }
+        files, national = country_files(country, seed=seed)
         notes = write_output_folder(
             out, "smallarea synth", lambda folder: [atomic_write_text(folder / name, text) for name, text in files.items()],
             force=force)
         for note in notes:
             typer.echo(f"note: {note}", err=True)
-        national = direct.table[direct.table["quantity"] == "national prevalence"].iloc[0]
         typer.echo(
             f"wrote {', '.join(files)} to {out}; direct national rate {national['estimate']:.5f} "
             f"[{national['lower']:.5f}, {national['upper']:.5f}] (90%), truth {country.national_prevalence:.5f}",

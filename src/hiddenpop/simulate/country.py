@@ -300,6 +300,31 @@ def synthetic_country(
     )
 
 
+def country_files(country: SyntheticCountry, *, seed: int) -> tuple[dict[str, str], pd.Series]:
+    """The files of a synthetic country as text (areas with their direct rates, survey, truth, adjacency, streams,
+    geometry) and the direct national estimate (a row of :func:`hiddenpop.smallarea.direct.direct_estimates`)."""
+    import json
+
+    from hiddenpop.smallarea.direct import direct_estimates
+
+    direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
+                              roster=country.roster_columns, household_size="household_size", weight="weight",
+                              seed=seed)
+    rows = direct.table[direct.table["quantity"] == "prevalence"]
+    targets = rows[["area", "estimate", "se"]].rename(columns={"area": "area_id", "estimate": "direct_rate",
+                                                               "se": "direct_se"})
+    areas = country.areas.merge(targets, on="area_id", how="left")
+    files = {
+        "areas.csv": areas.to_csv(index=False, lineterminator="\n"),
+        "survey.csv": country.survey.to_csv(index=False, lineterminator="\n"),
+        "truth.csv": country.truth.to_csv(index=False, lineterminator="\n"),
+        "adjacency.csv": country.adjacency.to_csv(index=False, lineterminator="\n"),
+        "streams.toml": country.streams_toml(),
+        "areas.geojson": json.dumps(country.geometry),
+    }
+    return files, direct.table[direct.table["quantity"] == "national prevalence"].iloc[0]
+
+
 def _rook_adjacency(area_ids: np.ndarray, n_rows: int, n_cols: int) -> pd.DataFrame:
     index = np.arange(n_rows * n_cols).reshape(n_rows, n_cols)
     pairs = np.concatenate(

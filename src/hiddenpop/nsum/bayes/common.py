@@ -421,9 +421,8 @@ def _sample_nuts(
 
     init_z, chain_keys = jax.tree_util.tree_map(np.asarray, jax.jit(draw_start)(bases))
     # NUTS sees one flat vector, not the dict of parameters: with a dict every momentum and position update,
-    # kinetic energy and U-turn check runs once per leaf and ravels the leaves again (measured: 0.7-4 s less per
-    # 600 single-chain iterations of the Study 2 model, 16-20 s before). The order is ravel_pytree's (sorted
-    # names), so momenta and draws are unchanged.
+    # kinetic energy and U-turn check would run once per leaf and ravel the leaves again. The order is
+    # ravel_pytree's (sorted names), so momenta and draws are those the dict would give.
     offsets = np.cumsum([0] + [int(np.prod(density.shapes[name])) for name in names])
 
     def unravel(flat):
