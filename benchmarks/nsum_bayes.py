@@ -77,7 +77,7 @@ def main() -> None:
               f"target_accept {args.target_accept}, max_tree_depth {args.max_tree_depth} "
               f"(warmup {args.warmup_max_tree_depth})")
         print(f"  wall time (incl. compile and summaries): {wall:.1f} s; sampling incl. compile: "
-              f"{d['seconds_sampling']:.1f} s")
+              f"{fit.extras['draws'].seconds:.1f} s")
         if cpu_before and cpu_after:
             used = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
             total = sum(used.values()) or 1

@@ -28,3 +28,21 @@ def test_cli_start_up_does_not_import_heavy_libraries():
         "print(','.join(heavy))\n"
     )
     assert _python(code).stdout.strip() == ""
+
+
+def test_degree_histogram_never_hides_degrees_outside_a_bins_edges():
+    """The degrees above the 99th percentile get their own open-ended row reaching the largest degree."""
+    import numpy as np
+
+    from hiddenpop.nsum.analyses import degree_histogram
+
+    values = np.concatenate([np.arange(1.0, 201.0), [401.0]])
+    table = degree_histogram("adult", values, bins=10)
+    assert table["respondents"].sum() == values.size
+    last = table.iloc[-1]
+    assert bool(last["open_ended"]) and last["bin_right"] == 401.0 and last["respondents"] == values[
+        values > np.quantile(values, 0.99)].size
+    for row in table.itertuples():
+        inside = (values >= row.bin_left) & (values <= row.bin_right)
+        assert inside.sum() >= row.respondents
+    assert not table["open_ended"].iloc[:-1].any()

@@ -106,3 +106,14 @@ def test_out_is_a_file_and_out_dir_a_folder(small_country, tmp_path):
     assert len(json.loads(out.read_text())["tables"]["areas"]) == 256
     both = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x.json"), "--out-dir", str(tmp_path / "d")])
     assert both.exit_code != 0 and not (tmp_path / "d").exists()
+
+
+def test_the_map_is_the_same_file_every_time(small_country, tmp_path):
+    """Plotly draws a random element id per figure; two identical runs must write the same map.html."""
+    args = ["smallarea", "pool", str(small_country / "areas.csv"), "--id", "area_id", "--target", "direct_rate",
+            "--target-se", "direct_se", "--geometry", str(small_country / "areas.geojson"), "--no-cv", "--draws",
+            "200", "--quiet"]
+    for name in ("a", "b"):
+        result = CliRunner().invoke(app, [*args, "--out-dir", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a" / "map.html").read_bytes() == (tmp_path / "b" / "map.html").read_bytes()

@@ -115,8 +115,17 @@ def consistency_analysis(ard: ARD, spec: ConsistencySpec, *, known: Sequence[str
 
 
 def degree_histogram(name: str, values: np.ndarray, bins: int = 30) -> pd.DataFrame:
-    """Respondents per degree bin (equal-width bins up to the 99th percentile, the rest in the last bin)."""
+    """Respondents per degree bin: equal-width bins up to the 99th percentile, then, when some degrees lie above
+    it, one more row from there to the largest degree (``open_ended``), so every bin's edges hold its degrees."""
+    values = np.asarray(values, dtype=float)
     top = float(np.quantile(values, 0.99)) if values.size else 1.0
     edges = np.linspace(0.0, max(top, 1.0), bins + 1)
-    counts, _ = np.histogram(np.minimum(values, edges[-1]), bins=edges)
-    return pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts})
+    above = values > edges[-1]
+    counts, _ = np.histogram(values[~above], bins=edges)
+    frame = pd.DataFrame({"degree": name, "bin_left": edges[:-1], "bin_right": edges[1:], "respondents": counts,
+                          "open_ended": False})
+    if above.any():
+        tail = pd.DataFrame({"degree": [name], "bin_left": [edges[-1]], "bin_right": [float(values.max())],
+                             "respondents": [int(above.sum())], "open_ended": [True]})
+        frame = pd.concat([frame, tail], ignore_index=True)
+    return frame

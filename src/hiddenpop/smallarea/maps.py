@@ -38,4 +38,5 @@ def choropleth_html(table: pd.DataFrame, geometry: dict[str, Any], key: str, tit
     )
     figure.update_geos(fitbounds="locations", visible=False)
     figure.update_layout(title=title, margin={"l": 0, "r": 0, "t": 40, "b": 0})
-    return figure.to_html(include_plotlyjs=True, full_html=True)
+    # a fixed element id (Plotly draws a random one), so the same estimates always give the same file
+    return figure.to_html(include_plotlyjs=True, full_html=True, div_id="area-map")

@@ -246,7 +246,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     from hiddenpop.nsum.bayes.analyses import bayes_analysis
 
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios)
+                            sums=sums, ratios=ratios, topcode=study.specs["survey"].topcode)
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}

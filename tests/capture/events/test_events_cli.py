@@ -111,3 +111,15 @@ def test_errors_are_one_line_exit_2_and_never_echo_identifiers(setup, run_cli):
     for done in (no_key, bad_time, wrong_column):
         assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error:")
     _assert_no_identifier([bad_time.stderr, wrong_column.stderr, bad_time.stdout], raw)
+
+
+def test_the_series_figure_is_the_same_file_every_time(tmp_path):
+    """Plotly draws a random element id per figure; the written page must not change between identical runs."""
+    from hiddenpop.capture.events.rolling import plot_series_html
+
+    series = pd.DataFrame({"window_start": ["2020-01-01", "2020-01-02"], "window_end": ["2020-01-28", "2020-01-29"],
+                           "observed": [10, 12], "estimate": [20.0, 25.0], "lower": [15.0, 18.0],
+                           "upper": [30.0, 35.0], "per_10000": [1.0, 1.2]})
+    first = plot_series_html(series, tmp_path / "a.html", title="t").read_bytes()
+    second = plot_series_html(series, tmp_path / "b.html", title="t").read_bytes()
+    assert first == second

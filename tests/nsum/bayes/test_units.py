@@ -627,3 +627,28 @@ def test_ess_from_leading_lags_equals_full_fft(monkeypatch):
     monkeypatch.setattr(diagnostics, "HEAD_LAGS", 2)  # no sequence can stop within two lags: all by FFT
     np.testing.assert_allclose(default, diagnostics._ess(values), rtol=1e-10)
     assert np.all(np.isfinite(default))
+
+
+def test_predictive_replicates_are_top_coded_as_the_survey_was():
+    """Observed known-group answers were top-coded at 30; replicates must be too, or the maximum always looks
+    'outside' (observed 30 against replicated 41 and 50)."""
+    counts = np.array([[30, 1], [2, 0], [0, 3], [30, 1]], dtype=float)
+    rep = np.broadcast_to(counts, (40, 4, 2)).copy()
+    rep[:, 0, 0] = 50.0  # the model predicts more than the cap for the known group
+    plain, _ = predictive_checks(counts, ("known", "hidden"), lambda rng: rep.copy(), replicates=40, seed=1)
+    capped, _ = predictive_checks(counts, ("known", "hidden"), lambda rng: rep.copy(), replicates=40, seed=1,
+                                  caps=np.array([30.0, np.inf]))
+    row = lambda table, group, stat: table[(table.group == group) & (table.statistic == stat)].iloc[0]  # noqa: E731
+    assert row(plain, "known", "max").outside_interval
+    assert not row(capped, "known", "max").outside_interval and row(capped, "known", "max").predicted == 30
+    assert row(capped, "hidden", "max").predicted == row(plain, "hidden", "max").predicted
+
+
+def test_one_definition_of_outside_drives_the_warnings():
+    from hiddenpop.nsum.bayes.diagnostics import ppc_warnings
+
+    ppc = pd.DataFrame({"group": ["a", "a", "b"], "statistic": ["max", "mean", "share_zero"],
+                        "observed": [9.0, 1.0, 0.2], "lower": [1.0, 0.5, 0.1], "upper": [5.0, 2.0, 0.3],
+                        "outside_interval": [True, False, False]})
+    warnings = ppc_warnings(ppc)
+    assert len(warnings) == int(ppc["outside_interval"].sum()) == 1 and "max of 'a'" in warnings[0]

@@ -42,6 +42,7 @@ from hiddenpop.capture.events.occasions import (
 )
 from hiddenpop.capture.events.reader import read_events
 from hiddenpop.errors import ConfigError, HiddenpopError
+from hiddenpop.outputs import atomic_write_text
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
@@ -236,7 +237,8 @@ def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | Non
     fig.update_layout(title=title or "Rolling estimate", xaxis_title="window start", yaxis_title="identifiers",
                       template="plotly_white")
     path = Path(path)
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    # a fixed element id (Plotly draws a random one), so the same series always gives the same file
+    atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True, div_id="rolling-series"))
     return path
 
 

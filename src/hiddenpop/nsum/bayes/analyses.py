@@ -55,6 +55,7 @@ def bayes_analysis(
     hidden: Sequence[str] | None = None,
     sums: Mapping[str, Sequence[str]] | None = None,
     ratios: Mapping[str, tuple[str, str]] | None = None,
+    topcode: int | None = None,
     quiet: bool = True,
 ) -> Estimates:
     """Fit ``spec.model`` to ``data`` (an ARD, :class:`BayesData` or a counts table with ``known_sizes`` and
@@ -69,7 +70,7 @@ def bayes_analysis(
     model = model_class(priors=priors, **options)
     result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
                        warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
-                       sums=sums, ratios=ratios, quiet=quiet)
+                       sums=sums, ratios=ratios, quiet=quiet, **({} if topcode is None else {"topcode": topcode}))
     if spec.tau_grid:
         if result.diagnostics.get("passed", True) and "idata" in result.extras:
             result.tables["tau_sensitivity"] = tau_sensitivity(result, list(spec.tau_grid), sums=sums or None,

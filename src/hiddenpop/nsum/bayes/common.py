@@ -45,6 +45,8 @@ class BayesData:
     known_sizes: np.ndarray
     population: float
     source: str | None = None
+    #: the value known-group answers were top-coded at (the survey's ``topcode``), or None
+    topcode: int | None = None
 
     @property
     def n_respondents(self) -> int:
@@ -202,9 +204,10 @@ def from_ard(ard: Any, *, hidden: Sequence[str] | None = None) -> BayesData:
     if groups_hidden is None:
         numeric = [c for c in cols if c in known_sizes or pd.api.types.is_numeric_dtype(counts[c])]
         cols = numeric
-    return prepare_data(
+    data = prepare_data(
         counts[cols], known_sizes, float(population), hidden=groups_hidden, source=getattr(ard, "source", None)
     )
+    return replace(data, topcode=getattr(ard, "topcode", None))
 
 
 def coerce_data(data: Any, known_sizes: Mapping[str, float] | None, population: float | None,

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -442,15 +443,20 @@ class MaltielModel:
         ppc_draws: int = 200,
         min_ess: float | None = None,
         quiet: bool = True,
+        topcode: int | None = None,
     ) -> Estimates:
         """Fit by NUTS and return :class:`Estimates` (estimate = posterior median, lower/upper = 2.5/97.5%).
 
         ``data`` is :class:`BayesData`, an ``ARD`` object, or a counts matrix/DataFrame with ``known_sizes``
         (group -> N_k) and ``population`` (N). ``sums`` adds posterior sums of hidden groups (name -> groups);
         ``ratios`` adds posterior ratios (name -> (numerator, denominator)), where each side is a hidden group
-        or a sum, e.g. ``{"victims_per_trafficker": ("victims", "traffickers")}``.
+        or a sum, e.g. ``{"victims_per_trafficker": ("victims", "traffickers")}``. ``topcode`` is the value the
+        known-group answers were top-coded at (an ARD carries its own); the predictive checks top-code their
+        replicates the same way.
         """
         data = coerce_data(data, known_sizes, population, hidden, groups)
+        if topcode is not None:
+            data = replace(data, topcode=topcode)
         fixed, notes = self.fixed_degree(data)
         arrays = model_arrays(data, self.priors, fixed_degree=fixed)
         draws_obj = sample_nuts(
@@ -529,12 +535,12 @@ class MaltielModel:
             posterior, diverging=draws.diverging, energy=draws.energy, num_steps=draws.num_steps,
             max_tree_depth=draws.settings["max_tree_depth"], min_ess=min_ess,
         )
-        diagnostics["seconds_sampling"] = draws.seconds
         tables: dict[str, pd.DataFrame] = {}
         if ppc_draws > 0:
+            caps = None if data.topcode is None else np.where(data.known, float(data.topcode), np.inf)
             ppc, rootogram = predictive_checks(
                 data.counts, data.groups, self.predictive_simulator(data, draws, fixed_degree, ppc_draws),
-                replicates=ppc_draws, seed=seed,
+                replicates=ppc_draws, seed=seed, caps=caps,
             )
             tables["ppc"] = ppc
             tables["rootogram"] = rootogram
