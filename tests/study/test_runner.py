@@ -139,6 +139,10 @@ def test_area_report_log_and_case_tables(two_runs, demo_study):
     assert len(direct) == int(areas["surveyed"].sum()) and (direct["respondents"] == 24).all()
     assert (estimates["lower"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["upper"]).all()
     assert {"longitude", "latitude"} <= set(estimates.columns)
+    # the demo's key is readable by its owner only, so reading it raises no warning (a path in a warning would
+    # also differ between the demo's temporary folder and its final one)
+    assert (demo_study.parent / "keys" / "demo-key.txt").stat().st_mode & 0o077 == 0
+    assert not any("key file" in warning for warning in results["report_log"].estimates.warnings)
     audit = pd.read_csv(tables / "cleaning_audit.csv")
     log = pd.read_csv(demo_study.parent / "data" / "report_log.csv")
     assert audit["rows_in"].iloc[0] == len(log)

@@ -153,7 +153,9 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str =
     write_csv(codebook, "codebook.csv")
     public = areas.drop(columns=["victims", "traffickers", "relative_risk"])
     write_csv(public, "areas.csv")
-    atomic_write_text(folder / "keys" / "demo-key.txt", demo_key(seed) + "\n")
+    key_path = folder / "keys" / "demo-key.txt"
+    atomic_write_text(key_path, demo_key(seed) + "\n")
+    key_path.chmod(0o600)  # a key file only its owner can read, as `hiddenpop privacy keygen` writes one
 
     truth = {
         "victims": int(areas["victims"].sum()),

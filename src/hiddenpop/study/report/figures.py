@@ -176,9 +176,10 @@ def _degrees_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
         tail = part["open_ended"].to_numpy(dtype=bool) if "open_ended" in part else np.zeros(len(part), dtype=bool)
         if tail.any() and (~tail).any():  # the degrees above the 99th percentile: one bar of the usual width
             width[tail] = width[~tail][0]
-            axis.annotate(f"{part['bin_left'].iloc[-1]:,.0f} to {part['bin_right'].iloc[-1]:,.0f}",
-                          (left[tail][0] + width[tail][0] / 2, 0), textcoords="offset points", xytext=(0, -24),
-                          ha="center", fontsize=7)
+            height = respondents.to_numpy()[tail][0]
+            axis.annotate(f"{part['bin_left'].iloc[-1]:,.0f}\nto {part['bin_right'].iloc[-1]:,.0f}",
+                          (left[tail][0] + width[tail][0] / 2, 0 if np.isnan(height) else height),
+                          textcoords="offset points", xytext=(0, 3), ha="center", va="bottom", fontsize=7)
         axis.bar(left[shown], respondents.to_numpy()[shown], width=width[shown], align="edge", color=PALETTE[0],
                  edgecolor="white")
         axis.set_title(f"{name} network size")
