@@ -24,6 +24,16 @@ STUDY_COMMANDS = {"nsum": ("nsum estimate",), "nsum_bayes": ("nsum bayes",),
                   "cases": ("cases summarize",)}
 #: Study keys that choose which commands run, rather than how.
 STUDY_CHOICES = {"methods"}
+#: What each study table reads (files, columns, groups) rather than how it computes, with the command input that
+#: takes the same thing. A new option must go into the analysis's spec, not here: this list is checked exactly.
+STUDY_INPUTS = {
+    "nsum": {"enabled": "-"},
+    "nsum_bayes": {"enabled": "-", "degree": "the survey's known groups", "hidden": "hidden"},
+    "smallarea": {"enabled": "-", "file": "areas_path", "id": "id_", "population": "population",
+                  "region": "region", "streams": "streams", "target": "target"},
+    "report_log": {"enabled": "-", "files": "files", "id": "identifier", "time": "time"},
+    "cases": {"enabled": "-", "file": "cases", "codebook": "codebook"},
+}
 
 
 def _command_options(name: str) -> set[str]:
@@ -52,7 +62,9 @@ def test_study_table_and_commands_offer_the_same_options(name):
     # every study key is a command option, an input the command takes as a file, column or group, or a choice
     # of which commands run
     inputs = set(ANALYSIS_KEYS[name])
+    assert inputs == set(STUDY_INPUTS[name]), f"[analyses.{name}]: a key outside its spec; declare options in the spec"
     assert study - cli - inputs - STUDY_CHOICES == set(), f"{name}: study keys {sorted(study - cli)} have no flag"
+    assert {flag for flag in STUDY_INPUTS[name].values() if flag != "-" and " " not in flag} <= cli
 
 
 def test_survey_reading_options_are_one_declaration():
