@@ -4,7 +4,8 @@ Each analysis is a spec (its options, with defaults, help and bounds; declared i
 and a function ``analysis(data, spec) -> Estimates``. The command line and the study file build the spec from their own
 syntax and call the same function, so they get the same numbers, tables and warnings.
 
-* :func:`closed_analysis` -- the closed family in one comparison table (Rcapture's ``closedp``), with the
+* :func:`closed_analysis` -- the closed family in one comparison table (Rcapture's ``closedp``) with AIC and
+  BIC weights, the model-averaged abundance (``tables["model_average"]``, Buckland et al. 1997), and the
   descriptive statistics f_k, u_j, v_j, n_j as ``tables["descriptive"]``.
 * :func:`interval_analysis` -- the profile-likelihood interval for one model, beside the Wald and
   log-transformed intervals.
@@ -22,6 +23,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from hiddenpop.capture.closed.averaging import CRITERIA, model_average
 from hiddenpop.capture.closed.descriptive_stats import descriptive
 from hiddenpop.capture.closed.models import closedp
 from hiddenpop.capture.closed.profile import profile_ci
@@ -57,6 +61,15 @@ def closed_analysis(histories: Histories, spec: ClosedSpec) -> Estimates:
     """Every closed model that suits the histories, compared in one table; see :func:`closedp`."""
     result = closedp(histories, rcapture=spec.rcapture, normal=spec.normal, t0=spec.t0)
     result.tables["descriptive"] = descriptive(histories)
+    level = float(result.table["level"].iloc[0])
+    averages = []
+    for criterion in CRITERIA:
+        average = model_average(result.table, histories.observed, criterion=criterion, level=level)
+        for table in (result.table, result.tables["models"]):  # the tidy table and Rcapture's layout
+            names = table["method"] if "method" in table.columns else table["model"]
+            table[f"{criterion}_weight"] = names.map(average["weights"])
+        averages.append({k: v for k, v in average.items() if k != "weights"})
+    result.tables["model_average"] = pd.DataFrame(averages)
     result.settings = {**to_dict(spec), **result.settings}
     return result
 
