@@ -42,13 +42,14 @@ from hiddenpop.capture.specs import (
     LogOptions,
     MSESpec,
     OpenSpec,
+    SingleSpec,
 )
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
 __all__ = ["closed_analysis", "coverage_analysis", "events_analysis", "histories_analysis", "interval_analysis",
-           "mse_analysis", "open_analysis", "read_histories", "read_log"]
+           "mse_analysis", "open_analysis", "read_histories", "read_log", "single_analysis"]
 
 def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
     """Read a capture file with the reading options of a spec."""
@@ -97,6 +98,18 @@ def coverage_analysis(data: Any, spec: CoverageSpec) -> Estimates:
     result = estimator(data, count_column=spec.count_column, bootstrap=spec.bootstrap, seed=spec.seed,
                        level=spec.level)
     result.settings = {**to_dict(spec), **result.settings}
+    return result
+
+
+def single_analysis(path: str | Path, spec: SingleSpec) -> Estimates:
+    """The single-source estimators of a file with one row per unit seen (see :mod:`.closed.single`)."""
+    from hiddenpop.capture.closed.single import single_source
+    from hiddenpop.data.io import read_table
+
+    path = Path(path)
+    result = single_source(read_table(path), count_column=spec.count_column, covariates=spec.covariate,
+                           models=spec.model, level=spec.level, source=path.name)
+    result.settings = to_dict(spec)
     return result
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hiddenpop.capture.closed.single import SINGLE_MODELS
 from hiddenpop.capture.events.cleaning import DEDUPE_UNITS, IDENTIFIER_KINDS
 from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS, OPEN_CAPTURE
 from hiddenpop.capture.lists.procedures import PROCEDURES
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
 __all__ = ["COVERAGE_KINDS", "INTERVALS", "ClosedSpec", "CoverageSpec", "EventsSpec", "HistoriesOptions",
-           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec", "OpenSpec"]
+           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec", "OpenSpec", "SingleSpec"]
 
 COVERAGE_KINDS = ("lists", "occasions")
 
@@ -140,3 +141,15 @@ class OpenSpec:
     allow_negative: bool = opt(False, "do not fix negative gammas at the boundary")
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
     window: str | None = opt(None, "for `capture histories` output with several windows: the window_start to use")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SingleSpec:
+    """Options of the single-source estimators (times each unit was seen)."""
+
+    count_column: str = opt(REQUIRED, "column with the number of times each unit was seen (>= 1)")
+    covariate: tuple[str, ...] = opt((), "covariate of the zero-truncated Poisson regression (text columns become "
+                                         "categories)")
+    model: tuple[Literal[SINGLE_MODELS], ...] = opt(SINGLE_MODELS, "estimators: ztpoisson (zero-truncated Poisson "
+                                                                   "regression), zelterman, chao (lower bound)")
+    level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)

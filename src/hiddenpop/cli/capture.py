@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec
+from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec, SingleSpec
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, spinner
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
@@ -75,9 +75,26 @@ def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | 
     emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
 
 
+def _single(file: Path, *, spec: SingleSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
+    """Single-source estimators from the number of times each unit was seen: zero-truncated Poisson regression,
+    Zelterman, Chao."""
+    from hiddenpop.capture.analyses import (
+        single_analysis,  # loads NumPy and pandas, so only when the command runs
+    )
+
+    result = single_analysis(file, spec)
+    result.provenance = provenance(inputs=[file], **result.settings)
+    columns = ["method", "estimate", "se", "lower", "upper", "level"]
+    emit(result.to_dict(), fmt, out, table=result.table[columns],
+         title=f"{result.diagnostics['observed']} units seen (single source)")
+
+
+SingleArgument = Annotated[Path, typer.Argument(help="one row per unit seen: the times it was seen, covariates")]
 app.command("closed")(typer_command(ClosedSpec, _closed, leading=_FILE, trailing=OUTPUT, command="closed"))
 app.command("ci")(typer_command(IntervalSpec, _interval, leading=_FILE, trailing=OUTPUT, command="ci"))
 app.command("mse")(typer_command(MSESpec, _mse, leading=_LISTS, trailing=OUTPUT, command="mse"))
+app.command("single")(typer_command(SingleSpec, _single, leading=[parameter("file", SingleArgument)],
+                                    trailing=OUTPUT, command="single"))
 app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, trailing=OUTPUT, command="coverage"))
 
 
