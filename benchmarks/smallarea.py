@@ -12,9 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
-from hiddenpop.simulate.country import synthetic_country
+from hiddenpop.simulate.country import areas_with_direct_rates, synthetic_country
 from hiddenpop.smallarea.areas import AreaTable
-from hiddenpop.smallarea.direct import direct_estimates
 from hiddenpop.smallarea.extrapolate import extrapolate
 from hiddenpop.smallarea.national import national_consistency
 from hiddenpop.smallarea.pooling import PooledModel
@@ -22,14 +21,8 @@ from hiddenpop.smallarea.pooling import PooledModel
 
 def build(seed: int):
     country = synthetic_country(seed=seed)
-    direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
-                              roster=country.roster_columns, household_size="household_size", weight="weight",
-                              seed=seed)
-    rows = direct.table[direct.table["quantity"] == "prevalence"]
-    targets = rows[["area", "estimate", "se"]].rename(columns={"area": "area_id", "estimate": "target",
-                                                               "se": "target_se"})
-    frame = country.areas.merge(targets, on="area_id", how="left")
-    areas = AreaTable.from_frame(frame, id="area_id", target="target", target_se="target_se",
+    frame, direct = areas_with_direct_rates(country, seed=seed)
+    areas = AreaTable.from_frame(frame, id="area_id", target="direct_rate", target_se="direct_se",
                                  population="population", region="region", name="name", streams=country.streams,
                                  adjacency=country.adjacency)
     national = direct.get("national prevalence")

@@ -166,23 +166,19 @@ def test_examples_study_matches_the_generator():
     assert committed.read_text() == study_toml(seed=20220101, spec=PROFILES["full"])
 
 
-@pytest.mark.parametrize(("replacement", "message"), [
-    ('target_accept = 0.65\nlikelihood = "gaussian"', r"\[analyses.nsum_bayes\]: key 'likelihood'.*gaussian"),
-    ("target_accept = 1.5", r"\[analyses.nsum_bayes\]: key 'target_accept' must satisfy 0 < target_accept < 1"),
-    ("target_accept = 0.65\nseed = 3", r"\[analyses.nsum_bayes\]: key 'seed' is set once for the whole study"),
+@pytest.mark.parametrize(("old", "replacement", "message"), [
+    ("target_accept = 0.65", 'target_accept = 0.65\nlikelihood = "gaussian"',
+     r"\[analyses.nsum_bayes\]: key 'likelihood'.*gaussian"),
+    ("target_accept = 0.65", "target_accept = 1.5",
+     r"\[analyses.nsum_bayes\]: key 'target_accept' must satisfy 0 < target_accept < 1"),
+    ("target_accept = 0.65", "target_accept = 0.65\nseed = 3",
+     r"\[analyses.nsum_bayes\]: key 'seed' is set once for the whole study"),
+    ("tau_prior = [17, 3]", "tau_prior = [2, 8, 3]", r"\[analyses.nsum_bayes\]: tau_prior takes two numbers"),
+    ("tau_prior = [17, 3]", "tau_prior = [2, -8]",
+     r"\[analyses.nsum_bayes\]: key 'tau_prior' must satisfy 0 < tau_prior; got -8"),
 ])
-def test_bayes_sampler_options_validated(study_copy, replacement, message):
-    _edit(study_copy, "target_accept = 0.65", replacement)
-    with pytest.raises(ConfigError, match=message):
-        load_study(study_copy)
-
-
-@pytest.mark.parametrize(("replacement", "message"), [
-    ("tau_prior = [2, 8, 3]", r"\[analyses.nsum_bayes\]: tau_prior takes two numbers"),
-    ("tau_prior = [2, -8]", r"\[analyses.nsum_bayes\]: key 'tau_prior' must satisfy 0 < tau_prior; got -8"),
-])
-def test_tau_prior_validated(study_copy, replacement, message):
-    _edit(study_copy, "tau_prior = [17, 3]", replacement)
+def test_bayes_options_validated(study_copy, old, replacement, message):
+    _edit(study_copy, old, replacement)
     with pytest.raises(ConfigError, match=message):
         load_study(study_copy)
 

@@ -300,11 +300,10 @@ def synthetic_country(
     )
 
 
-def country_files(country: SyntheticCountry, *, seed: int) -> tuple[dict[str, str], pd.Series]:
-    """The files of a synthetic country as text (areas with their direct rates, survey, truth, adjacency, streams,
-    geometry) and the direct national estimate (a row of :func:`hiddenpop.smallarea.direct.direct_estimates`)."""
-    import json
-
+def areas_with_direct_rates(country: SyntheticCountry, *, seed: int) -> tuple[pd.DataFrame, Any]:
+    """The country's area table with the direct rate and its standard error of each surveyed area
+    (``direct_rate``, ``direct_se``; empty elsewhere), and the direct estimates themselves
+    (:func:`hiddenpop.smallarea.direct.direct_estimates`, with the national row)."""
     from hiddenpop.smallarea.direct import direct_estimates
 
     direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
@@ -313,7 +312,15 @@ def country_files(country: SyntheticCountry, *, seed: int) -> tuple[dict[str, st
     rows = direct.table[direct.table["quantity"] == "prevalence"]
     targets = rows[["area", "estimate", "se"]].rename(columns={"area": "area_id", "estimate": "direct_rate",
                                                                "se": "direct_se"})
-    areas = country.areas.merge(targets, on="area_id", how="left")
+    return country.areas.merge(targets, on="area_id", how="left"), direct
+
+
+def country_files(country: SyntheticCountry, *, seed: int) -> tuple[dict[str, str], pd.Series]:
+    """The files of a synthetic country as text (areas with their direct rates, survey, truth, adjacency, streams,
+    geometry) and the direct national estimate (a row of :func:`hiddenpop.smallarea.direct.direct_estimates`)."""
+    import json
+
+    areas, direct = areas_with_direct_rates(country, seed=seed)
     files = {
         "areas.csv": areas.to_csv(index=False, lineterminator="\n"),
         "survey.csv": country.survey.to_csv(index=False, lineterminator="\n"),
