@@ -18,6 +18,7 @@ syntax and call the same function, so they get the same numbers, tables and warn
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -44,7 +45,7 @@ from hiddenpop.capture.specs import (
     OpenSpec,
     SingleSpec,
 )
-from hiddenpop.errors import ConfigError
+from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
@@ -207,14 +208,8 @@ def open_analysis(path: str | Path, spec: OpenSpec) -> Estimates:
     return result
 
 
-def _from_long(frame, window, file):
+def _from_long(frame: pd.DataFrame, window: str | None, file: str) -> pd.DataFrame:
     """The long output of ``capture histories`` (one window) as 0/1 period columns and a count."""
-    import math
-
-    import pandas as pd
-
-    from hiddenpop.errors import DataError
-
     for column in ("history", "count"):
         if column not in frame.columns:
             raise DataError(f"{file}: column {column!r} not found")

@@ -66,9 +66,9 @@ def _split(spec: str, sep: str, option: str, example: str) -> tuple[str, str]:
     return left, right
 
 
-def _parse_derived(sums: list[str], ratios: list[str], prevalence: list[str]) -> dict[str, Any]:
-    from hiddenpop.nsum.estimators import Prevalence
-
+def parse_derived(sums: list[str], ratios: list[str], prevalence: list[str] | None = None) -> dict[str, Any]:
+    """``--sum NAME=A+B``, ``--ratio NAME=A/B`` and ``--prevalence NAME=QUANTITY:BASE[:PER]`` as the estimators'
+    ``sums``, ``ratios`` and ``prevalence`` arguments (shared by ``nsum estimate`` and ``nsum bayes``)."""
     sums_d = {}
     for spec in sums:
         name, parts = _split(spec, "=", "--sum", "NAME=GROUP+GROUP (e.g. victims=child_nonlive+child_livestream)")
@@ -79,8 +79,12 @@ def _parse_derived(sums: list[str], ratios: list[str], prevalence: list[str]) ->
     for spec in ratios:
         name, parts = _split(spec, "=", "--ratio", "NAME=NUMERATOR/DENOMINATOR")
         ratios_d[name] = _split(parts, "/", "--ratio", "NAME=NUMERATOR/DENOMINATOR")
+        if "/" in ratios_d[name][1]:
+            raise ConfigError(f"--ratio {spec!r}: expected NAME=NUMERATOR/DENOMINATOR (one '/')")
     prev_d = {}
-    for spec in prevalence:
+    if prevalence:  # the estimators load SciPy, so only when a prevalence is asked for
+        from hiddenpop.nsum.estimators import Prevalence
+    for spec in prevalence or []:
         name, parts = _split(spec, "=", "--prevalence", "NAME=QUANTITY:BASE[:PER] (e.g. victims_per_100=victims:38e6:100)")
         fields = parts.split(":")
         if len(fields) not in (2, 3):
@@ -114,7 +118,7 @@ def _estimate(survey: Path, known: Path, population: float, *, spec: SurveyNsumS
     if not hidden:
         raise ConfigError("name at least one hidden group with --hidden COL (repeat for more)")
     ard = read_survey(survey, known, population, hidden, project(spec, SurveyOptions), degree_columns)
-    derived = _parse_derived(sum_ or [], ratio or [], prevalence or [])
+    derived = parse_derived(sum_ or [], ratio or [], prevalence or [])
     result = scale_up_analysis(ard, project(spec, NsumSpec), **derived)
     result.provenance = provenance(inputs=[survey, known], command="nsum estimate")
     emit(result.to_dict(), fmt, out, table=_table(result, fmt), title="Network scale-up estimates")

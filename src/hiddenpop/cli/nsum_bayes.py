@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter
-from hiddenpop.cli.nsum import SURVEY_INPUTS, HiddenOption, RatioOption, SumOption
+from hiddenpop.cli.nsum import SURVEY_INPUTS, HiddenOption, RatioOption, SumOption, parse_derived
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.specs import BayesSpec, SurveyBayesSpec
 from hiddenpop.specs import project, typer_command
@@ -28,19 +28,6 @@ from hiddenpop.specs import project, typer_command
 SavePosteriorOption = Annotated[
     Path | None, typer.Option("--save-posterior", help="write the ArviZ InferenceData to FILE.nc")
 ]
-
-
-def _named(specs: list[str], sep: str, option: str, example: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for spec in specs:
-        if "=" not in spec:
-            raise ConfigError(f"{option} {spec!r}: expected {example}")
-        name, rest = (s.strip() for s in spec.split("=", 1))
-        parts = [p.strip() for p in rest.split(sep)]
-        if not name or any(not p for p in parts):
-            raise ConfigError(f"{option} {spec!r}: expected {example}")
-        out[name] = parts
-    return out
 
 
 def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpec, hidden: list[str] | None,
@@ -56,12 +43,8 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
         raise ConfigError("--population must be a positive number")
     if save_posterior is not None and save_posterior.suffix != ".nc":
         raise ConfigError("--save-posterior must name a NetCDF file ending in .nc")
-    sums = _named(sum_ or [], "+", "--sum", "NAME=GROUP+GROUP")
-    ratios = {}
-    for name, parts in _named(ratio or [], "/", "--ratio", "NAME=NUMERATOR/DENOMINATOR").items():
-        if len(parts) != 2:
-            raise ConfigError(f"--ratio {name}: expected NAME=NUMERATOR/DENOMINATOR")
-        ratios[name] = (parts[0], parts[1])
+    derived = parse_derived(sum_ or [], ratio or [])
+    sums, ratios = derived["sums"], derived["ratios"]
     # read and validate before JAX starts: input errors come back at once
     ard = read_ard(survey, known=known, population=population, hidden=hidden or [], missing=spec.missing)
     if not hidden:

@@ -33,7 +33,8 @@ _SUMMARY_KEYS = ("method", "population_base", "respondents", "min", "q1", "media
                  "sum", "zero_degree_respondents", "weighted_mean")
 
 
-def _weighted(ard: ARD, spec: ConsistencySpec) -> bool | None:
+def _weighted(spec: ConsistencySpec) -> bool | None:
+    """The estimators' ``weighted`` argument: off when asked, else the survey's own (weights when it has them)."""
     return False if spec.unweighted else None
 
 
@@ -63,7 +64,7 @@ def scale_up_analysis(
     names = list(degrees)
     groups = list(ard.hidden if hidden is None else hidden)
     chosen = {group: degrees[(group_degree or {}).get(group, names[0])] for group in groups}
-    weighted = _weighted(ard, spec)
+    weighted = _weighted(spec)
     result = estimate(
         ard, list(spec.method), hidden=groups, degree=chosen, weighted=weighted,
         adjustments=Adjustments(degree_ratio=spec.degree_ratio, transmission_rate=spec.transmission_rate,
@@ -93,7 +94,7 @@ def _add_consistency(result: Estimates, ard: ARD, spec: ConsistencySpec,
                      checks: Mapping[str, tuple[Sequence[str], float]]) -> None:
     tables, summary = [], {}
     for name, (groups, population) in checks.items():
-        check = consistency(ard, known=list(groups), population=population, weighted=_weighted(ard, spec),
+        check = consistency(ard, known=list(groups), population=population, weighted=_weighted(spec),
                             flag_ratio=spec.flag_ratio)
         table = check.table.rename(columns={"quantity": "group"})
         table.insert(0, "degree", name)
@@ -108,7 +109,7 @@ def _add_consistency(result: Estimates, ard: ARD, spec: ConsistencySpec,
 def consistency_analysis(ard: ARD, spec: ConsistencySpec, *, known: Sequence[str] | None = None,
                          population: float | None = None) -> Estimates:
     """Leave-one-out consistency of the known groups (held-out estimate against the known size)."""
-    result = consistency(ard, known=known, population=population, weighted=_weighted(ard, spec),
+    result = consistency(ard, known=known, population=population, weighted=_weighted(spec),
                          flag_ratio=spec.flag_ratio)
     result.settings = {**to_dict(spec), **result.settings}
     return result

@@ -219,7 +219,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     and the sensitivity of the sizes to the assumed transmission rate
     (:func:`hiddenpop.nsum.bayes.analyses.bayes_analysis`, as ``hiddenpop nsum bayes`` runs it). A fit that fails
     its gates gets status ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
-    from hiddenpop.nsum.bayes.analyses import prepare_chains
+    from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 
     study = context.study
     settings = study.analyses["nsum_bayes"]
@@ -243,8 +243,6 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
-    from hiddenpop.nsum.bayes.analyses import bayes_analysis
-
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
                             sums=sums, ratios=ratios, topcode=study.specs["survey"].topcode)
     _rename_quantities(result, {column: name for name, column in columns.items()})
@@ -394,7 +392,7 @@ def smallarea_step(context: RunContext) -> StepResult:
     combined = results[spec.methods[0]]
     for method in spec.methods[1:]:
         combined = combined.combine(results[method])
-    combined.warnings = list(dict.fromkeys(combined.warnings))
+    combined.warnings = list(dict.fromkeys(combined.warnings))  # one method alone is not deduplicated by combine
     combined.table = combined.table.iloc[0:0]  # per-area rows are published in area_estimates, not as estimates
     return StepResult(name="smallarea", title=TITLES["smallarea"],
                       status="warnings" if combined.warnings else "ok", estimates=combined, tables=tables,

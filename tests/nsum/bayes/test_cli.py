@@ -64,6 +64,7 @@ def test_bad_fit_is_returned_with_gate_warnings_and_json_schema(run_cli, files, 
         (["--population", "-5"], "population"),
         (["--tau-prior", "2,8", "--model", "degree"], "transmission and combined"),
         (["--ratio", "r=y_group3"], "--ratio"),
+        (["--ratio", "r=y_group3/y_group5/y_group3"], "one '/'"),
     ],
 )
 def test_errors_exit_2_with_one_line(run_cli, files, args, message):
