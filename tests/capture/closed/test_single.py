@@ -53,10 +53,11 @@ def test_each_estimator_covers_the_truth_by_simulation(estimator):
     assert abs(np.mean(errors)) < 0.02
 
 
-def test_counts_below_one_are_an_input_error(tmp_path, run_cli):
+@pytest.mark.parametrize("bad", ["0", "2.5", "99999999999999999999"])
+def test_counts_that_are_not_sightings_are_an_input_error(tmp_path, run_cli, bad):
     path = tmp_path / "seen.csv"
-    path.write_text("times\n1\n2\n0\n")
+    path.write_text(f"times\n1\n2\n{bad}\n")
     done = run_cli("capture", "single", path, "--count-column", "times")
     assert done.returncode == 2
-    assert done.stderr.strip() == ("error: seen.csv, row 3, column 'times': expected a whole number of sightings >= 1 "
-                                   "(units never seen are not in the file)")
+    assert done.stderr.strip() == ("error: seen.csv, row 3, column 'times': expected a whole number of sightings "
+                                   "from 1 to 2^53 (units never seen are not in the file)")

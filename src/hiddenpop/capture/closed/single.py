@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hiddenpop.capture.core.histories import MAX_COUNT
 from hiddenpop.capture.core.intervals import log_transformed_ci
 from hiddenpop.errors import DataError, ModelError, locate
 from hiddenpop.results import Estimates
@@ -128,11 +129,11 @@ def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequenc
         if column not in frame.columns:
             raise missing_column(source, column, frame.columns)
     counts = pd.to_numeric(frame[count_column], errors="coerce")
-    bad = counts.isna() | (counts < 1) | (counts != np.floor(counts))
+    bad = counts.isna() | (counts < 1) | (counts != np.floor(counts)) | (counts > MAX_COUNT)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise DataError(f"{locate(source, row, count_column)}expected a whole number of sightings >= 1 (units never "
-                        "seen are not in the file)")
+        raise DataError(f"{locate(source, row, count_column)}expected a whole number of sightings from 1 to 2^53 "
+                        "(units never seen are not in the file)")
     y = counts.to_numpy(dtype=float)
     rows = []
     for model in models:
