@@ -75,6 +75,7 @@ class OptionInfo:
     inclusive: bool = True  # whether min and max themselves are allowed
     required: bool = False  # no default: every interface must be given a value
     aliases: tuple[str, ...] = ()  # deprecated command-line spellings, accepted for one release
+    parse: Callable[[str], Any] | None = None  # a text option's own grammar: raises ConfigError when malformed
 
     @property
     def flag(self) -> str:
@@ -96,13 +97,15 @@ def _number(value: float) -> str:
 
 
 def opt(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-        inclusive: bool = True, aliases: tuple[str, ...] = ()) -> Any:
+        inclusive: bool = True, aliases: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None) -> Any:
     """A spec field with its default, help text and optional numeric bounds.
 
     ``aliases`` are older command-line spellings (e.g. ``"--deg-ratio"``) still accepted for one release; the help
-    lists them after the flag, and they have no study-file key.
+    lists them after the flag, and they have no study-file key. ``parse`` checks a text option's grammar (e.g. a
+    distribution written ``beta(17, 3)``): it raises :class:`ConfigError` saying what is wrong, without the value.
     """
-    metadata = {_META: {"help": help, "min": min, "max": max, "inclusive": inclusive, "aliases": aliases}}
+    metadata = {_META: {"help": help, "min": min, "max": max, "inclusive": inclusive, "aliases": aliases,
+                        "parse": parse}}
     if isinstance(default, (list, dict, set)):
         raise TypeError("spec defaults must be immutable (use a tuple)")
     if default is REQUIRED:
@@ -156,7 +159,7 @@ def fields_of(spec: type | Any) -> list[OptionInfo]:
         infos.append(OptionInfo(name=f.name, kind=kind, default=None if required else f.default, help=meta["help"],
                                 optional=optional, multiple=multiple, choices=choices, min=meta["min"],
                                 max=meta["max"], inclusive=meta["inclusive"], required=required,
-                                aliases=meta["aliases"]))
+                                aliases=meta["aliases"], parse=meta["parse"]))
     return infos
 
 
@@ -219,6 +222,11 @@ def _check_one(info: OptionInfo, value: Any, label: str) -> Any:
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{label} must be one of {', '.join(map(repr, info.choices))}; "
                               f"got {value!r}{suggestion}")
+        if info.parse is not None:
+            try:
+                info.parse(value)
+            except ConfigError as error:
+                raise ConfigError(f"{label}: {error}") from None
         return value
     low_ok = info.min is None or (value >= info.min if info.inclusive else value > info.min)
     high_ok = info.max is None or (value <= info.max if info.inclusive else value < info.max)

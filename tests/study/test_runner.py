@@ -161,3 +161,31 @@ def test_area_report_log_and_case_tables(two_runs, demo_study):
     text = "\n".join(p.read_text(errors="ignore") for p in outcome.folder.rglob("*") if p.suffix in (".csv", ".json",
                                                                                                    ".html"))
     assert not any(address in text for address in list(addresses)[:200])
+
+
+def test_the_demo_headline_covers_its_truth_and_its_ratio_divides_the_shown_draws(tmp_path):
+    """The bundled demo (full profile, its own seed), design-based analysis only: the headline victims, traffickers
+    and their ratio cover the truths the data were drawn from, the ratio is the headline numbers' ratio draw by
+    draw, and the declared transmission prior is stated beside them."""
+    from hiddenpop.study.demo import write_demo_study
+
+    study_path = write_demo_study(tmp_path / "study", profile="full")
+    truth = json.loads((study_path.parent / "truth.json").read_text())
+    outcome = run_study(load_study(study_path), tmp_path / "run", steps=[("nsum", steps.nsum_step)])
+    headline = outcome.headline.set_index("quantity")
+    for quantity in ("victims", "traffickers", "victims_per_trafficker"):
+        row = headline.loc[quantity]
+        assert row["analysis"] == "nsum"
+        assert row["lower"] <= truth[quantity] <= row["upper"], quantity
+    assert headline.loc["victims_per_trafficker", "estimate"] == pytest.approx(
+        headline.loc["victims", "estimate"] / headline.loc["traffickers", "estimate"], rel=1e-12)
+    replicates = outcome.results["nsum"].estimates.extras["replicates"]["mle"]
+    ratio = replicates["victims"] / replicates["traffickers"]
+    assert replicates["victims_per_trafficker"].to_numpy() == pytest.approx(ratio.to_numpy(), rel=1e-12)
+    assumptions = pd.read_csv(outcome.folder / "tables" / "assumptions.csv")
+    tau = assumptions[assumptions["assumption"] == "transmission rate (tau)"].iloc[0]
+    assert tau["value"] == "beta(17, 3)" and "assumed for the demo" in tau["source"]
+    sentences = pd.read_csv(outcome.folder / "tables" / "break_even.csv")["sentence"]
+    assert any("degree ratio (delta) exceeded" in s for s in sentences)
+    html = (outcome.folder / "report.html").read_text()
+    assert "What these numbers assume" in html and 'id="figure-headline_sensitivity"' in html

@@ -173,9 +173,9 @@ def test_examples_study_matches_the_generator():
      r"\[analyses.nsum_bayes\]: key 'target_accept' must satisfy 0 < target_accept < 1"),
     ("target_accept = 0.65", "target_accept = 0.65\nseed = 3",
      r"\[analyses.nsum_bayes\]: key 'seed' is set once for the whole study"),
-    ("tau_prior = [17, 3]", "tau_prior = [2, 8, 3]", r"\[analyses.nsum_bayes\]: tau_prior takes two numbers"),
-    ("tau_prior = [17, 3]", "tau_prior = [2, -8]",
-     r"\[analyses.nsum_bayes\]: key 'tau_prior' must satisfy 0 < tau_prior; got -8"),
+    ("target_accept = 0.65", "target_accept = 0.65\ntau_prior = [2, 8]",
+     r"\[analyses.nsum_bayes\]: key 'tau_prior' is set once for the whole study, in \[visibility.NAME\] with "
+     r"factor = 'transmission_rate'"),
 ])
 def test_bayes_options_validated(study_copy, old, replacement, message):
     _edit(study_copy, old, replacement)
@@ -258,3 +258,44 @@ def test_report_log_exclusions_are_recorded_by_label_never_by_value(study_copy):
     assert "203.0.113.77" not in recorded and "viral" not in recorded
     assert study.settings()["analyses"]["report_log"]["exclude"] == ["category=value #1", "ip_address=value #2"]
     assert study.specs["report_log"].exclude == ("category=viral", "ip_address=203.0.113.77")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('distribution = "beta(17, 3)"', 'distribution = "beta(17)"',
+     r"\[visibility.transmission\] key 'distribution': expected a number, beta\(a, b\) or lognormal"),
+    ('distribution = "beta(17, 3)"', 'distribution = "lognormal(0.8, 0.1)"',
+     r"\[visibility.transmission\] key 'distribution': a transmission rate lies in \(0, 1\]"),
+    ('distribution = "beta(17, 3)"', "distribution = 1.5", r"a transmission rate lies in \(0, 1\]"),
+    ('factor = "transmission_rate"', 'factor = "transmision_rate"',
+     r"\[visibility.transmission\] key 'factor': 'transmision_rate' is not one of .*did you mean"),
+    ('factor = "transmission_rate"', 'factor = "transmission_rate"\ngroups = ["victim"]',
+     r"\[visibility.transmission\] key 'groups': hidden group or combination 'victim' is not declared"),
+    ('source = "assumed', 'sauce = "assumed', r"\[visibility.transmission\]: unknown key 'sauce'"),
+    ('method = "mle"', 'method = "mle"\ntransmission_rate = "0.8"',
+     r"\[analyses.nsum\]: key 'transmission_rate' is set once for the whole study, in \[visibility.NAME\]"),
+    ('headline = "nsum"\nwhy = "the same', 'why = "the same',
+     r"\[combine.traffickers\]: missing required key 'headline'"),
+])
+def test_visibility_model_is_declared_once_and_checked(study_copy, old, new, message):
+    with pytest.raises(ConfigError, match=message):
+        load_study(_edit(study_copy, old, new))
+
+
+def test_a_ratio_needs_both_headlines_from_one_analysis(study_copy):
+    text = study_copy.read_text()
+    assert text.count('headline = "nsum"') == 2
+    _edit(study_copy, 'headline = "nsum"\nwhy = "the same', 'headline = "nsum_bayes"\nwhy = "the same')
+    with pytest.raises(ConfigError, match=r"\[ratios.victims_per_trafficker\]: its numerator and denominator have "
+                                          r"headlines from different analyses \(victims: nsum, traffickers: "
+                                          r"nsum_bayes\)"):
+        load_study(study_copy)
+
+
+def test_visibility_declarations_expand_combinations_to_their_groups(study_copy):
+    _edit(study_copy, 'factor = "transmission_rate"', 'factor = "transmission_rate"\ngroups = ["victims"]')
+    study = load_study(study_copy)
+    (declared,) = study.visibility
+    assert declared.groups == ("children_nonlive", "children_live")
+    adjust = study.adjustments()
+    assert adjust.for_group("children_live")["transmission_rate"] == pytest.approx(0.85)
+    assert adjust.for_group("adults_live")["transmission_rate"] == 1.0

@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.data.ard import ARD
-from hiddenpop.nsum.adjust import Adjustments
+from hiddenpop.nsum.adjust import FACTORS, Adjustments, Fixed
 from hiddenpop.nsum.degrees import Degree, degree_summary
 from hiddenpop.nsum.degrees import degree as make_degree
 from hiddenpop.nsum.diagnostics import consistency
-from hiddenpop.nsum.estimators import Prevalence, estimate
+from hiddenpop.nsum.estimators import Prevalence, estimate, visibility_sensitivity
 from hiddenpop.nsum.specs import ConsistencySpec, NsumSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
-__all__ = ["consistency_analysis", "degree_histogram", "scale_up_analysis"]
+__all__ = ["consistency_analysis", "degree_histogram", "scale_up_analysis", "sensitivity_grid"]
 
 #: Summary statistics of a degree that go into the one-row-per-degree table.
 _SUMMARY_KEYS = ("method", "population_base", "respondents", "min", "q1", "median", "mean", "q3", "max",
@@ -49,8 +49,13 @@ def scale_up_analysis(
     sums: Mapping[str, Sequence[str]] | None = None,
     ratios: Mapping[str, tuple[str, str]] | None = None,
     prevalence: Mapping[str, Prevalence | tuple] | None = None,
+    adjustments: Adjustments | None = None,
 ) -> Estimates:
     """Scale-up estimates of the hidden groups with the degree and consistency tables beside them.
+
+    ``adjustments`` is the visibility model (default: the spec's factors for every group). The result carries
+    the declared factors (``tables["visibility"]``) and, with a bootstrap, every estimate across each factor's
+    plausible range (``tables["visibility_sensitivity"]``, see :func:`sensitivity_grid`).
 
     ``degrees`` names the degrees in use (default: one, summation over ``ard.degree_columns`` when set, else
     known-population over every known group); ``group_degree`` says which degree scales each hidden group
@@ -67,8 +72,7 @@ def scale_up_analysis(
     weighted = _weighted(spec)
     result = estimate(
         ard, list(spec.method), hidden=groups, degree=chosen, weighted=weighted,
-        adjustments=Adjustments(degree_ratio=spec.degree_ratio, transmission_rate=spec.transmission_rate,
-                                frame_ratio=spec.frame_ratio),
+        adjustments=adjustments if adjustments is not None else spec.adjustments(),
         sums=sums, ratios=ratios, prevalence=prevalence, bootstrap=spec.bootstrap, seed=spec.seed,
         level=spec.level,
     )
@@ -86,8 +90,45 @@ def scale_up_analysis(
         if len(ard.known) >= 2 and not ard.degree_columns:
             checks = {names[0]: (list(ard.known), float(ard.population))}
     _add_consistency(result, ard, spec, checks)
+    _add_visibility(result, spec)
     result.settings = {**to_dict(spec), **result.settings}
+    if adjustments is not None:  # the factors came from the caller's model, not the spec's options
+        for factor in FACTORS:
+            result.settings.pop(factor, None)
     return result
+
+
+#: The range a sensitivity table spans for a factor declared as a constant (or not at all).
+DEFAULT_RANGES = {"transmission_rate": (0.5, 1.0), "degree_ratio": (0.5, 1.5), "frame_ratio": (0.8, 1.2)}
+#: The factors whose sensitivity a scale-up analysis tabulates (the frame ratio is rarely uncertain).
+SENSITIVITY_FACTORS = ("transmission_rate", "degree_ratio")
+
+
+def sensitivity_grid(adjust: Adjustments, factor: str, points: int = 11) -> list[float]:
+    """Values of ``factor`` spanning its plausible range: the 1% to 99% quantiles of its declared distribution(s),
+    else :data:`DEFAULT_RANGES` (widened to include a declared constant). A transmission rate stops at 1."""
+    low, high = DEFAULT_RANGES[factor]
+    declared = [d.distribution for d in adjust.declared if d.factor == factor]
+    random = [d for d in declared if not isinstance(d, Fixed)]
+    if random:
+        low = min(float(d.quantiles([0.01])[0]) for d in random)
+        high = max(float(d.quantiles([0.99])[0]) for d in random)
+    for distribution in declared:
+        low, high = min(low, distribution.mean), max(high, distribution.mean)
+    if factor == "transmission_rate":
+        high = min(high, 1.0)
+    return [float(v) for v in np.round(np.linspace(low, high, points), 4)]
+
+
+def _add_visibility(result: Estimates, spec: NsumSpec) -> None:
+    adjust: Adjustments = result.extras["visibility"]["adjustments"]
+    result.tables["visibility"] = pd.DataFrame(adjust.assumptions(spec.level),
+                                               columns=["name", "factor", "label", "distribution", "mean", "lower",
+                                                        "upper", "level", "groups", "source"])
+    if spec.bootstrap:
+        result.tables["visibility_sensitivity"] = pd.concat(
+            [visibility_sensitivity(result, factor, sensitivity_grid(adjust, factor))
+             for factor in SENSITIVITY_FACTORS], ignore_index=True)
 
 
 def _add_consistency(result: Estimates, ard: ARD, spec: ConsistencySpec,

@@ -34,11 +34,16 @@ Uncertainty: the Rao-Wu rescaled bootstrap (m_h = n_h - 1) over strata and PSUs
 (:mod:`hiddenpop.design.replicate`). Every estimator above is a ratio of weighted totals of per-respondent
 variables, so a replicate estimate needs only replicate totals, computed through PSU totals: the whole bootstrap
 is one matrix product. The degree is recomputed from the replicate's own answers automatically because it is a
-per-respondent quantity. Known sizes, N and the adjustment factors are treated as fixed.
+per-respondent quantity. Known sizes and N are treated as fixed; the visibility factors
+(:mod:`hiddenpop.nsum.adjust`) are constants or distributions drawn once per replicate.
+
+:func:`visibility_sensitivity` re-scales the same replicates with one factor held at each value of a grid, and
+:func:`break_even` gives the factor value at which an estimate would fall to a threshold.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +55,7 @@ from scipy import stats
 from hiddenpop.data.ard import ARD
 from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError, ModelError
-from hiddenpop.nsum.adjust import Adjustments, as_adjustments
+from hiddenpop.nsum.adjust import FACTORS, Adjustments, as_adjustments
 from hiddenpop.nsum.degrees import Degree, degree, degree_summary
 from hiddenpop.nsum.specs import METHODS
 from hiddenpop.results import Estimates
@@ -245,6 +250,12 @@ def estimate(
     degrees = _degrees_for(ard, hidden, deg_arg)
 
     factors = None
+    random_factors = adjust.is_random(hidden)
+    # one draw of every declared factor per replicate, shared by the groups it covers (constants stay constant)
+    multipliers = (adjust.multipliers(hidden, bootstrap, seed) if bootstrap and random_factors
+                   else {h: adjust.factor(h) for h in hidden})
+    visibility: dict[str, Any] = {"adjustments": adjust, "point": {}, "replicates": {}, "seed": seed,
+                                  "derived": (sums_n, ratios_n, prev_n), "level": level}
     warnings = list(ard.warnings)
     notes = list(ard.notes)
     if bootstrap:
@@ -300,19 +311,23 @@ def estimate(
             den = point_totals[info["b"]]
             if den <= 0:
                 raise ModelError(f"{m}: the degrees of the respondents sum to 0; no scale-up estimate for {h!r}")
-            group_point[h] = np.array(info["degree"].population * point_totals[info["a"]] / den * info["factor"])
+            basic = info["degree"].population * point_totals[info["a"]] / den
+            visibility["point"].setdefault(m, {})[h] = basic
+            group_point[h] = np.array(basic * info["factor"])
         point = _derive(group_point, sums_n, ratios_n, prev_n)
         reps = None
         if factors is not None:
             totals = factors.replicate_totals(matrix, w)  # (R, m)
-            group_reps = {}
+            basic_reps = {}
             with np.errstate(divide="ignore", invalid="ignore"):
                 for h in hidden:
                     info = meta[h]
                     den = totals[:, info["b"]]
-                    group_reps[h] = np.where(
+                    basic_reps[h] = np.where(
                         den > 0, info["degree"].population * totals[:, info["a"]] / np.where(den > 0, den, 1.0), np.nan
-                    ) * info["factor"]
+                    )
+            visibility["replicates"][m] = basic_reps
+            group_reps = {h: basic_reps[h] * multipliers[h] for h in hidden}
             reps = _derive(group_reps, sums_n, ratios_n, prev_n)
             replicate_frames[m] = pd.DataFrame(reps)
             failed = int(np.isnan(np.column_stack(list(group_reps.values()))).any(axis=1).sum())
@@ -378,9 +393,16 @@ def estimate(
     if not bootstrap:
         notes.append("no bootstrap: the MLE interval is Wald with the Killworth SE, which ignores the survey "
                      "design and degree uncertainty; use bootstrap replicates for design-based intervals")
-    if not adjust.is_identity(hidden):
+    if random_factors and bootstrap:
+        notes.append("generalized NSUM: estimates divided by degree ratio x transmission rate x frame ratio; each "
+                     "declared distribution is drawn once per bootstrap replicate, so the intervals carry its "
+                     "uncertainty (point estimates use each factor's mean)")
+    elif random_factors:
+        warnings.append("the declared visibility factors are distributions but there is no bootstrap: the "
+                        "interval ignores their uncertainty; use bootstrap replicates (--bootstrap 1000)")
+    elif not adjust.is_identity(hidden):
         notes.append("generalized NSUM: estimates divided by degree ratio x transmission rate x frame ratio "
-                     "(treated as known; their uncertainty is not in the intervals)")
+                     "(constants: intervals are conditional on them)")
     zero_counts = {label: info["zero_degree_respondents"] for label, info in degree_info.items()}
     diagnostics = {
         "degrees": degree_info,
@@ -405,6 +427,7 @@ def estimate(
         "bootstrap": bootstrap,
         "level": level,
         "adjustments": adjust.describe(hidden),
+        "visibility": adjust.assumptions(level),
         "sums": sums_n,
         "ratios": {k: list(v) for k, v in ratios_n.items()},
         "prevalence": {k: vars(v) for k, v in prev_n.items()},
@@ -416,5 +439,92 @@ def estimate(
         warnings=list(dict.fromkeys(warnings)),
         diagnostics=diagnostics,
         notes=list(dict.fromkeys(notes)),
-        extras={"replicates": replicate_frames, "degrees": degrees},
+        extras={"replicates": replicate_frames, "degrees": degrees, "visibility": visibility},
     )
+
+
+def _scaled(result: Estimates, method: str, fixed: Mapping[str, float] | None,
+            replicates: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """Point values and replicates of every quantity of ``method`` with the given factors held fixed."""
+    visibility = result.extras["visibility"]
+    adjust: Adjustments = visibility["adjustments"]
+    sums, ratios, prevalence = visibility["derived"]
+    basic = visibility["point"][method]
+    groups = list(basic)
+    point = {}
+    for group in groups:
+        means = {**adjust.for_group(group), **(fixed or {})}
+        point[group] = np.array(basic[group] / math.prod(means.values()))
+    point = _derive(point, sums, ratios, prevalence)
+    if not replicates or method not in visibility["replicates"]:
+        return point, None
+    basic_reps = visibility["replicates"][method]
+    size = len(next(iter(basic_reps.values())))
+    if adjust.is_random(groups):
+        multipliers = adjust.multipliers(groups, size, visibility["seed"], fixed=fixed)
+    else:
+        multipliers = {g: float(point[g] / basic[g]) for g in groups}
+    reps = _derive({g: basic_reps[g] * multipliers[g] for g in groups}, sums, ratios, prevalence)
+    return point, reps
+
+
+def visibility_sensitivity(result: Estimates, factor: str, grid: Sequence[float],
+                           quantities: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every estimate with ``factor`` held at each value of ``grid`` (the other factors as declared).
+
+    Replicates are re-scaled, not re-drawn from the survey: each row's interval comes from the same bootstrap
+    replicates (and the same draws of the other factors) as the main table.
+    """
+    if factor not in FACTORS:
+        raise ConfigError(f"unknown factor {factor!r}; use one of {', '.join(FACTORS)}")
+    if any(not (np.isfinite(v) and v > 0) for v in grid):
+        raise ConfigError("every value of a sensitivity grid must be a positive number")
+    level = result.extras["visibility"]["level"]
+    alpha = 1.0 - level
+    rows = []
+    for method in result.extras["visibility"]["point"]:
+        for value in grid:
+            point, reps = _scaled(result, method, {factor: float(value)}, replicates=True)
+            for quantity, estimate_value in point.items():
+                if quantities is not None and quantity not in quantities:
+                    continue
+                row = {"factor": factor, "value": float(value), "quantity": quantity, "method": method,
+                       "estimate": float(estimate_value), "lower": np.nan, "upper": np.nan, "level": level}
+                if reps is not None:
+                    finite = reps[quantity][np.isfinite(reps[quantity])]
+                    if finite.size >= 2:
+                        row["lower"], row["upper"] = (float(v) for v in np.quantile(finite, [alpha / 2,
+                                                                                             1 - alpha / 2]))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["factor", "value", "quantity", "method", "estimate", "lower", "upper",
+                                       "level"])
+
+
+def break_even(result: Estimates, quantity: str, factor: str, threshold: float,
+               method: str | None = None) -> dict[str, Any] | None:
+    """The value of ``factor`` at which the point estimate of ``quantity`` equals ``threshold``.
+
+    A sum of groups scales as A + B / f in the factor f (A: its groups the factor does not cover), so the
+    break-even value is B / (threshold - A). Returns ``None`` when the estimate does not depend on the factor or
+    never reaches the threshold; otherwise the value and, when one declaration covers every group that depends on
+    the factor, the probability that declaration gives to values beyond it (the estimate would then be below
+    the threshold).
+    """
+    method = method or next(iter(result.extras["visibility"]["point"]))
+    at_one, _ = _scaled(result, method, {factor: 1.0}, replicates=False)
+    at_half, _ = _scaled(result, method, {factor: 0.5}, replicates=False)
+    b = float(at_half[quantity] - at_one[quantity])
+    a = float(at_one[quantity]) - b
+    if not b > 0 or not threshold > a:
+        return None
+    value = b / (threshold - a)
+    adjust: Adjustments = result.extras["visibility"]["adjustments"]
+    sums = result.extras["visibility"]["derived"][0]
+    groups = sums.get(quantity, [quantity])
+    declarations = {id(d): d for g in groups if factor in (applying := adjust.applying(g))
+                    for d in [applying[factor]]}
+    probability = None
+    if len(declarations) == 1:
+        probability = next(iter(declarations.values())).distribution.probability_above(value)
+    return {"quantity": quantity, "factor": factor, "threshold": float(threshold), "value": float(value),
+            "probability_beyond": probability}

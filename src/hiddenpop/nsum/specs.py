@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hiddenpop.data.ard import MISSING_POLICIES
+from hiddenpop.nsum.adjust import DISTRIBUTION_HELP, Adjustments, parse_distribution
 from hiddenpop.specs import opt, seed_option
 
 __all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "NsumSpec",
-           "SurveyBayesSpec", "SurveyConsistencySpec", "SurveyNsumSpec", "SurveyOptions"]
+           "SurveyBayesSpec", "SurveyConsistencySpec", "SurveyNsumSpec", "SurveyOptions",
+           "VisibilityOptions"]
 
 #: The design-based estimators, by name, with the label their table rows carry.
 METHODS = {"mle": "Killworth MLE (ratio of sums)", "pimle": "PIMLE (mean of ratios)", "mos": "mean of sums"}
@@ -53,8 +55,27 @@ class ConsistencySpec:
     unweighted: bool = opt(False, "ignore the survey weights in the estimator")
 
 
+def _factor(symbol: str, what: str, **kwargs: Any) -> Any:
+    return opt("1", f"generalized NSUM {what} {symbol}: {DISTRIBUTION_HELP} (divides the estimate; a "
+                    "distribution is drawn once per replicate or posterior draw)", parse=parse_distribution, **kwargs)
+
+
 @dataclass(frozen=True, kw_only=True)
-class _ScaleUpOptions:
+class VisibilityOptions:
+    """The generalized NSUM factors of every hidden group (a study file declares them in [visibility.NAME])."""
+
+    degree_ratio: str = _factor("delta", "degree ratio", aliases=("--deg-ratio",))
+    transmission_rate: str = _factor("tau", "transmission rate, the visibility of group membership,",
+                                     aliases=("--tx-rate",))
+    frame_ratio: str = _factor("phi", "frame ratio")
+
+    def adjustments(self) -> Adjustments:
+        return Adjustments(degree_ratio=self.degree_ratio, transmission_rate=self.transmission_rate,
+                           frame_ratio=self.frame_ratio)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ScaleUpOptions(VisibilityOptions):
 
     method: tuple[Literal[METHOD_NAMES], ...] = opt(
         ("mle",), "estimators: mle (Killworth), pimle, mos; on the command line several give one row each (a study "
@@ -63,11 +84,6 @@ class _ScaleUpOptions:
                          max=MAX_REPLICATES)
     seed: int = seed_option("random seed for the bootstrap")
     level: float = opt(0.95, "interval level", min=0, max=1, inclusive=False)
-    degree_ratio: float = opt(1.0, "generalized NSUM degree ratio delta (divides the estimate)", min=0,
-                              inclusive=False, aliases=("--deg-ratio",))
-    transmission_rate: float = opt(1.0, "generalized NSUM transmission rate tau, the visibility of group "
-                                        "membership (divides)", min=0, inclusive=False, aliases=("--tx-rate",))
-    frame_ratio: float = opt(1.0, "generalized NSUM frame ratio phi (divides)", min=0, inclusive=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +92,7 @@ class NsumSpec(ConsistencySpec, _ScaleUpOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BayesSpec:
+class BayesSpec(VisibilityOptions):
     """Options of the Bayesian scale-up models (NumPyro NUTS)."""
 
     model: Literal[BAYES_MODELS] = opt("combined", "basic, degree, barrier, transmission, combined (Maltiel et al. "
@@ -90,9 +106,8 @@ class BayesSpec:
     level: float = opt(0.95, "credible-interval level of the tau sensitivity table", min=0, max=1,
                        inclusive=False)
     target_accept: float = opt(0.8, "NUTS target acceptance rate", min=0, max=1, inclusive=False)
-    tau_prior: tuple[float, ...] | None = opt(None, "Beta(a, b) prior on the transmission rate of the hidden "
-                                                    "groups, as two numbers a b (transmission and combined "
-                                                    "models)", min=0, inclusive=False)
+    tau_prior: tuple[float, ...] | None = opt(None, "deprecated spelling of --transmission-rate 'beta(a, b)': "
+                                                    "two numbers a b", min=0, inclusive=False)
     tau_grid: tuple[float, ...] = opt((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                       "assumed transmission rates of the sensitivity table (empty: none)", min=0,
                                       max=1)

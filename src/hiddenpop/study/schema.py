@@ -22,6 +22,14 @@ from typing import Any
 from hiddenpop.capture.specs import EventsSpec
 from hiddenpop.cases.specs import CasesSpec
 from hiddenpop.errors import ConfigError
+from hiddenpop.nsum.adjust import (
+    DISTRIBUTION_HELP,
+    FACTORS,
+    Adjustments,
+    Declared,
+    check_factor,
+    parse_distribution,
+)
 from hiddenpop.nsum.bayes.analyses import check_spec as check_bayes_spec
 from hiddenpop.nsum.specs import BayesSpec, NsumSpec, SurveyOptions
 from hiddenpop.smallarea.specs import SmallAreaSpec
@@ -70,7 +78,15 @@ COMBINE_KEYS = {
     "base": (_STR, True, "population base for prevalence (a key of [populations])"),
     "per": (_INT, False, "prevalence is reported per this many people of the base"),
     "label": (_STR, False, "plain-language name for the report"),
-    "headline": (_STR, False, "analysis whose estimate is the headline ('nsum' or 'nsum_bayes')"),
+    "headline": (_STR, True, "analysis whose estimate is the headline ('nsum' or 'nsum_bayes')"),
+    "why": (_STR, False, "one sentence on why that analysis is the headline (shown in the report)"),
+}
+VISIBILITY_KEYS = {
+    "factor": (_STR, True, f"which factor: {', '.join(FACTORS)}"),
+    "distribution": ((str, int, float), True, DISTRIBUTION_HELP),
+    "groups": (_LIST, False, "hidden groups or combinations it applies to, sharing each draw (default: every "
+                             "hidden group)"),
+    "source": (_STR, True, "where the value comes from (shown beside the headline)"),
 }
 RATIO_KEYS = {
     "numerator": (_STR, True, "a combination or hidden group"),
@@ -120,7 +136,9 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
 ANALYSIS_SPECS: dict[str, type] = {"nsum": NsumSpec, "nsum_bayes": BayesSpec, "smallarea": SmallAreaSpec,
                                    "report_log": EventsSpec, "cases": CasesSpec}
 #: Options a study sets once for every analysis, and where.
-STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_threshold"}
+STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_threshold",
+              **{factor: f"[visibility.NAME] with factor = {factor!r}" for factor in FACTORS},
+              "tau_prior": "[visibility.NAME] with factor = 'transmission_rate' and distribution = 'beta(a, b)'"}
 #: Analyses whose interval level defaults to [study] level (area estimates keep their own 90% default).
 LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases")
 
@@ -146,6 +164,7 @@ TOP_LEVEL = {
     "hidden": (_TABLE, True, "hidden groups: [hidden.NAME]"),
     "combine": (_TABLE, False, "sums of hidden groups: [combine.NAME]"),
     "ratios": (_TABLE, False, "ratios between quantities: [ratios.NAME]"),
+    "visibility": (_TABLE, False, "the visibility model, one factor per table: [visibility.NAME]"),
     "analyses": (_TABLE, True, "analyses to run: [analyses.NAME]"),
 }
 
@@ -182,6 +201,7 @@ class Combination:
     per: int
     label: str
     headline: str
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,6 +210,8 @@ class Ratio:
     numerator: str
     denominator: str
     label: str
+    #: the analysis whose joint draws give the ratio: the one both sides' headlines come from
+    headline: str = "nsum"
 
 
 @dataclass
@@ -215,6 +237,14 @@ class Study:
     raw: dict[str, Any] = field(repr=False)
     #: The validated spec of each spec-driven analysis (seed from [study]) and of [survey]'s reading options.
     specs: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The visibility model: each [visibility.NAME] as a declaration over hidden-group names.
+    visibility: tuple[Declared, ...] = ()
+
+    def adjustments(self) -> Adjustments:
+        """The visibility model over the survey's hidden-group columns, as the estimators take it."""
+        return Adjustments(declared=[
+            Declared(d.factor, d.distribution, None if d.groups is None else
+                     tuple(self.hidden[g].column for g in d.groups), d.source, d.name) for d in self.visibility])
 
     @property
     def folder(self) -> Path:
@@ -424,7 +454,7 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         per = entry.get("per", 1000)
         if per < 1:
             raise check.fail(f"{where} key 'per'", "must be a positive integer, e.g. 100 or 1000")
-        headline = entry.get("headline", "nsum")
+        headline = entry["headline"]
         check.choice(headline, HEADLINE_ANALYSES, f"{where} key 'headline'")
         combine[name] = Combination(
             name=name,
@@ -433,6 +463,7 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
             per=per,
             label=entry.get("label", name.replace("_", " ")),
             headline=headline,
+            why=entry.get("why", ""),
         )
 
     ratios: dict[str, Ratio] = {}
@@ -446,7 +477,15 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         denominator = check.reference(entry["denominator"], quantities, f"{where} key 'denominator'", "quantity")
         if numerator == denominator:
             raise check.fail(where, "numerator and denominator are the same quantity")
-        ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")))
+        sides = {side: combine[side].headline for side in (numerator, denominator) if side in combine}
+        if len(set(sides.values())) > 1:
+            raise check.fail(where, "its numerator and denominator have headlines from different analyses ("
+                             + ", ".join(f"{k}: {v}" for k, v in sides.items()) + "); a ratio is computed draw by "
+                             "draw from one analysis, so give both [combine] tables the same 'headline'")
+        ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")),
+                             headline=next(iter(sides.values()), "nsum"))
+
+    visibility = _check_visibility(check, raw.get("visibility", {}), hidden, combine)
 
     specs: dict[str, Any] = {"survey": survey_options}
     analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey, specs,
@@ -476,7 +515,36 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         analyses=analyses,
         raw=raw,
         specs=specs,
+        visibility=visibility,
     )
+
+
+def _check_visibility(check: _Checker, value: Any, hidden: dict[str, HiddenGroup],
+                      combine: dict[str, Combination]) -> tuple[Declared, ...]:
+    """Each [visibility.NAME] as one declared factor over hidden-group names (combinations expanded)."""
+    declared = []
+    for name, entry in _subtables(check, value, "visibility", allow_empty=True).items():
+        where = f"[visibility.{name}]"
+        check.table(entry, where, VISIBILITY_KEYS)
+        factor = check.choice(entry["factor"], tuple(FACTORS), f"{where} key 'factor'")
+        groups = None
+        if "groups" in entry:
+            names = check.names(entry["groups"], f"{where} key 'groups'", "hidden groups or combinations")
+            groups = []
+            for item in names:
+                check.reference(item, {**hidden, **combine}, f"{where} key 'groups'", "hidden group or combination")
+                groups.extend(combine[item].groups if item in combine else [item])
+            groups = tuple(dict.fromkeys(groups))
+        try:
+            distribution = check_factor(factor, parse_distribution(entry["distribution"]))
+        except ConfigError as error:
+            raise check.fail(f"{where} key 'distribution'", str(error)) from None
+        declared.append(Declared(factor, distribution, groups, entry["source"], name))
+    try:
+        Adjustments(declared=declared)
+    except ConfigError as error:
+        raise check.fail("[visibility]", str(error)) from None
+    return tuple(declared)
 
 
 def _subtables(check: _Checker, value: Any, section: str, allow_empty: bool = False) -> dict[str, dict]:

@@ -194,9 +194,14 @@ def nsum_step(context: RunContext) -> StepResult:
         sums={c.name: [columns[g] for g in c.groups] for c in study.combine.values()},
         ratios={r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
                 for r in study.ratios.values()},
+        adjustments=study.adjustments(),
     )
-    _rename_quantities(result, {column: name for name, column in columns.items()})
+    names = {column: name for name, column in columns.items()}
+    _rename_quantities(result, names)
     tables = {"nsum_degrees": result.tables["degrees"], "nsum_degree_histogram": result.tables["degree_histogram"]}
+    if "visibility_sensitivity" in result.tables:
+        _rename_quantities(result, names, "visibility_sensitivity")
+        tables["nsum_visibility_sensitivity"] = result.tables["visibility_sensitivity"]
     if "consistency" in result.tables:
         tables["nsum_consistency"] = result.tables["consistency"]
     counts = {"nsum_degree_histogram": (["respondents"], {})}
@@ -208,9 +213,11 @@ def _column_or_name(name: str, columns: dict[str, str]) -> str:
     return columns.get(name, name)
 
 
-def _rename_quantities(result: Estimates, mapping: dict[str, str]) -> None:
-    """Survey column names -> the study's hidden-group names (they differ when [hidden.X] sets ``column``)."""
-    result.table["quantity"] = result.table["quantity"].map(lambda q: mapping.get(q, q))
+def _rename_quantities(result: Estimates, mapping: dict[str, str], table: str | None = None) -> None:
+    """Survey column names -> the study's hidden-group names (they differ when [hidden.X] sets ``column``), in the
+    estimates or in one of the result's tables."""
+    frame = result.table if table is None else result.tables[table]
+    frame["quantity"] = frame["quantity"].map(lambda q: mapping.get(q, q))
 
 
 def nsum_bayes_step(context: RunContext) -> StepResult:
@@ -244,7 +251,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios, topcode=study.specs["survey"].topcode)
+                            sums=sums, ratios=ratios, topcode=study.specs["survey"].topcode,
+                            adjustments=study.adjustments())
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
@@ -254,9 +262,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
                                 "passed_gates") if c in result.table.columns]
     tables["nsum_bayes_diagnostics"] = result.table[gate_columns]
     if "tau_sensitivity" in result.tables:
-        table = result.tables["tau_sensitivity"]
-        table["quantity"] = table["quantity"].map(lambda q: {c: n for n, c in columns.items()}.get(q, q))
-        tables["nsum_bayes_sensitivity"] = table
+        _rename_quantities(result, {c: n for n, c in columns.items()}, "tau_sensitivity")
+        tables["nsum_bayes_sensitivity"] = result.tables["tau_sensitivity"]
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
     tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
                                                      "value": [str(v) for v in scalar.values()]})

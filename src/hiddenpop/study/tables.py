@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from hiddenpop.nsum.adjust import FACTORS, Adjustments
+from hiddenpop.nsum.analyses import SENSITIVITY_FACTORS
+from hiddenpop.nsum.estimators import break_even
 from hiddenpop.privacy import suppress_small_cells
 
 if TYPE_CHECKING:
     from hiddenpop.study.context import RunContext
 
 HEADLINE_COLUMNS = ["quantity", "label", "analysis", "method", "estimate", "se", "lower", "upper", "level",
-                    "unit", "note"]
+                    "unit", "basis", "note"]
 TRIANGULATION_COLUMNS = ["quantity", "label", "analysis", "method", "estimate", "lower", "upper", "level", "unit",
                          "status", "comparable", "note"]
 
@@ -44,6 +47,7 @@ def assemble_tables(context: RunContext) -> Published:
     run_warnings: list[dict[str, str]] = []
 
     headline_rows = []
+    source: dict[str, str] = {}  # the analysis each headline quantity came from
     for combination in study.combine.values():
         row, note = _pick(context, combination.name, combination.headline)
         if note:
@@ -52,8 +56,11 @@ def assemble_tables(context: RunContext) -> Published:
             headline_rows.append({"quantity": combination.name, "label": combination.label, "note": note or
                                   "no analysis produced this quantity"})
             continue
+        source[combination.name] = row["analysis"]
+        basis = "" if note else (f"from {row['analysis']}, as the study file names it"
+                                 + (f": {combination.why}" if combination.why else ""))
         headline_rows.append({**_core(row), "quantity": combination.name, "label": combination.label,
-                              "unit": "people", "note": note})
+                              "unit": "people", "basis": basis, "note": note})
         # Prevalence: the base is a fixed census count, so the interval scales with the estimate.
         scale = combination.per / study.populations[combination.base]
         headline_rows.append({
@@ -68,14 +75,19 @@ def assemble_tables(context: RunContext) -> Published:
             "note": note,
         })
     for ratio in study.ratios.values():
-        row, note = _pick(context, ratio.name, "nsum")
+        row, note = _ratio_row(context, ratio, source)
         if row is None:
-            headline_rows.append({"quantity": ratio.name, "label": ratio.label, "note": note or
-                                  "no analysis produced this ratio"})
+            headline_rows.append({"quantity": ratio.name, "label": ratio.label, "note": note})
+            run_warnings.append({"analysis": "headline", "warning": f"{ratio.label}: {note}"})
             continue
         headline_rows.append({**_core(row), "quantity": ratio.name, "label": ratio.label, "unit": "ratio",
-                              "note": "numerator and denominator from the same survey replicates"})
+                              "basis": note})
     tables["headline"] = _frame(headline_rows, HEADLINE_COLUMNS)
+    tables["assumptions"] = _assumptions(context)
+    sensitivity, break_even_rows = _sensitivity(context, tables["headline"], source)
+    if sensitivity is not None:
+        tables["headline_sensitivity"] = sensitivity
+        tables["break_even"] = break_even_rows
 
     tables["triangulation"] = _triangulation(context)
 
@@ -102,6 +114,96 @@ def assemble_tables(context: RunContext) -> Published:
                 suppressed += cells
             tables[name] = table
     return Published(tables=tables, suppressed_cells=suppressed, warnings=run_warnings)
+
+
+def _ratio_row(context: RunContext, ratio, source: dict[str, str]) -> tuple[pd.Series | None, str]:
+    """The ratio from the analysis both its headline sides came from, computed draw by draw there; none when the
+    sides came from different analyses (a ratio of two analyses' draws would mix unrelated uncertainty)."""
+    sides = [side for side in (ratio.numerator, ratio.denominator) if side in context.study.combine]
+    origins = {source.get(side) for side in sides}
+    if None in origins:
+        return None, "not shown: its numerator or denominator has no headline estimate"
+    if len(origins) > 1:
+        return None, ("not shown: its numerator and denominator headlines came from different analyses ("
+                      + ", ".join(f"{side} from {source[side]}" for side in sides) + ")")
+    analysis = origins.pop() if origins else ratio.headline
+    result = context.result(analysis)
+    rows = result.estimates.table if result is not None and result.usable else None
+    rows = None if rows is None else rows[rows["quantity"] == ratio.name]
+    if rows is None or rows.empty:
+        return None, f"not shown: {analysis} has no estimate of this ratio"
+    row = rows.iloc[0].copy()
+    row["analysis"] = analysis
+    return row, (f"from {row['analysis']}: the headline numerator and denominator divided draw by draw (each "
+                 "declared visibility factor they share cancels)")
+
+
+def _assumptions(context: RunContext) -> pd.DataFrame:
+    """Everything that moves a headline number, one row each: the declared visibility factors, the degree
+    method of each hidden group, and how the survey's answers were read."""
+    study = context.study
+    rows = []
+    for entry in Adjustments(declared=study.visibility).assumptions(study.level):
+        rows.append({"assumption": entry["label"], "value": entry["distribution"],
+                     "range": f"mean {entry['mean']:.3g}, {entry['level']:.0%} range {entry['lower']:.3g} to "
+                              f"{entry['upper']:.3g}",
+                     "applies_to": entry["groups"], "source": entry["source"]})
+    for factor, label in FACTORS.items():
+        if not any(d.factor == factor for d in study.visibility):
+            rows.append({"assumption": label, "value": "1", "range": "not declared: taken as exactly 1",
+                         "applies_to": "every hidden group", "source": "no [visibility] table declares it"})
+    for name, degree in study.degrees.items():
+        groups = [g.name for g in study.hidden.values() if g.degree == name]
+        if groups:
+            rows.append({"assumption": f"degree '{name}'", "value": degree.method.replace("_", " "),
+                         "range": f"{len(degree.groups)} groups, scaled to {degree.base}",
+                         "applies_to": ", ".join(groups), "source": "[degrees." + name + "]"})
+    survey = study.specs["survey"]
+    rows.append({"assumption": "top-coding of known-group answers",
+                 "value": "none" if survey.topcode is None else f"at {survey.topcode}", "range": "",
+                 "applies_to": "known groups", "source": "[survey] topcode"})
+    rows.append({"assumption": "missing answers", "value": survey.missing, "range": "",
+                 "applies_to": "every group", "source": "[survey] missing"})
+    return pd.DataFrame(rows, columns=["assumption", "value", "range", "applies_to", "source"])
+
+
+def _sensitivity(context: RunContext, headline: pd.DataFrame,
+                 source: dict[str, str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The headline quantities across each factor's plausible range (from the design-based analysis's own
+    replicates), and when each would fall below the lower end of its interval."""
+    result = context.result("nsum")
+    if result is None or not result.usable or "nsum_visibility_sensitivity" not in result.tables:
+        return None, None
+    study = context.study
+    wanted = {c.name: c.label for c in study.combine.values()} | {r.name: r.label for r in study.ratios.values()}
+    table = result.tables["nsum_visibility_sensitivity"]
+    table = table[table["quantity"].isin(wanted)].copy()
+    table.insert(1, "label", table["quantity"].map(wanted))
+    table["label_factor"] = table["factor"].map(FACTORS)
+    rows = []
+    for combination in study.combine.values():
+        shown = headline[headline["quantity"] == combination.name]
+        if shown.empty or source.get(combination.name) != "nsum" or not shown["lower"].notna().all():
+            continue
+        threshold = float(shown["lower"].iloc[0])
+        for factor in SENSITIVITY_FACTORS:
+            found = break_even(result.estimates, combination.name, factor, threshold)
+            if found is None:
+                continue
+            rows.append({**found, "label": combination.label, "sentence": _break_even_sentence(
+                combination.label, factor, threshold, found)})
+    return table.reset_index(drop=True), pd.DataFrame(rows, columns=["quantity", "label", "factor", "threshold",
+                                                                     "value", "probability_beyond", "sentence"])
+
+
+def _break_even_sentence(label: str, factor: str, threshold: float, found: dict) -> str:
+    words = FACTORS[factor]
+    bound = f"{threshold:,.0f} (the lower end of its interval)"
+    if factor == "transmission_rate" and found["value"] > 1:
+        return f"No {words} in (0, 1] takes {label.lower()} below {bound}."
+    odds = ("" if found["probability_beyond"] is None else
+            f"; the declared distribution gives that a {found['probability_beyond']:.0%} chance")
+    return f"{label} would fall below {bound} only if the {words} exceeded {found['value']:.3g}{odds}."
 
 
 def _core(row: pd.Series) -> dict:
@@ -166,7 +268,7 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     for column in ("estimate", "se", "lower", "upper", "level"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    for column in ("note", "label", "unit", "method", "analysis"):
+    for column in ("note", "basis", "label", "unit", "method", "analysis"):
         if column in frame:
             values = frame[column].astype(object)
             frame[column] = values.where(values.notna(), "").astype(str)

@@ -65,6 +65,9 @@ def test_bad_fit_is_returned_with_gate_warnings_and_json_schema(run_cli, files, 
         (["--tau-prior", "2,8", "--model", "degree"], "transmission and combined"),
         (["--ratio", "r=y_group3"], "--ratio"),
         (["--ratio", "r=y_group3/y_group5/y_group3"], "one '/'"),
+        (["--tau-prior", "2,8", "--transmission-rate", "beta(2, 8)"], "keep transmission_rate"),
+        (["--transmission-rate", "beta(2)"], "--transmission-rate"),
+        (["--transmission-rate", "0.5"], "declare it as beta(a, b)"),
     ],
 )
 def test_errors_exit_2_with_one_line(run_cli, files, args, message):

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.errors import ConfigError
+from hiddenpop.nsum.adjust import Adjustments
 from hiddenpop.nsum.bayes.common import (
     BayesData,
     Density,
@@ -444,6 +445,7 @@ class MaltielModel:
         min_ess: float | None = None,
         quiet: bool = True,
         topcode: int | None = None,
+        visibility: Adjustments | None = None,
     ) -> Estimates:
         """Fit by NUTS and return :class:`Estimates` (estimate = posterior median, lower/upper = 2.5/97.5%).
 
@@ -452,7 +454,9 @@ class MaltielModel:
         ``ratios`` adds posterior ratios (name -> (numerator, denominator)), where each side is a hidden group
         or a sum, e.g. ``{"victims_per_trafficker": ("victims", "traffickers")}``. ``topcode`` is the value the
         known-group answers were top-coded at (an ARD carries its own); the predictive checks top-code their
-        replicates the same way.
+        replicates the same way. ``visibility`` divides the posterior sizes by draws of its factors, one draw per
+        posterior draw shared by the groups a factor covers (a model with its own transmission rate takes that
+        factor from its tau prior instead; see :mod:`hiddenpop.nsum.adjust`).
         """
         data = coerce_data(data, known_sizes, population, hidden, groups)
         if topcode is not None:
@@ -466,7 +470,7 @@ class MaltielModel:
             description=f"{self.name} model",
         )
         return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
-                              ppc_draws=ppc_draws, min_ess=min_ess, seed=seed)
+                              ppc_draws=ppc_draws, min_ess=min_ess, seed=seed, visibility=visibility)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -506,6 +510,25 @@ class MaltielModel:
                 keep[name] = draws.samples[name]
         return keep
 
+    def adjusted_sizes(self, sizes: np.ndarray, hidden: Sequence[str], visibility: Adjustments | None, seed: int,
+                       notes: list[str]) -> dict[str, np.ndarray]:
+        """Posterior size draws of each hidden group divided by the visibility factors the model does not hold.
+
+        The survey informs only delta tau phi N; a factor outside the model is independent of the data a priori,
+        so dividing each posterior draw by a draw of the factor samples the posterior under it as a prior. The
+        size prior p(N) ~ 1/N is scale-free, so the division leaves it unchanged (up to its bounds)."""
+        by_group = {group: sizes[..., j] for j, group in enumerate(hidden)}
+        if visibility is None or not hidden:
+            return by_group
+        chains, per_chain = sizes.shape[:2]
+        held = {"transmission_rate": 1.0} if self.transmission else None
+        multipliers = visibility.multipliers(hidden, chains * per_chain, seed, fixed=held)
+        if all(np.all(values == 1.0) for values in multipliers.values()):
+            return by_group
+        notes.append("sizes divided by the declared visibility factors, one draw of each factor per posterior "
+                     "draw, shared by the groups it covers")
+        return {group: by_group[group] * multipliers[group].reshape(chains, per_chain) for group in hidden}
+
     def summarise(
         self,
         data: BayesData,
@@ -518,16 +541,16 @@ class MaltielModel:
         ppc_draws: int,
         min_ess: float | None,
         seed: int,
+        visibility: Adjustments | None = None,
     ) -> Estimates:
         self.add_sizes(data, draws)
         samples = draws.samples
         hidden = data.hidden_groups
         method = f"{self.method_label} ({self.name}, {self.likelihood})"
         rows = []
-        size_by_group: dict[str, np.ndarray] = {}
-        for j, group in enumerate(hidden):
-            size_by_group[group] = samples["size"][..., j]
-            rows.append(quantity_row(group, method, samples["size"][..., j], parameter="size"))
+        size_by_group = self.adjusted_sizes(samples["size"], hidden, visibility, seed, notes)
+        for group in hidden:
+            rows.append(quantity_row(group, method, size_by_group[group], parameter="size"))
         rows += derived_rows(size_by_group, method, sums, ratios)
         rows += self.parameter_rows(data, samples, method)
         posterior = self.parameter_draws(data, draws)

@@ -101,7 +101,7 @@ def render_report(context: RunContext, published: Published, manifest: dict[str,
         "nsum_bayes_sensitivity")
         if name in tables}
     auxiliary = {name: _records(tables[name], limit=40) for name in tables if name not in diagnostics_tables
-                 and name not in ("headline", "triangulation", "analyses", "warnings")
+                 and name not in ("headline", "triangulation", "analyses", "warnings", "assumptions", "break_even")
                  and not name.startswith("estimates_")}
     template = environment.get_template("report.html.j2")
     return template.render(
@@ -109,6 +109,8 @@ def render_report(context: RunContext, published: Published, manifest: dict[str,
         manifest=manifest,
         cards=cards,
         headline=_records(headline),
+        assumptions=_records(tables.get("assumptions")),
+        break_even=list(tables["break_even"]["sentence"]) if "break_even" in tables else [],
         triangulation=_records(tables["triangulation"]),
         analyses=[{"name": r.name, "title": r.title, "status": r.status, "status_text": STATUS_TEXT[r.status],
                    "message": r.message, "warnings": r.warnings, "notes": r.notes} for r in results.values()],

@@ -37,7 +37,7 @@ def build_figures(context: RunContext, published: Published, folder: Path) -> di
     """Render every figure the run's tables support; returns them by name (missing tables give no figure)."""
     tables = published.tables
     figures: dict[str, Figure] = {}
-    for builder in (_triangulation, _headline_png, _consistency, _degrees_png, _ppc, _rolling, _areas,
+    for builder in (_triangulation, _sensitivity, _headline_png, _consistency, _degrees_png, _ppc, _rolling, _areas,
                     _importance):
         figure = builder(context, tables, folder)
         if figure is not None:
@@ -113,6 +113,43 @@ def _triangulation(context: RunContext, tables: dict[str, pd.DataFrame], folder:
     return Figure("triangulation", "Independent methods side by side",
                   "Points are estimates, bars their intervals. Grey marks a fit that failed its diagnostic gates.",
                   html=_plotly_div(figure, "triangulation"))
+
+
+def _sensitivity(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    """Each headline count against each visibility factor held fixed across its plausible range."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = tables.get("headline_sensitivity")
+    if frame is None or frame.empty:
+        return None
+    counts = [c.name for c in context.study.combine.values() if c.name in set(frame["quantity"])]
+    factors = list(dict.fromkeys(frame["factor"]))
+    if not counts:
+        return None
+    labels = dict(zip(frame["factor"], frame["label_factor"], strict=False))
+    titles = [f"{frame.loc[frame['quantity'] == q, 'label'].iloc[0]} vs {labels[f]}" for q in counts
+              for f in factors]
+    figure = make_subplots(rows=len(counts), cols=len(factors), subplot_titles=titles, vertical_spacing=0.18,
+                           horizontal_spacing=0.1)
+    for row, quantity in enumerate(counts, start=1):
+        for col, factor in enumerate(factors, start=1):
+            part = frame[(frame["quantity"] == quantity) & (frame["factor"] == factor)].sort_values("value")
+            x = part["value"].tolist()
+            figure.add_trace(go.Scatter(x=x + x[::-1], y=part["upper"].tolist() + part["lower"].tolist()[::-1],
+                                        fill="toself", fillcolor="rgba(31, 78, 121, 0.15)", line={"width": 0},
+                                        hoverinfo="skip", showlegend=False), row=row, col=col)
+            figure.add_trace(go.Scatter(x=x, y=part["estimate"], mode="lines+markers",
+                                        line={"color": PALETTE[0]}, showlegend=False,
+                                        hovertemplate=f"{labels[factor]} %{{x:.3g}}: %{{y:,.0f}}<extra></extra>"),
+                             row=row, col=col)
+            figure.update_xaxes(title_text=labels[factor], row=row, col=col)
+            figure.update_yaxes(title_text="people", rangemode="tozero", row=row, col=col)
+    figure.update_layout(height=300 * len(counts) + 60)
+    return Figure("headline_sensitivity", "How the headline moves with the visibility assumptions",
+                  "Each panel holds one factor fixed at the value on the horizontal axis (the others as declared); "
+                  "the line is the estimate and the band its interval, from the same bootstrap replicates.",
+                  html=_plotly_div(figure, "headline_sensitivity"))
 
 
 def _headline_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
