@@ -32,6 +32,7 @@ EXAMPLES = {
     "plan": ["--target", "0.5", "--hidden-size", "200000", "--sizes", "240", "--replicates", "10", "--bootstrap",
              "100"],
     "datasets list": [],
+    "simulate study": ["--countries", "10", "--scenario", "right", "--bootstrap", "100", "--quiet"],
     "capture single": [CAPTURE_DATA / "singlercapture_netherlandsimmigrant.csv", "--count-column", "capture"],
     "capture open": [CAPTURE_DATA / "rcapture_duck.csv"],
     "capture coverage": [CAPTURE_DATA / "care1_HAV.csv", "--bootstrap", "20"],

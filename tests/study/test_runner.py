@@ -189,3 +189,21 @@ def test_the_demo_headline_covers_its_truth_and_its_ratio_divides_the_shown_draw
     assert any("degree ratio (delta) exceeded" in s for s in sentences)
     html = (outcome.folder / "report.html").read_text()
     assert "What these numbers assume" in html and 'id="figure-headline_sensitivity"' in html
+
+
+def test_a_rerun_of_the_demo_with_its_bayesian_analyses_is_byte_identical(tmp_path):
+    """The quick demo (Bayesian NSUM and the pooled area model included) run twice: every table, figure and the
+    report are identical; only the manifest's timings differ."""
+    from hiddenpop.study.demo import run_demo
+
+    outcomes = [run_demo(tmp_path / name, profile="quick", seed=3) for name in ("a", "b")]
+    assert outcomes[0].results["nsum_bayes"].status in (*FINISHED, "failed_gates")
+    first, second = (_files(outcome.folder) for outcome in outcomes)
+    assert first.keys() == second.keys() and "report.html" in first
+    for name in first:
+        if name != "manifest.json":
+            assert first[name] == second[name], f"{name} differs between two runs with the same seed"
+    manifests = [json.loads(files["manifest.json"]) for files in (first, second)]
+    for manifest in manifests:
+        manifest.pop("timings")
+    assert manifests[0] == manifests[1]

@@ -19,7 +19,7 @@ from hiddenpop.cli.common import (
     parameter,
 )
 from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
-from hiddenpop.simulate.specs import PlanSpec
+from hiddenpop.simulate.specs import PlanSpec, StudySimulationSpec
 from hiddenpop.specs import typer_command
 
 SchedulerOption = Annotated[
@@ -68,6 +68,10 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
             print(f"note: {note}", file=sys.stderr)
         print(f"wrote {len(list_files(out_dir))} files to {out_dir}", file=sys.stderr)
 
+    app.command("study")(typer_command(StudySimulationSpec, _study,
+                                       trailing=[parameter("scheduler", SchedulerOption, "serial"), *OUTPUT],
+                                       command="simulate study"))
+
     if root is not None:
         inputs = [parameter("known", KnownOption, None), parameter("scheduler", SchedulerOption, "serial")]
         root.command("plan")(typer_command(PlanSpec, _plan, trailing=[*inputs, *OUTPUT], command="plan"))
@@ -75,6 +79,19 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
 
 KnownOption = Annotated[Path | None, typer.Option("--known", help="known sizes CSV (group,size); default: the "
                                                   "synthetic national survey's occupations")]
+
+
+def _study(*, spec: StudySimulationSpec, scheduler: str, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
+    """Run the whole study pipeline on synthetic countries with known truth: headline bias and coverage for
+    victims, traffickers and their ratio, per scenario (docs/validation.md)."""
+    from hiddenpop.study.validation import simulate_study
+
+    total = len(spec.scenario) * spec.countries
+    with counter(f"simulate study: {total} synthetic countries", quiet=quiet) as advance:
+        result = simulate_study(spec, scheduler=scheduler, progress=advance)
+    columns = ["scenario", "quantity", "countries", "relative_bias", "bias_mcse", "coverage", "coverage_mcse"]
+    emit(result.to_dict(), fmt, out, table=result.tables["summary"][columns],
+         title=f"study validation ({spec.countries} countries per scenario)")
 
 
 def _plan(*, spec: PlanSpec, known: Path | None, scheduler: str, fmt: OutputFormat, out: Path | None,

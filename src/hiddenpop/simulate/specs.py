@@ -6,10 +6,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
-__all__ = ["PlanSpec"]
+__all__ = ["STUDY_SCENARIOS", "PlanSpec", "StudySimulationSpec"]
+
+#: The scenarios of ``hiddenpop simulate study``: how each synthetic country is drawn and what its study file
+#: declares. ``tau_truth`` is the distribution each country's true transmission rate is drawn from and
+#: ``tau_prior`` what the study declares; the model is right when they agree.
+STUDY_SCENARIOS: dict[str, dict[str, object]] = {
+    "right": {"tau_truth": "beta(17, 3)", "tau_prior": "beta(17, 3)",
+              "what": "the declared Beta(17, 3) is how the true rate varies between countries"},
+    "right_barrier": {"tau_truth": "beta(17, 3)", "tau_prior": "beta(17, 3)", "barrier": 1.0,
+                      "what": "as right, with strong barrier effects (Gamma exposure, variance 1)"},
+    "right_spread": {"tau_truth": "beta(17, 3)", "tau_prior": "beta(17, 3)", "degree_sigma": 0.9,
+                     "what": "as right, with a wider spread of network sizes (log sd 0.9 instead of 0.55)"},
+    "right_low_tau": {"tau_truth": "beta(6, 4)", "tau_prior": "beta(6, 4)",
+                      "what": "a low, uncertain reporting rate (mean 0.6), declared as such"},
+    "prior_high": {"tau_truth": "beta(17, 3)", "tau_prior": "beta(38, 2)",
+                   "what": "the declared prior is centred 0.1 too high (mean 0.95 against 0.85)"},
+    "tau_ignored": {"tau_truth": "beta(17, 3)", "tau_prior": "1",
+                    "what": "the study declares no under-reporting (tau = 1) while people report 85%"},
+}
+SCENARIO_NAMES = tuple(STUDY_SCENARIOS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,4 +52,17 @@ class PlanSpec:
     replicates: int = opt(100, "simulated surveys per candidate size (100 or more for a decision)", min=10,
                           max=100_000)
     bootstrap: int = opt(200, "rescaled-bootstrap replicates per simulated survey", min=0, max=100_000)
+    seed: int = seed_option()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudySimulationSpec:
+    """Validate the whole study pipeline on synthetic countries with known truth."""
+
+    scenario: tuple[Literal[SCENARIO_NAMES], ...] = opt(SCENARIO_NAMES, "scenarios to run (see docs/validation.md)")
+    countries: int = opt(200, "synthetic countries per scenario (about 100 detect coverage below 85%)", min=10,
+                         max=100_000)
+    profile: Literal["test", "quick", "full"] = opt("test", "size of each country's survey: test (480 respondents), "
+                                                            "quick (720) or full (3,600, the demo's)")
+    bootstrap: int = opt(200, "rescaled-bootstrap replicates per country (95% intervals)", min=100, max=100_000)
     seed: int = seed_option()

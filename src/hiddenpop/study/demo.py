@@ -63,7 +63,6 @@ RECALL = {"social_workers": 0.6}
 VICTIM_RATE = 0.0105  # child victims per child, national
 TRAFFICKER_RATE = 0.0019  # traffickers per adult, national (about 3.5 victims per trafficker)
 LIVE_SHARE = 0.45
-TRANSMISSION = 0.85
 STREAMS = {
     "poverty": ["poverty_incidence", "relative_wealth"],
     "connectivity": ["ict_access", "mobile_subscriptions"],
@@ -73,6 +72,24 @@ STREAMS = {
     "schools": ["schools_per_1000", "enrolment_rate"],
     "health": ["health_workers_per_1000"],
 }
+
+
+@dataclass(frozen=True)
+class World:
+    """How the synthetic country behaves and what its study file declares (the demo's own values by default).
+
+    ``transmission`` is the true reporting rate behind every hidden-group answer; ``barrier`` the variance of a
+    mean-one Gamma factor on each respondent's exposure to each hidden group (0: networks mix at random);
+    ``degree_sigma`` the spread of the log adult network sizes; ``tau_prior`` the transmission rate the study file
+    declares in [visibility.transmission].
+    """
+
+    transmission: float = 0.85
+    barrier: float = 0.0
+    degree_sigma: float = 0.55
+    tau_prior: str = "beta(17, 3)"
+    tau_source: str = ("assumed for the demo (mean 0.85, sd 0.08); a real study derives it from casework with "
+                       "hiddenpop.nsum.bayes.calibration")
 
 
 @dataclass(frozen=True)
@@ -125,16 +142,17 @@ def run_demo(out: str | Path, *, seed: int = 20220101, profile: str = "full",
     return replace(outcome, folder=out / "run", notes=outcome.notes + notes)
 
 
-def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str = "full") -> Path:
+def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str | Profile = "full",
+                     world: World = World()) -> Path:
     """Draw the synthetic study and write it under ``folder``; returns the path of ``study.toml``."""
-    spec = PROFILES[profile]
+    spec = PROFILES[profile] if isinstance(profile, str) else profile
     folder = Path(folder)
     (folder / "data").mkdir(parents=True, exist_ok=True)
     (folder / "keys").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
     areas = _areas(rng, spec)
-    survey, surveyed = _survey(rng, spec, areas)
+    survey, surveyed = _survey(rng, spec, areas, world)
     casework = _casework(rng, areas.loc[surveyed])
     report_log, log_truth = _report_log(rng, spec)
     cases, codebook = _case_files(rng, 92)
@@ -162,13 +180,13 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str =
         "traffickers": int(areas["traffickers"].sum()),
         "children": CHILDREN,
         "adults": ADULTS,
-        "transmission": TRANSMISSION,
+        "transmission": world.transmission,
         "report_log_active_identifiers": log_truth,
     }
     truth["victims_per_trafficker"] = truth["victims"] / truth["traffickers"]
     atomic_write_text(folder / "truth.json", json.dumps(truth, indent=2) + "\n")
     study_path = folder / "study.toml"
-    atomic_write_text(study_path, study_toml(seed=seed, spec=spec))
+    atomic_write_text(study_path, study_toml(seed=seed, spec=spec, world=world))
     return study_path
 
 
@@ -243,7 +261,8 @@ def _pps_systematic(rng: np.random.Generator, sizes: np.ndarray, n: int) -> np.n
     return np.unique(chosen)
 
 
-def _survey(rng: np.random.Generator, spec: Profile, areas: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def _survey(rng: np.random.Generator, spec: Profile, areas: pd.DataFrame,
+            world: World) -> tuple[pd.DataFrame, np.ndarray]:
     chosen: list[int] = []
     inclusion = np.zeros(len(areas))
     for region, rows in areas.groupby("region", sort=True).groups.items():
@@ -266,7 +285,7 @@ def _survey(rng: np.random.Generator, spec: Profile, areas: pd.DataFrame) -> tup
     base_weight = adults / (inclusion[area_rows] * per_area)
     weight = base_weight * rng.uniform(0.85, 1.15, n)  # non-response adjustment noise
 
-    adult_degree = rng.lognormal(np.log(245), 0.55, n)
+    adult_degree = rng.lognormal(np.log(245), world.degree_sigma, n)
     child_degree = rng.lognormal(np.log(40), 0.6, n)
     columns: dict[str, np.ndarray] = {}
     for group, size in OCCUPATIONS.items():
@@ -277,10 +296,16 @@ def _survey(rng: np.random.Generator, spec: Profile, areas: pd.DataFrame) -> tup
     # An adult network counts people of all ages, so traffickers are a share of the area's whole population.
     trafficker_share = areas["traffickers"].to_numpy()[area_rows] / areas["population"].to_numpy()[area_rows]
     # Hidden groups: a respondent's network mixes mostly with their own area; answers are under-reported.
-    columns["children_nonlive"] = rng.poisson(TRANSMISSION * child_degree * victim_share * (1 - LIVE_SHARE))
-    columns["children_live"] = rng.poisson(TRANSMISSION * child_degree * victim_share * LIVE_SHARE)
-    columns["adults_nonlive"] = rng.poisson(TRANSMISSION * adult_degree * trafficker_share * (1 - LIVE_SHARE))
-    columns["adults_live"] = rng.poisson(TRANSMISSION * adult_degree * trafficker_share * LIVE_SHARE)
+    tau = world.transmission
+    exposure = {"children": child_degree * victim_share, "adults": adult_degree * trafficker_share}
+    hidden = {f"{who}_{kind}": (who, share) for who in ("children", "adults")
+              for kind, share in (("nonlive", 1 - LIVE_SHARE), ("live", LIVE_SHARE))}
+    for column, (who, share) in hidden.items():
+        columns[column] = tau * exposure[who] * share
+        if world.barrier > 0:  # drawn only then, so the demo's own data keep their random stream
+            columns[column] = columns[column] * rng.gamma(1.0 / world.barrier, world.barrier, n)
+    for column in hidden:
+        columns[column] = rng.poisson(columns[column])
     survey = pd.DataFrame({
         "respondent_id": [f"R{i:05d}" for i in range(1, n + 1)],
         "stratum": areas["region"].to_numpy()[area_rows],
@@ -388,7 +413,7 @@ def _bayes_switch(spec: Profile) -> str:
     return ""
 
 
-def study_toml(*, seed: int, spec: Profile) -> str:
+def study_toml(*, seed: int, spec: Profile, world: World = World()) -> str:
     """The demo's study file text (the full profile is committed as ``examples/demo/study.toml``)."""
     occupations = ", ".join(f'"{g}"' for g in OCCUPATIONS)
     bands = ", ".join(f'"{g}"' for g in CHILD_BANDS)
@@ -486,8 +511,8 @@ label = "Victims per trafficker"
 # design-based bootstrap draws it once per replicate, the Bayesian model takes it as its prior.
 [visibility.transmission]
 factor = "transmission_rate"
-distribution = "beta(17, 3)"
-source = "assumed for the demo (mean 0.85, sd 0.08); a real study derives it from casework with hiddenpop.nsum.bayes.calibration"
+distribution = "{world.tau_prior}"
+source = "{world.tau_source}"
 
 [analyses.nsum]
 method = "mle"

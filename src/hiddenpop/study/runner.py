@@ -47,7 +47,7 @@ from hiddenpop.study.report import render_report
 from hiddenpop.study.report.figures import build_figures
 from hiddenpop.study.schema import Study
 from hiddenpop.study.steps import TITLES, pipeline
-from hiddenpop.study.tables import assemble_tables
+from hiddenpop.study.tables import Published, assemble_tables
 
 MANIFEST_SCHEMA = "hiddenpop.run-manifest/1"
 
@@ -89,18 +89,9 @@ def run_study(
     read = _data_inputs(study)
     hashed = input_record(read)
     partial = partial_folder(out)
-    context = RunContext(study=study, report_progress=progress or (lambda message: None))
-    timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
-        for name, function in steps if steps is not None else pipeline(study):
-            context.report_progress(name)
-            tic = time.perf_counter()
-            result = _run_step(name, function, context)
-            result.seconds = time.perf_counter() - tic
-            timings[name] = round(result.seconds, 3)
-            context.results[name] = result
-        published = assemble_tables(context)
+        context, published, timings = execute(study, steps=steps, progress=progress)
         _write_tables(partial / "tables", published.tables)
         figures = _write_figures(partial / "figures", context, published)
         manifest = _manifest(context, published, timings, read, hashed)
@@ -120,6 +111,22 @@ def run_study(
         raise
     return RunOutcome(folder=out, headline=published.tables["headline"], results=context.results,
                       manifest=manifest, notes=notes)
+
+
+def execute(study: Study, *, steps: list[tuple[str, Callable[[RunContext], StepResult]]] | None = None,
+            progress: Callable[[str], None] | None = None) -> tuple[RunContext, Published, dict[str, float]]:
+    """Run the study's analyses (or ``steps``) and assemble the published tables, writing nothing; returns the
+    run context, the tables and each step's seconds."""
+    context = RunContext(study=study, report_progress=progress or (lambda message: None))
+    timings: dict[str, float] = {}
+    for name, function in steps if steps is not None else pipeline(study):
+        context.report_progress(name)
+        tic = time.perf_counter()
+        result = _run_step(name, function, context)
+        result.seconds = time.perf_counter() - tic
+        timings[name] = round(result.seconds, 3)
+        context.results[name] = result
+    return context, assemble_tables(context), timings
 
 
 def _run_step(name: str, function: Callable[[RunContext], StepResult], context: RunContext) -> StepResult:

@@ -123,3 +123,17 @@ def test_the_series_figure_is_the_same_file_every_time(tmp_path):
     first = plot_series_html(series, tmp_path / "a.html", title="t").read_bytes()
     second = plot_series_html(series, tmp_path / "b.html", title="t").read_bytes()
     assert first == second
+
+
+def test_events_rerun_writes_the_same_bytes(setup, run_cli):
+    """Two runs with the same inputs and key: every file identical (the plot's id comes from its content)."""
+    tmp_path, key, _raw = setup
+    outs = [tmp_path / "first", tmp_path / "second"]
+    for out in outs:
+        done = run_cli("capture", "events", str(tmp_path / "reports_*.csv"), *COMMON, "--occasion", "7D",
+                       "--occasions", "4", "--step", "7D", "--key-file", key, "--out-dir", out, "--quiet")
+        assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in outs[0].iterdir())
+    assert names == sorted(p.name for p in outs[1].iterdir()) and "series.html" in names
+    for name in names:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
