@@ -78,8 +78,21 @@ class Fixed:
         return f"{self.value:g}"
 
 
+class _Continuous:
+    """Quantiles and tail probabilities from the matching scipy distribution (loaded only when asked for)."""
+
+    def frozen(self) -> Any:
+        raise NotImplementedError
+
+    def quantiles(self, probabilities: Sequence[float]) -> np.ndarray:
+        return np.asarray(self.frozen().ppf(probabilities), dtype=float)
+
+    def probability_above(self, threshold: float) -> float:
+        return float(self.frozen().sf(threshold))
+
+
 @dataclass(frozen=True)
-class Beta:
+class Beta(_Continuous):
     """Beta(a, b) on (0, 1)."""
 
     a: float
@@ -97,15 +110,10 @@ class Beta:
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.beta(self.a, self.b, size)
 
-    def quantiles(self, probabilities: Sequence[float]) -> np.ndarray:
-        from scipy.stats import beta
+    def frozen(self) -> Any:
+        from scipy import stats  # scipy.stats costs a third of a second; the command line's help must not pay it
 
-        return beta.ppf(probabilities, self.a, self.b)
-
-    def probability_above(self, threshold: float) -> float:
-        from scipy.stats import beta
-
-        return float(beta.sf(threshold, self.a, self.b))
+        return stats.beta(self.a, self.b)
 
     @property
     def text(self) -> str:
@@ -113,7 +121,7 @@ class Beta:
 
 
 @dataclass(frozen=True)
-class LogNormal:
+class LogNormal(_Continuous):
     """log X ~ Normal(log median, sdlog)."""
 
     median: float
@@ -126,17 +134,10 @@ class LogNormal:
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return self.median * np.exp(self.sdlog * rng.standard_normal(size))
 
-    def quantiles(self, probabilities: Sequence[float]) -> np.ndarray:
-        from scipy.stats import norm
+    def frozen(self) -> Any:
+        from scipy import stats  # as in Beta.frozen
 
-        return self.median * np.exp(self.sdlog * norm.ppf(probabilities))
-
-    def probability_above(self, threshold: float) -> float:
-        from scipy.stats import norm
-
-        if threshold <= 0:
-            return 1.0
-        return float(norm.sf(math.log(threshold / self.median) / self.sdlog))
+        return stats.lognorm(s=self.sdlog, scale=self.median)
 
     @property
     def text(self) -> str:
