@@ -44,10 +44,11 @@ FAMILIES = ("poisson", "geometric", "negbin")
 KINDS = ("zt", "oizt", "ztoi")
 
 #: Beyond these the shared parameter is at the edge of its range: omega at 0 (no one-inflation), alpha at 0
-#: (no overdispersion: the Poisson), alpha without bound (the size is not identified).
-_LOGIT_OMEGA_FLOOR = -18.0
-_LOG_ALPHA_FLOOR = -18.0
-_LOG_ALPHA_CEILING = 18.0
+#: (no overdispersion: the Poisson), alpha without bound (the size is not identified). An omega or alpha below
+#: 1e-6 changes the probabilities by less than the likelihood can resolve, and the fit creeps towards 0 slowly.
+_LOGIT_OMEGA_FLOOR = math.log(1e-6)
+_LOG_ALPHA_FLOOR = math.log(1e-6)
+_LOG_ALPHA_CEILING = math.log(1e6)
 _COMPLEX_STEP = 1e-30
 
 
@@ -77,11 +78,20 @@ def _base(y: np.ndarray, eta, log_alpha, family: str):
         log1p_mu = np.log1p(np.exp(eta))
         return y * eta - (y + 1.0) * log1p_mu, -log1p_mu, eta - 2.0 * log1p_mu
     alpha = np.exp(log_alpha)
-    size = 1.0 / alpha
     log1p_am = np.log1p(alpha * np.exp(eta))
-    log_f = (loggamma(y + size) - loggamma(size) - gammaln(y + 1.0) - size * log1p_am
-             + y * (eta + log_alpha - log1p_am))
-    return log_f, -size * log1p_am, eta - (size + 1.0) * log1p_am
+    log_f = _log_rising(y, alpha, log_alpha) - gammaln(y + 1.0) - log1p_am / alpha + y * (eta - log1p_am)
+    return log_f, -log1p_am / alpha, eta - (1.0 / alpha + 1.0) * log1p_am
+
+
+def _log_rising(y: np.ndarray, alpha, log_alpha):
+    """log Gamma(y + 1/alpha) - log Gamma(1/alpha) + y log alpha = sum_{j < y} log(1 + j alpha): summed term by
+    term (stable as alpha -> 0, where the two log-gammas cancel) unless the counts are very large."""
+    top = int(y.max())
+    if top > 5000:
+        return loggamma(y + 1.0 / alpha) - loggamma(1.0 / alpha) + y * log_alpha
+    steps = np.log1p(np.multiply.outer(alpha, np.arange(top)))
+    cumulative = np.concatenate([np.zeros((y.size, 1), dtype=steps.dtype), np.cumsum(steps, axis=1)], axis=1)
+    return cumulative[np.arange(y.size), y.astype(int)]
 
 
 def _log1mexp(log_p):
