@@ -18,8 +18,9 @@ reported). With f_k units seen exactly k times and n = sum_k f_k units seen:
 
 Intervals are log-transformed around n (Chao 1987), as for the other closed models. Assumptions: a closed
 population during the observation period and independent sightings of a unit (Poisson); one-inflation (units that
-avoid being seen again after a first sighting, such as dynamic IP addresses) biases all three upwards, Zelterman
-and Chao least. Failure modes: f_2 = 0 leaves Zelterman and Chao undefined (reported as such).
+avoid being seen again after a first sighting, such as dynamic IP addresses) biases the Poisson, geometric and
+negative binomial regressions, Zelterman and Chao upwards (the last two least); the one-inflated models allow
+for it. Failure modes: f_2 = 0 leaves Zelterman and Chao undefined (reported as such).
 """
 
 from __future__ import annotations
