@@ -230,3 +230,36 @@ def test_covariates_that_cannot_enter_a_regression_are_an_input_error(tmp_path, 
     assert done.returncode == 2
     assert done.stderr.strip() == message
     assert "1e999" not in done.stderr
+
+
+def _two_groups(model: str, rng, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Half the units with mean count 0.8, half with 2.0, sighted by the mechanism ``model`` assumes; returns the
+    counts and the design (intercept, group) of the units seen."""
+    group = rng.random(size) < 0.5
+    mean = np.where(group, 0.8, 2.0)
+    if model == "ztnegbin":
+        seen = rng.negative_binomial(2.0, 1 / (1 + 0.5 * mean))  # dispersion 0.5
+    elif model == "ztgeom":
+        seen = rng.geometric(1 / (1 + mean)) - 1
+    else:
+        seen = rng.poisson(mean)
+        if model == "oiztpoisson":
+            seen[(seen > 1) & (rng.random(size) < 0.3)] = 1
+        else:
+            seen[rng.random(size) < 0.3] = 1
+    kept = seen > 0
+    return seen[kept].astype(float), np.column_stack([np.ones(kept.sum()), group[kept]])
+
+
+@pytest.mark.parametrize("model", ["ztgeom", "ztnegbin", "oiztpoisson", "ztoipoisson"])
+def test_regressions_with_a_covariate_cover_the_truth(model):
+    """2,000 units in two groups whose mean counts differ (0.8, 2.0), the group as covariate: the 95% interval,
+    whose variance includes the estimated coefficients, covers N in 88-100% of 50 replicates, bias under 3%."""
+    population, hits, errors = 2000, [], []
+    for seed in range(50):
+        seen, design = _two_groups(model, np.random.default_rng(seed), population)
+        row = count_regression(seen, design, model=model)
+        hits.append(row["lower"] <= population <= row["upper"])
+        errors.append(row["estimate"] / population - 1)
+    assert 0.88 <= np.mean(hits) <= 1.0
+    assert abs(np.mean(errors)) < 0.03
