@@ -148,8 +148,10 @@ class SingleSpec:
     """Options of the single-source estimators (times each unit was seen)."""
 
     count_column: str = opt(REQUIRED, "column with the number of times each unit was seen (>= 1)")
-    covariate: tuple[str, ...] = opt((), "covariate of the zero-truncated Poisson regression (text columns become "
-                                         "categories)")
-    model: tuple[Literal[SINGLE_MODELS], ...] = opt(SINGLE_MODELS, "estimators: ztpoisson (zero-truncated Poisson "
-                                                                   "regression), zelterman, chao (lower bound)")
+    covariate: tuple[str, ...] = opt((), "covariate of the count regressions, on the log of the mean count (text "
+                                         "columns become categories)")
+    model: tuple[Literal[SINGLE_MODELS], ...] = opt(
+        SINGLE_MODELS, "estimators (default all): zero-truncated regressions ztpoisson, ztgeom, ztnegbin; "
+                       "one-inflated oiztpoisson, oiztgeom (ones inflated after truncation) and ztoipoisson, ztoigeom "
+                       "(before); zelterman; chao (lower bound)")
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)

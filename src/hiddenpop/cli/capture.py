@@ -76,8 +76,8 @@ def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | 
 
 
 def _single(file: Path, *, spec: SingleSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
-    """Single-source estimators from the number of times each unit was seen: zero-truncated Poisson regression,
-    Zelterman, Chao."""
+    """Single-source estimators from the number of times each unit was seen: zero-truncated Poisson, geometric and
+    negative binomial regressions, one-inflated Poisson and geometric regressions, Zelterman, Chao."""
     from hiddenpop.capture.analyses import (
         single_analysis,  # loads NumPy and pandas, so only when the command runs
     )

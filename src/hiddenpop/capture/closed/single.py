@@ -12,11 +12,15 @@ reported). With f_k units seen exactly k times and n = sum_k f_k units seen:
   (Boehning & van der Heijden 2009).
 * **Chao** (1987) lower bound: N = n + f_1^2 / (2 f_2), variance f_2 (r^4 / 4 + r^3 + r^2 / 2), r = f_1 / f_2; under
   heterogeneity a lower bound.
+* **Zero-truncated geometric and negative binomial regressions**, and the **one-inflated** Poisson and geometric
+  regressions in both orders (OIZT, ZTOI): see :mod:`.single_counts`. The two orders fit the count parameter
+  alike and differ in the size; when both are run for a family the band between them is reported.
 
 Intervals are log-transformed around n (Chao 1987), as for the other closed models. Assumptions: a closed
 population during the observation period and independent sightings of a unit (Poisson); one-inflation (units that
-avoid being seen again after a first sighting, such as dynamic IP addresses) biases all three upwards, Zelterman
-and Chao least. Failure modes: f_2 = 0 leaves Zelterman and Chao undefined (reported as such).
+avoid being seen again after a first sighting, such as dynamic IP addresses) biases the Poisson, geometric and
+negative binomial regressions, Zelterman and Chao upwards (the last two least); the one-inflated models allow
+for it. Failure modes: f_2 = 0 leaves Zelterman and Chao undefined (reported as such).
 """
 
 from __future__ import annotations
@@ -32,9 +36,25 @@ from hiddenpop.capture.core.intervals import log_transformed_ci
 from hiddenpop.errors import DataError, ModelError, locate
 from hiddenpop.results import Estimates
 
-__all__ = ["SINGLE_MODELS", "chao_single", "single_source", "zelterman", "zero_truncated_poisson"]
+__all__ = ["COUNT_MODELS", "SINGLE_MODELS", "chao_single", "count_regression", "single_source", "zelterman",
+           "zero_truncated_poisson"]
 
-SINGLE_MODELS = ("ztpoisson", "zelterman", "chao")
+#: The count regressions of :mod:`.single_counts` by model name: (base distribution, one-inflation order).
+COUNT_MODELS = {
+    "ztgeom": ("geometric", "zt"),
+    "ztnegbin": ("negbin", "zt"),
+    "oiztpoisson": ("poisson", "oizt"),
+    "ztoipoisson": ("poisson", "ztoi"),
+    "oiztgeom": ("geometric", "oizt"),
+    "ztoigeom": ("geometric", "ztoi"),
+}
+SINGLE_MODELS = ("ztpoisson", *COUNT_MODELS, "zelterman", "chao")
+#: Models whose count parameter follows the covariates.
+REGRESSION_MODELS = ("ztpoisson", *COUNT_MODELS)
+
+_FAMILY_NAMES = {"poisson": "Poisson", "geometric": "geometric", "negbin": "negative binomial"}
+_KIND_NAMES = {"zt": "zero-truncated {}", "oizt": "one-inflated zero-truncated {} (OIZT)",
+               "ztoi": "zero-truncated one-inflated {} (ZTOI)"}
 
 
 def _row(method: str, observed: int, estimate: float, se: float, level: float, **extra) -> dict:
@@ -72,6 +92,25 @@ def zero_truncated_poisson(counts: np.ndarray, design: np.ndarray | None = None,
     loglik = float(np.sum(y * np.log(lam) - lam - np.log1p(-p0)) - np.sum([math.lgamma(v + 1) for v in y]))
     return _row("zero-truncated Poisson", int(y.size), estimate, math.sqrt(variance), level,
                 aic=-2 * loglik + 2 * x.shape[1], parameters=int(x.shape[1]))
+
+
+def count_regression(counts: np.ndarray, design: np.ndarray | None = None, *, model: str,
+                     level: float = 0.95) -> dict:
+    """One of :data:`COUNT_MODELS` as a result row (NaN with a warning when the model cannot be fitted)."""
+    from hiddenpop.capture.closed.single_counts import fit_count_model
+
+    family, kind = COUNT_MODELS[model]
+    fit = fit_count_model(counts, design, family=family, kind=kind)
+    extra = {"aic": -2 * fit.loglik + 2 * fit.parameters if fit.converged else math.nan,
+             "parameters": fit.parameters}
+    if family == "negbin":
+        extra["dispersion"] = math.nan if fit.alpha is None else fit.alpha
+    if kind != "zt":
+        extra["omega"] = math.nan if fit.omega is None else fit.omega
+    if fit.warning:
+        extra["warnings"] = fit.warning
+    return _row(_KIND_NAMES[kind].format(_FAMILY_NAMES[family]), int(np.asarray(counts).size), fit.estimate,
+                fit.se, level, **extra)
 
 
 def _frequencies(counts: np.ndarray) -> tuple[int, int, int]:
@@ -116,13 +155,23 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str], source: str) -> np.n
             levels = sorted(values.astype(str).unique())
             parts.append(np.column_stack([(values.astype(str) == level).to_numpy(float) for level in levels[1:]])
                          if len(levels) > 1 else np.zeros((len(frame), 0)))
-    return np.hstack(parts)
+    design = np.hstack(parts)
+    if not np.all(np.isfinite(design)):
+        row = int(np.flatnonzero(~np.isfinite(design).all(axis=1))[0]) + 1
+        column = next(c for c in covariates if pd.api.types.is_numeric_dtype(frame[c])
+                      and not np.isfinite(frame[c].to_numpy(dtype=float)[row - 1]))
+        raise DataError(f"{locate(source, row, column)}covariate is not a finite number")
+    if np.linalg.matrix_rank(design) < design.shape[1]:
+        raise DataError(f"{source}: the covariates {', '.join(repr(c) for c in covariates)} are collinear with "
+                        "each other or the intercept (a constant column, or a category determined by the others); "
+                        "leave one out")
+    return design
 
 
 def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequence[str] = (),
                   models: Sequence[str] = SINGLE_MODELS, level: float = 0.95, source: str = "data") -> Estimates:
     """Every named single-source estimator on one row per unit seen (``count_column`` = times seen, >= 1);
-    covariates enter the zero-truncated Poisson regression."""
+    covariates enter the count regressions (:data:`REGRESSION_MODELS`)."""
     from hiddenpop.data.io import missing_column
 
     for column in (count_column, *covariates):
@@ -135,10 +184,13 @@ def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequenc
         raise DataError(f"{locate(source, row, count_column)}expected a whole number of sightings from 1 to 2^53 "
                         "(units never seen are not in the file)")
     y = counts.to_numpy(dtype=float)
+    design = _design(frame, covariates, source) if any(m in REGRESSION_MODELS for m in models) else None
     rows = []
     for model in models:
         if model == "ztpoisson":
-            rows.append(zero_truncated_poisson(y, _design(frame, covariates, source), level=level))
+            rows.append(zero_truncated_poisson(y, design, level=level))
+        elif model in COUNT_MODELS:
+            rows.append(count_regression(y, design, model=model, level=level) | {"model": model})
         elif model == "zelterman":
             rows.append(zelterman(y, level=level))
         else:
@@ -146,8 +198,33 @@ def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequenc
     n, f1, f2 = _frequencies(y)
     warnings = [f"{row['method']}: {row['warnings']}" for row in rows if row.get("warnings")]
     notes = [f"{n} units seen: {f1} once, {f2} twice, {n - f1 - f2} more often"]
-    if covariates and "ztpoisson" not in models:
-        notes.append("covariates enter only the zero-truncated Poisson regression, which was not asked for")
-    return Estimates.from_rows(rows, warnings=warnings, notes=notes,
-                               diagnostics={"observed": n, "f1": f1, "f2": f2,
-                                            "covariates": list(covariates)})
+    if covariates and not any(m in REGRESSION_MODELS for m in models):
+        notes.append("covariates enter only the count regressions, none of which was asked for")
+    band = _one_inflation_band(rows)
+    for family, ends in band.items():
+        notes.append(f"one-inflation band ({_FAMILY_NAMES[family]}): {ends['lower']:,.0f} to {ends['upper']:,.0f}; "
+                     "the two one-inflation orders fit the counts alike and differ in the size, so report the band")
+    for row in rows:
+        row.pop("model", None)
+    diagnostics = {"observed": n, "f1": f1, "f2": f2, "covariates": list(covariates)}
+    if band:
+        diagnostics["one_inflation_band"] = band
+    return Estimates.from_rows(rows, warnings=warnings, notes=notes, diagnostics=diagnostics)
+
+
+def _one_inflation_band(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per base distribution fitted in both one-inflation orders: both sizes and the band between them; the rows
+    of the two orders are marked as its lower and upper end."""
+    band = {}
+    for family in _FAMILY_NAMES:
+        pair = {COUNT_MODELS[row["model"]][1]: row for row in rows
+                if COUNT_MODELS.get(row.get("model"), ("", ""))[0] == family and COUNT_MODELS[row["model"]][1] != "zt"}
+        if len(pair) < 2 or not all(math.isfinite(row["estimate"]) for row in pair.values()):
+            continue
+        sizes = {kind: row["estimate"] for kind, row in pair.items()}
+        low, high = min(sizes.values()), max(sizes.values())
+        band[family] = {**sizes, "lower": low, "upper": high}
+        for kind, row in pair.items():
+            row["one_inflation_band"] = ("both ends" if low == high else
+                                         "lower end" if sizes[kind] == low else "upper end")
+    return band
