@@ -149,3 +149,43 @@ def test_casework_interval_covers_by_simulation():
     high = stats.beta.ppf(0.975, v + 1, s)
     covered = (low / (1 - low) <= truth) & (truth <= high / (1 - high))
     assert 0.95 <= covered.mean() <= 0.99  # exact intervals are conservative, never below nominal
+
+
+def test_the_bayesian_model_scales_victims_with_the_child_summation_degree(demo_study, tmp_path, monkeypatch):
+    """The child age bands (a summation degree) enter the model as known groups with their sizes, on the child
+    population base, untop-coded: victims get a Bayesian path under the same declared visibility model."""
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.parent, folder)
+    path = folder / "study.toml"
+    text = path.read_text().replace("enabled = false  # no MCMC in the test profile\n", "")
+    text = text.replace('degree = "adult"\nhidden = ["adults_nonlive", "adults_live"]',
+                        'degree = "child"\nhidden = ["children_nonlive", "children_live"]')
+    path.write_text(text)
+    study = load_study(path)
+    calls: list = []
+
+    class CombinedModel:
+        def __init__(self, **kwargs):
+            calls.append(("init", kwargs))
+
+        def fit(self, counts, **kwargs):
+            calls.append(("fit", list(counts.columns), kwargs))
+            rows = [{"quantity": q, "method": "Bayesian NSUM (combined)", "estimate": 1.0, "lower": 0.5,
+                     "upper": 2.0, "level": 0.95, "rhat": 1.0, "ess_bulk": 500.0}
+                    for q in ("children_nonlive", "children_live", "victims")]
+            return Estimates(table=pd.DataFrame(rows), seed=kwargs["seed"], diagnostics={"passed": True})
+
+    from hiddenpop.nsum import bayes
+
+    monkeypatch.setitem(bayes.MODELS, "combined", CombinedModel)
+    result = steps.nsum_bayes_step(RunContext(study=study))
+    (_, init), (_, columns, kwargs) = calls
+    bands = list(study.degrees["child"].groups)
+    sizes = pd.read_csv(folder / "data" / "known_sizes.csv").set_index("group")["size"]
+    assert columns == [*bands, "children_nonlive", "children_live"]
+    assert kwargs["known_sizes"] == {band: float(sizes[band]) for band in bands}
+    assert kwargs["population"] == study.populations["children"]
+    assert "topcode" not in kwargs  # the bands are not top-coded, so neither are the predictive replicates
+    assert kwargs["sums"] == {"victims": ["children_nonlive", "children_live"]}
+    assert init["priors"].tau == (17.0, 3.0)  # the study's declared Beta(17, 3), as the model's tau prior
+    assert result.status == "ok" and "victims" in set(result.estimates.table["quantity"])

@@ -162,6 +162,7 @@ def survey_ard(context: RunContext) -> Any:
         topcode=options.topcode,
     )
     context.shared["ard"] = ard
+    context.shared["known_size_rows"] = by_group
     return ard
 
 
@@ -234,10 +235,25 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     prepare_chains(spec)
     ard = survey_ard(context)
     degree_spec = study.degrees[settings["degree"]]
-    if degree_spec.method != "known_population":
-        return StepResult(name="nsum_bayes", title=TITLES["nsum_bayes"], status="skipped",
-                          message=f"the Bayesian models scale with known groups; degree {degree_spec.name!r} is "
-                          "a summation degree")
+    topcode = study.specs["survey"].topcode
+    if degree_spec.method == "known_population":
+        known = {g: float(ard.known_sizes[g]) for g in degree_spec.groups}
+    else:
+        # A summation degree's columns together make up its base population, so with their sizes as known groups
+        # they scale exactly as the sum does; they are never top-coded, so neither are their replicates.
+        rows = context.shared["known_size_rows"]
+        missing = [g for g in degree_spec.groups if g not in rows]
+        if missing:
+            raise DataError(f"{study.known_sizes_file.name}: the Bayesian model scales with degree "
+                            f"{degree_spec.name!r}, whose column(s) {', '.join(missing)} have no row; add a row "
+                            "group,size for each")
+        known = {g: pd.to_numeric(pd.Series([rows[g]]), errors="coerce").iloc[0] for g in degree_spec.groups}
+        bad = [g for g, size in known.items() if not (np.isfinite(size) and size > 0)]
+        if bad:
+            raise DataError(f"{study.known_sizes_file.name}: the size of {', '.join(bad)} must be a positive "
+                            "number; fix its row")
+        known = {g: float(size) for g, size in known.items()}
+        topcode = None
     groups = list(settings["hidden"])
     columns = {g: study.hidden[g].column for g in groups}
     sums = {c.name: [columns[g] for g in c.groups] for c in study.combine.values()
@@ -246,13 +262,11 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
               for r in study.ratios.values()
               if all(side in sums or side in columns for side in (r.numerator, r.denominator))}
     population = study.populations[degree_spec.base]
-    known = {g: float(ard.known_sizes[g]) for g in degree_spec.groups}
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios, topcode=study.specs["survey"].topcode,
-                            adjustments=study.adjustments())
+                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study.adjustments())
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
