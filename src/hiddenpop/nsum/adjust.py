@@ -111,7 +111,9 @@ class Beta(_Continuous):
         return rng.beta(self.a, self.b, size)
 
     def frozen(self) -> Any:
-        from scipy import stats  # scipy.stats costs a third of a second; the command line's help must not pay it
+        from scipy import (
+            stats,  # scipy.stats costs a third of a second; the command line's help must not pay it
+        )
 
         return stats.beta(self.a, self.b)
 
