@@ -189,3 +189,68 @@ def test_the_bayesian_model_scales_victims_with_the_child_summation_degree(demo_
     assert kwargs["sums"] == {"victims": ["children_nonlive", "children_live"]}
     assert init["priors"].tau == (17.0, 3.0)  # the study's declared Beta(17, 3), as the model's tau prior
     assert result.status == "ok" and "victims" in set(result.estimates.table["quantity"])
+
+
+def test_a_transmission_rate_calibrated_against_casework_recovers_the_true_rate(demo_study, tmp_path):
+    """Study 2's calibration in the study file: in the surveyed areas casework found 0.5% of the victims and
+    suspects (the demo's truth), so declaring that completeness gives a Beta prior centred near the true 0.85,
+    the run states where it came from, and the headline covers the truth."""
+    import json
+
+    from hiddenpop.nsum.adjust import Beta
+    from hiddenpop.study.runner import execute
+
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.parent, folder)
+    areas = pd.read_csv(folder / "data" / "areas.csv").set_index("area_id")
+    casework = pd.read_csv(folder / "data" / "casework.csv")
+    casework["children"] = casework["area_id"].map(areas["children"])
+    casework.to_csv(folder / "data" / "casework.csv", index=False)
+    path = folder / "study.toml"
+    text = path.read_text()
+    start, end = text.index("[visibility.transmission]"), text.index("[analyses.nsum]")
+    calibrated = "\n".join([
+        "[visibility.victims]", 'factor = "transmission_rate"', 'groups = ["victims"]', 'casework = "victims"',
+        'base_column = "children"', "completeness = 0.005", 'source = "casework in the surveyed areas"', "",
+        "[visibility.traffickers]", 'factor = "transmission_rate"', 'groups = ["traffickers"]',
+        'casework = "suspects"', 'base_column = "population"', "completeness = 0.005",
+        'source = "arrests in the surveyed areas"', "", ""])
+    path.write_text(text[:start] + calibrated + text[end:])
+    study = load_study(path)
+    assert [c.name for c in study.calibrations] == ["victims", "traffickers"] and study.visibility == ()
+    context, published, _ = execute(study, steps=[("nsum", steps.nsum_step)])
+    model = context.shared["visibility"]
+    truth = json.loads((folder / "truth.json").read_text())
+    for entry in model.declared:
+        assert isinstance(entry.distribution, Beta)
+        assert abs(entry.distribution.mean - truth["transmission"]) < 3 * entry.distribution.sd, entry.name
+    assert model.applying("children_live")["transmission_rate"].name == "victims"
+    assert model.applying("adults_live")["transmission_rate"].name == "traffickers"
+    sources = published.tables["assumptions"]["source"]
+    assert sources.str.contains("calibrated on .* casework areas: reported .*, victims found").any()
+    headline = published.tables["headline"].set_index("quantity")
+    for quantity in ("victims", "traffickers"):
+        assert headline.loc[quantity, "lower"] <= truth[quantity] <= headline.loc[quantity, "upper"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('casework = "victims"\nbase_column = "children"', "needs 'groups'"),
+    ('distribution = "beta(2, 2)"\ncasework = "victims"', "give either 'distribution' or 'casework'"),
+    ('groups = ["victims"]\ncasework = "rescues"\nbase_column = "children"', "key 'casework': 'rescues' is not one"),
+    ('groups = ["victims"]\ncasework = "victims"', "needs 'base_column'"),
+    ('groups = ["victims"]\ncasework = "victims"\nbase_column = "children"\ncompleteness = 1.5', "must lie in"),
+    ('groups = ["victims", "traffickers"]\ncasework = "victims"\nbase_column = "children"', "different degrees"),
+    ('distribution = "beta(2, 2)"\ncompleteness = 0.5', "belongs to a casework calibration"),
+])
+def test_casework_calibration_settings_are_checked(demo_study, tmp_path, entry, message):
+    from hiddenpop.errors import ConfigError
+
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.parent, folder)
+    path = folder / "study.toml"
+    text = path.read_text()
+    start, end = text.index("[visibility.transmission]"), text.index("[analyses.nsum]")
+    path.write_text(text[:start] + '[visibility.tau]\nfactor = "transmission_rate"\nsource = "s"\n' + entry + "\n\n"
+                    + text[end:])
+    with pytest.raises(ConfigError, match=message):
+        load_study(path)

@@ -27,6 +27,7 @@ from hiddenpop.nsum.adjust import (
     FACTORS,
     Adjustments,
     Declared,
+    Fixed,
     check_factor,
     parse_distribution,
 )
@@ -83,10 +84,15 @@ COMBINE_KEYS = {
 }
 VISIBILITY_KEYS = {
     "factor": (_STR, True, f"which factor: {', '.join(FACTORS)}"),
-    "distribution": ((str, int, float), True, DISTRIBUTION_HELP),
+    "distribution": ((str, int, float), False, DISTRIBUTION_HELP),
     "groups": (_LIST, False, "hidden groups or combinations it applies to, sharing each draw (default: every "
                              "hidden group)"),
     "source": (_STR, True, "where the value comes from (shown beside the headline)"),
+    "casework": (_STR, False, "instead of 'distribution': calibrate a transmission rate against the 'victims' or "
+                              "'suspects' count of [analyses.casework]"),
+    "base_column": (_STR, False, "with 'casework': the casework file's column holding each area's population base"),
+    "completeness": (_NUM, False, "with 'casework': the share of the true members casework found, in (0, 1] "
+                                  "(default 1)"),
 }
 RATIO_KEYS = {
     "numerator": (_STR, True, "a combination or hidden group"),
@@ -205,6 +211,19 @@ class Combination:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A transmission rate calibrated against casework counts at run time
+    (:func:`hiddenpop.nsum.bayes.calibration.tau_prior_from_counts`)."""
+
+    name: str
+    groups: tuple[str, ...]
+    role: str  # "victims" or "suspects": which [analyses.casework] count
+    base_column: str
+    completeness: float
+    source: str
+
+
+@dataclass(frozen=True)
 class Ratio:
     name: str
     numerator: str
@@ -239,6 +258,8 @@ class Study:
     specs: dict[str, Any] = field(default_factory=dict, repr=False)
     #: The visibility model: each [visibility.NAME] as a declaration over hidden-group names.
     visibility: tuple[Declared, ...] = ()
+    #: The [visibility.NAME] tables calibrated against casework when the run starts.
+    calibrations: tuple[Calibration, ...] = ()
 
     def adjustments(self) -> Adjustments:
         """The visibility model over the survey's hidden-group columns, as the estimators take it."""
@@ -485,11 +506,19 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")),
                              headline=next(iter(sides.values()), "nsum"))
 
-    visibility = _check_visibility(check, raw.get("visibility", {}), hidden, combine)
+    visibility, calibrations = _check_visibility(check, raw.get("visibility", {}), hidden, combine)
 
     specs: dict[str, Any] = {"survey": survey_options}
     analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey, specs,
                                seed=study["seed"], level=level, threshold=threshold)
+    for calibration in calibrations:
+        casework = analyses.get("casework")
+        if casework is None or not casework.get("enabled", True) or "area" not in casework:
+            raise check.fail(f"[visibility.{calibration.name}] key 'casework'", "needs [analyses.casework] with its "
+                             "'area' column, to match casework areas with the survey's")
+        if "area" not in survey:
+            raise check.fail(f"[visibility.{calibration.name}] key 'casework'", "needs the survey's area column: "
+                             "set [survey] key 'area'")
     for combination in combine.values():
         if combination.headline not in analyses:
             raise check.fail(f"[combine.{combination.name}] key 'headline'",
@@ -516,13 +545,15 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         raw=raw,
         specs=specs,
         visibility=visibility,
+        calibrations=calibrations,
     )
 
 
 def _check_visibility(check: _Checker, value: Any, hidden: dict[str, HiddenGroup],
-                      combine: dict[str, Combination]) -> tuple[Declared, ...]:
-    """Each [visibility.NAME] as one declared factor over hidden-group names (combinations expanded)."""
-    declared = []
+                      combine: dict[str, Combination]) -> tuple[tuple[Declared, ...], tuple[Calibration, ...]]:
+    """Each [visibility.NAME] as one declared factor over hidden-group names (combinations expanded), or as a
+    casework calibration done when the run starts."""
+    declared, calibrations, placeholders = [], [], []
     for name, entry in _subtables(check, value, "visibility", allow_empty=True).items():
         where = f"[visibility.{name}]"
         check.table(entry, where, VISIBILITY_KEYS)
@@ -535,16 +566,47 @@ def _check_visibility(check: _Checker, value: Any, hidden: dict[str, HiddenGroup
                 check.reference(item, {**hidden, **combine}, f"{where} key 'groups'", "hidden group or combination")
                 groups.extend(combine[item].groups if item in combine else [item])
             groups = tuple(dict.fromkeys(groups))
+        if ("distribution" in entry) == ("casework" in entry):
+            raise check.fail(where, "give either 'distribution' or 'casework' (a rate calibrated against casework)")
+        if "casework" in entry:
+            calibrations.append(_check_calibration(check, where, name, entry, factor, groups, hidden))
+            placeholders.append(Declared(factor, Fixed(0.5), groups, entry["source"], name))
+            continue
+        for key in ("base_column", "completeness"):
+            if key in entry:
+                raise check.fail(f"{where} key {key!r}", "belongs to a casework calibration; remove it or replace "
+                                 "'distribution' by 'casework'")
         try:
             distribution = check_factor(factor, parse_distribution(entry["distribution"]))
         except ConfigError as error:
             raise check.fail(f"{where} key 'distribution'", str(error)) from None
         declared.append(Declared(factor, distribution, groups, entry["source"], name))
     try:
-        Adjustments(declared=declared)
+        Adjustments(declared=declared + placeholders)
     except ConfigError as error:
         raise check.fail("[visibility]", str(error)) from None
-    return tuple(declared)
+    return tuple(declared), tuple(calibrations)
+
+
+def _check_calibration(check: _Checker, where: str, name: str, entry: dict[str, Any], factor: str,
+                       groups: tuple[str, ...] | None, hidden: dict[str, HiddenGroup]) -> Calibration:
+    if factor != "transmission_rate":
+        raise check.fail(f"{where} key 'casework'", "casework calibrates a transmission rate; set factor = "
+                         "'transmission_rate'")
+    role = check.choice(entry["casework"], ("victims", "suspects"), f"{where} key 'casework'")
+    if groups is None:
+        raise check.fail(where, "a casework calibration needs 'groups': the hidden groups its count refers to")
+    if len({hidden[g].degree for g in groups}) > 1:
+        raise check.fail(f"{where} key 'groups'", "the groups are scaled by different degrees; calibrate groups "
+                         "that share one degree")
+    if "base_column" not in entry:
+        raise check.fail(where, "a casework calibration needs 'base_column': the casework file's column of each "
+                         "area's population base (e.g. children)")
+    completeness = entry.get("completeness", 1.0)
+    if not 0 < completeness <= 1:
+        raise check.fail(f"{where} key 'completeness'", "must lie in (0, 1]: the share of true members casework "
+                         "found")
+    return Calibration(name, groups, role, entry["base_column"], float(completeness), entry["source"])
 
 
 def _subtables(check: _Checker, value: Any, section: str, allow_empty: bool = False) -> dict[str, dict]:

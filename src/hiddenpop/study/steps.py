@@ -23,6 +23,7 @@ from scipy import stats
 from hiddenpop.capture.core.histories import MAX_COUNT
 from hiddenpop.data.io import missing_column, read_table
 from hiddenpop.errors import ConfigError, DataError, locate
+from hiddenpop.nsum.adjust import Adjustments, Beta, Declared
 from hiddenpop.results import Estimates
 from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.schema import MAX_REPLICATE_BYTES, Study
@@ -63,16 +64,8 @@ def _check_memory(values: int, where: str, what: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- casework
-def casework_step(context: RunContext) -> StepResult:
-    """Casework totals and the victims-per-suspect ratio among cases, with an exact interval.
-
-    With V victims brought to safety and S suspects arrested (independent Poisson counts), V given V + S is
-    Binomial(V + S, p) with p = lambda_V / (lambda_V + lambda_S), so the ratio R = p / (1 - p) gets the exact
-    (Clopper-Pearson) interval of p transformed. This describes the cases the authorities reached; it equals the
-    population ratio only if victims and traffickers are detected at the same rate, which casework rarely
-    guarantees (see docs/report.md).
-    """
-    study = context.study
+def casework_frame(study: Study) -> pd.DataFrame:
+    """The casework file, its victims and suspects columns checked to hold non-negative whole counts."""
     settings = study.analyses["casework"]
     path = settings["file"]
     frame = read_table(path)
@@ -86,6 +79,21 @@ def casework_step(context: RunContext) -> StepResult:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
             raise DataError(f"{locate(path.name, row, column)}expected a non-negative whole count; fix the value")
+    return frame
+
+
+def casework_step(context: RunContext) -> StepResult:
+    """Casework totals and the victims-per-suspect ratio among cases, with an exact interval.
+
+    With V victims brought to safety and S suspects arrested (independent Poisson counts), V given V + S is
+    Binomial(V + S, p) with p = lambda_V / (lambda_V + lambda_S), so the ratio R = p / (1 - p) gets the exact
+    (Clopper-Pearson) interval of p transformed. This describes the cases the authorities reached; it equals the
+    population ratio only if victims and traffickers are detected at the same rate, which casework rarely
+    guarantees (see docs/report.md).
+    """
+    study = context.study
+    settings = study.analyses["casework"]
+    frame = casework_frame(study)
     victims = int(frame[settings["victims"]].sum())
     suspects = int(frame[settings["suspects"]].sum())
     level = study.level
@@ -195,7 +203,7 @@ def nsum_step(context: RunContext) -> StepResult:
         sums={c.name: [columns[g] for g in c.groups] for c in study.combine.values()},
         ratios={r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
                 for r in study.ratios.values()},
-        adjustments=study.adjustments(),
+        adjustments=study_adjustments(context),
     )
     names = {column: name for name, column in columns.items()}
     _rename_quantities(result, names)
@@ -266,7 +274,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study.adjustments())
+                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context))
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
@@ -321,6 +329,72 @@ def report_log_step(context: RunContext) -> StepResult:
                       counts=counts_spec)
 
 
+def respondent_areas(context: RunContext, ard: Any) -> np.ndarray:
+    """The [survey] area of each respondent of the study's ARD, as text."""
+    study = context.study
+    survey = read_table(study.survey["file"])
+    area_column = study.survey["area"]
+    if area_column not in survey.columns:
+        raise DataError(f"{locate(Path(study.survey['file']).name, column=area_column)}column not found; fix "
+                        "[survey] key 'area'")
+    return survey[area_column].astype(str).to_numpy()[np.asarray(ard.rows, dtype=int) - 1]
+
+
+def study_adjustments(context: RunContext) -> Adjustments:
+    """The study's visibility model over the survey's columns, with each casework calibration done (once a run).
+
+    A calibration compares, in the areas both the survey and the casework file cover, the survey's reported size
+    R = P sum y / sum d (P: the areas' population base from ``base_column``) with the casework count c found there,
+    and declares tau ~ Beta with the mean R completeness / c and the delta-method variance of
+    :func:`hiddenpop.nsum.bayes.calibration.tau_prior_from_counts`."""
+    if "visibility" in context.shared:
+        return context.shared["visibility"]
+    study = context.study
+    adjust = study.adjustments()
+    if study.calibrations:
+        from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
+
+        ard = survey_ard(context)
+        area_of = respondent_areas(context, ard)
+        degrees = study_degrees(context, ard)
+        settings = study.analyses["casework"]
+        frame = casework_frame(study)
+        path = Path(settings["file"]).name
+        declared = list(adjust.declared)
+        for calibration in study.calibrations:
+            where = f"[visibility.{calibration.name}]"
+            if calibration.base_column not in frame.columns:
+                raise missing_column(path, calibration.base_column, frame.columns, fix=f"fix {where} key 'base_column'")
+            base = pd.to_numeric(frame[calibration.base_column], errors="coerce").to_numpy(dtype=float)
+            if not np.all(np.isfinite(base) & (base > 0)):
+                row = int(np.flatnonzero(~(np.isfinite(base) & (base > 0)))[0]) + 1
+                raise DataError(f"{locate(path, row, calibration.base_column)}expected a positive population; fix "
+                                "the value")
+            casework_areas = frame[settings["area"]].astype(str).to_numpy()
+            overlap = np.isin(casework_areas, area_of)
+            if not overlap.any():
+                raise DataError(f"{path}: no casework area is a surveyed area; {where} cannot be calibrated (check "
+                                "that [analyses.casework] 'area' and [survey] 'area' use the same codes)")
+            inside = np.isin(area_of, casework_areas[overlap])
+            columns = [study.hidden[g].column for g in calibration.groups]
+            y = np.sum([ard.y(column)[inside] for column in columns], axis=0)
+            d = degrees[study.hidden[calibration.groups[0]].degree].values[inside]
+            count = float(frame[settings[calibration.role]].to_numpy(dtype=float)[overlap].sum())
+            try:
+                reported, reported_se = reported_size_in_areas(y, d, float(base[overlap].sum()))
+                prior = tau_prior_from_counts(reported, reported_se, count, completeness=calibration.completeness)
+            except ConfigError as error:
+                raise ConfigError(f"{study.path.name}, {where}: {error}") from None
+            source = (f"{calibration.source} (calibrated on {int(overlap.sum())} casework areas: reported "
+                      f"{reported:,.0f}, {calibration.role} found {count:,.0f}, completeness "
+                      f"{calibration.completeness:g})")
+            declared.append(Declared("transmission_rate", Beta(prior.a, prior.b), tuple(columns), source,
+                                     calibration.name))
+        adjust = Adjustments(declared=declared)
+    context.shared["visibility"] = adjust
+    return adjust
+
+
 def direct_area_rates(context: RunContext, combination: str) -> pd.DataFrame:
     """Direct prevalence of one combination in each surveyed area: the design-based estimator
     (``hiddenpop.nsum.estimate``) on that area's respondents, divided by the combination's population base.
@@ -335,12 +409,7 @@ def direct_area_rates(context: RunContext, combination: str) -> pd.DataFrame:
     study = context.study
     spec = study.combine[combination]
     ard = survey_ard(context)
-    survey = read_table(study.survey["file"])
-    area_column = study.survey["area"]
-    if area_column not in survey.columns:
-        raise DataError(f"{locate(Path(study.survey['file']).name, column=area_column)}column not found; fix "
-                        "[survey] key 'area'")
-    area_of = survey[area_column].astype(str).to_numpy()[np.asarray(ard.rows, dtype=int) - 1]
+    area_of = respondent_areas(context, ard)
     columns = [study.hidden[g].column for g in spec.groups]
     base = study.populations[spec.base]
     rows = []

@@ -143,13 +143,14 @@ def _assumptions(context: RunContext) -> pd.DataFrame:
     method of each hidden group, and how the survey's answers were read."""
     study = context.study
     rows = []
-    for entry in Adjustments(declared=study.visibility).assumptions(study.level):
+    model = context.shared.get("visibility") or Adjustments(declared=study.visibility)  # calibrated when run
+    for entry in model.assumptions(study.level):
         rows.append({"assumption": entry["label"], "value": entry["distribution"],
                      "range": f"mean {entry['mean']:.3g}, {entry['level']:.0%} range {entry['lower']:.3g} to "
                               f"{entry['upper']:.3g}",
                      "applies_to": entry["groups"], "source": entry["source"]})
     for factor, label in FACTORS.items():
-        if not any(d.factor == factor for d in study.visibility):
+        if not any(d.factor == factor for d in model.declared):
             rows.append({"assumption": label, "value": "1", "range": "not declared: taken as exactly 1",
                          "applies_to": "every hidden group", "source": "no [visibility] table declares it"})
     for name, degree in study.degrees.items():
