@@ -118,7 +118,7 @@ def casework_step(context: RunContext) -> StepResult:
                      "note": "victims per suspect among cases; assumes equal detection of victims and suspects"})
     else:
         warnings.append("casework has no victims or no suspects; the casework ratio is not defined")
-    estimates = Estimates.from_rows(rows, settings={"file": path.name, "victims": settings["victims"],
+    estimates = Estimates.from_rows(rows, settings={"file": Path(settings["file"]).name, "victims": settings["victims"],
                                                     "suspects": settings["suspects"]},
                                     warnings=warnings, notes=[f"{len(frame)} casework rows, {total} cases"])
     by_area_columns = [c for c in (settings.get("area"), settings["victims"], settings["suspects"]) if c]
