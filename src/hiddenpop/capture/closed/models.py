@@ -229,6 +229,27 @@ def _frequency_offsets(t: float, ks: np.ndarray) -> np.ndarray:
     return log_binomial(int(t), ks)
 
 
+def _cells_to_fit(
+    design: np.ndarray,
+    names: list[str],
+    y: np.ndarray,
+    drop: list[str],
+    unobserved: float | None,
+    offset: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray | None]:
+    """The design without the ``drop`` columns and, when ``unobserved`` is given, the never-caught cell put first
+    (a zero design row with that count and a zero offset)."""
+    keep = [i for i, nm in enumerate(names) if nm not in drop]
+    design = design[:, keep]
+    names = [names[i] for i in keep]
+    if unobserved is not None:
+        design = np.vstack([np.zeros((1, design.shape[1])), design])
+        y = np.concatenate([[unobserved], y])
+        if offset is not None:
+            offset = np.concatenate([[0.0], offset])
+    return design, names, y, offset
+
+
 def _grouped_fit(
     histories: Histories,
     spec: ModelSpec,
@@ -245,7 +266,7 @@ def _grouped_fit(
             f = np.concatenate([f, np.zeros(max(spec.t0 - len(f), 0), dtype=f.dtype)])[: spec.t0]
         ks = np.arange(1, len(f) + 1, dtype=float)
         y = f.astype(float)
-        offset = _frequency_offsets(t, ks)
+        group_size_log = _frequency_offsets(t, ks)
         cols = [ks[:, None]]
         names = ["k"]
         if spec.base == "Mh":
@@ -253,7 +274,6 @@ def _grouped_fit(
             cols.append(h)
             names += hn
         design = np.column_stack(cols)
-        group_size_log = offset
     else:  # Mb, Mbh
         if histories.is_frequency_only:
             raise ModelError(f"{spec.name} needs capture histories, not capture-count frequencies")
@@ -269,22 +289,14 @@ def _grouped_fit(
         y = counts[aa, kk]
         # histories first caught at a (0-based) with k captures: C(t - a - 1, k - 1) cells
         group_size_log = gammaln(t_int - aa) - gammaln(kk) - gammaln(t_int - aa - kk + 1.0)
-        offset = group_size_log
         cols = [aa.astype(float), (kk - 1).astype(float)]
         names = ["b_before", "b_after"]
         if spec.base == "Mbh":
             cols.insert(0, (aa > 0).astype(float))
             names.insert(0, "first_missed")
         design = np.column_stack(cols)
-    keep_cols = [i for i, nm in enumerate(names) if nm not in drop]
-    design = design[:, keep_cols]
-    names = [names[i] for i in keep_cols]
-    if unobserved is not None:
-        design = np.vstack([np.zeros((1, design.shape[1])), design])
-        y = np.concatenate([[unobserved], y])
-        offset = np.concatenate([[0.0], offset])
-        group_size_log = np.concatenate([[0.0], group_size_log])
-    fit = fit_poisson(design, y, offset=offset, names=names, n_observed=n, start=start)
+    design, names, y, group_size_log = _cells_to_fit(design, names, y, drop, unobserved, group_size_log)
+    fit = fit_poisson(design, y, offset=group_size_log, names=names, n_observed=n, start=start)
     rank = fit.rank
     if histories.is_frequency_only or spec.t0 is not None:
         deviance, df, loglik = fit.deviance, fit.df, fit.loglik
@@ -401,12 +413,7 @@ def _enumerated_fit(
         x, names = closed_design(patterns, spec.base, spec.heterogeneity, spec.theta)
     else:
         x, names = design
-    keep = [i for i, nm in enumerate(names) if nm not in drop]
-    x = x[:, keep]
-    names = [names[i] for i in keep]
-    if unobserved is not None:
-        x = np.vstack([np.zeros((1, x.shape[1])), x])
-        y = np.concatenate([[unobserved], y])
+    x, names, y, _ = _cells_to_fit(x, names, y, drop, unobserved)
     fit = fit_poisson(x, y, names=names, n_observed=histories.observed, start=start, algorithm=algorithm)
     return _RawFit(fit.names, fit.coef, fit.vcov, fit.rank, fit.converged, fit.deviance, fit.df, fit.loglik, fit.bias)
 
