@@ -45,6 +45,7 @@ the offending value.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +230,14 @@ def _complementary(published: pd.DataFrame, group: list[str], count: str, depend
     return added
 
 
+#: The column types summarised as shares of their levels: how a column is read, whether a case's value counts
+#: for a level, and the method named in the table.
+_SHARE_TYPES = {
+    "categorical": (_categorical_values, operator.eq, "share (Wilson)"),
+    "multi_select": (_multi_values, operator.contains, "share selecting (Wilson)"),
+}
+
+
 def summarize_cases(
     cases: pd.DataFrame,
     codebook: list[CodebookEntry],
@@ -302,24 +311,15 @@ def summarize_cases(
     z_level = level
     for entry in codebook:
         base = {"role": entry.role, "variable": entry.column, "label": entry.label, "level": z_level}
-        if entry.type == "categorical":
-            values = _categorical_values(cases[entry.column], entry, source)
-            categorical[entry.column] = values
+        if entry.type in _SHARE_TYPES:
+            read, has, method = _SHARE_TYPES[entry.type]
+            values = read(cases[entry.column], entry, source)
+            (categorical if entry.type == "categorical" else multi)[entry.column] = values
             present = [v for v in values if v is not None]
             n_valid = len(present)
             for category in entry.levels:
-                count = sum(1 for v in present if v == category)
-                rows.append(_share_row(base, category, count, n_valid, n_cases, level, "share (Wilson)"))
-        elif entry.type == "multi_select":
-            values = _multi_values(cases[entry.column], entry, source)
-            multi[entry.column] = values
-            present = [v for v in values if v is not None]
-            n_valid = len(present)
-            for category in entry.levels:
-                count = sum(1 for v in present if category in v)
-                rows.append(
-                    _share_row(base, category, count, n_valid, n_cases, level, "share selecting (Wilson)")
-                )
+                count = sum(1 for v in present if has(v, category))
+                rows.append(_share_row(base, category, count, n_valid, n_cases, level, method))
         elif entry.type == "numeric":
             values = _numeric_values(cases[entry.column], entry, source)
             present = values[~np.isnan(values)]
