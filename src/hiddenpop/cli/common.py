@@ -64,6 +64,11 @@ def parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
+def option(name: str, kind: Any, help: str, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    """A command input of type ``kind`` given as ``--name`` (underscores written as dashes); no default: required."""
+    return parameter(name, Annotated[kind, typer.Option("--" + name.replace("_", "-"), help=help)], default)
+
+
 #: How a spec-built command writes its result: ``--format``, ``--out FILE``, ``--quiet``.
 OUTPUT = [parameter("fmt", FormatOption, OutputFormat.table), parameter("out", OutOption, None),
           parameter("quiet", QuietOption, False)]

@@ -7,37 +7,28 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, parse_csv_list
+from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, option, parameter, parse_csv_list
 from hiddenpop.design.specs import SampleSizeSpec, SelectSpec, WeightsSpec
 from hiddenpop.specs import typer_command
 
 FrameArgument = Annotated[Path, typer.Argument(help="sampling frame (CSV, Excel, Parquet, ...): one row per PSU or SSU")]
 SELECT_INPUTS = [
-    parameter("stratum", Annotated[str, typer.Option("--stratum", help="stratum column")]),
-    parameter("psu", Annotated[str, typer.Option("--psu", help="primary sampling unit id column")]),
-    parameter("size", Annotated[str, typer.Option("--size", help="size measure column (e.g. households)")]),
-    parameter("allocation", Annotated[Path | None, typer.Option("--allocation", help="CSV with columns stratum, "
-                                                                "psus (instead of --psus)")], None),
-    parameter("ssu", Annotated[str | None, typer.Option("--ssu", help="secondary unit column (frame rows are "
-                                                        "SSUs)")], None),
-    parameter("units", Annotated[str | None, typer.Option("--units", help="eligible final units per area "
-                                                          "(default: --size)")], None),
-    parameter("reserves_out", Annotated[Path | None, typer.Option("--reserves-out", help="also write the reserve "
-                                                                  "list CSV here")], None),
+    option("stratum", str, "stratum column"),
+    option("psu", str, "primary sampling unit id column"),
+    option("size", str, "size measure column (e.g. households)"),
+    option("allocation", Path | None, "CSV with columns stratum, psus (instead of --psus)", None),
+    option("ssu", str | None, "secondary unit column (frame rows are SSUs)", None),
+    option("units", str | None, "eligible final units per area (default: --size)", None),
+    option("reserves_out", Path | None, "also write the reserve list CSV here", None),
 ]
 SampleArgument = Annotated[
     Path, typer.Argument(help="sample file: one row per selected unit (respondents and non-respondents)")]
 WEIGHTS_INPUTS = [
-    parameter("probability", Annotated[str | None, typer.Option("--probability", help="column of overall "
-                                                                "selection probabilities")], None),
-    parameter("base_weight", Annotated[str | None, typer.Option("--base-weight", help="column of design weights "
-                                                                "(instead of --probability)")], None),
-    parameter("respondent", Annotated[str | None, typer.Option("--respondent", help="0/1 column: did the unit "
-                                                               "respond")], None),
-    parameter("cells", Annotated[str | None, typer.Option("--cells", help="comma-separated columns forming "
-                                                          "non-response cells")], None),
-    parameter("margins", Annotated[Path | None, typer.Option("--margins", help="CSV with columns variable, level, "
-                                                             "total")], None),
+    option("probability", str | None, "column of overall selection probabilities", None),
+    option("base_weight", str | None, "column of design weights (instead of --probability)", None),
+    option("respondent", str | None, "0/1 column: did the unit respond", None),
+    option("cells", str | None, "comma-separated columns forming non-response cells", None),
+    option("margins", Path | None, "CSV with columns variable, level, total", None),
 ]
 
 
