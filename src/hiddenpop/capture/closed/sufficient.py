@@ -63,6 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, gammaln
 
+from hiddenpop.capture.core.loglinear import newton_step
 from hiddenpop.errors import ModelError
 
 
@@ -431,10 +432,7 @@ def _solve(info: np.ndarray, score: np.ndarray) -> np.ndarray:
     orders of magnitude; the scaling makes the step invariant to how a covariate is scaled)."""
     d = _equilibration(info)
     scaled = info / np.outer(d, d)
-    try:
-        return np.linalg.solve(scaled, score / d) / d
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(scaled, score / d, rcond=None)[0] / d
+    return newton_step(scaled, score / d) / d
 
 
 def _inverse(info: np.ndarray) -> np.ndarray:

@@ -144,6 +144,14 @@ def _non_aliased(x: np.ndarray) -> np.ndarray:
     return keep
 
 
+def newton_step(information: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The Newton step ``I^-1 s``; the least-squares solution when ``I`` is singular (aliased or boundary terms)."""
+    try:
+        return np.linalg.solve(information, score)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(information, score, rcond=None)[0]
+
+
 def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     """2 sum [Y log(Y/mu) - (Y - mu)] with the Y = 0 terms equal to 2 mu."""
     pos = y > 0
@@ -237,10 +245,7 @@ def _newton_loop(x, x_full, keep, y, offset, names, n_observed, beta, evaluate, 
     for iterations in range(1, max_iter + 1):  # noqa: B007
         score = x.T @ (y - mu)
         info = x.T @ (x * mu[:, None])
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, score, rcond=None)[0]
+        step = newton_step(info, score)
         factor = 1.0
         for _ in range(60):
             new_beta = beta + factor * step
