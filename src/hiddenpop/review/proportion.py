@@ -285,16 +285,10 @@ def combine_with_total(
         raise ConfigError(f"draws must be at least 1000 for stable percentiles (got {draws})")
     share = estimate_share(positive, negative, unknown, level=level)
     rng = np.random.default_rng(seed)
-    n_total = total_draws(
-        rng,
-        draws,
-        total,
-        total_se=total_se,
-        total_lower=total_lower,
-        total_upper=total_upper,
-        total_level=total_level,
-        distribution=distribution,
-    )
+    # the total's uncertainty as given: what the draws follow and what the settings record
+    total_options = {"total_se": total_se, "total_lower": total_lower, "total_upper": total_upper,
+                     "total_level": total_level, "distribution": distribution}
+    n_total = total_draws(rng, draws, total, **total_options)
     warnings = list(share.warnings)
     negative_draws = int((n_total < 0).sum())
     if negative_draws:
@@ -341,16 +335,7 @@ def combine_with_total(
         )
     result = Estimates.from_rows(
         rows,
-        settings={
-            "total": total,
-            "total_se": total_se,
-            "total_lower": total_lower,
-            "total_upper": total_upper,
-            "total_level": total_level,
-            "distribution": distribution,
-            "level": level,
-            "draws": draws,
-        },
+        settings={"total": total, **total_options, "level": level, "draws": draws},
         seed=seed,
         warnings=warnings,
         notes=["the total and the share are assumed independent and to refer to the same units and period"],
