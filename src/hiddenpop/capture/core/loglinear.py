@@ -127,8 +127,28 @@ class PoissonFit:
         return dict(zip(self.names, np.sqrt(np.diag(self.vcov)).tolist(), strict=True))
 
 
+# Masks of :func:`_non_aliased` for small designs, keyed by the design's bytes: model selection and bootstrap
+# refit the same few designs thousands of times.
+_ALIAS_CACHE: dict[tuple[tuple[int, ...], bytes], np.ndarray] = {}
+_ALIAS_CACHE_BYTES = 1 << 16
+_ALIAS_CACHE_SIZE = 4096
+
+
 def _non_aliased(x: np.ndarray) -> np.ndarray:
     """Boolean mask of columns kept when earlier columns take precedence (R's pivoting rule)."""
+    if x.nbytes > _ALIAS_CACHE_BYTES:
+        return _non_aliased_columns(x)
+    key = (x.shape, np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    keep = _ALIAS_CACHE.get(key)
+    if keep is None:
+        keep = _non_aliased_columns(x)
+        if len(_ALIAS_CACHE) >= _ALIAS_CACHE_SIZE:
+            _ALIAS_CACHE.clear()
+        _ALIAS_CACHE[key] = keep
+    return keep.copy()
+
+
+def _non_aliased_columns(x: np.ndarray) -> np.ndarray:
     keep = np.zeros(x.shape[1], dtype=bool)
     scale = np.linalg.norm(x, axis=0)
     basis = np.zeros((x.shape[0], 0))
