@@ -16,6 +16,12 @@ Determinism
     byte-identical results serially, on a LocalCluster and on a remote cluster running the same library
     versions.
 
+Small jobs on this machine
+    :func:`map_processes` spreads a list of deterministic tasks over forked worker processes of this machine
+    (no Dask, start-up in milliseconds), for work such as bootstrap replicates whose draws are made
+    beforehand in the calling process: results are in task order and do not depend on the number of workers.
+    :func:`available_cores` is the number of CPUs this process may use.
+
 When to use it
     Dask pays a fixed cost (starting a cluster: seconds; each task: about a millisecond of scheduling plus
     pickling). Work that is already vectorised in NumPy (the rescaled bootstrap of :mod:`hiddenpop.design`,
@@ -27,6 +33,7 @@ When to use it
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -163,3 +170,38 @@ def _run_dask(func, items, mode, chunk_size, n_workers, timeout, progress) -> li
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- local processes
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the platform reports one, else ``os.cpu_count``)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity masks
+        return max(os.cpu_count() or 1, 1)
+
+
+def can_fork_workers() -> bool:
+    """Whether :func:`map_processes` can start worker processes here: the platform forks safely (Linux) and this
+    process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children)."""
+    import multiprocessing
+
+    return sys.platform.startswith("linux") and not multiprocessing.current_process().daemon
+
+
+def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int) -> list[Any]:
+    """``[func(task) for task in tasks]`` computed by up to ``workers`` forked processes, in task order.
+
+    The tasks must be deterministic (any random draws made before, in the caller): the result is then the
+    same for every number of workers. Forked workers inherit the caller's loaded modules and caches, so
+    starting them costs milliseconds. Runs serially with one worker, one task, or where
+    :func:`can_fork_workers` is false. ``func`` and the results must be picklable.
+    """
+    tasks = list(tasks)
+    workers = min(int(workers), len(tasks))
+    if workers <= 1 or not can_fork_workers():
+        return [func(task) for task in tasks]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(processes=workers) as pool:
+        return pool.map(func, tasks, chunksize=1)
