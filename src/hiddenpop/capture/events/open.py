@@ -50,6 +50,7 @@ from scipy import stats
 from hiddenpop.capture.core.histories import all_patterns
 from hiddenpop.capture.events.occasions import OPEN_CAPTURE
 from hiddenpop.errors import ConfigError, DataError, ModelError
+from hiddenpop.parallel import single_thread_blas
 from hiddenpop.results import Estimates
 
 METHOD = "Cormack open (log-linear)"
@@ -186,9 +187,7 @@ def open_population(*args, **kwargs) -> Estimates:
     BLAS is limited to one thread during the fit: the matrices are small (2^I - 1 rows, 4I - 4 columns) and
     multithreaded BLAS only adds contention.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_thread_blas():
         return _open_population(*args, **kwargs)
 
 
