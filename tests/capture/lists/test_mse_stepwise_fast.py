@@ -84,11 +84,13 @@ def test_vectorised_pvalues_equal_scalar_scipy():
     assert (vectorised < 1e-6).any() and ((vectorised > 0.05) & (vectorised < 1)).any()  # both tails reached
 
 
-def test_vectorised_pvalues_keep_scipys_invalid_values():
-    vectorised = _overlap_pvalues([3.0, np.nan, 2.0], [-1.0, 2.0, np.nan])
-    scalar = [_reference_pvalue(3.0, -1.0), _reference_pvalue(np.nan, 2.0), _reference_pvalue(2.0, np.nan)]
+def test_vectorised_pvalues_keep_scipys_edge_values():
+    observed = [3.0, np.nan, 2.0, 0.0, -1.0, 0.0, 2.5]
+    expected = [-1.0, 2.0, np.nan, -1.0, 2.0, 0.0, 1.5]
+    vectorised = _overlap_pvalues(observed, expected)
+    scalar = [_reference_pvalue(o, e) for o, e in zip(observed, expected, strict=True)]
     assert np.array_equal(vectorised, np.array(scalar), equal_nan=True)
-    assert np.isnan(vectorised).all()
+    assert np.isnan(vectorised[:4]).all() and np.isfinite(vectorised[4:]).all()
 
 
 @pytest.mark.parametrize("name", DATASETS)

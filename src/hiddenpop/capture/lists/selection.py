@@ -113,12 +113,12 @@ def _overlap_pvalues(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """
     observed = np.floor(np.asarray(observed, dtype=np.float64))
     expected = np.asarray(expected, dtype=np.float64)
-    valid = expected >= 0
-    with np.errstate(invalid="ignore"):
-        lower = np.where(observed >= 0, np.clip(special.pdtr(observed, expected), 0, 1), 0.0)
-        upper = np.where(observed - 1 >= 0, np.clip(special.pdtrc(observed - 1, expected), 0, 1), 1.0)
-    lower = np.where(valid & ~np.isnan(observed), lower, np.nan)
-    upper = np.where(valid & ~np.isnan(observed), upper, np.nan)
+    lower = np.clip(special.pdtr(observed, expected), 0, 1)
+    upper = np.clip(special.pdtrc(observed - 1, expected), 0, 1)
+    if not (observed >= 1).all():  # below the support (pdtr/pdtrc give NaN there), unless μ itself is invalid
+        usable = expected >= 0
+        lower = np.where((observed < 0) & usable, 0.0, lower)
+        upper = np.where((observed < 1) & usable, 1.0, upper)
     return np.where(upper < lower, upper, lower)
 
 
