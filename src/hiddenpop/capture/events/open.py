@@ -175,7 +175,10 @@ def _histories_from_frame(frame: pd.DataFrame, count_column: str | None) -> tupl
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise DataError(f"row {row}, column {count_column!r}: counts must be non-negative integers")
-    values = frame[occasion_columns].apply(pd.to_numeric, errors="coerce").to_numpy()
+    block = frame[occasion_columns]
+    if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):  # numeric columns stay as they are
+        block = block.apply(pd.to_numeric, errors="coerce")
+    values = block.to_numpy()
     bad = ~np.isin(values, [0, 1])
     if bad.any():
         row, col = np.argwhere(bad)[0]
