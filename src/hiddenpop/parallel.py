@@ -187,11 +187,18 @@ def available_cores() -> int:
 
 
 def can_fork_workers() -> bool:
-    """Whether :func:`map_processes` can start worker processes here: the platform forks safely (Linux) and this
-    process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children)."""
+    """Whether :func:`map_processes` can start worker processes here: the platform forks safely (Linux), this
+    process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children), and no
+    other Python thread or JAX runtime is running (a fork copies their locks in whatever state they hold)."""
     import multiprocessing
+    import threading
 
-    return sys.platform.startswith("linux") and not multiprocessing.current_process().daemon
+    return (
+        sys.platform.startswith("linux")
+        and not multiprocessing.current_process().daemon
+        and threading.active_count() == 1
+        and "jax" not in sys.modules
+    )
 
 
 def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int) -> list[Any]:

@@ -155,3 +155,21 @@ def test_mse_result_does_not_depend_on_workers():
 def test_workers_must_be_a_positive_whole_number(workers):
     with pytest.raises(ConfigError, match="workers"):
         mse(CAPTURE_DATA / "mse_UKdat_5.csv", "stepwise", bootstrap=10, workers=workers)
+
+
+def test_no_fork_beside_other_threads_or_jax(monkeypatch):
+    import sys
+    import threading
+
+    assert can_fork_workers()
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        assert not can_fork_workers()
+        assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4  # runs in this process instead
+    finally:
+        release.set()
+        waiting.join()
+    monkeypatch.setitem(sys.modules, "jax", object())
+    assert not can_fork_workers()
