@@ -206,8 +206,8 @@ def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: 
 
     The tasks must be deterministic (any random draws made before, in the caller): the result is then the
     same for every number of workers. Forked workers inherit the caller's loaded modules and caches, so
-    starting them costs milliseconds. Runs serially with one worker, one task, or where
-    :func:`can_fork_workers` is false. ``func`` and the results must be picklable.
+    starting them costs milliseconds. Runs serially with one worker, one task, where :func:`can_fork_workers`
+    is false, or when no process can be started. ``func`` and the results must be picklable.
     """
     tasks = list(tasks)
     workers = min(int(workers), len(tasks))
@@ -215,7 +215,11 @@ def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: 
         return [func(task) for task in tasks]
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(processes=workers) as pool:
+    try:
+        pool = multiprocessing.get_context("fork").Pool(processes=workers)
+    except OSError:  # no processes to be had (limits, memory): the same results, in this process
+        return [func(task) for task in tasks]
+    with pool:
         return pool.map(func, tasks, chunksize=1)
 
 

@@ -173,3 +173,14 @@ def test_no_fork_beside_other_threads_or_jax(monkeypatch):
         waiting.join()
     monkeypatch.setitem(sys.modules, "jax", object())
     assert not can_fork_workers()
+
+
+def test_map_processes_runs_here_when_no_process_can_start(monkeypatch):
+    import multiprocessing
+
+    class NoProcesses:
+        def Pool(self, processes):  # the name multiprocessing contexts use
+            raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoProcesses())
+    assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4
