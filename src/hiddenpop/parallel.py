@@ -188,15 +188,18 @@ def available_cores() -> int:
 
 def can_fork_workers() -> bool:
     """Whether :func:`map_processes` can start worker processes here: the platform forks safely (Linux), this
-    process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children), and no
-    other Python thread or JAX runtime is running (a fork copies their locks in whatever state they hold)."""
+    process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children), and JAX
+    is not loaded (its runtime threads make JAX refuse to work, and warn, after a fork).
+
+    Other threads, such as the command line's progress spinner, do not prevent it: a fork copies their locks
+    in whatever state they are, but the workers only compute and send results through the pool's own pipes,
+    never touching the streams or objects those threads use, and the pool ends them (SIGTERM) when the map
+    is done instead of letting them run exit handlers."""
     import multiprocessing
-    import threading
 
     return (
         sys.platform.startswith("linux")
         and not multiprocessing.current_process().daemon
-        and threading.active_count() == 1
         and "jax" not in sys.modules
     )
 

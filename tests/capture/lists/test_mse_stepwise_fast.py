@@ -157,22 +157,25 @@ def test_workers_must_be_a_positive_whole_number(workers):
         mse(CAPTURE_DATA / "mse_UKdat_5.csv", "stepwise", bootstrap=10, workers=workers)
 
 
-def test_no_fork_beside_other_threads_or_jax(monkeypatch):
+def test_workers_beside_a_running_thread(monkeypatch):
+    # the command line shows a spinner thread while the bootstrap runs
     import sys
     import threading
 
-    assert can_fork_workers()
     release = threading.Event()
-    waiting = threading.Thread(target=release.wait)
-    waiting.start()
+    spinner = threading.Thread(target=release.wait, daemon=True)
+    spinner.start()
     try:
-        assert not can_fork_workers()
-        assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4  # runs in this process instead
+        assert can_fork_workers()
+        pids = map_processes(_pid, range(6), workers=2)
+        assert os.getpid() not in pids
+        assert map_processes(abs, [-4, 3, -2], workers=2) == [4, 3, 2]
     finally:
         release.set()
-        waiting.join()
+        spinner.join()
     monkeypatch.setitem(sys.modules, "jax", object())
     assert not can_fork_workers()
+    assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4  # in this process instead
 
 
 def test_map_processes_runs_here_when_no_process_can_start(monkeypatch):

@@ -96,8 +96,8 @@ def mse(
         Processes that share the bootstrap and jackknife selections of ``aic`` and ``stepwise`` (``None``: every
         CPU this process may use, once there are at least ``PARALLEL_MIN_SAMPLES`` selections to run; ``1``:
         in this process). All resamples are drawn here first, so the results are the same for any number.
-        Worker processes are forked, so they are used on Linux only, and not from a daemonic worker process,
-        beside other Python threads or once JAX is loaded (:func:`hiddenpop.parallel.can_fork_workers`).
+        Worker processes are forked, so they are used on Linux only, and not from a daemonic worker process
+        or once JAX is loaded (:func:`hiddenpop.parallel.can_fork_workers`).
     Returns
     -------
     Estimates with one ``population`` row (procedure and threshold in the columns), the selection path in
