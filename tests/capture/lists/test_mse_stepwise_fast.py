@@ -187,3 +187,18 @@ def test_map_processes_runs_here_when_no_process_can_start(monkeypatch):
 
     monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoProcesses())
     assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4
+
+
+def test_remembered_designs_equal_built_ones():
+    from hiddenpop.capture.core.terms import canonical_patterns
+    from hiddenpop.capture.lists.space import design_matrix
+
+    terms = ((0, 1), (2, 4), (0, 1, 2))
+    canonical = canonical_patterns(5)
+    built = np.column_stack([np.ones(len(canonical)), canonical, *[canonical[:, list(t)].prod(axis=1) for t in terms]])
+    first = design_matrix(canonical, terms)
+    assert np.array_equal(first, built)
+    first[:] = -1.0  # a caller changing its copy
+    assert np.array_equal(design_matrix(canonical, terms), built)
+    reordered = canonical[::-1].copy()  # another table of the same size is built, not looked up
+    assert np.array_equal(design_matrix(reordered, terms), built[::-1])

@@ -239,10 +239,9 @@ def fit_poisson(
         w = np.sqrt(mu0)
         beta = np.linalg.lstsq(x * w[:, None], z * w, rcond=None)[0]
 
-    def evaluate(b: np.ndarray) -> tuple[np.ndarray, float]:
+    def evaluate(b: np.ndarray) -> tuple[np.ndarray, float]:  # runs inside _newton_loop's np.errstate
         eta = offset + x @ b
-        with np.errstate(over="ignore"):
-            mu = np.exp(np.minimum(eta, 700.0))
+        mu = np.exp(np.minimum(eta, 700.0))
         return mu, poisson_deviance(y, mu)
 
     if algorithm == "glm":
