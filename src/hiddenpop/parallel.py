@@ -16,6 +16,17 @@ Determinism
     byte-identical results serially, on a LocalCluster and on a remote cluster running the same library
     versions.
 
+Small jobs on this machine
+    :func:`map_processes` spreads a list of deterministic tasks over forked worker processes of this machine
+    (no Dask, start-up in milliseconds), for work such as bootstrap replicates whose draws are made
+    beforehand in the calling process: results are in task order and do not depend on the number of workers.
+    :func:`available_cores` is the number of CPUs this process may use.
+
+Thread limits
+    :func:`single_thread_blas` limits BLAS to one thread around small dense algebra (many fits of matrices
+    with tens of rows, where BLAS threads only add contention). It scans the loaded libraries once per
+    process and reuses that, so entering it costs microseconds rather than milliseconds.
+
 When to use it
     Dask pays a fixed cost (starting a cluster: seconds; each task: about a millisecond of scheduling plus
     pickling). Work that is already vectorised in NumPy (the rescaled bootstrap of :mod:`hiddenpop.design`,
@@ -27,6 +38,7 @@ When to use it
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -163,3 +175,70 @@ def _run_dask(func, items, mode, chunk_size, n_workers, timeout, progress) -> li
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- local processes
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the platform reports one, else ``os.cpu_count``)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity masks
+        return max(os.cpu_count() or 1, 1)
+
+
+def can_fork_workers() -> bool:
+    """Whether :func:`map_processes` can start worker processes here: the platform forks safely (Linux), this
+    process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children), and JAX
+    is not loaded (its runtime threads make JAX refuse to work, and warn, after a fork).
+
+    Other threads, such as the command line's progress spinner, do not prevent it: a fork copies their locks
+    in whatever state they are, but the workers only compute and send results through the pool's own pipes,
+    never touching the streams or objects those threads use, and the pool ends them (SIGTERM) when the map
+    is done instead of letting them run exit handlers."""
+    import multiprocessing
+
+    return (
+        sys.platform.startswith("linux")
+        and not multiprocessing.current_process().daemon
+        and "jax" not in sys.modules
+    )
+
+
+def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int) -> list[Any]:
+    """``[func(task) for task in tasks]`` computed by up to ``workers`` forked processes, in task order.
+
+    The tasks must be deterministic (any random draws made before, in the caller): the result is then the
+    same for every number of workers. Forked workers inherit the caller's loaded modules and caches, so
+    starting them costs milliseconds. Runs serially with one worker, one task, where :func:`can_fork_workers`
+    is false, or when no process can be started. ``func`` and the results must be picklable.
+    """
+    tasks = list(tasks)
+    workers = min(int(workers), len(tasks))
+    if workers <= 1 or not can_fork_workers():
+        return [func(task) for task in tasks]
+    import multiprocessing
+
+    try:
+        pool = multiprocessing.get_context("fork").Pool(processes=workers)
+    except OSError:  # no processes to be had (limits, memory): the same results, in this process
+        return [func(task) for task in tasks]
+    with pool:
+        return pool.map(func, tasks, chunksize=1)
+
+
+_BLAS_CONTROLLER: Any = None
+
+
+def single_thread_blas() -> Any:
+    """A context manager that limits BLAS to one thread (threadpoolctl), from one controller per process.
+
+    Creating a threadpoolctl controller reads every loaded shared library (milliseconds); the controller is
+    made on first use, after SciPy's BLAS is loaded so that it is covered along with NumPy's, and kept.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        import scipy.linalg  # noqa: F401 - loads SciPy's BLAS, so the controller finds it
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")

@@ -65,6 +65,7 @@ from scipy.special import expit, gammaln
 
 from hiddenpop.capture.core.loglinear import newton_step
 from hiddenpop.errors import ModelError
+from hiddenpop.parallel import single_thread_blas
 
 
 @dataclass
@@ -334,21 +335,8 @@ def fit_mt_family(
     names = ["(Intercept)"] + [f"c{j + 1}" for j in range(t)] + (list(h_names) if h_names else [f"h{i}" for i in range(h.shape[1])])
     model = _MtFamily(totals, freq, h, unobserved)
     # the matrices are small (t + q + 1 square): BLAS threads only add contention, so use one
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with single_thread_blas():
         return _newton(model, totals, freq, h, names, start, max_iter, tol, covariance)
-
-
-_CONTROLLER = None
-
-
-def _blas_controller():
-    """One threadpoolctl controller per process (scanning the loaded libraries costs ~0.1 s)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER
 
 
 def _newton(model, totals, freq, h, names, start, max_iter, tol, covariance=True) -> SufficientFit:

@@ -127,8 +127,33 @@ class PoissonFit:
         return dict(zip(self.names, np.sqrt(np.diag(self.vcov)).tolist(), strict=True))
 
 
+# Masks of :func:`_non_aliased` for small designs, keyed by the design's bytes: model selection and bootstrap
+# refit the same few designs thousands of times. Emptied when its keys would pass _ALIAS_CACHE_BUDGET bytes.
+_ALIAS_CACHE: dict[tuple[tuple[int, ...], bytes], np.ndarray] = {}
+_ALIAS_CACHE_BYTES = 1 << 16  # larger designs are not remembered
+_ALIAS_CACHE_BUDGET = 1 << 23
+_alias_cache_used = 0
+
+
 def _non_aliased(x: np.ndarray) -> np.ndarray:
     """Boolean mask of columns kept when earlier columns take precedence (R's pivoting rule)."""
+    global _alias_cache_used
+    if x.nbytes > _ALIAS_CACHE_BYTES:
+        return _non_aliased_columns(x)
+    key = (x.shape, np.ascontiguousarray(x, dtype=np.float64).tobytes())
+    keep = _ALIAS_CACHE.get(key)
+    if keep is None:
+        keep = _non_aliased_columns(x)
+        if _alias_cache_used + len(key[1]) > _ALIAS_CACHE_BUDGET:
+            _ALIAS_CACHE.clear()
+            _alias_cache_used = 0
+        _ALIAS_CACHE[key] = keep
+        _alias_cache_used += len(key[1])
+    return keep.copy()
+
+
+def _non_aliased_columns(x: np.ndarray) -> np.ndarray:
+    """Gram-Schmidt over the columns in order: a column is kept when its residual is not negligible."""
     keep = np.zeros(x.shape[1], dtype=bool)
     scale = np.linalg.norm(x, axis=0)
     basis = np.zeros((x.shape[0], 0))
@@ -222,10 +247,9 @@ def fit_poisson(
         w = np.sqrt(mu0)
         beta = np.linalg.lstsq(x * w[:, None], z * w, rcond=None)[0]
 
-    def evaluate(b: np.ndarray) -> tuple[np.ndarray, float]:
+    def evaluate(b: np.ndarray) -> tuple[np.ndarray, float]:  # runs inside _newton_loop's np.errstate
         eta = offset + x @ b
-        with np.errstate(over="ignore"):
-            mu = np.exp(np.minimum(eta, 700.0))
+        mu = np.exp(np.minimum(eta, 700.0))
         return mu, poisson_deviance(y, mu)
 
     if algorithm == "glm":

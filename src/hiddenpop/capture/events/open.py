@@ -23,8 +23,8 @@ Derived demographic quantities (Cormack 1989; Rivest & Daigle 2004), with ``U_0 
 and the total number of units ever present (all periods) ``N_tot``. Survival ``phi <= 1`` and arrivals
 ``B >= 0`` require the gammas to be non-negative: with ``constrain_negative=True`` (Rcapture ``neg=TRUE``) the
 first negative gamma is fixed at 0 (boundary) and the model refitted, until none is negative. Standard errors
-come from the delta method on the Poisson covariance of the log-linear parameters (exact derivatives by complex
-step); for abundances and ``N_tot`` the multinomial adjustment ``sqrt(max(var - N, 0))`` is applied.
+come from the delta method on the Poisson covariance of the log-linear parameters (analytic first derivatives,
+:func:`demography_jacobian`); for abundances and ``N_tot`` the multinomial adjustment ``sqrt(max(var - N, 0))`` is applied.
 
 Assumptions: all units present in a period have the same capture probability in that period; survival and
 capture do not depend on past captures (no trap effect, checked by the trap-effect fits in ``diagnostics``);
@@ -50,10 +50,10 @@ from scipy import stats
 from hiddenpop.capture.core.histories import all_patterns
 from hiddenpop.capture.events.occasions import OPEN_CAPTURE
 from hiddenpop.errors import ConfigError, DataError, ModelError
+from hiddenpop.parallel import single_thread_blas
 from hiddenpop.results import Estimates
 
 METHOD = "Cormack open (log-linear)"
-_COMPLEX_STEP = 1e-30
 
 
 def history_matrix(periods: int) -> np.ndarray:
@@ -75,6 +75,17 @@ def _entry_exit_design(histories: np.ndarray) -> np.ndarray:
     unseen_prefix = np.cumsum(histories, axis=1) == 0
     unseen_suffix = np.cumsum(histories[:, ::-1], axis=1) == 0
     return np.column_stack([unseen_prefix[:, : periods - 1], unseen_suffix[:, : periods - 1]]).astype(float)
+
+
+def full_open_design(histories: np.ndarray, capture: str) -> np.ndarray:
+    """The model's design over ``histories``: intercept, the 2(I-1) gamma columns, then the capture columns
+    (``"up"``: w_2..w_{I-1}; ``"ep"``: the number of captures)."""
+    periods = histories.shape[1]
+    if capture == "up":
+        beta_columns = histories[:, 1 : periods - 1].astype(float)
+    else:
+        beta_columns = histories.sum(axis=1, keepdims=True).astype(float)
+    return np.column_stack([np.ones(len(histories)), _entry_exit_design(histories), beta_columns])
 
 
 @dataclass
@@ -164,7 +175,10 @@ def _histories_from_frame(frame: pd.DataFrame, count_column: str | None) -> tupl
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise DataError(f"row {row}, column {count_column!r}: counts must be non-negative integers")
-    values = frame[occasion_columns].apply(pd.to_numeric, errors="coerce").to_numpy()
+    block = frame[occasion_columns]
+    if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):  # numeric columns stay as they are
+        block = block.apply(pd.to_numeric, errors="coerce")
+    values = block.to_numpy()
     bad = ~np.isin(values, [0, 1])
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -186,9 +200,7 @@ def open_population(*args, **kwargs) -> Estimates:
     BLAS is limited to one thread during the fit: the matrices are small (2^I - 1 rows, 4I - 4 columns) and
     multithreaded BLAS only adds contention.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_thread_blas():
         return _open_population(*args, **kwargs)
 
 
@@ -252,12 +264,7 @@ def _open_population(
             raise ConfigError(f"history {label!r} to exclude is not one of the {len(labels)} histories of {periods} periods")
         kept[labels.index(label)] = False
 
-    gamma_columns = _entry_exit_design(histories)
-    if capture == "up":
-        beta_columns = histories[:, 1 : periods - 1].astype(float)
-    else:
-        beta_columns = histories.sum(axis=1, keepdims=True).astype(float)
-    full_design = np.column_stack([np.ones(len(counts)), gamma_columns, beta_columns])
+    full_design = full_open_design(histories, capture)
     n_params = full_design.shape[1]
     n_gamma = 2 * periods - 2
     if capture == "up":
@@ -291,65 +298,19 @@ def _open_population(
                 "use constrain_negative=True to fix them at the boundary"
             )
 
-    p_const = 0.5  # p*_1 and p*_I under "up" are not identifiable; they cancel in the identifiable quantities
-
-    def demography(theta: np.ndarray) -> dict[str, np.ndarray]:
-        u = theta[0]
-        gamma = theta[1 : n_gamma + 1]  # gamma[k-1] = gamma_k
-        if capture == "up":
-            beta = theta[n_gamma + 1 :]
-            inner = 1 / (1 + np.exp(-beta))
-            pstar = np.concatenate([[p_const + 0 * u], inner, [p_const + 0 * u]])
-        else:
-            pstar = np.repeat(1 / (1 + np.exp(-theta[n_gamma + 1])), periods)
-        g = lambda k: gamma[k - 1]  # noqa: E731 - 1-based gamma, as in the formulas
-        u_vec = [1.0 + 0 * u]
-        for i in range(1, periods):
-            product = 1.0 + 0 * u
-            for m in range(i):
-                product = product * np.exp(g(periods + m)) * (1 - pstar[periods - m - 1])
-            u_vec.append(product * (1 - np.exp(-g(periods + i - 1))))
-        v_vec = [1.0 + 0 * u]
-        for i in range(1, periods):
-            product = 1.0 + 0 * u
-            for l_ in range(1, i + 1):
-                product = product * np.exp(g(l_)) * (1 - pstar[l_ - 1])
-            v_vec.append(product * (1 - np.exp(-g(i))))
-        u_arr = np.array(u_vec)
-        v_arr = np.array(v_vec)
-        phi = np.empty(periods - 1, dtype=u_arr.dtype)
-        for i in range(1, periods):
-            phi[periods - i - 1] = 1 / (1 + u_arr[i] / u_arr[:i].sum())
-        abundance = np.empty(periods, dtype=u_arr.dtype)
-        abundance[0] = np.exp(u) / (np.prod(1 - pstar) * np.prod(phi))
-        for i in range(1, periods):
-            abundance[i] = abundance[i - 1] * phi[i - 1] * (1 + v_arr[i] / v_arr[:i].sum())
-        # total ever present ("up": never-seen units expected from the fitted model; "ep": N_1 + sum B)
-        mu_all = np.exp(full_design @ theta)
-        if capture == "up":
-            extra = _never_seen_total(u, g, periods)
-            total = mu_all.sum() + extra
-        else:
-            total = abundance[0] + (abundance[1:] - phi * abundance[:-1]).sum()
-        return {"pstar": pstar, "phi": phi, "abundance": abundance, "total": np.atleast_1d(total),
-                "fitted_sum": np.atleast_1d(mu_all.sum())}
+    derived = demography_jacobian(coef, full_design, capture)
+    free = np.ones(n_params, dtype=bool)
+    free[fixed] = False  # a parameter fixed at the boundary does not vary: no derivative
 
     def jacobian(name: str) -> tuple[np.ndarray, np.ndarray]:
-        value = demography(coef.astype(complex))[name].real
-        grads = np.zeros((n_params, value.size))
-        for k in range(n_params):
-            if k in fixed:
-                continue
-            theta = coef.astype(complex)
-            theta[k] += 1j * _COMPLEX_STEP
-            grads[k] = demography(theta)[name].imag / _COMPLEX_STEP
-        return value, grads
+        value, grads = derived[name]
+        return value, grads * free[:, None]
 
     pstar, d_pstar = jacobian("pstar")
     phi, d_phi = jacobian("phi")
     abundance, d_abundance = jacobian("abundance")
     total_model, d_total = jacobian("total")
-    fitted_sum = demography(coef.astype(complex))["fitted_sum"].real[0]
+    fitted_sum = float(np.exp(full_design @ coef).sum())
 
     def variance(grad: np.ndarray) -> np.ndarray:
         return np.einsum("ki,kl,li->i", grad, cov, grad)
@@ -427,6 +388,142 @@ def _open_population(
                      "boundary_parameters": boundary, "converged": fit.converged, "trap_effect": trap},
         tables={"loglinear_parameters": loglinear, "fitted": fitted},
     )
+
+
+P_UNIDENTIFIED = 0.5  # p*_1 and p*_I under "up" are not identifiable; they cancel in the identifiable quantities
+
+
+def demography(theta: np.ndarray, design: np.ndarray, capture: str) -> dict[str, np.ndarray]:
+    """The demographic quantities of the module docstring at log-linear parameters ``theta``.
+
+    ``design`` is the full design over all histories (intercept, the 2(I-1) gamma columns, the capture
+    columns). Returns ``pstar`` (I), ``phi`` (I-1), ``abundance`` (I), ``total`` (1; for "up" the fitted
+    observable total plus the never-seen units, for "ep" N_1 plus the arrivals) and ``fitted_sum`` (1).
+    """
+    return {name: value for name, (value, _grad) in demography_jacobian(theta, design, capture).items()}
+
+
+def demography_jacobian(
+    theta: np.ndarray, design: np.ndarray, capture: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The quantities of :func:`demography`, each with its Jacobian: ``(value, d value / d theta)`` with one row
+    per parameter and one column per entry of the value.
+
+    Forward accumulation of exact derivatives through the formulas: every intermediate (products U_i, V_i,
+    their partial sums, phi, N_i) is carried with its gradient, using d e^g = e^g dg, d logit^-1(b) =
+    p(1 - p) db and the product and quotient rules.
+    """
+    theta = np.asarray(theta, dtype=float)
+    n = theta.size
+    n_gamma = _gamma_count(design.shape[1], capture)
+    periods = n_gamma // 2 + 1
+    eye = np.eye(n)
+    u = theta[0]
+    if capture == "up":
+        beta = theta[n_gamma + 1 :]
+        inner = 1 / (1 + np.exp(-beta))
+        pstar = np.concatenate([[P_UNIDENTIFIED], inner, [P_UNIDENTIFIED]])
+        d_pstar = np.zeros((n, periods))
+        d_pstar[n_gamma + 1 + np.arange(periods - 2), np.arange(1, periods - 1)] = inner * (1 - inner)
+    else:
+        shared = 1 / (1 + np.exp(-theta[n_gamma + 1]))
+        pstar = np.repeat(shared, periods)
+        d_pstar = np.zeros((n, periods))
+        d_pstar[n_gamma + 1] = shared * (1 - shared)
+    miss = 1 - pstar
+    d_miss = -d_pstar
+
+    def chain(indices: list[tuple[int, int]], last: int) -> tuple[float, np.ndarray]:
+        """prod over (gamma index k, period j) of e^{gamma_k} (1 - p*_j), times (1 - e^{-gamma_last})."""
+        product, d_product = 1.0, np.zeros(n)
+        for k, j in indices:
+            e = np.exp(theta[k])
+            d_product = d_product * e * miss[j] + product * e * (miss[j] * eye[k] + d_miss[:, j])
+            product = product * e * miss[j]
+        tail = 1 - np.exp(-theta[last])
+        return product * tail, d_product * tail + product * np.exp(-theta[last]) * eye[last]
+
+    u_val, d_u = [1.0], [np.zeros(n)]
+    v_val, d_v = [1.0], [np.zeros(n)]
+    for i in range(1, periods):
+        value, grad = chain([(periods + m, periods - m - 1) for m in range(i)], periods + i - 1)
+        u_val.append(value)
+        d_u.append(grad)
+        value, grad = chain([(l_, l_ - 1) for l_ in range(1, i + 1)], i)
+        v_val.append(value)
+        d_v.append(grad)
+    u_arr, v_arr = np.array(u_val), np.array(v_val)
+    d_u_arr, d_v_arr = np.array(d_u).T, np.array(d_v).T  # (n, periods)
+
+    phi = np.empty(periods - 1)
+    d_phi = np.zeros((n, periods - 1))
+    for i in range(1, periods):
+        total_before = u_arr[:i].sum()
+        ratio = u_arr[i] / total_before
+        d_ratio = (d_u_arr[:, i] - ratio * d_u_arr[:, :i].sum(axis=1)) / total_before
+        phi[periods - i - 1] = 1 / (1 + ratio)
+        d_phi[:, periods - i - 1] = -phi[periods - i - 1] ** 2 * d_ratio
+
+    abundance = np.empty(periods)
+    d_abundance = np.zeros((n, periods))
+    abundance[0] = np.exp(u) / (np.prod(1 - pstar) * np.prod(phi))
+    d_abundance[:, 0] = abundance[0] * (eye[0] - (d_miss / miss).sum(axis=1) - (d_phi / phi).sum(axis=1))
+    for i in range(1, periods):
+        total_before = v_arr[:i].sum()
+        growth = 1 + v_arr[i] / total_before
+        d_growth = (d_v_arr[:, i] - v_arr[i] / total_before * d_v_arr[:, :i].sum(axis=1)) / total_before
+        abundance[i] = abundance[i - 1] * phi[i - 1] * growth
+        d_abundance[:, i] = (d_abundance[:, i - 1] * phi[i - 1] * growth
+                             + abundance[i - 1] * d_phi[:, i - 1] * growth
+                             + abundance[i - 1] * phi[i - 1] * d_growth)
+
+    mu_all = np.exp(design @ theta)
+    if capture == "up":
+        g = lambda k: theta[k]  # noqa: E731 - 1-based gamma, as in the formulas
+        total = mu_all.sum() + _never_seen_total(u, g, periods)
+        d_total = design.T @ mu_all
+        for sign, coefficients in _never_seen_exponents(periods, n):
+            d_total = d_total + sign * np.exp(coefficients @ theta) * coefficients
+    else:
+        total = abundance[0] + (abundance[1:] - phi * abundance[:-1]).sum()
+        d_total = d_abundance[:, 0] + (
+            d_abundance[:, 1:] - d_phi * abundance[None, :-1] - phi[None, :] * d_abundance[:, :-1]
+        ).sum(axis=1)
+    return {
+        "pstar": (pstar, d_pstar),
+        "phi": (phi, d_phi),
+        "abundance": (abundance, d_abundance),
+        "total": (np.atleast_1d(total), d_total[:, None]),
+        "fitted_sum": (np.atleast_1d(mu_all.sum()), (design.T @ mu_all)[:, None]),
+    }
+
+
+def _gamma_count(columns: int, capture: str) -> int:
+    """2(I-1) gamma columns: "up" has 1 + 2(I-1) + (I-2) = 3I - 3 columns, "ep" 1 + 2(I-1) + 1 = 2I."""
+    periods = (columns + 3) // 3 if capture == "up" else columns // 2
+    return 2 * periods - 2
+
+
+def _never_seen_exponents(periods: int, n: int) -> list[tuple[float, np.ndarray]]:
+    """The never-seen total of :func:`_never_seen_total` as sum(sign * exp(c @ theta)): the (sign, c) pairs."""
+
+    def ones(first: int, last: int) -> np.ndarray:
+        c = np.zeros(n)
+        c[first : last + 1] = 1.0
+        return c
+
+    base_first = ones(periods, 2 * periods - 3)
+    base_second = ones(periods, 2 * periods - 4)
+    base_first[[0, 1]] += 1.0
+    base_second[[0, 1]] += 1.0
+    terms = []
+    for i in range(1, periods - 1):
+        shift = ones(2, i) - ones(2 * periods - 1 - i, 2 * periods - 3) if i >= 2 else np.zeros(n)
+        terms.append((1.0, base_first + shift))
+    for i in range(1, max(periods - 3, 1) + 1):
+        shift = ones(2, i) - ones(2 * periods - 2 - i, 2 * periods - 4) if i >= 2 else np.zeros(n)
+        terms.append((-1.0, base_second + shift))
+    return terms
 
 
 def _never_seen_total(u, g, periods: int):

@@ -43,6 +43,7 @@ from hiddenpop.capture.events.occasions import (
 from hiddenpop.capture.events.reader import read_events
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text
+from hiddenpop.parallel import single_thread_blas
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
@@ -141,9 +142,7 @@ def rolling_series(
     loop = range(starts.size)
     if iterate is not None:
         loop = iterate(loop, starts.size)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: threads only add contention
+    with single_thread_blas():  # tiny matrices: threads only add contention
         for w in loop:
             row = estimate_window(counts[w], plan.occasions, estimator, level=level, interval=interval,
                                   bootstrap=bootstrap, seed=None if seed is None else seed + w)

@@ -49,10 +49,14 @@ from hiddenpop.capture.lists.fitting import LoglinearFit, fit_model
 from hiddenpop.capture.lists.selection import resolve_settings, select_model
 from hiddenpop.capture.lists.space import design_matrix
 from hiddenpop.errors import ConfigError, ModelError
+from hiddenpop.parallel import available_cores
 from hiddenpop.results import Estimates
 
 # Models refitted in every bootstrap replicate of the BIC procedure (the best ones on the original data).
 DEFAULT_TOP_MODELS = {2: None, 3: None, 4: 20, 5: 100, 6: 100}
+# Bootstrap plus jackknife selections from which ``workers=None`` uses every available CPU (forking a worker
+# costs a few milliseconds; one stepwise selection about ten).
+PARALLEL_MIN_SAMPLES = 64
 
 __all__ = ["mse"]
 
@@ -69,6 +73,7 @@ def mse(
     top_models: int | None = None,
     count_column: str | None = None,
     profile: bool = True,
+    workers: int | None = None,
 ) -> Estimates:
     """Multiple systems estimate of the total population with a chosen selection procedure.
 
@@ -87,6 +92,12 @@ def mse(
         (default: all for ≤ 3 lists, 20 for 4, 100 for 5-6), as in the published procedure.
         With ``bootstrap = 0`` the interval is the profile-likelihood interval of the selected model
         (conditional on the selection) when available, else a log-normal interval for the unseen count.
+    workers:
+        Processes that share the bootstrap and jackknife selections of ``aic`` and ``stepwise`` (``None``: every
+        CPU this process may use, once there are at least ``PARALLEL_MIN_SAMPLES`` selections to run; ``1``:
+        in this process). All resamples are drawn here first, so the results are the same for any number.
+        Worker processes are forked, so they are used on Linux only, and not from a daemonic worker process
+        or once JAX is loaded (:func:`hiddenpop.parallel.can_fork_workers`).
     Returns
     -------
     Estimates with one ``population`` row (procedure and threshold in the columns), the selection path in
@@ -100,6 +111,8 @@ def mse(
     with similar fit but very different extrapolation; compare procedures and read the bootstrap interval.
     """
     data = list_data(data, count_column=count_column)
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+        raise ConfigError(f"workers must be a whole number ≥ 1, got {workers}")
     if bootstrap < 0 or int(bootstrap) != bootstrap:
         raise ConfigError(f"bootstrap must be a whole number ≥ 0, got {bootstrap}")
     if not 0 < level < 1:
@@ -134,7 +147,6 @@ def mse(
         samples = rng.multinomial(int(data.observed), data.counts / data.observed, size=bootstrap).astype(
             float
         )
-        replicates = selection_estimates(data, samples, select, threshold, max_order, models)
         jack_samples = []
         rows = np.flatnonzero(data.counts > 0)
         for k in rows:
@@ -142,9 +154,17 @@ def mse(
             counts[k] -= 1
             jack_samples.append(counts)
         jackknife = np.full(len(data.counts), np.nan)
-        jackknife[rows] = selection_estimates(
-            data, np.array(jack_samples), select, threshold, max_order, models
-        )
+        if select == "bic":  # batched over the samples of each call, as before
+            replicates = selection_estimates(data, samples, select, threshold, max_order, models)
+            jackknife[rows] = selection_estimates(
+                data, np.array(jack_samples), select, threshold, max_order, models
+            )
+        else:  # one selection per sample: bootstrap and jackknife share one pool of workers
+            stacked = np.vstack([samples, np.array(jack_samples)])
+            if workers is None:
+                workers = available_cores() if len(stacked) >= PARALLEL_MIN_SAMPLES else 1
+            values = selection_estimates(data, stacked, select, threshold, max_order, models, workers=workers)
+            replicates, jackknife[rows] = values[:bootstrap], values[bootstrap:]
         failed = int((~np.isfinite(replicates)).sum())
         if failed:
             notes.append(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from hiddenpop.capture.core.terms import Term, term_indicator, term_name
 from hiddenpop.capture.lists.data import ListData, list_data
@@ -104,9 +104,48 @@ def _select_aic(data: ListData, counts: np.ndarray, threshold: float) -> Selecti
     return Selection("aic", threshold, current, chosen, path)
 
 
-def _poisson_overlap_pvalue(observed: float, expected: float) -> float:
-    """One-sided Poisson p-value min(P(X ≤ n*), P(X ≥ n*)) for X ~ Poisson(expected)."""
-    return float(min(stats.poisson.cdf(observed, expected), stats.poisson.sf(observed - 1, expected)))
+def _overlap_pvalues(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """One-sided Poisson p-values min(P(X ≤ n*), P(X ≥ n*)) for X ~ Poisson(expected), elementwise.
+
+    The same arithmetic as ``scipy.stats.poisson``: P(X ≤ n) = pdtr(⌊n⌋, μ) and P(X ≥ n) = pdtrc(⌊n⌋ − 1, μ),
+    which is 1 for n < 1 (below the support); both are clipped to [0, 1]. The smaller of the two is taken
+    as Python's ``min`` does (the first unless the second is strictly smaller), so a NaN stays where it was.
+    """
+    observed = np.floor(np.asarray(observed, dtype=np.float64))
+    expected = np.asarray(expected, dtype=np.float64)
+    lower = np.clip(special.pdtr(observed, expected), 0, 1)
+    upper = np.clip(special.pdtrc(observed - 1, expected), 0, 1)
+    if not (observed >= 1).all():  # below the support (pdtr/pdtrc give NaN there), unless μ itself is invalid
+        usable = expected >= 0
+        lower = np.where((observed < 0) & usable, 0.0, lower)
+        upper = np.where((observed < 1) & usable, 1.0, upper)
+    return np.where(upper < lower, upper, lower)
+
+
+def _best_eligible(
+    data: ListData, chosen: list[Term], remaining: list[Term], counts: np.ndarray, p_values: np.ndarray
+) -> tuple[int, float]:
+    """The candidate with the smallest p-value among those whose extended MLE exists (a candidate without one
+    counts as p = 1), first in ``remaining`` order on ties; returns (index, its p-value).
+
+    Candidates are checked for existence in increasing p-value order and the search stops at the first one
+    that exists: every candidate before it counts as 1 and every one after it has a p-value at least as large,
+    so it is the minimum. NaN p-values (which ``argmin`` would pick) take the exhaustive route.
+    """
+    if np.isnan(p_values).any():
+        marked = [
+            1.0 if check_extended_mle(data, [*chosen, pair], counts) != EXISTS else float(p)
+            for pair, p in zip(remaining, p_values, strict=True)
+        ]
+        index = int(np.argmin(marked))
+        return index, marked[index]
+    for index in np.argsort(p_values, kind="stable"):
+        if check_extended_mle(data, [*chosen, remaining[index]], counts) == EXISTS:
+            if p_values[index] < 1.0:
+                return int(index), float(p_values[index])
+            break
+    # no candidate with p < 1 exists: every value is 1, and argmin takes the first
+    return 0, 1.0
 
 
 def _select_stepwise(data: ListData, counts: np.ndarray, threshold: float) -> Selection:
@@ -121,15 +160,12 @@ def _select_stepwise(data: ListData, counts: np.ndarray, threshold: float) -> Se
         return Selection("stepwise", threshold, current, chosen, path)
     remaining = _all_pairs(data.lists)
     while remaining:
-        p_values = []
-        for pair in remaining:
-            indicator = term_indicator(data.patterns, pair)
-            p_value = _poisson_overlap_pvalue(counts @ indicator, current.fitted @ indicator)
-            if check_extended_mle(data, [*chosen, pair], counts) != EXISTS:
-                p_value = 1.0
-            p_values.append(p_value)
-        best_index = int(np.argmin(p_values))
-        best_p = p_values[best_index]
+        indicators = [term_indicator(data.patterns, pair) for pair in remaining]
+        p_values = _overlap_pvalues(
+            [counts @ indicator for indicator in indicators],
+            [current.fitted @ indicator for indicator in indicators],
+        )
+        best_index, best_p = _best_eligible(data, chosen, remaining, counts, p_values)
         best = remaining[best_index]
         if best_p >= threshold:
             path.append(

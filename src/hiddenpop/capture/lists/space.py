@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 
-from hiddenpop.capture.core.terms import Term, canonical_terms, term_indicator
+from hiddenpop.capture.core.terms import Term, canonical_patterns, canonical_terms, term_indicator
 from hiddenpop.errors import ConfigError
 
 __all__ = ['design_matrix', 'hierarchical_models', 'is_hierarchical']
@@ -16,9 +17,22 @@ __all__ = ['design_matrix', 'hierarchical_models', 'is_hierarchical']
 
 def design_matrix(patterns: np.ndarray, terms: Sequence[Term]) -> np.ndarray:
     """Columns: intercept, one main effect per list, one product column per interaction term."""
+    if patterns is canonical_patterns(patterns.shape[1]):  # the table every ListData uses: built once per model
+        return _canonical_design(patterns.shape[1], tuple(terms)).copy()
+    return _build_design(patterns, terms)
+
+
+def _build_design(patterns: np.ndarray, terms: Sequence[Term]) -> np.ndarray:
     columns = [np.ones(len(patterns)), *patterns.T.astype(np.float64)]
     columns += [term_indicator(patterns, term).astype(np.float64) for term in terms]
     return np.column_stack(columns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_design(lists: int, terms: tuple[Term, ...]) -> np.ndarray:
+    design = _build_design(canonical_patterns(lists), terms)
+    design.setflags(write=False)
+    return design
 
 
 def is_hierarchical(terms: Sequence[Term]) -> bool:
