@@ -89,7 +89,8 @@ def _study(*, spec: StudySimulationSpec, scheduler: str, fmt: OutputFormat, out:
     total = len(spec.scenario) * spec.countries
     with counter(f"simulate study: {total} synthetic countries", quiet=quiet) as advance:
         result = simulate_study(spec, scheduler=scheduler, progress=advance)
-    columns = ["scenario", "quantity", "countries", "relative_bias", "bias_mcse", "coverage", "coverage_mcse"]
+    columns = ["scenario", "quantity", "countries", "stopped", "relative_bias", "bias_mcse", "coverage",
+               "coverage_mcse"]
     emit(result.to_dict(), fmt, out, table=result.tables["summary"][columns],
          title=f"study validation ({spec.countries} countries per scenario)")
 

@@ -80,13 +80,16 @@ class World:
 
     ``transmission`` is the true reporting rate behind every hidden-group answer; ``barrier`` the variance of a
     mean-one Gamma factor on each respondent's exposure to each hidden group (0: networks mix at random);
-    ``degree_sigma`` the spread of the log adult network sizes; ``tau_prior`` the transmission rate the study file
-    declares in [visibility.transmission].
+    ``degree_sigma`` the spread of the log adult network sizes; ``casework_rate`` the share of victims and
+    traffickers in surveyed areas that casework reaches; ``tau_prior`` the transmission rate the study file
+    declares in [visibility.transmission], or ``casework(c)`` to calibrate it against the casework counts with
+    completeness c (one table for the victims, one for the traffickers).
     """
 
     transmission: float = 0.85
     barrier: float = 0.0
     degree_sigma: float = 0.55
+    casework_rate: float = 0.005
     tau_prior: str = "beta(17, 3)"
     tau_source: str = ("assumed for the demo (mean 0.85, sd 0.08); a real study derives it from casework with "
                        "hiddenpop.nsum.bayes.calibration")
@@ -153,7 +156,7 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
 
     areas = _areas(rng, spec)
     survey, surveyed = _survey(rng, spec, areas, world)
-    casework = _casework(rng, areas.loc[surveyed])
+    casework = _casework(rng, areas.loc[surveyed], world.casework_rate)
     report_log, log_truth = _report_log(rng, spec)
     cases, codebook = _case_files(rng, 92)
 
@@ -317,12 +320,13 @@ def _survey(rng: np.random.Generator, spec: Profile, areas: pd.DataFrame,
     return survey, chosen_index
 
 
-def _casework(rng: np.random.Generator, surveyed: pd.DataFrame) -> pd.DataFrame:
+def _casework(rng: np.random.Generator, surveyed: pd.DataFrame, rate: float) -> pd.DataFrame:
     return pd.DataFrame({
         "area_id": surveyed["area_id"].to_numpy(),
         "population": surveyed["population"].to_numpy(),
-        "victims_rescued": rng.poisson(surveyed["victims"].to_numpy() * 0.005),
-        "suspects_arrested": rng.poisson(surveyed["traffickers"].to_numpy() * 0.005),
+        "children": surveyed["children"].to_numpy(),
+        "victims_rescued": rng.poisson(surveyed["victims"].to_numpy() * rate),
+        "suspects_arrested": rng.poisson(surveyed["traffickers"].to_numpy() * rate),
     })
 
 
@@ -411,6 +415,19 @@ def _bayes_switch(spec: Profile) -> str:
     if not spec.bayes_nsum:
         return "enabled = false  # too slow at full size for now; run it with `hiddenpop nsum bayes` or the quick demo\n"
     return ""
+
+
+def _visibility_tables(world: World) -> str:
+    if not world.tau_prior.startswith("casework("):
+        return (f'[visibility.transmission]\nfactor = "transmission_rate"\ndistribution = "{world.tau_prior}"\n'
+                f'source = "{world.tau_source}"\n')
+    completeness = float(world.tau_prior[len("casework("):-1])
+    tables = []
+    for name, role, base in (("victims", "victims", "children"), ("traffickers", "suspects", "population")):
+        tables.append(f'[visibility.{name}]\nfactor = "transmission_rate"\ngroups = ["{name}"]\n'
+                      f'casework = "{role}"\nbase_column = "{base}"\ncompleteness = {completeness:g}\n'
+                      f'source = "{world.tau_source}"\n')
+    return "\n".join(tables)
 
 
 def study_toml(*, seed: int, spec: Profile, world: World = World()) -> str:
@@ -509,11 +526,7 @@ label = "Victims per trafficker"
 # The visibility model, declared once for every analysis: people know of, and report, about 85% of the
 # exploitation they are connected to. The survey cannot identify this rate (it informs only tau x N); the
 # design-based bootstrap draws it once per replicate, the Bayesian model takes it as its prior.
-[visibility.transmission]
-factor = "transmission_rate"
-distribution = "{world.tau_prior}"
-source = "{world.tau_source}"
-
+{_visibility_tables(world)}
 [analyses.nsum]
 method = "mle"
 bootstrap = {spec.bootstrap}

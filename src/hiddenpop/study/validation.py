@@ -12,7 +12,9 @@ countries, :func:`simulate_study`
 4. compares the headline victims, traffickers and victims per trafficker with the truth the data were drawn from.
 
 The summary per scenario and quantity gives the mean relative error (bias), its Monte Carlo standard error, the
-coverage of the intervals and its Monte Carlo standard error sqrt(c (1 - c) / countries). Countries are
+coverage of the intervals and its Monte Carlo standard error sqrt(c (1 - c) / countries), over the countries whose
+study ran; ``stopped`` counts those whose study file could not be honoured (a casework calibration that would put
+tau at 1 or above stops a run, as it would stop a real one). Countries are
 independent tasks with seeds spawned from the master seed, so results do not depend on the scheduler.
 """
 
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.nsum.adjust import parse_distribution
+from hiddenpop.errors import ConfigError
 from hiddenpop.parallel import map_replicates
 from hiddenpop.results import Estimates
 from hiddenpop.simulate.specs import STUDY_SCENARIOS, StudySimulationSpec
@@ -51,12 +54,21 @@ def _country(task: tuple[str, int, str, int], seed: int) -> list[dict[str, Any]]
     tau = float(np.clip(parse_distribution(setting["tau_truth"]).draw(rng, 1)[0], 1e-6, 1.0))
     world = World(transmission=tau, barrier=float(setting.get("barrier", 0.0)),
                   degree_sigma=float(setting.get("degree_sigma", World.degree_sigma)),
+                  casework_rate=float(setting.get("casework_rate", World.casework_rate)),
                   tau_prior=str(setting["tau_prior"]), tau_source=f"scenario {scenario}")
-    size = replace(PROFILES[profile], bootstrap=bootstrap)
+    size = replace(PROFILES[profile], bootstrap=bootstrap,
+                   respondents_per_area=int(setting.get("respondents_per_area",
+                                                        PROFILES[profile].respondents_per_area)))
     with tempfile.TemporaryDirectory(prefix="hiddenpop-validation-") as folder:
         path = write_demo_study(Path(folder) / "study", seed=seed % (MAX_SEED + 1), profile=size, world=world)
         truth = json.loads((path.parent / "truth.json").read_text())
-        _context, published, _timings = execute(load_study(path), steps=[("nsum", nsum_step)])
+        try:
+            _context, published, _timings = execute(load_study(path), steps=[("nsum", nsum_step)])
+        except ConfigError:
+            # a study that stops here (e.g. a casework calibration putting tau at 1 or above) publishes nothing
+            return [{"scenario": scenario, "country": country, "tau_true": tau, "quantity": quantity,
+                     "truth": float(truth[quantity]), "estimate": np.nan, "lower": np.nan, "upper": np.nan,
+                     "covered": False, "relative_error": np.nan, "failed": True} for quantity in QUANTITIES]
     headline = published.tables["headline"].set_index("quantity")
     rows = []
     for quantity in QUANTITIES:
@@ -65,21 +77,24 @@ def _country(task: tuple[str, int, str, int], seed: int) -> list[dict[str, Any]]
         rows.append({"scenario": scenario, "country": country, "tau_true": tau, "quantity": quantity,
                      "truth": true, "estimate": float(row["estimate"]), "lower": float(row["lower"]),
                      "upper": float(row["upper"]), "covered": bool(row["lower"] <= true <= row["upper"]),
-                     "relative_error": float(row["estimate"]) / true - 1.0})
+                     "relative_error": float(row["estimate"]) / true - 1.0, "failed": False})
     return rows
 
 
 def summarise_countries(countries: pd.DataFrame) -> pd.DataFrame:
     """Bias and coverage per scenario and quantity, each with its Monte Carlo standard error."""
     rows = []
-    for (scenario, quantity), part in countries.groupby(["scenario", "quantity"], sort=False):
+    for (scenario, quantity), everything in countries.groupby(["scenario", "quantity"], sort=False):
+        part = everything[~everything["failed"]]
         n = len(part)
-        coverage = float(part["covered"].mean())
+        coverage = float(part["covered"].mean()) if n else np.nan
         errors = part["relative_error"].to_numpy()
         rows.append({"scenario": scenario, "quantity": quantity, "countries": n,
+                     "stopped": int(everything["failed"].sum()),
                      "relative_bias": float(errors.mean()),
                      "bias_mcse": float(errors.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan,
-                     "coverage": coverage, "coverage_mcse": float(np.sqrt(coverage * (1 - coverage) / n)),
+                     "coverage": coverage,
+                     "coverage_mcse": float(np.sqrt(coverage * (1 - coverage) / n)) if n else np.nan,
                      "median_relative_width": float(((part["upper"] - part["lower"]) / part["truth"]).median()),
                      "what": STUDY_SCENARIOS[scenario]["what"]})
     return pd.DataFrame(rows)
