@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hiddenpop.nsum.adjust import parse_distribution
 from hiddenpop.errors import ConfigError
+from hiddenpop.nsum.adjust import parse_distribution
 from hiddenpop.parallel import map_replicates
 from hiddenpop.results import Estimates
 from hiddenpop.simulate.specs import STUDY_SCENARIOS, StudySimulationSpec
