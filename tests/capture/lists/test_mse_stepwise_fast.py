@@ -93,6 +93,25 @@ def test_vectorised_pvalues_keep_scipys_edge_values():
     assert np.isnan(vectorised[:4]).all() and np.isfinite(vectorised[4:]).all()
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_pvalues_equal_scalar_scipy_on_random_inputs(seed):
+    # counts spread over magnitudes from 0 to 1e12, expectations near them (the usual case: both tails
+    # moderate) and far from them (p-values that underflow towards 0), with exact zeros in both arrays
+    rng = np.random.default_rng(seed)
+    size = 600
+    observed = np.floor(10.0 ** rng.uniform(0, 12, size) * rng.uniform(size=size))
+    observed[rng.uniform(size=size) < 0.15] = 0.0
+    near = observed * rng.uniform(0.5, 1.5, size) + rng.uniform(0, 3, size)
+    far = 10.0 ** rng.uniform(-6, 12, size)
+    expected = np.where(rng.uniform(size=size) < 0.5, near, far)
+    expected[rng.uniform(size=size) < 0.05] = 0.0
+    vectorised = _overlap_pvalues(observed, expected)
+    scalar = np.array([_reference_pvalue(o, e) for o, e in zip(observed, expected, strict=True)])
+    assert np.array_equal(vectorised, scalar)
+    assert (observed == 0).any() and (expected == 0).any() and (observed > 1e9).any()
+    assert (vectorised == 0).any() and (vectorised == 1).any() and ((vectorised > 1e-3) & (vectorised < 0.5)).any()
+
+
 @pytest.mark.parametrize("name", DATASETS)
 def test_selection_path_equals_scalar_reference(name):
     data = list_data(CAPTURE_DATA / name)
