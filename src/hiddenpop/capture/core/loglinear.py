@@ -177,10 +177,14 @@ def newton_step(information: np.ndarray, score: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(information, score, rcond=None)[0]
 
 
-def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
-    """2 sum [Y log(Y/mu) - (Y - mu)] with the Y = 0 terms equal to 2 mu."""
-    pos = y > 0
-    out = 2.0 * np.sum(y[pos] * np.log(y[pos] / mu[pos])) - 2.0 * np.sum(y - mu)
+def poisson_deviance(y: np.ndarray, mu: np.ndarray, positive: np.ndarray | None = None) -> float:
+    """2 sum [Y log(Y/mu) - (Y - mu)] with the Y = 0 terms equal to 2 mu.
+
+    ``positive`` (the mask ``y > 0``) may be passed by callers that evaluate many ``mu`` for the same ``y``.
+    """
+    pos = y > 0 if positive is None else positive
+    y_pos = y[pos]
+    out = 2.0 * (y_pos * np.log(y_pos / mu[pos])).sum() - 2.0 * (y - mu).sum()
     return float(out)
 
 
@@ -247,10 +251,12 @@ def fit_poisson(
         w = np.sqrt(mu0)
         beta = np.linalg.lstsq(x * w[:, None], z * w, rcond=None)[0]
 
+    positive = y > 0
+
     def evaluate(b: np.ndarray) -> tuple[np.ndarray, float]:  # runs inside _newton_loop's np.errstate
         eta = offset + x @ b
         mu = np.exp(np.minimum(eta, 700.0))
-        return mu, poisson_deviance(y, mu)
+        return mu, poisson_deviance(y, mu, positive)
 
     if algorithm == "glm":
         return _fit_glm_path(x_full, keep, y, offset, names, n_observed, max_iter=25 if max_iter == 100 else max_iter)
