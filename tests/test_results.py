@@ -66,3 +66,20 @@ def test_lazy_extras_build_once_on_first_read_and_survive_combine():
     assert extras.get("missing", 0) == 0
     with pytest.raises(KeyError):
         extras["missing"]
+
+
+def test_table_in_final_order_is_kept_as_built_and_independent_of_the_callers_frame():
+    rows = [
+        {"quantity": "a", "method": "mle", "estimate": 1.5, "se": 0.5, "lower": 0.5, "upper": 2.5, "level": 0.9,
+         "period": "1", "flag": True},
+        {"quantity": "b", "method": "mle", "estimate": 2.0, "se": np.nan, "lower": np.nan, "upper": np.nan,
+         "level": 0.9, "period": "2", "flag": False},
+    ]
+    ordered = pd.DataFrame(rows, index=[5, 7])  # core columns first: no reordering needed
+    shuffled = ordered[["period", "upper", "quantity", "flag", "estimate", "level", "se", "method", "lower"]]
+    kept = Estimates(table=ordered).table
+    reordered = Estimates(table=shuffled).table
+    pd.testing.assert_frame_equal(kept, reordered, check_exact=True)
+    assert list(kept.index) == [0, 1] and list(ordered.index) == [5, 7]
+    ordered.loc[5, "estimate"] = -1.0  # the caller changing its frame afterwards
+    assert kept["estimate"].tolist() == [1.5, 2.0]

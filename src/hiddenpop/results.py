@@ -103,7 +103,9 @@ class Estimates:
             if column not in table.columns:
                 table[column] = np.nan
         extra = [c for c in table.columns if c not in CORE_COLUMNS]
-        self.table = table[CORE_COLUMNS + extra].reset_index(drop=True)
+        order = CORE_COLUMNS + extra
+        # selecting the columns copies the frame again; skipped when they are already in this order
+        self.table = (table if list(table.columns) == order else table[order]).reset_index(drop=True)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod

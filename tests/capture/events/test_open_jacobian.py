@@ -57,3 +57,19 @@ def test_jacobian_at_a_boundary_gamma():
         numeric = _finite_differences(theta, design, capture, name)
         scale = max(np.abs(numeric).max(), 1e-12)
         np.testing.assert_allclose(derived[name][1], numeric, rtol=1e-5, atol=1e-6 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("settings", [{}, {"capture": "ep"}, {"constrain_negative": False}, {"exclude": ["010000"]}])
+def test_open_table_equals_the_same_rows_built_as_records(settings):
+    # the table is built column by column; pandas' construction from row records is the plain reference
+    import pandas as pd
+
+    from hiddenpop.capture.events.open import open_population
+    from hiddenpop.results import Estimates
+    from refdata import CAPTURE_DATA
+
+    result = open_population(pd.read_csv(CAPTURE_DATA / "rcapture_duck.csv"), **settings)
+    records = result.table.to_dict("records")
+    assert records and all(isinstance(row["quantity"], str) for row in records)
+    pd.testing.assert_frame_equal(result.table, Estimates.from_rows(records).table, check_exact=True)
+    assert result.table["at_boundary"].dtype == bool

@@ -333,13 +333,16 @@ def _open_population(
     total_se = float(np.sqrt(max(variance(d_total)[0] - total, 0)))
 
     z = stats.norm.ppf(0.5 + level / 2)
-    rows: list[dict] = []
+    # the table is built column by column, in the order Estimates keeps (core columns first), so that
+    # neither pandas' row-dict parsing nor a reordering copy is paid on every fit
+    columns: dict[str, list] = {name: [] for name in ("quantity", "estimate", "se", "lower", "upper", "period")}
 
     def add(quantity: str, period: str, estimate: float, se: float, identifiable: bool = True) -> None:
         if not identifiable:
             estimate, se = np.nan, np.nan
-        rows.append({"quantity": quantity, "method": METHOD, "period": period, "estimate": estimate, "se": se,
-                     "lower": estimate - z * se, "upper": estimate + z * se, "level": level})
+        for name, value in (("quantity", quantity), ("estimate", estimate), ("se", se), ("period", period),
+                            ("lower", estimate - z * se), ("upper", estimate + z * se)):
+            columns[name].append(value)
 
     up = capture == "up"
     for i in range(periods):
@@ -352,9 +355,15 @@ def _open_population(
     for i in range(periods - 1):
         add("arrivals", f"{i + 1}->{i + 2}", arrivals[i], arrivals_se[i], not (up and i in (0, periods - 2)))
     add("total_ever_present", "all", total, total_se)
-    table = pd.DataFrame(rows)
-    table["at_boundary"] = ((table["quantity"] == "survival") & np.isclose(table["estimate"], 1.0)) | (
-        (table["quantity"] == "arrivals") & np.isclose(table["estimate"], 0.0)
+    quantities = np.array(columns["quantity"])
+    estimates = np.array(columns["estimate"], dtype=np.float64)
+    at_boundary = ((quantities == "survival") & np.isclose(estimates, 1.0)) | (
+        (quantities == "arrivals") & np.isclose(estimates, 0.0)
+    )
+    table = pd.DataFrame(
+        {"quantity": columns["quantity"], "method": METHOD, "estimate": estimates, "se": columns["se"],
+         "lower": columns["lower"], "upper": columns["upper"], "level": level, "period": columns["period"],
+         "at_boundary": at_boundary}
     )
     for k in fixed:
         name = f"gamma{k}"
