@@ -73,3 +73,47 @@ def test_open_table_equals_the_same_rows_built_as_records(settings):
     assert records and all(isinstance(row["quantity"], str) for row in records)
     pd.testing.assert_frame_equal(result.table, Estimates.from_rows(records).table, check_exact=True)
     assert result.table["at_boundary"].dtype == bool
+
+
+def _as_nullable(frame):
+    return frame.astype({column: "Int64" for column in frame.columns})
+
+
+@pytest.mark.parametrize("count_column", ["freq", None])
+def test_histories_read_as_one_array_equal_the_column_by_column_reading(count_column):
+    # plain NumPy columns take the one-array path; nullable Int64 columns the column-by-column one
+    import pandas as pd
+
+    from hiddenpop.capture.events.open import _histories_from_frame
+    from refdata import CAPTURE_DATA
+
+    duck = pd.read_csv(CAPTURE_DATA / "rcapture_duck.csv")
+    if count_column is None:  # one row per unit
+        duck = duck.loc[duck.index.repeat(duck["freq"])].drop(columns="freq").reset_index(drop=True)
+    mixed = duck.astype(float).astype({duck.columns[0]: "int64"})
+    for frame in (duck, mixed):
+        assert all(isinstance(dtype, np.dtype) for dtype in frame.dtypes)
+        histories, counts = _histories_from_frame(frame, count_column)
+        reference_histories, reference_counts = _histories_from_frame(_as_nullable(frame), count_column)
+        assert np.array_equal(histories, reference_histories)
+        assert np.array_equal(counts, reference_counts)
+        assert counts.sum() == (duck["freq"].sum() if count_column else len(duck))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [("b", 2, "row 2, column 'b'"), ("c", -1, "row 2, column 'c'"), ("freq", 2.5, "row 2, column 'freq'"),
+     ("freq", -3, "row 2, column 'freq'")],
+)
+def test_bad_values_named_alike_on_both_readings(column, value, message):
+    import pandas as pd
+
+    from hiddenpop.capture.events.open import _histories_from_frame
+    from hiddenpop.errors import DataError
+
+    frame = pd.DataFrame({"a": [1, 0, 1], "b": [0, 1, 1], "c": [1, 1, 0], "freq": [3, 4, 5]})
+    frame[column] = frame[column].astype(float)
+    frame.loc[1, column] = value
+    for version in (frame, frame.astype({"a": "Int64"})):
+        with pytest.raises(DataError, match=message):
+            _histories_from_frame(version, "freq")

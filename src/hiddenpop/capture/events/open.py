@@ -163,22 +163,31 @@ def _poisson_glm(design: np.ndarray, counts: np.ndarray, max_iter: int = 100, to
 def _histories_from_frame(frame: pd.DataFrame, count_column: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Counts aligned to :func:`history_matrix` from a frame of 0/1 columns (+ a count column)."""
     columns = list(frame.columns)
+    if count_column is not None and count_column not in columns:
+        raise DataError(f"count column {count_column!r} not found; columns are {columns}")
+    occasion_columns = [c for c in columns if c != count_column]
+    # plain NumPy numbers (the usual 0/1 columns and integer counts) are read as one float array; other
+    # columns (text, pandas' nullable types) are converted column by column
+    plain = all(isinstance(dtype, np.dtype) and dtype.kind in "iufb" for dtype in frame.dtypes)
+    whole = frame.to_numpy(dtype=np.float64) if plain and frame.columns.is_unique else None
     if count_column is None:
-        occasion_columns = columns
         weights = np.ones(len(frame))
     else:
-        if count_column not in columns:
-            raise DataError(f"count column {count_column!r} not found; columns are {columns}")
-        occasion_columns = [c for c in columns if c != count_column]
-        weights = pd.to_numeric(frame[count_column], errors="coerce").to_numpy(dtype=float)
+        if whole is not None:
+            weights = whole[:, columns.index(count_column)]
+        else:
+            weights = pd.to_numeric(frame[count_column], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(weights) | (weights < 0) | (weights != np.round(weights))
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise DataError(f"row {row}, column {count_column!r}: counts must be non-negative integers")
-    block = frame[occasion_columns]
-    if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):  # numeric columns stay as they are
-        block = block.apply(pd.to_numeric, errors="coerce")
-    values = block.to_numpy()
+    if whole is not None:
+        values = whole if count_column is None else np.delete(whole, columns.index(count_column), axis=1)
+    else:
+        block = frame[occasion_columns]
+        if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in block.dtypes):  # numeric columns stay
+            block = block.apply(pd.to_numeric, errors="coerce")
+        values = block.to_numpy()
     bad = ~np.isin(values, [0, 1])
     if bad.any():
         row, col = np.argwhere(bad)[0]
