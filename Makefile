@@ -18,16 +18,27 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-# Headless Chromium for the report test (Debian package; needs root, as on the project machines).
-browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
+# What the report needs beyond Python: Debian's chromium (report.pdf), chromium-driver and poppler-utils (the
+# browser and PDF tests), and axe-core from npm (the accessibility check), pinned. Debian packages need root, as on
+# the project machines.
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+AXE_VERSION := 4.14.1
+DEBIAN_PACKAGES := chromium chromium-driver poppler-utils
+
+browser: $(AXE)
+	@if [ ! -x $(CHROMIUM) ] || ! command -v chromedriver >/dev/null || ! command -v pdftotext >/dev/null; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "warning: could not install chromium; the browser test will fail"; \
-	  else echo "warning: chromium missing and not root; the browser test will fail"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null) \
+	      || echo "warning: could not install $(DEBIAN_PACKAGES); the browser tests will fail"; \
+	  else echo "warning: $(DEBIAN_PACKAGES) missing and not root; the browser tests will fail"; fi; \
 	fi
 
-demo: $(STAMP)
+$(AXE):
+	@mkdir -p $(VENV)/axe
+	@npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION) >/dev/null \
+	  || echo "warning: could not install axe-core; the accessibility test will fail"
+
+demo: $(STAMP) browser
 	$(VENV)/bin/hiddenpop demo
 
 test: $(STAMP) browser

@@ -114,3 +114,22 @@ def test_cli_grid_outputs_are_byte_identical(run_cli, tmp_path):
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
         map_replicates(abs, [1], scheduler="tcp://127.0.0.1:9", timeout=2)
+
+
+def test_report_figures_leave_matplotlib_settings_as_they_were(tmp_path):
+    """Drawing a run's figures must not change matplotlib's settings for the rest of the process (other
+    figures written later in the same process would otherwise differ from a fresh process's)."""
+    import matplotlib
+
+    from hiddenpop.study.demo import write_demo_study
+    from hiddenpop.study.report.figures import build_figures
+    from hiddenpop.study.runner import execute
+    from hiddenpop.study.schema import load_study
+
+    before = dict(matplotlib.rcParams)
+    context, published, _ = execute(load_study(write_demo_study(tmp_path / "study", seed=3, profile="test")))
+    (tmp_path / "figures").mkdir()
+    figures = build_figures(context, published, tmp_path / "figures")
+    assert "map" in figures and (tmp_path / "figures" / "map.svg").is_file()
+    after = dict(matplotlib.rcParams)
+    assert {k for k in before if before[k] != after[k] and k != "backend"} == set()

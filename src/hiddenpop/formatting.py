@@ -41,7 +41,7 @@ COLUMN_LABELS = {
     "se": "standard error",
     "lower": "lower",
     "upper": "upper",
-    "level": "interval",
+    "level": "interval level",
     "r_hat": "R-hat",
     "rhat": "R-hat",
     "max_rhat": "largest R-hat",

@@ -29,8 +29,8 @@ from typing import Any
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import to_jsonable
 
-__all__ = ["MARKER", "atomic_write_text", "check_output_folder", "dumps", "install_output_folder", "list_files",
-           "partial_folder", "write_output_folder"]
+__all__ = ["MARKER", "atomic_write_bytes", "atomic_write_text", "check_output_folder", "dumps",
+           "install_output_folder", "list_files", "partial_folder", "write_output_folder"]
 
 MARKER = ".hiddenpop-output.json"
 
@@ -160,7 +160,13 @@ def _retire(previous: Path, out: Path) -> list[str]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
+    """Write ``text`` (UTF-8, ``\n`` line ends) to ``path`` via a temporary file and rename, so readers never see
+    half a file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +174,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write here ({type(exc).__name__}); choose another path") from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         # mkstemp creates 0600 files; published outputs get the usual mode under the user's umask.
         umask = os.umask(0)
         os.umask(umask)

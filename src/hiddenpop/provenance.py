@@ -27,6 +27,9 @@ TRACKED_PACKAGES = (
     "scikit-learn",
     "lightgbm",
     "mapie",
+    "plotly",
+    "matplotlib",
+    "python-docx",
 )
 
 
@@ -47,6 +50,15 @@ def input_record(paths: list[str | Path] | tuple[str | Path, ...]) -> list[dict[
         p = Path(path)
         records.append({"file": p.name, "sha256": file_sha256(p), "bytes": p.stat().st_size})
     return records
+
+
+def output_record(folder: str | Path) -> list[dict[str, Any]]:
+    """Path (relative to ``folder``), size and SHA-256 of every file a run wrote, in path order; the manifest that
+    holds this list is left out."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != "manifest.json")
+    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+            for p in files]
 
 
 def provenance(inputs: list[str | Path] | tuple[str | Path, ...] = (), **settings: Any) -> dict[str, Any]:

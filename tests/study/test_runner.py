@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from hiddenpop.outputs import MARKER
 from hiddenpop.study import steps
 from hiddenpop.study.runner import MANIFEST_SCHEMA, read_manifest, run_study
 from hiddenpop.study.schema import load_study
@@ -53,6 +56,32 @@ def test_run_folder_contents(two_runs, demo_study):
     assert manifest["seed"] == 7 and manifest["versions"]["numpy"]
     assert set(manifest["timings"]) >= {"total", "report"}
     assert manifest["analyses"]["casework"]["status"] == "ok"
+    # print, edit and provenance: the PDF, the Word summary, a copy of the study file, and every output's hash
+    assert {"report.pdf", "summary.docx", "study.toml"} <= set(_files(folder))
+    recorded = {item["path"]: item["sha256"] for item in manifest["outputs"]}
+    written = {name: hashlib.sha256(data).hexdigest() for name, data in _files(folder).items()
+               if name not in ("manifest.json", MARKER)}
+    assert recorded == written
+    assert manifest["notes"] == []
+
+
+def test_the_study_copy_redacts_excluded_report_log_values(two_runs, demo_study):
+    original = demo_study.read_text()
+    copy = (two_runs[0].folder / "study.toml").read_text()
+    assert 'category = "viral"' in original
+    assert 'category = "value #1"' in copy and "viral" not in copy
+    assert copy.replace('"value #1"', '"viral"') == original
+
+
+def test_a_study_copy_that_cannot_be_redacted_is_not_made(demo_study, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(demo_study.parent, study)
+    text = (study / "study.toml").read_text()
+    (study / "study.toml").write_text(text.replace('description = """', 'description = """viral reports. ', 1))
+    outcome = run_study(load_study(study / "study.toml"), tmp_path / "run", steps=[("nsum", steps.nsum_step)])
+    assert not (outcome.folder / "study.toml").exists()
+    assert any("was not copied" in note for note in outcome.manifest["notes"])
+    assert any("was not copied" in note for note in outcome.notes)
 
 
 def test_same_seed_gives_byte_identical_tables_and_manifest(two_runs):
@@ -68,8 +97,9 @@ def test_same_seed_gives_byte_identical_tables_and_manifest(two_runs):
     assert manifests[0] == manifests[1]
     # Figures and the report carry no timings either, so they are identical too.
     for name in first:
-        if name.startswith("figures/") or name == "report.html":
+        if name.startswith("figures/") or name in ("report.html", "report.pdf", "summary.docx", "study.toml"):
             assert first[name] == second[name], f"{name} differs between two runs with the same seed"
+    assert any(name.endswith(".svg") for name in first)
 
 
 def test_headline_uses_the_design_based_numbers_when_nsum_ran(two_runs):
@@ -159,7 +189,7 @@ def test_area_report_log_and_case_tables(two_runs, demo_study):
     # the report-log identifiers never reach any output
     addresses = set(pd.read_csv(demo_study.parent / "data" / "report_log.csv")["ip_address"].dropna())
     text = "\n".join(p.read_text(errors="ignore") for p in outcome.folder.rglob("*") if p.suffix in (".csv", ".json",
-                                                                                                   ".html"))
+                                                                                                   ".html", ".toml"))
     assert not any(address in text for address in list(addresses)[:200])
 
 

@@ -41,21 +41,24 @@ def _print_outcome(outcome, as_json: bool) -> None:
                                 "analyses": {n: r.status for n, r in outcome.results.items()},
                                 "warnings": outcome.manifest["warnings"]}))
         return
-    from hiddenpop.study.report import format_number
+    from hiddenpop.formatting import format_interval, format_value, kind_for
 
     shown = headline[["label"]].rename(columns={"label": "quantity"}).copy()
-    for column in ("estimate", "lower", "upper"):
-        shown[column] = [format_number(value, "count" if unit == "people" else "auto")
-                         for value, unit in zip(headline[column], headline["unit"], strict=True)]
+    kinds = [kind_for("estimate", unit) for unit in headline["unit"]]
+    shown["estimate"] = [format_value(v, k) for v, k in zip(headline["estimate"], kinds, strict=True)]
+    shown["interval"] = [format_interval(lo, up, k) for lo, up, k in zip(headline["lower"], headline["upper"], kinds,
+                                                                         strict=True)]
     shown["from"] = headline["analysis"]
     level = headline["level"].dropna()
-    title = f"Headline estimates ({level.iloc[0]:.0%} intervals)" if len(level) else "Headline estimates"
+    title = f"Headline estimates ({format_value(level.iloc[0], 'percent')} intervals)" if len(level) else \
+        "Headline estimates"
     sys.stdout.write(render_table(shown, title=title))
     statuses = ", ".join(f"{name}: {result.status}" for name, result in outcome.results.items())
     sys.stdout.write(f"\nAnalyses: {statuses}\n")
     if outcome.manifest["warnings"]:
         sys.stdout.write(f"{len(outcome.manifest['warnings'])} warning(s); see the report's diagnostics.\n")
-    sys.stdout.write(f"Report: {outcome.folder / 'report.html'}\n")
+    sys.stdout.write(f"Report: {outcome.folder / 'report.html'}")
+    sys.stdout.write(" (also report.pdf and summary.docx)\n" if (outcome.folder / "report.pdf").is_file() else "\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,9 @@
 * ``data/report_log.csv``: a small tipline-style report log with synthetic IP addresses (from the benchmarking
   range 198.18.0.0/15, never real), duplicates, missing and foreign identifiers and a flagged category;
 * ``data/cases.csv`` and ``data/codebook.csv``: 92 coded case files (codes only) and their codebook;
-* ``data/areas.csv``: every area of the country with population bases and covariates grouped in data streams;
+* ``data/areas.csv``: every area of the country (id, invented name) with population bases and covariates grouped
+  in data streams;
+* ``data/areas.geojson``: area boundaries for the map (Voronoi cells of the area centroids, keyed by area id);
 * ``keys/demo-key.txt``: a pseudonymisation key derived from the seed (for the demo only; real studies use
   ``hiddenpop privacy keygen``);
 * ``truth.json``: the true totals the data were drawn from, so the report can be read against them;
@@ -155,6 +157,8 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
     rng = np.random.default_rng(seed)
 
     areas = _areas(rng, spec)
+    # Names come from their own stream so that adding them left every other draw of the study unchanged.
+    areas.insert(1, "name", _area_names(np.random.default_rng([seed, 7]), len(areas)))
     survey, surveyed = _survey(rng, spec, areas, world)
     casework = _casework(rng, areas.loc[surveyed], world.casework_rate)
     report_log, log_truth = _report_log(rng, spec)
@@ -174,6 +178,8 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
     write_csv(codebook, "codebook.csv")
     public = areas.drop(columns=["victims", "traffickers", "relative_risk"])
     write_csv(public, "areas.csv")
+    atomic_write_text(folder / "data" / "areas.geojson", json.dumps(_area_polygons(areas), separators=(",", ":"))
+                      + "\n")
     key_path = folder / "keys" / "demo-key.txt"
     atomic_write_text(key_path, demo_key(seed) + "\n")
     key_path.chmod(0o600)  # a key file only its owner can read, as `hiddenpop privacy keygen` writes one
@@ -253,6 +259,33 @@ def _areas(rng: np.random.Generator, spec: Profile) -> pd.DataFrame:
     frame["traffickers"] = rng.poisson(trafficker_rate * adults)
     frame["surveyed"] = False
     return frame
+
+
+_SYLLABLES = ("ba", "ca", "da", "ga", "la", "ma", "na", "pa", "ra", "sa", "ta", "lu", "mi", "no", "ri", "to",
+              "be", "ke", "lo", "si", "yo", "an", "el", "on", "ur", "ti", "vo", "qui", "nor", "san")
+
+
+def _area_names(rng: np.random.Generator, n: int) -> list[str]:
+    """Invented, distinct place names (two or three syllables), so the map and tables read like a country."""
+    names: list[str] = []
+    seen: set[str] = set()
+    while len(names) < n:
+        word = "".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4))))
+        if word not in seen:
+            seen.add(word)
+            names.append(word.capitalize())
+    return names
+
+
+def _area_polygons(areas: pd.DataFrame) -> dict:
+    """Boundaries for the demo map: the Voronoi cells of the area centroids inside the country's box."""
+    from hiddenpop.simulate.geometry import feature_collection, voronoi_cells
+
+    points = areas[["longitude", "latitude"]].to_numpy(dtype=float)
+    box = (float(points[:, 0].min()) - 0.6, float(points[:, 1].min()) - 0.6,
+           float(points[:, 0].max()) + 0.6, float(points[:, 1].max()) + 0.6)
+    cells = voronoi_cells(points, box)
+    return feature_collection(list(areas["area_id"]), cells, key="area_id", names=list(areas["name"]))
 
 
 def _pps_systematic(rng: np.random.Generator, sizes: np.ndarray, n: int) -> np.ndarray:
@@ -570,6 +603,8 @@ by = "trafficker_sex"
 [analyses.smallarea]
 file = "data/areas.csv"
 id = "area_id"
+name = "name"
+geometry = "data/areas.geojson"
 population = "children"
 region = "region"
 target = "victims"

@@ -5,9 +5,13 @@ see :mod:`hiddenpop.study.steps`), then writes::
 
     out/
       tables/NAME.csv and tables/NAME.parquet   tidy tables (small cells suppressed per [privacy])
-      figures/NAME.png                           matplotlib figures
+      figures/NAME.png and figures/NAME.svg      static figures
       report.html                                self-contained report (plotly.js inlined once)
-      manifest.json                              versions, settings, seeds, SHA-256 of inputs, warnings, timings
+      report.pdf                                 the report printed by headless Chromium (A4, page numbers)
+      summary.docx                               headline, map, key comparison, caveats, methods (editable)
+      study.toml                                 a copy of the study file (excluded report-log values redacted)
+      manifest.json                              versions, settings, seeds, SHA-256 of inputs and of every output,
+                                                 warnings, timings
 
 Atomicity and safety (:mod:`hiddenpop.outputs`): everything is built in a hidden sibling folder
 ``.NAME.partial-XXXX`` and moved to ``out`` only at the very end. An existing ``out`` is replaced only if hiddenpop
@@ -15,8 +19,9 @@ wrote it (its marker lists its files; only those are removed); any other non-emp
 ``--force``. A run that fails or is interrupted leaves ``out`` as it was before and removes its partial folder when
 it can; a run killed outright leaves only a hidden ``.partial`` folder, never a folder that looks complete.
 
-Reproducibility: tables and ``manifest.json`` are byte-identical for the same inputs and seed; timings live in
-the manifest under the separate key ``"timings"`` (and only there), so comparisons can drop that one key.
+Reproducibility: tables, figures, the report and its exports and ``manifest.json`` are byte-identical for the same
+inputs and seed; timings live in the manifest under the separate key ``"timings"`` (and only there), so comparisons
+can drop that one key.
 """
 
 from __future__ import annotations
@@ -41,9 +46,17 @@ from hiddenpop.outputs import (
     partial_folder,
 )
 from hiddenpop.privacy import load_key
-from hiddenpop.provenance import input_record, package_versions
+from hiddenpop.provenance import input_record, output_record, package_versions
 from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.report import render_report
+from hiddenpop.study.report.content import (
+    caveats,
+    headline_items,
+    headline_table,
+    level_text,
+    methods_paragraph,
+)
+from hiddenpop.study.report.exports import print_pdf, write_docx
 from hiddenpop.study.report.figures import build_figures
 from hiddenpop.study.schema import Study
 from hiddenpop.study.steps import TITLES, pipeline
@@ -99,7 +112,14 @@ def run_study(
         tic = time.perf_counter()
         html = render_report(context, published, manifest, figures)
         atomic_write_text(partial / "report.html", html)
+        _write_summary(partial, context, published)
         timings["report"] = round(time.perf_counter() - tic, 3)
+        context.report_progress("report.pdf")
+        tic = time.perf_counter()
+        missing = print_pdf(partial / "report.html", partial / "report.pdf")
+        timings["pdf"] = round(time.perf_counter() - tic, 3)
+        manifest["notes"] = [note for note in (missing, _copy_study_file(study, partial)) if note]
+        manifest["outputs"] = output_record(partial)
         timings["total"] = round(time.perf_counter() - started, 3)
         manifest["timings"] = timings
         # The manifest is written last: a folder with a manifest is a finished run.
@@ -110,7 +130,7 @@ def run_study(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return RunOutcome(folder=out, headline=published.tables["headline"], results=context.results,
-                      manifest=manifest, notes=notes)
+                      manifest=manifest, notes=manifest["notes"] + notes)
 
 
 def execute(study: Study, *, steps: list[tuple[str, Callable[[RunContext], StepResult]]] | None = None,
@@ -174,6 +194,37 @@ def _portable(table: pd.DataFrame) -> pd.DataFrame:
             else:
                 frame[column] = values.map(lambda v: None if v is None or v is pd.NA or v != v else str(v))
     return frame
+
+
+def _write_summary(folder: Path, context: RunContext, published: Published) -> None:
+    """``summary.docx``: the words and numbers of the report's summary, with its map and key comparison."""
+    tables = published.tables
+    items = headline_items(context, tables["headline"])
+    write_docx(folder / "summary.docx", title=context.study.name, items=items, table=headline_table(items),
+               caveats=caveats(context, tables), methods=methods_paragraph(context.study),
+               figures={name: folder / "figures" / f"{name}.png" for name in ("map", "comparison")},
+               level=level_text(context.study.level))
+
+
+def _copy_study_file(study: Study, folder: Path) -> str:
+    """Copy the study file into the run folder, each report-log ``exclude`` value replaced by ``value #N`` (a
+    value to exclude can itself be an identifier). Returns a note when the copy is not made."""
+    import tomllib
+
+    text = study.path.read_text(encoding="utf-8")
+    exclude = tomllib.loads(text).get("analyses", {}).get("report_log", {}).get("exclude", [])
+    pairs = exclude.items() if isinstance(exclude, dict) else (str(item).partition("=")[::2] for item in exclude)
+    for number, (column, value) in enumerate(pairs, start=1):
+        if not value:
+            continue
+        for quote in ('"', "'"):
+            text = text.replace(f"{quote}{value}{quote}", f'"value #{number}"')
+            text = text.replace(f"{quote}{column}={value}{quote}", f'"{column}=value #{number}"')
+        if value in text:
+            return (f"{study.path.name} was not copied into the run folder: an excluded report-log value (#{number}) "
+                    "also appears elsewhere in it and could not be redacted")
+    atomic_write_text(folder / study.path.name, text)
+    return ""
 
 
 def _write_figures(folder: Path, context: RunContext, published: Any) -> dict[str, Any]:

@@ -126,6 +126,10 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "enabled": (_BOOL, False, "run this analysis (default true)"),
         "file": (_STR, True, "one row per area with covariates"),
         "id": (_STR, True, "area id column (matches the survey's area column)"),
+        "name": (_STR, False, "area name column (shown on the map and in tables)"),
+        "geometry": (_STR, False, "area boundaries: a GeoJSON FeatureCollection of Polygon/MultiPolygon features "
+                                  "(also gives the pooled model its neighbours)"),
+        "geometry_key": (_STR, False, "the GeoJSON feature property holding the area id (default: the id column)"),
         "population": (_STR, False, "area population column (the target's base)"),
         "region": (_STR, False, "parent region column (groups areas in cross-validation)"),
         "streams": (_TABLE, False, "data stream name = [covariate columns]"),
@@ -145,6 +149,8 @@ ANALYSIS_SPECS: dict[str, type] = {"nsum": NsumSpec, "nsum_bayes": BayesSpec, "s
 STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_threshold",
               **{factor: f"[visibility.NAME] with factor = {factor!r}" for factor in FACTORS},
               "tau_prior": "[visibility.NAME] with factor = 'transmission_rate' and distribution = 'beta(a, b)'"}
+#: Keys of an analysis table that name one input file (checked to exist and hashed in the manifest).
+FILE_KEYS = ("file", "codebook", "geometry")
 #: Analyses whose interval level defaults to [study] level (area estimates keep their own 90% default).
 LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases")
 
@@ -283,7 +289,7 @@ class Study:
         for name, settings in self.analyses.items():
             if not self.enabled(name):
                 continue
-            for key in ("file", "codebook"):
+            for key in FILE_KEYS:
                 if key in settings:
                     files.append(Path(settings[key]))
             files.extend(Path(f) for f in settings.get("files", []))
@@ -663,7 +669,7 @@ def _check_analyses(
                           **({"level": level} if name in LEVEL_FROM_STUDY else {})}
             specs[name] = check.options(spec_cls, settings, where, **study_wide)
         enabled = settings.get("enabled", True)
-        for key in ("file", "codebook"):
+        for key in FILE_KEYS:
             if key in settings and enabled:
                 settings[key] = check.file(settings[key], f"{where} key {key!r}")
         if "files" in settings and enabled:

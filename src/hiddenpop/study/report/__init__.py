@@ -1,22 +1,33 @@
-"""The run report: one self-contained HTML file that works offline.
+"""The run report: one self-contained HTML file that works offline, printed to ``report.pdf`` and summarised in
+``summary.docx`` (:mod:`hiddenpop.study.report.exports`).
 
 :func:`render_report` fills a Jinja2 template (``templates/report.html.j2``) with the run's published tables
-(already through small-cell suppression), its figures (Plotly divs, plus matplotlib PNGs as data URIs), the
-manifest's reproducibility facts, and plain-language methods text. plotly.js is inlined exactly once; nothing is
-fetched from the network. Raw identifiers and free text never reach the report, because it is built only from
-published tables.
+(already through small-cell suppression), its figures (:mod:`.figures`), the words of :mod:`.content` and the
+manifest's reproducibility facts. plotly.js is inlined exactly once; nothing is fetched from the network. Raw
+identifiers and free text never reach the report, because it is built only from published tables.
 
-Sections (stable element ids, used by the browser test): ``headline``, ``triangulation``, ``diagnostics``,
-``rolling``, ``areas``, ``cleaning``, ``cases``, ``methods``, ``reproducibility``.
+The first screen (``#summary``) answers how many, how sure and compared with what: the headline in words and
+figures, the map, the methods side by side and the three caveats that matter most. Then the assumptions,
+triangulation, areas, report log, casework and methods; diagnostics, convergence, audits and full tables sit in a
+collapsed technical appendix (``#appendix``), long tables as their top rows with the whole table in ``tables/``.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from hiddenpop.formatting import format_value
+from hiddenpop.study.report.content import (
+    TOP_ROWS,
+    area_rates,
+    caveats,
+    headline_items,
+    level_text,
+    methods_paragraph,
+    national_sentence,
+    records,
+)
 
 if TYPE_CHECKING:
     from hiddenpop.study.context import RunContext
@@ -31,44 +42,21 @@ STATUS_TEXT = {
     "unavailable": "not available in this build",
     "skipped": "skipped",
 }
-
-
-def format_number(value: Any, kind: str = "auto") -> str:
-    """People counts with thousands separators, ratios and rates with 3 significant digits; blanks for NA."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        number = float(value)
-        if kind == "count" or (kind == "auto" and abs(number) >= 1000):
-            return f"{number:,.0f}"
-        if kind == "level":
-            return f"{number:.0%}"
-        if number == int(number) and abs(number) < 1000:
-            return f"{int(number)}"
-        return f"{number:,.3g}"
-    return str(value)
-
-
-def _records(frame: pd.DataFrame | None, limit: int | None = None) -> dict[str, Any]:
-    if frame is None:
-        return {"columns": [], "rows": [], "more": 0}
-    shown = frame if limit is None else frame.head(limit)
-    rows = []
-    suppressed = shown["suppressed"].to_numpy() if "suppressed" in shown.columns else None
-    for index, record in enumerate(shown.to_dict(orient="records")):
-        cells = []
-        for column, value in record.items():
-            blank = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-            if blank and suppressed is not None and bool(suppressed[index]):
-                cells.append({"text": "suppressed", "cls": "suppressed"})
-            else:
-                kind = "level" if column == "level" else "auto"
-                cells.append({"text": format_number(value, kind), "cls": "num" if isinstance(value, (int, float))
-                              and not isinstance(value, bool) else ""})
-        rows.append(cells)
-    return {"columns": list(shown.columns), "rows": rows, "more": max(0, len(frame) - len(shown))}
+#: Diagnostic tables shown in the appendix, in this order, with their titles.
+DIAGNOSTIC_TABLES = {
+    "nsum_consistency": "Known-group consistency",
+    "nsum_degrees": "Network sizes",
+    "nsum_bayes_convergence": "Bayesian model: convergence",
+    "nsum_bayes_diagnostics": "Bayesian model: diagnostics",
+    "nsum_bayes_ppc": "Bayesian model: posterior predictive checks",
+    "nsum_bayes_sensitivity": "Bayesian model: prior sensitivity",
+}
+#: Tables the main sections show themselves (everything else is listed in the appendix).
+SHOWN_TABLES = {"headline", "triangulation", "analyses", "warnings", "assumptions", "break_even", "area_estimates",
+                "stream_importance", "area_national_consistency", "rolling_series", "cleaning_audit",
+                "headline_sensitivity", "nsum_visibility_sensitivity"}
+TRIANGULATION_COLUMNS = ["label", "analysis", "method", "estimate", "lower", "upper", "unit", "status", "note"]
+AREA_COLUMNS = ["area", "name", "surveyed", "estimate", "lower", "upper", "method"]
 
 
 def render_report(context: RunContext, published: Published, manifest: dict[str, Any],
@@ -80,48 +68,55 @@ def render_report(context: RunContext, published: Published, manifest: dict[str,
     study = context.study
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                               trim_blocks=True, lstrip_blocks=True)
-    environment.filters["num"] = format_number
+    environment.filters["num"] = format_value
     tables = published.tables
-    headline = tables["headline"]
-    cards = []
-    for combination in study.combine.values():
-        people = headline[headline["quantity"] == combination.name]
-        rate = headline[(headline["quantity"] != combination.name)
-                        & headline["quantity"].str.startswith(f"{combination.name}_per_")]
-        cards.append({"label": combination.label, "people": people.iloc[0].to_dict() if len(people) else None,
-                      "rate": rate.iloc[0].to_dict() if len(rate) else None})
-    for ratio in study.ratios.values():
-        row = headline[headline["quantity"] == ratio.name]
-        cards.append({"label": ratio.label, "people": row.iloc[0].to_dict() if len(row) else None, "rate": None})
-
+    items = headline_items(context, tables["headline"])
     results = context.results
-    failed = [r for r in results.values() if r.status in ("failed_gates", "error")]
-    diagnostics_tables = {name: _records(tables[name]) for name in (
-        "nsum_consistency", "nsum_degrees", "nsum_bayes_convergence", "nsum_bayes_diagnostics", "nsum_bayes_ppc",
-        "nsum_bayes_sensitivity")
-        if name in tables}
-    auxiliary = {name: _records(tables[name], limit=40) for name in tables if name not in diagnostics_tables
-                 and name not in ("headline", "triangulation", "analyses", "warnings", "assumptions", "break_even")
-                 and not name.startswith("estimates_")}
+    titles = {name: result.title for name, result in results.items()}
+    triangulation = tables["triangulation"].assign(analysis=lambda f: f["analysis"].map(titles).fillna(f["analysis"]))
+    areas, area_unit = area_rates(context, tables)
+    area_table = None
+    if areas is not None:
+        ordered = areas.sort_values("estimate", ascending=False, kind="stable")
+        area_table = records(ordered.assign(unit="rate"), limit=TOP_ROWS, columns=AREA_COLUMNS, interval=True)
+    diagnostics = {name: {"title": title, **records(tables[name], limit=40)}
+                   for name, title in DIAGNOSTIC_TABLES.items() if name in tables}
+    others = {name: records(tables[name], limit=TOP_ROWS) for name in sorted(tables)
+              if name not in SHOWN_TABLES and name not in DIAGNOSTIC_TABLES and not name.startswith("estimates_")}
+    level = level_text(study.level)
     template = environment.get_template("report.html.j2")
     return template.render(
         study=study,
         manifest=manifest,
-        cards=cards,
-        headline=_records(headline),
-        assumptions=_records(tables.get("assumptions")),
+        level=level,
+        items=items,
+        caveats=caveats(context, tables),
+        methods_paragraph=methods_paragraph(study),
+        headline=records(tables["headline"], columns=["label", "estimate", "lower", "upper", "level", "unit",
+                                                      "analysis", "method", "basis", "note"], interval=True),
+        assumptions=records(tables.get("assumptions")),
         break_even=list(tables["break_even"]["sentence"]) if "break_even" in tables else [],
-        triangulation=_records(tables["triangulation"]),
+        triangulation=records(triangulation, columns=TRIANGULATION_COLUMNS, interval=True),
         analyses=[{"name": r.name, "title": r.title, "status": r.status, "status_text": STATUS_TEXT[r.status],
                    "message": r.message, "warnings": r.warnings, "notes": r.notes} for r in results.values()],
         results=results,
-        failed=failed,
-        diagnostics_tables=diagnostics_tables,
-        tables=auxiliary,
-        estimates={name: _records(tables[f"estimates_{name}"]) for name in results
+        failed=[r for r in results.values() if r.status in ("failed_gates", "error")],
+        areas=area_table,
+        area_unit=area_unit,
+        area_level=level_text(areas["level"].iloc[0]) if areas is not None and "level" in areas else "",
+        national=national_sentence(tables),
+        importance=records(tables.get("stream_importance"), columns=["stream", "importance", "importance_sd",
+                                                                     "columns"]),
+        area_national=records(tables.get("area_national_consistency")),
+        rolling=records(tables.get("rolling_series"), limit=TOP_ROWS, interval=True),
+        cleaning=records(tables.get("cleaning_audit")),
+        diagnostics=diagnostics,
+        others=others,
+        estimates={name: records(tables[f"estimates_{name}"], limit=40, interval=True) for name in results
                    if f"estimates_{name}" in tables},
         figures=figures,
         run_warnings=published.warnings,
         suppressed_cells=published.suppressed_cells,
+        top_rows=TOP_ROWS,
         plotly_js=plotly.offline.get_plotlyjs(),
     )

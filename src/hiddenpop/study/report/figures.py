@@ -1,14 +1,20 @@
-"""Figures for the run report: interactive Plotly panels (inlined in ``report.html``) and static matplotlib PNGs
-(written to ``figures/`` for slides and print, and embedded in the report as data URIs).
+"""Figures for the run report.
 
-Every figure is built from a published table of the run, never from raw data, so what the figures show has
-already been through small-cell suppression. Plotly divs get fixed ids so the same run renders the same HTML.
+Every figure is drawn twice from the same published table (so what it shows has been through small-cell
+suppression): an interactive Plotly panel inlined in ``report.html``, and a static matplotlib version written to
+``figures/NAME.png`` and ``figures/NAME.svg`` for slides, print and the Word summary. Each figure has a title,
+axis titles with units, and a text alternative (``alt``) that says in words what it shows.
+
+Conventions: the Okabe-Ito palette (safe for the common colour-vision deficiencies), counts on zero-based axes
+(a log axis is said so in its title), no text labels inside crowded plots (hover and the tables carry them),
+fixed Plotly div ids and SVG hash salt, and no dates in the static files, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +22,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hiddenpop.formatting import format_interval, format_value, kind_for
+from hiddenpop.study.report.content import area_rates
+
 if TYPE_CHECKING:
     from hiddenpop.study.context import RunContext
     from hiddenpop.study.tables import Published
 
-PALETTE = ["#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d28a1d", "#3b9ab2"]
+#: Okabe & Ito (2008): blue, vermillion, bluish green, orange, reddish purple, sky blue, yellow, black.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+GREY = "#8c8c8c"
+BAND = "rgba(0, 114, 178, 0.18)"
+#: Sequential colour scale of the map (viridis: ordered in lightness, readable in grey and by colour-blind readers).
+MAP_SCALE = "Viridis"
+#: matplotlib settings of the static figures (a fixed SVG hash salt keeps SVG element ids the same run to run).
+MATPLOTLIB_STYLE = {"svg.hashsalt": "hiddenpop", "font.size": 9, "axes.spines.top": False,
+                    "axes.spines.right": False}
 
 
 @dataclass
@@ -28,44 +45,40 @@ class Figure:
     name: str
     title: str
     caption: str
+    alt: str = ""  # what the figure shows, in words (the text alternative)
     html: str = ""  # interactive (Plotly) div
-    png: str = ""  # base64 PNG (matplotlib)
-    png_path: str = ""  # relative path of the PNG inside the run folder
+    png: str = ""  # base64 PNG, embedded when there is no interactive version
+    files: tuple[str, ...] = ()  # static versions inside the run folder
 
 
 def build_figures(context: RunContext, published: Published, folder: Path) -> dict[str, Figure]:
     """Render every figure the run's tables support; returns them by name (missing tables give no figure)."""
+    import matplotlib
+
     tables = published.tables
     figures: dict[str, Figure] = {}
-    for builder in (_triangulation, _sensitivity, _headline_png, _consistency, _degrees_png, _ppc, _rolling, _areas,
-                    _importance):
-        figure = builder(context, tables, folder)
-        if figure is not None:
-            figures[figure.name] = figure
-    for result in context.results.values():
-        for name, extra in result.figures.items():
-            figures[name] = _from_object(name, extra, folder)
+    # The report's matplotlib style holds only while its figures are drawn: other code in the same process (a
+    # simulation grid's figures, a user's notebook) keeps its own settings.
+    with matplotlib.rc_context(MATPLOTLIB_STYLE):
+        for builder in (_comparison, _map, _sensitivity, _consistency, _degrees, _ppc, _rolling, _importance):
+            figure = builder(context, tables, folder)
+            if figure is not None:
+                figures[figure.name] = figure
+        for result in context.results.values():
+            for name, extra in result.figures.items():
+                figures[name] = _from_object(name, extra, folder)
     return figures
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _plotly_div(figure: Any, name: str) -> str:
-    figure.update_layout(template="plotly_white", margin={"l": 10, "r": 10, "t": 40, "b": 40},
-                         font={"family": "system-ui, sans-serif", "size": 12})
+def _plotly_div(figure: Any, name: str, *, height: int | None = None) -> str:
+    """The figure as a div without its own title (the report's heading above it is the title)."""
+    figure.update_layout(template="plotly_white", margin={"l": 10, "r": 10, "t": 48, "b": 50},
+                         font={"family": "system-ui, sans-serif", "size": 12}, colorway=PALETTE)
+    if height is not None:
+        figure.update_layout(height=height)
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}",
                           config={"displaylogo": False, "responsive": True})
-
-
-def _png(figure: Any, name: str, folder: Path) -> tuple[str, str]:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
-    data = buffer.getvalue()
-    path = folder / f"{name}.png"
-    path.write_bytes(data)
-    return base64.b64encode(data).decode("ascii"), f"figures/{name}.png"
 
 
 def _pyplot():
@@ -77,44 +90,224 @@ def _pyplot():
     return plt
 
 
+def _save(figure: Any, name: str, folder: Path) -> tuple[str, tuple[str, ...]]:
+    """Write ``NAME.png`` and ``NAME.svg`` (no dates or software stamps); returns the PNG as base64."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    png = buffer.getvalue()
+    (folder / f"{name}.png").write_bytes(png)
+    figure.savefig(folder / f"{name}.svg", format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(figure)
+    return base64.b64encode(png).decode("ascii"), (f"figures/{name}.png", f"figures/{name}.svg")
+
+
+def _wrap(text: str, width: int = 28) -> str:
+    return "<br>".join(textwrap.wrap(str(text), width)) or str(text)
+
+
 def _from_object(name: str, extra: Any, folder: Path) -> Figure:
-    title = getattr(extra, "title", None) or name.replace("_", " ")
+    title = str(getattr(extra, "title", None) or name.replace("_", " "))
     if hasattr(extra, "to_html"):
-        return Figure(name, str(title), "", html=_plotly_div(extra, name))
-    png, path = _png(extra, name, folder)
-    return Figure(name, str(title), "", png=png, png_path=path)
+        return Figure(name, title, "", alt=title, html=_plotly_div(extra, name))
+    png, files = _save(extra, name, folder)
+    return Figure(name, title, "", alt=title, png=png, files=files)
 
 
-# --------------------------------------------------------------------------------------------- figures
-def _triangulation(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def _error_bars(lower: pd.Series, estimate: pd.Series, upper: pd.Series) -> dict[str, Any]:
+    return {"type": "data", "symmetric": False, "array": (upper - estimate).clip(lower=0).fillna(0),
+            "arrayminus": (estimate - lower).clip(lower=0).fillna(0), "thickness": 2}
 
+
+# --------------------------------------------------------------------------------------------- the key comparison
+def _comparison_rows(context: RunContext, tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
     frame = tables.get("triangulation")
     if frame is None or frame.empty:
         return None
-    frame = frame[frame["comparable"].astype(bool) & frame["estimate"].notna()]
-    quantities = list(dict.fromkeys(frame["quantity"]))
-    if not quantities:
+    frame = frame[frame["comparable"].astype(bool) & frame["estimate"].notna()].copy()
+    if frame.empty:
         return None
+    headline = tables["headline"]
+    chosen = {(q, a, m) for q, a, m in zip(headline["quantity"], headline["analysis"], headline["method"],
+                                           strict=True)}
+    frame["headline"] = [(q, a, m) in chosen for q, a, m in zip(frame["quantity"], frame["analysis"],
+                                                                frame["method"], strict=True)]
+    titles = {name: result.title for name, result in context.results.items()}
+    frame["source"] = [f"{titles.get(a, a)} ({m})" for a, m in zip(frame["analysis"], frame["method"], strict=True)]
+    frame["usable"] = frame["status"].isin(["ok", "warnings"])
+    return frame
+
+
+def _comparison(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    """Each headline quantity as every method estimated it, the headline's own estimate first."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = _comparison_rows(context, tables)
+    if frame is None:
+        return None
+    quantities = list(dict.fromkeys(frame["quantity"]))
     labels = [frame.loc[frame["quantity"] == q, "label"].iloc[0] for q in quantities]
-    figure = make_subplots(rows=len(quantities), cols=1, subplot_titles=labels, vertical_spacing=0.12)
-    for index, quantity in enumerate(quantities, start=1):
-        part = frame[frame["quantity"] == quantity]
-        names = [f"{a} · {m}" for a, m in zip(part["analysis"], part["method"], strict=True)]
-        colours = ["#999999" if s not in ("ok", "warnings") else PALETTE[0] for s in part["status"]]
-        figure.add_trace(go.Scatter(
-            x=part["estimate"], y=names, mode="markers", marker={"size": 10, "color": colours},
-            error_x={"type": "data", "symmetric": False,
-                     "array": (part["upper"] - part["estimate"]).clip(lower=0).fillna(0),
-                     "arrayminus": (part["estimate"] - part["lower"]).clip(lower=0).fillna(0)},
-            hovertemplate="%{y}: %{x:,.3~s}<extra></extra>", showlegend=False), row=index, col=1)
-    figure.update_layout(height=170 * len(quantities) + 80)
-    return Figure("triangulation", "Independent methods side by side",
-                  "Points are estimates, bars their intervals. Grey marks a fit that failed its diagnostic gates.",
-                  html=_plotly_div(figure, "triangulation"))
+    heights = [max(1, int((frame["quantity"] == q).sum())) for q in quantities]
+    figure = make_subplots(rows=len(quantities), cols=1, subplot_titles=labels, vertical_spacing=0.16,
+                           row_heights=[h / sum(heights) for h in heights])
+    plt = _pyplot()
+    static, axes = plt.subplots(len(quantities), 1, figsize=(7, 1.0 + 0.75 * sum(heights)), squeeze=False,
+                                gridspec_kw={"height_ratios": heights})
+    alt = []
+    for index, (quantity, label) in enumerate(zip(quantities, labels, strict=True), start=1):
+        part = frame[frame["quantity"] == quantity].sort_values("headline", ascending=False, kind="stable")
+        unit = part["unit"].iloc[0]
+        kind = kind_for("estimate", unit)
+        colours = [PALETTE[1] if h else (PALETTE[0] if u else GREY) for h, u in zip(part["headline"], part["usable"],
+                                                                                   strict=True)]
+        names = [_wrap(s) for s in part["source"]]
+        hover = [f"{s}: {format_value(e, kind)} ({format_interval(lo, up, kind)})"
+                 for s, e, lo, up in zip(part["source"], part["estimate"], part["lower"], part["upper"], strict=True)]
+        figure.add_trace(go.Scatter(x=part["estimate"], y=names, mode="markers", showlegend=False,
+                                    marker={"size": 11, "color": colours, "symbol": "diamond"},
+                                    error_x=_error_bars(part["lower"], part["estimate"], part["upper"]),
+                                    text=hover, hovertemplate="%{text}<extra></extra>"), row=index, col=1)
+        top = float(np.nanmax(part[["estimate", "upper"]].to_numpy(dtype=float)))
+        figure.update_xaxes(title_text=str(unit), range=[0, top * 1.08], row=index, col=1,
+                            tickformat="," if kind == "count" else None)
+        figure.update_yaxes(autorange="reversed", row=index, col=1)
+        axis = axes[index - 1][0]
+        y = np.arange(len(part))
+        for position, (lower, upper, colour) in enumerate(zip(part["lower"], part["upper"], colours, strict=True)):
+            if lower == lower and upper == upper:
+                axis.plot([lower, upper], [position, position], color=colour, linewidth=2)
+        axis.scatter(part["estimate"], y, c=colours, marker="D", zorder=3)
+        axis.set_yticks(y, [textwrap.fill(s, 34) for s in part["source"]])
+        axis.invert_yaxis()
+        axis.set_xlim(0, top * 1.08)
+        axis.set_title(label, loc="left", fontsize=10)
+        axis.set_xlabel(str(unit))
+        axis.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _, k=kind: format_value(v, k)))
+        alt.append(f"{label}: " + "; ".join(h for h in hover))
+    static.tight_layout()
+    _, files = _save(static, "comparison", folder)
+    return Figure("comparison", "The headline beside every other method",
+                  "Diamonds are estimates and bars their intervals; the headline's own estimate is orange and "
+                  "first, other methods blue, fits that failed their checks grey. Axes start at zero.",
+                  alt=". ".join(alt) + ".", files=files,
+                  html=_plotly_div(figure, "comparison",
+                                   height=110 + 70 * sum(heights) + 60 * len(quantities)))
 
 
+# --------------------------------------------------------------------------------------------- the map
+def _rings(feature: dict[str, Any]) -> list[np.ndarray]:
+    geometry = feature["geometry"]
+    polygons = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    return [np.asarray(polygon[0], dtype=float)[:, :2] for polygon in polygons]
+
+
+def _map(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    """A choropleth of area prevalence drawn from the study's boundaries (no tile server, no network), or, without
+    boundaries, the areas ranked."""
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+
+    frame, unit = area_rates(context, tables)
+    if frame is None:
+        return None
+    stored = context.shared.get("area_geometry")
+    if stored is None:
+        return _area_bars(frame, unit, folder)
+    geometry, key = stored
+    frame = frame.assign(area=frame["area"].astype(str)).set_index("area")
+    low, high = float(frame["estimate"].min()), float(frame["estimate"].max())
+    span = (high - low) or 1.0
+    names = frame["name"] if "name" in frame.columns else pd.Series(frame.index, index=frame.index)
+    surveyed = frame.get("surveyed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    figure = go.Figure()
+    plt = _pyplot()
+    from matplotlib import cm
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import Normalize
+
+    static, axis = plt.subplots(figsize=(6.4, 6.4))
+    norm = Normalize(low, high)
+    shapes = 0
+    polygons, colours, hatches = [], [], []
+    for feature in geometry["features"]:
+        area = str(feature["properties"][key]).strip()
+        if area not in frame.index:
+            continue
+        row = frame.loc[area]
+        colour = sample_colorscale(MAP_SCALE, [(row["estimate"] - low) / span])[0]
+        done = "surveyed: direct estimate combined with the model" if surveyed[area] else \
+            "not surveyed: predicted from data streams"
+        hover = (f"<b>{names[area]}</b> ({area})<br>{format_value(row['estimate'], 'ratio')} {unit}<br>"
+                 f"{_level_interval(row)}<br>{done}")
+        for ring in _rings(feature):
+            figure.add_trace(go.Scatter(
+                x=ring[:, 0], y=ring[:, 1], mode="lines", fill="toself", fillcolor=colour, name=area,
+                meta="area", line={"color": "white", "width": 0.6}, hoveron="fills", text=hover,
+                hovertemplate="%{text}<extra></extra>", showlegend=False,
+                fillpattern=None if surveyed[area] else {"shape": "/", "fgcolor": "rgba(255,255,255,0.55)",
+                                                         "bgcolor": colour, "size": 6}))
+            polygons.append(ring)
+            colours.append(cm.viridis(norm(row["estimate"])))
+            hatches.append("" if surveyed[area] else "////")
+        shapes += 1
+    figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                                marker={"colorscale": MAP_SCALE, "cmin": low, "cmax": high, "color": [low],
+                                        "showscale": True, "colorbar": {"title": {"text": _wrap(unit, 18)}}}))
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False, scaleanchor="x")
+    for ring, colour, hatch in zip(polygons, colours, hatches, strict=True):
+        axis.add_collection(PolyCollection([ring], facecolors=[colour], edgecolors="white", linewidths=0.4,
+                                           hatch=hatch))
+    axis.autoscale_view()
+    axis.set_aspect("equal")
+    axis.axis("off")
+    static.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axis, shrink=0.7, label=unit)
+    axis.set_title(f"Estimated {unit}; hatched areas were not surveyed", fontsize=9)
+    _, files = _save(static, "map", folder)
+    top = frame.sort_values("estimate", ascending=False).head(3)
+    alt = (f"A map of {shapes} areas coloured by estimated {unit}, from {format_value(low, 'ratio')} to "
+           f"{format_value(high, 'ratio')}; {int(surveyed.sum())} surveyed areas are solid and the others "
+           f"hatched. Highest: " + ", ".join(f"{names[a]} ({format_value(v, 'ratio')})"
+                                             for a, v in zip(top.index, top["estimate"], strict=True)) + ".")
+    return Figure("map", "Where the estimate is highest",
+                  f"Each area coloured by its estimate ({unit}). Surveyed areas are solid; hatched areas were not "
+                  "surveyed and show a prediction from the data streams. Hover for the name and interval.",
+                  alt=alt, files=files, html=_plotly_div(figure, "map",
+                                                         height=560))
+
+
+def _level_interval(row: pd.Series) -> str:
+    level = row.get("level")
+    words = "interval" if level is None or level != level else f"{format_value(float(level), 'percent')} interval"
+    return f"{words} {format_interval(row['lower'], row['upper'], 'ratio')}"
+
+
+def _area_bars(frame: pd.DataFrame, unit: str, folder: Path) -> Figure:
+    """Without boundaries: the 30 highest areas as bars with their intervals."""
+    import plotly.graph_objects as go
+
+    ordered = frame.sort_values("estimate", ascending=False).head(30)
+    labels = ordered["name"] if "name" in ordered.columns else ordered["area"]
+    figure = go.Figure(go.Bar(x=labels, y=ordered["estimate"], marker={"color": PALETTE[0]},
+                              error_y=_error_bars(ordered["lower"], ordered["estimate"], ordered["upper"])))
+    figure.update_yaxes(title_text=unit, rangemode="tozero")
+    figure.update_xaxes(title_text="area")
+    plt = _pyplot()
+    static, axis = plt.subplots(figsize=(7, 3.2))
+    axis.bar(np.arange(len(ordered)), ordered["estimate"], color=PALETTE[0])
+    axis.set_xticks(np.arange(len(ordered)), labels, rotation=90, fontsize=7)
+    axis.set_ylabel(unit)
+    _, files = _save(static, "map", folder)
+    return Figure("map", "Areas with the highest estimates",
+                  "The 30 areas with the highest estimates and their intervals (the study file names no "
+                  "boundaries, so no map is drawn).",
+                  alt=f"Bars of the 30 highest area estimates ({unit}).", files=files,
+                  html=_plotly_div(figure, "map", height=420))
+
+
+# --------------------------------------------------------------------------------------------- assumptions
 def _sensitivity(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     """Each headline count against each visibility factor held fixed across its plausible range."""
     import plotly.graph_objects as go
@@ -130,74 +323,90 @@ def _sensitivity(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
     labels = dict(zip(frame["factor"], frame["label_factor"], strict=False))
     titles = [f"{frame.loc[frame['quantity'] == q, 'label'].iloc[0]} vs {labels[f]}" for q in counts
               for f in factors]
-    figure = make_subplots(rows=len(counts), cols=len(factors), subplot_titles=titles, vertical_spacing=0.18,
-                           horizontal_spacing=0.1)
+    figure = make_subplots(rows=len(counts), cols=len(factors), subplot_titles=titles, vertical_spacing=0.2,
+                           horizontal_spacing=0.12)
+    plt = _pyplot()
+    static, axes = plt.subplots(len(counts), len(factors), figsize=(3.4 * len(factors), 2.6 * len(counts)),
+                                squeeze=False)
     for row, quantity in enumerate(counts, start=1):
         for col, factor in enumerate(factors, start=1):
             part = frame[(frame["quantity"] == quantity) & (frame["factor"] == factor)].sort_values("value")
             x = part["value"].tolist()
             figure.add_trace(go.Scatter(x=x + x[::-1], y=part["upper"].tolist() + part["lower"].tolist()[::-1],
-                                        fill="toself", fillcolor="rgba(31, 78, 121, 0.15)", line={"width": 0},
-                                        hoverinfo="skip", showlegend=False), row=row, col=col)
-            figure.add_trace(go.Scatter(x=x, y=part["estimate"], mode="lines+markers",
-                                        line={"color": PALETTE[0]}, showlegend=False,
+                                        fill="toself", fillcolor=BAND, line={"width": 0}, hoverinfo="skip",
+                                        showlegend=False), row=row, col=col)
+            figure.add_trace(go.Scatter(x=x, y=part["estimate"], mode="lines+markers", line={"color": PALETTE[0]},
+                                        showlegend=False,
                                         hovertemplate=f"{labels[factor]} %{{x:.3g}}: %{{y:,.0f}}<extra></extra>"),
                              row=row, col=col)
             figure.update_xaxes(title_text=labels[factor], row=row, col=col)
             figure.update_yaxes(title_text="people", rangemode="tozero", row=row, col=col)
-    figure.update_layout(height=300 * len(counts) + 60)
+            axis = axes[row - 1][col - 1]
+            axis.fill_between(x, part["lower"], part["upper"], color=PALETTE[0], alpha=0.18, linewidth=0)
+            axis.plot(x, part["estimate"], color=PALETTE[0], marker="o", markersize=3)
+            axis.set_ylim(bottom=0)
+            axis.set_xlabel(labels[factor])
+            axis.set_ylabel("people")
+            axis.set_title(titles[(row - 1) * len(factors) + col - 1], fontsize=8, loc="left")
+            axis.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_value(v, "count")))
+    static.tight_layout()
+    _, files = _save(static, "headline_sensitivity", folder)
     return Figure("headline_sensitivity", "How the headline moves with the visibility assumptions",
                   "Each panel holds one factor fixed at the value on the horizontal axis (the others as declared); "
                   "the line is the estimate and the band its interval, from the same bootstrap replicates.",
-                  html=_plotly_div(figure, "headline_sensitivity"))
+                  alt="Line charts of each headline count against " + " and ".join(labels[f] for f in factors)
+                  + ": the estimate falls as the factor rises.", files=files,
+                  html=_plotly_div(figure, "headline_sensitivity",
+                                   height=320 * len(counts) + 80))
 
 
-def _headline_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
-    frame = tables.get("headline")
-    if frame is None:
-        return None
-    frame = frame[frame["unit"] == "people"].dropna(subset=["estimate"])
-    if frame.empty:
-        return None
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7, 0.6 * len(frame) + 1.2))
-    y = np.arange(len(frame))
-    axis.errorbar(frame["estimate"], y, xerr=[(frame["estimate"] - frame["lower"]).clip(lower=0).fillna(0),
-                                             (frame["upper"] - frame["estimate"]).clip(lower=0).fillna(0)],
-                  fmt="o", capsize=4, color=PALETTE[0])
-    axis.set_yticks(y, [f"{label}\n({analysis})" for label, analysis in zip(frame["label"], frame["analysis"],
-                                                                             strict=True)])
-    axis.invert_yaxis()
-    axis.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    axis.set_xlabel("people")
-    axis.grid(axis="x", alpha=0.3)
-    png, path = _png(figure, "headline", folder)
-    return Figure("headline", "Headline estimates", "Estimates with their intervals.", png=png, png_path=path)
-
-
+# --------------------------------------------------------------------------------------------- diagnostics
 def _consistency(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     import plotly.graph_objects as go
 
     frame = tables.get("nsum_consistency")
     if frame is None or frame.empty or not {"group", "known_size", "estimate"} <= set(frame.columns):
         return None
+    frame = frame.dropna(subset=["known_size", "estimate"])
+    frame = frame[(frame["known_size"] > 0) & (frame["estimate"] > 0)]
+    if frame.empty:
+        return None
+    hover = [f"{g}: known {format_value(k, 'count')}, estimated {format_value(e, 'count')}"
+             for g, k, e in zip(frame["group"], frame["known_size"], frame["estimate"], strict=True)]
+    low = float(min(frame["known_size"].min(), frame["estimate"].min())) * 0.7
+    high = float(max(frame["known_size"].max(), frame["estimate"].max())) * 1.4
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=frame["known_size"], y=frame["estimate"], mode="markers+text",
-                                text=frame["group"], textposition="top center", showlegend=False,
+    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="estimate = known size",
+                                line={"dash": "dot", "color": GREY}, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=frame["known_size"], y=frame["estimate"], mode="markers", text=hover,
+                                name="known group", hovertemplate="%{text}<extra></extra>",
                                 marker={"size": 9, "color": PALETTE[1]}))
-    low = float(min(frame["known_size"].min(), frame["estimate"].min())) * 0.8
-    high = float(max(frame["known_size"].max(), frame["estimate"].max())) * 1.2
-    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", showlegend=False,
-                                line={"dash": "dot", "color": "#777"}))
-    figure.update_xaxes(type="log", title="known size")
-    figure.update_yaxes(type="log", title="held-out estimate")
-    figure.update_layout(height=420)
+    decades = 10.0 ** np.arange(np.floor(np.log10(low)), np.ceil(np.log10(high)) + 1)
+    ticks = {"tickvals": decades, "ticktext": [format_value(v, "count") for v in decades]}
+    figure.update_xaxes(type="log", title_text="known size (people, log scale)", **ticks)
+    figure.update_yaxes(type="log", title_text="estimated as if hidden (people, log scale)", **ticks)
+    plt = _pyplot()
+    static, axis = plt.subplots(figsize=(5, 4))
+    axis.plot([low, high], [low, high], ls=":", color=GREY)
+    axis.scatter(frame["known_size"], frame["estimate"], color=PALETTE[1])
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("known size (people, log scale)")
+    axis.set_ylabel("estimated as if hidden (people, log scale)")
+    _, files = _save(static, "consistency", folder)
+    worst = frame.assign(gap=np.abs(np.log(frame["estimate"] / frame["known_size"]))).sort_values("gap").iloc[-1]
     return Figure("consistency", "Known-group consistency (leave one out)",
-                  "Each known group estimated as if it were hidden. Points far from the dotted line are groups "
-                  "that are mis-sized or recalled badly.", html=_plotly_div(figure, "consistency"))
+                  "Each known group estimated as if it were hidden; points far from the dotted line are groups "
+                  "that are mis-sized or recalled badly. Both axes are logarithmic because group sizes span "
+                  "orders of magnitude.",
+                  alt=f"{len(frame)} known groups estimated as if hidden against their known sizes; the furthest "
+                      f"from agreement is {worst['group']} (known {format_value(worst['known_size'], 'count')}, "
+                      f"estimated {format_value(worst['estimate'], 'count')}).",
+                  files=files, html=_plotly_div(figure, "consistency",
+                                                height=440))
 
 
-def _degrees_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+def _degrees(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     frame = tables.get("nsum_degree_histogram")
     if frame is None or frame.empty:
         return None
@@ -214,18 +423,21 @@ def _degrees_png(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
         if tail.any() and (~tail).any():  # the degrees above the 99th percentile: one bar of the usual width
             width[tail] = width[~tail][0]
             height = respondents.to_numpy()[tail][0]
-            axis.annotate(f"{part['bin_left'].iloc[-1]:,.0f}\nto {part['bin_right'].iloc[-1]:,.0f}",
+            axis.annotate(f"{format_value(part['bin_left'].iloc[-1], 'count')}\nand more",
                           (left[tail][0] + width[tail][0] / 2, 0 if np.isnan(height) else height),
                           textcoords="offset points", xytext=(0, 3), ha="center", va="bottom", fontsize=7)
         axis.bar(left[shown], respondents.to_numpy()[shown], width=width[shown], align="edge", color=PALETTE[0],
                  edgecolor="white")
-        axis.set_title(f"{name} network size")
-        axis.set_xlabel("estimated degree")
+        axis.set_title(f"{name} network size", fontsize=9)
+        axis.set_xlabel("estimated network size (people known)")
         axis.set_ylabel("respondents")
-    png, path = _png(figure, "degrees", folder)
+        axis.locator_params(axis="x", nbins=5)
+    figure.tight_layout()
+    png, files = _save(figure, "degrees", folder)
     return Figure("degrees", "Network size distributions",
-                  "How many people respondents are estimated to know (bins under the suppression threshold "
-                  "are hidden).", png=png, png_path=path)
+                  "How many people respondents are estimated to know (bins under the suppression threshold are "
+                  "left empty).", alt="Histograms of estimated network sizes for the " + " and ".join(degrees)
+                  + " degrees.", png=png, files=files)
 
 
 def _ppc(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
@@ -236,29 +448,48 @@ def _ppc(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> 
     if frame is None or frame.empty or not {"group", "observed", "lower", "upper"} <= set(frame.columns):
         return None
     if "statistic" not in frame.columns:
-        frame = frame.assign(statistic="")
+        frame = frame.assign(statistic="statistic")
     statistics = list(dict.fromkeys(frame["statistic"]))
     figure = make_subplots(rows=1, cols=len(statistics), subplot_titles=[str(s) for s in statistics],
-                           shared_yaxes=True, horizontal_spacing=0.04)
+                           shared_yaxes=True, horizontal_spacing=0.05)
+    plt = _pyplot()
+    groups = list(dict.fromkeys(frame["group"]))
+    static, axes = plt.subplots(1, len(statistics), figsize=(3.2 * len(statistics) + 1.5, 0.3 * len(groups) + 1.2),
+                                sharey=True, squeeze=False)
+    outside_total = 0
     for index, statistic in enumerate(statistics, start=1):
         part = frame[frame["statistic"] == statistic]
         middle = (part["lower"] + part["upper"]) / 2
-        outside = part.get("outside_interval", pd.Series(False, index=part.index)).fillna(False).astype(bool)
+        outside = ~((part["observed"] >= part["lower"]) & (part["observed"] <= part["upper"]))
+        outside_total += int(outside.sum())
+        colours = np.where(outside, PALETTE[1], PALETTE[0])
         figure.add_trace(go.Scatter(x=middle, y=part["group"], mode="markers", showlegend=index == 1,
-                                    name="posterior predictive interval", marker={"size": 1, "color": PALETTE[0]},
+                                    name="predictive interval", marker={"size": 1, "color": GREY},
                                     error_x={"type": "data", "symmetric": False, "array": part["upper"] - middle,
-                                             "arrayminus": middle - part["lower"]}), row=1, col=index)
-        figure.add_trace(go.Scatter(x=part["observed"], y=part["group"], mode="markers", showlegend=index == 1,
-                                    name="observed", marker={"size": 9, "symbol": "diamond",
-                                                             "color": np.where(outside, "#a4262c", PALETTE[1])}),
+                                             "arrayminus": middle - part["lower"], "color": GREY}),
                          row=1, col=index)
-    figure.update_layout(height=26 * frame["group"].nunique() + 160)
+        figure.add_trace(go.Scatter(x=part["observed"], y=part["group"], mode="markers", showlegend=index == 1,
+                                    name="observed (orange: outside)",
+                                    marker={"size": 9, "symbol": "diamond", "color": colours}), row=1, col=index)
+        figure.update_xaxes(title_text=str(statistic), row=1, col=index)
+        axis = axes[0][index - 1]
+        y = [groups.index(g) for g in part["group"]]
+        axis.errorbar(middle, y, xerr=[middle - part["lower"], part["upper"] - middle], fmt="none", ecolor=GREY)
+        axis.scatter(part["observed"], y, c=colours, marker="D", zorder=3)
+        axis.set_xlabel(str(statistic))
+    axes[0][0].set_yticks(range(len(groups)), groups)
+    static.tight_layout()
+    _, files = _save(static, "ppc", folder)
     return Figure("ppc", "Posterior predictive checks",
-                  "Observed statistics per group (diamonds) against the model's 95% predictive interval (bars). "
-                  "A red diamond lies outside its interval: a group the model does not reproduce.",
-                  html=_plotly_div(figure, "ppc"))
+                  "Observed statistics per group (diamonds) against the model's predictive interval (grey bars). "
+                  "Blue diamonds lie inside their interval; orange ones outside, a group the model does not "
+                  "reproduce.", alt=f"{len(groups)} groups checked on {len(statistics)} statistics; "
+                  f"{outside_total} observed values fall outside their predictive interval.", files=files,
+                  html=_plotly_div(figure, "ppc",
+                                   height=26 * len(groups) + 180))
 
 
+# --------------------------------------------------------------------------------------------- other sections
 def _rolling(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     import plotly.graph_objects as go
 
@@ -266,48 +497,40 @@ def _rolling(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path)
     if frame is None or frame.empty or not {"window_start", "estimate"} <= set(frame.columns):
         return None
     frame = frame.sort_values("window_start")
-    x = pd.to_datetime(frame["window_start"]).dt.strftime("%Y-%m-%d")
+    x = pd.to_datetime(frame["window_start"]).dt.strftime("%Y-%m-%d").tolist()
     figure = go.Figure()
+    plt = _pyplot()
+    static, axis = plt.subplots(figsize=(7, 3))
+    positions = np.arange(len(x))
     if {"lower", "upper"} <= set(frame.columns):
-        figure.add_trace(go.Scatter(x=list(x) + list(x[::-1]),
-                                    y=list(frame["upper"]) + list(frame["lower"][::-1]),
-                                    fill="toself", fillcolor="rgba(31,78,121,0.15)", line={"width": 0},
-                                    name="interval", hoverinfo="skip"))
-    figure.add_trace(go.Scatter(x=x, y=frame["estimate"], mode="lines+markers", name="estimate",
+        figure.add_trace(go.Scatter(x=x + x[::-1], y=list(frame["upper"]) + list(frame["lower"][::-1]),
+                                    fill="toself", fillcolor=BAND, line={"width": 0}, name="interval",
+                                    hoverinfo="skip"))
+        axis.fill_between(positions, frame["lower"], frame["upper"], color=PALETTE[0], alpha=0.18, linewidth=0)
+    figure.add_trace(go.Scatter(x=x, y=frame["estimate"], mode="lines+markers", name="estimated active",
                                 line={"color": PALETTE[0]}))
+    axis.plot(positions, frame["estimate"], color=PALETTE[0], marker="o", label="estimated active")
     if "observed" in frame.columns:
         figure.add_trace(go.Scatter(x=x, y=frame["observed"], mode="lines", name="observed",
-                                    line={"color": "#777", "dash": "dot"}))
-    figure.update_layout(height=380, yaxis_title="identifiers")
-    return Figure("rolling", "Rolling capture-recapture series",
-                  "Estimated number of identifiers active in each window, with its interval, against the number "
-                  "observed.", html=_plotly_div(figure, "rolling"))
-
-
-def _areas(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
-    import plotly.graph_objects as go
-
-    frame = tables.get("area_estimates")
-    if frame is None or frame.empty or "estimate" not in frame.columns:
-        return None
-    if {"longitude", "latitude"} <= set(frame.columns):
-        surveyed = frame.get("surveyed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
-        figure = go.Figure(go.Scatter(
-            x=frame["longitude"], y=frame["latitude"], mode="markers", text=frame["area"],
-            marker={"size": np.where(surveyed, 9, 6), "color": frame["estimate"], "colorscale": "Viridis",
-                    "colorbar": {"title": "estimate"}, "line": {"width": np.where(surveyed, 1.2, 0),
-                                                                "color": "black"}},
-            hovertemplate="%{text}: %{marker.color:.3~g}<extra></extra>"))
-        figure.update_xaxes(title="longitude")
-        figure.update_yaxes(title="latitude", scaleanchor="x")
-        figure.update_layout(height=560)
-        caption = "Each point is an area at its centroid, coloured by its estimate; outlined points were surveyed."
-    else:
-        ordered = frame.sort_values("estimate", ascending=False).head(40)
-        figure = go.Figure(go.Bar(x=ordered["area"], y=ordered["estimate"], marker={"color": PALETTE[0]}))
-        figure.update_layout(height=380)
-        caption = "The 40 areas with the highest estimates."
-    return Figure("areas", "Area estimates", caption, html=_plotly_div(figure, "areas"))
+                                    line={"color": PALETTE[3], "dash": "dot"}))
+        axis.plot(positions, pd.to_numeric(frame["observed"], errors="coerce"), color=PALETTE[3], ls=":",
+                  label="observed")
+    figure.update_yaxes(title_text="identifiers", rangemode="tozero")
+    figure.update_xaxes(title_text="window start")
+    axis.set_xticks(positions, x, rotation=30, ha="right", fontsize=7)
+    axis.locator_params(axis="x", nbins=12)
+    axis.set_ylim(bottom=0)
+    axis.set_ylabel("identifiers")
+    axis.legend(frameon=False)
+    _, files = _save(static, "rolling", folder)
+    return Figure("rolling", "Identifiers active in each window",
+                  "Estimated number of identifiers active in each window (line; band: interval) against the "
+                  "number observed (dotted). Identifiers are not people.",
+                  alt=f"{len(frame)} windows from {x[0]} to {x[-1]}; the estimate ranges from "
+                      f"{format_value(frame['estimate'].min(), 'count')} to "
+                      f"{format_value(frame['estimate'].max(), 'count')} identifiers.",
+                  files=files, html=_plotly_div(figure, "rolling",
+                                                height=380))
 
 
 def _importance(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
@@ -317,10 +540,23 @@ def _importance(context: RunContext, tables: dict[str, pd.DataFrame], folder: Pa
     if frame is None or frame.empty or not {"stream", "importance"} <= set(frame.columns):
         return None
     ordered = frame.sort_values("importance")
+    colours = [PALETTE[2] if v > 0 else GREY for v in ordered["importance"]]
     figure = go.Figure(go.Bar(x=ordered["importance"], y=ordered["stream"], orientation="h",
-                              marker={"color": PALETTE[2]}))
-    figure.update_layout(height=30 * len(ordered) + 120, xaxis_title="importance")
+                              marker={"color": colours}))
+    figure.update_xaxes(title_text="loss in accuracy when the stream is scrambled")
+    figure.update_yaxes(title_text="data stream")
+    plt = _pyplot()
+    static, axis = plt.subplots(figsize=(6, 0.35 * len(ordered) + 1))
+    axis.barh(ordered["stream"], ordered["importance"], color=colours)
+    axis.axvline(0, color="black", linewidth=0.6)
+    axis.set_xlabel("loss in accuracy when the stream is scrambled")
+    _, files = _save(static, "importance", folder)
+    useless = ordered.loc[ordered["importance"] <= 0, "stream"].tolist()
     return Figure("importance", "Which data streams predict prevalence",
                   "Loss in predictive accuracy when a whole data stream is scrambled (grouped permutation "
-                  "importance). Longer bars mean the stream carries more information.",
-                  html=_plotly_div(figure, "importance"))
+                  "importance): longer bars carry more information. Grey bars at or below zero are streams the "
+                  "model does as well without (scrambling them changed nothing beyond noise).",
+                  alt="Most informative: " + ", ".join(ordered["stream"].iloc[::-1].head(3))
+                  + (f"; no information: {', '.join(useless)}" if useless else "") + ".", files=files,
+                  html=_plotly_div(figure, "importance",
+                                   height=32 * len(ordered) + 140))

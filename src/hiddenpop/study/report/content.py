@@ -1,0 +1,202 @@
+"""What the report says, as plain data: formatted table rows, headline sentences, caveats, the methods paragraph.
+
+The HTML report, the PDF printed from it and ``summary.docx`` all take their words and numbers from here, and
+every number goes through :mod:`hiddenpop.formatting`, so a figure reads the same in every output. Everything is
+built from published tables (after small-cell suppression), never from raw data.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from hiddenpop.formatting import column_label, format_interval, format_value, is_missing, kind_for
+
+if TYPE_CHECKING:
+    from hiddenpop.study.context import RunContext
+    from hiddenpop.study.schema import Study
+
+#: Long tables show this many rows in the report; the whole table is in the run's ``tables/`` folder.
+TOP_ROWS = 12
+#: The most caveats the summary shows (the rest are in the appendix).
+MAX_CAVEATS = 3
+
+
+def level_text(level: Any) -> str:
+    """``0.95`` -> ``95%`` (blank when missing)."""
+    return "" if is_missing(level) else format_value(float(level), "percent")
+
+
+def records(frame: pd.DataFrame | None, limit: int | None = None, columns: list[str] | None = None,
+            interval: bool = False) -> dict[str, Any]:
+    """A table for the template: column labels in words and every cell formatted by its kind (estimate-like
+    columns by the row's ``unit``). ``interval`` writes ``lower``/``upper`` as one "interval" column after the
+    estimate. Suppressed cells read "suppressed"."""
+    if frame is None:
+        return {"columns": [], "rows": [], "more": 0, "total": 0}
+    shown = frame if limit is None else frame.head(limit)
+    names = [c for c in (columns or list(shown.columns)) if c in shown.columns]
+    if interval and {"lower", "upper"} <= set(names):
+        names = [c for c in names if c not in ("lower", "upper")]
+        names.insert(names.index("estimate") + 1 if "estimate" in names else len(names), "interval")
+    units = shown["unit"].tolist() if "unit" in shown.columns else [None] * len(shown)
+    suppressed = shown["suppressed"].tolist() if "suppressed" in shown.columns else [False] * len(shown)
+    rows = []
+    for position, (_, record) in enumerate(shown.iterrows()):
+        unit = units[position]
+        cells = []
+        for column in names:
+            if column == "interval":
+                text = format_interval(record["lower"], record["upper"], kind_for("lower", unit))
+                cells.append({"text": text, "cls": "num"})
+                continue
+            value = record[column]
+            if is_missing(value) and bool(suppressed[position] is True or suppressed[position] == 1):
+                cells.append({"text": "suppressed", "cls": "suppressed"})
+                continue
+            numeric = isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
+            cells.append({"text": format_value(value, kind_for(column, unit)), "cls": "num" if numeric else ""})
+        rows.append(cells)
+    return {"columns": [column_label(c) for c in names], "rows": rows,
+            "more": max(0, len(frame) - len(shown)), "total": len(frame)}
+
+
+def _unit_kind(unit: str) -> str:
+    return kind_for("estimate", unit)
+
+
+def headline_items(context: RunContext, headline: pd.DataFrame) -> list[dict[str, Any]]:
+    """One item per headline count or ratio: label, number, interval, level, its rate, source and note, with
+    the sentence that states it."""
+    study = context.study
+    items = []
+    wanted = [(c.name, c.label) for c in study.combine.values()] + [(r.name, r.label) for r in study.ratios.values()]
+    for quantity, label in wanted:
+        rows = headline[headline["quantity"] == quantity]
+        row = rows.iloc[0] if len(rows) else None
+        item: dict[str, Any] = {"quantity": quantity, "label": label, "estimated": False, "note": "",
+                                "rate": None}
+        if row is None or is_missing(row["estimate"]):
+            item["note"] = "" if row is None else str(row.get("note", ""))
+            item["sentence"] = f"{label}: not estimated. {item['note']}".strip()
+            items.append(item)
+            continue
+        kind = _unit_kind(row["unit"])
+        item.update(estimated=True, value=format_value(row["estimate"], kind),
+                    interval=format_interval(row["lower"], row["upper"], kind), level=level_text(row["level"]),
+                    unit=row["unit"], analysis=row["analysis"], method=row["method"], note=str(row["note"]),
+                    basis=str(row["basis"]))
+        rate_rows = headline[headline["quantity"].str.startswith(f"{quantity}_per_")]
+        if len(rate_rows):
+            rate = rate_rows.iloc[0]
+            item["rate"] = {"value": format_value(rate["estimate"], "ratio"), "unit": rate["unit"],
+                            "interval": format_interval(rate["lower"], rate["upper"], "ratio")}
+        if row["unit"] == "people":
+            sentence = (f"An estimated {item['value']} {label[0].lower() + label[1:]} ({item['level']} interval "
+                        f"{item['interval']})")
+            if item["rate"]:
+                sentence += f", or {item['rate']['value']} {item['rate']['unit']}"
+        else:
+            sentence = f"{label}: {item['value']} ({item['level']} interval {item['interval']})"
+        item["sentence"] = sentence + "."
+        items.append(item)
+    return items
+
+
+def headline_table(items: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows of the headline table in the exports: quantity, estimate, interval, rate."""
+    rows = []
+    for item in items:
+        if not item["estimated"]:
+            rows.append([item["label"], "not estimated", "", ""])
+            continue
+        rate = f"{item['rate']['value']} {item['rate']['unit']}" if item["rate"] else ""
+        rows.append([item["label"], item["value"], f"{item['level']}: {item['interval']}", rate])
+    return rows
+
+
+def caveats(context: RunContext, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The caveats that matter most, most important first (at most :data:`MAX_CAVEATS`): analyses that failed,
+    headlines taken from a fallback, the visibility assumption the headline rests on and how far it would have
+    to move, casework as a floor, and identifiers that are not people."""
+    found: list[str] = []
+    for result in context.results.values():
+        if result.status == "failed_gates":
+            found.append(f"{result.title} failed its diagnostic gates; none of its numbers feed a headline.")
+        elif result.status == "error":
+            found.append(f"{result.title} could not be fitted: {result.message}")
+    headline = tables["headline"]
+    for note in dict.fromkeys(n for n in headline["note"] if n):
+        found.append(note[0].upper() + note[1:] + ".")
+    assumptions = tables.get("assumptions")
+    if assumptions is not None and len(assumptions):
+        declared = assumptions[~assumptions["range"].astype(str).str.startswith("not declared")
+                               & assumptions["assumption"].str.contains(r"\(", regex=True)]
+        for _, row in declared.iterrows():
+            found.append(f"Every survey count assumes a {row['assumption']} of {row['value']} ({row['range']}); "
+                         f"source: {row['source']}.")
+    break_even = tables.get("break_even")
+    if break_even is not None and len(break_even):
+        movable = break_even[~break_even["sentence"].str.startswith("No ")]
+        if len(movable):
+            found.append(str(movable["sentence"].iloc[0]))
+    triangulation = tables.get("triangulation")
+    if triangulation is not None and len(triangulation):
+        if (triangulation["analysis"] == "casework").any():
+            found.append("Casework counts are cases the authorities reached: floors, not estimates of the hidden "
+                         "population.")
+        if (triangulation["unit"] == "identifiers").any():
+            found.append("Report-log estimates count identifiers (IP addresses), not people.")
+    return list(dict.fromkeys(found))[:MAX_CAVEATS]
+
+
+def area_rates(context: RunContext, tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame | None, str]:
+    """The area estimates as rates in the headline's unit (e.g. per 100 children), with that unit."""
+    frame = tables.get("area_estimates")
+    if frame is None or frame.empty or "estimate" not in frame.columns:
+        return None, ""
+    study = context.study
+    target = study.analyses.get("smallarea", {}).get("target") or next(iter(study.combine))
+    combination = study.combine[target]
+    scaled = frame.copy()
+    for column in ("estimate", "lower", "upper"):
+        scaled[column] = pd.to_numeric(scaled[column], errors="coerce") * combination.per
+    unit = f"{combination.label.lower()} per {combination.per:,} {combination.base}"
+    return scaled, unit
+
+
+def national_sentence(tables: dict[str, pd.DataFrame]) -> str:
+    """Whether the area estimates agree with the national design-based estimate, in one sentence."""
+    frame = tables.get("area_national_consistency")
+    if frame is None or frame.empty:
+        return ""
+    row = frame.iloc[0]
+    inside = bool(row["within_national_interval"])
+    return (f"Weighted by population, the area estimates imply {format_value(row['implied_count'], 'count')} in "
+            f"all, {format_value(row['ratio_to_national'], 'ratio')} times the national estimate; the implied rate "
+            f"{'lies within' if inside else 'falls OUTSIDE'} the national interval.")
+
+
+def methods_paragraph(study: Study) -> str:
+    """One paragraph on how the headline was made, for the summary and the Word export."""
+    analyses = set(study.analyses)
+    text = ("Adults in a household survey were asked how many people they know in groups of known size and in "
+            "the hidden groups (network scale-up). The known groups give each respondent's network size; the "
+            "share of those networks that belongs to a hidden group, scaled to the population, estimates its "
+            "size. Intervals come from a bootstrap that resamples the survey's clusters within strata and draws "
+            "every declared visibility factor once per replicate.")
+    if "nsum_bayes" in analyses:
+        text += (" A Bayesian model that lets network sizes vary and allows for barrier effects is shown beside "
+                 "it.")
+    if "casework" in analyses:
+        text += " Casework counts are compared as floors."
+    if "report_log" in analyses:
+        text += (" Repeat sightings of identifiers in the report log give capture-recapture estimates of "
+                 "identifiers, not people.")
+    if "smallarea" in analyses:
+        text += (" Area estimates combine the surveyed areas' direct estimates with data streams on every "
+                 "area.")
+    return text
