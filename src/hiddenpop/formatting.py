@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["COUNT_UNITS", "column_label", "format_interval", "format_value", "is_missing", "kind_for", "significant"]
+__all__ = ["COUNT_UNITS", "column_label", "display_table", "fit_columns", "format_interval", "format_value",
+           "is_missing", "kind_for", "significant"]
 
 #: Units whose numbers are whole things (the ``unit`` column of headline and triangulation tables).
 COUNT_UNITS = frozenset({"people", "identifiers", "cases", "reports", "respondents", "areas", "rows", "referrals"})
@@ -172,3 +173,50 @@ def kind_for(column: str, unit: Any = None) -> str:
 def column_label(name: str) -> str:
     """Words for a column identifier (``ratio_to_known`` -> ``estimate / known size``)."""
     return COLUMN_LABELS.get(str(name), str(name).replace("_", " "))
+
+
+#: Columns a narrow table keeps longest, most important first; any other column is left out before them.
+PRIMARY_COLUMNS = ("quantity", "label", "group", "area", "estimate", "interval", "method", "unit")
+
+
+def display_table(frame: Any, *, interval: bool = True) -> tuple[list[str], list[list[str]]]:
+    """A table as people read it: column identifiers and rows of text, every number through
+    :func:`format_value` by its column's kind (estimate-like columns by the row's ``unit``) and, with
+    ``interval``, ``lower`` and ``upper`` written as one ``interval`` column after the estimate. ``frame`` is a
+    pandas DataFrame (read through ``columns`` and ``itertuples``, so this module needs no pandas import)."""
+    columns = [str(c) for c in frame.columns]
+    names = list(columns)
+    merged = interval and "lower" in columns and "upper" in columns
+    if merged:
+        names = [c for c in names if c not in ("lower", "upper")]
+        names.insert(names.index("estimate") + 1 if "estimate" in names else len(names), "interval")
+    position = {c: i for i, c in enumerate(columns)}
+    rows = []
+    for record in frame.itertuples(index=False, name=None):
+        unit = record[position["unit"]] if "unit" in position else None
+        cells = []
+        for name in names:
+            if name == "interval" and merged:
+                cells.append(format_interval(record[position["lower"]], record[position["upper"]],
+                                             kind_for("lower", unit)))
+            else:
+                cells.append(format_value(record[position[name]], kind_for(name, unit)))
+        rows.append(cells)
+    return names, rows
+
+
+def fit_columns(names: list[str], rows: list[list[str]], width: int) -> list[str]:
+    """The columns to keep so the table fits ``width`` characters (3 characters of rule and padding per column):
+    columns outside :data:`PRIMARY_COLUMNS` are left out from the right, then primary ones, least important
+    first, never the first column."""
+    def needed(kept: list[str]) -> int:
+        return 1 + sum(3 + max([len(column_label(n))] + [len(r[names.index(n)]) for r in rows]) for n in kept)
+
+    kept = list(names)
+    order = [n for n in reversed(names) if n not in PRIMARY_COLUMNS] + \
+        [n for n in reversed(PRIMARY_COLUMNS) if n in names[1:]]
+    for name in order:
+        if needed(kept) <= width:
+            break
+        kept.remove(name)
+    return kept

@@ -181,10 +181,26 @@ class Estimates:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
-    def summary(self, digits: int = 4) -> str:
-        """A plain-text summary for people: the table, then warnings and notes."""
-        shown = self.table.copy()
-        lines = [shown.to_string(index=False, float_format=lambda v: f"{v:,.{digits}g}")]
+    def summary(self, width: int = 100) -> str:
+        """A plain-text summary for people: the table (numbers as :mod:`hiddenpop.formatting` writes them,
+        secondary columns left out to fit ``width`` characters, with a note), then warnings and notes."""
+        from hiddenpop.formatting import column_label, display_table, fit_columns
+
+        names, rows = display_table(self.table)
+        kept = fit_columns(names, rows, width)
+        index = [names.index(n) for n in kept]
+        labels = [column_label(n) for n in kept]
+        widths = [max([len(label)] + [len(row[i]) for row in rows]) for label, i in zip(labels, index, strict=True)]
+        left = [n not in ("estimate", "interval") and not any(ch.isdigit() for row in rows for ch in row[i][:1])
+                for n, i in zip(kept, index, strict=True)]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(cells, widths, left, strict=True))
+
+        lines = [line(labels).rstrip()] + [line([row[i] for i in index]).rstrip() for row in rows]
+        dropped = [column_label(n) for n in names if n not in kept]
+        if dropped:
+            lines.append(f"({len(dropped)} column(s) left out: {', '.join(dropped)}; see .table)")
         if self.warnings:
             lines.append("")
             lines.append("Warnings:")
@@ -194,6 +210,23 @@ class Estimates:
             lines.append("Notes:")
             lines.extend(f"  - {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the main columns as an HTML table (numbers formatted as everywhere else, every
+        cell escaped), then the counts of warnings and notes."""
+        from html import escape
+
+        from hiddenpop.formatting import PRIMARY_COLUMNS, column_label, display_table
+
+        names, rows = display_table(self.table)
+        index = [i for i, n in enumerate(names) if n in PRIMARY_COLUMNS or n == "level"] or list(range(len(names)))
+        head = "".join(f"<th>{escape(column_label(names[i]))}</th>" for i in index)
+        body = "".join("<tr>" + "".join(f"<td>{escape(row[i])}</td>" for i in index) + "</tr>" for row in rows)
+        extra = f"{len(self.warnings)} warning(s), {len(self.notes)} note(s)"
+        if self.warnings:
+            extra += ": " + "; ".join(escape(w) for w in self.warnings[:3])
+        return (f"<div class=\"hiddenpop-estimates\"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                f"</table><p>{extra}. The whole table is <code>.table</code>.</p></div>")
 
     def __repr__(self) -> str:  # pragma: no cover - convenience
         return f"Estimates({len(self.table)} rows, {len(self.warnings)} warnings)\n{self.summary()}"

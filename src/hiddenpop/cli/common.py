@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -74,29 +76,37 @@ OUTPUT = [parameter("fmt", FormatOption, OutputFormat.table), parameter("out", O
           parameter("quiet", QuietOption, False)]
 
 
-def render_table(frame: pd.DataFrame, title: str | None = None) -> str:
-    """A plain, aligned text table (no colour codes, so it pipes and diffs cleanly)."""
+def render_table(frame: pd.DataFrame, title: str | None = None, width: int | None = None) -> str:
+    """A plain, aligned text table (no colour codes, so it pipes and diffs cleanly), numbers and column names as
+    :mod:`hiddenpop.formatting` writes them. It fits ``width`` characters (default: the terminal's width, or
+    ``COLUMNS``; piped output is not cut), leaving out secondary columns with a note saying which."""
     from rich.console import Console
     from rich.table import Table
 
+    from hiddenpop.formatting import column_label, display_table, fit_columns
+
+    names, rows = display_table(frame)
+    if width is None:
+        width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else (
+            shutil.get_terminal_size().columns if sys.stdout.isatty() else 200)
+    kept = fit_columns(names, rows, width)
     table = Table(title=title, show_lines=False)
-    for column in frame.columns:
-        table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
-    console = Console(width=200, record=True, file=open(os.devnull, "w"), color_system=None)
+    index = [names.index(n) for n in kept]
+    for name in kept:
+        numeric = name in ("estimate", "interval") or (name in frame.columns
+                                                        and pd.api.types.is_numeric_dtype(frame[name]))
+        table.add_column(column_label(name), justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*[row[i] for i in index])
+    console = Console(width=max(width, 40), record=True, file=open(os.devnull, "w"), color_system=None)
     console.print(table)
-    return console.export_text()
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, float):
-        if value == int(value) and abs(value) < 1e15:
-            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.1f}"
-    return str(value)
+    text = console.export_text()
+    left_out = [column_label(n) for n in names if n not in kept]
+    if left_out:
+        note = (f"({len(left_out)} column(s) left out to fit {width} characters: {', '.join(left_out)}; "
+                "--format csv or --format json shows every column)")
+        text += textwrap.fill(note, max(width, 40)) + "\n"
+    return text
 
 
 def emit(
