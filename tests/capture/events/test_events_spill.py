@@ -112,3 +112,26 @@ def test_sigterm_removes_the_private_spill_folder(big_log, tmp_path):
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert list(tmpdir.iterdir()) == [], "the private spill folder outlived SIGTERM"
     assert not (cwd / ".tmp").exists()
+
+
+def test_a_forked_child_never_removes_the_parents_spill_folders(tmp_path):
+    """Pool workers are forked: when one is terminated (SIGTERM), its cleanup must not delete the spill folders
+    the parent is still using (it did, and crashed interrupting an inherited DuckDB connection)."""
+    import os
+    import signal
+
+    from hiddenpop.capture.events import reader
+
+    folder = reader.private_temp_directory(str(tmp_path))
+    pid = os.fork()
+    if pid == 0:  # the child: run the cleanup a SIGTERM would run, then leave without Python's exit handlers
+        try:
+            reader._remove_private_dirs()
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGTERM
+    assert os.path.isdir(folder)  # still there for the parent
+    reader._remove_private_dirs()
+    assert not os.path.exists(folder)

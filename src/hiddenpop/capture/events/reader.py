@@ -132,6 +132,17 @@ _TERMINATED: list[int] = []
 _HANDLERS_INSTALLED = False
 
 
+def _forget_in_child() -> None:
+    """A forked process (e.g. a multiprocessing worker) inherits the parent's spill folders and connections but
+    owns neither: it must never remove the folders the parent is still using, nor touch a DuckDB connection that
+    does not survive a fork (interrupting one crashed terminated workers)."""
+    _PRIVATE_DIRS.clear()
+    _CREATED_PARENTS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def private_temp_directory(parent: str | None = None) -> str:
     """A fresh owner-only (0700) folder for DuckDB's spill files, never the working directory.
 
