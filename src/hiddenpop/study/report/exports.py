@@ -9,7 +9,6 @@ of the same length, and the Word file's zip entries and document properties carr
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -17,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def print_pdf(html: Path, pdf: Path, *, timeout: float = 180) -> str:
 
 def stable_pdf(data: bytes) -> bytes:
     """The same PDF with its creation and modification dates fixed and its document ID derived from the
-    content, each replaced by bytes of the same length so the cross-reference offsets stay right."""
+    content (a CRC-32, repeated to the ID's length), each replaced by bytes of the same length so the cross-reference offsets stay right."""
     def fixed_date(match: re.Match) -> bytes:
         value = match.group(2)
         return match.group(1) + (FIXED_DATE[:len(value)] if len(value) <= len(FIXED_DATE)
@@ -80,7 +80,7 @@ def stable_pdf(data: bytes) -> bytes:
     ids = re.search(rb"/ID\s*\[\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*\]", data)
     if ids is not None:
         body = data[:ids.start()] + data[ids.end():]
-        digest = hashlib.sha256(body).hexdigest().upper().encode("ascii")
+        digest = f"{zlib.crc32(body):08X}".encode("ascii")  # a checksum of the content, not a secret
         for group in (1, 2):
             old = ids.group(group)
             new = (digest * (len(old) // len(digest) + 1))[:len(old)]
