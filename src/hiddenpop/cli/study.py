@@ -56,7 +56,7 @@ def _print_outcome(outcome, as_json: bool) -> None:
     statuses = ", ".join(f"{name}: {result.status}" for name, result in outcome.results.items())
     sys.stdout.write(f"\nAnalyses: {statuses}\n")
     if outcome.manifest["warnings"]:
-        sys.stdout.write(f"{len(outcome.manifest['warnings'])} warning(s); see the report's diagnostics.\n")
+        sys.stdout.write(f"{len(outcome.manifest['warnings'])} warning(s); see the report's technical appendix.\n")
     sys.stdout.write(f"Report: {outcome.folder / 'report.html'}")
     sys.stdout.write(" (also report.pdf and summary.docx)\n" if (outcome.folder / "report.pdf").is_file() else "\n")
 

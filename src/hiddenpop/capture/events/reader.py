@@ -130,17 +130,11 @@ _CREATED_PARENTS: list[str] = []
 #: Signals received; a query interrupted by one must end the run quietly, not be reported as bad input.
 _TERMINATED: list[int] = []
 _HANDLERS_INSTALLED = False
-
-
-def _forget_in_child() -> None:
-    """A forked process (e.g. a multiprocessing worker) inherits the parent's spill folders and connections but
-    owns neither: it must never remove the folders the parent is still using, nor touch a DuckDB connection that
-    does not survive a fork (interrupting one crashed terminated workers)."""
-    _PRIVATE_DIRS.clear()
-    _CREATED_PARENTS.clear()
-
-
-os.register_at_fork(after_in_child=_forget_in_child)
+#: The process that created each folder above (and each created parent). A forked process (e.g. a
+#: multiprocessing worker) inherits them and the connections but owns neither: it must not remove folders its
+#: parent is still using, nor touch (or drop, which runs its destructor) a DuckDB connection, which does not
+#: survive a fork.
+_OWNERS: dict[str, int] = {}
 
 
 def private_temp_directory(parent: str | None = None) -> str:
@@ -158,7 +152,9 @@ def private_temp_directory(parent: str | None = None) -> str:
         # a --temp-dir that does not exist yet is created for the run and removed with it
         os.makedirs(parent, mode=0o700)
         _CREATED_PARENTS.append(parent)
+        _OWNERS[parent] = os.getpid()
     path = tempfile.mkdtemp(prefix="hiddenpop-duckdb-", dir=parent)
+    _OWNERS[path] = os.getpid()
     _PRIVATE_DIRS[path] = None
     if not _HANDLERS_INSTALLED:
         atexit.register(_remove_private_dirs)
@@ -170,7 +166,10 @@ def private_temp_directory(parent: str | None = None) -> str:
 def _remove_private_dirs() -> None:
     import shutil
 
+    me = os.getpid()
     for path, con in list(_PRIVATE_DIRS.items()):
+        if _OWNERS.get(path) != me:
+            continue
         if con is not None:
             try:
                 con.interrupt()
@@ -179,11 +178,13 @@ def _remove_private_dirs() -> None:
         shutil.rmtree(path, ignore_errors=True)
         _PRIVATE_DIRS.pop(path, None)
     for parent in reversed(_CREATED_PARENTS):
+        if _OWNERS.get(parent) != me:
+            continue
         try:
             os.rmdir(parent)  # only while empty: never removes anything hiddenpop did not create
         except OSError:
             pass
-    _CREATED_PARENTS.clear()
+    _CREATED_PARENTS[:] = [parent for parent in _CREATED_PARENTS if _OWNERS.get(parent) != me]
 
 
 def _install_signal_handlers() -> None:
