@@ -453,13 +453,10 @@ def smallarea_step(context: RunContext) -> StepResult:
     merged = frame.merge(direct[["area", "direct", "direct_se"]].rename(columns={"area": id_column}),
                          on=id_column, how="left")
     geometry = read_geometry(settings["geometry"]) if "geometry" in settings else None
-    name_column = settings.get("name")
-    if name_column is not None and name_column not in frame.columns:
-        raise DataError(f"{locate(path.name, column=name_column)}column not found; fix [analyses.smallarea] key "
-                        "'name'")
     areas = AreaTable.from_frame(merged, id=id_column, target="direct", target_se="direct_se",
                                  population=settings.get("population"), region=settings.get("region"),
-                                 streams=settings.get("streams"), impute=spec.impute, source=path.name,
+                                 name=settings.get("name"), streams=settings.get("streams"), impute=spec.impute,
+                                 source=path.name,
                                  geometry=geometry, geometry_key=settings.get("geometry_key"))
     if areas.geometry is not None:
         context.shared["area_geometry"] = (areas.geometry, areas.geometry_key)
@@ -474,12 +471,9 @@ def smallarea_step(context: RunContext) -> StepResult:
                for method in spec.methods}
     chosen = "extrapolate" if "extrapolate" in results else spec.methods[0]
     shown = results[chosen].tables["areas"].copy()
-    by_id = frame.set_index(id_column).loc[shown["area"].astype(str)]
-    if name_column is not None:
-        shown.insert(1, "name", by_id[name_column].astype(str).to_numpy())
     for column in ("longitude", "latitude"):
         if column in frame.columns:
-            shown[column] = by_id[column].to_numpy()
+            shown[column] = frame.set_index(id_column).loc[shown["area"].astype(str), column].to_numpy()
     tables = {"area_estimates": shown,
               "area_estimates_all": pd.concat([r.tables["areas"].assign(approach=m) for m, r in results.items()],
                                               ignore_index=True),

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hiddenpop.formatting import column_label, format_interval, format_value, is_missing, kind_for
+from hiddenpop.formatting import (
+    column_label,
+    display_table,
+    format_interval,
+    format_value,
+    is_missing,
+    kind_for,
+)
 
 if TYPE_CHECKING:
     from hiddenpop.study.context import RunContext
@@ -32,35 +39,30 @@ def level_text(level: Any) -> str:
 
 def records(frame: pd.DataFrame | None, limit: int | None = None, columns: list[str] | None = None,
             interval: bool = False) -> dict[str, Any]:
-    """A table for the template: column labels in words and every cell formatted by its kind (estimate-like
-    columns by the row's ``unit``). ``interval`` writes ``lower``/``upper`` as one "interval" column after the
-    estimate. Suppressed cells read "suppressed"."""
+    """A table for the template: cells as :func:`hiddenpop.formatting.display_table` writes them (``interval``
+    merges ``lower``/``upper`` into one column), column labels in words, and suppressed cells reading
+    "suppressed"."""
     if frame is None:
         return {"columns": [], "rows": [], "more": 0, "total": 0}
     shown = frame if limit is None else frame.head(limit)
-    names = [c for c in (columns or list(shown.columns)) if c in shown.columns]
-    if interval and {"lower", "upper"} <= set(names):
-        names = [c for c in names if c not in ("lower", "upper")]
-        names.insert(names.index("estimate") + 1 if "estimate" in names else len(names), "interval")
-    units = shown["unit"].tolist() if "unit" in shown.columns else [None] * len(shown)
-    suppressed = shown["suppressed"].tolist() if "suppressed" in shown.columns else [False] * len(shown)
+    if columns is not None:
+        shown = shown[[c for c in columns if c in shown.columns]]
+    names, texts = display_table(shown, interval=interval)
+    suppressed = (frame["suppressed"].iloc[:len(shown)].tolist() if "suppressed" in frame.columns
+                  else [False] * len(shown))
     rows = []
     for position, (_, record) in enumerate(shown.iterrows()):
-        unit = units[position]
         cells = []
-        for column in names:
-            if column == "interval":
-                text = format_interval(record["lower"], record["upper"], kind_for("lower", unit))
-                cells.append({"text": text, "cls": "num"})
-                continue
-            value = record[column]
-            if is_missing(value) and bool(suppressed[position] is True or suppressed[position] == 1):
+        for name, text in zip(names, texts[position], strict=True):
+            value = record[name] if name in record.index else None
+            if name != "interval" and is_missing(value) and suppressed[position] in (True, 1):
                 cells.append({"text": "suppressed", "cls": "suppressed"})
                 continue
-            numeric = isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
-            cells.append({"text": format_value(value, kind_for(column, unit)), "cls": "num" if numeric else ""})
+            numeric = name == "interval" or (isinstance(value, numbers.Number)
+                                             and not isinstance(value, (bool, np.bool_)))
+            cells.append({"text": text, "cls": "num" if numeric else ""})
         rows.append(cells)
-    return {"columns": [column_label(c) for c in names], "rows": rows,
+    return {"columns": [column_label(n) for n in names], "rows": rows,
             "more": max(0, len(frame) - len(shown)), "total": len(frame)}
 
 
