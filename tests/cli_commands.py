@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hiddenpop.cli import app
+from hiddenpop.cli.root import complete_app
 
 #: How to write a result: command-line only, never what is computed.
 INTERFACE = {"fmt", "out", "out_dir", "quiet", "force", "help", "scheduler"}  # scheduler: results are identical
@@ -60,6 +60,7 @@ def spec_commands() -> list[tuple[str, object, type]]:
         for sub in group.registered_groups:
             walk_typer(sub.typer_instance, f"{path} {sub.name}".strip())
 
+    app = complete_app()
     walk_typer(app, "")
     commands = {}
 

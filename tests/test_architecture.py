@@ -135,3 +135,58 @@ def test_no_function_shadows_its_module_and_no_private_module_holds_a_public_api
                         if not isinstance(getattr(package, n, None), type(package))]
     assert not clashes, f"exported names that are also submodules: {clashes}"
     assert not private, f"private modules: {private}"
+
+
+#: Libraries worth importing inside a function: each costs start-up time a command or a notebook that does not use
+#: it should not pay (the command line's own library, Typer, is one: a family reading a spec never loads it).
+HEAVY = {"jax", "jaxlib", "numpyro", "arviz", "lightgbm", "mapie", "sklearn", "dask", "distributed", "duckdb",
+         "plotly", "matplotlib", "docx", "selenium", "pyreadstat", "openpyxl", "pyarrow", "jinja2", "typer"}
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES)
+    return found
+
+
+TOP_LEVEL = {name: _top_level_imports(path) for name, path in MODULES.items()}
+
+
+def _loads_heavy(module: str, seen: set[str]) -> bool:
+    """Whether importing ``module`` loads a heavy library (directly or through hiddenpop modules it imports)."""
+    if module in seen:
+        return False
+    seen.add(module)
+    return module.split(".")[0] in HEAVY or any(_loads_heavy(m, seen) for m in TOP_LEVEL.get(module, ()))
+
+
+def test_function_level_imports_are_only_for_heavy_libraries_and_say_so():
+    """An import inside a function hides a dependency; it is allowed only to keep a heavy library off the path
+    of code that does not use it, and a comment on it (or on the import block it opens) says so."""
+    offenders = []
+    for name, path in MODULES.items():
+        lines = path.read_text().splitlines()
+        for function in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
+                               for a in node.names]
+                else:
+                    continue
+                heavy = any(_loads_heavy(t, set()) for t in targets)
+                start = node.lineno - 1
+                while start > 0 and lines[start - 1].strip().startswith(("import ", "from ")):
+                    start -= 1  # the comment may head a block of imports
+                said = any("#" in line for line in lines[start - 1 if start else 0:node.end_lineno])
+                if not (heavy and said):
+                    offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == []

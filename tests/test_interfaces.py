@@ -11,7 +11,7 @@ import pytest
 import typer
 
 from cli_commands import COMMAND_INPUTS, INTERFACE, spec_commands
-from hiddenpop.cli import app
+from hiddenpop.cli import root
 from hiddenpop.nsum.specs import SurveyOptions
 from hiddenpop.specs import fields_of
 from hiddenpop.study.schema import ANALYSIS_KEYS, ANALYSIS_SPECS, STUDY_WIDE, analysis_keys, survey_keys
@@ -91,7 +91,7 @@ def _all_flags() -> set[str]:
         for sub in getattr(command, "commands", {}).values():
             walk(sub)
 
-    walk(typer.main.get_command(app))
+    walk(typer.main.get_command(root.complete_app()))
     return flags
 
 
@@ -153,3 +153,27 @@ def test_study_file_docs_show_each_tables_options_as_declared():
     text = (SRC.parents[1] / "docs" / "study-file.md").read_text()
     for name, table in study_blocks().items():
         assert marked(name, table) in text, f"docs/study-file.md: run `python tests/cli_commands.py` ({name})"
+
+
+@pytest.mark.parametrize("top", list(root.COMMANDS))
+def test_top_level_listing_matches_the_command_it_loads(top):
+    """``hiddenpop --help`` lists each command from the registry without importing it; what it says must be what
+    the loaded command says, and the command must be the one its name promises."""
+    command = root.build(top)
+    assert command.name == top
+    assert command.help.strip().splitlines()[0] == root.COMMANDS[top].help
+    assert bool(getattr(command, "commands", None)) == root.COMMANDS[top].group
+
+
+def test_top_level_help_imports_no_family():
+    """Start-up: ``hiddenpop --help`` must not pay for pandas, SciPy or any family (they cost a second)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hiddenpop.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pandas', 'scipy', 'numpy', 'jax'} "
+            "or m.startswith(('hiddenpop.nsum', 'hiddenpop.capture', 'hiddenpop.study', 'hiddenpop.smallarea'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert all(top in done.stdout for top in root.COMMANDS)

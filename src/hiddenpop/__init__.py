@@ -5,16 +5,10 @@ sample review and case-file summaries, with honest uncertainty and privacy by de
 """
 
 from hiddenpop.errors import ConfigError, DataError, HiddenpopError, ModelError, PrivacyError
-from hiddenpop.results import Estimates
+from hiddenpop.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "DataError",
-    "Estimates",
-    "HiddenpopError",
-    "ModelError",
-    "PrivacyError",
-    "__version__",
-]
+# ``Estimates`` loads pandas; it is read on first use so that ``hiddenpop --help`` does not pay for it.
+__getattr__, __dir__, _lazy = lazy_exports(__name__, {"Estimates": "hiddenpop.results"})
+__all__ = ["ConfigError", "DataError", "HiddenpopError", "ModelError", "PrivacyError", "__version__", *_lazy]

@@ -37,6 +37,7 @@ When to use it
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import warnings
@@ -44,6 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from hiddenpop.errors import ConfigError
 
@@ -136,6 +138,7 @@ def map_replicates(
 
 def _run_dask(func, items, mode, chunk_size, n_workers, timeout, progress) -> list[Any]:
     try:
+        # Dask is loaded only when this runs: importing it costs start-up time
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover - dask is a declared extra
         raise ConfigError("Dask is not installed: pip install 'hiddenpop[dask]' or use --scheduler serial") from exc
@@ -195,7 +198,6 @@ def can_fork_workers() -> bool:
     in whatever state they are, but the workers only compute and send results through the pool's own pipes,
     never touching the streams or objects those threads use, and the pool ends them (SIGTERM) when the map
     is done instead of letting them run exit handlers."""
-    import multiprocessing
 
     return (
         sys.platform.startswith("linux")
@@ -216,7 +218,6 @@ def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: 
     workers = min(int(workers), len(tasks))
     if workers <= 1 or not can_fork_workers():
         return [func(task) for task in tasks]
-    import multiprocessing
 
     try:
         pool = multiprocessing.get_context("fork").Pool(processes=workers)
@@ -237,8 +238,5 @@ def single_thread_blas() -> Any:
     """
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
-        import scipy.linalg  # noqa: F401 - loads SciPy's BLAS, so the controller finds it
-        from threadpoolctl import ThreadpoolController
-
         _BLAS_CONTROLLER = ThreadpoolController()
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")

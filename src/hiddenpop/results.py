@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hiddenpop.errors import ModelError
+from hiddenpop.formatting import PRIMARY_COLUMNS, column_label, display_table, fit_columns
 
 CORE_COLUMNS = ["quantity", "method", "estimate", "se", "lower", "upper", "level"]
 
@@ -184,7 +186,6 @@ class Estimates:
     def summary(self, width: int = 100) -> str:
         """A plain-text summary for people: the table (numbers as :mod:`hiddenpop.formatting` writes them,
         secondary columns left out to fit ``width`` characters, with a note), then warnings and notes."""
-        from hiddenpop.formatting import column_label, display_table, fit_columns
 
         names, rows = display_table(self.table)
         kept = fit_columns(names, rows, width)
@@ -214,9 +215,7 @@ class Estimates:
     def _repr_html_(self) -> str:
         """The notebook view: the main columns as an HTML table (numbers formatted as everywhere else, every
         cell escaped), then the counts of warnings and notes."""
-        from html import escape
 
-        from hiddenpop.formatting import PRIMARY_COLUMNS, column_label, display_table
 
         names, rows = display_table(self.table)
         index = [i for i, n in enumerate(names) if n in PRIMARY_COLUMNS or n == "level"] or list(range(len(names)))
@@ -233,9 +232,11 @@ class Estimates:
 
     def plot(self, ax: Any = None, log: bool = False) -> Any:
         """Forest plot of estimates with their intervals (matplotlib); returns the Axes."""
+        # matplotlib is loaded only when this runs: importing it costs start-up time
         import matplotlib
 
         matplotlib.use("Agg", force=False)
+        # matplotlib is loaded only when this runs: importing it costs start-up time
         import matplotlib.pyplot as plt
 
         table = self.table.dropna(subset=["estimate"])

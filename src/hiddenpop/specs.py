@@ -272,7 +272,7 @@ def from_table(spec_cls: type, table: Mapping[str, Any], *, where: str = "",
 # ------------------------------------------------------------------------------------------------ command line
 def _cli_annotation(info: OptionInfo, command: str) -> Any:
     """The Typer annotation of one option: ``Annotated[T, typer.Option(...)]``."""
-    import typer
+    import typer  # the command line's library: families and notebooks that read a spec never load it
 
     if info.multiple:  # read as text: each value may hold several, separated by commas (see _split_values)
         kind: Any = list[str]

@@ -30,7 +30,13 @@ from hiddenpop.capture.closed.averaging import CRITERIA, model_average
 from hiddenpop.capture.closed.descriptive_stats import descriptive
 from hiddenpop.capture.closed.models import closedp
 from hiddenpop.capture.closed.profile import profile_ci
+from hiddenpop.capture.closed.single import single_source
 from hiddenpop.capture.core.histories import Histories, parse_occasions
+from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
+from hiddenpop.capture.events.occasions import pattern_table
+from hiddenpop.capture.events.open import open_population
+from hiddenpop.capture.events.reader import read_events
+from hiddenpop.capture.events.rolling import rolling_series, window_counts
 from hiddenpop.capture.lists.coverage import coverage_mth, sample_coverage
 from hiddenpop.capture.lists.models import mse
 from hiddenpop.capture.specs import (
@@ -45,7 +51,9 @@ from hiddenpop.capture.specs import (
     OpenSpec,
     SingleSpec,
 )
+from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError, DataError
+from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
@@ -104,9 +112,6 @@ def coverage_analysis(data: Any, spec: CoverageSpec) -> Estimates:
 
 def single_analysis(path: str | Path, spec: SingleSpec) -> Estimates:
     """The single-source estimators of a file with one row per unit seen (see :mod:`.closed.single`)."""
-    from hiddenpop.capture.closed.single import single_source
-    from hiddenpop.data.io import read_table
-
     path = Path(path)
     result = single_source(read_table(path), count_column=spec.count_column, covariates=spec.covariate,
                            models=spec.model, level=spec.level, source=path.name)
@@ -125,8 +130,6 @@ def _day(value: str | None, key: str) -> date | None:
 
 def cleaning_rules(spec: LogOptions) -> Any:
     """The cleaning rules a spec's reading options describe."""
-    from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
-
     return CleaningRules(country_column=spec.country_column, country=spec.country,
                          exclude=parse_exclusions(list(spec.exclude)), start=_day(spec.start, "start"),
                          end=_day(spec.end, "end"), dedupe=spec.dedupe, exclude_ipv6=spec.exclude_ipv6,
@@ -137,8 +140,6 @@ def read_log(paths: Sequence[str | Path], spec: LogOptions, *, identifier: str, 
              threads: int | None = None, memory_limit: str | None = None,
              temp_directory: str | None = None) -> Any:
     """A report log read, pseudonymised (``key``) and cleaned with the spec's reading options, its audit kept."""
-    from hiddenpop.capture.events.reader import read_events
-
     return read_events(paths, identifier=identifier, time=time, key=key, rules=cleaning_rules(spec),
                        threads=threads, memory_limit=memory_limit, temp_directory=temp_directory)
 
@@ -150,8 +151,6 @@ def _log_settings(log: Any, spec: LogOptions) -> dict[str, Any]:
 
 
 def _log_provenance(log: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    from hiddenpop.provenance import provenance
-
     return provenance(inputs=log.inputs, rules=log.rules.to_dict(), key_fingerprint=log.key_fingerprint,
                       engine=log.engine, **settings)
 
@@ -159,8 +158,6 @@ def _log_provenance(log: Any, settings: dict[str, Any]) -> dict[str, Any]:
 def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = None) -> Estimates:
     """One closed-population estimate per rolling window of ``log``: ``tables["series"]`` (the series),
     ``tables["audit"]`` (the cleaning audit), the key's warnings among the warnings."""
-    from hiddenpop.capture.events.rolling import rolling_series, window_counts
-
     plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
     result = rolling_series(counts, plan, log.origin, estimator=spec.estimator, base=spec.base, level=spec.level,
                             interval=spec.interval, bootstrap=spec.bootstrap, seed=spec.seed, audit=log.audit,
@@ -176,9 +173,6 @@ def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = No
 def histories_analysis(log: Any, spec: HistoriesSpec) -> Estimates:
     """Capture-history counts per window of ``log`` (``tables["histories"]``: window_start, window_end, history,
     count, zero cells included) with the cleaning audit; no estimate is made (``capture open`` makes one)."""
-    from hiddenpop.capture.events.occasions import pattern_table
-    from hiddenpop.capture.events.rolling import window_counts
-
     plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
     result = Estimates.tables_only({"histories": pattern_table(counts, plan, log.origin), "audit": log.audit},
                                    settings=_log_settings(log, spec), diagnostics={"windows": plan.to_dict()},
@@ -190,9 +184,6 @@ def histories_analysis(log: Any, spec: HistoriesSpec) -> Estimates:
 def open_analysis(path: str | Path, spec: OpenSpec) -> Estimates:
     """Cormack's open-population model on a histories file: 0/1 period columns with a count, or the long output
     of ``capture histories`` (one window, chosen with ``spec.window`` when the file holds several)."""
-    from hiddenpop.capture.events.open import open_population
-    from hiddenpop.data.io import read_table
-
     frame = read_table(path)
     count_column = spec.count_column
     if "history" in frame.columns:  # long output of `capture histories`

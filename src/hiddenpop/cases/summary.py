@@ -51,13 +51,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hiddenpop.cases.specs import FREE_TEXT_POLICIES, CasesSpec
+from hiddenpop.data.io import read_table
+from hiddenpop.distributions import t_quantile
 from hiddenpop.errors import ConfigError, DataError, PrivacyError, locate
 from hiddenpop.privacy import DEFAULT_SUPPRESSION_THRESHOLD, suppress_small_cells
 from hiddenpop.results import Estimates
 from hiddenpop.review.proportion import wilson_interval
+from hiddenpop.specs import to_dict
 
 ROLES = ("victim", "customer", "trafficker", "offending_process", "case")
 TYPES = ("categorical", "multi_select", "numeric", "free_text", "id")
@@ -337,7 +339,7 @@ def summarize_cases(
                 mean = float(present.mean())
                 sd = float(present.std(ddof=1)) if n_valid > 1 else math.nan
                 se = sd / math.sqrt(n_valid) if n_valid > 1 else math.nan
-                t = float(stats.t.ppf(0.5 + level / 2.0, n_valid - 1)) if n_valid > 1 else math.nan
+                t = t_quantile(0.5 + level / 2.0, n_valid - 1) if n_valid > 1 else math.nan
                 row.update(
                     {
                         "estimate": mean,
@@ -532,8 +534,6 @@ def _crosstab(row_var, col_var, categorical, multi, entries, level) -> pd.DataFr
 def summarize_files(cases: str | Path, codebook: str | Path, spec: CasesSpec) -> Estimates:
     """Read a coded case file and its codebook (both as text: only empty cells and the codebook's missing codes
     are missing) and summarise them with ``spec``; the command line and a study both call this."""
-    from hiddenpop.data.io import read_table
-    from hiddenpop.specs import to_dict
 
     cases, codebook = Path(cases), Path(codebook)
     pairs = []

@@ -7,12 +7,18 @@ from typing import Annotated
 
 import typer
 
+from hiddenpop.capture.analyses import (
+    closed_analysis,
+    coverage_analysis,
+    interval_analysis,
+    mse_analysis,
+    read_histories,
+    single_analysis,
+)
 from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec, SingleSpec
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, spinner
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
-
-app = typer.Typer(no_args_is_help=True)
 
 FileArgument = Annotated[Path, typer.Argument(help="capture data: 0/1 rows, 0/1 patterns + count, or nbcap,freq")]
 ListsArgument = Annotated[
@@ -26,11 +32,6 @@ _LISTS = [parameter("file", ListsArgument)]
 
 def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Fit the closed models (M0, Mt, Mh/Mth Chao, Poisson2, Darroch, Gamma3.5, Mb, Mbh) and compare them."""
-    from hiddenpop.capture.analyses import (  # loads SciPy, so only when the command runs
-        closed_analysis,
-        read_histories,
-    )
-
     histories = read_histories(file, spec)
     result = closed_analysis(histories, spec)
     result.provenance = provenance(inputs=[file], rcapture=spec.rcapture)
@@ -40,11 +41,6 @@ def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None
 
 def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Profile-likelihood interval for N (multinomial, Cormack's correction), with Wald and log-transformed."""
-    from hiddenpop.capture.analyses import (  # loads SciPy, so only when the command runs
-        interval_analysis,
-        read_histories,
-    )
-
     result = interval_analysis(read_histories(file, spec), spec)
     result.provenance = provenance(inputs=[file], model=spec.model, level=spec.level)
     table = result.table[["interval", "estimate", "lower", "upper"]].rename(columns={"estimate": "abundance"})
@@ -53,8 +49,6 @@ def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | 
 
 def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Multiple systems estimate with model selection; every number names its procedure and threshold."""
-    from hiddenpop.capture.analyses import mse_analysis  # loads SciPy, so only when the command runs
-
     with spinner(f"selecting a model ({spec.select}) and fitting", quiet=quiet or spec.bootstrap == 0):
         result = mse_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
@@ -66,8 +60,6 @@ def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quie
 
 def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Sample-coverage estimators with bootstrap standard errors and log-transformed intervals."""
-    from hiddenpop.capture.analyses import coverage_analysis  # loads SciPy, so only when the command runs
-
     result = coverage_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     columns = ["method", "estimate", "se", "lower", "upper", "level"]
@@ -78,10 +70,6 @@ def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | 
 def _single(file: Path, *, spec: SingleSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Single-source estimators from the number of times each unit was seen: zero-truncated Poisson, geometric and
     negative binomial regressions, one-inflated Poisson and geometric regressions, Zelterman, Chao."""
-    from hiddenpop.capture.analyses import (
-        single_analysis,  # loads NumPy and pandas, so only when the command runs
-    )
-
     result = single_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     columns = ["method", "estimate", "se", "lower", "upper", "level"]
@@ -90,18 +78,14 @@ def _single(file: Path, *, spec: SingleSpec, fmt: OutputFormat, out: Path | None
 
 
 SingleArgument = Annotated[Path, typer.Argument(help="one row per unit seen: the times it was seen, covariates")]
-app.command("closed")(typer_command(ClosedSpec, _closed, leading=_FILE, trailing=OUTPUT, command="closed"))
-app.command("ci")(typer_command(IntervalSpec, _interval, leading=_FILE, trailing=OUTPUT, command="ci"))
-app.command("mse")(typer_command(MSESpec, _mse, leading=_LISTS, trailing=OUTPUT, command="mse"))
-app.command("single")(typer_command(SingleSpec, _single, leading=[parameter("file", SingleArgument)],
-                                    trailing=OUTPUT, command="single"))
-app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, trailing=OUTPUT, command="coverage"))
 
 
-def _register_subfamilies() -> None:
-    from hiddenpop.cli.capture_events import register as register_events
-
-    register_events(app)
-
-
-_register_subfamilies()
+def register(app: typer.Typer) -> None:
+    """Add the closed-population, list and single-source commands to ``capture``."""
+    app.command("closed")(typer_command(ClosedSpec, _closed, leading=_FILE, trailing=OUTPUT, command="closed"))
+    app.command("ci")(typer_command(IntervalSpec, _interval, leading=_FILE, trailing=OUTPUT, command="ci"))
+    app.command("mse")(typer_command(MSESpec, _mse, leading=_LISTS, trailing=OUTPUT, command="mse"))
+    app.command("single")(typer_command(SingleSpec, _single, leading=[parameter("file", SingleArgument)],
+                                        trailing=OUTPUT, command="single"))
+    app.command("coverage")(typer_command(CoverageSpec, _coverage, leading=_LISTS, trailing=OUTPUT,
+                                          command="coverage"))

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from hiddenpop.capture.analyses import events_analysis, histories_analysis, open_analysis, read_log
+from hiddenpop.capture.events.rolling import plot_series_html, plot_series_png
 from hiddenpop.capture.specs import EventsSpec, HistoriesSpec, OpenSpec
 from hiddenpop.cli.common import (
     OUTPUT,
@@ -25,7 +27,10 @@ from hiddenpop.cli.common import (
     progress,
     spinner,
 )
-from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
+from hiddenpop.errors import ConfigError
+from hiddenpop.outputs import atomic_write_text, check_output_folder, dumps, list_files, write_output_folder
+from hiddenpop.privacy import load_key
+from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
 OpenFileArgument = Annotated[
@@ -54,9 +59,6 @@ _FOLDER_OUTPUT = [*OUTPUT[:2], parameter("out_dir", OutDirOption, None), paramet
 
 
 def _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet):
-    from hiddenpop.capture.analyses import read_log
-    from hiddenpop.privacy import load_key
-
     key = load_key(key_file)
     with spinner("reading and pseudonymising report logs", quiet=quiet):
         return read_log(files, spec, identifier=identifier, time=time, key=key, threads=threads,
@@ -70,8 +72,6 @@ def _print_key_warnings(log) -> None:
 
 
 def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> list[Path]:
-    from hiddenpop.outputs import atomic_write_text, dumps
-
     written = []
     for name, frame in frames.items():
         if fmt == OutputFormat.json:
@@ -89,8 +89,6 @@ def _write_dir(out: Path, fmt: OutputFormat, frames: dict, payload: dict) -> lis
 
 def _check_out(out: Path | None, out_dir: Path | None, files: list[str], force: bool) -> Path | None:
     """The output folder, checked before any reading: never an input's folder, never a user's folder unless --force."""
-    from hiddenpop.errors import ConfigError
-
     if out is not None and out_dir is not None:
         raise ConfigError("give --out FILE or --out-dir DIR, not both")
     if out_dir is None:
@@ -110,9 +108,6 @@ def _events(files: list[str], *, spec: EventsSpec, identifier: str, time: str, k
             memory_limit: str | None, temp_dir: Path | None, threads: int | None, fmt: OutputFormat,
             out: Path | None, out_dir: Path | None, force: bool, quiet: bool) -> None:
     """Report logs -> cleaning audit -> rolling windows -> estimate per window (series, audit, PNG, HTML)."""
-    from hiddenpop.capture.analyses import events_analysis
-    from hiddenpop.capture.events.rolling import plot_series_html, plot_series_png
-
     out_dir = _check_out(out, out_dir, files, force)
     log = _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet)
     result = events_analysis(log, spec, iterate=lambda items, total: progress(items, total=total,
@@ -141,8 +136,6 @@ def _histories(files: list[str], *, spec: HistoriesSpec, identifier: str, time: 
     With one window (e.g. thirteen 4-week occasions over a year and no --step) the output feeds
     ``hiddenpop capture open``.
     """
-    from hiddenpop.capture.analyses import histories_analysis
-
     out_dir = _check_out(out, out_dir, files, force)
     log = _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet)
     result = histories_analysis(log, spec)
@@ -160,9 +153,6 @@ def _histories(files: list[str], *, spec: HistoriesSpec, identifier: str, time: 
 
 def _open(file: Path, *, spec: OpenSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
-    from hiddenpop.capture.analyses import open_analysis
-    from hiddenpop.provenance import provenance
-
     result = open_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from hiddenpop.cases.specs import CasesSpec
+from hiddenpop.cases.summary import summarize_files
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter
+from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
 CasesArgument = Annotated[Path, typer.Argument(help="coded case file: one row per case")]
@@ -21,9 +23,6 @@ COMPACT = ["role", "variable", "category", "method", "count", "n_valid", "estima
 def _summarize(cases: Path, *, spec: CasesSpec, codebook: Path, fmt: OutputFormat, out: Path | None,
                quiet: bool) -> None:
     """Counts, shares with Wilson intervals, means with t intervals and cross-tabs by role; small cells hidden."""
-    from hiddenpop.cases.summary import summarize_files
-    from hiddenpop.provenance import provenance
-
     result = summarize_files(cases, codebook, spec)
     result.provenance = provenance(inputs=[cases, codebook], command="cases summarize")
     shown = result.table

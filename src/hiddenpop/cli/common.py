@@ -20,8 +20,12 @@ from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from hiddenpop.errors import ConfigError
+from hiddenpop.formatting import column_label, display_table, fit_columns
 from hiddenpop.outputs import atomic_write_text, dumps
 
 T = TypeVar("T")
@@ -80,10 +84,7 @@ def render_table(frame: pd.DataFrame, title: str | None = None, width: int | Non
     """A plain, aligned text table (no colour codes, so it pipes and diffs cleanly), numbers and column names as
     :mod:`hiddenpop.formatting` writes them. It fits ``width`` characters (default: the terminal's width, or
     ``COLUMNS``; piped output is not cut), leaving out secondary columns with a note saying which."""
-    from rich.console import Console
-    from rich.table import Table
 
-    from hiddenpop.formatting import column_label, display_table, fit_columns
 
     names, rows = display_table(frame)
     if width is None:
@@ -156,8 +157,6 @@ def counter(description: str, *, total: int | None = None, quiet: bool = False) 
     if quiet:
         yield lambda done, total=None: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
@@ -184,7 +183,6 @@ def status(quiet: bool = False) -> Iterator[Callable[[str], None]]:
     if quiet:
         yield lambda _: None
         return
-    from rich.console import Console
 
     with Console(stderr=True).status("") as display:
         yield display.update

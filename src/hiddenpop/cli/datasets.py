@@ -9,18 +9,17 @@ from typing import Annotated
 
 import typer
 
+from hiddenpop import datasets
 from hiddenpop.cli.common import FormatOption, OutputFormat, emit
+from hiddenpop.errors import ConfigError
+from hiddenpop.results import Estimates
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
     @app.command("list")
     def list_command(fmt: FormatOption = OutputFormat.table) -> None:
         """The bundled datasets with their source and licence."""
-        from hiddenpop import datasets
-        from hiddenpop.results import Estimates
-
         table = datasets.list()[["name", "family", "format", "description", "source", "licence"]]
         listing = Estimates.tables_only({"datasets": table})
         emit(listing.to_dict(), fmt, None, table=table, title="Bundled datasets")
@@ -31,9 +30,6 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[Path, typer.Option("--out-dir", help="folder to write NAME.csv files into")] = Path("."),
     ) -> None:
         """Copy datasets to NAME.csv files (an existing file is never overwritten)."""
-        from hiddenpop import datasets
-        from hiddenpop.errors import ConfigError
-
         sources = [datasets.path(name) for name in names]  # unknown names fail before anything is written
         targets = [out_dir / f"{name}.csv" for name in names]
         taken = [t for t in targets if t.exists()]

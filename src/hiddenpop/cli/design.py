@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, option, parameter, parse_csv_list
+from hiddenpop.data.io import read_table
+from hiddenpop.design.precision import sample_size_analysis
+from hiddenpop.design.selection import read_allocation, select_pps
 from hiddenpop.design.specs import SampleSizeSpec, SelectSpec, WeightsSpec
+from hiddenpop.design.weights import compute_weights, read_margins
+from hiddenpop.errors import ConfigError
+from hiddenpop.outputs import atomic_write_text
+from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
 FrameArgument = Annotated[Path, typer.Argument(help="sampling frame (CSV, Excel, Parquet, ...): one row per PSU or SSU")]
@@ -34,8 +41,6 @@ WEIGHTS_INPUTS = [
 
 def _sample_size(*, spec: SampleSizeSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Sample size for a proportion given a margin, or the margin given a sample size (--n)."""
-    from hiddenpop.design.precision import sample_size_analysis
-
     result = sample_size_analysis(spec)
     emit(result.to_dict(), fmt, out, table=result.table, title="design sample-size")
 
@@ -47,12 +52,6 @@ def _select(frame: Path, *, spec: SelectSpec, stratum: str, psu: str, size: str,
 
     --format csv writes the selected areas with their selection probabilities and design weights.
     """
-    from hiddenpop.data.io import read_table
-    from hiddenpop.design.selection import read_allocation, select_pps
-    from hiddenpop.errors import ConfigError
-    from hiddenpop.outputs import atomic_write_text
-    from hiddenpop.provenance import provenance
-
     if (spec.psus is None) == (allocation is None):
         raise ConfigError("give exactly one of --psus (total, proportional allocation) or --allocation FILE")
     plan = spec.psus if allocation is None else read_allocation(read_table(allocation), allocation.name)
@@ -74,10 +73,6 @@ def _weights(sample: Path, *, spec: WeightsSpec, probability: str | None, base_w
 
     --format csv writes the sample with base_weight, nonresponse_weight and final_weight columns.
     """
-    from hiddenpop.data.io import read_table
-    from hiddenpop.design.weights import compute_weights, read_margins
-    from hiddenpop.provenance import provenance
-
     targets = read_margins(read_table(margins), source=margins.name) if margins is not None else None
     result = compute_weights(read_table(sample), probability=probability, base_weight=base_weight,
                              respondent=respondent, cells=parse_csv_list(cells) or None, margins=targets,

@@ -13,11 +13,19 @@ from typing import Annotated, Any
 import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, parse_csv_list
+from hiddenpop.data.ard import read_ard
 from hiddenpop.errors import ConfigError
-from hiddenpop.nsum.specs import SurveyConsistencySpec, SurveyNsumSpec, SurveyOptions
+from hiddenpop.nsum.analyses import consistency_analysis, scale_up_analysis
+from hiddenpop.nsum.estimators import Prevalence
+from hiddenpop.nsum.specs import (
+    ConsistencySpec,
+    NsumSpec,
+    SurveyConsistencySpec,
+    SurveyNsumSpec,
+    SurveyOptions,
+)
+from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command
-
-app = typer.Typer(no_args_is_help=True)
 
 SurveyArg = Annotated[
     Path, typer.Argument(help="survey file: CSV, Parquet, Excel, SPSS .sav or Stata .dta", show_default=False)
@@ -47,8 +55,6 @@ SURVEY_INPUTS = [parameter("survey", SurveyArg), parameter("known", KnownOption)
 def read_survey(survey: Path, known: Path, population: float, hidden: list[str] | None, options: SurveyOptions,
                 degree_columns: str | None = None):
     """The survey as the ARD contract, read with the spec's reading options."""
-    from hiddenpop.data.ard import read_ard
-
     if not population > 0:
         raise ConfigError("--population must be a positive number")
     return read_ard(survey, known=known, population=population, hidden=hidden or [], weights=options.weights,
@@ -82,8 +88,6 @@ def parse_derived(sums: list[str], ratios: list[str], prevalence: list[str] | No
         if "/" in ratios_d[name][1]:
             raise ConfigError(f"--ratio {spec!r}: expected NAME=NUMERATOR/DENOMINATOR (one '/')")
     prev_d = {}
-    if prevalence:  # the estimators load SciPy, so only when a prevalence is asked for
-        from hiddenpop.nsum.estimators import Prevalence
     for spec in prevalence or []:
         name, parts = _split(spec, "=", "--prevalence", "NAME=QUANTITY:BASE[:PER] (e.g. victims_per_100=victims:38e6:100)")
         fields = parts.split(":")
@@ -111,10 +115,6 @@ def _estimate(survey: Path, known: Path, population: float, *, spec: SurveyNsumS
               prevalence: list[str] | None, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Scale-up estimates of hidden groups with design-based (rescaled bootstrap) intervals, the degree
     distribution and the leave-one-out consistency of the known groups."""
-    from hiddenpop.nsum.analyses import scale_up_analysis
-    from hiddenpop.nsum.specs import NsumSpec
-    from hiddenpop.provenance import provenance
-
     if not hidden:
         raise ConfigError("name at least one hidden group with --hidden COL (repeat for more)")
     ard = read_survey(survey, known, population, hidden, project(spec, SurveyOptions), degree_columns)
@@ -128,10 +128,6 @@ def _consistency(survey: Path, known: Path, population: float, *, spec: SurveyCo
                  hidden: list[str] | None, degree_columns: str | None, fmt: OutputFormat, out: Path | None,
                  quiet: bool) -> None:
     """Leave-one-out internal consistency of the known groups (held-out estimate vs known size)."""
-    from hiddenpop.nsum.analyses import consistency_analysis
-    from hiddenpop.nsum.specs import ConsistencySpec
-    from hiddenpop.provenance import provenance
-
     ard = read_survey(survey, known, population, hidden, project(spec, SurveyOptions), degree_columns)
     result = consistency_analysis(ard, project(spec, ConsistencySpec))
     result.provenance = provenance(inputs=[survey, known], command="nsum consistency")
@@ -142,8 +138,12 @@ def _consistency(survey: Path, known: Path, population: float, *, spec: SurveyCo
 _GROUPS = [parameter("hidden", HiddenOption, None), parameter("degree_columns", DegreeColumnsOption, None)]
 _DERIVED = [parameter("sum_", SumOption, None), parameter("ratio", RatioOption, None),
             parameter("prevalence", PrevalenceOption, None)]
-app.command("estimate")(typer_command(SurveyNsumSpec, _estimate, leading=SURVEY_INPUTS,
-                                      trailing=_GROUPS + _DERIVED + OUTPUT, command="estimate"))
-app.command("consistency")(typer_command(SurveyConsistencySpec, _consistency, leading=SURVEY_INPUTS,
-                                         trailing=_GROUPS + OUTPUT, command="consistency"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``estimate`` and ``consistency`` to ``nsum``."""
+    app.command("estimate")(typer_command(SurveyNsumSpec, _estimate, leading=SURVEY_INPUTS,
+                                          trailing=_GROUPS + _DERIVED + OUTPUT, command="estimate"))
+    app.command("consistency")(typer_command(SurveyConsistencySpec, _consistency, leading=SURVEY_INPUTS,
+                                             trailing=_GROUPS + OUTPUT, command="consistency"))
 

@@ -21,8 +21,12 @@ import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter
 from hiddenpop.cli.nsum import SURVEY_INPUTS, HiddenOption, RatioOption, SumOption, parse_derived
+from hiddenpop.data.ard import read_ard
 from hiddenpop.errors import ConfigError
+from hiddenpop.nsum.bayes.analyses import bayes_analysis, check_spec, prepare_chains
+from hiddenpop.nsum.bayes.common import enable_compilation_cache
 from hiddenpop.nsum.specs import BayesSpec, SurveyBayesSpec
+from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command
 
 SavePosteriorOption = Annotated[
@@ -34,9 +38,6 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
            sum_: list[str] | None, ratio: list[str] | None, save_posterior: Path | None, fmt: OutputFormat,
            out: Path | None, quiet: bool) -> None:
     """Fit a Bayesian network scale-up model by NUTS (NumPyro) and report posterior summaries."""
-    from hiddenpop.data.ard import read_ard
-    from hiddenpop.nsum.bayes.analyses import check_spec, prepare_chains
-
     options = project(spec, BayesSpec)
     check_spec(options)
     if not population > 0:
@@ -50,9 +51,6 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
     if not hidden:
         raise ConfigError("no hidden group to estimate: name one with --hidden COLUMN")
     prepare_chains(options)
-    from hiddenpop.nsum.bayes.analyses import bayes_analysis
-    from hiddenpop.nsum.bayes.common import enable_compilation_cache
-    from hiddenpop.provenance import provenance
 
     enable_compilation_cache()
     result = bayes_analysis(ard, options, hidden=hidden, sums=sums or None, ratios=ratios or None, quiet=quiet)

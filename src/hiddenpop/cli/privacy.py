@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from hiddenpop.cli.common import parse_csv_list
 from hiddenpop.errors import ConfigError, PrivacyError
+from hiddenpop.privacy import generate_key
 from hiddenpop.privacy.scanner import DEFAULT_MAX_HITS, compile_patterns, scan_paths
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
     @app.command("keygen")
     def keygen(
         out: Annotated[Path | None, typer.Option("--out", help="key file to create (mode 600); refuses to overwrite")] = None,
     ) -> None:
         """Create a pseudonymisation key (32 random bytes, hex). Keep it out of version control."""
-        from hiddenpop.privacy import generate_key
-
         key = generate_key()
         if out is None:
             sys.stdout.write(key + "\n")
@@ -50,8 +50,6 @@ def register(app: typer.Typer) -> None:
         max_hits: Annotated[int, typer.Option("--max-hits", min=0, help="hits to list after the summary")] = DEFAULT_MAX_HITS,
     ) -> None:
         """Scan outputs for identifier-like strings; exit 1 and list file:line:kind when any is found."""
-        from hiddenpop.cli.common import parse_csv_list
-
         literals = list(literal or [])
         if literal_file is not None:
             if not literal_file.is_file():
@@ -60,8 +58,6 @@ def register(app: typer.Typer) -> None:
         compiled = compile_patterns(parse_csv_list(patterns), literals)
         hits = scan_paths(target, compiled, all_files=all_files)
         if hits:
-            from collections import Counter
-
             files = len({h["file"] for h in hits})
             counts = Counter(str(h["kind"]) for h in hits)
             print(f"privacy scan: {len(hits)} identifier-like string(s) in {files} file(s): "

@@ -9,6 +9,14 @@ from typing import Annotated
 import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, parse_csv_list
+from hiddenpop.data.io import read_table
+from hiddenpop.design.precision import sample_size
+from hiddenpop.errors import ConfigError
+from hiddenpop.privacy import load_key
+from hiddenpop.privacy.keys import KEY_ENV
+from hiddenpop.provenance import provenance
+from hiddenpop.review.proportion import count_reviews, review_estimate
+from hiddenpop.review.sampling import review_sample
 from hiddenpop.review.specs import ReviewEstimateSpec, ReviewSampleSpec, ReviewSizeSpec
 from hiddenpop.specs import typer_command
 
@@ -30,8 +38,6 @@ CountOption = {
 
 def _size(*, spec: ReviewSizeSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Units to review for a share within +/- margin (finite population correction when --population)."""
-    from hiddenpop.design.precision import sample_size
-
     result = sample_size(spec.margin, confidence=spec.confidence, proportion=spec.proportion,
                          population=spec.population, expected_unknown=spec.expected_unknown)
     emit(result.to_dict(), fmt, out, table=result.table, title="review size")
@@ -43,11 +49,6 @@ def _sample(units_file: Path, *, spec: ReviewSampleSpec, unit: str, key_file: Pa
 
     --format csv writes the sampled pseudonyms with their inclusion probabilities.
     """
-    from hiddenpop.data.io import read_table
-    from hiddenpop.privacy import KEY_ENV, load_key
-    from hiddenpop.provenance import provenance
-    from hiddenpop.review.sampling import review_sample
-
     # a key from --key-file or the environment, as every identifier reader; none = input already pseudonymised
     key = load_key(key_file) if key_file is not None or os.environ.get(KEY_ENV) else None
     result = review_sample(read_table(units_file), spec, unit=unit, key=key, source=units_file.name)
@@ -64,14 +65,9 @@ def _estimate(reviews: Path | None = None, *, spec: ReviewEstimateSpec, status: 
 
     With --total, also the number of positive units (total x share) with both uncertainties simulated.
     """
-    from hiddenpop.errors import ConfigError
-    from hiddenpop.provenance import provenance
-    from hiddenpop.review.proportion import count_reviews, review_estimate
-
     if reviews is not None:
         if positive_count is not None or negative_count is not None or unknown_count:
             raise ConfigError("give either a review file or --positive-count/--negative-count, not both")
-        from hiddenpop.data.io import read_table
 
         counts = count_reviews(read_table(reviews), status=status, positive=parse_csv_list(positive),
                                negative=parse_csv_list(negative), unknown=parse_csv_list(unknown), unit=unit,

@@ -1,22 +1,92 @@
 """The one command-line interface: ``hiddenpop <family> <verb> INPUTS [options]``.
 
-Each method family defines its sub-commands in its own ``cli.py``; this module assembles them and turns every
-user-fixable error into one line on stderr with exit code 2 (no traceback). Unexpected errors print only their
-type (never their text, which could quote data) unless ``HIDDENPOP_DEBUG=1``.
+Each family's commands live in their own module of this package; :data:`COMMANDS` names them, and a module is
+imported only when one of its commands runs (``hiddenpop --help`` reads the names and one-line helps from here and
+imports no family). :func:`main` turns every user-fixable error into one line on stderr with exit code 2 (no
+traceback). Unexpected errors print only their type (never their text, which could quote data) unless
+``HIDDENPOP_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from hiddenpop import __version__
 from hiddenpop.errors import HiddenpopError, InternalError
 
+
+@dataclass(frozen=True)
+class Entry:
+    """One top-level command: a group filled by ``register(app)`` of each module, or a single command added to
+    the root by ``register_root(app)`` of its module. ``help`` is what ``hiddenpop --help`` shows (a test checks it
+    against the loaded command's own help)."""
+    help: str
+    modules: tuple[str, ...]
+    group: bool = True
+
+
+#: Every top-level command, in the order ``hiddenpop --help`` lists them.
+COMMANDS: dict[str, Entry] = {
+    "plan": Entry("Recommend an NSUM survey size for a target precision under assumed barrier and transmission "
+                  "effects.", ("hiddenpop.cli.simulate",), group=False),
+    "run": Entry("Run every analysis a study file names and write tables, figures, report.html and "
+                 "manifest.json.", ("hiddenpop.cli.study",), group=False),
+    "demo": Entry("Generate the bundled synthetic study (Study 2's shape), run it end to end and print the "
+                  "headline.", ("hiddenpop.cli.study",), group=False),
+    "nsum": Entry("Network scale-up: degrees, estimators, Bayesian models, diagnostics.",
+                  ("hiddenpop.cli.nsum", "hiddenpop.cli.nsum_bayes")),
+    "capture": Entry("Capture-recapture and multiple systems estimation.",
+                     ("hiddenpop.cli.capture", "hiddenpop.cli.capture_events")),
+    "smallarea": Entry("Municipality-level estimates: direct, pooled, extrapolated.", ("hiddenpop.cli.smallarea",)),
+    "design": Entry("Survey design: sample size, PPS selection, weights.", ("hiddenpop.cli.design",)),
+    "review": Entry("Sample review: sample size and shares with unknowns.", ("hiddenpop.cli.review",)),
+    "cases": Entry("Coded case-file summaries with small-cell suppression.", ("hiddenpop.cli.cases",)),
+    "simulate": Entry("Simulation with known truth: validation grids.", ("hiddenpop.cli.simulate",)),
+    "privacy": Entry("Keys and output scanning.", ("hiddenpop.cli.privacy",)),
+    "datasets": Entry("Bundled public reference datasets: list them, export them.", ("hiddenpop.cli.datasets",)),
+}
+
+
+def build(name: str) -> Any:
+    """The click command for the top-level ``name``, with its modules imported and registered."""
+    entry = COMMANDS[name]
+    holder = typer.Typer(no_args_is_help=True)
+    for module in entry.modules:
+        getattr(import_module(module), "register" if entry.group else "register_root")(holder)
+    if entry.group:
+        command = typer.main.get_group(holder)
+        command.name, command.help = name, entry.help
+        return command
+    return typer.main.get_group(holder).get_command(None, name)
+
+
+class _Listed(typer.core.TyperCommand):
+    """A top-level command as ``hiddenpop --help`` lists it; running it builds the real one first."""
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        return build(self.name).make_context(info_name, args, parent=parent, **extra)
+
+
+class _Root(TyperGroup):
+    """The root group: the commands of :data:`COMMANDS`, built only when invoked."""
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS:
+            return _Listed(name=cmd_name, help=COMMANDS[cmd_name].help, callback=None)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     name="hiddenpop",
+    cls=_Root,
     help="Estimate the size of hidden populations from network scale-up surveys, report logs and lists.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -37,33 +107,21 @@ def _root(
     """hiddenpop command line."""
 
 
-def _group(name: str, help_text: str) -> typer.Typer:
-    group = typer.Typer(no_args_is_help=True)
-    app.add_typer(group, name=name, help=help_text)
-    return group
-
-
-def _register() -> None:
-    """Assemble the families. Heavy libraries (JAX, LightGBM, DuckDB) are imported inside commands only."""
-    from hiddenpop.cli import cases, datasets, design, privacy, review, simulate, smallarea, study
-    from hiddenpop.cli.capture import app as capture_app
-    from hiddenpop.cli.nsum import app as nsum_app
-    from hiddenpop.cli.nsum_bayes import register as register_bayes
-
-    register_bayes(nsum_app)
-    app.add_typer(nsum_app, name="nsum", help="Network scale-up: degrees, estimators, Bayesian models, diagnostics.")
-    app.add_typer(capture_app, name="capture", help="Capture-recapture and multiple systems estimation.")
-    smallarea.register(_group("smallarea", "Municipality-level estimates: direct, pooled, extrapolated."))
-    design.register(_group("design", "Survey design: sample size, PPS selection, weights."))
-    review.register(_group("review", "Sample review: sample size and shares with unknowns."))
-    cases.register(_group("cases", "Coded case-file summaries with small-cell suppression."))
-    simulate.register(_group("simulate", "Simulation with known truth: validation grids."), root=app)
-    privacy.register(_group("privacy", "Keys and output scanning."))
-    datasets.register(_group("datasets", "Bundled public reference datasets: list them, export them."))
-    study.register(app)
-
-
-_register()
+def complete_app() -> typer.Typer:
+    """The whole command line with every module loaded, for documentation and the tests that walk every
+    command (the lazy root would show them only as they are invoked)."""
+    full = typer.Typer(name="hiddenpop", no_args_is_help=True, add_completion=False)
+    full.callback()(_root)
+    for name, entry in COMMANDS.items():
+        if entry.group:
+            group = typer.Typer(no_args_is_help=True)
+            for module in entry.modules:
+                import_module(module).register(group)
+            full.add_typer(group, name=name, help=entry.help)
+        elif name not in {info.name for info in full.registered_commands}:
+            for module in entry.modules:
+                import_module(module).register_root(full)
+    return full
 
 
 def main(argv: list[str] | None = None) -> None:

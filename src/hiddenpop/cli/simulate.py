@@ -18,9 +18,14 @@ from hiddenpop.cli.common import (
     emit,
     parameter,
 )
+from hiddenpop.data.ard import read_known_sizes
 from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
+from hiddenpop.provenance import provenance
+from hiddenpop.simulate.grid import grid_estimates, read_grid, run_grid, write_grid
+from hiddenpop.simulate.plan import plan_analysis
 from hiddenpop.simulate.specs import PlanSpec, StudySimulationSpec
 from hiddenpop.specs import typer_command
+from hiddenpop.study.validation import simulate_study
 
 SchedulerOption = Annotated[
     str,
@@ -32,9 +37,8 @@ SchedulerOption = Annotated[
 ]
 
 
-def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
-    """Add ``simulate`` commands to ``app`` and top-level ``plan`` to ``root``."""
-
+def register(app: typer.Typer) -> None:
+    """Add ``simulate grid`` and ``simulate study`` to ``app``."""
     @app.command("grid")
     def grid_command(
         grid_file: Annotated[Path, typer.Argument(help="grid TOML (see examples/grid/default.toml)")],
@@ -47,9 +51,6 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
         quiet: QuietOption = False,
     ) -> None:
         """Run an estimator x scenario validation grid; write bias, RMSE and coverage tables (CSV/JSON) and PNGs."""
-        from hiddenpop.provenance import provenance
-        from hiddenpop.simulate.grid import grid_estimates, read_grid, run_grid, write_grid
-
         out_dir = check_output_folder(out_dir, protect=[grid_file], force=force, option="--out-dir")
         spec = read_grid(grid_file)
         with counter(f"grid: {spec.n_tasks} simulated datasets", quiet=quiet) as advance:
@@ -72,10 +73,6 @@ def register(app: typer.Typer, root: typer.Typer | None = None) -> None:
                                        trailing=[parameter("scheduler", SchedulerOption, "serial"), *OUTPUT],
                                        command="simulate study"))
 
-    if root is not None:
-        inputs = [parameter("known", KnownOption, None), parameter("scheduler", SchedulerOption, "serial")]
-        root.command("plan")(typer_command(PlanSpec, _plan, trailing=[*inputs, *OUTPUT], command="plan"))
-
 
 KnownOption = Annotated[Path | None, typer.Option("--known", help="known sizes CSV (group,size); default: the "
                                                   "synthetic national survey's occupations")]
@@ -84,8 +81,6 @@ KnownOption = Annotated[Path | None, typer.Option("--known", help="known sizes C
 def _study(*, spec: StudySimulationSpec, scheduler: str, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Run the whole study pipeline on synthetic countries with known truth: headline bias and coverage for
     victims, traffickers and their ratio, per scenario (docs/validation.md)."""
-    from hiddenpop.study.validation import simulate_study
-
     total = len(spec.scenario) * spec.countries
     with counter(f"simulate study: {total} synthetic countries", quiet=quiet) as advance:
         result = simulate_study(spec, scheduler=scheduler, progress=advance)
@@ -98,15 +93,17 @@ def _study(*, spec: StudySimulationSpec, scheduler: str, fmt: OutputFormat, out:
 def _plan(*, spec: PlanSpec, known: Path | None, scheduler: str, fmt: OutputFormat, out: Path | None,
           quiet: bool) -> None:
     """Recommend an NSUM survey size for a target precision under assumed barrier and transmission effects."""
-    from hiddenpop.simulate.plan import plan_analysis
-
     known_map = None
     if known is not None:
-        from hiddenpop.data.ard import read_known_sizes
-
         known_sizes, _ = read_known_sizes(known)
         known_map = {str(k): float(v) for k, v in known_sizes.items()}
     result = plan_analysis(spec, known_sizes=known_map, scheduler=scheduler)
     columns = ["n_respondents", "estimate", "relative_bias", "relative_rmse", "coverage", "meets_target"]
     table = result.table[columns].rename(columns={"estimate": "relative_half_width"})
     emit(result.to_dict(), fmt, out, table=table, title=f"survey size for +/-{spec.target:g} (relative half-width)")
+
+
+def register_root(app: typer.Typer) -> None:
+    """Add the top-level ``plan`` to ``app``."""
+    inputs = [parameter("known", KnownOption, None), parameter("scheduler", SchedulerOption, "serial")]
+    app.command("plan")(typer_command(PlanSpec, _plan, trailing=[*inputs, *OUTPUT], command="plan"))

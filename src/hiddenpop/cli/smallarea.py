@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from hiddenpop.cli.common import (
@@ -25,8 +26,15 @@ from hiddenpop.cli.common import (
     parse_csv_list,
     status,
 )
+from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError
-from hiddenpop.outputs import check_output_folder, list_files, write_output_folder
+from hiddenpop.outputs import atomic_write_text, check_output_folder, dumps, list_files, write_output_folder
+from hiddenpop.provenance import provenance
+from hiddenpop.simulate.country import country_files, synthetic_country
+from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
+from hiddenpop.smallarea.areas import read_areas
+from hiddenpop.smallarea.direct import direct_analysis
+from hiddenpop.smallarea.maps import choropleth_html
 from hiddenpop.smallarea.specs import DirectSpec, ExtrapolateSpec, PoolSpec
 from hiddenpop.specs import typer_command
 
@@ -68,7 +76,6 @@ def _national(value: str | None) -> tuple[float, float, float] | None:
 
 def _read(areas_path, id_, target, target_se, population, region, name, streams, adjacency, geometry,
           geometry_key, impute):
-    from hiddenpop.smallarea.areas import read_areas
 
     return read_areas(
         areas_path, id=id_, target=target, target_se=target_se, population=population, region=region, name=name,
@@ -78,10 +85,7 @@ def _read(areas_path, id_, target, target_se, population, region, name, streams,
 
 def _write_folder(out_dir: Path, result, areas, command: str, force: bool) -> None:
     """The result as files: result.json, areas.csv, importance.csv, cv.csv and the map when there is geometry."""
-    import pandas as pd
 
-    from hiddenpop.outputs import atomic_write_text, dumps
-    from hiddenpop.smallarea.maps import choropleth_html
 
     def csv(frame) -> str:
         return pd.DataFrame(frame).to_csv(index=False, lineterminator="\n")
@@ -104,13 +108,10 @@ def _write_folder(out_dir: Path, result, areas, command: str, force: bool) -> No
 
 def _area_command(command: str):
     """The run function of ``pool`` or ``extrapolate``: read, check the output folder, call the analysis, emit."""
-
     def run(areas_path: Path, *, spec, id_: str, target: str, target_se: str | None, population: str | None,
             region: str | None, name: str | None, streams: Path | None, adjacency: Path | None,
             geometry: Path | None, geometry_key: str | None, national: str | None, fmt: OutputFormat,
             out: Path | None, out_dir: Path | None, force: bool, quiet: bool) -> None:
-        from hiddenpop.provenance import provenance
-        from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
 
         inputs = [p for p in (areas_path, streams, adjacency, geometry) if p is not None]
         if out is not None and out_dir is not None:
@@ -167,10 +168,6 @@ def _direct(survey: Path, *, spec: DirectSpec, area: str, hidden: str, known_col
             household_size: str, weights: str | None, strata: str | None, fmt: OutputFormat, out: Path | None,
             quiet: bool) -> None:
     """Direct prevalence per surveyed area, known-group sizes from household rosters, bootstrap intervals."""
-    from hiddenpop.data.io import read_table
-    from hiddenpop.provenance import provenance
-    from hiddenpop.smallarea.direct import direct_analysis
-
     result = direct_analysis(read_table(survey), spec, area=area, hidden=hidden,
                              known=parse_csv_list(known_columns), roster=parse_csv_list(roster),
                              household_size=household_size, weights=weights, strata=strata, source=survey.name)
@@ -180,7 +177,6 @@ def _direct(survey: Path, *, spec: DirectSpec, area: str, hidden: str, known_col
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
-
     app.command("direct")(typer_command(DirectSpec, _direct, leading=[parameter("survey", SurveyArgument)],
                                         trailing=[*DIRECT_INPUTS, *OUTPUT], command="direct"))
     app.command("pool")(typer_command(PoolSpec, _area_command("pool"), leading=_AREA_INPUTS,
@@ -199,9 +195,6 @@ def register(app: typer.Typer) -> None:
         force: ForceOption = False,
     ) -> None:
         """Write a synthetic country (areas, survey, streams, adjacency, geometry, truth) and its direct estimates."""
-        from hiddenpop.outputs import atomic_write_text
-        from hiddenpop.simulate.country import country_files, synthetic_country
-
         out = check_output_folder(out, force=force, option="OUT")
         country = synthetic_country(n_rows=areas_rows, n_cols=areas_cols, n_surveyed=surveyed,
                                     respondents_per_area=respondents, seed=seed)

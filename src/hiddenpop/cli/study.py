@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hiddenpop.cli.common import ForceOption, QuietOption
+from hiddenpop.cli.common import ForceOption, QuietOption, dumps, render_table
+from hiddenpop.formatting import format_interval, format_value, kind_for
+from hiddenpop.study.demo import run_demo
+from hiddenpop.study.runner import run_study
+from hiddenpop.study.schema import load_study
 
 
 def _progress(quiet: bool):
@@ -21,7 +26,6 @@ def _progress(quiet: bool):
 
 def _exit_on_terminate() -> None:
     """Turn SIGTERM into a normal exit so the runner removes its partial folder (as it does on Ctrl-C)."""
-    import signal
 
     def handler(signum, frame):
         raise SystemExit(128 + signum)
@@ -30,8 +34,6 @@ def _exit_on_terminate() -> None:
 
 
 def _print_outcome(outcome, as_json: bool) -> None:
-    from hiddenpop.cli.common import dumps, render_table
-
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
     headline = outcome.headline
@@ -41,7 +43,6 @@ def _print_outcome(outcome, as_json: bool) -> None:
                                 "analyses": {n: r.status for n, r in outcome.results.items()},
                                 "warnings": outcome.manifest["warnings"]}))
         return
-    from hiddenpop.formatting import format_interval, format_value, kind_for
 
     shown = headline[["label"]].rename(columns={"label": "quantity"}).copy()
     kinds = [kind_for("estimate", unit) for unit in headline["unit"]]
@@ -61,9 +62,8 @@ def _print_outcome(outcome, as_json: bool) -> None:
     sys.stdout.write(" (also report.pdf and summary.docx)\n" if (outcome.folder / "report.pdf").is_file() else "\n")
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``run`` and ``demo`` to the root app."""
-
+def register_root(app: typer.Typer) -> None:
+    """Add the top-level ``run`` and ``demo`` to ``app``."""
     @app.command("run")
     def run(
         study_file: Annotated[Path, typer.Argument(help="the study file (study.toml)")],
@@ -74,9 +74,6 @@ def register(app: typer.Typer) -> None:
         force: ForceOption = False,
     ) -> None:
         """Run every analysis a study file names and write tables, figures, report.html and manifest.json."""
-        from hiddenpop.study.runner import run_study
-        from hiddenpop.study.schema import load_study
-
         study = load_study(study_file)
         _exit_on_terminate()
         outcome = run_study(study, out, progress=_progress(quiet), force=force)
@@ -93,8 +90,6 @@ def register(app: typer.Typer) -> None:
         force: ForceOption = False,
     ) -> None:
         """Generate the bundled synthetic study (Study 2's shape), run it end to end and print the headline."""
-        from hiddenpop.study.demo import run_demo
-
         _exit_on_terminate()
         outcome = run_demo(out, seed=seed, profile="quick" if quick else "full", progress=_progress(quiet),
                            force=force)

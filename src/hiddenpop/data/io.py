@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -170,10 +171,12 @@ def read_table(path: str | Path, *, sheet: str | int | None = None, as_text: boo
             frame = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, engine="openpyxl",
                                   **_text_options(as_text))
         elif suffix in (".sav", ".zsav"):
+            # pyreadstat is loaded only when this runs: importing it costs start-up time
             import pyreadstat
 
             frame, _meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
         else:  # .dta
+            # pyreadstat is loaded only when this runs: importing it costs start-up time
             import pyreadstat
 
             frame, _meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
@@ -201,7 +204,6 @@ def read_toml(path: str | Path, *, what: str, missing_fix: str = "check the path
               syntax_fix: str = "fix the syntax at that line") -> dict:
     """A TOML file (a study, a grid, a streams file) as a dict; a missing file, invalid TOML or text that is not
     UTF-8 is one :class:`ConfigError` naming the file and the fix. A leading byte-order mark is accepted."""
-    import tomllib
 
     path = Path(path)
     if not path.is_file():

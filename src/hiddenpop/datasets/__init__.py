@@ -22,6 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from hiddenpop.data.io import file_sha256
 from hiddenpop.errors import ConfigError
 
 __all__ = ["info", "list", "load", "path", "verify"]
@@ -46,8 +49,6 @@ def _entry(name: str) -> dict[str, str]:
 
 def list() -> Any:
     """The registry as a DataFrame: name, file, family, format, description, source, licence, sha256."""
-    import pandas as pd
-
     return pd.DataFrame(_registry().values())
 
 
@@ -63,13 +64,9 @@ def path(name: str) -> Path:
 
 def load(name: str) -> Any:
     """The dataset as a pandas DataFrame, read as the reference tests read it (missing cells as NaN)."""
-    import pandas as pd
-
     return pd.read_csv(path(name))
 
 
 def verify(name: str) -> bool:
     """True when the bundled file's bytes still have the SHA-256 the registry records."""
-    from hiddenpop.data.io import file_sha256
-
     return file_sha256(path(name)) == _entry(name)["sha256"]

@@ -32,9 +32,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from hiddenpop.design.specs import SampleSizeSpec
+from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 
@@ -44,7 +44,7 @@ METHOD = "normal approximation (Cochran)"
 def z_value(confidence: float) -> float:
     """Two-sided standard normal quantile ``z_{1 - alpha/2}`` for ``confidence = 1 - alpha``."""
     _check_open_unit("confidence", confidence)
-    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+    return two_sided_z(confidence)
 
 
 def _check_open_unit(name: str, value: float) -> None:

@@ -13,6 +13,7 @@ The Bayesian models live in :mod:`hiddenpop.nsum.bayes`.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 # Light modules load eagerly; the estimators load on first use, so ``hiddenpop --help`` and the other families' commands do not pay for
@@ -33,8 +34,6 @@ __all__ = sorted([*_EXPORTS, "Adjustments", "Degree", "bayes", "degree", "degree
 
 
 def __getattr__(name: str) -> Any:
-    import importlib
-
     if name == "bayes":
         return importlib.import_module("hiddenpop.nsum.bayes")
     if name in _EXPORTS:

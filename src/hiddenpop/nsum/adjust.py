@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from hiddenpop import distributions
 from hiddenpop.errors import ConfigError
 
 __all__ = ["FACTORS", "Adjustments", "Beta", "Declared", "Fixed", "LogNormal", "as_adjustments",
@@ -79,16 +80,13 @@ class Fixed:
 
 
 class _Continuous:
-    """Quantiles and tail probabilities from the matching scipy distribution (loaded only when asked for)."""
-
-    def frozen(self) -> Any:
-        raise NotImplementedError
+    """A factor drawn from a continuous distribution: its quantiles and upper tail."""
 
     def quantiles(self, probabilities: Sequence[float]) -> np.ndarray:
-        return np.asarray(self.frozen().ppf(probabilities), dtype=float)
+        raise NotImplementedError
 
     def probability_above(self, threshold: float) -> float:
-        return float(self.frozen().sf(threshold))
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -110,12 +108,11 @@ class Beta(_Continuous):
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.beta(self.a, self.b, size)
 
-    def frozen(self) -> Any:
-        from scipy import (
-            stats,  # scipy.stats costs a third of a second; the command line's help must not pay it
-        )
+    def quantiles(self, probabilities: Sequence[float]) -> np.ndarray:
+        return np.asarray(distributions.beta_quantile(np.asarray(probabilities, dtype=float), self.a, self.b))
 
-        return stats.beta(self.a, self.b)
+    def probability_above(self, threshold: float) -> float:
+        return distributions.beta_sf(threshold, self.a, self.b)
 
     @property
     def text(self) -> str:
@@ -136,10 +133,12 @@ class LogNormal(_Continuous):
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return self.median * np.exp(self.sdlog * rng.standard_normal(size))
 
-    def frozen(self) -> Any:
-        from scipy import stats  # as in Beta.frozen
+    def quantiles(self, probabilities: Sequence[float]) -> np.ndarray:
+        return np.asarray(distributions.lognormal_quantile(np.asarray(probabilities, dtype=float), self.median,
+                                                           self.sdlog))
 
-        return stats.lognorm(s=self.sdlog, scale=self.median)
+    def probability_above(self, threshold: float) -> float:
+        return distributions.lognormal_sf(threshold, self.median, self.sdlog)
 
     @property
     def text(self) -> str:

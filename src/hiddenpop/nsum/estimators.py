@@ -50,10 +50,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hiddenpop.data.ard import ARD
 from hiddenpop.design.replicate import rescaled_bootstrap
+from hiddenpop.distributions import normal_quantile
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.nsum.adjust import FACTORS, Adjustments, as_adjustments
 from hiddenpop.nsum.degrees import Degree, degree, degree_summary
@@ -265,7 +265,7 @@ def estimate(
         if ard.psu is None:
             notes.append("no PSU column: each respondent is treated as its own PSU in the bootstrap")
     alpha = 1.0 - level
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+    z = float(normal_quantile(1.0 - alpha / 2.0))
     rows: list[dict[str, Any]] = []
     replicate_frames: dict[str, pd.DataFrame] = {}
     mos_cache: dict = {}

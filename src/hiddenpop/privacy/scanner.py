@@ -9,7 +9,10 @@ IP-like patterns by chance): PNG text chunks (tEXt, zTXt, iTXt), Parquet tables 
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import struct
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,8 +54,6 @@ def compile_patterns(kinds: Iterable[str], literals: Iterable[str] = ()) -> list
 
 def _is_ipv6(text: bytes) -> bool:
     """Times (23:59:59) and minified code (a:b:c) match the loose pattern; keep only real IPv6 addresses."""
-    import ipaddress
-
     try:
         ipaddress.IPv6Address(text.decode("ascii"))
     except ValueError:
@@ -92,9 +93,6 @@ def scan_bytes(data: bytes, patterns: list[tuple[str, re.Pattern[bytes]]]) -> li
 
 def _png_text(data: bytes) -> bytes:
     """The text chunks of a PNG (tEXt, zTXt, iTXt), one per line; pixels are compressed bytes, not text."""
-    import struct
-    import zlib
-
     texts = []
     position = len(PNG_MAGIC)
     while position + 8 <= len(data):
@@ -122,6 +120,7 @@ def _png_text(data: bytes) -> bytes:
 
 def _parquet_text(path: Path) -> bytes:
     """A Parquet file's table (and schema metadata) as CSV text: its pages are compressed, not text."""
+    # Arrow is loaded only when this runs: importing it costs start-up time
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)

@@ -40,18 +40,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy.optimize import brentq
 
 from hiddenpop.data.io import missing_column
+from hiddenpop.distributions import beta_quantile, normal_cdf, two_sided_z
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 from hiddenpop.review.specs import ReviewEstimateSpec
+from hiddenpop.specs import to_dict
 
 
 def _z(level: float) -> float:
     if not (0.0 < level < 1.0):
         raise ConfigError(f"confidence level must be strictly between 0 and 1 (got {level!r})")
-    return float(stats.norm.ppf(0.5 + level / 2.0))
+    return two_sided_z(level)
 
 
 def _check_counts(x: int, n: int) -> None:
@@ -79,8 +81,8 @@ def clopper_pearson_interval(x: int, n: int, level: float = 0.95) -> tuple[float
         return math.nan, math.nan
     alpha = 1.0 - level
     _z(level)
-    lower = 0.0 if x == 0 else float(stats.beta.ppf(alpha / 2.0, x, n - x + 1))
-    upper = 1.0 if x == n else float(stats.beta.ppf(1.0 - alpha / 2.0, x + 1, n - x))
+    lower = 0.0 if x == 0 else float(beta_quantile(alpha / 2.0, x, n - x + 1))
+    upper = 1.0 if x == n else float(beta_quantile(1.0 - alpha / 2.0, x + 1, n - x))
     return lower, upper
 
 
@@ -96,7 +98,6 @@ def imbens_manski_interval(positive: int, unknown: int, n: int, level: float = 0
     the one-sided ``z`` as they separate. Normal approximation, so use it only with several positives and
     negatives; clipped to [0, 1].
     """
-    from scipy.optimize import brentq
 
     _z(level)
     lower_share, upper_share = positive / n, (positive + unknown) / n
@@ -106,7 +107,7 @@ def imbens_manski_interval(positive: int, unknown: int, n: int, level: float = 0
     if scale == 0:
         return lower_share, upper_share
     gap = (upper_share - lower_share) / scale
-    c = brentq(lambda c: stats.norm.cdf(c + gap) - stats.norm.cdf(-c) - level, 0.0, 10.0)
+    c = brentq(lambda c: normal_cdf(c + gap) - normal_cdf(-c) - level, 0.0, 10.0)
     return max(0.0, lower_share - c * se_lower), min(1.0, upper_share + c * se_upper)
 
 
@@ -402,7 +403,6 @@ def count_reviews(
 def review_estimate(positive: int, negative: int, unknown: int, spec: ReviewEstimateSpec) -> Estimates:
     """The share (:func:`estimate_share`), or with ``spec.total`` the number of positive units in that total
     (:func:`combine_with_total`); the command line calls this."""
-    from hiddenpop.specs import to_dict
 
     if spec.total is None:
         if spec.total_se is not None or spec.total_lower is not None or spec.total_upper is not None:

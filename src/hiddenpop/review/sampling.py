@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.data.io import missing_column
+from hiddenpop.design.precision import sample_size
 from hiddenpop.errors import ConfigError, DataError, PrivacyError, locate
 from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser
 from hiddenpop.results import Estimates
@@ -109,7 +110,6 @@ def review_sample(data: pd.DataFrame, spec: ReviewSampleSpec, *, unit: str, key:
                   source: str | None = None) -> Estimates:
     """:func:`sample_units` of ``spec.n`` units, or of the number ``spec.margin`` needs (with the finite population
     correction over the distinct units of the file)."""
-    from hiddenpop.design.precision import sample_size
 
     if (spec.n is None) == (spec.margin is None):
         raise ConfigError("give exactly one of --n or --margin")

@@ -167,8 +167,32 @@ def simulate_ard_arrays(
 ) -> SimulatedArrays:
     """The arrays behind :func:`simulate_ard`, without building tables (fast, for simulation studies).
 
-    Same arguments and same random stream as :func:`simulate_ard`: with the same seed, ``counts`` equals the
-    group columns of ``simulate_ard(...).frame``.
+    Same random stream as :func:`simulate_ard`: with the same seed, ``counts`` equals the group columns of
+    ``simulate_ard(...).frame``.
+
+    Parameters
+    ----------
+    known_sizes, hidden_sizes:
+        True sizes N_k of the known and hidden groups.
+    population:
+        Total population N.
+    n_respondents, n_strata, n_psu:
+        Sample size and design. ``n_psu`` must be a multiple of ``n_strata`` and divide ``n_respondents``;
+        ``None`` means every respondent is their own PSU (no clustering).
+    degree_mu, degree_sigma:
+        Log-normal degree parameters (Maltiel et al.'s prior range is mu in (3, 8), sigma in (0.25, 2)).
+    barrier_rho:
+        Beta dispersion rho_k in (0, 1) for every group (a number) or per group (a mapping); ``None`` = random
+        mixing.
+    transmission:
+        tau_k in (0, 1] for hidden groups (a number for all or a mapping); ``None`` = perfect transmission.
+    psu_sd, stratum_degree_sd:
+        Cluster heterogeneity of hidden-group exposure and stratum shifts of mean log-degree.
+    extra_groups:
+        Further groups answered by respondents (e.g. child age bands with their sizes) that are neither known
+        nor hidden in the returned ARD; they appear in ``frame`` and in ``truth.settings['extra_groups']``.
+    seed:
+        Seed for ``numpy.random.default_rng``; same seed, same survey.
 
     """
     rng = np.random.default_rng(seed)
@@ -273,62 +297,15 @@ def simulate_ard(
     hidden_sizes: Mapping[str, float],
     population: float,
     *,
-    n_respondents: int = 1_000,
-    degree_mu: float = 5.0,
-    degree_sigma: float = 0.8,
-    barrier_rho: float | Mapping[str, float] | None = None,
-    transmission: float | Mapping[str, float] | None = None,
-    n_strata: int = 1,
-    n_psu: int | None = None,
-    psu_sd: float = 0.0,
-    stratum_degree_sd: float = 0.0,
-    design_weights: bool = True,
-    extra_groups: Mapping[str, float] | None = None,
     seed: int,
+    **design: Any,
 ) -> SimulatedARD:
     """Draw an ARD survey with known truth (see the module docstring for the model).
 
-    Parameters
-    ----------
-    known_sizes, hidden_sizes:
-        True sizes N_k of the known and hidden groups.
-    population:
-        Total population N.
-    n_respondents, n_strata, n_psu:
-        Sample size and design. ``n_psu`` must be a multiple of ``n_strata`` and divide ``n_respondents``;
-        ``None`` means every respondent is their own PSU (no clustering).
-    degree_mu, degree_sigma:
-        Log-normal degree parameters (Maltiel et al.'s prior range is mu in (3, 8), sigma in (0.25, 2)).
-    barrier_rho:
-        Beta dispersion rho_k in (0, 1) for every group (a number) or per group (a mapping); ``None`` = random
-        mixing.
-    transmission:
-        tau_k in (0, 1] for hidden groups (a number for all or a mapping); ``None`` = perfect transmission.
-    psu_sd, stratum_degree_sd:
-        Cluster heterogeneity of hidden-group exposure and stratum shifts of mean log-degree.
-    extra_groups:
-        Further groups answered by respondents (e.g. child age bands with their sizes) that are neither known
-        nor hidden in the returned ARD; they appear in ``frame`` and in ``truth.settings['extra_groups']``.
-    seed:
-        Seed for ``numpy.random.default_rng``; same seed, same survey.
+    ``design`` takes the keywords of :func:`simulate_ard_arrays` (sample size, strata and PSUs, degree
+    distribution, barrier and transmission effects, extra groups), described there; same seed, same survey.
     """
-    arrays = simulate_ard_arrays(
-        known_sizes,
-        hidden_sizes,
-        population,
-        n_respondents=n_respondents,
-        degree_mu=degree_mu,
-        degree_sigma=degree_sigma,
-        barrier_rho=barrier_rho,
-        transmission=transmission,
-        n_strata=n_strata,
-        n_psu=n_psu,
-        psu_sd=psu_sd,
-        stratum_degree_sd=stratum_degree_sd,
-        design_weights=design_weights,
-        extra_groups=extra_groups,
-        seed=seed,
-    )
+    arrays = simulate_ard_arrays(known_sizes, hidden_sizes, population, seed=seed, **design)
     frame = arrays.frame()
     known = arrays.truth.known_sizes
     known_table = pd.DataFrame({"group": list(known.index), "size": list(known.to_numpy())})
@@ -337,8 +314,8 @@ def simulate_ard(
         known=known_table,
         population=population,
         hidden=arrays.hidden,
-        weights="weight" if design_weights else None,
-        strata="stratum" if n_strata > 1 else None,
+        weights="weight" if arrays.design_weights else None,
+        strata="stratum" if arrays.truth.settings["n_strata"] > 1 else None,
         psu="psu" if arrays.clustered else None,
         id_column="respondent",
         source="simulated survey",

@@ -21,11 +21,14 @@ Everything is driven by one ``numpy.random.Generator`` seeded with ``seed``: sam
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from hiddenpop.smallarea.direct import direct_estimates
 
 #: Occupation groups asked about in study 2, with their national share of the population.
 OCCUPATION_SHARES: dict[str, float] = {
@@ -304,7 +307,6 @@ def areas_with_direct_rates(country: SyntheticCountry, *, seed: int) -> tuple[pd
     """The country's area table with the direct rate and its standard error of each surveyed area
     (``direct_rate``, ``direct_se``; empty elsewhere), and the direct estimates themselves
     (:func:`hiddenpop.smallarea.direct.direct_estimates`, with the national row)."""
-    from hiddenpop.smallarea.direct import direct_estimates
 
     direct = direct_estimates(country.survey, area="area_id", hidden="know_hidden", known=country.known_columns,
                               roster=country.roster_columns, household_size="household_size", weight="weight",
@@ -318,7 +320,6 @@ def areas_with_direct_rates(country: SyntheticCountry, *, seed: int) -> tuple[pd
 def country_files(country: SyntheticCountry, *, seed: int) -> tuple[dict[str, str], pd.Series]:
     """The files of a synthetic country as text (areas with their direct rates, survey, truth, adjacency, streams,
     geometry) and the direct national estimate (a row of :func:`hiddenpop.smallarea.direct.direct_estimates`)."""
-    import json
 
     areas, direct = areas_with_direct_rates(country, seed=seed)
     files = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.spatial import Delaunay, cKDTree
 
 __all__ = ["feature_collection", "voronoi_cells"]
 
@@ -36,8 +37,6 @@ def _clip(polygon: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
 def voronoi_cells(points: np.ndarray, box: tuple[float, float, float, float]) -> list[np.ndarray]:
     """The Voronoi cell of each point inside ``box = (west, south, east, north)`` as an array of vertices,
     counter-clockwise, first vertex not repeated. Points must be distinct and inside the box."""
-    from scipy.spatial import Delaunay, cKDTree
-
     points = np.asarray(points, dtype=float)
     west, south, east, north = box
     if not ((points[:, 0] > west) & (points[:, 0] < east) & (points[:, 1] > south) & (points[:, 1] < north)).all():

@@ -48,10 +48,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hiddenpop import nsum
+from hiddenpop.capture.closed.models import fit_closed, parse_model
+from hiddenpop.capture.core.histories import Histories
+from hiddenpop.data.io import read_toml
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text, dumps
 from hiddenpop.parallel import SERIAL, map_replicates, spawn_seeds
 from hiddenpop.results import Estimates
+from hiddenpop.simulate.ard import simulate_ard
 
 FAMILIES = ("nsum", "capture")
 
@@ -213,8 +218,6 @@ def _family_grid(family: str, table: Mapping[str, Any], source: str) -> FamilyGr
         if any(not 0 < s < fixed["population"] for s in sizes):
             raise ConfigError(f"{_where(source, family)}every group size must be positive and below population")
     else:
-        from hiddenpop.capture.closed.models import parse_model
-
         for name in fixed["estimators"]:
             try:
                 parse_model(str(name))
@@ -282,7 +285,6 @@ def parse_grid(config: Mapping[str, Any], source: str = "grid") -> GridSpec:
 
 def read_grid(path: str | Path) -> GridSpec:
     """Read and validate a grid TOML file (errors name the file and section)."""
-    from hiddenpop.data.io import read_toml
 
     config = read_toml(path, what="grid file", syntax_fix="see examples/grid/default.toml")
     return parse_grid(config, source=Path(path).name)
@@ -323,8 +325,6 @@ def simulate_closed_population(
 # ---------------------------------------------------------------------------------------------------- replicates
 def _nsum_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]) -> list[dict[str, Any]]:
     """One simulated survey, every NSUM estimator with its bootstrap interval."""
-    from hiddenpop import nsum
-    from hiddenpop.simulate.ard import simulate_ard
 
     params, fixed, level, replicate, seed = task
     n_psu = params["n_respondents"] // params["per_psu"]
@@ -367,8 +367,6 @@ def _nsum_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]
 
 def _capture_replicate(task: tuple[dict[str, Any], dict[str, Any], float, int, int]) -> list[dict[str, Any]]:
     """One simulated closed population, every requested closed model with its log-transformed interval."""
-    from hiddenpop.capture.closed.models import fit_closed
-    from hiddenpop.capture.core.histories import Histories
 
     params, fixed, level, replicate, seed = task
     caught = simulate_closed_population(
@@ -520,9 +518,11 @@ def run_grid(
 # ---------------------------------------------------------------------------------------------------- outputs
 def plot_grid(summary: pd.DataFrame, family: str, path: str | Path) -> Path:
     """Dot plots of relative bias and coverage (with a Monte Carlo band) per scenario and estimator (PNG)."""
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib.pyplot as plt
 
     data = summary[summary["family"] == family]

@@ -32,14 +32,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hiddenpop import nsum
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.parallel import SERIAL, map_replicates, spawn_seeds
 from hiddenpop.results import Estimates
+from hiddenpop.simulate.ard import NATIONAL_POPULATION, OCCUPATION_SIZES, simulate_ard
 from hiddenpop.simulate.specs import PlanSpec
+from hiddenpop.specs import to_dict
 
 
 def _plan_replicate(task: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
-
     settings, n, seed = task
     failed = {"n_respondents": n, "estimate": math.nan, "lower": math.nan, "upper": math.nan}
     try:
@@ -50,9 +52,6 @@ def _plan_replicate(task: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
 
 
 def _plan_estimate(settings: dict[str, Any], n: int, seed: int) -> dict[str, Any]:
-    from hiddenpop import nsum
-    from hiddenpop.simulate.ard import simulate_ard
-
     sim = simulate_ard(
         settings["known_sizes"],
         {"hidden": settings["hidden_size"]},
@@ -224,8 +223,6 @@ def plan_analysis(spec: PlanSpec, *, known_sizes: Mapping[str, float] | None = N
                   scheduler: str | None = SERIAL) -> Estimates:
     """:func:`plan_survey_size` with a spec's options (known groups and population default to the synthetic
     national survey's); the recommendation is the first note."""
-    from hiddenpop.simulate.ard import NATIONAL_POPULATION, OCCUPATION_SIZES
-    from hiddenpop.specs import to_dict
 
     result = plan_survey_size(
         target=spec.target, hidden_size=spec.hidden_size,

@@ -89,6 +89,7 @@ class ReportStream:
 
     def frame(self) -> pd.DataFrame:
         """The report rows as a DataFrame (report_id, time, ip, country, category), exactly as written."""
+        # DuckDB is loaded only when this runs: importing it costs start-up time
         import duckdb
 
         con = duckdb.connect()
@@ -99,6 +100,7 @@ class ReportStream:
 
     def write(self, path: str | Path, *, fmt: str | None = None, files: int = 1) -> list[Path]:
         """Write the rows to CSV or Parquet (via DuckDB, fast for millions of rows); returns the paths."""
+        # DuckDB is loaded only when this runs: importing it costs start-up time
         import duckdb
 
         path = Path(path)

@@ -23,7 +23,9 @@ import pandas as pd
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.areas import AreaTable
+from hiddenpop.smallarea.extrapolate import extrapolate
 from hiddenpop.smallarea.national import calibrate, national_consistency
+from hiddenpop.smallarea.pooling import PooledModel, cross_validate_pooled
 from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
 from hiddenpop.specs import to_dict
 
@@ -42,8 +44,6 @@ def _quiet(_: str) -> None:
 
 
 def _pooled_model(spec: PoolSpec | ExtrapolateSpec):
-    from hiddenpop.smallarea.pooling import PooledModel
-
     if isinstance(spec, PoolSpec):
         return PooledModel(spatial=spec.spatial, level=spec.level, engine=spec.engine, warmup=spec.warmup,
                            draws=spec.draws, chains=spec.chains, seed=spec.seed,
@@ -54,8 +54,6 @@ def _pooled_model(spec: PoolSpec | ExtrapolateSpec):
 def pool_analysis(areas: AreaTable, spec: PoolSpec, *, national: National | None = None,
                   progress: Progress = _quiet) -> Estimates:
     """Partially pooled estimates for every area, cross-validated when ``spec.cv``, compared with ``national``."""
-    from hiddenpop.smallarea.pooling import cross_validate_pooled
-
     model = _pooled_model(spec)
     progress("fitting the pooled model")
     result = model.fit(areas)
@@ -72,9 +70,6 @@ def extrapolate_analysis(areas: AreaTable, spec: ExtrapolateSpec, *, national: N
                          progress: Progress = _quiet) -> Estimates:
     """LightGBM and ridge compared by grouped CV, the chosen learner's estimates for every area with conformal
     intervals, the pooled model in the CV table when ``spec.compare_pooled``, compared with ``national``."""
-    from hiddenpop.smallarea.extrapolate import extrapolate
-    from hiddenpop.smallarea.pooling import cross_validate_pooled
-
     progress("tuning and cross-validating LightGBM and ridge")
     result = extrapolate(areas, model=spec.model, level=spec.level, folds=spec.folds, repeats=spec.repeats,
                          seed=spec.seed)

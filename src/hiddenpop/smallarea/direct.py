@@ -49,9 +49,11 @@ import pandas as pd
 
 from hiddenpop.data.ard import ARD, numeric_counts
 from hiddenpop.design.replicate import rescaled_bootstrap
+from hiddenpop.distributions import normal_cdf, normal_quantile
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.specs import DirectSpec
+from hiddenpop.specs import to_dict
 
 METHOD = "direct (roster scale-up)"
 
@@ -66,10 +68,9 @@ def _bca_interval(boot: np.ndarray, point: np.ndarray, jackknife: list[np.ndarra
     the replicate quantiles at ``Phi(z0 + (z0 + z) / (1 - a (z0 + z)))`` for ``z = Phi^-1(alpha/2), Phi^-1(1-alpha/2)``.
     Areas with undefined ingredients (an estimate of 0, fewer than 3 households, ties) fall back to percentiles.
     """
-    from scipy.stats import norm
 
     alpha = 1.0 - level
-    z = norm.ppf([alpha / 2, 1 - alpha / 2])
+    z = normal_quantile(np.array([alpha / 2, 1 - alpha / 2]))
     lower = np.full(point.size, np.nan)
     upper = np.full(point.size, np.nan)
     for i in range(point.size):
@@ -82,9 +83,9 @@ def _bca_interval(boot: np.ndarray, point: np.ndarray, jackknife: list[np.ndarra
         d = jackknife[i].mean() - jackknife[i] if jackknife[i].size >= 3 else np.zeros(0)
         spread = float(np.sum(d**2))
         if 0 < share < 1 and spread > 0 and np.all(np.isfinite(d)):
-            z0 = norm.ppf(share)
+            z0 = normal_quantile(share)
             accel = float(np.sum(d**3)) / (6.0 * spread**1.5)
-            probs = norm.cdf(z0 + (z0 + z) / (1.0 - accel * (z0 + z)))
+            probs = normal_cdf(z0 + (z0 + z) / (1.0 - accel * (z0 + z)))
         lower[i], upper[i] = np.quantile(column, probs)
     return lower, upper
 
@@ -385,7 +386,6 @@ def direct_analysis(survey: pd.DataFrame, spec: DirectSpec, *, area: str, hidden
                     strata: str | None = None, source: str = "survey") -> Estimates:
     """:func:`direct_estimates` with a spec's options; ``tables["areas"]`` is the published per-area table (the
     national ratio estimate stays among the estimates, as quantity ``national prevalence``)."""
-    from hiddenpop.specs import to_dict
 
     result = direct_estimates(survey, area=area, hidden=hidden, known=known, roster=roster,
                               household_size=household_size, weight=weights, strata=strata, level=spec.level,

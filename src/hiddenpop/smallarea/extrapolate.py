@@ -56,7 +56,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
+from hiddenpop.distributions import normal_quantile
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.areas import AreaTable
@@ -74,6 +76,7 @@ MODELS = LEARNERS
 
 
 def _lightgbm(params: dict[str, Any], seed: int):
+    # LightGBM is loaded only when this runs: importing it costs start-up time
     from lightgbm import LGBMRegressor
 
     return LGBMRegressor(
@@ -93,6 +96,7 @@ def _lightgbm(params: dict[str, Any], seed: int):
 
 
 def _ridge(alpha: float):
+    # scikit-learn is loaded only when this runs: importing it costs start-up time
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -107,6 +111,7 @@ def _candidates(model: str, seed: int) -> list[tuple[dict[str, Any], Any]]:
 
 
 def _oof(estimator, x: np.ndarray, y: np.ndarray, splits) -> tuple[np.ndarray, list]:
+    # scikit-learn is loaded only when this runs: importing it costs start-up time
     from sklearn.base import clone
 
     prediction = np.empty_like(y)
@@ -127,7 +132,6 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 def model_error_variance(residuals: np.ndarray, sampling_var: np.ndarray) -> float:
     """``sigma_m^2`` solving ``sum r^2 / (sigma_m^2 + s^2) = n`` (0 when the residuals are all noise)."""
-    from scipy.optimize import brentq
 
     n = residuals.size
 
@@ -222,6 +226,7 @@ def extrapolate(
         raise ConfigError(f"model={model!r}; use one of {[*MODELS, 'best']}")
     if not 0.5 < level < 1:
         raise ConfigError(f"level must be between 0.5 and 1 (got {level})")
+    # MAPIE is loaded only when this runs: importing it costs start-up time
     from mapie.regression import CrossConformalRegressor
     from sklearn.base import clone
 
@@ -364,13 +369,12 @@ def _area_table(name: str, fitted, areas: AreaTable, index: np.ndarray, y: np.nd
 
 
 def _normal_quantile(p: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(p))
+    return float(normal_quantile(p))
 
 
 def _predefined(splits, n: int):
     """The folds as a scikit-learn ``PredefinedSplit`` (MAPIE accepts cross-validator objects only)."""
+    # scikit-learn is loaded only when this runs: importing it costs start-up time
     from sklearn.model_selection import PredefinedSplit
 
     test_fold = np.full(n, -1)
@@ -382,6 +386,7 @@ def _predefined(splits, n: int):
 def _nested_conformal_check(learner: LearnerResult, x, y, splits, level: float, seed: int) -> tuple[float, float]:
     """Coverage and mean width (rate scale) of CV+ observation intervals on each held-out fold, with the
     conformal calibration redone inside the fold's training areas (grouped inner folds where possible)."""
+    # MAPIE is loaded only when this runs: importing it costs start-up time
     from mapie.regression import CrossConformalRegressor
     from sklearn.base import clone
 

@@ -13,6 +13,7 @@ def choropleth_html(table: pd.DataFrame, geometry: dict[str, Any], key: str, tit
     ``key`` is the feature property holding the area id (matched to ``table['area']``). Hover shows the interval
     and whether the area was surveyed.
     """
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
 
     per_thousand = 1000.0 * table["estimate"]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.smallarea.specs import BENCHMARKS
@@ -125,8 +126,6 @@ def calibrate(
         if above:
             info["warning"] = f"{above} upper bound(s) above 1 after scaling; use the logit method"
     else:
-        from scipy.optimize import brentq
-
         if (estimate <= 0).any() or (estimate >= 1).any():
             raise DataError("logit benchmarking needs every estimate strictly between 0 and 1; use 'scale'")
         logits = _logit(estimate)

@@ -42,6 +42,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.optimize import minimize
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import genpareto, multivariate_t
+from threadpoolctl import threadpool_limits
 
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
@@ -59,8 +64,6 @@ def single_thread_blas():
     150 x 150 Cholesky measured 50 ms with two threads and 1 ms with one (JAX's CPU LAPACK calls are affected
     the same way).
     """
-    import scipy.linalg  # noqa: F401  - load SciPy's BLAS/LAPACK first, so the limit reaches it (JAX uses it too)
-    from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)
 
@@ -95,7 +98,6 @@ def _centre(values: np.ndarray, components: np.ndarray) -> np.ndarray:
     counts = np.bincount(components)
     if counts.size == 1:
         return values - values.mean(axis=0, keepdims=True)
-    from scipy import sparse
 
     indicator = sparse.csr_matrix((np.ones(components.size), (components, np.arange(components.size))))
     means = (indicator @ values) / counts.reshape((-1,) + (1,) * (values.ndim - 1))
@@ -110,8 +112,6 @@ def icar_basis(n: int, neighbours: np.ndarray) -> SpatialBasis:
     neighbours (Riebler et al. 2016; Sorbye & Rue 2014), so one unit of ``sigma^2`` means the same in the spatial
     and the iid parts. Isolated areas get no spatial variance.
     """
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
 
     i, j = neighbours[:, 0], neighbours[:, 1]
     m = len(neighbours)
@@ -184,8 +184,6 @@ def _hyper_importance(y_c, gram_oo, c_oo, s2, draws: int, rng: np.random.Generat
     resampled to ``draws``. The effective sample size and the Pareto-k of the weights are reported (k > 0.7
     means the proposal misses part of the posterior).
     """
-    from scipy.optimize import minimize
-    from scipy.stats import multivariate_t
 
     dim = 3 if c_oo is not None else 2
 
@@ -240,7 +238,6 @@ def _hyper_importance(y_c, gram_oo, c_oo, s2, draws: int, rng: np.random.Generat
 
 def _pareto_k(log_weight: np.ndarray) -> float:
     """Pareto-k shape of the largest 20% of importance weights (Vehtari et al. 2024 PSIS diagnostic)."""
-    from scipy.stats import genpareto
 
     weights = np.sort(np.exp(log_weight - log_weight.max()))
     tail = max(5, int(min(0.2 * weights.size, 3 * np.sqrt(weights.size))))
@@ -254,6 +251,7 @@ def _pareto_k(log_weight: np.ndarray) -> float:
 
 def _hyper_nuts(y_c, gram_oo, c_oo, s2, draws: int, warmup: int, chains: int, seed: int) -> tuple[dict, dict]:
     """Hyper-parameter draws by NUTS (NumPyro) on the same marginal likelihood (slow to compile on busy CPUs)."""
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax
     import jax.numpy as jnp
     import numpyro

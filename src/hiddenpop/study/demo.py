@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.outputs import atomic_write_text, check_output_folder, install_output_folder, partial_folder
+from hiddenpop.simulate.geometry import feature_collection, voronoi_cells
 from hiddenpop.study.runner import RunOutcome, run_study
 from hiddenpop.study.schema import load_study
 
@@ -279,7 +280,6 @@ def _area_names(rng: np.random.Generator, n: int) -> list[str]:
 
 def _area_polygons(areas: pd.DataFrame) -> dict:
     """Boundaries for the demo map: the Voronoi cells of the area centroids inside the country's box."""
-    from hiddenpop.simulate.geometry import feature_collection, voronoi_cells
 
     points = areas[["longitude", "latitude"]].to_numpy(dtype=float)
     box = (float(points[:, 0].min()) - 0.6, float(points[:, 1].min()) - 0.6,

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +210,6 @@ def _write_summary(folder: Path, context: RunContext, published: Published) -> N
 def _copy_study_file(study: Study, folder: Path) -> str:
     """Copy the study file into the run folder, each report-log ``exclude`` value replaced by ``value #N`` (a
     value to exclude can itself be an identifier). Returns a note when the copy is not made."""
-    import tomllib
 
     text = study.path.read_text(encoding="utf-8")
     exclude = tomllib.loads(text).get("analyses", {}).get("report_log", {}).get("exclude", [])

@@ -21,6 +21,7 @@ from typing import Any
 
 from hiddenpop.capture.specs import EventsSpec
 from hiddenpop.cases.specs import CasesSpec
+from hiddenpop.data.io import read_toml
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import (
     DISTRIBUTION_HELP,
@@ -398,7 +399,6 @@ def _did_you_mean(value: str, options: Any) -> str:
 # --------------------------------------------------------------------------------------------- loading
 def load_study(path: str | Path) -> Study:
     """Parse and validate ``study.toml``; raises :class:`ConfigError` with file, table, key and fix."""
-    from hiddenpop.data.io import read_toml
 
     path = Path(path).resolve()
     return parse_study(read_toml(path, what="study file"), path)

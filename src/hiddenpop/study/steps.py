@@ -13,18 +13,32 @@ which is descriptive and belongs to no estimator family.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from hiddenpop import nsum
+from hiddenpop.capture.analyses import events_analysis, read_log
 from hiddenpop.capture.core.histories import MAX_COUNT
+from hiddenpop.cases.summary import summarize_files
+from hiddenpop.data.ard import read_ard
 from hiddenpop.data.io import missing_column, read_table
+from hiddenpop.distributions import beta_quantile
 from hiddenpop.errors import ConfigError, DataError, locate
+from hiddenpop.nsum import degree
 from hiddenpop.nsum.adjust import Adjustments, Beta, Declared
+from hiddenpop.nsum.analyses import scale_up_analysis
+from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
+from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
+from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
+from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
+from hiddenpop.smallarea.areas import AreaTable, read_geometry
+from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
+from hiddenpop.specs import project
 from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.schema import MAX_REPLICATE_BYTES, Study
 
@@ -110,8 +124,8 @@ def casework_step(context: RunContext) -> StepResult:
     ]
     warnings = []
     if suspects > 0 and victims > 0:
-        lower_p = stats.beta.ppf(alpha / 2, victims, suspects + 1)
-        upper_p = stats.beta.ppf(1 - alpha / 2, victims + 1, suspects)
+        lower_p = beta_quantile(alpha / 2, victims, suspects + 1)
+        upper_p = beta_quantile(1 - alpha / 2, victims + 1, suspects)
         rows.append({"quantity": ratio_name, "method": "casework ratio (exact)", "estimate": victims / suspects,
                      "lower": lower_p / (1 - lower_p), "upper": upper_p / (1 - upper_p), "level": level,
                      "unit": "ratio", "comparable": True,
@@ -139,7 +153,6 @@ def survey_ard(context: RunContext) -> Any:
     """
     if "ard" in context.shared:
         return context.shared["ard"]
-    from hiddenpop.data.ard import read_ard
 
     study = context.study
     survey = study.survey
@@ -176,7 +189,6 @@ def survey_ard(context: RunContext) -> Any:
 
 def study_degrees(context: RunContext, ard: Any) -> dict[str, Any]:
     """One :class:`hiddenpop.nsum.Degree` per [degrees.NAME] of the study."""
-    from hiddenpop.nsum import degree
 
     study = context.study
     return {name: degree(ard, spec.method, columns=list(spec.groups), population=study.populations[spec.base])
@@ -187,7 +199,6 @@ def nsum_step(context: RunContext) -> StepResult:
     """Design-based scale-up of every hidden group, their sums and ratios, with the rescaled bootstrap over the
     survey design, the degree tables and the leave-one-out consistency of each known-population degree
     (:func:`hiddenpop.nsum.analyses.scale_up_analysis`, as ``hiddenpop nsum estimate`` runs it)."""
-    from hiddenpop.nsum.analyses import scale_up_analysis
 
     study = context.study
     spec = study.specs["nsum"]
@@ -235,7 +246,6 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     and the sensitivity of the sizes to the assumed transmission rate
     (:func:`hiddenpop.nsum.bayes.analyses.bayes_analysis`, as ``hiddenpop nsum bayes`` runs it). A fit that fails
     its gates gets status ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
-    from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 
     study = context.study
     settings = study.analyses["nsum_bayes"]
@@ -300,8 +310,6 @@ def report_log_step(context: RunContext) -> StepResult:
     one closed-population estimate per window (:func:`hiddenpop.capture.analyses.events_analysis`, as
     ``hiddenpop capture events`` runs it). Identifiers are pseudonymised inside the reader with the study's key and
     never leave it; only counts reach the run folder."""
-    from hiddenpop.capture.analyses import events_analysis, read_log
-    from hiddenpop.privacy import load_key
 
     study = context.study
     settings = study.analyses["report_log"]
@@ -352,8 +360,6 @@ def study_adjustments(context: RunContext) -> Adjustments:
     study = context.study
     adjust = study.adjustments()
     if study.calibrations:
-        from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
-
         ard = survey_ard(context)
         area_of = respondent_areas(context, ard)
         degrees = study_degrees(context, ard)
@@ -402,9 +408,7 @@ def direct_area_rates(context: RunContext, combination: str) -> pd.DataFrame:
     Within an area every respondent is its own resampling unit (Study 2 interviewed one barangay per area, so an
     area has one PSU and no between-PSU variance can be estimated inside it); 200 replicates per area.
     """
-    from dataclasses import replace
 
-    from hiddenpop import nsum
 
     study = context.study
     spec = study.combine[combination]
@@ -430,10 +434,6 @@ def smallarea_step(context: RunContext) -> StepResult:
     the machine-learning extrapolation on the area covariates (:mod:`hiddenpop.smallarea.analyses`, as
     ``hiddenpop smallarea pool|extrapolate`` run them), compared with the national interval of [analyses.nsum]
     and calibrated to it when the study asks."""
-    from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
-    from hiddenpop.smallarea.areas import AreaTable, read_geometry
-    from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
-    from hiddenpop.specs import project
 
     study = context.study
     settings = study.analyses["smallarea"]
@@ -498,7 +498,6 @@ def cases_step(context: RunContext) -> StepResult:
     """Coded case-file typologies (:func:`hiddenpop.cases.summary.summarize_files`, as ``hiddenpop cases
     summarize`` runs it); the family suppresses small cells itself (with complementary suppression) at the
     study's threshold."""
-    from hiddenpop.cases.summary import summarize_files
 
     settings = context.study.analyses["cases"]
     result = summarize_files(settings["file"], settings["codebook"], context.study.specs["cases"])

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
+from hiddenpop.capture.closed.models import closedp, fit_closed, parse_model
 from hiddenpop.capture.core.histories import Histories, all_patterns
+from hiddenpop.capture.core.loglinear import closed_design
+from hiddenpop.distributions import chi2_sf
 from hiddenpop.errors import ModelError
 from hiddenpop.results import Estimates
 
@@ -39,9 +41,6 @@ def descriptive(histories: Histories) -> pd.DataFrame:
 
 def first_capture_fit(histories: Histories, model: str) -> pd.DataFrame:
     """Observed and fitted u_j (first captures) for a closed model, with Pearson residuals (t <= 20)."""
-    from hiddenpop.capture.closed.models import fit_closed, parse_model
-    from hiddenpop.capture.core.loglinear import closed_design
-
     if histories.is_frequency_only:
         raise ModelError("the u_j fit table needs capture histories")
     spec = parse_model(model)
@@ -66,11 +65,9 @@ def first_capture_fit(histories: Histories, model: str) -> pd.DataFrame:
 
 def goodness_of_fit(histories: Histories, models: list[str] | None = None) -> Estimates:
     """Deviance tests for the closed models: deviance, df, p-value (chi-square reference), AIC, BIC."""
-    from hiddenpop.capture.closed.models import closedp
-
     result = closedp(histories, models)
     table = result.table.copy()
-    table["p_value"] = [float(chi2.sf(d, df)) if df > 0 else np.nan for d, df in zip(table["deviance"], table["df"], strict=True)]
+    table["p_value"] = [chi2_sf(d, df) if df > 0 else np.nan for d, df in zip(table["deviance"], table["df"], strict=True)]
     notes = list(result.notes)
     sparse = histories.observed / max(float(2**histories.occasions - 1) if histories.occasions < 60 else np.inf, 1.0)
     if sparse < 5:

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 
 from hiddenpop.capture.closed.models import fit_closed, parse_model
 from hiddenpop.capture.closed.sufficient import fit_mt_family, log_binomial
@@ -133,7 +134,6 @@ def _estimates(forms: list[ClosedForm], warnings: list[str], settings: dict) -> 
 
 # ------------------------------------------------------------------------------------ closedp.bc
 def _mt_seber(histories: Histories) -> tuple[float, float]:
-
     t = int(histories.occasions)
     nj = histories.occasion_totals().astype(float)
     n = float(histories.observed)
@@ -153,7 +153,6 @@ def _mt_seber(histories: Histories) -> tuple[float, float]:
         hi *= 2
     if equation(lo) * equation(hi) > 0:
         raise ModelError("bias-corrected Mt: the estimating equation has no root (too few recaptures)")
-    from scipy.optimize import brentq
 
     root = brentq(equation, lo, hi, xtol=1e-12, rtol=1e-14)
     var_inv = 1 / (root - n_c) + (t - 1) / root - float(np.sum(1 / (root - nj_c)))
@@ -196,7 +195,6 @@ def closedp_bc(histories: Histories, model: str, *, algorithm: str = "newton", l
 
 
 def _delta(spec, t: float) -> tuple[float, float, float]:
-
     if spec.base == "M0":
         return (-0.5, 1.0, 0.0)
     if spec.base == "Mh":

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import gammaln
 
 from hiddenpop.capture.closed.normal import fit_logistic_normal
@@ -801,7 +802,6 @@ def closedp(
                 "warnings": "; ".join(fit.warnings),
             }
         )
-    import pandas as pd
 
     result = Estimates.from_rows(
         rows,

@@ -31,8 +31,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hiddenpop.capture.closed.single_counts import fit_count_model
 from hiddenpop.capture.core.histories import MAX_COUNT
 from hiddenpop.capture.core.intervals import log_transformed_ci
+from hiddenpop.data.io import missing_column
 from hiddenpop.errors import DataError, ModelError, locate
 from hiddenpop.results import Estimates
 
@@ -97,8 +99,6 @@ def zero_truncated_poisson(counts: np.ndarray, design: np.ndarray | None = None,
 def count_regression(counts: np.ndarray, design: np.ndarray | None = None, *, model: str,
                      level: float = 0.95) -> dict:
     """One of :data:`COUNT_MODELS` as a result row (NaN with a warning when the model cannot be fitted)."""
-    from hiddenpop.capture.closed.single_counts import fit_count_model
-
     family, kind = COUNT_MODELS[model]
     fit = fit_count_model(counts, design, family=family, kind=kind)
     extra = {"aic": -2 * fit.loglik + 2 * fit.parameters if fit.converged else math.nan,
@@ -172,8 +172,6 @@ def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequenc
                   models: Sequence[str] = SINGLE_MODELS, level: float = 0.95, source: str = "data") -> Estimates:
     """Every named single-source estimator on one row per unit seen (``count_column`` = times seen, >= 1);
     covariates enter the count regressions (:data:`REGRESSION_MODELS`)."""
-    from hiddenpop.data.io import missing_column
-
     for column in (count_column, *covariates):
         if column not in frame.columns:
             raise missing_column(source, column, frame.columns)

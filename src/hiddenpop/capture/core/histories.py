@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
+from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError, DataError, ModelError, locate
 
 #: Column names recognised as the count column of a pattern table when ``count_column`` is not given.
@@ -244,7 +246,6 @@ class Histories:
     @classmethod
     def from_file(cls, path: str | Path, count_column: str | None = None, occasions: float | None = None) -> Histories:
         """Read any supported table file (see :func:`hiddenpop.data.io.read_table`) and detect its shape."""
-        from hiddenpop.data.io import read_table
 
         frame = read_table(path)
         return cls.from_frame(frame, count_column=count_column, occasions=occasions, source=Path(path).name)
@@ -311,7 +312,6 @@ class Histories:
 
     def log_factorial_sum(self) -> float:
         """sum over observed patterns of log(Y_omega!) (the constant in R's Poisson AIC)."""
-        from scipy.special import gammaln
 
         return float(gammaln(self.counts + 1.0).sum())
 

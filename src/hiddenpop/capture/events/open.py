@@ -45,10 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hiddenpop.capture.core.histories import all_patterns
 from hiddenpop.capture.events.occasions import OPEN_CAPTURE
+from hiddenpop.distributions import poisson_logpmf, two_sided_z
 from hiddenpop.errors import ConfigError, DataError, ModelError
 from hiddenpop.parallel import single_thread_blas
 from hiddenpop.results import Estimates
@@ -156,7 +156,7 @@ def _poisson_glm(design: np.ndarray, counts: np.ndarray, max_iter: int = 100, to
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(positive, counts * np.log(counts / mu), 0.0) - (counts - mu)
     deviance = float(2 * terms.sum())
-    loglik = float(stats.poisson.logpmf(counts, mu).sum())
+    loglik = float(poisson_logpmf(counts, mu).sum())
     return _PoissonFit(coef, cov, mu, deviance, loglik, rank, converged)
 
 
@@ -341,7 +341,7 @@ def _open_population(
         total = total_model[0]
     total_se = float(np.sqrt(max(variance(d_total)[0] - total, 0)))
 
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = two_sided_z(level)
     # the table is built column by column, in the order Estimates keeps (core columns first), so that
     # neither pandas' row-dict parsing nor a reordering copy is paid on every fit
     columns: dict[str, list] = {name: [] for name in ("quantity", "estimate", "se", "lower", "upper", "period")}

@@ -21,8 +21,13 @@ The result is a table of distinct (identifier code, day) pairs, the input of :mo
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
+import signal
+import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,6 +59,7 @@ def pseudonym_udf(key: Pseudonymiser):
     path and the Python path share one keyed-hash implementation. Called per row in the scan (before any operator
     that can spill), so it remembers up to :data:`HASH_CACHE_ENTRIES` pseudonyms in process memory.
     """
+    # Arrow is loaded only when this runs: importing it costs start-up time
     import pyarrow as pa
 
     pseudonym = key.hasher()
@@ -81,6 +87,7 @@ def canonical_ipv6_udf():
     IPv4 spellings are canonicalised in SQL (:func:`canonical_ip_sql`); only values containing ``:`` that are
     not ``IPv4:port`` reach this function, which compresses them (RFC 5952) with :mod:`ipaddress`.
     """
+    # Arrow is loaded only when this runs: importing it costs start-up time
     import pyarrow as pa
 
     cache: dict[str, str | None] = {}
@@ -144,8 +151,6 @@ def private_temp_directory(parent: str | None = None) -> str:
     every exit path Python sees: :meth:`EventLog.close`, normal exit, SIGTERM and SIGINT. SIGKILL cannot be
     caught, which is why identifiers are hashed before any operator that can spill (:func:`_staging_sql`).
     """
-    import atexit
-    import tempfile
 
     global _HANDLERS_INSTALLED
     if parent is not None and not os.path.isdir(parent):
@@ -164,8 +169,6 @@ def private_temp_directory(parent: str | None = None) -> str:
 
 
 def _remove_private_dirs() -> None:
-    import shutil
-
     me = os.getpid()
     for path, con in list(_PRIVATE_DIRS.items()):
         if _OWNERS.get(path) != me:
@@ -189,8 +192,6 @@ def _remove_private_dirs() -> None:
 
 def _install_signal_handlers() -> None:
     """On SIGTERM/SIGINT: stop running queries, remove the spill folders, then exit as the signal asked."""
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
@@ -215,7 +216,6 @@ def _exit_if_terminated() -> None:
 
 def close_private(con) -> None:
     """Close ``con`` and remove its private spill folder."""
-    import shutil
 
     for path, owner in list(_PRIVATE_DIRS.items()):
         if owner is con:
@@ -234,6 +234,7 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
     folder). Peak memory of a run is about this limit plus the Python side's history-count batches (a few
     hundred MB).
     """
+    # DuckDB is loaded only when this runs: importing it costs start-up time
     import duckdb
 
     private = private_temp_directory(temp_directory)
@@ -265,6 +266,7 @@ def engine_config(threads: int | None = None, memory_limit: str | None = None,
 
 def engine_settings(con) -> dict[str, Any]:
     """DuckDB version, threads and memory limit in effect on ``con`` (recorded with every event log)."""
+    # DuckDB is loaded only when this runs: importing it costs start-up time
     import duckdb
 
     threads, memory_limit = con.execute(

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hiddenpop.capture.closed.models import fit_closed, parse_model
 from hiddenpop.capture.core.histories import Histories, all_patterns
@@ -41,6 +40,8 @@ from hiddenpop.capture.events.occasions import (
     window_pattern_counts,
 )
 from hiddenpop.capture.events.reader import read_events
+from hiddenpop.capture.lists.coverage import coverage_mth
+from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text
 from hiddenpop.parallel import single_thread_blas
@@ -82,8 +83,6 @@ def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT
     histories = Histories.from_patterns(patterns, counts[1:][keep])
     try:
         if spec is None:
-            from hiddenpop.capture.lists.coverage import coverage_mth
-
             result = coverage_mth(histories, bootstrap=bootstrap, seed=seed, level=level)
             est = result.get("population", name)
             estimate, se = float(est["estimate"]), float(est["se"])
@@ -101,7 +100,7 @@ def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT
         notes = [*notes, "standard error not finite"]
         lower = upper = math.nan
     elif interval == "wald":
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = two_sided_z(level)
         lower, upper = estimate - z * se, estimate + z * se
     else:
         lower, upper = log_transformed_ci(observed, estimate, se, level) if estimate > observed else (
@@ -196,9 +195,11 @@ def rolling_series(
 def plot_series_png(series: pd.DataFrame, path: str | Path, *, title: str | None = None,
                     per_10000: bool = False) -> Path:
     """Line and interval band of the series (matplotlib, PNG)."""
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib.pyplot as plt
 
     x = pd.to_datetime(series["window_start"])
@@ -222,6 +223,7 @@ def plot_series_png(series: pd.DataFrame, path: str | Path, *, title: str | None
 
 def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
     """Interactive Plotly figure as one self-contained HTML file (plotly.js inlined once)."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
 
     x = series["window_start"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from hiddenpop.capture.core.loglinear import fit_poisson_batch
 from hiddenpop.capture.core.terms import term_indicator
@@ -15,6 +15,7 @@ from hiddenpop.capture.lists.data import ListData
 from hiddenpop.capture.lists.existence import EXISTS, check_extended_mle, split_terms
 from hiddenpop.capture.lists.selection import select_model
 from hiddenpop.capture.lists.space import design_matrix
+from hiddenpop.distributions import normal_cdf, normal_quantile
 from hiddenpop.errors import ModelError
 from hiddenpop.parallel import map_processes
 
@@ -39,11 +40,11 @@ def bca_interval(
         return float("nan"), float("nan"), float("nan")
     share = np.mean(replicates < estimate)
     share = min(max(share, 0.5 / replicates.size), 1 - 0.5 / replicates.size)
-    z0 = stats.norm.ppf(share)
+    z0 = normal_quantile(share)
     tails = np.array([(1 - level) / 2, (1 + level) / 2])
-    z_alpha = stats.norm.ppf(tails)
+    z_alpha = normal_quantile(tails)
     shifted = z0 + z_alpha
-    adjusted = stats.norm.cdf(z0 + shifted / (1 - acceleration * shifted))
+    adjusted = normal_cdf(z0 + shifted / (1 - acceleration * shifted))
     lower, upper = np.quantile(replicates, adjusted, method="median_unbiased")
     return float(lower), float(upper), float(z0)
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from hiddenpop.capture.core.histories import Histories
+from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, DataError, locate
 from hiddenpop.results import Estimates
 
@@ -65,7 +66,6 @@ def pattern_counts(
     :class:`PatternCounts`. Patterns are keyed on the 0/1 history, never on row order; errors (non-0/1 cells,
     all-zero histories, negative or fractional counts, fewer than 2 lists) name the file, row and column.
     """
-    from hiddenpop.capture.core.histories import Histories
 
     if isinstance(data, PatternCounts):
         return data
@@ -185,7 +185,7 @@ def log_transformed_interval(
     excess = estimate - observed
     if not (np.isfinite(se) and np.isfinite(excess)) or excess <= 0:
         return float("nan"), float("nan")
-    z = stats.norm.ppf(0.5 + level / 2.0)
+    z = two_sided_z(level)
     factor = np.exp(z * np.sqrt(np.log1p(se**2 / excess**2)))
     return float(observed + excess / factor), float(observed + excess * factor)
 

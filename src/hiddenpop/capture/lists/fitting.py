@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from hiddenpop.capture.core.loglinear import fit_poisson
 from hiddenpop.capture.core.terms import Term, canonical_terms, parse_term
 from hiddenpop.capture.lists.data import list_data
 from hiddenpop.capture.lists.existence import EXISTS, NOT_IDENTIFIABLE, check_extended_mle, split_terms
 from hiddenpop.capture.lists.space import design_matrix
+from hiddenpop.distributions import normal_sf
 
 __all__ = ['LoglinearFit', 'fit_model']
 
@@ -54,7 +54,7 @@ class LoglinearFit:
         finite = [t for t in self.terms if t not in self.neg_inf_terms]
         index = 1 + int(self.coefficients.size - 1 - len(finite)) + finite.index(term)
         z = self.coefficients[index] / math.sqrt(self.vcov[index, index])
-        return float(2 * stats.norm.sf(abs(z)))
+        return float(2 * normal_sf(abs(z)))
 
 
 def fit_model(

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hiddenpop.capture.closed.profile import profile_ci_design
 from hiddenpop.capture.core.terms import term_name
@@ -48,6 +47,7 @@ from hiddenpop.capture.lists.existence import (
 from hiddenpop.capture.lists.fitting import LoglinearFit, fit_model
 from hiddenpop.capture.lists.selection import resolve_settings, select_model
 from hiddenpop.capture.lists.space import design_matrix
+from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.parallel import available_cores
 from hiddenpop.results import Estimates
@@ -320,7 +320,7 @@ def _conditional_interval(data: ListData, fit: LoglinearFit, level: float, profi
             )
             out["warnings"].extend(result.warnings)
             return out
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = two_sided_z(level)
     sd = math.sqrt(fit.intercept_var) if np.isfinite(fit.intercept_var) else float("nan")
     out.update(
         lower=data.observed + math.exp(fit.intercept - z * sd),

@@ -60,48 +60,29 @@ def _select_aic(data: ListData, counts: np.ndarray, threshold: float) -> Selecti
             if fit.ok:
                 trial[pair] = fit
         if not trial:
-            path.append(
-                {
-                    "step": len(chosen) + 1,
-                    "added": None,
-                    "aic": None,
-                    "p_value": None,
-                    "decision": "stop: no candidate has an existent, identifiable MLE",
-                }
-            )
+            path.append(_step(len(chosen) + 1, None, "stop: no candidate has an existent, identifiable MLE",
+                              aic=None, p_value=None))
             break
         best = min(trial, key=lambda pair: (trial[pair].aic, remaining.index(pair)))
         best_fit = trial[best]
         if best_fit.aic >= current.aic:
-            path.append(
-                {
-                    "step": len(chosen) + 1,
-                    "added": best,
-                    "aic": best_fit.aic,
-                    "p_value": None,
-                    "decision": "stop: AIC does not improve",
-                }
-            )
+            path.append(_step(len(chosen) + 1, best, "stop: AIC does not improve", aic=best_fit.aic, p_value=None))
             break
         p_value = best_fit.wald_pvalue(best)
         if p_value > threshold:
-            path.append(
-                {
-                    "step": len(chosen) + 1,
-                    "added": best,
-                    "aic": best_fit.aic,
-                    "p_value": p_value,
-                    "decision": "stop: Wald p-value above threshold",
-                }
-            )
+            path.append(_step(len(chosen) + 1, best, "stop: Wald p-value above threshold", aic=best_fit.aic,
+                              p_value=p_value))
             break
         chosen.append(best)
         remaining.remove(best)
         current = best_fit
-        path.append(
-            {"step": len(chosen), "added": best, "aic": best_fit.aic, "p_value": p_value, "decision": "added"}
-        )
+        path.append(_step(len(chosen), best, "added", aic=best_fit.aic, p_value=p_value))
     return Selection("aic", threshold, current, chosen, path)
+
+
+def _step(step: int, added: Any, decision: str, **numbers: float | None) -> dict[str, Any]:
+    """One row of a selection path: the step, the effect it added (None when it stopped), its criteria, why."""
+    return {"step": step, "added": added, **numbers, "decision": decision}
 
 
 def _overlap_pvalues(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -168,24 +149,15 @@ def _select_stepwise(data: ListData, counts: np.ndarray, threshold: float) -> Se
         best_index, best_p = _best_eligible(data, chosen, remaining, counts, p_values)
         best = remaining[best_index]
         if best_p >= threshold:
-            path.append(
-                {
-                    "step": len(chosen) + 1,
-                    "added": None,
-                    "p_value": best_p,
-                    "aic": None,
-                    "decision": "stop: no eligible effect below threshold",
-                }
-            )
+            path.append(_step(len(chosen) + 1, None, "stop: no eligible effect below threshold", p_value=best_p,
+                              aic=None))
             break
         chosen.append(best)
         remaining.remove(best)
         current = fit_model(data, chosen, counts=counts, check=False)
         if not current.ok:
             raise ModelError(f"the model with {chosen} failed to converge")
-        path.append(
-            {"step": len(chosen), "added": best, "p_value": best_p, "aic": current.aic, "decision": "added"}
-        )
+        path.append(_step(len(chosen), best, "added", p_value=best_p, aic=current.aic))
     return Selection("stepwise", threshold, current, chosen, path)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
+from hiddenpop.nsum.bayes import MODELS, Priors
+from hiddenpop.nsum.bayes.calibration import tau_sensitivity
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -102,9 +104,6 @@ def bayes_analysis(
     The visibility model (``adjustments``, else the spec's factors) enters as priors: a model with its own
     transmission rate takes each group's declared Beta as its tau prior (drawn per group inside the model); every
     other declared factor divides the posterior size draws, one draw per posterior draw."""
-    from hiddenpop.nsum.bayes import MODELS, Priors
-    from hiddenpop.nsum.bayes.calibration import tau_sensitivity
-
     check_spec(spec)
     adjust = visibility(spec, adjustments)
     tau = _tau_priors(spec, adjust, list(hidden or getattr(data, "hidden", None) or []))

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hiddenpop.distributions import beta_quantile
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.results import Estimates
 
@@ -61,9 +62,7 @@ class TauPrior:
         return (self.a, self.b)
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
-        from scipy.stats import beta
-
-        return tuple(float(v) for v in beta.ppf([(1 - level) / 2, (1 + level) / 2], self.a, self.b))
+        return tuple(float(v) for v in beta_quantile(np.array([(1 - level) / 2, (1 + level) / 2]), self.a, self.b))
 
     def to_dict(self) -> dict[str, Any]:
         low, high = self.interval()

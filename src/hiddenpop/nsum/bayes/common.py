@@ -15,6 +15,7 @@ fast.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError, locate
+from hiddenpop.nsum.bayes.diagnostics import rhat_ess_many
 
 LEVEL = 0.95
 
@@ -316,6 +320,7 @@ class Density:
 
 def interval(u: Any, low: Any, high: Any) -> tuple[Any, Any]:
     """x = low + (high - low) * logistic(u) and log |dx/du|."""
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax.numpy as jnp
     from jax.nn import log_sigmoid, sigmoid
 
@@ -324,6 +329,7 @@ def interval(u: Any, low: Any, high: Any) -> tuple[Any, Any]:
 
 def uniform_interval(u: Any, low: Any, high: Any) -> tuple[Any, Any]:
     """A parameter with a U(low, high) prior: its value and log prior + log Jacobian (the 1/(high-low) cancels)."""
+    # JAX is loaded only when this runs: importing it costs start-up time
     from jax.nn import log_sigmoid, sigmoid
 
     return low + (high - low) * sigmoid(u), log_sigmoid(u) + log_sigmoid(-u)
@@ -368,6 +374,7 @@ def sample_nuts(
     alone): the beta-binomial and negative-binomial log-likelihoods difference large log-gamma values, which
     float32 cancels into noise when a dispersion parameter approaches zero.
     """
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax
 
     with jax.enable_x64(True):
@@ -384,6 +391,7 @@ def _sample_nuts(
     target_accept: float, max_tree_depth: int, warmup_max_tree_depth: int | None, init_radius: float,
     init_values: dict[str, np.ndarray] | None, quiet: bool, description: str,
 ) -> Draws | list[Draws]:
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax
     from numpyro.infer.hmc import hmc
 
@@ -551,9 +559,6 @@ class _Bar:
 
     def __enter__(self) -> _Bar:
         if not self.quiet:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 console=Console(stderr=True), transient=True,
@@ -576,8 +581,8 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
     """Keep compiled samplers on disk so the second run of a model skips XLA compilation (often most of the
     time of a small fit). Used by the CLI; API users may call it once at start-up. Returns the directory used,
     or None when JAX refuses (a read-only home, for example)."""
-    import os
 
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax
 
     directory = path or os.environ.get("HIDDENPOP_JAX_CACHE") or os.path.join(
@@ -594,7 +599,6 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
 
 def rhat_ess(values: np.ndarray) -> tuple[float, float, float]:
     """Rank-normalised split R-hat, bulk ESS and tail ESS (Vehtari et al. 2021) of a (chains, draws) array."""
-    from hiddenpop.nsum.bayes.diagnostics import rhat_ess_many
 
     values = np.asarray(values, dtype=float)
     if values.shape[0] * values.shape[1] < 8 or not np.all(np.isfinite(values)) or np.ptp(values) == 0:

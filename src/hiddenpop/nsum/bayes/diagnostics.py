@@ -20,11 +20,15 @@ so reports mark it rather than hide it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special
+from scipy.fft import next_fast_len
 
 RHAT_MAX = 1.01
 EBFMI_MIN = 0.3
@@ -90,7 +94,6 @@ def _z_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank-normalise each parameter over all its draws (average ranks, Blom's offset 3/8). Returns the z-scores
     (shape of ``values``) and each parameter's draws sorted (P, all draws). The inverse normal CDF is evaluated
     once per rank (and per run of ties), not once per draw."""
-    from scipy import special
 
     flat = values.reshape(values.shape[0], -1)
     size = flat.shape[1]
@@ -147,8 +150,6 @@ def _ess(values: np.ndarray) -> np.ndarray:
 
 
 def _autocovariance_fft(centred: np.ndarray, n_draw: int) -> np.ndarray:
-    from scipy.fft import next_fast_len
-
     length = next_fast_len(2 * n_draw)
     spectrum = np.fft.rfft(centred, n=length, axis=2)
     return np.fft.irfft(spectrum * np.conjugate(spectrum), n=length, axis=2)[:, :, :n_draw] / n_draw
@@ -191,8 +192,6 @@ def rhat_ess_many(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     Thousands of parameters (latent degrees) are split into one block per CPU core and computed in threads:
     the sorts, FFTs and array arithmetic release the GIL. Each parameter's values do not depend on the split."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
 
     values = np.asarray(values, dtype=float)
     workers = min(os.cpu_count() or 1, values.shape[0] // PARALLEL_BLOCK)
@@ -338,8 +337,6 @@ def simulate_in_blocks(
 
     NumPy's generators release the GIL while they fill arrays, so the blocks run in parallel threads: the 200
     replicated 3,600 x 19 surveys of a Study 2 fit take about half the time on 2 cores (1.5 s on one)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
 
     rows = [part for part in np.array_split(np.arange(count), PPC_BLOCKS) if len(part)]
     generators = rng.spawn(len(rows))

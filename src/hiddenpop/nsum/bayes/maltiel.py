@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments
@@ -84,6 +85,7 @@ def build_model(
     centred: bool = True,
 ) -> Density:
     """The log posterior (on the unconstrained scale) for the requested switches; data is a dict of arrays."""
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax.numpy as jnp
     from jax.nn import log_sigmoid, sigmoid
     from jax.scipy.special import gammaln
@@ -242,6 +244,7 @@ def cell_log_sum() -> Callable[..., Any]:
     one array read by two matrix-vector products the value and gradient cost 0.53-0.70 ms instead of
     0.80-0.96 ms (two fused reductions that each recomputed the division), one core, 3,600 x 19. log1p, not log(r_k + d_i) - log(r_k): see
     ``_negative_binomial_total``. ``y`` is data (no gradient)."""
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax
     import jax.numpy as jnp
 
@@ -272,6 +275,7 @@ def log_gamma_shift(x: Any, h: Any, switch: float = 30.0) -> Any:
     switch. The direct difference of two log-gamma values of size x log x loses x log x * 1e-16 to rounding: in
     the beta-binomial at rho = 1e-15 (x = 1e15) the log density was off by 2.6 and its gradient in logit(rho) had
     the wrong sign. This form goes to 0 as x -> inf, the binomial limit."""
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax.numpy as jnp
     from jax.scipy.special import gammaln
 
@@ -317,7 +321,6 @@ def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | 
                  width: int | None = None) -> dict[str, Any]:
     """The arrays the model reads: counts, their row and column totals and count tails (sufficient statistics
     for the Poisson likelihoods), known probabilities, prior bounds."""
-    from scipy.special import gammaln
 
     hidden = data.hidden_groups
     bounds = np.array([priors.bounds_for(g, data) for g in hidden]).reshape(-1, 2)
@@ -663,6 +666,7 @@ def derived_rows(
 
 def to_inference_data(posterior: dict[str, np.ndarray], draws: Draws, data: BayesData):
     """ArviZ InferenceData with named dimensions (respondent, group, hidden_group)."""
+    # ArviZ is loaded only when this runs: importing it costs start-up time
     import arviz as az
 
     dims, coords = {}, {

@@ -33,6 +33,7 @@ from hiddenpop.nsum.bayes.maltiel import MaltielModel, logit
 
 
 def build_overdispersed(known_index: np.ndarray, n_respondents: int, n_groups: int) -> Density:
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax.numpy as jnp
     from jax.scipy.special import gammaln, logsumexp
     from jax.scipy.stats import norm

@@ -62,6 +62,7 @@ AREA_COLUMNS = ["area", "name", "surveyed", "estimate", "lower", "upper", "metho
 def render_report(context: RunContext, published: Published, manifest: dict[str, Any],
                   figures: dict[str, Any]) -> str:
     """The report as one HTML string."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.offline
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 

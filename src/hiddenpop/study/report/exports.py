@@ -9,6 +9,7 @@ of the same length, and the Word file's zip entries and document properties carr
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import re
@@ -105,8 +106,7 @@ def write_docx(path: Path, *, title: str, items: list[dict[str, Any]], table: li
                methods: str, figures: dict[str, Path], level: str) -> None:
     """``summary.docx``: title, the headline in sentences and as a table, the map and the key comparison, the
     caveats and the methods paragraph."""
-    import datetime
-
+    # python-docx is loaded only when this runs: importing it costs start-up time
     from docx import Document
     from docx.shared import Inches
 

@@ -53,6 +53,7 @@ class Figure:
 
 def build_figures(context: RunContext, published: Published, folder: Path) -> dict[str, Figure]:
     """Render every figure the run's tables support; returns them by name (missing tables give no figure)."""
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib
 
     tables = published.tables
@@ -82,9 +83,11 @@ def _plotly_div(figure: Any, name: str, *, height: int | None = None) -> str:
 
 
 def _pyplot():
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib.pyplot as plt
 
     return plt
@@ -92,6 +95,7 @@ def _pyplot():
 
 def _save(figure: Any, name: str, folder: Path) -> tuple[str, tuple[str, ...]]:
     """Write ``NAME.png`` and ``NAME.svg`` (no dates or software stamps); returns the PNG as base64."""
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -101,6 +105,14 @@ def _save(figure: Any, name: str, folder: Path) -> tuple[str, tuple[str, ...]]:
     figure.savefig(folder / f"{name}.svg", format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(figure)
     return base64.b64encode(png).decode("ascii"), (f"figures/{name}.png", f"figures/{name}.svg")
+
+
+def _shown(name: str, title: str, caption: str, *, alt: str, interactive: Any, static: Any, folder: Path,
+           height: int) -> Figure:
+    """A figure as the report shows it: interactive (Plotly) on the page, its static twin (matplotlib) saved as
+    PNG and SVG for print and reuse."""
+    _, files = _save(static, name, folder)
+    return Figure(name, title, caption, alt=alt, files=files, html=_plotly_div(interactive, name, height=height))
 
 
 def _wrap(text: str, width: int = 28) -> str:
@@ -141,6 +153,7 @@ def _comparison_rows(context: RunContext, tables: dict[str, pd.DataFrame]) -> pd
 
 def _comparison(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     """Each headline quantity as every method estimated it, the headline's own estimate first."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -187,13 +200,12 @@ def _comparison(context: RunContext, tables: dict[str, pd.DataFrame], folder: Pa
         axis.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _, k=kind: format_value(v, k)))
         alt.append(f"{label}: " + "; ".join(h for h in hover))
     static.tight_layout()
-    _, files = _save(static, "comparison", folder)
-    return Figure("comparison", "The headline beside every other method",
+    return _shown("comparison", "The headline beside every other method",
                   "Diamonds are estimates and bars their intervals; the headline's own estimate is orange and "
                   "first, other methods blue, fits that failed their checks grey. Axes start at zero.",
-                  alt=". ".join(alt) + ".", files=files,
-                  html=_plotly_div(figure, "comparison",
-                                   height=110 + 70 * sum(heights) + 60 * len(quantities)))
+                  alt=". ".join(alt) + ".",
+                  interactive=figure, static=static, folder=folder,
+                  height=110 + 70 * sum(heights) + 60 * len(quantities))
 
 
 # --------------------------------------------------------------------------------------------- the map
@@ -206,6 +218,7 @@ def _rings(feature: dict[str, Any]) -> list[np.ndarray]:
 def _map(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     """A choropleth of area prevalence drawn from the study's boundaries (no tile server, no network), or, without
     boundaries, the areas ranked."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
     from plotly.colors import sample_colorscale
 
@@ -223,6 +236,7 @@ def _map(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> 
     surveyed = frame.get("surveyed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
     figure = go.Figure()
     plt = _pyplot()
+    # matplotlib is loaded only when this runs: importing it costs start-up time
     from matplotlib import cm
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
@@ -265,17 +279,16 @@ def _map(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> 
     axis.axis("off")
     static.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axis, shrink=0.7, label=unit)
     axis.set_title(f"Estimated {unit}; hatched areas were not surveyed", fontsize=9)
-    _, files = _save(static, "map", folder)
     top = frame.sort_values("estimate", ascending=False).head(3)
     alt = (f"A map of {shapes} areas coloured by estimated {unit}, from {format_value(low, 'ratio')} to "
            f"{format_value(high, 'ratio')}; {int(surveyed.sum())} surveyed areas are solid and the others "
            f"hatched. Highest: " + ", ".join(f"{names[a]} ({format_value(v, 'ratio')})"
                                              for a, v in zip(top.index, top["estimate"], strict=True)) + ".")
-    return Figure("map", "Where the estimate is highest",
+    return _shown("map", "Where the estimate is highest",
                   f"Each area coloured by its estimate ({unit}). Surveyed areas are solid; hatched areas were not "
                   "surveyed and show a prediction from the data streams. Hover for the name and interval.",
-                  alt=alt, files=files, html=_plotly_div(figure, "map",
-                                                         height=560))
+                  alt=alt,
+                  interactive=figure, static=static, folder=folder, height=560)
 
 
 def _level_interval(row: pd.Series) -> str:
@@ -286,6 +299,7 @@ def _level_interval(row: pd.Series) -> str:
 
 def _area_bars(frame: pd.DataFrame, unit: str, folder: Path) -> Figure:
     """Without boundaries: the 30 highest areas as bars with their intervals."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
 
     ordered = frame.sort_values("estimate", ascending=False).head(30)
@@ -299,17 +313,17 @@ def _area_bars(frame: pd.DataFrame, unit: str, folder: Path) -> Figure:
     axis.bar(np.arange(len(ordered)), ordered["estimate"], color=PALETTE[0])
     axis.set_xticks(np.arange(len(ordered)), labels, rotation=90, fontsize=7)
     axis.set_ylabel(unit)
-    _, files = _save(static, "map", folder)
-    return Figure("map", "Areas with the highest estimates",
+    return _shown("map", "Areas with the highest estimates",
                   "The 30 areas with the highest estimates and their intervals (the study file names no "
                   "boundaries, so no map is drawn).",
-                  alt=f"Bars of the 30 highest area estimates ({unit}).", files=files,
-                  html=_plotly_div(figure, "map", height=420))
+                  alt=f"Bars of the 30 highest area estimates ({unit}).",
+                  interactive=figure, static=static, folder=folder, height=420)
 
 
 # --------------------------------------------------------------------------------------------- assumptions
 def _sensitivity(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
     """Each headline count against each visibility factor held fixed across its plausible range."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -350,18 +364,17 @@ def _sensitivity(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
             axis.set_title(titles[(row - 1) * len(factors) + col - 1], fontsize=8, loc="left")
             axis.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_value(v, "count")))
     static.tight_layout()
-    _, files = _save(static, "headline_sensitivity", folder)
-    return Figure("headline_sensitivity", "How the headline moves with the visibility assumptions",
+    return _shown("headline_sensitivity", "How the headline moves with the visibility assumptions",
                   "Each panel holds one factor fixed at the value on the horizontal axis (the others as declared); "
                   "the line is the estimate and the band its interval, from the same bootstrap replicates.",
                   alt="Line charts of each headline count against " + " and ".join(labels[f] for f in factors)
-                  + ": the estimate falls as the factor rises.", files=files,
-                  html=_plotly_div(figure, "headline_sensitivity",
-                                   height=320 * len(counts) + 80))
+                  + ": the estimate falls as the factor rises.",
+                  interactive=figure, static=static, folder=folder, height=320 * len(counts) + 80)
 
 
 # --------------------------------------------------------------------------------------------- diagnostics
 def _consistency(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
 
     frame = tables.get("nsum_consistency")
@@ -393,17 +406,15 @@ def _consistency(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
     axis.set_yscale("log")
     axis.set_xlabel("known size (people, log scale)")
     axis.set_ylabel("estimated as if hidden (people, log scale)")
-    _, files = _save(static, "consistency", folder)
     worst = frame.assign(gap=np.abs(np.log(frame["estimate"] / frame["known_size"]))).sort_values("gap").iloc[-1]
-    return Figure("consistency", "Known-group consistency (leave one out)",
+    return _shown("consistency", "Known-group consistency (leave one out)",
                   "Each known group estimated as if it were hidden; points far from the dotted line are groups "
                   "that are mis-sized or recalled badly. Both axes are logarithmic because group sizes span "
                   "orders of magnitude.",
                   alt=f"{len(frame)} known groups estimated as if hidden against their known sizes; the furthest "
                       f"from agreement is {worst['group']} (known {format_value(worst['known_size'], 'count')}, "
                       f"estimated {format_value(worst['estimate'], 'count')}).",
-                  files=files, html=_plotly_div(figure, "consistency",
-                                                height=440))
+                  interactive=figure, static=static, folder=folder, height=440)
 
 
 def _degrees(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
@@ -441,6 +452,7 @@ def _degrees(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path)
 
 
 def _ppc(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -479,18 +491,17 @@ def _ppc(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> 
         axis.set_xlabel(str(statistic))
     axes[0][0].set_yticks(range(len(groups)), groups)
     static.tight_layout()
-    _, files = _save(static, "ppc", folder)
-    return Figure("ppc", "Posterior predictive checks",
+    return _shown("ppc", "Posterior predictive checks",
                   "Observed statistics per group (diamonds) against the model's predictive interval (grey bars). "
                   "Blue diamonds lie inside their interval; orange ones outside, a group the model does not "
                   "reproduce.", alt=f"{len(groups)} groups checked on {len(statistics)} statistics; "
-                  f"{outside_total} observed values fall outside their predictive interval.", files=files,
-                  html=_plotly_div(figure, "ppc",
-                                   height=26 * len(groups) + 180))
+                  f"{outside_total} observed values fall outside their predictive interval.",
+                  interactive=figure, static=static, folder=folder, height=26 * len(groups) + 180)
 
 
 # --------------------------------------------------------------------------------------------- other sections
 def _rolling(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
 
     frame = tables.get("rolling_series")
@@ -522,18 +533,17 @@ def _rolling(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path)
     axis.set_ylim(bottom=0)
     axis.set_ylabel("identifiers")
     axis.legend(frameon=False)
-    _, files = _save(static, "rolling", folder)
-    return Figure("rolling", "Identifiers active in each window",
+    return _shown("rolling", "Identifiers active in each window",
                   "Estimated number of identifiers active in each window (line; band: interval) against the "
                   "number observed (dotted). Identifiers are not people.",
                   alt=f"{len(frame)} windows from {x[0]} to {x[-1]}; the estimate ranges from "
                       f"{format_value(frame['estimate'].min(), 'count')} to "
                       f"{format_value(frame['estimate'].max(), 'count')} identifiers.",
-                  files=files, html=_plotly_div(figure, "rolling",
-                                                height=380))
+                  interactive=figure, static=static, folder=folder, height=380)
 
 
 def _importance(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    # Plotly is loaded only when this runs: importing it costs start-up time
     import plotly.graph_objects as go
 
     frame = tables.get("stream_importance")
@@ -550,13 +560,11 @@ def _importance(context: RunContext, tables: dict[str, pd.DataFrame], folder: Pa
     axis.barh(ordered["stream"], ordered["importance"], color=colours)
     axis.axvline(0, color="black", linewidth=0.6)
     axis.set_xlabel("loss in accuracy when the stream is scrambled")
-    _, files = _save(static, "importance", folder)
     useless = ordered.loc[ordered["importance"] <= 0, "stream"].tolist()
-    return Figure("importance", "Which data streams predict prevalence",
+    return _shown("importance", "Which data streams predict prevalence",
                   "Loss in predictive accuracy when a whole data stream is scrambled (grouped permutation "
                   "importance): longer bars carry more information. Grey bars at or below zero are streams the "
                   "model does as well without (scrambling them changed nothing beyond noise).",
                   alt="Most informative: " + ", ".join(ordered["stream"].iloc[::-1].head(3))
-                  + (f"; no information: {', '.join(useless)}" if useless else "") + ".", files=files,
-                  html=_plotly_div(figure, "importance",
-                                   height=32 * len(ordered) + 140))
+                  + (f"; no information: {', '.join(useless)}" if useless else "") + ".",
+                  interactive=figure, static=static, folder=folder, height=32 * len(ordered) + 140)
