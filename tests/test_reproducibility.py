@@ -63,12 +63,35 @@ def test_grid_rerun_is_byte_identical():
     assert _csv(other.replicates) != _csv(first.replicates)
 
 
-def test_grid_serial_equals_local_cluster():
+def test_grid_serial_equals_local_cluster(monkeypatch):
+    import hiddenpop.parallel as parallel
+
+    used = []
+    real = parallel._run_dask
+    monkeypatch.setattr(parallel, "LOCAL_CLUSTER_PAYS_FROM", 0.0)  # a small grid would otherwise stay in-process
+    monkeypatch.setattr(parallel, "_run_dask", lambda *a: used.append(len(a[1])) or real(*a))
     spec = parse_grid(CAPTURE_GRID)
     serial = run_grid(spec, scheduler="serial")
     local = run_grid(spec, scheduler="local", n_workers=2)
+    assert used and used[0] > 0  # the cluster ran every task but the timed first one
     assert _csv(local.summary) == _csv(serial.summary)
     assert _csv(local.replicates) == _csv(serial.replicates)
+
+
+def test_small_work_on_the_local_scheduler_stays_in_process(monkeypatch):
+    """A LocalCluster costs seconds to start: work estimated below the threshold runs here, same results, and
+    progress still counts every task."""
+    import hiddenpop.parallel as parallel
+
+    monkeypatch.setattr(parallel, "_run_dask", lambda *a: (_ for _ in ()).throw(AssertionError("cluster started")))
+    seen = []
+    results = map_replicates(_square_plus_draw, 7, seed=3, scheduler="local", progress=lambda d, t: seen.append((d, t)))
+    assert results == map_replicates(_square_plus_draw, 7, seed=3, scheduler="serial")
+    assert seen == [(i, 7) for i in range(1, 8)]
+
+
+def _square_plus_draw(task, seed):
+    return task * task + float(np.random.default_rng(seed).random())
 
 
 def test_chunking_does_not_change_results():

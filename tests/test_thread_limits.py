@@ -17,7 +17,7 @@ def test_single_thread_blas_scans_libraries_once(monkeypatch):
             super().__init__()
 
     monkeypatch.setattr(parallel, "_BLAS_CONTROLLER", None)
-    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counting)
+    monkeypatch.setattr(parallel, "ThreadpoolController", Counting)
     for _ in range(3):
         with parallel.single_thread_blas():
             inside = [lib["num_threads"] for lib in original().info() if lib["user_api"] == "blas"]

@@ -5,7 +5,9 @@ work runs is a setting, never a change in the numbers:
 
 * ``scheduler="serial"``: a plain loop in this process (no Dask import).
 * ``scheduler=None`` or ``"local"``: a temporary Dask ``LocalCluster`` (worker processes, one thread each) that
-  is shut down afterwards. ``None`` first honours the ``HIDDENPOP_SCHEDULER`` environment variable.
+  is shut down afterwards, when the work is worth it: the first task runs in this process and, if all tasks at
+  that pace would take less than :data:`LOCAL_CLUSTER_PAYS_FROM` seconds, the rest do too (no cluster is
+  started). ``None`` first honours the ``HIDDENPOP_SCHEDULER`` environment variable.
 * ``scheduler="tcp://HOST:PORT"`` (any Dask address): an existing cluster (``dask scheduler`` + ``dask worker``).
 
 Determinism
@@ -40,6 +42,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -52,6 +55,10 @@ from hiddenpop.errors import ConfigError
 SCHEDULER_ENV = "HIDDENPOP_SCHEDULER"
 SERIAL = "serial"
 LOCAL = "local"
+#: Serial seconds of work below which ``scheduler="local"`` keeps the work in this process. Starting a
+#: LocalCluster costs about 2 s here and two workers can at best halve the time, so the cluster pays only from
+#: about 4 s of work; the first task is timed in-process and the rest estimated from it.
+LOCAL_CLUSTER_PAYS_FROM = 5.0
 
 
 def spawn_seeds(seed: int, n: int) -> list[int]:
@@ -127,13 +134,25 @@ def map_replicates(
     if n == 0:
         return []
     if mode == SERIAL:
-        out = []
-        for i, item in enumerate(items):
-            out.extend(_run_chunk(func, [item]))
-            if progress is not None:
-                progress(i + 1, n)
-        return out
+        return _run_serial(func, items, progress, n)
+    if mode == LOCAL:
+        started = time.perf_counter()
+        first = _run_serial(func, items[:1], progress, n)
+        if (time.perf_counter() - started) * (n - 1) < LOCAL_CLUSTER_PAYS_FROM:
+            return first + _run_serial(func, items[1:], progress, n, done=1)
+        shifted = None if progress is None else (lambda done, _total: progress(done + 1, n))
+        return first + _run_dask(func, items[1:], mode, chunk_size, n_workers, timeout, shifted)
     return _run_dask(func, items, mode, chunk_size, n_workers, timeout, progress)
+
+
+def _run_serial(func: Callable[..., Any], items: list[tuple[Any, int | None]],
+                progress: Callable[[int, int], None] | None, total: int, done: int = 0) -> list[Any]:
+    out = []
+    for i, item in enumerate(items, start=done + 1):
+        out.extend(_run_chunk(func, [item]))
+        if progress is not None:
+            progress(i, total)
+    return out
 
 
 def _run_dask(func, items, mode, chunk_size, n_workers, timeout, progress) -> list[Any]:
