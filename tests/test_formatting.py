@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hiddenpop.formatting import column_label, display_table, format_interval, format_value, kind_for, significant
+from hiddenpop.formatting import (
+    column_label,
+    display_table,
+    format_interval,
+    format_value,
+    kind_for,
+    significant,
+)
 
 
 @pytest.mark.parametrize(("value", "kind", "text"), [
