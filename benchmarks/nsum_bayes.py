@@ -48,8 +48,9 @@ def main() -> None:
     import jax
     import numpy as np
 
+    from hiddenpop.mcmc.nuts import enable_compilation_cache
     from hiddenpop.nsum.bayes import CombinedModel, Priors
-    from hiddenpop.nsum.bayes.common import enable_compilation_cache, from_ard
+    from hiddenpop.nsum.bayes.common import from_ard
     from hiddenpop.nsum.bayes.maltiel import model_arrays
     from hiddenpop.simulate.ard import simulate_national_ard
 
@@ -159,7 +160,7 @@ def _latent_density(data, marginal, likelihood):
     from jax.scipy.stats import beta as beta_dist
     from jax.scipy.stats import norm
 
-    from hiddenpop.nsum.bayes.common import Density, uniform_interval
+    from hiddenpop.mcmc.nuts import Density, uniform_interval
 
     known_index, hidden_index = data.known_index, data.hidden_index
     n_groups = len(data.groups)

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hiddenpop.formatting import column_label, format_interval, format_value, kind_for, significant
+from hiddenpop.formatting import (
+    column_label,
+    display_table,
+    format_interval,
+    format_value,
+    kind_for,
+    significant,
+)
 
 
 @pytest.mark.parametrize(("value", "kind", "text"), [
@@ -66,3 +73,12 @@ def test_three_significant_digits_round_trip(value):
     assert math.isclose(back, value, rel_tol=5.01e-3)
     digits = text.replace(",", "").replace(".", "").lstrip("0")
     assert len(digits) >= 3 or back >= 100  # whole numbers keep their zeros as places, not digits
+
+
+def test_a_column_saying_how_the_interval_was_made_is_kept_beside_the_merged_interval():
+    frame = pd.DataFrame({"method": ["m"], "estimate": [10.0], "lower": [8.0], "upper": [13.0],
+                          "interval": ["BCa bootstrap"]})
+    names, rows = display_table(frame)
+    assert names == ["method", "estimate", "interval", "interval_method"]
+    assert rows[0][3] == "BCa bootstrap"
+    assert "8" in rows[0][2] and "13" in rows[0][2]

@@ -185,8 +185,10 @@ def display_table(frame: Any, *, interval: bool = True) -> tuple[list[str], list
     ``interval``, ``lower`` and ``upper`` written as one ``interval`` column after the estimate. ``frame`` is a
     pandas DataFrame (read through ``columns`` and ``itertuples``, so this module needs no pandas import)."""
     columns = [str(c) for c in frame.columns]
-    names = list(columns)
     merged = interval and "lower" in columns and "upper" in columns
+    if merged and "interval" in columns:  # a column saying how the interval was made keeps its own place
+        columns = ["interval_method" if c == "interval" else c for c in columns]
+    names = list(columns)
     if merged:
         names = [c for c in names if c not in ("lower", "upper")]
         names.insert(names.index("estimate") + 1 if "estimate" in names else len(names), "interval")

@@ -237,3 +237,21 @@ def test_a_rerun_of_the_demo_with_its_bayesian_analyses_is_byte_identical(tmp_pa
     for manifest in manifests:
         manifest.pop("timings")
     assert manifests[0] == manifests[1]
+
+
+def test_lists_join_the_triangulation_with_the_declared_headline_first(two_runs, demo_study):
+    """The demo's four lists: every model class the study asked for is a row of tables/mse_estimates.csv, the class
+    its headline rule names is flagged, and their estimates of the victims sit in the triangulation panel."""
+    outcome = two_runs[0]
+    study = load_study(demo_study)
+    spec = study.specs["mse"]
+    estimates = pd.read_csv(outcome.folder / "tables" / "mse_estimates.csv")
+    assert list(estimates["model_class"]) == list(spec.classes)
+    assert estimates.loc[estimates["headline"], "model_class"].tolist() == [spec.headline]
+    seen = pd.read_csv(demo_study.parent / "data" / "lists.csv")["count"].sum()
+    assert (estimates["lower"] >= seen).all()
+    triangulation = pd.read_csv(outcome.folder / "tables" / "triangulation.csv")
+    lists = triangulation[triangulation["analysis"] == "mse"]
+    assert set(lists["quantity"]) == {"victims"} and lists["comparable"].all()
+    assert lists["method"].iloc[0].startswith(f"{spec.headline}: ")
+    assert sorted(lists["estimate"]) == pytest.approx(sorted(estimates["estimate"]))

@@ -37,8 +37,10 @@ from hiddenpop.capture.events.occasions import pattern_table
 from hiddenpop.capture.events.open import open_population
 from hiddenpop.capture.events.reader import read_events
 from hiddenpop.capture.events.rolling import rolling_series, window_counts
+from hiddenpop.capture.lists.compare import compare_classes
 from hiddenpop.capture.lists.coverage import coverage_mth, sample_coverage
 from hiddenpop.capture.lists.models import mse
+from hiddenpop.capture.lists.strata import stratified
 from hiddenpop.capture.specs import (
     ClosedSpec,
     CoverageSpec,
@@ -92,8 +94,26 @@ def interval_analysis(histories: Histories, spec: IntervalSpec) -> Estimates:
     return result
 
 
-def mse_analysis(data: Any, spec: MSESpec) -> Estimates:
-    """Multiple systems estimate of ``data`` (a path, a DataFrame or list data) with ``spec``'s procedure."""
+def mse_analysis(data: Any, spec: MSESpec, quiet: bool = True) -> Estimates:
+    """Multiple systems estimate of ``data`` (a path, a DataFrame or list data) with ``spec``'s procedure, or
+    with ``spec.compare`` every model class side by side (:func:`hiddenpop.capture.lists.compare.compare_classes`)."""
+    headline = spec.select if spec.headline == "selected" else spec.headline
+    if spec.stratum is not None:
+        if spec.compare:
+            raise ConfigError("--compare and --stratum cannot be combined; compare the classes on each stratum's "
+                              "rows, or stratify one class (--headline)")
+        result = stratified(data, spec.stratum, model=headline, count_column=spec.count_column,
+                            bootstrap=spec.bootstrap, seed=spec.seed, level=spec.level,
+                            latent_classes=spec.latent_classes, draws=spec.draws, quiet=quiet)
+        result.settings = {**to_dict(spec), **result.settings}
+        return result
+    if spec.compare:
+        result = compare_classes(
+            data, headline=headline, classes=spec.classes,
+            count_column=spec.count_column, bootstrap=spec.bootstrap, seed=spec.seed, level=spec.level,
+            latent_classes=spec.latent_classes, draws=spec.draws, delta=spec.delta, quiet=quiet)
+        result.settings = {**to_dict(spec), **result.settings}
+        return result
     result = mse(data, spec.select, p_threshold=spec.p_threshold, max_order=spec.max_order,
                  bootstrap=spec.bootstrap, seed=spec.seed, level=spec.level, top_models=spec.top_models,
                  count_column=spec.count_column)

@@ -12,7 +12,7 @@ from typing import Literal
 from hiddenpop.capture.closed.single import SINGLE_MODELS
 from hiddenpop.capture.events.cleaning import DEDUPE_UNITS, IDENTIFIER_KINDS
 from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS, OPEN_CAPTURE
-from hiddenpop.capture.lists.procedures import PROCEDURES
+from hiddenpop.capture.lists.procedures import HEADLINES, LATENT_CLASSES, MODEL_CLASSES, PROCEDURES
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
 __all__ = ["COVERAGE_KINDS", "INTERVALS", "ClosedSpec", "CoverageSpec", "EventsSpec", "HistoriesOptions",
@@ -72,6 +72,18 @@ class MSESpec(ListsOptions):
     seed: int = seed_option("random seed for the bootstrap")
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
     top_models: int | None = opt(None, "bic bootstrap: models (best on the data) refitted per replicate", min=1)
+    stratum: str | None = opt(None, "column naming each row's stratum: every stratum estimated alone with the "
+                                    "headline class, then added up (stratified bootstrap or joint posterior draws)")
+    compare: bool = opt(False, "fit every model class side by side: independence, stepwise, aic, bic, latent "
+                               "class, graph averaging")
+    classes: tuple[Literal[MODEL_CLASSES], ...] = opt(MODEL_CLASSES, "with --compare: the model classes fitted")
+    headline: Literal[HEADLINES] = opt("selected", "with --compare: the class to report, stated before seeing "
+                                                   "results (selected: the --select procedure)")
+    latent_classes: int = opt(LATENT_CLASSES, "latent class: truncation K of the Dirichlet-process mixture", min=2)
+    draws: int = opt(1000, "latent class: warmup and sampling iterations per chain (4 chains)", min=100)
+    delta: float | None = opt(None, "graph averaging: hyper-Dirichlet prior count per cell (default 2^-lists, as "
+                                    "dga recommends; 0.5 lets sparse tables favour the saturated graph)",
+                              min=0, inclusive=False)
 
 
 @dataclass(frozen=True, kw_only=True)

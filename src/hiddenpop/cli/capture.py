@@ -48,13 +48,27 @@ def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | 
 
 
 def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
-    """Multiple systems estimate with model selection; every number names its procedure and threshold."""
-    with spinner(f"selecting a model ({spec.select}) and fitting", quiet=quiet or spec.bootstrap == 0):
+    """Multiple systems estimate with model selection; every number names its procedure and threshold. With
+    --compare, every model class side by side and the headline flagged."""
+    busy = quiet or (spec.bootstrap == 0 and not spec.compare)
+    with spinner("fitting every model class" if spec.compare else f"selecting a model ({spec.select}) and fitting",
+                 quiet=busy):
         result = mse_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
+    if spec.stratum is not None:
+        columns = ["stratum", "method", "observed", "estimate", "lower", "upper", "status"]
+        emit(result.to_dict(), fmt, out, table=result.table[columns],
+             title=f"{result.diagnostics['strata']} strata of {spec.stratum}")
+        return
+    lists = result.diagnostics["lists"]
+    title = f"{int(result.diagnostics['observed'])} cases on {len(lists)} lists"
+    if spec.compare:
+        columns = ["model_class", "method", "estimate", "lower", "upper", "interval", "headline", "status",
+                   "diagnostic"]
+        emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
+        return
     columns = ["method", "selected", "estimate", "se", "lower", "upper", "level", "deviance", "df", "aic", "bic",
                "interval"]
-    title = f"{int(result.table['observed'].iloc[0])} cases on {len(result.diagnostics['lists'])} lists"
     emit(result.to_dict(), fmt, out, table=result.table[columns], title=title)
 
 

@@ -23,8 +23,8 @@ from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter
 from hiddenpop.cli.nsum import SURVEY_INPUTS, HiddenOption, RatioOption, SumOption, parse_derived
 from hiddenpop.data.ard import read_ard
 from hiddenpop.errors import ConfigError
+from hiddenpop.mcmc.nuts import enable_compilation_cache
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, check_spec, prepare_chains
-from hiddenpop.nsum.bayes.common import enable_compilation_cache
 from hiddenpop.nsum.specs import BayesSpec, SurveyBayesSpec
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command

@@ -164,6 +164,8 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
     casework = _casework(rng, areas.loc[surveyed], world.casework_rate)
     report_log, log_truth = _report_log(rng, spec)
     cases, codebook = _case_files(rng, 92)
+    # The lists come from their own stream, so adding them left every other draw of the study unchanged.
+    lists = _lists(np.random.default_rng([seed, 11]), int(areas["victims"].sum()))
 
     def write_csv(frame: pd.DataFrame, name: str) -> None:
         atomic_write_text(folder / "data" / name, frame.to_csv(index=False, lineterminator="\n",
@@ -177,6 +179,7 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
     write_csv(report_log, "report_log.csv")
     write_csv(cases, "cases.csv")
     write_csv(codebook, "codebook.csv")
+    write_csv(lists, "lists.csv")
     public = areas.drop(columns=["victims", "traffickers", "relative_risk"])
     write_csv(public, "areas.csv")
     atomic_write_text(folder / "data" / "areas.geojson", json.dumps(_area_polygons(areas), separators=(",", ":"))
@@ -192,6 +195,7 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
         "adults": ADULTS,
         "transmission": world.transmission,
         "report_log_active_identifiers": log_truth,
+        "lists_seen": int(lists["count"].sum()),
     }
     truth["victims_per_trafficker"] = truth["victims"] / truth["traffickers"]
     atomic_write_text(folder / "truth.json", json.dumps(truth, indent=2) + "\n")
@@ -398,6 +402,29 @@ def _report_log(rng: np.random.Generator, spec: Profile) -> tuple[pd.DataFrame, 
     return frame, int(np.unique(ip_index).size)
 
 
+#: The demo's four lists of child victims: the share of victims in each catchability class and each class's
+#: chance of being on each list (police casework, NGO referrals, hotline reports, child-protection services).
+LIST_NAMES = ("police", "ngo", "hotline", "protection")
+LIST_CLASSES = ((0.25, (0.10, 0.08, 0.06, 0.12)), (0.75, (0.010, 0.015, 0.005, 0.020)))
+
+
+def _lists(rng: np.random.Generator, victims: int) -> pd.DataFrame:
+    """Aggregated list histories of the victims: a few are easy to find on every list, most hard on all (the
+    heterogeneity that biases log-linear models low and that latent classes are built for)."""
+    shares = np.array([share for share, _ in LIST_CLASSES])
+    catch = np.array([probabilities for _, probabilities in LIST_CLASSES])
+    members = rng.multinomial(victims, shares)
+    codes = np.zeros(1 << len(LIST_NAMES), dtype=np.int64)
+    weights = 1 << np.arange(len(LIST_NAMES))
+    for size, probabilities in zip(members, catch, strict=True):
+        caught = rng.random((size, len(LIST_NAMES))) < probabilities
+        codes += np.bincount(caught.astype(np.int64) @ weights, minlength=len(codes))
+    histories = np.array([[(code >> j) & 1 for j in range(len(LIST_NAMES))] for code in range(1, len(codes))])
+    frame = pd.DataFrame(histories, columns=list(LIST_NAMES))
+    frame["count"] = codes[1:]
+    return frame
+
+
 def _case_files(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Coded law-enforcement case files (Study 1 coded 92) and their codebook; codes only, no free text."""
 
@@ -599,6 +626,15 @@ base = {IPV4_BASE}
 file = "data/cases.csv"
 codebook = "data/codebook.csv"
 by = "trafficker_sex"
+
+[analyses.mse]
+# four agencies' lists of child victims; the latent-class model is the headline, chosen before any result
+file = "data/lists.csv"
+quantity = "victims"
+select = "stepwise"
+compare = true
+headline = "{'latent' if spec.bayes else 'bic'}"
+{'draws = ' + str(max(spec.draws, 300)) if spec.bayes else 'classes = ["independence", "stepwise", "aic", "bic", "graphs"]  # no MCMC in the test profile'}
 
 [analyses.smallarea]
 file = "data/areas.csv"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hiddenpop.capture.specs import EventsSpec
+from hiddenpop.capture.specs import EventsSpec, MSESpec
 from hiddenpop.cases.specs import CasesSpec
 from hiddenpop.data.io import read_toml
 from hiddenpop.errors import ConfigError
@@ -141,11 +141,17 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
         "file": (_STR, True, "coded case files"),
         "codebook": (_STR, True, "the case-file codebook"),
     },
+    "mse": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "file": (_STR, True, "overlapping lists: one 0/1 column per list (plus a count column if aggregated, and "
+                             "the stratum column if any)"),
+        "quantity": (_STR, False, "the combination the lists count (their estimates join its triangulation)"),
+    },
 }
 #: The analyses whose options are a spec (hiddenpop.specs): the table holds the keys above (what the analysis
 #: reads) plus the spec's options, checked by the spec itself. ``seed`` is set once, in [study].
 ANALYSIS_SPECS: dict[str, type] = {"nsum": NsumSpec, "nsum_bayes": BayesSpec, "smallarea": SmallAreaSpec,
-                                   "report_log": EventsSpec, "cases": CasesSpec}
+                                   "report_log": EventsSpec, "cases": CasesSpec, "mse": MSESpec}
 #: Options a study sets once for every analysis, and where.
 STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_threshold",
               **{factor: f"[visibility.NAME] with factor = {factor!r}" for factor in FACTORS},
@@ -153,7 +159,7 @@ STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_thresh
 #: Keys of an analysis table that name one input file (checked to exist and hashed in the manifest).
 FILE_KEYS = ("file", "codebook", "geometry")
 #: Analyses whose interval level defaults to [study] level (area estimates keep their own 90% default).
-LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases")
+LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases", "mse")
 
 
 def analysis_keys(name: str) -> list[str]:
@@ -691,6 +697,8 @@ def _check_analyses(
         if name == "report_log" and enabled and key_file is None:
             raise check.fail(where, "reading identifiers needs a pseudonymisation key: set [privacy] key_file "
                              "(create one with `hiddenpop privacy keygen`)")
+        if name == "mse" and "quantity" in settings:
+            check.reference(settings["quantity"], combine, f"{where} key 'quantity'", "combination")
         if name == "casework" and "ratio" in settings:
             check.reference(settings["ratio"], ratios, f"{where} key 'ratio'", "ratio")
         if name == "smallarea":

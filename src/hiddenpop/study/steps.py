@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop import nsum
-from hiddenpop.capture.analyses import events_analysis, read_log
+from hiddenpop.capture.analyses import events_analysis, mse_analysis, read_log
 from hiddenpop.capture.core.histories import MAX_COUNT
 from hiddenpop.cases.summary import summarize_files
 from hiddenpop.data.ard import read_ard
@@ -48,6 +48,7 @@ TITLES = {
     "casework": "Casework counts",
     "report_log": "Capture-recapture on the report log",
     "smallarea": "Area estimates",
+    "mse": "Multiple systems estimation on overlapping lists",
     "cases": "Case-file typologies",
 }
 
@@ -55,7 +56,8 @@ TITLES = {
 def pipeline(study: Study) -> list[tuple[str, Callable[[RunContext], StepResult]]]:
     """The enabled steps in run order (design-based first: later steps may use its results)."""
     order = [("nsum", nsum_step), ("nsum_bayes", nsum_bayes_step), ("casework", casework_step),
-             ("report_log", report_log_step), ("smallarea", smallarea_step), ("cases", cases_step)]
+             ("report_log", report_log_step), ("smallarea", smallarea_step), ("cases", cases_step),
+             ("mse", mse_step)]
     return [(name, function if study.enabled(name) else _disabled(name)) for name, function in order
             if name in study.analyses]
 
@@ -509,3 +511,42 @@ def cases_step(context: RunContext) -> StepResult:
                                           warnings=result.warnings, notes=result.notes,
                                           diagnostics=result.diagnostics),
                       tables=tables, suppressed_elsewhere=int(result.diagnostics.get("cells_suppressed", 0)))
+
+
+def mse_step(context: RunContext) -> StepResult:
+    """Multiple systems estimation on the study's overlapping lists (:func:`hiddenpop.capture.analyses.
+    mse_analysis`, as ``hiddenpop capture mse`` runs it): one model class, every class side by side
+    (``compare``), or strata added up (``stratum``). With ``quantity`` the estimates join that combination's
+    triangulation, the class named by the study's ``headline`` rule first."""
+    settings = context.study.analyses["mse"]
+    spec = context.study.specs["mse"]
+    result = mse_analysis(settings["file"], spec)
+    table = result.table
+    if spec.stratum is not None:
+        shown = table[table["stratum"] == "total"].assign(model_class=spec.select if spec.headline == "selected"
+                                                          else spec.headline, headline=True)
+    elif spec.compare:
+        shown = table.sort_values("headline", ascending=False, kind="stable")
+    else:
+        shown = table.iloc[:1].assign(model_class=spec.select, headline=True)
+    quantity = settings.get("quantity")
+    rows = pd.DataFrame({
+        "quantity": quantity or "population",
+        "label": context.study.combine[quantity].label if quantity else "People on the lists' population",
+        "method": [f"{c}: {m}" for c, m in zip(shown["model_class"], shown["method"], strict=True)],
+        "estimate": shown["estimate"].to_numpy(float), "lower": shown["lower"].to_numpy(float),
+        "upper": shown["upper"].to_numpy(float), "level": spec.level, "unit": "people",
+        "comparable": quantity is not None,
+        "note": ["the class named beforehand (headline rule)" if h else "another model class on the same lists"
+                 for h in shown["headline"]],
+    })
+    if quantity is None:
+        rows["triangulate"] = True
+    failed = not np.isfinite(rows["estimate"].iloc[0])
+    status = "error" if failed else ("warnings" if result.warnings else "ok")
+    estimates = Estimates(table=rows, settings=result.settings, seed=result.seed, warnings=result.warnings,
+                          notes=result.notes, diagnostics=result.diagnostics)
+    return StepResult(name="mse", title=TITLES["mse"], status=status, estimates=estimates,
+                      message="the headline model class could not be estimated" if failed else "",
+                      tables={"mse_estimates": table})
+

@@ -14,7 +14,7 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _jax_cache():
-    from hiddenpop.nsum.bayes.common import enable_compilation_cache
+    from hiddenpop.mcmc.nuts import enable_compilation_cache
 
     enable_compilation_cache(os.environ.get("HIDDENPOP_JAX_CACHE"))
     yield

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from hiddenpop.mcmc.nuts import quantity_row, sample_nuts
 from hiddenpop.nsum.bayes import MODELS, Priors, prepare_data
-from hiddenpop.nsum.bayes.common import quantity_row, sample_nuts
 from hiddenpop.nsum.bayes.maltiel import model_arrays, stack_arrays
 from hiddenpop.simulate.ard import simulate_ard_arrays
 

@@ -49,17 +49,9 @@ import pandas as pd
 from scipy.special import gammaln
 
 from hiddenpop.errors import ConfigError
+from hiddenpop.mcmc.nuts import Density, Draws, quantity_row, sample_nuts, uniform_interval
 from hiddenpop.nsum.adjust import Adjustments
-from hiddenpop.nsum.bayes.common import (
-    BayesData,
-    Density,
-    Draws,
-    Priors,
-    coerce_data,
-    quantity_row,
-    sample_nuts,
-    uniform_interval,
-)
+from hiddenpop.nsum.bayes.common import BayesData, Priors, coerce_data
 from hiddenpop.nsum.bayes.diagnostics import convergence, ppc_warnings, predictive_checks, simulate_in_blocks
 from hiddenpop.results import Estimates, LazyExtras
 

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from hiddenpop.nsum.bayes.common import BayesData, Density, Draws, Priors, quantity_row, uniform_interval
+from hiddenpop.mcmc.nuts import Density, Draws, quantity_row, uniform_interval
+from hiddenpop.nsum.bayes.common import BayesData, Priors
 from hiddenpop.nsum.bayes.diagnostics import simulate_in_blocks
 from hiddenpop.nsum.bayes.maltiel import MaltielModel, logit
 

@@ -152,6 +152,12 @@ def caveats(context: RunContext, tables: dict[str, pd.DataFrame]) -> list[str]:
                          "population.")
         if (triangulation["unit"] == "identifiers").any():
             found.append("Report-log estimates count identifiers (IP addresses), not people.")
+        lists = triangulation[(triangulation["analysis"] == "mse") & triangulation["estimate"].notna()]
+        if len(lists) > 1:
+            low, high = lists["estimate"].min(), lists["estimate"].max()
+            found.append(f"Estimates from the overlapping lists run from {format_value(low, 'count')} to "
+                         f"{format_value(high, 'count')} depending on the model class: the class matters more "
+                         "than any one interval shows.")
     return list(dict.fromkeys(found))[:MAX_CAVEATS]
 
 
@@ -201,4 +207,7 @@ def methods_paragraph(study: Study) -> str:
     if "smallarea" in analyses:
         text += (" Area estimates combine the surveyed areas' direct estimates with data streams on every "
                  "area.")
+    if "mse" in analyses:
+        text += (" People found on several agencies' lists give multiple systems estimates under several model "
+                 "classes, shown side by side, the class chosen before seeing the results first.")
     return text

@@ -1,0 +1,101 @@
+"""Latent-class MSE: the closed-form sum over N behind its posterior, the negative-binomial draws of N, and a
+simulation with known truth (a two-class population whose classes differ in catchability on every list)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special
+
+from hiddenpop.capture.lists.data import list_data
+from hiddenpop.capture.lists.latent import latent_class_density, population_draws
+from hiddenpop.mcmc.diagnostics import rhat_ess_many
+from hiddenpop.mcmc.nuts import Draws, sample_nuts
+
+TRUTH = 1000
+WEIGHTS = np.array([0.7, 0.3])
+CATCH = np.array([[0.25, 0.2, 0.3, 0.25], [0.6, 0.5, 0.7, 0.6]])
+
+
+def _survey(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    classes = rng.choice(2, size=TRUTH, p=WEIGHTS)
+    caught = rng.random((TRUTH, CATCH.shape[1])) < CATCH[classes]
+    seen = caught[caught.any(axis=1)].astype(int)
+    table = list_data(pd.DataFrame(seen, columns=list("ABCD")))
+    return {"patterns": table.patterns.astype(float), "counts": table.counts, "observed": np.float64(table.observed)}
+
+
+def _brute_force(z: dict[str, np.ndarray], data: dict[str, np.ndarray], classes: int) -> float:
+    """log sum_N (1/N) N!/((N-n)! prod n_x!) p_0^(N-n) prod p_x^n_x, summed numerically, plus the priors."""
+    lam = special.expit(z["lam"])
+    alpha = np.exp(z["log_alpha"])
+    not_v = np.exp(-np.exp(z["stick"]) / alpha)
+    sticks = np.append(1 - not_v, 1.0)
+    weights = sticks * np.concatenate([[1.0], np.cumprod(not_v)])
+    x = data["patterns"]
+    p = (weights[None, :] * np.prod(np.where(x[:, None, :] == 1, lam[None], 1 - lam[None]), axis=2)).sum(axis=1)
+    p0 = float((weights * np.prod(1 - lam, axis=1)).sum())
+    n = data["observed"]
+    unseen = np.arange(0, 400_000)
+    total = n + unseen
+    log_terms = (-np.log(total) + special.gammaln(total + 1) - special.gammaln(unseen + 1)
+                 + unseen * np.log(p0) + data["counts"] @ np.log(p) - special.gammaln(data["counts"] + 1).sum())
+    likelihood = special.logsumexp(log_terms)
+    a, b = 0.25, 0.25
+    priors = (np.sum(np.log(lam) + np.log(1 - lam)) + np.sum(z["stick"] - np.exp(z["stick"]))
+              + a * z["log_alpha"] - b * alpha)
+    return float(likelihood + priors)
+
+
+def test_the_density_sums_the_population_size_out_exactly():
+    """The density uses p(theta | n) ∝ prod p_x^n_x / (1 - p_0)^n; summing the joint over N numerically gives the
+    same function of theta (up to a constant, so differences between parameter points are compared)."""
+    import jax
+
+    classes, lists = 3, 4
+    data = _survey(np.random.default_rng(5))
+    density = latent_class_density(classes, lists)
+    rng = np.random.default_rng(6)
+    points = [{"lam": rng.normal(-0.5, 0.8, (classes, lists)), "stick": rng.normal(0, 0.5, classes - 1),
+               "log_alpha": np.float64(rng.normal(0, 0.5))} for _ in range(3)]
+    with jax.enable_x64(True):
+        ours = [float(density.log_density(z, data)) for z in points]
+    direct = [_brute_force(z, data, classes) for z in points]
+    assert ours[1] - ours[0] == pytest.approx(direct[1] - direct[0], abs=1e-8)
+    assert ours[2] - ours[0] == pytest.approx(direct[2] - direct[0], abs=1e-8)
+
+
+def test_population_draws_are_negative_binomial_given_p0():
+    """Given p0, N - n ~ NegBin(n, 1 - p0): mean n p0 / (1 - p0), variance n p0 / (1 - p0)^2."""
+    n, p0 = 500.0, 0.4
+    fit = Draws({"p0": np.full((4, 50_000), p0)}, np.zeros((4, 50_000), bool), np.zeros((4, 50_000)),
+                np.ones((4, 50_000)), 0.0)
+    total = population_draws(fit, n, seed=1)
+    assert total.shape == (4, 50_000)
+    unseen = total - n
+    assert unseen.mean() == pytest.approx(n * p0 / (1 - p0), rel=0.005)
+    assert unseen.var() == pytest.approx(n * p0 / (1 - p0) ** 2, rel=0.02)
+    assert np.array_equal(total, population_draws(fit, n, seed=1))
+
+
+def test_latent_class_recovers_a_heterogeneous_population():
+    """50 populations of 1,000 in two classes (70% hard to catch, 30% easy, on each of four lists: positive
+    dependence that independence models miss), 4 chains of 300 warmup and 1,000 draws each: the 95% interval of N
+    covers the truth in 88-100% of them, and at least 95% of the fits have R-hat of N <= 1.01 and no divergent
+    transition. (Trees are capped at depth 7 so the 200 chains sampled together wait less for the slowest.)"""
+    rng = np.random.default_rng(20261204)
+    surveys = [_survey(rng) for _ in range(50)]
+    batch = {key: np.stack([s[key] for s in surveys]) for key in surveys[0]}
+    fits = sample_nuts(latent_class_density(4, 4), batch, chains=4, warmup=300, draws=1000, seed=3, batched=True,
+                       target_accept=0.9, max_tree_depth=7)
+    covered, clean, rhats = 0, 0, []
+    for r, fit in enumerate(fits):
+        total = population_draws(fit, float(batch["observed"][r]), seed=r)
+        lower, upper = np.quantile(total, [0.025, 0.975])
+        covered += lower <= TRUTH <= upper
+        clean += int(fit.diverging.sum() == 0)
+        rhats.append(float(rhat_ess_many(total[None].astype(float))[0][0]))
+    assert 0.88 <= covered / 50 <= 1.0
+    assert clean / 50 >= 0.95
+    assert np.mean(np.asarray(rhats) <= 1.01) >= 0.95
