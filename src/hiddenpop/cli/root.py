@@ -45,7 +45,7 @@ def _group(name: str, help_text: str) -> typer.Typer:
 
 def _register() -> None:
     """Assemble the families. Heavy libraries (JAX, LightGBM, DuckDB) are imported inside commands only."""
-    from hiddenpop.cli import cases, datasets, design, privacy, review, simulate, smallarea, study
+    from hiddenpop.cli import cases, compare, datasets, design, privacy, review, simulate, smallarea, study
     from hiddenpop.cli.capture import app as capture_app
     from hiddenpop.cli.nsum import app as nsum_app
     from hiddenpop.cli.nsum_bayes import register as register_bayes
@@ -57,6 +57,7 @@ def _register() -> None:
     design.register(_group("design", "Survey design: sample size, PPS selection, weights."))
     review.register(_group("review", "Sample review: sample size and shares with unknowns."))
     cases.register(_group("cases", "Coded case-file summaries with small-cell suppression."))
+    compare.register(_group("compare", "Cross-country comparison of referral counts: rates, ratios, ranking."))
     simulate.register(_group("simulate", "Simulation with known truth: validation grids."), root=app)
     privacy.register(_group("privacy", "Keys and output scanning."))
     datasets.register(_group("datasets", "Bundled public reference datasets: list them, export them."))
