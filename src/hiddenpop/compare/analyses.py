@@ -335,7 +335,7 @@ def compare_referrals(referrals: Referrals, spec: CompareSpec, *, bases: pd.Seri
     ]).assign(threshold=spec.threshold)
 
     # ------------------------------------------------------------------------------------------ words
-    notes.extend(CAVEATS)
+    notes[0:0] = CAVEATS  # the standing caveats first, then what this data and these settings add
     notes.extend(referrals.notes)
     shown = {key: (None if key in hidden else value) for key, value in values.items()}
 
