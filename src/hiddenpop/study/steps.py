@@ -35,13 +35,15 @@ TITLES = {
     "report_log": "Capture-recapture on the report log",
     "smallarea": "Area estimates",
     "cases": "Case-file typologies",
+    "compare": "Countries compared",
 }
 
 
 def pipeline(study: Study) -> list[tuple[str, Callable[[RunContext], StepResult]]]:
     """The enabled steps in run order (design-based first: later steps may use its results)."""
     order = [("nsum", nsum_step), ("nsum_bayes", nsum_bayes_step), ("casework", casework_step),
-             ("report_log", report_log_step), ("smallarea", smallarea_step), ("cases", cases_step)]
+             ("report_log", report_log_step), ("smallarea", smallarea_step), ("cases", cases_step),
+             ("compare", compare_step)]
     return [(name, function if study.enabled(name) else _disabled(name)) for name, function in order
             if name in study.analyses]
 
@@ -507,6 +509,29 @@ def cases_step(context: RunContext) -> StepResult:
         tables["cases_crosstabs"] = result.tables["crosstabs"]
     return StepResult(name="cases", title=TITLES["cases"], status="warnings" if result.warnings else "ok",
                       estimates=Estimates(table=result.table.iloc[0:0], settings=result.settings,
+                                          warnings=result.warnings, notes=result.notes,
+                                          diagnostics=result.diagnostics),
+                      tables=tables, suppressed_elsewhere=int(result.diagnostics.get("cells_suppressed", 0)))
+
+
+def compare_step(context: RunContext) -> StepResult:
+    """Referral counts compared between receiving countries: rates with exact intervals, ratios to the focus
+    country, the probability of ranking first and leave-one-agency-out (:func:`hiddenpop.compare.analyses.
+    compare_files`, as ``hiddenpop compare referrals`` runs it); the family suppresses small cells itself (with
+    complementary suppression across its linked tables) at the study's threshold."""
+    from hiddenpop.compare.analyses import compare_files
+
+    settings = context.study.analyses["compare"]
+    result = compare_files(settings["file"], context.study.specs["compare"], base_file=settings.get("base_file"))
+    table = result.table
+    tables = {"compare_countries": table[table["kind"] == "country"].reset_index(drop=True),
+              "compare_ratios": table[table["kind"] != "country"].reset_index(drop=True),
+              "compare_regions": result.tables["regions"], "compare_ranks": result.tables["ranks"]}
+    if len(result.tables["agencies"]):
+        tables["compare_agencies"] = result.tables["agencies"]
+        tables["compare_leave_one_out"] = result.tables["leave_one_out"]
+    return StepResult(name="compare", title=TITLES["compare"], status="warnings" if result.warnings else "ok",
+                      estimates=Estimates(table=table.iloc[0:0], settings=result.settings, seed=result.seed,
                                           warnings=result.warnings, notes=result.notes,
                                           diagnostics=result.diagnostics),
                       tables=tables, suppressed_elsewhere=int(result.diagnostics.get("cells_suppressed", 0)))
