@@ -8,8 +8,9 @@ identifiers and free text never reach the report, because it is built only from 
 
 The first screen (``#summary``) answers how many, how sure and compared with what: the headline in words and
 figures, the map, the methods side by side and the three caveats that matter most. Then the assumptions,
-triangulation, areas, report log, casework and methods; diagnostics, convergence, audits and full tables sit in a
-collapsed technical appendix (``#appendix``), long tables as their top rows with the whole table in ``tables/``.
+triangulation, areas, report log, casework, countries compared and methods; diagnostics, convergence, audits and
+full tables sit in a collapsed technical appendix (``#appendix``), long tables as their top rows with the whole
+table in ``tables/``.
 """
 
 from __future__ import annotations

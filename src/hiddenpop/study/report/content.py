@@ -201,6 +201,9 @@ def methods_paragraph(study: Study) -> str:
     if "smallarea" in analyses:
         text += (" Area estimates combine the surveyed areas' direct estimates with data streams on every "
                  "area.")
+    if "compare" in analyses:
+        text += (" Referral counts compare countries, with exact intervals and the probability of ranking first; "
+                 "they measure what agencies detected and shared, not how much exploitation there is.")
     return text
 
 
