@@ -130,6 +130,18 @@ def test_the_demo_shape_stays_first_without_any_agency():
     assert loo["focus_first"].all() and len(loo) == 4
 
 
+def test_the_ratio_to_a_hidden_largest_other_is_not_shown():
+    """A small country with a small base can have the largest other rate; the ratio to it (exact or simulated)
+    would give its rate, and with the public base its count, away."""
+    bases = pd.Series({**BASES.to_dict(), "USA": 2e6})  # 7 referrals: the second largest rate
+    result = compare_referrals(referrals(), spec(threshold=8), bases=bases)
+    ratios = by_kind(result, "ratio")
+    assert bool(ratios.loc["USA", "largest_other"]) and bool(ratios.loc["USA", "suppressed"])
+    hotspot = by_kind(result, "hotspot").iloc[0]
+    assert pd.isna(hotspot["estimate"]) and pd.isna(hotspot["lower"]) and bool(hotspot["suppressed"])
+    assert hotspot["p_first"] == pytest.approx(by_kind(result, "country").loc["PHL", "p_first"])
+
+
 def _visible(frame, column):
     values = pd.to_numeric(frame[column], errors="coerce")
     return values[values.notna()]

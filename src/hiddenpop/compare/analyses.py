@@ -304,6 +304,8 @@ def compare_referrals(referrals: Referrals, spec: CompareSpec, *, bases: pd.Seri
     hotspot["suppressed"] = False
     if focus_hidden:
         blank(hotspot, [*estimate_columns, "focus_count", "p_first"])
+    elif ("C", codes[full.largest_other]) in hidden:  # the ratio to it would give its rate, and so its count, away
+        blank(hotspot, estimate_columns)
     regions["suppressed"] = False
     regions["count"] = regions["count"].astype(object)
     for position, row in enumerate(region_rows):
