@@ -2,12 +2,14 @@
 
 * :func:`garwood_interval` -- the exact (Garwood 1936) interval of a Poisson mean from one count ``x``:
   ``[chi2_{alpha/2}(2x) / 2, chi2_{1-alpha/2}(2x + 2) / 2]`` (lower bound 0 when ``x = 0``). It is the inversion of
-  the two one-sided Poisson tests, so it covers the mean with probability at least ``level`` for every mean.
+  the two one-sided Poisson tests, so it covers the mean with probability at least ``level`` for every mean (the
+  same chi-square form Ulm 1990 gives for a standardized mortality ratio).
 * :func:`rate_ratio_interval` -- the exact conditional interval of a ratio of two Poisson rates. With counts
   ``x1 ~ Poisson(lambda1 b1)`` and ``x2 ~ Poisson(lambda2 b2)``, ``x1`` given ``n = x1 + x2`` is
   ``Binomial(n, p)`` with ``p = lambda1 b1 / (lambda1 b1 + lambda2 b2)``; the Clopper-Pearson interval of ``p``
-  mapped through ``RR = p / (1 - p) * b2 / b1`` is an exact interval of ``RR = lambda1 / lambda2`` (Ulm 1990's
-  construction for the rate ratio). The two-sided p-value is the exact binomial test of ``p = b1 / (b1 + b2)``.
+  mapped through ``RR = p / (1 - p) * b2 / b1`` is an exact interval of ``RR = lambda1 / lambda2`` (the classical
+  conditional method; Breslow and Day 1987). The two-sided p-value is the exact binomial test of
+  ``p = b1 / (b1 + b2)``.
 * :func:`rank_simulation` -- draws every rate from its Gamma posterior (``Gamma(x + a0, b)`` for a
   ``Gamma(a0, 0)`` prior; ``a0 = 0.5`` is Jeffreys' prior) and ranks the draws: the distribution of each country's
   rank and the ratio of the focus country's rate to the largest other rate.
