@@ -26,6 +26,7 @@ COMMAND_INPUTS = {
     "memory_limit": "(the command line only: DuckDB resources)", "temp_dir": "(the command line only: DuckDB)",
     "threads": "(the command line only: DuckDB resources)",
     "cases": "cases key 'file'", "codebook": "cases key 'codebook'",
+    "referrals": "compare key 'file'", "base_file": "compare key 'base_file'",
     # commands a study does not run: design, review and the like read their files and columns as given
     "frame": "-", "stratum": "-", "psu": "-", "size": "-", "allocation": "-", "ssu": "-", "units": "-",
     "reserves_out": "-", "sample": "-", "probability": "-", "base_weight": "-", "respondent": "-", "cells": "-",

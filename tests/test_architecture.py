@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
-FAMILIES = ("data", "nsum", "capture", "smallarea", "design", "review", "cases", "simulate", "datasets")
+FAMILIES = ("data", "nsum", "capture", "smallarea", "design", "review", "cases", "compare", "simulate", "datasets")
 INTERFACES = ("hiddenpop.cli", "hiddenpop.study")
 ROOMS = ("core", "closed", "lists", "events")
 

@@ -21,7 +21,8 @@ COMMANDS = {path: (command, spec) for path, command, spec in spec_commands()}
 #: The commands that run each spec-driven study analysis.
 STUDY_COMMANDS = {"nsum": ("nsum estimate",), "nsum_bayes": ("nsum bayes",),
                   "smallarea": ("smallarea pool", "smallarea extrapolate"), "report_log": ("capture events",),
-                  "cases": ("cases summarize",), "mse": ("capture mse",)}
+                  "cases": ("cases summarize",), "mse": ("capture mse",),
+                  "compare": ("compare referrals",)}
 #: Study keys that choose which commands run, rather than how.
 STUDY_CHOICES = {"methods"}
 #: What each study table reads (files, columns, groups) rather than how it computes, with the command input that
@@ -35,6 +36,7 @@ STUDY_INPUTS = {
     "report_log": {"enabled": "-", "files": "files", "id": "identifier", "time": "time"},
     "cases": {"enabled": "-", "file": "cases", "codebook": "codebook"},
     "mse": {"enabled": "-", "file": "file", "quantity": "-"},
+    "compare": {"enabled": "-", "file": "referrals", "base_file": "base_file"},
 }
 
 

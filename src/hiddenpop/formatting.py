@@ -31,10 +31,11 @@ ESTIMATE_COLUMNS = frozenset({"estimate", "lower", "upper", "se", "mean", "media
 DIAGNOSTIC_COLUMNS = frozenset({"r_hat", "rhat", "max_rhat", "p_value", "pvalue", "deviance", "aic", "bic",
                                 "loglik", "log_likelihood", "importance", "slope", "correlation", "bfmi",
                                 "relative_error", "chi2", "statistic_value"})
-PERCENT_COLUMNS = frozenset({"level", "coverage", "share", "accept_rate"})
+PERCENT_COLUMNS = frozenset({"level", "coverage", "share", "accept_rate", "p_first", "p_rank"})
 COUNT_COLUMNS = frozenset({"respondents", "rows_in", "rows_out", "removed", "n", "count", "divergences",
                            "draws", "chains", "bytes", "ess_bulk", "ess_tail", "min_ess", "df", "cells",
-                           "victims", "suspects", "cases", "suppressed_cells"})
+                           "victims", "suspects", "cases", "suppressed_cells", "focus_count",
+                           "largest_other_count", "agency_referrals", "focus_count_agency_alone"})
 
 #: Words for the identifiers that tables use as column names. Anything not listed is shown with its underscores
 #: turned into spaces.
@@ -69,6 +70,9 @@ COLUMN_LABELS = {
     "upper_observed": "upper (observed)",
     "window_start": "window start",
     "window_end": "window end",
+    "p_first": "probability of ranking first",
+    "p_first_mc_se": "simulation error of that probability",
+    "p_rank": "probability of this rank",
 }
 
 

@@ -299,3 +299,15 @@ def test_visibility_declarations_expand_combinations_to_their_groups(study_copy)
     adjust = study.adjustments()
     assert adjust.for_group("children_live")["transmission_rate"] == pytest.approx(0.85)
     assert adjust.for_group("adults_live")["transmission_rate"] == 1.0
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('focus = "PHL"', 'focus = "Philippines"', r"\[analyses.compare\]: key 'focus': expected an ISO 3166-1"),
+    ('base_label = "children"', 'base_lable = "children"', r"unknown key 'base_lable' \(did you mean 'base_label'\?\)"),
+    ('base_label = "children"', 'threshold = 3', r"key 'threshold' is set once for the whole study"),
+    ('base_file = "data/child_population.csv"', 'base_file = "data/children.csv"', r"key 'base_file'.*file not found"),
+])
+def test_compare_table_is_checked_by_its_spec(study_copy, old, new, message):
+    _edit(study_copy, old, new)
+    with pytest.raises(ConfigError, match=message):
+        load_study(study_copy)

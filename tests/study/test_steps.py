@@ -254,3 +254,33 @@ def test_casework_calibration_settings_are_checked(demo_study, tmp_path, entry, 
                     + text[end:])
     with pytest.raises(ConfigError, match=message):
         load_study(path)
+
+
+def test_the_compare_step_is_the_commands_numbers_and_publishes_no_small_count(demo_study):
+    """[analyses.compare] runs the same family function as `hiddenpop compare referrals`, at the study's seed,
+    level and threshold; its tables arrive suppressed, its caveats as notes, and the demo's focus country stays
+    first with each agency left out (no warning, status ok)."""
+    from hiddenpop.compare.analyses import compare_files
+
+    study = load_study(demo_study)
+    result = steps.compare_step(RunContext(study=study))
+    assert result.status == "ok" and result.estimates.table.empty
+    spec = study.specs["compare"]
+    assert (spec.seed, spec.level, spec.threshold) == (study.seed, study.level, study.suppression_threshold)
+    data = demo_study.parent / "data"
+    direct = compare_files(data / "referrals.csv", spec, base_file=data / "child_population.csv")
+    countries = result.tables["compare_countries"]
+    pd.testing.assert_frame_equal(countries, direct.table[direct.table["kind"] == "country"].reset_index(drop=True))
+    assert set(result.tables) == {"compare_countries", "compare_ratios", "compare_regions", "compare_ranks",
+                                  "compare_agencies", "compare_leave_one_out"}
+    for name, column in [("compare_countries", "count"), ("compare_regions", "count"),
+                         ("compare_agencies", "count"), ("compare_leave_one_out", "focus_count")]:
+        values = pd.to_numeric(result.tables[name][column], errors="coerce").dropna()
+        assert not ((values > 0) & (values < 5)).any(), name
+    assert result.suppressed_elsewhere == direct.diagnostics["cells_suppressed"] > 0
+    focus = countries[countries["focus"].astype(bool)].iloc[0]
+    assert focus["country"] == "PHL" and focus["observed_rank"] == 1 and focus["unit"] == "per 100,000 children"
+    assert result.tables["compare_leave_one_out"]["focus_first"].all()
+    assert any("convenience sample" in note for note in result.notes)
+    # the agencies are published under the names the study file lists
+    assert set(result.tables["compare_agencies"]["agency"]) == {"Agency A", "Agency B", "Agency C", "Agency D"}

@@ -48,6 +48,8 @@ COMMANDS: dict[str, Entry] = {
     "design": Entry("Survey design: sample size, PPS selection, weights.", ("hiddenpop.cli.design",)),
     "review": Entry("Sample review: sample size and shares with unknowns.", ("hiddenpop.cli.review",)),
     "cases": Entry("Coded case-file summaries with small-cell suppression.", ("hiddenpop.cli.cases",)),
+    "compare": Entry("Cross-country comparison of referral counts: rates, ratios, ranking.",
+                     ("hiddenpop.cli.compare",)),
     "simulate": Entry("Simulation with known truth: validation grids.", ("hiddenpop.cli.simulate",)),
     "privacy": Entry("Keys and output scanning.", ("hiddenpop.cli.privacy",)),
     "datasets": Entry("Bundled public reference datasets: list them, export them.", ("hiddenpop.cli.datasets",)),

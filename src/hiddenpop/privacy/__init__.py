@@ -13,8 +13,12 @@ from hiddenpop.privacy.keys import (
     load_key,
     pseudonymise,
 )
-from hiddenpop.privacy.suppression import DEFAULT_SUPPRESSION_THRESHOLD, suppress_small_cells
+from hiddenpop.privacy.suppression import (
+    DEFAULT_SUPPRESSION_THRESHOLD,
+    suppress_linked_cells,
+    suppress_small_cells,
+)
 
 __all__ = ["DEFAULT_SUPPRESSION_THRESHOLD", "KEY_ENV", "MIN_KEY_BYTES", "PSEUDONYM_HEX_CHARS",
            "RECOMMENDED_KEY_BYTES", "Pseudonymiser", "canonical_ip", "generate_key", "load_key", "pseudonymise",
-           "suppress_small_cells"]
+           "suppress_linked_cells", "suppress_small_cells"]

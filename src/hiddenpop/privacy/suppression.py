@@ -3,11 +3,13 @@
 :func:`suppress_small_cells` blanks counts below a threshold (default 5) in published tables and marks them, so a
 reader cannot single out a respondent, a victim or a case; with ``complementary=True`` a column with a single
 hidden cell gets a second one hidden, so a hidden cell cannot be recovered from a published column total.
+:func:`suppress_linked_cells` does the same for counts published in several linked tables (margins, regions and
+their countries, totals with one part left out): it hides a second member of every sum that has one hidden.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,3 +56,45 @@ def suppress_small_cells(
             suppressed_rows |= small
     published["suppressed"] = suppressed_rows
     return published, n_cells
+
+
+def suppress_linked_cells(
+    values: Mapping[Hashable, int],
+    relations: Iterable[tuple[Hashable, Sequence[Hashable]]],
+    threshold: int = DEFAULT_SUPPRESSION_THRESHOLD,
+    *,
+    prefer: Mapping[Hashable, int] | None = None,
+) -> tuple[set[Hashable], set[Hashable]]:
+    """Which cells of a set of linked published tables to hide: counts in 1..threshold-1 (primary), then enough
+    others that no hidden count can be recovered by subtraction.
+
+    ``values`` holds every published count by key; each relation ``(total, parts)`` says that the published
+    count ``total`` is the sum of the published counts ``parts`` (a margin and its cells, a region and its
+    countries, a total and one cell plus the rest). A relation with exactly one hidden member would give that
+    member away, so a second one is hidden: the visible positive member with the lowest ``prefer`` rank (default
+    0), then the smallest count, then the first in ``values``. This repeats over every relation until none has a
+    single hidden member (or none can get a second one). Zeros are published and never chosen. Returns the
+    primary and the complementary keys.
+    """
+    prefer = prefer or {}
+    order = {key: position for position, key in enumerate(values)}
+    linked = [(total, tuple(parts)) for total, parts in relations]
+    for total, parts in linked:
+        for key in (total, *parts):
+            if key not in order:
+                raise KeyError(f"relation member {key!r} has no value")
+    primary = {key for key, value in values.items() if 0 < value < threshold}
+    hidden = set(primary)
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in linked:
+            members = (total, *parts)
+            if sum(member in hidden for member in members) != 1:
+                continue
+            candidates = [member for member in members if member not in hidden and values[member] > 0]
+            if not candidates:
+                continue
+            hidden.add(min(candidates, key=lambda m: (prefer.get(m, 0), values[m], order[m])))
+            changed = True
+    return primary, hidden - primary

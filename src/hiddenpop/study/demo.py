@@ -13,6 +13,9 @@
 * ``data/areas.csv``: every area of the country (id, invented name) with population bases and covariates grouped
   in data streams;
 * ``data/areas.geojson``: area boundaries for the map (Voronoi cells of the area centroids, keyed by area id);
+* ``data/referrals.csv`` and ``data/child_population.csv``: referrals from four invented law-enforcement agencies
+  to 15 receiving countries by year (2010-2017), drawn from known rates per child in which the Philippines leads,
+  and an approximate child population per country (plus one country with no referral) for the rates;
 * ``keys/demo-key.txt``: a pseudonymisation key derived from the seed (for the demo only; real studies use
   ``hiddenpop privacy keygen``);
 * ``truth.json``: the true totals the data were drawn from, so the report can be read against them;
@@ -165,7 +168,9 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
     report_log, log_truth = _report_log(rng, spec)
     cases, codebook = _case_files(rng, 92)
     # The lists come from their own stream, so adding them left every other draw of the study unchanged.
-    lists = _lists(np.random.default_rng([seed, 11]), int(areas["victims"].sum()))
+    lists = _lists(np.random.default_rng([seed, 13]), int(areas["victims"].sum()))
+    # Referrals come from their own stream, so adding them left every other draw of the study unchanged.
+    referrals, children_by_country = _referrals(np.random.default_rng([seed, 11]))
 
     def write_csv(frame: pd.DataFrame, name: str) -> None:
         atomic_write_text(folder / "data" / name, frame.to_csv(index=False, lineterminator="\n",
@@ -180,6 +185,8 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
     write_csv(cases, "cases.csv")
     write_csv(codebook, "codebook.csv")
     write_csv(lists, "lists.csv")
+    write_csv(referrals, "referrals.csv")
+    write_csv(children_by_country, "child_population.csv")
     public = areas.drop(columns=["victims", "traffickers", "relative_risk"])
     write_csv(public, "areas.csv")
     atomic_write_text(folder / "data" / "areas.geojson", json.dumps(_area_polygons(areas), separators=(",", ":"))
@@ -196,6 +203,7 @@ def write_demo_study(folder: str | Path, *, seed: int = 20220101, profile: str |
         "transmission": world.transmission,
         "report_log_active_identifiers": log_truth,
         "lists_seen": int(lists["count"].sum()),
+        "referrals_per_100000_children": dict(REFERRAL_RATES),
     }
     truth["victims_per_trafficker"] = truth["victims"] / truth["traffickers"]
     atomic_write_text(folder / "truth.json", json.dumps(truth, indent=2) + "\n")
@@ -468,6 +476,41 @@ def _case_files(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, pd.Data
     return cases, codebook
 
 
+#: Referrals per 100,000 children over 2010-2017 that the demo's agencies would make to each country (the truth
+#: behind data/referrals.csv), and the approximate number of children (under 18) in each, rounded.
+REFERRAL_RATES = {"PHL": 1.0, "KHM": 0.2, "THA": 0.15, "ROU": 0.08, "DOM": 0.08, "COL": 0.05, "UKR": 0.05,
+                  "MYS": 0.05, "MEX": 0.03, "VNM": 0.03, "LKA": 0.03, "KEN": 0.02, "IDN": 0.01, "BRA": 0.01,
+                  "IND": 0.004, "LAO": 0.0}
+CHILDREN_BY_COUNTRY = {"PHL": 40_000_000, "KHM": 6_000_000, "THA": 14_000_000, "ROU": 3_600_000,
+                       "DOM": 3_800_000, "COL": 15_000_000, "UKR": 8_000_000, "MYS": 9_000_000, "MEX": 38_000_000,
+                       "VNM": 24_000_000, "LKA": 6_000_000, "KEN": 24_000_000, "IDN": 80_000_000,
+                       "BRA": 52_000_000, "IND": 440_000_000, "LAO": 2_800_000}
+#: Four invented agencies and the share of each country's referrals each makes (rows add up to 1).
+AGENCIES = ("Agency A", "Agency B", "Agency C", "Agency D")
+
+
+def _referrals(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Referrals by agency, receiving country and year: Poisson counts of each country's rate x children, spread
+    over the years with growth (as in Study 1, most referrals came after 2014) and over the agencies with shares
+    that differ by agency; only non-zero rows are written, as agencies report them."""
+    years = np.arange(2010, 2018)
+    growth = np.exp(0.35 * (years - years[0]))
+    growth = growth / growth.sum()
+    rows = []
+    for country, rate in REFERRAL_RATES.items():
+        expected = rate * CHILDREN_BY_COUNTRY[country] / 100_000
+        shares = rng.dirichlet(np.full(len(AGENCIES), 2.0))
+        counts = rng.poisson(expected * np.outer(shares, growth))
+        for a, agency in enumerate(AGENCIES):
+            for y, year in enumerate(years):
+                if counts[a, y]:
+                    rows.append((agency, country, int(year), int(counts[a, y])))
+    frame = pd.DataFrame(rows, columns=["agency", "country", "year", "referrals"])
+    frame = frame.sort_values(["agency", "year", "country"], kind="stable").reset_index(drop=True)
+    children = pd.DataFrame({"country": list(CHILDREN_BY_COUNTRY), "base": list(CHILDREN_BY_COUNTRY.values())})
+    return frame, children
+
+
 # --------------------------------------------------------------------------------------------- the study file
 def _bayes_switch(spec: Profile) -> str:
     if not spec.bayes:
@@ -635,6 +678,18 @@ select = "stepwise"
 compare = true
 headline = "{'latent' if spec.bayes else 'bic'}"
 {'draws = ' + str(max(spec.draws, 300)) if spec.bayes else 'classes = ["independence", "stepwise", "aic", "bic", "graphs"]  # no MCMC in the test profile'}
+
+# Referrals from four agencies to 15 receiving countries (2010-2017), compared per 100,000 children. Their
+# names are listed so they may be published; any other agency name in the file would be refused.
+[analyses.compare]
+file = "data/referrals.csv"
+base_file = "data/child_population.csv"
+count = "referrals"
+agency = "agency"
+agencies = ["Agency A", "Agency B", "Agency C", "Agency D"]
+period = "year"
+focus = "PHL"
+base_label = "children"
 
 [analyses.smallarea]
 file = "data/areas.csv"

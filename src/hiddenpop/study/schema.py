@@ -21,6 +21,7 @@ from typing import Any
 
 from hiddenpop.capture.specs import EventsSpec, MSESpec
 from hiddenpop.cases.specs import CasesSpec
+from hiddenpop.compare.specs import CompareSpec
 from hiddenpop.data.io import read_toml
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import (
@@ -147,19 +148,25 @@ ANALYSIS_KEYS: dict[str, dict[str, tuple[tuple[type, ...], bool, str]]] = {
                              "the stratum column if any)"),
         "quantity": (_STR, False, "the combination the lists count (their estimates join its triangulation)"),
     },
+    "compare": {
+        "enabled": (_BOOL, False, "run this analysis (default true)"),
+        "file": (_STR, True, "referral counts by agency and receiving country, or one row per report and country"),
+        "base_file": (_STR, False, "table country,base (population, children or internet users) for rates"),
+    },
 }
 #: The analyses whose options are a spec (hiddenpop.specs): the table holds the keys above (what the analysis
 #: reads) plus the spec's options, checked by the spec itself. ``seed`` is set once, in [study].
 ANALYSIS_SPECS: dict[str, type] = {"nsum": NsumSpec, "nsum_bayes": BayesSpec, "smallarea": SmallAreaSpec,
-                                   "report_log": EventsSpec, "cases": CasesSpec, "mse": MSESpec}
+                                   "report_log": EventsSpec, "cases": CasesSpec, "mse": MSESpec,
+                                   "compare": CompareSpec}
 #: Options a study sets once for every analysis, and where.
 STUDY_WIDE = {"seed": "[study] seed", "threshold": "[privacy] suppression_threshold",
               **{factor: f"[visibility.NAME] with factor = {factor!r}" for factor in FACTORS},
               "tau_prior": "[visibility.NAME] with factor = 'transmission_rate' and distribution = 'beta(a, b)'"}
 #: Keys of an analysis table that name one input file (checked to exist and hashed in the manifest).
-FILE_KEYS = ("file", "codebook", "geometry")
+FILE_KEYS = ("file", "codebook", "geometry", "base_file")
 #: Analyses whose interval level defaults to [study] level (area estimates keep their own 90% default).
-LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases", "mse")
+LEVEL_FROM_STUDY = ("nsum", "nsum_bayes", "report_log", "cases", "mse", "compare")
 
 
 def analysis_keys(name: str) -> list[str]:

@@ -24,6 +24,7 @@ from hiddenpop import nsum
 from hiddenpop.capture.analyses import events_analysis, mse_analysis, read_log
 from hiddenpop.capture.core.histories import MAX_COUNT
 from hiddenpop.cases.summary import summarize_files
+from hiddenpop.compare.analyses import compare_files
 from hiddenpop.data.ard import read_ard
 from hiddenpop.data.io import missing_column, read_table
 from hiddenpop.distributions import beta_quantile
@@ -50,6 +51,7 @@ TITLES = {
     "smallarea": "Area estimates",
     "mse": "Multiple systems estimation on overlapping lists",
     "cases": "Case-file typologies",
+    "compare": "Countries compared",
 }
 
 
@@ -57,7 +59,7 @@ def pipeline(study: Study) -> list[tuple[str, Callable[[RunContext], StepResult]
     """The enabled steps in run order (design-based first: later steps may use its results)."""
     order = [("nsum", nsum_step), ("nsum_bayes", nsum_bayes_step), ("casework", casework_step),
              ("report_log", report_log_step), ("smallarea", smallarea_step), ("cases", cases_step),
-             ("mse", mse_step)]
+             ("mse", mse_step), ("compare", compare_step)]
     return [(name, function if study.enabled(name) else _disabled(name)) for name, function in order
             if name in study.analyses]
 
@@ -550,3 +552,24 @@ def mse_step(context: RunContext) -> StepResult:
                       message="the headline model class could not be estimated" if failed else "",
                       tables={"mse_estimates": table})
 
+
+def compare_step(context: RunContext) -> StepResult:
+    """Referral counts compared between receiving countries: rates with exact intervals, ratios to the focus
+    country, the probability of ranking first and leave-one-agency-out (:func:`hiddenpop.compare.analyses.
+    compare_files`, as ``hiddenpop compare referrals`` runs it); the family suppresses small cells itself (with
+    complementary suppression across its linked tables) at the study's threshold."""
+
+    settings = context.study.analyses["compare"]
+    result = compare_files(settings["file"], context.study.specs["compare"], base_file=settings.get("base_file"))
+    table = result.table
+    tables = {"compare_countries": table[table["kind"] == "country"].reset_index(drop=True),
+              "compare_ratios": table[table["kind"] != "country"].reset_index(drop=True),
+              "compare_regions": result.tables["regions"], "compare_ranks": result.tables["ranks"]}
+    if len(result.tables["agencies"]):
+        tables["compare_agencies"] = result.tables["agencies"]
+        tables["compare_leave_one_out"] = result.tables["leave_one_out"]
+    return StepResult(name="compare", title=TITLES["compare"], status="warnings" if result.warnings else "ok",
+                      estimates=Estimates(table=table.iloc[0:0], settings=result.settings, seed=result.seed,
+                                          warnings=result.warnings, notes=result.notes,
+                                          diagnostics=result.diagnostics),
+                      tables=tables, suppressed_elsewhere=int(result.diagnostics.get("cells_suppressed", 0)))

@@ -46,3 +46,28 @@ def test_with_boundaries_the_study_uses_them(demo_study):
     assert key == "area_id"
     assert {f["properties"][key] for f in geometry["features"]} == set(published.tables["area_estimates"]["area"])
     assert published.tables["area_estimates"]["name"].notna().all()
+
+
+def test_the_comparison_is_said_in_sentences_from_its_published_tables(demo_study, tmp_path):
+    """The "Countries compared" section: the focus country's rate and interval as the table shows them, no claim
+    of certainty from a simulation, the agencies left out, and a figure whose words name the focus country."""
+    from hiddenpop.formatting import format_interval, format_value
+    from hiddenpop.study.report.content import compare_sentences, probability_text
+    from hiddenpop.study.steps import compare_step
+
+    context, published, _ = execute(load_study(demo_study), steps=[("compare", compare_step)])
+    tables = published.tables
+    sentences = compare_sentences(tables)
+    focus = tables["compare_countries"].iloc[0]
+    assert focus["country"] == "PHL"
+    assert sentences[0].startswith(f"Philippines received {format_value(focus['count'], 'count')} referrals, "
+                                   f"{format_value(focus['estimate'], 'ratio')} per 100,000 children")
+    assert format_interval(focus["lower"], focus["upper"], "ratio") in sentences[0]
+    assert "stays the largest with any one of the 4 agencies left out" in sentences[-1]
+    assert probability_text(1.0) == "over 99.9%" and probability_text(0.0004) == "under 0.1%"
+    assert probability_text(0.952) == "95.2%"
+    figure = build_figures(context, published, tmp_path)["compare"]
+    assert "Philippines" in figure.alt and "suppressed" in figure.alt and (tmp_path / "compare.svg").is_file()
+    # a suppressed focus country is not described
+    hidden = dict(tables, compare_countries=tables["compare_countries"].assign(suppressed=True))
+    assert compare_sentences(hidden) == ["The count of Philippines is suppressed (small), so its comparison is not shown."]

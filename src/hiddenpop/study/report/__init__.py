@@ -8,8 +8,9 @@ identifiers and free text never reach the report, because it is built only from 
 
 The first screen (``#summary``) answers how many, how sure and compared with what: the headline in words and
 figures, the map, the methods side by side and the three caveats that matter most. Then the assumptions,
-triangulation, areas, report log, casework and methods; diagnostics, convergence, audits and full tables sit in a
-collapsed technical appendix (``#appendix``), long tables as their top rows with the whole table in ``tables/``.
+triangulation, areas, report log, casework, countries compared and methods; diagnostics, convergence, audits and
+full tables sit in a collapsed technical appendix (``#appendix``), long tables as their top rows with the whole
+table in ``tables/``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hiddenpop.study.report.content import (
     TOP_ROWS,
     area_rates,
     caveats,
+    compare_sentences,
     headline_items,
     level_text,
     methods_paragraph,
@@ -54,9 +56,16 @@ DIAGNOSTIC_TABLES = {
 #: Tables the main sections show themselves (everything else is listed in the appendix).
 SHOWN_TABLES = {"headline", "triangulation", "analyses", "warnings", "assumptions", "break_even", "area_estimates",
                 "stream_importance", "area_national_consistency", "rolling_series", "cleaning_audit",
-                "headline_sensitivity", "nsum_visibility_sensitivity"}
+                "headline_sensitivity", "nsum_visibility_sensitivity", "compare_countries", "compare_ratios",
+                "compare_regions", "compare_ranks", "compare_agencies", "compare_leave_one_out"}
 TRIANGULATION_COLUMNS = ["label", "analysis", "method", "estimate", "lower", "upper", "unit", "status", "note"]
 AREA_COLUMNS = ["area", "name", "surveyed", "estimate", "lower", "upper", "method"]
+COUNTRY_COLUMNS = ["country", "name", "region", "count", "estimate", "lower", "upper", "unit", "observed_rank",
+                   "p_first", "rank_lower", "rank_upper"]
+RATIO_COLUMNS = ["quantity", "name", "method", "estimate", "lower", "upper", "p_value", "largest_other"]
+LEAVE_ONE_OUT_COLUMNS = ["left_out", "agency_referrals", "focus_count", "focus_rank", "p_first", "largest_other_name",
+                         "largest_other_count", "estimate", "lower", "upper", "focus_count_agency_alone",
+                         "focus_rank_agency_alone"]
 
 
 def render_report(context: RunContext, published: Published, manifest: dict[str, Any],
@@ -111,6 +120,14 @@ def render_report(context: RunContext, published: Published, manifest: dict[str,
         area_national=records(tables.get("area_national_consistency")),
         rolling=records(tables.get("rolling_series"), limit=TOP_ROWS, interval=True),
         cleaning=records(tables.get("cleaning_audit")),
+        compare={"sentences": compare_sentences(tables),
+                 "countries": records(tables.get("compare_countries"), columns=COUNTRY_COLUMNS, interval=True),
+                 "ratios": records(tables.get("compare_ratios"), columns=RATIO_COLUMNS, interval=True),
+                 "leave_one_out": records(tables.get("compare_leave_one_out"), columns=LEAVE_ONE_OUT_COLUMNS,
+                                          interval=True),
+                 "regions": records(tables.get("compare_regions")),
+                 "agencies": records(tables.get("compare_agencies")),
+                 "ranks": records(tables.get("compare_ranks"), limit=40)},
         diagnostics=diagnostics,
         others=others,
         estimates={name: records(tables[f"estimates_{name}"], limit=40, interval=True) for name in results

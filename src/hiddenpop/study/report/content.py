@@ -210,4 +210,66 @@ def methods_paragraph(study: Study) -> str:
     if "mse" in analyses:
         text += (" People found on several agencies' lists give multiple systems estimates under several model "
                  "classes, shown side by side, the class chosen before seeing the results first.")
+    if "compare" in analyses:
+        text += (" Referral counts compare countries, with exact intervals and the probability of ranking first; "
+                 "they measure what agencies detected and shared, not how much exploitation there is.")
     return text
+
+
+def probability_text(value: Any) -> str:
+    """A simulated probability in words that do not claim certainty: "over 99.9%", "under 0.1%" or a percentage."""
+    if is_missing(value):
+        return ""
+    if float(value) > 0.999:
+        return "over 99.9%"
+    if float(value) < 0.001:
+        return "under 0.1%"
+    return format_value(float(value), "percent")
+
+
+def compare_sentences(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """What the cross-country comparison found, in sentences built from its published (suppressed) tables: the
+    focus country's rate, its probability of ranking first, its ratio to the largest other, and whether it stays
+    first with each agency left out."""
+    countries = tables.get("compare_countries")
+    ratios = tables.get("compare_ratios")
+    if countries is None or countries.empty:
+        return []
+    focus = countries[countries["focus"].astype(bool)]
+    if focus.empty:
+        return []
+    row = focus.iloc[0]
+    name = row["name"]
+    if bool(row["suppressed"]):
+        return [f"The count of {name} is suppressed (small), so its comparison is not shown."]
+    kind = kind_for("estimate", row["unit"])
+    unit = "" if row["unit"] == "referrals" else f" {row['unit']}"
+    sentences = [f"{name} received {format_value(row['count'], 'count')} referrals"
+                 + (f", {format_value(row['estimate'], kind)}{unit}" if unit else "")
+                 + f" ({level_text(row['level'])} interval {format_interval(row['lower'], row['upper'], kind)}); "
+                 f"observed rank {format_value(row['observed_rank'], 'count')} of {len(countries)}, probability of "
+                 f"ranking first {probability_text(row['p_first'])}."]
+    if ratios is not None and len(ratios):
+        other = ratios[(ratios["kind"] == "ratio") & ratios["largest_other"].eq(True)]
+        if len(other) and not bool(other["suppressed"].iloc[0]):
+            r = other.iloc[0]
+            sentences.append(f"Its {'rate' if unit else 'count'} is {format_value(r['estimate'], 'ratio')} times that "
+                             f"of the next country, {r['name']} (exact interval "
+                             f"{format_interval(r['lower'], r['upper'], 'ratio')}).")
+        hotspot = ratios[ratios["kind"] == "hotspot"]
+        if len(hotspot) and not bool(hotspot["suppressed"].iloc[0]):
+            h = hotspot.iloc[0]
+            sentences.append("Allowing for the uncertainty in which country is the largest other, the ratio to it is "
+                             f"{format_value(h['estimate'], 'ratio')} ({format_interval(h['lower'], h['upper'], 'ratio')}).")
+    loo = tables.get("compare_leave_one_out")
+    if loo is not None and len(loo) > 1:
+        rest = loo.iloc[1:]
+        first = rest["focus_first"].astype(bool)
+        if first.all():
+            sentences.append(f"{name} stays the largest with any one of the {len(rest)} agencies left out (lowest "
+                             f"probability of ranking first {probability_text(rest['p_first'].min())}).")
+        else:
+            sentences.append(f"{name} is no longer the largest without "
+                             + ", ".join(str(a) for a in rest.loc[~first, "left_out"])
+                             + ": that agency drives the ranking.")
+    return sentences

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.formatting import format_interval, format_value, kind_for
-from hiddenpop.study.report.content import area_rates
+from hiddenpop.study.report.content import area_rates, probability_text
 
 if TYPE_CHECKING:
     from hiddenpop.study.context import RunContext
@@ -61,7 +61,8 @@ def build_figures(context: RunContext, published: Published, folder: Path) -> di
     # The report's matplotlib style holds only while its figures are drawn: other code in the same process (a
     # simulation grid's figures, a user's notebook) keeps its own settings.
     with matplotlib.rc_context(MATPLOTLIB_STYLE):
-        for builder in (_comparison, _map, _sensitivity, _consistency, _degrees, _ppc, _rolling, _importance):
+        for builder in (_comparison, _map, _sensitivity, _consistency, _degrees, _ppc, _rolling, _importance,
+                        _countries):
             figure = builder(context, tables, folder)
             if figure is not None:
                 figures[figure.name] = figure
@@ -568,3 +569,70 @@ def _importance(context: RunContext, tables: dict[str, pd.DataFrame], folder: Pa
                   alt="Most informative: " + ", ".join(ordered["stream"].iloc[::-1].head(3))
                   + (f"; no information: {', '.join(useless)}" if useless else "") + ".",
                   interactive=figure, static=static, folder=folder, height=32 * len(ordered) + 140)
+
+
+
+# --------------------------------------------------------------------------------------------- countries compared
+def _countries(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    """Each receiving country's rate (or count) with its exact interval, largest first, the focus country in
+    vermillion; countries whose counts are suppressed are left out (and said so)."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
+    import plotly.graph_objects as go
+
+    frame = tables.get("compare_countries")
+    if frame is None or frame.empty:
+        return None
+    shown = frame[~frame["suppressed"].astype(bool)].copy()
+    for column in ("estimate", "lower", "upper", "p_first"):
+        shown[column] = pd.to_numeric(shown[column], errors="coerce")
+    shown = shown.dropna(subset=["estimate"]).sort_values("estimate", ascending=False, kind="stable")
+    if shown.empty:
+        return None
+    hidden = len(frame) - len(shown)
+    unit = str(shown["unit"].iloc[0])
+    kind = kind_for("estimate", unit)
+    focus = shown["focus"].astype(bool).to_numpy()
+    colours = [PALETTE[1] if f else PALETTE[0] for f in focus]
+    names = [str(n) for n in shown["name"]]
+    hover = [f"{n}: {format_value(e, kind)} ({_level_interval(row)}); probability of ranking first "
+             f"{probability_text(p)}" for n, e, p, (_, row) in
+             zip(names, shown["estimate"], shown["p_first"], shown.iterrows(), strict=True)]
+    figure = go.Figure(go.Scatter(x=shown["estimate"], y=[_wrap(n, 24) for n in names], mode="markers",
+                                  marker={"size": 10, "color": colours, "symbol": "diamond"},
+                                  error_x=_error_bars(shown["lower"], shown["estimate"], shown["upper"]),
+                                  text=hover, hovertemplate="%{text}<extra></extra>", showlegend=False))
+    top = float(np.nanmax(shown[["estimate", "upper"]].to_numpy(dtype=float)))
+    figure.update_xaxes(title_text=unit, range=[0, top * 1.05], tickformat="," if kind == "count" else None)
+    figure.update_yaxes(title_text="receiving country", autorange="reversed")
+    plt = _pyplot()
+    static, axis = plt.subplots(figsize=(7, 0.32 * len(shown) + 1.2))
+    y = np.arange(len(shown))
+    for position, (lower, upper, colour) in enumerate(zip(shown["lower"], shown["upper"], colours, strict=True)):
+        axis.plot([lower, upper], [position, position], color=colour, linewidth=2)
+    axis.scatter(shown["estimate"], y, c=colours, marker="D", zorder=3)
+    axis.set_yticks(y, names)
+    axis.invert_yaxis()
+    axis.set_xlim(0, top * 1.05)
+    axis.set_xlabel(unit)
+    axis.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_value(v, kind)))
+    _, files = _save(static, "compare", folder)
+    first = shown.iloc[0]
+    focus_rows = shown[focus]
+    words = [f"{len(shown)} receiving countries, {unit}, largest first"
+             + (f" ({hidden} with suppressed counts not shown)" if hidden else "")
+             + f". Highest: {first['name']} at {format_value(first['estimate'], kind)} "
+               f"({format_interval(first['lower'], first['upper'], kind)})"]
+    if len(shown) > 1:
+        second = shown.iloc[1]
+        words.append(f"next {second['name']} at {format_value(second['estimate'], kind)} "
+                     f"({format_interval(second['lower'], second['upper'], kind)})")
+    if len(focus_rows):
+        row = focus_rows.iloc[0]
+        words.append(f"the focus country, {row['name']}, ranks first with probability "
+                     f"{probability_text(row['p_first'])}")
+    caption = (f"Diamonds are {'rates' if kind != 'count' else 'counts'} and bars their exact Poisson intervals; "
+               "the focus country is orange-red, the others blue. The axis starts at zero."
+               + (f" {hidden} countries whose counts are suppressed (fewer than the threshold, or hidden so that "
+                  "they cannot be worked out from the totals) are not drawn." if hidden else ""))
+    return Figure("compare", "Referrals by receiving country", caption, alt="; ".join(words) + ".", files=files,
+                  html=_plotly_div(figure, "compare", height=28 * len(shown) + 160))
