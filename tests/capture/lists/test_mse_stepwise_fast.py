@@ -9,6 +9,10 @@ exactly, and the replicates must not depend on the number of workers.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,7 +148,22 @@ def _pid(_task: int) -> int:
     return os.getpid()
 
 
+def _isolated(check: str) -> None:
+    """Run ``check`` of this module in a fresh interpreter. Forked workers are used only while JAX is not loaded,
+    and earlier tests of the session (the latent-class model) load it; a fresh process tests the workers for
+    real instead of their in-process fallback."""
+    here = Path(__file__).resolve()
+    code = (f"import sys; sys.path[:0] = [{str(here.parent)!r}, {str(here.parents[2])!r}]; "
+            f"import {here.stem} as module; module.{check}()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_map_processes_runs_in_workers_and_keeps_task_order():
+    _isolated("check_map_processes")
+
+
+def check_map_processes():
     assert can_fork_workers()
     assert map_processes(abs, [-3, 2, -1, 0, 5], workers=2) == [3, 2, 1, 0, 5]
     pids = map_processes(_pid, range(8), workers=2)
@@ -153,6 +172,11 @@ def test_map_processes_runs_in_workers_and_keeps_task_order():
 
 
 def test_one_and_several_workers_give_identical_replicates():
+    _isolated("check_identical_replicates")
+
+
+def check_identical_replicates():
+    assert can_fork_workers()
     data = list_data(CAPTURE_DATA / "mse_UKdat_5.csv")
     samples = _draws(data, 70, seed=9)
     serial = selection_estimates(data, samples, "stepwise", THRESHOLD, None, None, workers=1)
@@ -163,6 +187,11 @@ def test_one_and_several_workers_give_identical_replicates():
 
 
 def test_mse_result_does_not_depend_on_workers():
+    _isolated("check_mse_workers")
+
+
+def check_mse_workers():
+    assert can_fork_workers()
     path = CAPTURE_DATA / "mse_UKdat_5.csv"
     one = mse(path, "stepwise", bootstrap=60, seed=4, profile=False, workers=1)
     two = mse(path, "stepwise", bootstrap=60, seed=4, profile=False, workers=2)
@@ -178,9 +207,13 @@ def test_workers_must_be_a_positive_whole_number(workers):
 
 def test_workers_beside_a_running_thread(monkeypatch):
     # the command line shows a spinner thread while the bootstrap runs
-    import sys
-    import threading
+    _isolated("check_workers_beside_a_thread")
+    monkeypatch.setitem(sys.modules, "jax", object())
+    assert not can_fork_workers()
+    assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4  # in this process instead
 
+
+def check_workers_beside_a_thread():
     release = threading.Event()
     spinner = threading.Thread(target=release.wait, daemon=True)
     spinner.start()
@@ -192,9 +225,6 @@ def test_workers_beside_a_running_thread(monkeypatch):
     finally:
         release.set()
         spinner.join()
-    monkeypatch.setitem(sys.modules, "jax", object())
-    assert not can_fork_workers()
-    assert map_processes(_pid, range(4), workers=2) == [os.getpid()] * 4  # in this process instead
 
 
 def test_map_processes_runs_here_when_no_process_can_start(monkeypatch):
