@@ -188,32 +188,28 @@ def national_sentence(tables: dict[str, pd.DataFrame]) -> str:
             f"{'lies within' if inside else 'falls OUTSIDE'} the national interval.")
 
 
+#: The sentence each analysis adds to the methods paragraph, in the order they are read.
+METHOD_SENTENCES = {
+    "nsum_bayes": "A Bayesian model that lets network sizes vary and allows for barrier effects is shown beside it.",
+    "casework": "Casework counts are compared as floors.",
+    "report_log": ("Repeat sightings of identifiers in the report log give capture-recapture estimates of "
+                   "identifiers, not people."),
+    "smallarea": "Area estimates combine the surveyed areas' direct estimates with data streams on every area.",
+    "mse": ("People found on several agencies' lists give multiple systems estimates under several model classes, "
+            "shown side by side, the class chosen before seeing the results first."),
+    "compare": ("Referral counts compare countries, with exact intervals and the probability of ranking first; "
+                "they measure what agencies detected and shared, not how much exploitation there is."),
+}
+
+
 def methods_paragraph(study: Study) -> str:
     """One paragraph on how the headline was made, for the summary and the Word export."""
-    analyses = set(study.analyses)
     text = ("Adults in a household survey were asked how many people they know in groups of known size and in "
             "the hidden groups (network scale-up). The known groups give each respondent's network size; the "
             "share of those networks that belongs to a hidden group, scaled to the population, estimates its "
             "size. Intervals come from a bootstrap that resamples the survey's clusters within strata and draws "
             "every declared visibility factor once per replicate.")
-    if "nsum_bayes" in analyses:
-        text += (" A Bayesian model that lets network sizes vary and allows for barrier effects is shown beside "
-                 "it.")
-    if "casework" in analyses:
-        text += " Casework counts are compared as floors."
-    if "report_log" in analyses:
-        text += (" Repeat sightings of identifiers in the report log give capture-recapture estimates of "
-                 "identifiers, not people.")
-    if "smallarea" in analyses:
-        text += (" Area estimates combine the surveyed areas' direct estimates with data streams on every "
-                 "area.")
-    if "mse" in analyses:
-        text += (" People found on several agencies' lists give multiple systems estimates under several model "
-                 "classes, shown side by side, the class chosen before seeing the results first.")
-    if "compare" in analyses:
-        text += (" Referral counts compare countries, with exact intervals and the probability of ranking first; "
-                 "they measure what agencies detected and shared, not how much exploitation there is.")
-    return text
+    return " ".join([text, *(sentence for name, sentence in METHOD_SENTENCES.items() if name in study.analyses)])
 
 
 def probability_text(value: Any) -> str:
