@@ -538,18 +538,20 @@ def _never_seen_exponents(periods: int, n: int) -> list[tuple[float, np.ndarray]
     for i in range(1, periods - 1):
         shift = ones(2, i) - ones(2 * periods - 1 - i, 2 * periods - 3) if i >= 2 else np.zeros(n)
         terms.append((1.0, base_first + shift))
-    for i in range(1, max(periods - 3, 1) + 1):
+    for i in range(1, periods - 2):
         shift = ones(2, i) - ones(2 * periods - 2 - i, 2 * periods - 4) if i >= 2 else np.zeros(n)
         terms.append((-1.0, base_second + shift))
     return terms
 
 
 def _never_seen_total(u, g, periods: int):
-    """Expected count of units present at some period but never captured, under the "up" model.
+    """Expected count of units present at some period but never captured, under the "up" model, leaving out
+    the units present in period 1 only or in period I only (their numbers involve p*_1 or p*_I, which "up" does
+    not identify).
 
-    Sum over entry period a and exit period b (a <= b, both between 2 and I-1 after the non-identifiable
-    ends are absorbed) of the fitted unobserved cells; it reduces to the closed form below (Rcapture
-    ``openp``, Cormack 1989).
+    Summed over entry period a and exit period b (a <= b, (a, b) not (1, 1) or (I, I)) it reduces to I - 2
+    positive and I - 3 negative exponential terms in u and the gammas (Rcapture ``openp``, Cormack 1989); checked
+    against the Jolly-Seber expected counts at I = 3, 4, 5 in the tests.
     """
     def gsum(first: int, last: int):
         total = 0.0 + 0 * u
@@ -563,7 +565,7 @@ def _never_seen_total(u, g, periods: int):
     for i in range(1, periods - 1):
         shift = gsum(2, i) - gsum(2 * periods - 1 - i, 2 * periods - 3) if i >= 2 else 0.0
         extra = extra + np.exp(first_term + shift)
-    for i in range(1, max(periods - 3, 1) + 1):
+    for i in range(1, periods - 2):
         shift = gsum(2, i) - gsum(2 * periods - 2 - i, 2 * periods - 4) if i >= 2 else 0.0
         extra = extra - np.exp(second_term + shift)
     return extra
