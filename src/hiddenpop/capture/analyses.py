@@ -194,7 +194,7 @@ def open_analysis(path: str | Path, spec: OpenSpec) -> Estimates:
         count_column = candidates[0] if candidates else None
     result = open_population(frame, count_column=count_column, capture=spec.capture,
                              constrain_negative=not spec.allow_negative, exclude=list(spec.exclude_history) or None,
-                             level=spec.level)
+                             level=spec.level, drop_unidentified=spec.drop_unidentified)
     result.settings = {**to_dict(spec), **result.settings}
     return result
 

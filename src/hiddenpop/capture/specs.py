@@ -139,6 +139,9 @@ class OpenSpec:
     capture: Literal[OPEN_CAPTURE] = opt("up", "capture probabilities: up (unconstrained) or ep (equal)")
     exclude_history: tuple[str, ...] = opt((), "history to treat as missing, e.g. 100000 (Cormack 1989)")
     allow_negative: bool = opt(False, "do not fix negative gammas at the boundary")
+    drop_unidentified: bool = opt(False, "when the included histories leave parameters unidentified, drop them and "
+                                         "report the quantities that depend on them as not identifiable (with the "
+                                         "reason) instead of refusing")
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
     window: str | None = opt(None, "for `capture histories` output with several windows: the window_start to use")
 

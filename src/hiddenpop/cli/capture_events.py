@@ -155,7 +155,7 @@ def _open(file: Path, *, spec: OpenSpec, fmt: OutputFormat, out: Path | None, qu
     """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
     result = open_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
-    emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),
+    emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level", "reason"]),
          title=f"Cormack open-population model, deviance {result.diagnostics['deviance']:.3f} on "
                f"{result.diagnostics['df']} df")
 
