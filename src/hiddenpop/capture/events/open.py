@@ -664,7 +664,6 @@ def demography_jacobian(
     n = theta.size
     n_gamma = _gamma_count(design.shape[1], capture)
     periods = n_gamma // 2 + 1
-    eye = np.eye(n)
     u = theta[0]
     if capture == "up":
         beta = theta[n_gamma + 1 :]
@@ -678,6 +677,43 @@ def demography_jacobian(
         pstar = np.repeat(shared, periods)
         d_pstar = np.zeros((n, periods))
         d_pstar[n_gamma + 1] = shared * (1 - shared)
+    phi, d_phi, abundance, d_abundance = cormack_demography(theta, periods, pstar, d_pstar)
+
+    mu_all = np.exp(design @ theta)
+    if capture == "up":
+        g = lambda k: theta[k]  # noqa: E731 - 1-based gamma, as in the formulas
+        total = mu_all.sum() + _never_seen_total(u, g, periods)
+        d_total = design.T @ mu_all
+        for sign, coefficients in _never_seen_exponents(periods, n):
+            d_total = d_total + sign * np.exp(coefficients @ theta) * coefficients
+    else:
+        total = abundance[0] + (abundance[1:] - phi * abundance[:-1]).sum()
+        d_total = d_abundance[:, 0] + (
+            d_abundance[:, 1:] - d_phi * abundance[None, :-1] - phi[None, :] * d_abundance[:, :-1]
+        ).sum(axis=1)
+    return {
+        "pstar": (pstar, d_pstar),
+        "phi": (phi, d_phi),
+        "abundance": (abundance, d_abundance),
+        "total": (np.atleast_1d(total), d_total[:, None]),
+        "fitted_sum": (np.atleast_1d(mu_all.sum()), (design.T @ mu_all)[:, None]),
+    }
+
+
+def cormack_demography(theta: np.ndarray, periods: int, pstar: np.ndarray,
+                       d_pstar: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Survival phi_i (I - 1) and period sizes N_i (I) of the module docstring, each with its Jacobian (one row per
+    parameter), from u = ``theta[0]``, gamma_k = ``theta[k]`` (k = 1..2I-2) and the capture probabilities
+    ``pstar`` with their Jacobian ``d_pstar`` (parameters x periods). The robust design gives every p*_i from the
+    closed model within period i; the open model from its betas.
+
+    Forward accumulation of exact derivatives through the formulas: every intermediate (products U_i, V_i,
+    their partial sums, phi, N_i) is carried with its gradient, using d e^g = e^g dg and the product and quotient
+    rules.
+    """
+    n = theta.size
+    eye = np.eye(n)
+    u = theta[0]
     miss = 1 - pstar
     d_miss = -d_pstar
 
@@ -725,25 +761,7 @@ def demography_jacobian(
                              + abundance[i - 1] * d_phi[:, i - 1] * growth
                              + abundance[i - 1] * phi[i - 1] * d_growth)
 
-    mu_all = np.exp(design @ theta)
-    if capture == "up":
-        g = lambda k: theta[k]  # noqa: E731 - 1-based gamma, as in the formulas
-        total = mu_all.sum() + _never_seen_total(u, g, periods)
-        d_total = design.T @ mu_all
-        for sign, coefficients in _never_seen_exponents(periods, n):
-            d_total = d_total + sign * np.exp(coefficients @ theta) * coefficients
-    else:
-        total = abundance[0] + (abundance[1:] - phi * abundance[:-1]).sum()
-        d_total = d_abundance[:, 0] + (
-            d_abundance[:, 1:] - d_phi * abundance[None, :-1] - phi[None, :] * d_abundance[:, :-1]
-        ).sum(axis=1)
-    return {
-        "pstar": (pstar, d_pstar),
-        "phi": (phi, d_phi),
-        "abundance": (abundance, d_abundance),
-        "total": (np.atleast_1d(total), d_total[:, None]),
-        "fitted_sum": (np.atleast_1d(mu_all.sum()), (design.T @ mu_all)[:, None]),
-    }
+    return phi, d_phi, abundance, d_abundance
 
 
 def _gamma_count(columns: int, capture: str) -> int:
