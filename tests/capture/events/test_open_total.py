@@ -33,7 +33,7 @@ def _jolly_seber_cells(periods, first, survival, births, p):
 def test_total_ever_present_counts_every_unit_but_the_unidentified_ends(periods):
     """Fitted to exact Jolly-Seber expected counts, the "up" total is the units seen plus the never-seen ones,
     except units present in period 1 only or period I only (p*_1, p*_I unidentified). At I = 3 the never-seen part
-    is the single term exp(u + gamma1 + gamma3): the formula used to subtract a second term there."""
+    is the single term exp(u + gamma1 + gamma3); the negative terms of the closed form begin at I = 4."""
     rng = np.random.default_rng(periods)
     survival = rng.uniform(0.5, 0.9, periods - 1)
     births = rng.uniform(100, 300, periods - 1)
