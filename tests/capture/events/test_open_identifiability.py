@@ -16,6 +16,7 @@ from hiddenpop.capture.events.open import (
     reported_quantities,
 )
 from hiddenpop.errors import ModelError
+from openpop import jolly_seber_cells
 from refdata import CAPTURE_DATA, load_fixture
 
 BUNTING_SINGLES = [format(1 << k, "08b") for k in range(8)]
@@ -220,3 +221,18 @@ def test_command_line_reports_what_it_can_and_says_why(run_cli):
     assert all(r["identifiable"] is False and r["estimate"] is None and r["reason"] for r in rows)
     assert payload["diagnostics"]["df"] == 228
 
+
+
+def test_a_quantity_at_zero_is_not_called_unidentified_for_rounding():
+    """No arrivals between periods 2 and 3 (a gamma at the boundary, B_2 = 0 up to rounding) with one excluded
+    history whose fitted count stays identified: every quantity keeps the status it has without the exclusion."""
+    survival = np.array([0.8, 0.7, 0.75, 0.6])
+    births = np.array([200.0, 0.0, 150.0, 100.0])
+    cells, _ = jolly_seber_cells(5, 1000.0, survival, np.array(births), np.array([0.4, 0.5, 0.45, 0.5, 0.4]))
+    counts = np.round(cells)
+    full = open_population(counts, periods=5)
+    excluded = open_population(counts, periods=5, exclude=["01100"], drop_unidentified=True)
+    assert excluded.diagnostics["aliased_parameters"] == []
+    assert excluded.table["identifiable"].tolist() == full.table["identifiable"].tolist()
+    rows = excluded.table.set_index(["quantity", "period"])
+    assert rows.loc[("arrivals", "2->3"), "estimate"] == pytest.approx(0.0, abs=1.0)

@@ -5,28 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hiddenpop.capture.events.open import history_matrix, open_population
-
-
-def _jolly_seber_cells(periods, first, survival, births, p):
-    """Expected history counts of a Jolly-Seber population and its expected never-seen units by (entry, exit)."""
-    entering = np.concatenate([[first], births])
-    histories = history_matrix(periods)
-    stay = np.zeros((periods, periods))
-    for a in range(periods):
-        for b in range(a, periods):
-            leaves = 1 - survival[b] if b < periods - 1 else 1.0
-            stay[a, b] = entering[a] * np.prod(survival[a:b]) * leaves
-    cells = np.zeros(len(histories))
-    for row, history in enumerate(histories):
-        seen = np.flatnonzero(history)
-        for a in range(seen[0] + 1):
-            for b in range(seen[-1], periods):
-                chance = np.prod([p[i] if history[i] else 1 - p[i] for i in range(a, b + 1)])
-                cells[row] += stay[a, b] * chance
-    unseen = {(a + 1, b + 1): stay[a, b] * np.prod(1 - p[a : b + 1]) for a in range(periods)
-              for b in range(a, periods)}
-    return cells, unseen
+from hiddenpop.capture.events.open import open_population
+from openpop import jolly_seber_cells
 
 
 @pytest.mark.parametrize("periods", [3, 4, 5])
@@ -38,7 +18,7 @@ def test_total_ever_present_counts_every_unit_but_the_unidentified_ends(periods)
     survival = rng.uniform(0.5, 0.9, periods - 1)
     births = rng.uniform(100, 300, periods - 1)
     p = rng.uniform(0.3, 0.6, periods)
-    cells, unseen = _jolly_seber_cells(periods, 1000.0, survival, births, p)
+    cells, unseen = jolly_seber_cells(periods, 1000.0, survival, births, p)
     result = open_population(cells, periods=periods, constrain_negative=False)
     assert result.diagnostics["deviance"] == pytest.approx(0.0, abs=1e-8)
     expected = cells.sum() + sum(v for key, v in unseen.items() if key not in ((1, 1), (periods, periods)))

@@ -597,6 +597,13 @@ def identifiability(coef: np.ndarray, histories: np.ndarray, capture: str, kept:
     def flat(values: dict) -> np.ndarray:
         return np.concatenate([np.atleast_1d(values[name]) for name in sizes])
 
+    # changes are measured against each value plus the scale of its kind, so that a value at 0 (no arrivals at the
+    # boundary) is not called unidentified for rounding; fitted cell counts are compared relatively
+    sizes_now = np.abs(np.concatenate([base["abundance"], np.atleast_1d(base["total_ever_present"])]))
+    size_scale = float(sizes_now[np.isfinite(sizes_now)].max(initial=0.0))
+    kind_scale = {"capture_probability": 1.0, "survival": 1.0, "abundance": size_scale, "arrivals": size_scale,
+                  "total_ever_present": size_scale, "cells": 0.0}
+    scale = np.concatenate([np.full(n, kind_scale[name]) for name, n in sizes.items()])
     moves = np.zeros((2, len(directions), offsets[-1]), dtype=bool)  # [with the add-back, before it]
     for origin in origins:
         start = [flat(values) for values in _quantities(origin, design, histories, capture, kept, counts)]
@@ -604,8 +611,11 @@ def identifiability(coef: np.ndarray, histories: np.ndarray, capture: str, kept:
             for step in IDENTIFIABILITY_STEPS:
                 moved = _quantities(origin + step * direction, design, histories, capture, kept, counts)
                 for version in range(2):
-                    moves[version, d] |= ~np.isclose(flat(moved[version]), start[version],
-                                                     rtol=IDENTIFIABILITY_TOLERANCE, atol=0.0, equal_nan=True)
+                    now = flat(moved[version])
+                    with np.errstate(invalid="ignore"):
+                        differs = np.abs(now - start[version]) > IDENTIFIABILITY_TOLERANCE * (
+                            np.abs(start[version]) + scale)
+                    moves[version, d] |= differs | (np.isnan(now) != np.isnan(start[version]))
     changed = {name: moves[0][:, lo:hi] for name, lo, hi in zip(sizes, offsets[:-1], offsets[1:], strict=True)}
     in_model = {name: moves[1][:, lo:hi] for name, lo, hi in zip(sizes, offsets[:-1], offsets[1:], strict=True)}
     estimable_cells = ~changed["cells"].any(axis=0)
