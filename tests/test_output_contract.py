@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from cli_commands import spec_commands
@@ -73,9 +74,15 @@ def generated(tmp_path_factory) -> dict:
     simulate_reports(initial=300, arrival_rate=0.5, mean_stay_days=200, days=120, rate_median=0.05,
                      rate_sdlog=0.5, seed=2).write(folder / "log.csv")
     (folder / "key.txt").write_text("0123456789abcdef0123456789abcdef\n")
+    rng = np.random.default_rng(4)  # a robust design: three primary periods of four occasions, p = 0.35
+    present = np.repeat(np.array([[1, 0, 0], [1, 1, 0], [1, 1, 1], [0, 1, 1], [0, 0, 1]], dtype=bool), 60, axis=0)
+    caught = np.repeat(present, 4, axis=1) & (rng.random((present.shape[0], 12)) < 0.35)
+    pd.DataFrame(caught[caught.any(axis=1)].astype(int), columns=[f"o{j}" for j in range(12)]).to_csv(
+        folder / "robust.csv", index=False)
     (folder / "grid.toml").write_text('[grid]\nseed = 5\nreplicates = 3\n[capture]\nestimators = ["M0"]\n'
                                       '[capture.baseline]\npopulation = 150\n')
     return {"country": folder / "country", "log": folder / "log.csv", "key": folder / "key.txt",
+            "robust": folder / "robust.csv",
             "frame": folder / "frame.csv", "sample": folder / "sample.csv", "grid": folder / "grid.toml",
             "folder": folder}
 
@@ -92,6 +99,7 @@ def _generated_args(path: str, made: dict) -> list:
             "smallarea extrapolate": [*areas, "--repeats", "1", "--folds", "3", "--no-compare-pooled"],
             "capture events": [*log, "--step", "28D"],
             "capture histories": log,
+            "capture robust": [made["robust"], "--periods", "4,4,4", "--model", "Mt"],
             "design select": [made["frame"], "--stratum", "region", "--psu", "municipality", "--size",
                               "households", "--psus", "6", "--take", "10"],
             "design weights": [made["sample"], "--probability", "pi", "--respondent", "r"],
@@ -103,7 +111,7 @@ def _generated_args(path: str, made: dict) -> list:
 
 
 GENERATED = {"simulate grid", "smallarea direct", "smallarea pool", "smallarea extrapolate", "capture events", "capture histories", "design select",
-             "design weights"}
+             "design weights", "capture robust"}
 
 
 def _json_of(path: str, args: list) -> dict:

@@ -8,7 +8,8 @@
 * :mod:`~hiddenpop.capture.lists` -- multiple systems estimation (:func:`mse`, :func:`select_model`,
   :func:`check_extended_mle`) and sample coverage (:func:`sample_coverage`, :func:`coverage_mth`);
 * :mod:`~hiddenpop.capture.events` -- report logs (:func:`read_events`, :class:`CleaningRules`), capture
-  occasions and rolling windows, open-population models (:func:`open_population`).
+  occasions and rolling windows, open-population models (:func:`open_population`) and the robust design
+  (:func:`robust_design`).
 
 :mod:`~hiddenpop.capture.analyses` holds the analyses as every interface runs them (options declared once).
 Names load on first use, so ``import hiddenpop.capture`` stays fast.
@@ -59,4 +60,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "rolling_series": f"{_EVENTS}.rolling",
     "report_series": f"{_EVENTS}.rolling",
     "open_population": f"{_EVENTS}.open",
+    "robust_design": f"{_EVENTS}.robust",
 })

@@ -13,7 +13,9 @@ syntax and call the same function, so they get the same numbers, tables and warn
 * :func:`coverage_analysis` -- the sample-coverage estimators, for overlapping lists or capture occasions.
 * :func:`read_log` -- a report log read, pseudonymised and cleaned with a spec's reading options;
   :func:`events_analysis` -- its rolling-window estimates; :func:`histories_analysis` -- its capture-history
-  counts per window (for ``capture open``).
+  counts per window (for ``capture open``, or with primary periods for ``capture robust``).
+* :func:`robust_analysis` -- the robust design (primary periods of closed secondary occasions) on a histories
+  file.
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ from hiddenpop.capture.closed.profile import profile_ci
 from hiddenpop.capture.closed.single import single_source
 from hiddenpop.capture.core.histories import Histories, parse_occasions
 from hiddenpop.capture.events.cleaning import CleaningRules, parse_exclusions
-from hiddenpop.capture.events.occasions import pattern_table
+from hiddenpop.capture.events.occasions import (
+    pattern_table,
+    robust_history_counts,
+    robust_history_table,
+    robust_plan,
+)
 from hiddenpop.capture.events.open import open_population
 from hiddenpop.capture.events.reader import read_events
+from hiddenpop.capture.events.robust import robust_design
 from hiddenpop.capture.events.rolling import rolling_series, window_counts
 from hiddenpop.capture.lists.compare import compare_classes
 from hiddenpop.capture.lists.coverage import coverage_mth, sample_coverage
@@ -51,6 +59,7 @@ from hiddenpop.capture.specs import (
     LogOptions,
     MSESpec,
     OpenSpec,
+    RobustSpec,
     SingleSpec,
 )
 from hiddenpop.data.io import read_table
@@ -60,7 +69,7 @@ from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
 __all__ = ["closed_analysis", "coverage_analysis", "events_analysis", "histories_analysis", "interval_analysis",
-           "mse_analysis", "open_analysis", "read_histories", "read_log", "single_analysis"]
+           "mse_analysis", "open_analysis", "read_histories", "read_log", "robust_analysis", "single_analysis"]
 
 def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
     """Read a capture file with the reading options of a spec."""
@@ -192,10 +201,22 @@ def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = No
 
 def histories_analysis(log: Any, spec: HistoriesSpec) -> Estimates:
     """Capture-history counts per window of ``log`` (``tables["histories"]``: window_start, window_end, history,
-    count, zero cells included) with the cleaning audit; no estimate is made (``capture open`` makes one)."""
-    plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
-    result = Estimates.tables_only({"histories": pattern_table(counts, plan, log.origin), "audit": log.audit},
-                                   settings=_log_settings(log, spec), diagnostics={"windows": plan.to_dict()},
+    count, zero cells included) with the cleaning audit; no estimate is made (``capture open`` makes one).
+
+    With ``spec.periods`` (robust design) each window is ``periods`` primary periods of ``spec.occasions``
+    occasions, and the table lists the histories seen with one 0/1 column per occasion (``p2_3``: period 2,
+    occasion 3) and their count, for ``capture robust``."""
+    if spec.periods is not None:
+        plan = robust_plan(log.first_day, log.last_day, occasion=spec.occasion, occasions=spec.occasions,
+                           periods=spec.periods, step=spec.step)
+        table = robust_history_table(robust_history_counts(log.iter_pairs(), plan), plan, spec.periods, log.origin)
+        windows = {**plan.to_dict(), "primary_periods": spec.periods, "secondary_occasions": spec.occasions}
+    else:
+        plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
+        table = pattern_table(counts, plan, log.origin)
+        windows = plan.to_dict()
+    result = Estimates.tables_only({"histories": table, "audit": log.audit},
+                                   settings=_log_settings(log, spec), diagnostics={"windows": windows},
                                    warnings=list(log.key_warnings), notes=list(log.notes))
     result.provenance = _log_provenance(log, result.settings)
     return result
@@ -214,9 +235,40 @@ def open_analysis(path: str | Path, spec: OpenSpec) -> Estimates:
         count_column = candidates[0] if candidates else None
     result = open_population(frame, count_column=count_column, capture=spec.capture,
                              constrain_negative=not spec.allow_negative, exclude=list(spec.exclude_history) or None,
-                             level=spec.level)
+                             level=spec.level, drop_unidentified=spec.drop_unidentified)
     result.settings = {**to_dict(spec), **result.settings}
     return result
+
+
+def robust_analysis(path: str | Path, spec: RobustSpec) -> Estimates:
+    """The robust design on a histories file: one 0/1 column per secondary occasion (period 1's first) with a
+    count, or the output of ``capture histories --periods`` (one window, chosen with ``spec.window`` when the file
+    holds several)."""
+    frame = read_table(path)
+    source = Path(path).name
+    count_column = spec.count_column
+    if "window_start" in frame.columns:  # output of `capture histories --periods`
+        frame = _one_window(frame, spec.window, source).drop(columns=["window_start", "window_end"], errors="ignore")
+        count_column = count_column or "count"
+    elif count_column is None:
+        candidates = [c for c in ("freq", "count", "n", "Freq", "frequency") if c in frame.columns]
+        count_column = candidates[0] if candidates else None
+    result = robust_design(frame, periods=spec.periods, model=spec.model, count_column=count_column,
+                           constrain_negative=not spec.allow_negative, level=spec.level, source=source)
+    result.settings = {**to_dict(spec), **result.settings}
+    return result
+
+
+def _one_window(frame: pd.DataFrame, window: str | None, file: str) -> pd.DataFrame:
+    """The rows of one window of a ``capture histories`` output (the only one, or the one named ``window``)."""
+    starts = frame["window_start"].astype(str).unique()
+    if window is None and len(starts) > 1:
+        raise DataError(f"{file}: {len(starts)} windows in the file; choose one with --window YYYY-MM-DD")
+    if window is not None:
+        frame = frame[frame["window_start"].astype(str) == window]
+        if frame.empty:
+            raise DataError(f"{file}: no rows for --window {window}")
+    return frame
 
 
 def _from_long(frame: pd.DataFrame, window: str | None, file: str) -> pd.DataFrame:
@@ -225,13 +277,7 @@ def _from_long(frame: pd.DataFrame, window: str | None, file: str) -> pd.DataFra
         if column not in frame.columns:
             raise DataError(f"{file}: column {column!r} not found")
     if "window_start" in frame.columns:
-        starts = frame["window_start"].astype(str).unique()
-        if window is None and len(starts) > 1:
-            raise DataError(f"{file}: {len(starts)} windows in the file; choose one with --window YYYY-MM-DD")
-        if window is not None:
-            frame = frame[frame["window_start"].astype(str) == window]
-            if frame.empty:
-                raise DataError(f"{file}: no rows for --window {window}")
+        frame = _one_window(frame, window, file)
     labels = frame["history"].astype(str).str.strip()
     # all 2^K - 1 histories are listed per window, so K follows from the row count (CSV readers drop leading 0s)
     width = max(round(math.log2(len(frame) + 1)), int(labels.str.len().max()))

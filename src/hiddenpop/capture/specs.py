@@ -11,12 +11,19 @@ from typing import Literal
 
 from hiddenpop.capture.closed.single import SINGLE_MODELS
 from hiddenpop.capture.events.cleaning import DEDUPE_UNITS, IDENTIFIER_KINDS
-from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS, OPEN_CAPTURE
+from hiddenpop.capture.events.occasions import (
+    DEFAULT_ESTIMATOR,
+    INTERVALS,
+    MAX_OCCASIONS,
+    OPEN_CAPTURE,
+    parse_periods,
+)
 from hiddenpop.capture.lists.procedures import HEADLINES, LATENT_CLASSES, MODEL_CLASSES, PROCEDURES
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
 __all__ = ["COVERAGE_KINDS", "INTERVALS", "ClosedSpec", "CoverageSpec", "EventsSpec", "HistoriesOptions",
-           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec", "OpenSpec", "SingleSpec"]
+           "HistoriesSpec", "IntervalSpec", "ListsOptions", "LogOptions", "MSESpec", "OpenSpec", "RobustSpec",
+           "SingleSpec"]
 
 COVERAGE_KINDS = ("lists", "occasions")
 
@@ -126,6 +133,10 @@ class HistoriesSpec(_Occasions, LogOptions):
     """Options of the capture-history counts per window of a report log."""
 
     step: str | None = opt(None, "step between windows, e.g. 28D (default: back-to-back windows)")
+    periods: int | None = opt(None, "robust design: windows of this many primary periods, each of --occasions "
+                                    "occasions of --occasion days (--occasion 1D --occasions 7 --periods 6: six "
+                                    "weeks of days); lists the histories seen, one 0/1 column per occasion, for "
+                                    "`capture robust`", min=2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,8 +162,27 @@ class OpenSpec:
     capture: Literal[OPEN_CAPTURE] = opt("up", "capture probabilities: up (unconstrained) or ep (equal)")
     exclude_history: tuple[str, ...] = opt((), "history to treat as missing, e.g. 100000 (Cormack 1989)")
     allow_negative: bool = opt(False, "do not fix negative gammas at the boundary")
+    drop_unidentified: bool = opt(False, "when the included histories leave parameters unidentified, drop them and "
+                                         "report the quantities that depend on them as not identifiable (with the "
+                                         "reason) instead of refusing")
     level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
     window: str | None = opt(None, "for `capture histories` output with several windows: the window_start to use")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RobustSpec:
+    """Options of the robust design (primary periods of closed secondary occasions)."""
+
+    periods: str = opt(REQUIRED, "secondary occasions in each primary period, in time order, e.g. 5,5,5 (the file's "
+                                 "0/1 columns hold period 1's occasions first)", parse=parse_periods)
+    model: str = opt("Mt", "closed model within the primary periods: M0, Mt, or Mh / Mth with Chao (LB), Poisson2, "
+                           "Darroch or Gamma3.5 (e.g. 'Mth Chao (LB)'); one for all, or one per period separated by "
+                           "commas")
+    count_column: str | None = opt(None, "count column (default: freq/count/n... if present)")
+    allow_negative: bool = opt(False, "do not fix negative gammas and Chao etas at 0")
+    level: float = opt(0.95, LEVEL_HELP, min=0, max=1, inclusive=False)
+    window: str | None = opt(None, "for `capture histories --periods` output with several windows: the window_start "
+                                   "to use")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""``hiddenpop capture events|histories|open`` (report logs, rolling windows, open populations).
+"""``hiddenpop capture events|histories|open|robust`` (report logs, rolling windows, open populations, the robust
+design).
 
 ``events`` and ``histories`` take their options from :mod:`hiddenpop.capture.specs` (``EventsSpec``,
 ``HistoriesSpec``: reading and cleaning the log, the windows, the estimator) and call
@@ -15,9 +16,15 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.analyses import events_analysis, histories_analysis, open_analysis, read_log
+from hiddenpop.capture.analyses import (
+    events_analysis,
+    histories_analysis,
+    open_analysis,
+    read_log,
+    robust_analysis,
+)
 from hiddenpop.capture.events.rolling import plot_series_html, plot_series_png
-from hiddenpop.capture.specs import EventsSpec, HistoriesSpec, OpenSpec
+from hiddenpop.capture.specs import EventsSpec, HistoriesSpec, OpenSpec, RobustSpec
 from hiddenpop.cli.common import (
     OUTPUT,
     ForceOption,
@@ -35,6 +42,9 @@ from hiddenpop.specs import typer_command
 
 OpenFileArgument = Annotated[
     Path, typer.Argument(help="histories: 0/1 period columns + count column, or `capture histories` output")]
+RobustFileArgument = Annotated[
+    Path, typer.Argument(help="histories: one 0/1 column per secondary occasion (period 1's first) + count column, "
+                              "or `capture histories --periods` output")]
 FilesArgument = Annotated[list[str], typer.Argument(help="report-log files (CSV or Parquet; globs allowed)")]
 IdOption = Annotated[str, typer.Option("--id", help="identifier column (e.g. the IP address); pseudonymised at read")]
 TimeOption = Annotated[str, typer.Option("--time", help="timestamp column (ISO 8601; offsets honoured)")]
@@ -155,9 +165,19 @@ def _open(file: Path, *, spec: OpenSpec, fmt: OutputFormat, out: Path | None, qu
     """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
     result = open_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
-    emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),
+    emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level", "reason"]),
          title=f"Cormack open-population model, deviance {result.diagnostics['deviance']:.3f} on "
                f"{result.diagnostics['df']} df")
+
+
+def _robust(file: Path, *, spec: RobustSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
+    """Robust design (Pollock 1982; log-linear, Rivest & Daigle 2004; Rcapture robustd): per-period N, p*, survival,
+    arrivals, total."""
+    result = robust_analysis(file, spec)
+    result.provenance = provenance(inputs=[file], **result.settings)
+    diagnostics = result.diagnostics
+    emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),
+         title=f"{result.table['method'].iloc[0]}, deviance {diagnostics['deviance']:.3f}, AIC {diagnostics['aic']:.3f}")
 
 
 def register(app: typer.Typer) -> None:
@@ -169,3 +189,5 @@ def register(app: typer.Typer) -> None:
 
     app.command("open")(typer_command(OpenSpec, _open, leading=[parameter("file", OpenFileArgument)],
                                       trailing=OUTPUT, command="open"))
+    app.command("robust")(typer_command(RobustSpec, _robust, leading=[parameter("file", RobustFileArgument)],
+                                        trailing=OUTPUT, command="robust"))

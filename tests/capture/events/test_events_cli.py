@@ -137,3 +137,27 @@ def test_events_rerun_writes_the_same_bytes(setup, run_cli):
     assert names == sorted(p.name for p in outs[1].iterdir()) and "series.html" in names
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_histories_in_primary_periods_then_robust_design(setup, run_cli):
+    tmp_path, key, raw = setup
+    out = tmp_path / "robust"
+    done = run_cli("capture", "histories", str(tmp_path / "reports_*.csv"), *COMMON, "--occasion", "2D",
+                   "--occasions", "7", "--periods", "4", "--key-file", key, "--out-dir", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    histories = pd.read_csv(out / "histories.csv")
+    occasions = [f"p{i}_{j}" for i in range(1, 5) for j in range(1, 8)]
+    assert list(histories.columns) == ["window_start", "window_end", *occasions, "count"]
+    assert histories["window_start"].nunique() == 364 // 56  # back-to-back windows of 4 x 7 x 2 days
+    assert (histories[occasions].sum(axis=1) > 0).all() and (histories["count"] > 0).all()
+    first = histories["window_start"].iloc[0]
+    fitted = run_cli("capture", "robust", out / "histories.csv", "--periods", "7,7,7,7", "--window", first,
+                     "--format", "json")
+    assert fitted.returncode == 0, fitted.stderr
+    payload = json.loads(fitted.stdout)
+    sizes = [row for row in payload["estimates"] if row["quantity"] == "abundance"]
+    assert len(sizes) == 4 and all(row["estimate"] > 0 for row in sizes)
+    several = run_cli("capture", "robust", out / "histories.csv", "--periods", "7,7,7,7")
+    assert several.returncode == 2 and "choose one with --window" in several.stderr
+    texts = [p.read_text() for p in out.iterdir()] + [done.stdout, done.stderr, fitted.stdout, fitted.stderr]
+    _assert_no_identifier(texts, raw)

@@ -135,6 +135,32 @@ _ALIAS_CACHE_BUDGET = 1 << 23
 _alias_cache_used = 0
 
 
+def non_aliased(x: np.ndarray) -> np.ndarray:
+    """Boolean mask of the columns of ``x`` a fit keeps: a column is aliased (False) when it is, within
+    :data:`ALIAS_TOLERANCE`, a linear combination of the kept columns before it (R's rule: earlier columns take
+    precedence). An all-zero column is always aliased."""
+    return _non_aliased(x)
+
+
+def alias_directions(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The null space of ``x`` as one row per aliased column ``j`` (``keep[j]`` False): the vector with 1 at ``j``
+    and, at the kept columns, minus the coefficients that rebuild column ``j`` from them, so ``x @ row = 0``.
+
+    Moving the coefficients along any of these rows leaves ``x @ beta`` unchanged: a function of the
+    coefficients is identified by data seen through ``x`` only if it does not change along them.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    kept = np.flatnonzero(keep)
+    rows = []
+    for j in np.flatnonzero(~keep):
+        row = np.zeros(x.shape[1])
+        row[j] = 1.0
+        if kept.size and np.any(x[:, j]):
+            row[kept] = -np.linalg.lstsq(x[:, kept], x[:, j], rcond=None)[0]
+        rows.append(row)
+    return np.array(rows).reshape(len(rows), x.shape[1])
+
+
 def _non_aliased(x: np.ndarray) -> np.ndarray:
     """Boolean mask of columns kept when earlier columns take precedence (R's pivoting rule)."""
     global _alias_cache_used

@@ -1,5 +1,6 @@
 """Report logs to population sizes: reading and pseudonymising the log (DuckDB), the cleaning pipeline with its
-audit, capture occasions and rolling windows, and open-population models. Imports the lower capture rooms only."""
+audit, capture occasions and rolling windows, open-population models and the robust design. Imports the lower
+capture rooms only."""
 
 from __future__ import annotations
 
@@ -13,4 +14,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "rolling_series": "hiddenpop.capture.events.rolling",
     "report_series": "hiddenpop.capture.events.rolling",
     "open_population": "hiddenpop.capture.events.open",
+    "robust_design": "hiddenpop.capture.events.robust",
 })

@@ -22,7 +22,7 @@ Algorithm (no row per identifier per window is ever built)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,35 @@ DEFAULT_ESTIMATOR = "Mth Chao (LB)"
 INTERVALS = ("log", "wald")
 #: Capture-probability forms of the open-population model: unconstrained or equal.
 OPEN_CAPTURE = ("up", "ep")
+
+
+#: Most secondary occasions in one primary period of the robust design (its 2^t - 1 sub-histories are enumerated).
+MAX_SECONDARY = 16
+#: Most occasions of a robust design in all (a history is coded as one 64-bit integer).
+MAX_TOTAL_OCCASIONS = 62
+
+
+def parse_periods(text: str | Sequence[int]) -> tuple[int, ...]:
+    """Secondary occasions per primary period of a robust design: ``"5,5,5"`` (or a sequence) -> (5, 5, 5).
+
+    Raises :class:`ConfigError` (without repeating the text) unless there are at least 2 periods of 2 to
+    :data:`MAX_SECONDARY` occasions and at most :data:`MAX_TOTAL_OCCASIONS` occasions in all.
+    """
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise ConfigError("periods: give the secondary occasions of each primary period as whole numbers "
+                              "separated by commas, e.g. 5,5,5")
+        values = tuple(int(p) for p in parts)
+    else:
+        values = tuple(int(v) for v in text)
+    if len(values) < 2:
+        raise ConfigError("periods: the robust design needs at least 2 primary periods, e.g. 5,5,5")
+    if any(v < 2 or v > MAX_SECONDARY for v in values):
+        raise ConfigError(f"periods: each primary period needs between 2 and {MAX_SECONDARY} secondary occasions")
+    if sum(values) > MAX_TOTAL_OCCASIONS:
+        raise ConfigError(f"periods: at most {MAX_TOTAL_OCCASIONS} occasions in all")
+    return values
 
 
 def parse_days(text: str | int, option: str = "--occasion") -> int:
@@ -301,3 +330,85 @@ def pattern_table(counts: np.ndarray, plan: WindowPlan, origin) -> pd.DataFrame:
         "history": np.tile(np.asarray([labels[c] for c in codes]), starts.size),
         "count": counts[:, codes].ravel(),
     })
+
+
+def robust_plan(first_day: int, last_day: int, *, occasion: str | int = "1D", occasions: int = 7, periods: int = 4,
+                step: str | int | None = None) -> WindowPlan:
+    """Robust-design windows: ``periods`` primary periods of ``occasions`` secondary occasions of ``occasion`` days
+    (``"1D"``, 7, 4: four weeks of daily occasions), one window after another unless ``step`` is given.
+
+    The plan's ``occasions`` is the total ``periods * occasions``; the primary period of occasion ``j`` (0-based) is
+    ``j // occasions``.
+    """
+    occasion_days = parse_days(occasion, "--occasion")
+    parse_periods([int(occasions)] * int(periods))
+    total = int(occasions) * int(periods)
+    if isinstance(step, str) and step.strip().lower() in ("none", "window"):
+        step = None
+    step_days = occasion_days * total if step is None else parse_days(step, "--step")
+    plan = WindowPlan(occasion_days, total, step_days, int(first_day), int(last_day))
+    if plan.n_windows == 0:
+        raise ConfigError(
+            f"the date range has {last_day - first_day + 1} days, fewer than one window of {plan.window_days} days "
+            f"({periods} primary periods of {occasions} occasions of {occasion_days} days); widen --start/--end or "
+            "use fewer or shorter periods"
+        )
+    return plan
+
+
+def robust_history_counts(pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+                          plan: WindowPlan) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window of ``plan``: the distinct capture histories seen (codes, occasion 1 most significant) and their
+    counts, from (identifier code, day) batches sorted by code then day, no identifier split across batches.
+
+    Only histories that occur are listed: with tens of occasions the 2^T - 1 possible histories cannot be.
+    """
+    starts = plan.starts
+    found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in starts]
+    top = plan.occasions - 1
+    for codes, days in pairs:
+        codes = np.asarray(codes, dtype=np.int64)
+        days = np.asarray(days, dtype=np.int64)
+        for w, start in enumerate(starts):
+            inside = (days >= start) & (days < start + plan.window_days)
+            if not inside.any():
+                continue
+            owner = codes[inside]
+            bits = np.left_shift(np.int64(1), top - (days[inside] - start) // plan.occasion_days)
+            first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))
+            histories = np.bitwise_or.reduceat(bits, first)
+            values, counts = np.unique(histories, return_counts=True)
+            found[w].append((values, counts))
+    out = []
+    for pieces in found:
+        if not pieces:
+            out.append((np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+            continue
+        values = np.concatenate([v for v, _ in pieces])
+        counts = np.concatenate([c for _, c in pieces])
+        unique, inverse = np.unique(values, return_inverse=True)
+        out.append((unique, np.bincount(inverse, weights=counts).astype(np.int64)))
+    return out
+
+
+def robust_history_table(found: list[tuple[np.ndarray, np.ndarray]], plan: WindowPlan, periods: int,
+                         origin) -> pd.DataFrame:
+    """Tidy table for ``capture robust``: window_start, window_end, one 0/1 column per occasion named
+    ``p{period}_{occasion}`` (``p2_3``: third occasion of the second primary period), count; observed histories only,
+    most frequent first within a window (ties by history)."""
+    per_period = plan.occasions // periods
+    names = [f"p{i + 1}_{j + 1}" for i in range(periods) for j in range(per_period)]
+    origin = pd.Timestamp(origin)
+    frames = []
+    shifts = np.arange(plan.occasions - 1, -1, -1, dtype=np.int64)
+    for start, (codes, counts) in zip(plan.starts, found, strict=True):
+        order = np.lexsort((codes, -counts))
+        codes, counts = codes[order], counts[order]
+        bits = ((codes[:, None] >> shifts[None, :]) & 1).astype(np.int8)
+        frame = pd.DataFrame(bits, columns=names)
+        frame.insert(0, "window_start", (origin + pd.Timedelta(days=int(start))).strftime("%Y-%m-%d"))
+        frame.insert(1, "window_end", (origin + pd.Timedelta(days=int(start) + plan.window_days - 1)).strftime(
+            "%Y-%m-%d"))
+        frame["count"] = counts
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
