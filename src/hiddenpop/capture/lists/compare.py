@@ -115,7 +115,8 @@ def compare_classes(
             rows.append(_row(kind, method, None, None, "", "", level, failure=" ".join(str(exc).split())))
             warnings.append(f"{kind}: not estimated ({' '.join(str(exc).split())})")
             continue
-        rows.append(_row(kind, str(row["method"]), result, row, interval, diagnostic, level))
+        # a row's status is its own class's: the independence row shares the stepwise fit but not its warnings
+        rows.append(_row(kind, str(row["method"]), result if own else None, row, interval, diagnostic, level))
         warnings.extend(f"{kind}: {w}" for w in own)
         details[kind] = result
     frame = pd.DataFrame(rows)
