@@ -11,13 +11,7 @@ from typing import Literal
 
 from hiddenpop.capture.closed.single import SINGLE_MODELS
 from hiddenpop.capture.events.cleaning import DEDUPE_UNITS, IDENTIFIER_KINDS
-from hiddenpop.capture.events.occasions import (
-    DEFAULT_ESTIMATOR,
-    INTERVALS,
-    MAX_OCCASIONS,
-    OPEN_CAPTURE,
-    parse_periods,
-)
+from hiddenpop.capture.events.occasions import DEFAULT_ESTIMATOR, INTERVALS, MAX_OCCASIONS, OPEN_CAPTURE
 from hiddenpop.capture.lists.procedures import HEADLINES, LATENT_CLASSES, MODEL_CLASSES, PROCEDURES
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
@@ -174,7 +168,7 @@ class RobustSpec:
     """Options of the robust design (primary periods of closed secondary occasions)."""
 
     periods: str = opt(REQUIRED, "secondary occasions in each primary period, in time order, e.g. 5,5,5 (the file's "
-                                 "0/1 columns hold period 1's occasions first)", parse=parse_periods)
+                                 "0/1 columns hold period 1's occasions first)")
     model: str = opt("Mt", "closed model within the primary periods: M0, Mt, or Mh / Mth with Chao (LB), Poisson2, "
                            "Darroch or Gamma3.5 (e.g. 'Mth Chao (LB)'); one for all, or one per period separated by "
                            "commas")
