@@ -44,7 +44,7 @@ SPARSE_OVERLAP = 20
 STRATIFIED_CLASSES = (*PROCEDURES, "latent")
 
 
-def _frame(data: Any, stratum: str) -> tuple[pd.DataFrame, str]:
+def _frame(data: Any) -> tuple[pd.DataFrame, str]:
     if isinstance(data, pd.DataFrame):
         return data, "data"
     if isinstance(data, str | Path):
@@ -78,7 +78,7 @@ def stratified(
     combine them (module docstring). Rows: one per stratum, then the total (``stratum`` = ``"total"``)."""
     if model not in STRATIFIED_CLASSES:
         raise ConfigError(f"model {model!r} cannot be stratified; choose from {', '.join(STRATIFIED_CLASSES)}")
-    frame, source = _frame(data, stratum)
+    frame, source = _frame(data)
     if stratum not in frame.columns:
         raise missing_column(source, stratum, frame.columns, role="stratum", error=ConfigError)
     if model != "latent" and bootstrap < 50:
@@ -88,13 +88,14 @@ def stratified(
     if labels.isna().any():
         row = int(np.flatnonzero(labels.isna().to_numpy())[0]) + 2
         raise ConfigError(f"{source}: row {row}, column {stratum!r}: empty stratum; give every row a stratum")
+    labels = labels.astype(str)
     lists = frame.drop(columns=[stratum])
     pattern_counts(lists, count_column=count_column, source=source)  # validates every row, with its row number
-    strata = sorted(labels.astype(str).unique())
+    strata = sorted(labels.unique())
     seeds = spawn_seeds(seed, len(strata))
     rows, warnings, totals, left_out, floor = [], [], [], [], 0.0
     for name, stratum_seed in zip(strata, seeds, strict=True):
-        part = lists.loc[labels.astype(str) == name]
+        part = lists.loc[labels == name]
         cells = list_data(pattern_counts(part, count_column=count_column, source=f"{source} stratum {name}"))
         observed = cells.observed
         reason = _not_estimable(cells)
