@@ -187,7 +187,8 @@ def _log_provenance(log: Any, settings: dict[str, Any]) -> dict[str, Any]:
 def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = None) -> Estimates:
     """One closed-population estimate per rolling window of ``log``: ``tables["series"]`` (the series),
     ``tables["audit"]`` (the cleaning audit), the key's warnings among the warnings."""
-    plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step)
+    plan, counts = window_counts(log, occasion=spec.occasion, occasions=spec.occasions, step=spec.step,
+                                 estimator=spec.estimator)
     result = rolling_series(counts, plan, log.origin, estimator=spec.estimator, base=spec.base, level=spec.level,
                             interval=spec.interval, bootstrap=spec.bootstrap, seed=spec.seed, audit=log.audit,
                             iterate=iterate)

@@ -138,8 +138,9 @@ class EventsSpec(_Occasions, LogOptions):
     """Options of the rolling-window estimates of a report log."""
 
     step: str | None = opt("1D", "step between windows, e.g. 1D or 28D; 'none' for back-to-back windows")
-    estimator: str = opt(DEFAULT_ESTIMATOR, "closed model estimating each window (e.g. 'Mth Chao (LB)', 'M0') "
-                                            "or 'coverage'")
+    estimator: str = opt(DEFAULT_ESTIMATOR, "closed model estimating each window (e.g. 'Mth Chao (LB)', 'M0'), "
+                                            "'coverage', or a single-source estimator on the days each identifier "
+                                            "was seen in the window (" + ", ".join(SINGLE_MODELS) + ")")
     base: float | None = opt(None, "identifier space for a rate per 10,000 (e.g. 5485000 IPv4 addresses)", min=0,
                              inclusive=False)
     interval: Literal[INTERVALS] = opt("log", "interval: log (Chao 1987) or wald")

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from hiddenpop.capture.closed.single_counts import fit_count_model
 from hiddenpop.capture.core.histories import MAX_COUNT
@@ -38,8 +39,8 @@ from hiddenpop.data.io import missing_column
 from hiddenpop.errors import DataError, ModelError, locate
 from hiddenpop.results import Estimates
 
-__all__ = ["COUNT_MODELS", "SINGLE_MODELS", "chao_single", "count_regression", "single_source", "zelterman",
-           "zero_truncated_poisson"]
+__all__ = ["COUNT_MODELS", "SINGLE_MODELS", "SINGLE_NAMES", "chao_single", "count_regression", "frequency_row", "single_row",
+           "single_source", "zelterman", "zero_truncated_poisson"]
 
 #: The count regressions of :mod:`.single_counts` by model name: (base distribution, one-inflation order).
 COUNT_MODELS = {
@@ -57,6 +58,13 @@ REGRESSION_MODELS = ("ztpoisson", *COUNT_MODELS)
 _FAMILY_NAMES = {"poisson": "Poisson", "geometric": "geometric", "negbin": "negative binomial"}
 _KIND_NAMES = {"zt": "zero-truncated {}", "oizt": "one-inflated zero-truncated {} (OIZT)",
                "ztoi": "zero-truncated one-inflated {} (ZTOI)"}
+#: Each estimator's name in tables.
+SINGLE_NAMES = {
+    "ztpoisson": "zero-truncated Poisson",
+    **{model: _KIND_NAMES[kind].format(_FAMILY_NAMES[family]) for model, (family, kind) in COUNT_MODELS.items()},
+    "zelterman": "Zelterman",
+    "chao": "Chao (lower bound)",
+}
 
 
 def _row(method: str, observed: int, estimate: float, se: float, level: float, **extra) -> dict:
@@ -66,18 +74,20 @@ def _row(method: str, observed: int, estimate: float, se: float, level: float, *
 
 
 def zero_truncated_poisson(counts: np.ndarray, design: np.ndarray | None = None, *, level: float = 0.95,
-                           max_iter: int = 200) -> dict:
-    """Zero-truncated Poisson regression and its Horvitz-Thompson size (see the module docstring)."""
+                           max_iter: int = 200, multiplicity: np.ndarray | None = None) -> dict:
+    """Zero-truncated Poisson regression and its Horvitz-Thompson size (see the module docstring); ``multiplicity``
+    as in :func:`.single_counts.fit_count_model`."""
     y = np.asarray(counts, dtype=float)
     x = np.ones((y.size, 1)) if design is None else np.asarray(design, dtype=float)
+    times = np.ones(y.size) if multiplicity is None else np.asarray(multiplicity, dtype=float)
     beta = np.zeros(x.shape[1])
-    beta[0] = math.log(max(y.mean() - 1.0, 0.1))
+    beta[0] = math.log(max(np.average(y, weights=times) - 1.0, 0.1))
     info = np.eye(x.shape[1])
     for _ in range(max_iter):
         lam = np.exp(x @ beta)
         p0 = np.exp(-lam)
-        score = x.T @ (y - lam / (1.0 - p0))
-        weight = lam * (1.0 - p0 - lam * p0) / (1.0 - p0) ** 2
+        score = x.T @ (times * (y - lam / (1.0 - p0)))
+        weight = times * lam * (1.0 - p0 - lam * p0) / (1.0 - p0) ** 2
         info = x.T @ (x * weight[:, None])
         step = np.linalg.solve(info, score)
         beta += step
@@ -88,19 +98,19 @@ def zero_truncated_poisson(counts: np.ndarray, design: np.ndarray | None = None,
                          "are all seen once")
     lam = np.exp(x @ beta)
     p0 = np.exp(-lam)
-    estimate = float(np.sum(1.0 / (1.0 - p0)))
-    gradient = -(x * (lam * p0 / (1.0 - p0) ** 2)[:, None]).sum(axis=0)
-    variance = float(np.sum(p0 / (1.0 - p0) ** 2) + gradient @ np.linalg.solve(info, gradient))
-    loglik = float(np.sum(y * np.log(lam) - lam - np.log1p(-p0)) - np.sum([math.lgamma(v + 1) for v in y]))
-    return _row("zero-truncated Poisson", int(y.size), estimate, math.sqrt(variance), level,
+    estimate = float(times @ (1.0 / (1.0 - p0)))
+    gradient = -(x * (times * lam * p0 / (1.0 - p0) ** 2)[:, None]).sum(axis=0)
+    variance = float(times @ (p0 / (1.0 - p0) ** 2) + gradient @ np.linalg.solve(info, gradient))
+    loglik = float(times @ (y * np.log(lam) - lam - np.log1p(-p0) - gammaln(y + 1)))
+    return _row(SINGLE_NAMES["ztpoisson"], int(times.sum()), estimate, math.sqrt(variance), level,
                 aic=-2 * loglik + 2 * x.shape[1], parameters=int(x.shape[1]))
 
 
 def count_regression(counts: np.ndarray, design: np.ndarray | None = None, *, model: str,
-                     level: float = 0.95) -> dict:
+                     level: float = 0.95, multiplicity: np.ndarray | None = None) -> dict:
     """One of :data:`COUNT_MODELS` as a result row (NaN with a warning when the model cannot be fitted)."""
     family, kind = COUNT_MODELS[model]
-    fit = fit_count_model(counts, design, family=family, kind=kind)
+    fit = fit_count_model(counts, design, family=family, kind=kind, multiplicity=multiplicity)
     extra = {"aic": -2 * fit.loglik + 2 * fit.parameters if fit.converged else math.nan,
              "parameters": fit.parameters}
     if family == "negbin":
@@ -109,35 +119,36 @@ def count_regression(counts: np.ndarray, design: np.ndarray | None = None, *, mo
         extra["omega"] = math.nan if fit.omega is None else fit.omega
     if fit.warning:
         extra["warnings"] = fit.warning
-    return _row(_KIND_NAMES[kind].format(_FAMILY_NAMES[family]), int(np.asarray(counts).size), fit.estimate,
-                fit.se, level, **extra)
+    observed = np.asarray(counts).size if multiplicity is None else np.sum(multiplicity)
+    return _row(SINGLE_NAMES[model], int(observed), fit.estimate, fit.se, level, **extra)
 
 
-def _frequencies(counts: np.ndarray) -> tuple[int, int, int]:
+def _frequencies(counts: np.ndarray, multiplicity: np.ndarray | None = None) -> tuple[int, int, int]:
     y = np.asarray(counts)
-    return int(y.size), int(np.sum(y == 1)), int(np.sum(y == 2))
+    times = np.ones(y.size, dtype=np.int64) if multiplicity is None else np.asarray(multiplicity, dtype=np.int64)
+    return int(times.sum()), int(times[y == 1].sum()), int(times[y == 2].sum())
 
 
-def zelterman(counts: np.ndarray, *, level: float = 0.95) -> dict:
+def zelterman(counts: np.ndarray, *, level: float = 0.95, multiplicity: np.ndarray | None = None) -> dict:
     """Zelterman's estimator from the units seen once and twice."""
-    n, f1, f2 = _frequencies(counts)
+    n, f1, f2 = _frequencies(counts, multiplicity)
     if f1 == 0 or f2 == 0:
-        return _row("Zelterman", n, math.nan, math.nan, level, warnings="needs units seen once and twice")
+        return _row(SINGLE_NAMES["zelterman"], n, math.nan, math.nan, level, warnings="needs units seen once and twice")
     lam = 2.0 * f2 / f1
     p0 = math.exp(-lam)
     estimate = n / (1.0 - p0)
     variance = n * p0 / (1.0 - p0) ** 2 + (n * p0 * lam / (1.0 - p0) ** 2) ** 2 * (1.0 / f1 + 1.0 / f2)
-    return _row("Zelterman", n, estimate, math.sqrt(variance), level)
+    return _row(SINGLE_NAMES["zelterman"], n, estimate, math.sqrt(variance), level)
 
 
-def chao_single(counts: np.ndarray, *, level: float = 0.95) -> dict:
+def chao_single(counts: np.ndarray, *, level: float = 0.95, multiplicity: np.ndarray | None = None) -> dict:
     """Chao's lower bound n + f_1^2 / (2 f_2)."""
-    n, f1, f2 = _frequencies(counts)
+    n, f1, f2 = _frequencies(counts, multiplicity)
     if f2 == 0:
-        return _row("Chao (lower bound)", n, math.nan, math.nan, level, warnings="needs units seen twice")
+        return _row(SINGLE_NAMES["chao"], n, math.nan, math.nan, level, warnings="needs units seen twice")
     ratio = f1 / f2
     variance = f2 * (ratio**4 / 4.0 + ratio**3 + ratio**2 / 2.0)
-    return _row("Chao (lower bound)", n, n + f1 * f1 / (2.0 * f2), math.sqrt(variance), level)
+    return _row(SINGLE_NAMES["chao"], n, n + f1 * f1 / (2.0 * f2), math.sqrt(variance), level)
 
 
 def _design(frame: pd.DataFrame, covariates: Sequence[str], source: str) -> np.ndarray:
@@ -168,6 +179,39 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str], source: str) -> np.n
     return design
 
 
+def single_row(counts: np.ndarray, design: np.ndarray | None = None, *, model: str, level: float = 0.95,
+               multiplicity: np.ndarray | None = None) -> dict:
+    """One of :data:`SINGLE_MODELS` as a result row (key ``model`` = its name); ``multiplicity`` as in
+    :func:`.single_counts.fit_count_model`."""
+    if model == "ztpoisson":
+        row = zero_truncated_poisson(counts, design, level=level, multiplicity=multiplicity)
+    elif model in COUNT_MODELS:
+        row = count_regression(counts, design, model=model, level=level, multiplicity=multiplicity)
+    elif model == "zelterman":
+        row = zelterman(counts, level=level, multiplicity=multiplicity)
+    elif model == "chao":
+        row = chao_single(counts, level=level, multiplicity=multiplicity)
+    else:
+        raise ValueError(f"unknown single-source model {model!r}")
+    return row | {"model": model}
+
+
+def frequency_row(frequencies: np.ndarray, *, model: str, level: float = 0.95) -> dict:
+    """:func:`single_row` on a frequency table: ``frequencies[c]`` units seen exactly c times (entry 0 ignored)."""
+    frequencies = np.asarray(frequencies, dtype=np.int64)
+    seen = np.flatnonzero(frequencies[1:] > 0) + 1
+    return single_row(seen.astype(float), model=model, level=level, multiplicity=frequencies[seen])
+
+
+def one_inflation_partner(model: str) -> str | None:
+    """The same base distribution inflated in the other order (``oiztpoisson`` <-> ``ztoipoisson``), or None."""
+    family, kind = COUNT_MODELS.get(model, ("", "zt"))
+    if kind == "zt":
+        return None
+    other = "ztoi" if kind == "oizt" else "oizt"
+    return next(name for name, pair in COUNT_MODELS.items() if pair == (family, other))
+
+
 def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequence[str] = (),
                   models: Sequence[str] = SINGLE_MODELS, level: float = 0.95, source: str = "data") -> Estimates:
     """Every named single-source estimator on one row per unit seen (``count_column`` = times seen, >= 1);
@@ -183,16 +227,7 @@ def single_source(frame: pd.DataFrame, *, count_column: str, covariates: Sequenc
                         "(units never seen are not in the file)")
     y = counts.to_numpy(dtype=float)
     design = _design(frame, covariates, source) if any(m in REGRESSION_MODELS for m in models) else None
-    rows = []
-    for model in models:
-        if model == "ztpoisson":
-            rows.append(zero_truncated_poisson(y, design, level=level))
-        elif model in COUNT_MODELS:
-            rows.append(count_regression(y, design, model=model, level=level) | {"model": model})
-        elif model == "zelterman":
-            rows.append(zelterman(y, level=level))
-        else:
-            rows.append(chao_single(y, level=level))
+    rows = [single_row(y, design, model=model, level=level) for model in models]
     n, f1, f2 = _frequencies(y)
     warnings = [f"{row['method']}: {row['warnings']}" for row in rows if row.get("warnings")]
     notes = [f"{n} units seen: {f1} once, {f2} twice, {n - f1 - f2} more often"]

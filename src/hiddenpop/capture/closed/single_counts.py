@@ -239,24 +239,28 @@ def _newton(model: _Model, x: np.ndarray, weight: np.ndarray, theta: np.ndarray,
     return theta, False, None
 
 
-def _start(y: np.ndarray, x: np.ndarray, family: str, kind: str) -> np.ndarray:
+def _start(y: np.ndarray, x: np.ndarray, family: str, kind: str, weight: np.ndarray) -> np.ndarray:
     beta = np.zeros(x.shape[1])
-    beta[0] = math.log(max(float(y.mean()) - 1.0, 0.1))
+    beta[0] = math.log(max(float(np.average(y, weights=weight)) - 1.0, 0.1))
     extras = ([0.0] if family == "negbin" else []) + ([math.log(0.2 / 0.8)] if kind != "zt" else [])
     return np.concatenate([beta, extras])
 
 
 def fit_count_model(counts: np.ndarray, design: np.ndarray | None = None, *, family: str, kind: str = "zt",
-                    max_iter: int = 300) -> CountFit:
+                    max_iter: int = 300, multiplicity: np.ndarray | None = None) -> CountFit:
     """Fit one zero-truncated (optionally one-inflated) count regression and its Horvitz-Thompson size.
 
     A shared parameter at the edge of its range is reported, not hidden: omega at 0 gives the zero-truncated fit
     of the same family, alpha at 0 the zero-truncated Poisson; an alpha without bound, or a fit that does not
-    converge, gives NaN with the reason in ``warning``."""
+    converge, gives NaN with the reason in ``warning``. ``multiplicity`` (default one each) is how many units each
+    row stands for, so a frequency table (count c seen by f_c units) is fitted without expanding it."""
     if family not in FAMILIES or kind not in KINDS:
         raise ValueError(f"unknown count model {family!r}, {kind!r}")
     y = np.asarray(counts, dtype=float)
     x = np.ones((y.size, 1)) if design is None else np.asarray(design, dtype=float)
+    times = np.ones(y.size) if multiplicity is None else np.asarray(multiplicity, dtype=float)
+    present = times > 0
+    y, x, times = y[present], x[present], times[present]
     parameters = x.shape[1] + (family == "negbin") + (kind != "zt")
     nothing = CountFit(family, kind, math.nan, math.nan, np.full(x.shape[1], math.nan), None, None, math.nan,
                        parameters, False)
@@ -265,18 +269,18 @@ def fit_count_model(counts: np.ndarray, design: np.ndarray | None = None, *, fam
                            else "needs units seen more than once")
         return nothing
     # units with the same count and covariates share one likelihood term, counted as often as they occur
-    distinct, weight = np.unique(np.column_stack([y, x]), axis=0, return_counts=True)
-    weight = weight.astype(float)
+    distinct, inverse = np.unique(np.column_stack([y, x]), axis=0, return_inverse=True)
+    weight = np.bincount(inverse.ravel(), weights=times, minlength=distinct.shape[0])
     model = _Model(distinct[:, 0], family, kind)
-    theta, converged, edge = _newton(model, distinct[:, 1:], weight, _start(y, x, family, kind), max_iter)
+    theta, converged, edge = _newton(model, distinct[:, 1:], weight, _start(y, x, family, kind, times), max_iter)
     if edge == "omega":
         # omega -> 0: no one-inflation; the constrained maximum is the zero-truncated fit of the same family
-        base = fit_count_model(y, x, family=family, kind="zt", max_iter=max_iter)
+        base = fit_count_model(y, x, family=family, kind="zt", max_iter=max_iter, multiplicity=times)
         base.kind, base.omega = kind, 0.0
         base.warning = "; ".join(filter(None, ["no one-inflation (omega at 0): the zero-truncated fit", base.warning]))
         return base
     if edge == "alpha_zero":
-        base = fit_count_model(y, x, family="poisson", kind=kind, max_iter=max_iter)
+        base = fit_count_model(y, x, family="poisson", kind=kind, max_iter=max_iter, multiplicity=times)
         base.family, base.alpha = family, 0.0
         base.warning = "; ".join(filter(None, ["no overdispersion (dispersion at 0): the Poisson fit", base.warning]))
         return base

@@ -298,6 +298,74 @@ def window_pattern_counts(
     return counts
 
 
+def _accumulate_days(codes: np.ndarray, days: np.ndarray, window: int, s_lo: int, s_hi: int,
+                     diff: np.ndarray) -> None:
+    """Add one batch of sorted, distinct (code, day) pairs to the (days seen x window start) difference array.
+
+    As the window start ``s`` moves, a report on day ``d`` enters the window at ``s = d - W + 1`` and leaves it at
+    ``s = d + 1``; a running sum of +-1 over one identifier's events sorted by position is its number of days seen
+    just after each event, and each event moves the identifier from one count to the next at that window start
+    (the same difference-array scheme as :func:`_accumulate`, with counts in place of histories).
+    """
+    if codes.size == 0:
+        return
+    # reports in no window are left out; at one position leaves sort before entries (type bit 0 before 1), so the
+    # running count never leaves [0, W] even where the first and last positions are clipped
+    inside = (days >= s_lo) & (days - window + 1 <= s_hi)
+    codes, days = codes[inside], days[inside]
+    span_bits = _span_bits(s_lo, s_hi)
+    enter = np.maximum(days - window + 1, s_lo) - s_lo
+    leave = np.minimum(days + 1, s_hi + 1) - s_lo
+    base = codes << (span_bits + 1)
+    key = np.concatenate([base | (enter << 1) | 1, base | (leave << 1)])
+    del enter, leave, base
+    key.sort()
+    delta = 2 * (key & 1) - 1
+    after = np.cumsum(delta)  # each identifier's events sum to zero, so the running sum restarts at every identifier
+    before = after - delta
+    del delta
+    position = (key >> 1) & ((1 << span_bits) - 1)
+    del key
+    cells = diff.size
+    diff += np.bincount((after << span_bits) | position, minlength=cells).reshape(diff.shape)
+    diff -= np.bincount((before << span_bits) | position, minlength=cells).reshape(diff.shape)
+
+
+def window_day_frequencies(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    plan: WindowPlan,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """How many identifiers were reported on exactly c distinct days of each window: array (n_windows, W + 1),
+    column c = days seen (column 0 is unused, 0), W = the window's length in days. The input of the single-source
+    estimators per window; ``pairs`` as for :func:`window_pattern_counts`."""
+    starts = plan.starts
+    s_lo, s_hi = int(starts[0]), int(starts[-1])
+    window = plan.window_days
+    diff = np.zeros((window + 1, 1 << _span_bits(s_lo, s_hi)), dtype=np.int64)
+    for codes, days in pairs:
+        _accumulate_days(np.asarray(codes, dtype=np.int64), np.asarray(days, dtype=np.int64), window, s_lo, s_hi,
+                         diff)
+        if on_batch is not None:
+            on_batch(int(codes.size))
+    counts = np.cumsum(diff, axis=1)[:, starts - s_lo].T.copy()
+    counts[:, 0] = 0
+    return counts
+
+
+def day_frequencies_naive(codes: np.ndarray, days: np.ndarray, plan: WindowPlan) -> np.ndarray:
+    """Reference implementation of :func:`window_day_frequencies`; for tests on small data only."""
+    starts = plan.starts
+    out = np.zeros((starts.size, plan.window_days + 1), dtype=np.int64)
+    for w, s in enumerate(starts):
+        inside = (days >= s) & (days < s + plan.window_days)
+        seen = pd.Series(days[inside]).groupby(codes[inside]).nunique().to_numpy()
+        out[w] += np.bincount(seen, minlength=plan.window_days + 1)
+    out[:, 0] = 0
+    return out
+
+
 def pattern_counts_naive(codes: np.ndarray, days: np.ndarray, plan: WindowPlan) -> np.ndarray:
     """Reference implementation (one row per identifier per window); for tests on small data only."""
     starts = plan.starts

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.capture.closed.models import fit_closed, parse_model
+from hiddenpop.capture.closed.single import SINGLE_MODELS, SINGLE_NAMES, frequency_row, one_inflation_partner
 from hiddenpop.capture.core.histories import Histories, all_patterns
 from hiddenpop.capture.core.intervals import log_transformed_ci
 from hiddenpop.capture.events.occasions import (
@@ -37,6 +38,7 @@ from hiddenpop.capture.events.occasions import (
     INTERVALS,
     WindowPlan,
     plan_windows,
+    window_day_frequencies,
     window_pattern_counts,
 )
 from hiddenpop.capture.events.reader import read_events
@@ -54,42 +56,67 @@ SERIES_COLUMNS = ["window_start", "window_end", "observed", "estimate", "se", "l
 PER = 10_000
 
 
-def _resolve(estimator: str) -> tuple[str, Callable | None]:
+def _resolve(estimator: str) -> tuple[str, Any]:
+    """The estimator's display name and what fits it: a closed-model spec, ``None`` (sample coverage) or a
+    single-source model name (:func:`is_single_source`)."""
     if estimator.strip().lower() in COVERAGE_NAMES:
         return "Nhat (Mth coverage)", None
-
+    if is_single_source(estimator):
+        model = estimator.strip().lower()
+        return f"{SINGLE_NAMES[model]} (days seen)", model
     try:
         spec = parse_model(estimator)
     except HiddenpopError as exc:
-        raise ConfigError(f"--estimator {estimator!r}: {exc}; or use 'coverage'") from None
+        raise ConfigError(f"--estimator {estimator!r}: {exc}; or use 'coverage' or a single-source estimator "
+                          f"({', '.join(SINGLE_MODELS)})") from None
     return spec.name, spec
+
+
+def is_single_source(estimator: str) -> bool:
+    """Whether ``estimator`` names a single-source estimator, which reads each window's frequencies of days seen
+    (:func:`~hiddenpop.capture.events.occasions.window_day_frequencies`) instead of its capture histories."""
+    return estimator.strip().lower() in SINGLE_MODELS
 
 
 def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT_ESTIMATOR, *,
                     level: float = 0.95, interval: str = "log", bootstrap: int = 200,
                     seed: int | None = 1) -> dict:
-    """One window: ``counts`` indexed by history code (length 2^K, entry 0 ignored). Returns a series row."""
+    """One window: ``counts`` indexed by history code (length 2^K, entry 0 ignored), or for a single-source
+    estimator by the number of days seen (length W + 1, entry 0 ignored). Returns a series row; a one-inflated
+    single-source estimator adds ``band_lower``/``band_upper``, the sizes of its two one-inflation orders."""
 
     name, spec = _resolve(estimator)
     counts = np.asarray(counts, dtype=np.int64)
     observed = int(counts[1:].sum())
     row = {"observed": observed, "estimate": math.nan, "se": math.nan, "lower": math.nan, "upper": math.nan,
            "model": name, "warnings": ""}
+    if isinstance(spec, str) and one_inflation_partner(spec):
+        row.update(band_lower=math.nan, band_upper=math.nan)
     if observed == 0:
         row["warnings"] = "no identifier observed in this window"
         return row
-    keep = counts[1:] > 0
-    patterns = all_patterns(occasions)[keep]
-    histories = Histories.from_patterns(patterns, counts[1:][keep])
     try:
-        if spec is None:
+        if isinstance(spec, str):
+            fitted = frequency_row(counts, model=spec, level=level)
+            estimate, se = float(fitted["estimate"]), float(fitted["se"])
+            notes = [fitted["warnings"]] if fitted.get("warnings") else []
+            partner = one_inflation_partner(spec)
+            if partner and math.isfinite(estimate):
+                other = float(frequency_row(counts, model=partner, level=level)["estimate"])
+                if math.isfinite(other):
+                    row.update(band_lower=min(estimate, other), band_upper=max(estimate, other))
+            if not math.isfinite(estimate):
+                row["warnings"] = f"not estimable: {'; '.join(notes) or 'the fit failed'}"
+                return row
+        elif spec is None:
+            histories = _histories(counts, occasions)
             result = coverage_mth(histories, bootstrap=bootstrap, seed=seed, level=level)
             est = result.get("population", name)
             estimate, se = float(est["estimate"]), float(est["se"])
             notes = result.warnings
         else:
             engine = "enumerate" if occasions <= 10 else "auto"
-            fit = fit_closed(histories, spec, engine=engine)
+            fit = fit_closed(_histories(counts, occasions), spec, engine=engine)
             estimate, se = fit.abundance, fit.stderr
             notes = list(fit.warnings)
     except (HiddenpopError, np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
@@ -107,6 +134,11 @@ def estimate_window(counts: np.ndarray, occasions: int, estimator: str = DEFAULT
             float(observed), float(observed))
     row.update(estimate=estimate, se=se, lower=lower, upper=upper, warnings="; ".join(notes))
     return row
+
+
+def _histories(counts: np.ndarray, occasions: int) -> Histories:
+    keep = counts[1:] > 0
+    return Histories.from_patterns(all_patterns(occasions)[keep], counts[1:][keep])
 
 
 def rolling_series(
@@ -134,7 +166,13 @@ def rolling_series(
         raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
     if base is not None and not base > 0:
         raise ConfigError(f"--base must be a positive population size, got {base}")
-    name, _spec = _resolve(estimator)
+    name, spec = _resolve(estimator)
+    single = isinstance(spec, str)
+    width = plan.window_days + 1 if single else 2**plan.occasions
+    if np.ndim(counts) != 2 or np.shape(counts)[1] != width:
+        raise ConfigError(f"estimator {estimator!r} needs {'days-seen frequencies' if single else 'history counts'} "
+                          f"per window ({width} columns), got an array of shape {np.shape(counts)}; count them with "
+                          "window_counts(..., estimator=...)")
     starts = plan.starts
     origin = pd.Timestamp(origin)
     rows = []
@@ -147,6 +185,7 @@ def rolling_series(
                                   bootstrap=bootstrap, seed=None if seed is None else seed + w)
             rows.append(row)
     series = pd.DataFrame(rows)
+    band = series[["band_lower", "band_upper"]] if "band_lower" in series else None
     series.insert(0, "window_start", (origin + pd.to_timedelta(starts, unit="D")).strftime("%Y-%m-%d"))
     series.insert(1, "window_end",
                   (origin + pd.to_timedelta(starts + plan.window_days - 1, unit="D")).strftime("%Y-%m-%d"))
@@ -158,6 +197,9 @@ def rolling_series(
     table["level"] = level
     table["per_10000_lower"] = series["lower"] * scale
     table["per_10000_upper"] = series["upper"] * scale
+    if band is not None:
+        table["one_inflation_lower"] = band["band_lower"].to_numpy()
+        table["one_inflation_upper"] = band["band_upper"].to_numpy()
     flagged = int((series["warnings"] != "").sum())
     failed = int(series["estimate"].isna().sum())
     warnings = []
@@ -170,6 +212,12 @@ def rolling_series(
         "interval: " + ("Chao (1987) log-transformed" if interval == "log" and name != "Nhat (Mth coverage)"
                         else "Wald" if interval == "wald" else "bootstrap, log-transformed"),
     ]
+    if single:
+        notes.append(f"single-source counts: the number of distinct days (1 to {plan.window_days}) with a report of "
+                     "each identifier in the window; days are the pipeline's unit of sighting")
+    if band is not None:
+        notes.append("one-inflation band per window (table columns one_inflation_lower/upper): the sizes of the two "
+                     "one-inflation orders, which fit the counts alike; report the band, not one end")
     if name == "Nhat (Mth coverage)" and plan.occasions <= 5:
         notes.append(
             f"sample coverage with {plan.occasions} occasions: biased upwards when catchability is homogeneous "
@@ -244,11 +292,14 @@ def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | Non
 
 
 def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: str | int | None = "1D",
-                  on_batch: Callable[[int], None] | None = None, batch_rows: int = 2_000_000):
-    """Plan the windows over an :class:`~hiddenpop.capture.events.reader.EventLog` and count histories per window."""
+                  on_batch: Callable[[int], None] | None = None, batch_rows: int = 2_000_000,
+                  estimator: str = DEFAULT_ESTIMATOR):
+    """Plan the windows over an :class:`~hiddenpop.capture.events.reader.EventLog` and count what ``estimator``
+    reads in each window: capture histories, or for a single-source estimator the frequencies of days seen."""
 
     plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
-    counts = window_pattern_counts(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
+    counter = window_day_frequencies if is_single_source(estimator) else window_pattern_counts
+    counts = counter(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
     return plan, counts
 
 
@@ -276,7 +327,8 @@ def report_series(
     """
     log = read_events(paths, identifier=identifier, time=time, key=key, rules=rules, threads=threads,
                       memory_limit=memory_limit, temp_directory=temp_directory)
-    plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step)
+    plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step,
+                                 estimator=estimation.get("estimator", DEFAULT_ESTIMATOR))
     result = rolling_series(counts, plan, log.origin, audit=log.audit, **estimation)
     result.provenance = provenance(inputs=log.inputs, rules=log.rules.to_dict(),
                                    key_fingerprint=log.key_fingerprint, engine=log.engine, **result.settings)
