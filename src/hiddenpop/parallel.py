@@ -39,6 +39,7 @@ When to use it
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
@@ -247,6 +248,18 @@ def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: 
 
 
 _BLAS_CONTROLLER: Any = None
+
+
+def on_one_blas_thread(function: Callable) -> Callable:
+    """Decorator: ``function`` runs inside :func:`single_thread_blas` (for code whose products are too small for
+    BLAS threads to pay: on busy cores idle BLAS threads spin and can cost many times the work's CPU time)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with single_thread_blas():
+            return function(*args, **kwargs)
+
+    return run
 
 
 def single_thread_blas() -> Any:

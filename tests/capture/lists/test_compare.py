@@ -10,10 +10,11 @@ import pytest
 
 from cli_commands import run_main
 from hiddenpop import datasets
+from hiddenpop.capture.lists import compare as compare_module
 from hiddenpop.capture.lists.compare import compare_classes
 from hiddenpop.capture.lists.graphs import graph_averaging
 from hiddenpop.capture.lists.models import mse
-from hiddenpop.errors import ConfigError
+from hiddenpop.errors import ConfigError, ModelError
 
 
 def test_each_row_is_its_class_fitted_on_its_own():
@@ -37,13 +38,27 @@ def test_each_row_is_its_class_fitted_on_its_own():
     assert any("the classes disagree" in w for w in result.warnings)
 
 
-def test_a_class_that_cannot_be_fitted_is_a_row_with_its_reason():
+def test_a_class_that_cannot_be_fitted_is_a_row_with_its_reason(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ModelError("the posterior is zero everywhere on the grid")
+
+    monkeypatch.setattr(compare_module, "graph_averaging", refuse)
     result = compare_classes(datasets.load("mse_UKdat"), headline="independence",
                              classes=("independence", "graphs"))
     graphs = result.table.set_index("model_class").loc["graphs"]
     assert np.isnan(graphs["estimate"])
-    assert graphs["status"].startswith("not estimated: more than 5 lists")
+    assert graphs["status"] == "not estimated: the posterior is zero everywhere on the grid"
     assert any(w.startswith("graphs: not estimated") for w in result.warnings)
+
+
+def test_graph_averaging_beyond_five_lists_is_searched():
+    # the UK data with six lists: graphs are found by MC^3 chains, which must agree
+    result = compare_classes(datasets.load("mse_UKdat"), headline="independence",
+                             classes=("independence", "graphs"))
+    graphs = result.table.set_index("model_class").loc["graphs"]
+    assert np.isfinite(graphs["estimate"]) and graphs["lower"] < graphs["estimate"] < graphs["upper"]
+    assert "MC^3 search over" in graphs["diagnostic"]
+    assert not any("chains disagree" in w for w in result.warnings)
 
 
 def test_the_headline_must_be_named_among_the_classes_compared():

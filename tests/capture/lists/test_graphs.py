@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,58 @@ def test_bad_settings_are_refused(kwargs):
 def test_more_lists_than_can_be_enumerated_are_refused():
     with pytest.raises(ConfigError, match="2 to 5"):
         decomposable_graphs(6)
+
+
+def _six_lists(seed: int = 3, population: int = 600):
+    """Six lists, two dependent pairs (A-B, C-D), the others independent; the observed histories and counts."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((population, 6)) < np.array([0.3, 0.25, 0.2, 0.3, 0.15, 0.25])).astype(int)
+    for first, second, share in ((0, 1, 0.15), (2, 3, 0.2)):
+        tied = rng.random(population) < share
+        x[tied, second] = x[tied, first]
+    counts = np.bincount(x @ (1 << np.arange(6)), minlength=64)
+    patterns = (np.arange(64)[:, None] >> np.arange(6)) & 1
+    keep = (np.arange(64) > 0) & (counts > 0)
+    return patterns[keep], counts[keep]
+
+
+def test_the_graph_search_finds_what_enumeration_finds_on_five_lists():
+    patterns, counts = _cells(FIVE_LISTS, 5)
+    grid = np.arange(1, 301)
+    every = graph_averaging(patterns, counts, delta=0.5, missing=grid, search="exhaustive")
+    searched = graph_averaging(patterns, counts, delta=0.5, missing=grid, search="mcmc", steps=4000, seed=5)
+    assert searched.settings["search"] == "mcmc" and not searched.warnings
+    assert _summary(searched)["mean"] == pytest.approx(_summary(every)["mean"], rel=1e-4)
+    top = every.tables["graphs"].head(3)
+    assert searched.tables["graphs"]["graph"].head(3).tolist() == top["graph"].tolist()
+    assert np.allclose(searched.tables["graphs"]["posterior"].head(3), top["posterior"], rtol=1e-3)
+
+
+def test_the_graph_search_on_six_lists_matches_every_graph_enumerated(monkeypatch):
+    # 18,154 decomposable graphs on six lists (OEIS A058862), enumerated here only to check the search
+    patterns, counts = _six_lists()
+    grid = np.arange(0, 1200, 4)
+    searched = graph_averaging(patterns, counts, delta=2.0**-6, missing=grid, seed=2)
+    assert searched.settings["search"] == "mcmc"  # chosen for more than five lists
+    graphs_module = importlib.import_module("hiddenpop.capture.lists.graphs")
+    every_graph = graphs_module.decomposable_graphs(6, limit=6)
+    assert len(every_graph) == 18_154
+    monkeypatch.setattr(graphs_module, "decomposable_graphs", lambda lists: every_graph)
+    every = graph_averaging(patterns, counts, delta=2.0**-6, missing=grid, search="exhaustive")
+    assert _summary(searched)["mean"] == pytest.approx(_summary(every)["mean"], rel=1e-3)
+    for key in ("median", "lower", "upper"):
+        assert _summary(searched)[key] == _summary(every)[key], key
+    # the dependent pairs are found: the top graph joins A with B or C with D
+    assert searched.tables["graphs"]["graph"].iloc[0] == every.tables["graphs"]["graph"].iloc[0]
+    assert "C:D" in searched.tables["graphs"]["graph"].iloc[0]
+
+
+def test_the_graph_search_is_seeded_and_says_when_it_is_too_short():
+    patterns, counts = _six_lists(seed=4)
+    grid = np.arange(0, 1200, 4)
+    first = graph_averaging(patterns, counts, missing=grid, seed=7)
+    again = graph_averaging(patterns, counts, missing=grid, seed=7)
+    assert first.table.equals(again.table) and first.diagnostics == again.diagnostics
+    short = graph_averaging(patterns, counts, missing=grid, seed=7, steps=5)
+    assert any("run longer chains" in w for w in short.warnings)
+    assert short.diagnostics["graphs_visited"] < first.diagnostics["graphs_visited"]

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from hiddenpop.capture.lists.data import list_data
-from hiddenpop.capture.lists.graphs import MAX_EXHAUSTIVE_LISTS, graph_averaging
+from hiddenpop.capture.lists.graphs import graph_averaging
 from hiddenpop.capture.lists.latent import latent_class
 from hiddenpop.capture.lists.models import mse
 from hiddenpop.capture.lists.procedures import CONCENTRATION_PRIOR, LATENT_CLASSES, MODEL_CLASSES
-from hiddenpop.errors import ConfigError, HiddenpopError, ModelError
+from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.results import Estimates
 
 __all__ = ["MODEL_CLASSES", "compare_classes"]
@@ -97,12 +97,15 @@ def compare_classes(
         return result, result.table.iloc[0].to_dict(), "posterior quantiles", diagnostic, result.warnings
 
     def fit_graphs(_: str) -> tuple[Estimates, dict[str, Any], str, str, list[str]]:
-        if table.lists > MAX_EXHAUSTIVE_LISTS:
-            raise ModelError(f"more than {MAX_EXHAUSTIVE_LISTS} lists (graphs are enumerated exhaustively)")
         prior = 2.0 ** -table.lists if delta is None else delta
-        result = graph_averaging(table.patterns, table.counts, names=table.names, delta=prior, level=level)
+        result = graph_averaging(table.patterns, table.counts, names=table.names, delta=prior, level=level,
+                                 seed=seed)
         top = result.tables["graphs"].iloc[0]
         diagnostic = f"top graph {top['graph']} (posterior {top['posterior']:.2f})"
+        if result.settings["search"] == "mcmc":
+            found = result.diagnostics
+            diagnostic += (f"; MC^3 search over {found['graphs_visited']:,} graphs, chains agree to "
+                           f"{found['chain_spread']:.2%}")
         # the posterior median, as for the latent class
         return result, result.table.iloc[1].to_dict(), "posterior quantiles", diagnostic, result.warnings
 
