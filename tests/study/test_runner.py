@@ -255,3 +255,20 @@ def test_lists_join_the_triangulation_with_the_declared_headline_first(two_runs,
     assert set(lists["quantity"]) == {"victims"} and lists["comparable"].all()
     assert lists["method"].iloc[0].startswith(f"{spec.headline}: ")
     assert sorted(lists["estimate"]) == pytest.approx(sorted(estimates["estimate"]))
+
+
+def test_an_analysis_error_names_the_study_key_not_the_command_line_flag(demo_study, tmp_path):
+    from hiddenpop.errors import ConfigError
+
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.parent, folder)
+    toml = folder / demo_study.name
+    text = toml.read_text()
+    assert 'estimator = "Mth Chao (LB)"' in text
+    toml.write_text(text.replace('estimator = "Mth Chao (LB)"', 'estimator = "zeltermann"'))
+    with pytest.raises(ConfigError) as caught:
+        run_study(load_study(toml), tmp_path / "run", steps=[("report_log", steps.report_log_step)])
+    message = str(caught.value)
+    assert message.startswith(f"{toml.name}, [analyses.report_log] estimator 'zeltermann'")
+    assert "--estimator" not in message and "zelterman" in message
+    assert not (tmp_path / "run").exists()

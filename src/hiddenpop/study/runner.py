@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import tomllib
@@ -48,6 +49,7 @@ from hiddenpop.outputs import (
 )
 from hiddenpop.privacy import load_key
 from hiddenpop.provenance import input_record, output_record, package_versions
+from hiddenpop.specs import fields_of
 from hiddenpop.study.context import RunContext, StepResult
 from hiddenpop.study.report import render_report
 from hiddenpop.study.report.content import (
@@ -161,6 +163,8 @@ def _run_step(name: str, function: Callable[[RunContext], StepResult], context: 
         return function(context)
     except ModelError as exc:
         return StepResult(name=name, title=title, status="error", message=f"the model could not be fitted: {exc}")
+    except ConfigError as exc:
+        raise ConfigError(in_study_terms(str(exc), name, context.study)) from None
     except HiddenpopError:
         raise
     except Exception as exc:
@@ -169,6 +173,23 @@ def _run_step(name: str, function: Callable[[RunContext], StepResult], context: 
         raise InternalError(f"internal error in the analysis {name!r} ({type(exc).__name__}); nothing was written. "
                             "Please report it; HIDDENPOP_DEBUG=1 shows the traceback (it may quote input data)"
                             ) from None
+
+
+def in_study_terms(message: str, analysis: str, study: Study) -> str:
+    """A family's error in the words of the study file: each command-line flag of the analysis's options becomes
+    ``[analyses.NAME] key``, and the message names the study file (the user wrote keys, not flags)."""
+    spec = study.specs.get(analysis)
+    if spec is None:
+        return message
+    names = {}
+    for info in fields_of(spec):
+        for flag in (info.flag, *info.aliases):
+            names[flag] = info.name
+    translated = re.sub(r"--[a-z][a-z0-9-]*", lambda m: (f"[analyses.{analysis}] {names[m.group(0)]}"
+                                                        if m.group(0) in names else m.group(0)), message)
+    if translated == message or study.path.name in translated:
+        return translated
+    return f"{study.path.name}, {translated}"
 
 
 def _write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> None:
