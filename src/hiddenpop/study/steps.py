@@ -324,8 +324,9 @@ def report_log_step(context: RunContext) -> StepResult:
     result.provenance = {}  # the run's manifest records inputs and the key fingerprint once, for every step
     series = result.tables["series"]
     tables = {"rolling_series": series, "cleaning_audit": result.tables["audit"]}
-    counts_spec = {"rolling_series": (["observed"], {"observed": ["estimate", "se", "lower", "upper",
-                                                                  "per_10000"]})}
+    derived = ["estimate", "se", "lower", "upper", "per_10000",
+               *(c for c in ("one_inflation_lower", "one_inflation_upper") if c in series)]
+    counts_spec = {"rolling_series": (["observed"], {"observed": derived})}
     estimated = series.dropna(subset=["estimate"])
     if len(estimated):
         latest = estimated.iloc[-1]

@@ -130,6 +130,7 @@ def test_one_inflation_biases_the_usual_estimators_up_and_the_band_starts_near_t
     inflated = _series(codes, days, windows, "ztoipoisson")
     series, table = inflated.tables["series"], inflated.table
     # the band runs from the ZTOI size (this model) up to the OIZT size of the same counts
+    assert list(series.columns) == [*SERIES_COLUMNS, "one_inflation_lower", "one_inflation_upper"]
     assert (table["one_inflation_lower"] == series["estimate"]).all()
     assert (table["one_inflation_upper"] > table["one_inflation_lower"]).all()
     assert any("one-inflation band" in note for note in inflated.notes)

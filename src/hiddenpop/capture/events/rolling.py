@@ -158,7 +158,7 @@ def rolling_series(
     """Estimate every window and return the series as :class:`Estimates`.
 
     ``.tables["series"]`` has exactly the columns ``window_start, window_end, observed, estimate, se, lower,
-    upper, per_10000, model, warnings``; ``.table`` has one row per window (quantity ``"abundance"``) with the
+    upper, per_10000, model, warnings`` (and ``one_inflation_lower/upper`` for a one-inflated estimator); ``.table`` has one row per window (quantity ``"abundance"``) with the
     same information plus ``per_10000_lower/upper``; ``.tables["audit"]`` the cleaning audit when given.
     ``iterate`` wraps the window loop (e.g. a progress bar).
     """
@@ -192,14 +192,14 @@ def rolling_series(
     scale = PER / base if base else math.nan
     series["per_10000"] = series["estimate"] * scale
     series = series[SERIES_COLUMNS]
+    if band is not None:
+        series = series.assign(one_inflation_lower=band["band_lower"].to_numpy(),
+                               one_inflation_upper=band["band_upper"].to_numpy())
     table = series.rename(columns={"model": "method"}).copy()
     table["quantity"] = "abundance"
     table["level"] = level
     table["per_10000_lower"] = series["lower"] * scale
     table["per_10000_upper"] = series["upper"] * scale
-    if band is not None:
-        table["one_inflation_lower"] = band["band_lower"].to_numpy()
-        table["one_inflation_upper"] = band["band_upper"].to_numpy()
     flagged = int((series["warnings"] != "").sum())
     failed = int(series["estimate"].isna().sum())
     warnings = []
@@ -216,7 +216,7 @@ def rolling_series(
         notes.append(f"single-source counts: the number of distinct days (1 to {plan.window_days}) with a report of "
                      "each identifier in the window; days are the pipeline's unit of sighting")
     if band is not None:
-        notes.append("one-inflation band per window (table columns one_inflation_lower/upper): the sizes of the two "
+        notes.append("one-inflation band per window (columns one_inflation_lower/upper): the sizes of the two "
                      "one-inflation orders, which fit the counts alike; report the band, not one end")
     if name == "Nhat (Mth coverage)" and plan.occasions <= 5:
         notes.append(
