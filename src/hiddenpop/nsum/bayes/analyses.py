@@ -12,7 +12,6 @@ Parallel chains need one JAX CPU device per chain, which can only be arranged be
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from hiddenpop.errors import ConfigError
@@ -119,6 +118,8 @@ def _model(name: str, spec: BayesSpec, adjust: Adjustments, hidden: Sequence[str
 def _residuals(result: Estimates, model: MaltielModel, data: BayesData, spec: BayesSpec, covariate: Any) -> None:
     """Quantile residuals of the fitted model summarised by group (and covariate level), or a note saying why
     the model has none."""
+    if not isinstance(model, MaltielModel) or "draws" not in result.extras:
+        return
     try:
         counts = count_model(model, data, result.extras["draws"].samples, max_draws=RESIDUAL_DRAWS)
     except ConfigError as error:
@@ -164,11 +165,11 @@ def bayes_analysis(
     model = _model(spec.model, spec, adjust, hidden_names)
     if psu is None and strata is None:
         psu, strata = getattr(data, "psu", None), getattr(data, "strata", None)
+    result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
+                       warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
+                       sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
+                       **({} if topcode is None else {"topcode": topcode}))
     bayes_data = coerce_data(data, known_sizes, population, hidden, None)
-    if topcode is not None:
-        bayes_data = replace(bayes_data, topcode=topcode)
-    result = model.fit(bayes_data, chains=spec.chains, warmup=spec.warmup, draws=spec.draws, seed=spec.seed,
-                       target_accept=spec.target_accept, sums=sums, ratios=ratios, quiet=quiet, visibility=adjust)
     _residuals(result, model, bayes_data, spec, covariate)
     if spec.kfold:
         models = {name: _model(name, spec, adjust, hidden_names) for name in dict.fromkeys(spec.kfold_models)}

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import gammaln, logsumexp, polygamma, psi
+from scipy.special import betainc, gammaln, logsumexp, pdtr, polygamma, psi
 
 from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError
@@ -60,7 +60,7 @@ NEWTON_STEPS = 25
 NEWTON_MAX_STEP = 2.0
 #: posterior draws used for held-out densities and residuals (evenly thinned when the fit has more).
 MAX_PREDICTIVE_DRAWS = 1000
-RESIDUAL_DRAWS = 200
+RESIDUAL_DRAWS = 100
 #: array elements per chunk of respondents (keeps memory near 100 MB at survey scale)
 CHUNK_ELEMENTS = 4_000_000
 #: a numeric covariate with more distinct values than this is cut into quintiles in the residual table
@@ -396,13 +396,15 @@ def kfold_compare(models: Mapping[str, MaltielModel], data: BayesData, *, folds:
 
 # --------------------------------------------------------------------------------------------- residuals
 def _cdf(cm: CountModel, y: np.ndarray, degree: np.ndarray) -> np.ndarray:
-    """P(Y <= y) per draw for each cell: y (m, K), degree (S, m); result (S, m, K). y = -1 gives 0."""
+    """P(Y <= y) per draw for each cell: y (m, K) >= 0, degree (S, m); result (S, m, K)."""
     prob = np.exp(cm.log_prob)[:, None, :]
     mean = degree[:, :, None] * prob
+    y = np.maximum(y, 0.0)[None]
     if cm.family == "poisson":
-        return stats.poisson.cdf(y[None], mean)
+        return pdtr(y, mean)  # P(Y <= y) = Q(y + 1, mean), the regularized upper incomplete gamma
     shape = cm.shape[:, None, :] if cm.family == "gamma" else degree[:, :, None] * cm.shape[:, None, :]
-    return stats.nbinom.cdf(y[None], shape, shape / (shape + mean))
+    # negative binomial: P(Y <= y) = I_p(shape, y + 1), p = shape / (shape + mean)
+    return betainc(shape, y + 1.0, shape / (shape + mean))
 
 
 def quantile_residuals(cm: CountModel, counts: np.ndarray, seed: int, *, degree: np.ndarray | None = None,
