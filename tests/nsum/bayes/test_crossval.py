@@ -75,8 +75,8 @@ def test_quadrature_matches_adaptive_numerical_integration(family):
         grid = np.linspace(mu - 8 * sigma, mu + 8 * sigma, 1601)
         logs = np.array([log_integrand(t) for t in grid])
         peak = float(logs.max())
-        integral, _ = integrate.quad(lambda t, peak=peak: np.exp(log_integrand(t) - peak), mu - 12 * sigma, mu + 12 * sigma,
-                                     points=[grid[np.argmax(logs)]], limit=500, epsabs=0, epsrel=1e-11)
+        integral, _ = integrate.quad(lambda t, peak=peak: np.exp(log_integrand(t) - peak), mu - 12 * sigma,
+                                     mu + 12 * sigma, points=[grid[np.argmax(logs)]], limit=500, epsabs=0, epsrel=1e-11)
         assert value == pytest.approx(np.log(integral) + peak, abs=1e-6)
 
 
@@ -196,6 +196,11 @@ def test_quantile_residuals_trend_with_a_covariate_that_drives_a_barrier():
     assert list(d_rows.index) == ["north", "south", "(missing)"]
     assert d_rows.loc["north", "mean_residual"] > 0.3 > -0.3 > d_rows.loc["south", "mean_residual"]
     assert d_rows["respondents"].sum() == n
+    # a text column with a value per respondent (an identifier) is refused, without echoing its values
+    ids = np.array([f"R{i:05d}" for i in range(n)], dtype=object)
+    with pytest.raises(ConfigError, match="'respondent_id' has 1000 distinct text values") as info:
+        residual_table(residuals, ["a", "b", "c", "d", "e"], ids, "respondent_id")
+    assert "R00001" not in str(info.value)
 
 
 def test_models_without_a_degree_distribution_are_refused():

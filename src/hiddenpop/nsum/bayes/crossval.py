@@ -466,11 +466,11 @@ def residual_table(residuals: np.ndarray, groups: Sequence[str], covariate: Any 
                    covariate_name: str | None = None) -> pd.DataFrame:
     """Summary of quantile residuals by group, and by level of a respondent covariate when one is given.
 
-    A numeric covariate with more than ``MAX_COVARIATE_LEVELS`` distinct values is cut into quintiles; missing
-    covariate values form their own level. Columns: group, covariate level, respondents, mean residual, sd,
-    share beyond +-2 (about 0.046 under the model), and for a numeric covariate the correlation of the residuals
-    with it per group. A group whose mean residual moves with the covariate has a barrier effect that depends on
-    it."""
+    A numeric covariate with more than ``MAX_COVARIATE_LEVELS`` distinct values is cut into quintiles; a text
+    covariate with more is refused (it could be an identifier); missing covariate values form their own level.
+    Columns: group, covariate level, respondents, mean residual, sd, share beyond +-2 (about 0.046 under the
+    model), and for a numeric covariate the correlation of the residuals with it per group. A group whose mean
+    residual moves with the covariate has a barrier effect that depends on it."""
     residuals = np.asarray(residuals, dtype=float)
     n = residuals.shape[0]
     if covariate is None:
@@ -487,6 +487,13 @@ def residual_table(residuals: np.ndarray, groups: Sequence[str], covariate: Any 
             bins = pd.qcut(as_number, 5, duplicates="drop")
             levels = bins.astype(str).where(as_number.notna(), "(missing)")
         else:
+            distinct = values.dropna().nunique()
+            if distinct > MAX_COVARIATE_LEVELS:
+                # an identifier or free-text column would publish one level per respondent
+                named = "" if covariate_name is None else f"{covariate_name!r} "
+                raise ConfigError(f"the residual covariate {named}has {distinct} distinct text values; name a column "
+                                  f"with at most {MAX_COVARIATE_LEVELS} levels (e.g. region or age band) or a numeric "
+                                  "one")
             levels = values.astype(str).where(values.notna(), "(missing)")
     rows = []
     for k, group in enumerate(groups):
