@@ -313,6 +313,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     if "kfold" in result.tables:
         tables["nsum_bayes_kfold"] = result.tables["kfold"]
         tables["nsum_bayes_kfold_folds"] = result.tables["kfold_folds"]
+        if "kfold_pairs" in result.tables:
+            tables["nsum_bayes_kfold_pairs"] = result.tables["kfold_pairs"]
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
     tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
                                                      "value": [str(v) for v in scalar.values()]})

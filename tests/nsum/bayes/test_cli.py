@@ -108,6 +108,7 @@ def test_kfold_and_residuals_from_the_command_line(run_cli, files, tmp_path):
     assert {row["model"] for row in kfold} == {"degree", "overdispersed"}
     assert {"elpd_kfold", "se", "elpd_diff", "se_diff", "folds_passed"} <= set(kfold[0])
     assert max(row["elpd_diff"] for row in kfold) == 0.0
+    assert [(row["model"], row["versus"]) for row in payload["tables"]["kfold_pairs"]] == [("degree", "overdispersed")]
     folds = payload["tables"]["kfold_folds"]
     assert sum(row["respondents"] for row in folds) == 2 * len(frame)
     assert sum(row["units"] for row in folds) == 2 * 10  # 10 clusters, each in one fold, for each model

@@ -20,6 +20,7 @@ from hiddenpop.nsum.bayes.crossval import (
     count_model,
     kfold_compare,
     log_predictive,
+    pairwise_table,
     quantile_residuals,
     residual_table,
 )
@@ -139,6 +140,10 @@ def test_comparison_standard_errors_sum_within_psus():
     assert row.loc["b", "se"] == 0.0
     assert row.loc["a", "elpd_diff"] == -6.0
     assert row.loc["a", "se_diff"] == pytest.approx(np.sqrt(2 * np.var([-1.0, -5.0], ddof=1)))
+    pairs = pairwise_table(pd.DataFrame(pointwise), ["a", "b"], np.array(["p", "p", "q", "q"]))
+    assert pairs[["model", "versus"]].values.tolist() == [["a", "b"]]
+    assert pairs["elpd_diff"].iloc[0] == -6.0 and pairs["se_diff"].iloc[0] == pytest.approx(row.loc["a", "se_diff"])
+    assert pairs["z"].iloc[0] == pytest.approx(-6.0 / row.loc["a", "se_diff"])
 
 
 def _simulate(n: int, rng: np.random.Generator, rho: float, multiplier: np.ndarray | None = None):
@@ -234,3 +239,5 @@ def test_kfold_prefers_the_barrier_model_on_barrier_data():
     assert set(result.pointwise.columns) >= {"respondent", "fold", "degree", "barrier"}
     assert np.isfinite(result.pointwise[["degree", "barrier"]].to_numpy()).all()
     assert len(result.folds) == 4 and result.folds["units"].sum() == 2 * (n // per)
+    pair = result.pairs.iloc[0]
+    assert (pair["model"], pair["versus"]) == ("degree", "barrier") and pair["z"] < -4

@@ -157,8 +157,8 @@ def bayes_analysis(
     of ``covariate`` (one value per respondent, the survey column ``spec.residuals_by``) when given. With
     ``spec.kfold`` >= 2 the models ``spec.kfold_models`` are compared by K-fold cross-validation with folds of
     whole PSUs (``psu`` and ``strata``, one label per respondent; an ARD's own by default):
-    ``tables["kfold"]`` (elpd per model, its standard error, the difference to the best) and
-    ``tables["kfold_folds"]`` (:func:`hiddenpop.nsum.bayes.crossval.kfold_compare`)."""
+    ``tables["kfold"]`` (elpd per model, its standard error, the difference to the best), ``tables["kfold_pairs"]``
+    (every pair's difference) and ``tables["kfold_folds"]`` (:func:`hiddenpop.nsum.bayes.crossval.kfold_compare`)."""
     check_spec(spec)
     adjust = visibility(spec, adjustments)
     hidden_names = list(hidden or getattr(data, "hidden", None) or [])
@@ -178,6 +178,7 @@ def bayes_analysis(
                                    target_accept=spec.target_accept, quiet=quiet)
         result.tables["kfold"] = comparison.table
         result.tables["kfold_folds"] = comparison.folds
+        result.tables["kfold_pairs"] = comparison.pairs
         result.notes += comparison.notes
         result.warnings += comparison.warnings
     if spec.tau_grid:

@@ -49,7 +49,7 @@ from hiddenpop.nsum.bayes.maltiel import MaltielModel
 from hiddenpop.nsum.bayes.overdispersed import OverdispersedModel
 
 __all__ = ["GAUSS_HERMITE_NODES", "CountModel", "KFoldResult", "assign_folds", "count_model", "kfold_compare",
-           "log_predictive", "quantile_residuals", "residual_table", "respondent_column"]
+           "log_predictive", "pairwise_table", "quantile_residuals", "residual_table", "respondent_column"]
 
 #: nodes of the adaptive Gauss-Hermite rule over a held-out respondent's log degree. Against adaptive
 #: integration (scipy ``quad``) the log density agreed to 1e-8 with 15 nodes on the test cases
@@ -330,13 +330,14 @@ def assign_folds(units: Sequence[Any] | np.ndarray | None, folds: int, seed: int
 @dataclass
 class KFoldResult:
     """K-fold comparison. ``table``: one row per model (elpd_kfold, se, elpd_diff to the best, se_diff, folds
-    whose fit passed its gates); ``folds``: elpd per fold and model; ``pointwise``: each respondent's fold and
-    log predictive density per model."""
+    whose fit passed its gates); ``folds``: elpd per fold and model; ``pairs``: every pair's difference with its
+    standard error; ``pointwise``: each respondent's fold and log predictive density per model."""
 
     table: pd.DataFrame
     folds: pd.DataFrame
     pointwise: pd.DataFrame
     units: str
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -370,6 +371,21 @@ def comparison_table(pointwise: pd.DataFrame, models: Sequence[str], units: np.n
             "se_diff": float(np.sqrt(count * diff.var(ddof=1))) if count > 1 else float("nan"),
         })
     return pd.DataFrame(rows).sort_values("elpd_kfold", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def pairwise_table(pointwise: pd.DataFrame, models: Sequence[str], units: np.ndarray) -> pd.DataFrame:
+    """Every pair of models: elpd of the first minus the second, with the standard error of the difference from
+    the per-unit differences (as in :func:`comparison_table`) and the difference in standard errors."""
+    by_unit = pointwise[list(models)].groupby(units, sort=True).sum()
+    count = len(by_unit)
+    rows = []
+    for i, first in enumerate(models):
+        for second in models[i + 1:]:
+            diff = by_unit[first] - by_unit[second]
+            se = float(np.sqrt(count * diff.var(ddof=1))) if count > 1 else float("nan")
+            rows.append({"model": first, "versus": second, "elpd_diff": float(diff.sum()), "se_diff": se,
+                         "z": float(diff.sum() / se) if se > 0 else float("nan")})
+    return pd.DataFrame(rows, columns=["model", "versus", "elpd_diff", "se_diff", "z"])
 
 
 def kfold_compare(models: Mapping[str, MaltielModel], data: BayesData, *, folds: int, seed: int = 0,
@@ -419,7 +435,7 @@ def kfold_compare(models: Mapping[str, MaltielModel], data: BayesData, *, folds:
     notes = [f"K-fold cross-validation: {folds} folds of whole {unit_name}s ({len(set(labels))} units), each "
              "model refitted on K - 1 folds; standard errors from the per-unit sums"]
     return KFoldResult(table=table, folds=fold_table, pointwise=pointwise, units=unit_name, notes=notes,
-                       warnings=warnings)
+                       warnings=warnings, pairs=pairwise_table(pointwise, list(models), labels))
 
 
 # --------------------------------------------------------------------------------------------- residuals
