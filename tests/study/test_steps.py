@@ -284,3 +284,57 @@ def test_the_compare_step_is_the_commands_numbers_and_publishes_no_small_count(d
     assert any("convenience sample" in note for note in result.notes)
     # the agencies are published under the names the study file lists
     assert set(result.tables["compare_agencies"]["agency"]) == {"Agency A", "Agency B", "Agency C", "Agency D"}
+
+
+def test_the_bayesian_step_passes_the_design_and_covariate_and_reports_kfold_and_residuals(bayes_study, tmp_path,
+                                                                                          monkeypatch):
+    """[survey] psu and strata reach K-fold cross-validation, [analyses.nsum_bayes] residuals_by names the survey
+    column the residuals are summarised by, and the report shows the comparison table and the residual figure."""
+    path = bayes_study.path
+    text = path.read_text().replace('residuals_by = "stratum"\n', 'residuals_by = "stratum"\nkfold = 3\n')
+    path.write_text(text)
+    study = load_study(path)
+    assert study.specs["nsum_bayes"].kfold == 3 and study.specs["nsum_bayes"].residuals_by == "stratum"
+    seen: dict = {}
+
+    def fake_analysis(counts, spec, **kwargs):
+        seen.update(kwargs, n=len(counts), spec=spec)
+        rows = [{"quantity": q, "method": "Bayesian NSUM (combined)", "estimate": e, "lower": e * 0.8,
+                 "upper": e * 1.3, "level": 0.95, "rhat": 1.0, "ess_bulk": 500.0, "passed_gates": True}
+                for q, e in (("adults_nonlive", 70_000.0), ("adults_live", 60_000.0), ("traffickers", 130_000.0))]
+        kfold = pd.DataFrame({"model": ["barrier", "combined", "degree"], "elpd_kfold": [-900.0, -905.0, -1500.0],
+                              "se": [30.0, 31.0, 60.0], "elpd_diff": [0.0, -5.0, -600.0],
+                              "se_diff": [0.0, 4.0, 50.0], "folds_passed": [3, 3, 3], "folds": [3, 3, 3]})
+        folds = pd.DataFrame({"model": ["barrier"] * 3, "fold": [1, 2, 3], "respondents": [200, 200, 200],
+                              "units": [10, 10, 10], "elpd": [-300.0, -300.0, -300.0], "passed_gates": True})
+        residuals = pd.DataFrame({"group": ["adults_live", "adults_live"], "covariate": "stratum",
+                                  "level": ["S1", "S2"], "respondents": [300, 300], "mean_residual": [0.3, -0.3],
+                                  "sd_residual": [1.0, 1.0], "share_beyond_2": [0.05, 0.04],
+                                  "correlation": [np.nan, np.nan]})
+        return Estimates(table=pd.DataFrame(rows), seed=spec.seed, diagnostics={"passed": True},
+                         tables={"kfold": kfold, "kfold_folds": folds, "residuals": residuals})
+
+    monkeypatch.setattr(steps, "bayes_analysis", fake_analysis)
+    outcome = run_study(study, tmp_path / "run", steps=[("nsum", steps.nsum_step),
+                                                        ("nsum_bayes", steps.nsum_bayes_step)])
+    survey = pd.read_csv(path.parent / "data" / "survey.csv")
+    assert seen["spec"].kfold == 3
+    assert seen["n"] == len(seen["psu"]) == len(seen["strata"]) == len(seen["covariate"])
+    assert set(map(str, seen["psu"])) <= set(survey["psu"].astype(str))
+    assert list(map(str, seen["covariate"])) == list(map(str, seen["strata"]))  # the demo's stratum column
+    tables = outcome.folder / "tables"
+    assert pd.read_csv(tables / "nsum_bayes_kfold.csv")["model"].tolist() == ["barrier", "combined", "degree"]
+    assert (tables / "nsum_bayes_kfold_folds.csv").is_file() and (tables / "nsum_bayes_residuals.csv").is_file()
+    html = (outcome.folder / "report.html").read_text()
+    assert "Bayesian models compared: K-fold cross-validation by PSU" in html
+    assert "compared by K-fold cross-validation" in html
+    assert 'id="figure-residuals"' in html and (outcome.folder / "figures" / "residuals.svg").is_file()
+
+
+def test_a_residual_covariate_missing_from_the_survey_is_refused(bayes_study, tmp_path):
+    from hiddenpop.errors import ConfigError
+
+    path = bayes_study.path
+    path.write_text(path.read_text().replace('residuals_by = "stratum"', 'residuals_by = "age_band"'))
+    with pytest.raises(ConfigError, match="residuals_by"):
+        steps.nsum_bayes_step(RunContext(study=load_study(path)))

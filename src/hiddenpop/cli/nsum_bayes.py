@@ -6,7 +6,9 @@
 The options come from :class:`hiddenpop.nsum.specs.BayesSpec`; the command calls
 :func:`hiddenpop.nsum.bayes.analyses.bayes_analysis` and prints ``Estimates.to_dict()``: rows with the posterior
 median as ``estimate``, the 2.5% and 97.5% quantiles, ``rhat``, ``ess_bulk``, ``ess_tail``; the convergence gates
-in ``diagnostics``; ``tables`` ``ppc``, ``rootogram``, ``degrees`` and ``tau_sensitivity``.
+in ``diagnostics``; ``tables`` ``ppc``, ``rootogram``, ``degrees``, ``tau_sensitivity``, ``residuals`` (randomized
+quantile residuals, by ``--residuals-by`` column) and, with ``--kfold K``, ``kfold`` and ``kfold_folds`` (K-fold
+cross-validation of ``--kfold-models`` with folds of whole ``--psu`` clusters).
 
 Parallel chains: the command calls ``numpyro.set_host_device_count(chains)`` before JAX starts, so chains run on
 separate CPU devices; if JAX was already initialised they run vectorised on one device.
@@ -21,10 +23,12 @@ import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter
 from hiddenpop.cli.nsum import SURVEY_INPUTS, HiddenOption, RatioOption, SumOption, parse_derived
-from hiddenpop.data.ard import read_ard
+from hiddenpop.data.ard import ARD
+from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError
 from hiddenpop.mcmc.nuts import enable_compilation_cache
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, check_spec, prepare_chains
+from hiddenpop.nsum.bayes.crossval import respondent_column
 from hiddenpop.nsum.specs import BayesSpec, SurveyBayesSpec
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command
@@ -47,13 +51,18 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
     derived = parse_derived(sum_ or [], ratio or [])
     sums, ratios = derived["sums"], derived["ratios"]
     # read and validate before JAX starts: input errors come back at once
-    ard = read_ard(survey, known=known, population=population, hidden=hidden or [], missing=spec.missing)
+    table = read_table(survey)
+    ard = ARD.from_frame(table, known, population, hidden or [], source=survey.name, missing=spec.missing,
+                         psu=spec.psu, strata=spec.strata)
     if not hidden:
         raise ConfigError("no hidden group to estimate: name one with --hidden COLUMN")
+    covariate = None if spec.residuals_by is None else respondent_column(table, spec.residuals_by, ard.rows,
+                                                                         survey.name)
     prepare_chains(options)
 
     enable_compilation_cache()
-    result = bayes_analysis(ard, options, hidden=hidden, sums=sums or None, ratios=ratios or None, quiet=quiet)
+    result = bayes_analysis(ard, options, hidden=hidden, sums=sums or None, ratios=ratios or None, quiet=quiet,
+                            covariate=covariate)
     result.notes = list(ard.notes) + result.notes
     result.warnings = list(ard.warnings) + result.warnings
     result.settings["missing"] = spec.missing

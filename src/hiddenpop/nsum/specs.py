@@ -28,10 +28,19 @@ LIKELIHOODS = ("poisson", "binomial")
 MAX_REPLICATES = 100_000
 MAX_CHAINS = 16
 MAX_ITERATIONS = 100_000
+MAX_FOLDS = 50
 
 
 def _missing_option() -> Any:
     return opt("zero", "missing answers: zero (count as 0) or drop (drop the respondent)")
+
+
+def _strata_option() -> Any:
+    return opt(None, "stratum column")
+
+
+def _psu_option() -> Any:
+    return opt(None, "primary sampling unit (cluster) column")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,8 +49,8 @@ class SurveyOptions:
 
     id: str | None = opt(None, "respondent id column (must be unique)", aliases=("--id-column",))
     weights: str | None = opt(None, "survey weight column (> 0)")
-    strata: str | None = opt(None, "stratum column")
-    psu: str | None = opt(None, "primary sampling unit (cluster) column")
+    strata: str | None = _strata_option()
+    psu: str | None = _psu_option()
     missing: Literal[MISSING_POLICIES] = _missing_option()
     topcode: int | None = opt(None, "top-code known-group answers at this value (the field uses 30)", min=1)
 
@@ -111,6 +120,14 @@ class BayesSpec(VisibilityOptions):
     tau_grid: tuple[float, ...] = opt((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                       "assumed transmission rates of the sensitivity table (empty: none)", min=0,
                                       max=1)
+    kfold: int = opt(0, "K-fold cross-validation of kfold_models with folds of whole PSUs (the survey's psu "
+                        "column, else respondents): 0 is off, K >= 2 refits each model K times", min=0,
+                     max=MAX_FOLDS)
+    kfold_models: tuple[Literal[BAYES_MODELS], ...] = opt(
+        ("degree", "barrier", "combined"), "the models K-fold cross-validation compares (random degrees and "
+                                           "the poisson likelihood, or overdispersed)")
+    residuals_by: str | None = opt(None, "survey column (e.g. region or age) the quantile residuals are "
+                                         "summarised by, per group")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +142,9 @@ class SurveyConsistencySpec(SurveyOptions, ConsistencySpec):
 
 @dataclass(frozen=True, kw_only=True)
 class SurveyBayesSpec(BayesSpec):
-    """``hiddenpop nsum bayes``: the model's options and the missing-answer policy (the models use no design)."""
+    """``hiddenpop nsum bayes``: the model's options, the missing-answer policy and the design columns K-fold
+    cross-validation keeps whole (the models themselves use no design)."""
 
     missing: Literal[MISSING_POLICIES] = _missing_option()
+    strata: str | None = _strata_option()
+    psu: str | None = _psu_option()

@@ -644,6 +644,9 @@ warmup = {spec.warmup}
 draws = {spec.draws}
 # a slightly larger NUTS step than the 0.8 default: half the leapfrog steps per draw, no divergences here
 target_accept = 0.65
+# quantile residuals by stratum show barrier effects that differ between strata (cheap: no refit)
+residuals_by = "stratum"
+# kfold = 5 would compare kfold_models by cross-validation with folds of whole PSUs: 5 refits per model, so off
 
 [analyses.casework]
 file = "data/casework.csv"

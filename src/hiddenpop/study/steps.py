@@ -34,6 +34,7 @@ from hiddenpop.nsum.adjust import Adjustments, Beta, Declared
 from hiddenpop.nsum.analyses import scale_up_analysis
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
+from hiddenpop.nsum.bayes.crossval import respondent_column
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
@@ -287,8 +288,13 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
+    covariate = None
+    if spec.residuals_by is not None:
+        survey_file = Path(study.survey["file"])
+        covariate = respondent_column(read_table(survey_file), spec.residuals_by, ard.rows, survey_file.name)
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context))
+                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context),
+                            psu=ard.psu, strata=ard.strata, covariate=covariate)
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
@@ -300,6 +306,15 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     if "tau_sensitivity" in result.tables:
         _rename_quantities(result, {c: n for n, c in columns.items()}, "tau_sensitivity")
         tables["nsum_bayes_sensitivity"] = result.tables["tau_sensitivity"]
+    study_names = {column: name for name, column in columns.items()}
+    if "residuals" in result.tables:
+        residuals = result.tables["residuals"]
+        tables["nsum_bayes_residuals"] = residuals.assign(group=residuals["group"].map(lambda g: study_names.get(g, g)))
+    if "kfold" in result.tables:
+        tables["nsum_bayes_kfold"] = result.tables["kfold"]
+        tables["nsum_bayes_kfold_folds"] = result.tables["kfold_folds"]
+        if "kfold_pairs" in result.tables:
+            tables["nsum_bayes_kfold_pairs"] = result.tables["kfold_pairs"]
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
     tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
                                                      "value": [str(v) for v in scalar.values()]})

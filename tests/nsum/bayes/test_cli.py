@@ -86,3 +86,52 @@ def test_missing_survey_file(run_cli, files, tmp_path):
     result = run_cli("nsum", "bayes", tmp_path / "nope.csv", "--known", known, "--population", "1e6", "--quiet")
     assert result.returncode == 2
     assert "nope.csv" in result.stderr
+
+
+@pytest.mark.slow
+def test_kfold_and_residuals_from_the_command_line(run_cli, files, tmp_path):
+    # wiring only (tiny chains): folds of whole PSUs from --psu, residuals by --residuals-by, the tables returned
+    survey, known = files
+    frame = pd.read_csv(survey)
+    frame["cluster"] = [f"C{i // 10}" for i in range(len(frame))]
+    frame["region"] = ["north" if i % 3 else "south" for i in range(len(frame))]
+    frame.to_csv(survey, index=False)
+    result = run_cli(
+        "nsum", "bayes", survey, "--known", known, "--population", "1e6", "--model", "degree",
+        "--hidden", "y_group3", "--chains", "2", "--warmup", "15", "--draws", "15", "--seed", "2",
+        "--tau-grid", "1", "--kfold", "2", "--kfold-models", "degree,overdispersed", "--psu", "cluster",
+        "--residuals-by", "region", "--format", "json", "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    kfold = payload["tables"]["kfold"]
+    assert {row["model"] for row in kfold} == {"degree", "overdispersed"}
+    assert {"elpd_kfold", "se", "elpd_diff", "se_diff", "folds_passed"} <= set(kfold[0])
+    assert max(row["elpd_diff"] for row in kfold) == 0.0
+    assert [(row["model"], row["versus"]) for row in payload["tables"]["kfold_pairs"]] == [("degree", "overdispersed")]
+    folds = payload["tables"]["kfold_folds"]
+    assert sum(row["respondents"] for row in folds) == 2 * len(frame)
+    assert sum(row["units"] for row in folds) == 2 * 10  # 10 clusters, each in one fold, for each model
+    residuals = payload["tables"]["residuals"]
+    assert {row["level"] for row in residuals} == {"north", "south"}
+    assert {row["group"] for row in residuals} == {"y_group1", "y_group2", "y_group3", "y_group4"}
+    assert sum(row["respondents"] for row in residuals if row["group"] == "y_group1") == len(frame)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kfold", "1"], "at least 2 folds"),
+        (["--kfold", "2", "--kfold-models", "basic,degree"], "leave it out of kfold_models"),
+        (["--kfold", "2", "--likelihood", "binomial"], "likelihood = 'poisson'"),
+        (["--residuals-by", "no_such_column"], "residuals_by"),
+        (["--kfold", "2", "--psu", "no_such_column"], "no_such_column"),
+    ],
+)
+def test_kfold_and_residual_options_are_checked(run_cli, files, args, message):
+    survey, known = files
+    result = run_cli("nsum", "bayes", survey, "--known", known, "--population", "1e6", "--hidden", "y_group3",
+                     "--chains", "1", "--warmup", "5", "--draws", "5", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -18,6 +18,15 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
 from hiddenpop.nsum.bayes import MODELS, Priors
 from hiddenpop.nsum.bayes.calibration import tau_sensitivity
+from hiddenpop.nsum.bayes.common import BayesData, coerce_data
+from hiddenpop.nsum.bayes.crossval import (
+    RESIDUAL_DRAWS,
+    count_model,
+    kfold_compare,
+    quantile_residuals,
+    residual_table,
+)
+from hiddenpop.nsum.bayes.maltiel import MaltielModel
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -50,6 +59,17 @@ def check_spec(spec: BayesSpec) -> None:
                               "transmission_rate = 'beta(a, b)' only")
     if spec.tau_grid and any(t <= 0 for t in spec.tau_grid):
         raise ConfigError("every assumed transmission rate in tau_grid must lie in (0, 1]")
+    if spec.kfold == 1:
+        raise ConfigError("kfold must be 0 (off) or at least 2 folds")
+    if spec.kfold:
+        if len(set(spec.kfold_models)) < 2:
+            raise ConfigError("K-fold cross-validation compares models: name at least two in kfold_models")
+        if "basic" in spec.kfold_models:
+            raise ConfigError("the basic model fixes each degree at the respondent's own estimate, so it cannot "
+                              "predict a new respondent; leave it out of kfold_models")
+        if spec.likelihood != "poisson" and any(m != "overdispersed" for m in spec.kfold_models):
+            raise ConfigError("K-fold cross-validation needs likelihood = 'poisson' (the binomial likelihood's "
+                              "support depends on the held-out answers)")
     visibility(spec)
 
 
@@ -61,16 +81,18 @@ def visibility(spec: BayesSpec, adjustments: Adjustments | None = None) -> Adjus
     return Adjustments(degree_ratio=spec.degree_ratio, transmission_rate=transmission, frame_ratio=spec.frame_ratio)
 
 
-def _tau_priors(spec: BayesSpec, adjust: Adjustments,
-                hidden: Sequence[str]) -> tuple[float, float] | dict[str, tuple[float, float]] | None:
+def _tau_priors(spec: BayesSpec, adjust: Adjustments, hidden: Sequence[str],
+                model: str | None = None) -> tuple[float, float] | dict[str, tuple[float, float]] | None:
     """The Beta prior of the hidden groups' own transmission rates, from the declared visibility model: one pair
-    when one declaration covers every group, else a pair per group (others keep the uniform default)."""
-    if spec.model not in TAU_MODELS:
+    when one declaration covers every group, else a pair per group (others keep the uniform default). ``model``
+    defaults to the spec's."""
+    model = spec.model if model is None else model
+    if model not in TAU_MODELS:
         return None
     declared = [d for d in adjust.declared if d.factor == "transmission_rate"]
     for entry in declared:
         if not isinstance(entry.distribution, Beta):
-            raise ConfigError(f"the {spec.model} model draws each group's transmission rate from a Beta prior; "
+            raise ConfigError(f"the {model} model draws each group's transmission rate from a Beta prior; "
                               "declare it as beta(a, b), or choose a model without one (e.g. barrier) to divide "
                               "by a constant rate")
     if not declared:
@@ -85,6 +107,29 @@ def _tau_priors(spec: BayesSpec, adjust: Adjustments,
     return priors
 
 
+def _model(name: str, spec: BayesSpec, adjust: Adjustments, hidden: Sequence[str]) -> MaltielModel:
+    """The model ``name`` with the spec's likelihood and the priors the visibility model implies."""
+    tau = _tau_priors(spec, adjust, hidden, name)
+    priors = (Priors() if tau is None else Priors(tau=tau)).validate()
+    options = {} if name == "overdispersed" else {"likelihood": spec.likelihood}
+    return MODELS[name](priors=priors, **options)
+
+
+def _residuals(result: Estimates, model: MaltielModel, data: BayesData, spec: BayesSpec, covariate: Any) -> None:
+    """Quantile residuals of the fitted model summarised by group (and covariate level), or a note saying why
+    the model has none."""
+    if not isinstance(model, MaltielModel) or "draws" not in result.extras:
+        return
+    try:
+        counts = count_model(model, data, result.extras["draws"].samples, max_draws=RESIDUAL_DRAWS)
+    except ConfigError as error:
+        result.notes.append(f"no quantile residuals: {error}")
+        return
+    residuals = quantile_residuals(counts, data.counts, spec.seed)
+    name = spec.residuals_by if covariate is not None else None
+    result.tables["residuals"] = residual_table(residuals, data.groups, covariate, name)
+
+
 def bayes_analysis(
     data: Any,
     spec: BayesSpec,
@@ -97,24 +142,45 @@ def bayes_analysis(
     topcode: int | None = None,
     quiet: bool = True,
     adjustments: Adjustments | None = None,
+    psu: Any = None,
+    strata: Any = None,
+    covariate: Any = None,
 ) -> Estimates:
     """Fit ``spec.model`` to ``data`` (an ARD, :class:`BayesData` or a counts table with ``known_sizes`` and
     ``population``) and add the transmission-rate sensitivity table when the fit passes its gates.
 
     The visibility model (``adjustments``, else the spec's factors) enters as priors: a model with its own
     transmission rate takes each group's declared Beta as its tau prior (drawn per group inside the model); every
-    other declared factor divides the posterior size draws, one draw per posterior draw."""
+    other declared factor divides the posterior size draws, one draw per posterior draw.
+
+    Model checks: randomized quantile residuals of the fitted model per group (``tables["residuals"]``), by level
+    of ``covariate`` (one value per respondent, the survey column ``spec.residuals_by``) when given. With
+    ``spec.kfold`` >= 2 the models ``spec.kfold_models`` are compared by K-fold cross-validation with folds of
+    whole PSUs (``psu`` and ``strata``, one label per respondent; an ARD's own by default):
+    ``tables["kfold"]`` (elpd per model, its standard error, the difference to the best), ``tables["kfold_pairs"]``
+    (every pair's difference) and ``tables["kfold_folds"]`` (:func:`hiddenpop.nsum.bayes.crossval.kfold_compare`)."""
     check_spec(spec)
     adjust = visibility(spec, adjustments)
-    tau = _tau_priors(spec, adjust, list(hidden or getattr(data, "hidden", None) or []))
-    priors = (Priors() if tau is None else Priors(tau=tau)).validate()
-    model_class = MODELS[spec.model]
-    options = {} if spec.model == "overdispersed" else {"likelihood": spec.likelihood}
-    model = model_class(priors=priors, **options)
+    hidden_names = list(hidden or getattr(data, "hidden", None) or [])
+    model = _model(spec.model, spec, adjust, hidden_names)
+    if psu is None and strata is None:
+        psu, strata = getattr(data, "psu", None), getattr(data, "strata", None)
     result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
                        warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
                        sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
                        **({} if topcode is None else {"topcode": topcode}))
+    bayes_data = coerce_data(data, known_sizes, population, hidden, None)
+    _residuals(result, model, bayes_data, spec, covariate)
+    if spec.kfold:
+        models = {name: _model(name, spec, adjust, hidden_names) for name in dict.fromkeys(spec.kfold_models)}
+        comparison = kfold_compare(models, bayes_data, folds=spec.kfold, seed=spec.seed, psu=psu, strata=strata,
+                                   chains=spec.chains, warmup=spec.warmup, draws=spec.draws,
+                                   target_accept=spec.target_accept, quiet=quiet)
+        result.tables["kfold"] = comparison.table
+        result.tables["kfold_folds"] = comparison.folds
+        result.tables["kfold_pairs"] = comparison.pairs
+        result.notes += comparison.notes
+        result.warnings += comparison.warnings
     if spec.tau_grid:
         if result.diagnostics.get("passed", True) and "idata" in result.extras:
             result.tables["tau_sensitivity"] = tau_sensitivity(result, list(spec.tau_grid), sums=sums or None,

@@ -61,7 +61,8 @@ def build_figures(context: RunContext, published: Published, folder: Path) -> di
     # The report's matplotlib style holds only while its figures are drawn: other code in the same process (a
     # simulation grid's figures, a user's notebook) keeps its own settings.
     with matplotlib.rc_context(MATPLOTLIB_STYLE):
-        for builder in (_comparison, _map, _sensitivity, _consistency, _degrees, _ppc, _rolling, _importance,
+        for builder in (_comparison, _map, _sensitivity, _consistency, _degrees, _ppc, _residuals, _rolling,
+                        _importance,
                         _countries):
             figure = builder(context, tables, folder)
             if figure is not None:
@@ -498,6 +499,53 @@ def _ppc(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> 
                   "reproduce.", alt=f"{len(groups)} groups checked on {len(statistics)} statistics; "
                   f"{outside_total} observed values fall outside their predictive interval.",
                   interactive=figure, static=static, folder=folder, height=26 * len(groups) + 180)
+
+
+def _residuals(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    # Plotly is loaded only when this runs: importing it costs start-up time
+    import plotly.graph_objects as go
+
+    frame = tables.get("nsum_bayes_residuals")
+    if frame is None or frame.empty or not {"group", "level", "mean_residual", "respondents"} <= set(frame.columns):
+        return None
+    groups = list(dict.fromkeys(frame["group"]))
+    levels = list(dict.fromkeys(frame["level"]))
+    covariate = str(frame["covariate"].iloc[0]) if "covariate" in frame.columns else None
+    figure = go.Figure()
+    plt = _pyplot()
+    static, axis = plt.subplots(figsize=(7, 0.32 * len(groups) * max(1, min(len(levels), 3)) + 1.2))
+    offsets = np.linspace(-0.3, 0.3, len(levels)) if len(levels) > 1 else np.zeros(1)
+    flagged = 0
+    for index, level in enumerate(levels):
+        part = frame[frame["level"] == level]
+        # two standard errors of a mean of N(0, 1) residuals: the band the mean stays in under the model
+        half = 2.0 / np.sqrt(part["respondents"].clip(lower=1).to_numpy(dtype=float))
+        mean = part["mean_residual"].to_numpy(dtype=float)
+        flagged += int(np.sum(np.abs(mean) > half))
+        colour = PALETTE[index % len(PALETTE)]
+        name = str(level) if covariate is None else f"{covariate} {level}"
+        figure.add_trace(go.Scatter(x=mean, y=part["group"], mode="markers", name=name,
+                                    marker={"size": 8, "color": colour},
+                                    error_x={"type": "data", "array": half, "color": colour}))
+        y = np.array([groups.index(g) for g in part["group"]]) + offsets[index]
+        axis.errorbar(mean, y, xerr=half, fmt="o", color=colour, label=name, markersize=4)
+    figure.add_vline(x=0, line={"color": GREY, "dash": "dot"})
+    figure.update_xaxes(title_text="mean randomized quantile residual")
+    axis.axvline(0, color=GREY, linestyle=":")
+    axis.set_yticks(range(len(groups)), groups)
+    axis.set_xlabel("mean randomized quantile residual")
+    if len(levels) > 1:
+        axis.legend(fontsize=7, loc="best")
+    static.tight_layout()
+    by = f" by {covariate}" if covariate is not None else ""
+    return _shown("residuals", f"Bayesian model: quantile residuals{by}",
+                  "Mean randomized quantile residual of each group's answers (points) with the band of two standard "
+                  "errors the mean stays in when the model is right (bars: 2 / square root of the respondents). "
+                  "A group whose mean moves away from 0 with the covariate has barrier effects that depend on it, "
+                  "which the model does not capture.",
+                  alt=f"{len(groups)} groups in {len(levels)} covariate level(s); {flagged} means lie more than two "
+                      "standard errors from 0.",
+                  interactive=figure, static=static, folder=folder, height=30 * len(groups) + 200)
 
 
 # --------------------------------------------------------------------------------------------- other sections
