@@ -16,9 +16,10 @@ Two sources (formulas, assumptions and failure modes in ``docs/methods/visibilit
   Intervals come from a bootstrap that resamples the recruitment trees (Baraff, McCormick & Raftery 2016) or, for a
   sample of independent respondents, the respondents themselves.
 
-* **Known-group calibration from ARD alone**: the general survey's leave-one-out scale-up of each known group k
-  estimates r_k = N_k^ / N_k = delta_k / delta_K (its members' mean degree relative to the known groups' members',
-  when recall is accurate and tau_k = 1). If the hidden group's log degree ratio is exchangeable with those of
+* **Known-group calibration from ARD alone**: in the general survey, known group k's reporting rate relative to all
+  known groups', r_k = (sum_i w_i y_ik / N_k) / (sum_i w_i sum_K y_iK / sum_K N_K), estimates delta_k / delta_K
+  (its members' mean degree relative to the known groups' members', when recall is accurate and tau_k = 1); the
+  basic estimate of a hidden group with the known-population degree is off by the same factor delta_H / delta_K. If the hidden group's log degree ratio is exchangeable with those of
   named reference groups, log delta_H ~ Normal(mean, sd) of their log r_k; the predictive distribution for a new
   group is LogNormal(exp(mean), sd * sqrt(1 + 1/K)) (K reference groups), widened so its central interval matches
   Student's t with K - 1 degrees of freedom.
@@ -231,22 +232,24 @@ def tree_bootstrap_counts(parent: np.ndarray, replicates: int, rng: np.random.Ge
     """Respondent multiplicities of ``replicates`` tree-bootstrap samples (Baraff, McCormick & Raftery 2016).
 
     Each replicate draws as many roots as there are trees, with replacement; then, for every drawn node, as many of
-    its recruits as it had, with replacement, down the tree. Returns a (replicates, n) array of counts.
+    its recruits as it had, with replacement, down the tree (one wave at a time). Returns a (replicates, n) array.
     """
-    children = [np.asarray(c, dtype=int) for c in _children(parent)]
+    n = parent.size
+    order = np.argsort(parent, kind="stable")
+    order = order[parent[order] >= 0]  # recruits, grouped by recruiter
+    count = np.bincount(parent[parent >= 0], minlength=n)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
     roots = np.flatnonzero(parent < 0)
-    out = np.zeros((replicates, parent.size))
+    out = np.zeros((replicates, n))
     for r in range(replicates):
-        counts = out[r]
-        frontier = rng.choice(roots, size=roots.size, replace=True)
+        frontier = roots[rng.integers(0, roots.size, size=roots.size)]
         while frontier.size:
-            np.add.at(counts, frontier, 1.0)
-            nxt = []
-            for node in frontier.tolist():
-                kids = children[node]
-                if kids.size:
-                    nxt.append(rng.choice(kids, size=kids.size, replace=True))
-            frontier = np.concatenate(nxt) if nxt else np.empty(0, dtype=int)
+            out[r] += np.bincount(frontier, minlength=n)
+            kids = count[frontier]
+            slots = np.repeat(frontier, kids)
+            if not slots.size:
+                break
+            frontier = order[start[slots] + rng.integers(0, count[slots])]
     return out
 
 
@@ -318,12 +321,18 @@ def game_of_contacts(data: GameOfContacts, *, weighting: str = "rds-ii", resampl
     source = f"game of contacts, {data.source}: {weighting} ratio, {resampling}, {replicates} replicates"
     tau_se = float(np.std(tau_draws, ddof=1))
     low, high = np.quantile(tau_draws, [tail, 1 - tail])
-    beta = beta_from_moments(tau, tau_se)
+    warnings = []
+    try:
+        beta = beta_from_moments(tau, tau_se)
+    except ModelError as error:
+        beta = None
+        warnings.append(f"no Beta declaration for the transmission rate: {error}")
     rows.append({"quantity": "transmission_rate", "method": method, "estimate": tau, "se": tau_se,
                  "lower": float(low), "upper": float(high), "level": level, "interval": "bootstrap percentile",
-                 "distribution": beta.text})
-    declared.append(Declared("transmission_rate", beta, None, source, f"{name}_tau"))
-    texts.append(declaration(f"{name}_tau", "transmission_rate", beta, source))
+                 "distribution": "" if beta is None else beta.text})
+    if beta is not None:
+        declared.append(Declared("transmission_rate", beta, None, source, f"{name}_tau"))
+        texts.append(declaration(f"{name}_tau", "transmission_rate", beta, source))
     diagnostics: dict[str, Any] = {
         "respondents": data.n, "replicates": replicates, "usable_replicates": int(tau_draws.size),
         "alters": int(data.alters.sum()), "aware_alters": int(data.aware.sum()),
@@ -345,20 +354,25 @@ def game_of_contacts(data: GameOfContacts, *, weighting: str = "rds-ii", resampl
             frame_draws = frame_degree * np.exp(frame_sdlog * rng.standard_normal(degree_draws.size))
             delta_draws = degree_draws / frame_draws
             sdlog = float(np.std(np.log(delta_draws), ddof=1))
-            lognormal = lognormal_from_log_moments(delta, sdlog)
+            try:
+                lognormal = lognormal_from_log_moments(delta, sdlog)
+            except ModelError as error:
+                lognormal = None
+                warnings.append(f"no lognormal declaration for the degree ratio: {error}")
             low, high = np.quantile(delta_draws, [tail, 1 - tail])
             rows.append({"quantity": "degree_ratio", "method": method, "estimate": delta,
                          "se": float(np.std(delta_draws, ddof=1)), "lower": float(low), "upper": float(high),
-                         "level": level, "interval": "bootstrap percentile", "distribution": lognormal.text})
+                         "level": level, "interval": "bootstrap percentile",
+                         "distribution": "" if lognormal is None else lognormal.text})
             delta_source = f"{source}; frame mean degree {frame_degree:g} (se {frame_degree_se:g})"
-            declared.append(Declared("degree_ratio", lognormal, None, delta_source, f"{name}_delta"))
-            texts.append(declaration(f"{name}_delta", "degree_ratio", lognormal, delta_source))
+            if lognormal is not None:
+                declared.append(Declared("degree_ratio", lognormal, None, delta_source, f"{name}_delta"))
+                texts.append(declaration(f"{name}_delta", "degree_ratio", lognormal, delta_source))
             diagnostics["frame_mean_degree"] = frame_degree
             diagnostics["frame_mean_degree_se"] = frame_degree_se
     diagnostics["declared"] = [{"name": d.name, "factor": d.factor, "distribution": d.distribution.text,
                                 "mean": d.distribution.mean, "source": d.source} for d in declared]
     diagnostics["declaration"] = "\n".join(texts)
-    warnings = []
     if data.degree is not None and frame_degree is None:
         warnings.append("no --frame-degree given: the degree ratio needs the general survey's mean degree, "
                         "measured with the same question")
@@ -371,10 +385,13 @@ def game_of_contacts(data: GameOfContacts, *, weighting: str = "rds-ii", resampl
 
 def degree_ratio_from_known(ard: ARD, reference: Sequence[str], *, level: float = 0.95,
                             name: str = "known_group_delta") -> Estimates:
-    """The hidden group's degree ratio predicted from named reference known groups of an ARD survey (see the module
-    docstring): LogNormal(exp(mean log r_k), sd log r_k * sqrt(1 + 1/K) * t/z)."""
-    from hiddenpop.nsum.diagnostics import consistency  # the estimators module pulls scipy; load on use
+    """The hidden group's degree ratio predicted from named reference known groups of an ARD survey.
 
+    For each reference group k, r_k = (sum_i w_i y_ik / N_k) / (sum_i w_i sum_K y_iK / sum_K N_K): its members'
+    reporting rate over that of all known groups, which estimates delta_k / delta_K (delta_K: the degree ratio of
+    the known groups together, the base the known-population degree measures). The prediction for an exchangeable
+    new group is LogNormal(exp(mean log r_k), sd log r_k * sqrt(1 + 1/K) * t_{K-1} / z) (see the module docstring).
+    """
     reference = list(dict.fromkeys(reference))
     if len(reference) < 3:
         raise ConfigError("the degree ratio from known groups needs at least 3 reference known groups "
@@ -382,13 +399,19 @@ def degree_ratio_from_known(ard: ARD, reference: Sequence[str], *, level: float 
     for group in reference:
         if group not in ard.known_sizes.index:
             raise ConfigError(f"reference group {group!r} is not a known group; known groups are {ard.known}")
-    check = consistency(ard, weighted=ard.weighted)
-    table = check.table.set_index("quantity").loc[reference]
-    ratios = table["ratio"].to_numpy(dtype=float)
-    if not (np.isfinite(ratios) & (ratios > 0)).all():
-        bad = [g for g, r in zip(reference, ratios, strict=True) if not (np.isfinite(r) and r > 0)]
-        raise ModelError(f"reference group(s) {bad} have no positive held-out estimate (nobody reports knowing "
-                         "them); choose other reference groups")
+    if len(ard.known) <= len(reference):
+        raise ConfigError("the known groups besides the reference groups make up the degree's base; keep at least "
+                          "one known group out of --reference")
+    w = ard.design_weights
+    sizes = ard.known_sizes.to_numpy(dtype=float)
+    overall = float(np.sum(w * ard.counts[ard.known].to_numpy(dtype=float).sum(axis=1))) / float(sizes.sum())
+    if overall <= 0:
+        raise ModelError("nobody reports knowing anyone in the known groups; the degree ratio is undefined")
+    ratios = np.array([float(np.sum(w * ard.y(g))) / float(ard.known_sizes[g]) / overall for g in reference])
+    if not (ratios > 0).all():
+        bad = [g for g, r in zip(reference, ratios, strict=True) if not r > 0]
+        raise ModelError(f"nobody reports knowing anyone in reference group(s) {bad}; choose other reference "
+                         "groups")
     logs = np.log(ratios)
     k = logs.size
     centre = float(logs.mean())
@@ -399,10 +422,11 @@ def degree_ratio_from_known(ard: ARD, reference: Sequence[str], *, level: float 
     lognormal = lognormal_from_log_moments(math.exp(centre), sdlog)
     low, high = lognormal.quantiles([(1 - level) / 2, (1 + level) / 2])
     source = (f"known-group calibration: {k} reference groups ({', '.join(reference)}), predictive lognormal "
-              "of their leave-one-out scale-up ratios")
+              "of their reporting rates relative to all known groups")
     decl = Declared("degree_ratio", lognormal, None, source, name)
-    groups = pd.DataFrame({"quantity": reference, "method": "mle leave-one-out ratio", "estimate": ratios,
-                           "known_size": table["known_size"].to_numpy(dtype=float), "log_ratio": logs})
+    groups = pd.DataFrame({"quantity": reference, "method": "reporting rate relative to all known groups",
+                           "estimate": ratios, "known_size": [float(ard.known_sizes[g]) for g in reference],
+                           "log_ratio": logs})
     row = {"quantity": "degree_ratio", "method": "known-group calibration (predictive)",
            "estimate": lognormal.median, "se": np.nan, "lower": float(low), "upper": float(high), "level": level,
            "interval": f"predictive, t with {k - 1} df", "distribution": lognormal.text}
@@ -412,4 +436,4 @@ def degree_ratio_from_known(ard: ARD, reference: Sequence[str], *, level: float 
                    "declaration": declaration(name, "degree_ratio", lognormal, source)}
     return Estimates.from_rows([row], diagnostics=diagnostics, tables={"reference_groups": groups},
                                settings={"reference": reference, "level": level, "weighted": ard.weighted},
-                               warnings=list(check.warnings), notes=list(ard.notes), extras={"declared": [decl]})
+                               warnings=list(ard.warnings), notes=list(ard.notes), extras={"declared": [decl]})
