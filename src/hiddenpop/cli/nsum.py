@@ -16,12 +16,12 @@ import typer
 
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, parse_csv_list
 from hiddenpop.data.ard import read_ard
-from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.analyses import consistency_analysis, scale_up_analysis
 from hiddenpop.nsum.estimators import Prevalence
 from hiddenpop.nsum.specs import (
     ConsistencySpec,
+    GameOfContactsOptions,
     GameOfContactsSpec,
     KnownGroupRatioSpec,
     NsumSpec,
@@ -30,7 +30,7 @@ from hiddenpop.nsum.specs import (
     SurveyNsumSpec,
     SurveyOptions,
 )
-from hiddenpop.nsum.visibility import degree_ratio_from_known, game_of_contacts, read_game_of_contacts
+from hiddenpop.nsum.visibility import degree_ratio_from_known, game_of_contacts_file
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command
 
@@ -159,11 +159,7 @@ def _visibility(survey: Path, *, spec: GameOfContactsSpec, fmt: OutputFormat, ou
                 quiet: bool) -> None:
     """Transmission rate tau and degree ratio delta from a game-of-contacts survey of the hidden population, with
     bootstrap intervals and the [visibility.NAME] declarations (Beta for tau, lognormal for delta) they imply."""
-    data = read_game_of_contacts(read_table(survey), aware=spec.aware, alters=spec.alters, degree=spec.degree,
-                                 weights=spec.weights, coupon=spec.coupon, issued=spec.issued, source=survey.name)
-    result = game_of_contacts(data, weighting=spec.weighting, resample=spec.resample, replicates=spec.bootstrap,
-                              seed=spec.seed, level=spec.level, frame_degree=spec.frame_degree,
-                              frame_degree_se=spec.frame_degree_se, name=spec.name)
+    result = game_of_contacts_file(survey, project(spec, GameOfContactsOptions), name=spec.name)
     result.provenance = provenance(inputs=[survey], command="nsum visibility")
     emit(result.to_dict(), fmt, out, table=_table(result, fmt, extra=("distribution",)),
          title="Visibility factors from the game of contacts")

@@ -14,7 +14,7 @@ from hiddenpop.data.ard import MISSING_POLICIES
 from hiddenpop.nsum.adjust import DISTRIBUTION_HELP, Adjustments, parse_distribution
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
-__all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "GameOfContactsSpec",
+__all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "GameOfContactsOptions", "GameOfContactsSpec",
            "KnownGroupRatioSpec", "NsumSpec", "SurveyBayesSpec", "SurveyConsistencySpec", "SurveyKnownGroupRatioSpec",
            "SurveyNsumSpec", "SurveyOptions", "VisibilityOptions"]
 
@@ -136,8 +136,9 @@ RESAMPLING = ("tree", "respondent")
 
 
 @dataclass(frozen=True, kw_only=True)
-class GameOfContactsSpec:
-    """``hiddenpop nsum visibility``: tau and delta from a game-of-contacts survey of the hidden population."""
+class GameOfContactsOptions:
+    """How a game-of-contacts survey of the hidden population is read and resampled (``hiddenpop nsum visibility``
+    and a study file's ``[visibility.NAME]`` with ``game_of_contacts = FILE``)."""
 
     aware: str = opt(REQUIRED, "column: the respondent's alters who know the respondent is in the hidden group")
     alters: str = opt(REQUIRED, "column: every alter the respondent reported in the game (aware or not)")
@@ -158,6 +159,12 @@ class GameOfContactsSpec:
                                            "network-size question as --degree); gives the degree ratio delta",
                                      min=0, inclusive=False)
     frame_degree_se: float = opt(0.0, "standard error of --frame-degree (its uncertainty enters delta's)", min=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GameOfContactsSpec(GameOfContactsOptions):
+    """``hiddenpop nsum visibility``: tau and delta from a game-of-contacts survey of the hidden population."""
+
     name: str = opt("game_of_contacts", "prefix of the printed [visibility.NAME] tables")
 
 

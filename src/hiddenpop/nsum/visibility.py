@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,14 +42,15 @@ import pandas as pd
 
 from hiddenpop import distributions
 from hiddenpop.data.ard import ARD
-from hiddenpop.data.io import missing_column
+from hiddenpop.data.io import missing_column, read_table
 from hiddenpop.errors import ConfigError, DataError, ModelError, locate
 from hiddenpop.nsum.adjust import Beta, Declared, LogNormal
-from hiddenpop.nsum.specs import RESAMPLING, WEIGHTINGS
+from hiddenpop.nsum.specs import RESAMPLING, WEIGHTINGS, GameOfContactsOptions
 from hiddenpop.results import Estimates
 
 __all__ = ["GameOfContacts", "beta_from_moments", "declaration", "degree_ratio_from_known", "game_of_contacts",
-           "lognormal_from_log_moments", "read_game_of_contacts", "recruitment_forest", "tree_bootstrap_counts"]
+           "game_of_contacts_file", "lognormal_from_log_moments", "read_game_of_contacts", "recruitment_forest",
+           "tree_bootstrap_counts"]
 
 def _sig(value: float, digits: int = 4) -> float:
     """``value`` rounded to ``digits`` significant digits (the precision of a declaration's text)."""
@@ -381,6 +383,19 @@ def game_of_contacts(data: GameOfContacts, *, weighting: str = "rds-ii", resampl
         settings={"weighting": weighting, "resample": resample, "replicates": replicates, "seed": int(seed),
                   "level": level, "frame_degree": frame_degree, "frame_degree_se": frame_degree_se},
         extras={"declared": declared})
+
+
+def game_of_contacts_file(path: str | Path, options: GameOfContactsOptions, *,
+                          name: str = "game_of_contacts") -> Estimates:
+    """Read a game-of-contacts file and estimate tau (and delta) with ``options`` (one spec for the command line
+    and the study file)."""
+    path = Path(path)
+    data = read_game_of_contacts(read_table(path), aware=options.aware, alters=options.alters,
+                                 degree=options.degree, weights=options.weights, coupon=options.coupon,
+                                 issued=options.issued, source=path.name)
+    return game_of_contacts(data, weighting=options.weighting, resample=options.resample,
+                            replicates=options.bootstrap, seed=options.seed, level=options.level,
+                            frame_degree=options.frame_degree, frame_degree_se=options.frame_degree_se, name=name)
 
 
 def degree_ratio_from_known(ard: ARD, reference: Sequence[str], *, level: float = 0.95,
