@@ -190,6 +190,20 @@ def test_rds_weights_refuse_a_zero_network_size(goc):
         game_of_contacts(data, replicates=10)
 
 
+def test_weights_and_text_are_never_used_silently(goc):
+    data = _read(goc.assign(w=1.0), weights="w")
+    with pytest.raises(ConfigError, match="--weighting column"):
+        game_of_contacts(data, replicates=10)
+    weighted = game_of_contacts(data, weighting="column", replicates=10)
+    assert weighted.table.loc[0, "estimate"] == pytest.approx(goc["total.aware"].sum() / goc["total.alters"].sum())
+    with pytest.raises(DataError, match="column 'total.aware': the count of aware alters holds true/false"):
+        _read(goc.assign(**{"total.aware": goc["total.aware"] > 5}))
+    text = goc.astype({"total.alters": str})
+    text.loc[2, "total.alters"] = "many"
+    with pytest.raises(DataError, match="row 3, column 'total.alters': the count of alters is not a number"):
+        _read(text)
+
+
 def test_tree_bootstrap_needs_coupons(goc):
     data = read_game_of_contacts(goc, aware="total.aware", alters="total.alters", degree="netsize.1.bss")
     with pytest.raises(ConfigError, match="--resample respondent"):

@@ -116,10 +116,12 @@ def _column(frame: pd.DataFrame, column: str, source: str, role: str) -> pd.Seri
 def _numbers(frame: pd.DataFrame, column: str, source: str, role: str, *, whole: bool) -> np.ndarray:
     """One numeric column, refused at its first bad cell (row and column named, the value never echoed)."""
     raw = _column(frame, column, source, role)
+    if pd.api.types.is_bool_dtype(raw):
+        raise DataError(f"{locate(source, None, column)}the {role} holds true/false values; recode them as numbers")
     values = pd.to_numeric(raw, errors="coerce").astype(float).to_numpy()
     present = raw.notna().to_numpy()
-    if raw.dtype == object:
-        present &= raw.astype("string").str.strip().fillna("").to_numpy() != ""
+    if pd.api.types.is_object_dtype(raw) or pd.api.types.is_string_dtype(raw):
+        present = present & (raw.astype("string").str.strip().fillna("").to_numpy() != "")
     checks = [
         (present & np.isnan(values), "is not a number"),
         (~np.isfinite(values) & ~np.isnan(values), "is infinite"),
@@ -301,6 +303,9 @@ def game_of_contacts(data: GameOfContacts, *, weighting: str = "rds-ii", resampl
         raise ConfigError("--frame-degree must be a positive number")
     if frame_degree_se < 0:
         raise ConfigError("--frame-degree-se must be >= 0")
+    if data.weights is not None and weighting != "column":
+        raise ConfigError("a weight column is given but the weighting is not 'column'; add --weighting column (or "
+                          "drop --weights)")
     w = _weights(data, weighting)
     denominator = float(np.sum(w * data.alters))
     if denominator <= 0:
