@@ -196,11 +196,11 @@ def test_weights_and_text_are_never_used_silently(goc):
         game_of_contacts(data, replicates=10)
     weighted = game_of_contacts(data, weighting="column", replicates=10)
     assert weighted.table.loc[0, "estimate"] == pytest.approx(goc["total.aware"].sum() / goc["total.alters"].sum())
-    with pytest.raises(DataError, match="column 'total.aware': the count of aware alters holds true/false"):
+    with pytest.raises(DataError, match=r"column 'total\.aware': the count of aware alters holds true/false"):
         _read(goc.assign(**{"total.aware": goc["total.aware"] > 5}))
     text = goc.astype({"total.alters": str})
     text.loc[2, "total.alters"] = "many"
-    with pytest.raises(DataError, match="row 3, column 'total.alters': the count of alters is not a number"):
+    with pytest.raises(DataError, match=r"row 3, column 'total\.alters': the count of alters is not a number"):
         _read(text)
 
 
