@@ -204,10 +204,13 @@ def test_weights_and_text_are_never_used_silently(goc):
         _read(text)
 
 
-def test_tree_bootstrap_needs_coupons(goc):
+def test_tree_bootstrap_needs_coupons_and_delta_needs_degrees(goc):
     data = read_game_of_contacts(goc, aware="total.aware", alters="total.alters", degree="netsize.1.bss")
     with pytest.raises(ConfigError, match="--resample respondent"):
         game_of_contacts(data, replicates=10)
+    data = read_game_of_contacts(goc, aware="total.aware", alters="total.alters")
+    with pytest.raises(ConfigError, match="add --degree COL"):
+        game_of_contacts(data, resample="respondent", weighting="equal", replicates=10, frame_degree=200.0)
 
 
 # ------------------------------------------------------------------------------------------------ simulations

@@ -303,6 +303,9 @@ def game_of_contacts(data: GameOfContacts, *, weighting: str = "rds-ii", resampl
         raise ConfigError("--frame-degree must be a positive number")
     if frame_degree_se < 0:
         raise ConfigError("--frame-degree-se must be >= 0")
+    if frame_degree is not None and data.degree is None:
+        raise ConfigError("--frame-degree gives the degree ratio only with the respondents' network sizes; add "
+                          "--degree COL")
     if data.weights is not None and weighting != "column":
         raise ConfigError("a weight column is given but the weighting is not 'column'; add --weighting column (or "
                           "drop --weights)")
