@@ -86,11 +86,12 @@ def options_section() -> str:
 
 def study_blocks() -> dict[str, str]:
     """The generated option tables of docs/study-file.md, by the name in their marker comment."""
-    from hiddenpop.nsum.specs import SurveyOptions
+    from hiddenpop.nsum.specs import GameOfContactsOptions, SurveyOptions
     from hiddenpop.specs import options_markdown
     from hiddenpop.study.schema import ANALYSIS_SPECS, STUDY_WIDE
 
-    blocks = {"survey": options_markdown(SurveyOptions)}
+    blocks = {"survey": options_markdown(SurveyOptions),
+              "game_of_contacts": options_markdown(GameOfContactsOptions, skip=STUDY_WIDE)}
     blocks.update({name: options_markdown(spec, skip=STUDY_WIDE) for name, spec in ANALYSIS_SPECS.items()})
     return blocks
 

@@ -51,6 +51,12 @@ EXAMPLES = {
     "nsum bayes": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--hidden", "clients", "--model",
                    "basic", "--chains", "1", "--warmup", "20", "--draws", "20", "--quiet"],
     "nsum consistency": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--topcode", "30"],
+    "nsum visibility": [NSUM_DATA / "networkreporting_scratch_goc_survey.csv", "--aware", "total.aware", "--alters",
+                        "total.alters", "--degree", "netsize.1.bss", "--coupon", "in.coupon", "--issued",
+                        "out.coupon1", "--issued", "out.coupon2", "--issued", "out.coupon3", "--bootstrap", "100"],
+    "nsum degree-ratio": [NSUM_SURVEY, "--known", NSUM_KNOWN, "--population", "1e7", "--topcode", "30",
+                          "--reference", "incarcerated", "--reference", "man.divorced", "--reference", "woman.smoke",
+                          "--reference", "widower"],
 }
 
 

@@ -235,7 +235,7 @@ def test_a_transmission_rate_calibrated_against_casework_recovers_the_true_rate(
 
 @pytest.mark.parametrize(("entry", "message"), [
     ('casework = "victims"\nbase_column = "children"', "needs 'groups'"),
-    ('distribution = "beta(2, 2)"\ncasework = "victims"', "give either 'distribution' or 'casework'"),
+    ('distribution = "beta(2, 2)"\ncasework = "victims"', "give exactly one of 'distribution', 'casework'"),
     ('groups = ["victims"]\ncasework = "rescues"\nbase_column = "children"', "key 'casework': 'rescues' is not one"),
     ('groups = ["victims"]\ncasework = "victims"', "needs 'base_column'"),
     ('groups = ["victims"]\ncasework = "victims"\nbase_column = "children"\ncompleteness = 1.5', "must lie in"),

@@ -1,4 +1,5 @@
-"""``hiddenpop nsum ...`` commands: ``estimate`` and ``consistency`` (the Bayesian models register under ``bayes``).
+"""``hiddenpop nsum ...`` commands: ``estimate``, ``consistency``, ``visibility`` and ``degree-ratio`` (the Bayesian
+models register under ``bayes``).
 
 The options come from the specs in :mod:`hiddenpop.nsum.specs`; the commands read the survey, call
 :mod:`hiddenpop.nsum.analyses` and print ``Estimates.to_dict()`` (``--format json``), the tidy table
@@ -7,6 +8,7 @@ The options come from the specs in :mod:`hiddenpop.nsum.specs`; the commands rea
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,11 +21,16 @@ from hiddenpop.nsum.analyses import consistency_analysis, scale_up_analysis
 from hiddenpop.nsum.estimators import Prevalence
 from hiddenpop.nsum.specs import (
     ConsistencySpec,
+    GameOfContactsOptions,
+    GameOfContactsSpec,
+    KnownGroupRatioSpec,
     NsumSpec,
     SurveyConsistencySpec,
+    SurveyKnownGroupRatioSpec,
     SurveyNsumSpec,
     SurveyOptions,
 )
+from hiddenpop.nsum.visibility import degree_ratio_from_known, game_of_contacts_file
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command
 
@@ -135,15 +142,57 @@ def _consistency(survey: Path, known: Path, population: float, *, spec: SurveyCo
          title="Leave-one-out internal consistency")
 
 
+GameArg = Annotated[
+    Path, typer.Argument(help="game-of-contacts survey of the hidden population, one row per respondent: CSV, "
+                              "Parquet, Excel, SPSS .sav or Stata .dta", show_default=False)
+]
+
+
+def _declarations(result, fmt: OutputFormat, out: Path | None) -> None:
+    """For people: the [visibility.NAME] tables to paste into a study file, after the estimates."""
+    if fmt == OutputFormat.table and out is None and result.diagnostics.get("declaration"):
+        sys.stdout.write("\nPaste into the study file:\n\n" + result.diagnostics["declaration"])
+        sys.stdout.flush()
+
+
+def _visibility(survey: Path, *, spec: GameOfContactsSpec, fmt: OutputFormat, out: Path | None,
+                quiet: bool) -> None:
+    """Transmission rate tau and degree ratio delta from a game-of-contacts survey of the hidden population, with
+    bootstrap intervals and the [visibility.NAME] declarations (Beta for tau, lognormal for delta) they imply."""
+    result = game_of_contacts_file(survey, project(spec, GameOfContactsOptions), name=spec.name)
+    result.provenance = provenance(inputs=[survey], command="nsum visibility")
+    emit(result.to_dict(), fmt, out, table=_table(result, fmt, extra=("distribution",)),
+         title="Visibility factors from the game of contacts")
+    _declarations(result, fmt, out)
+
+
+def _degree_ratio(survey: Path, known: Path, population: float, *, spec: SurveyKnownGroupRatioSpec,
+                  hidden: list[str] | None, degree_columns: str | None, fmt: OutputFormat, out: Path | None,
+                  quiet: bool) -> None:
+    """The hidden group's degree ratio delta predicted from the general survey alone, from reference known groups
+    assumed to resemble it, with the [visibility.NAME] declaration (lognormal) it implies."""
+    ard = read_survey(survey, known, population, hidden, project(spec, SurveyOptions), degree_columns)
+    options = project(spec, KnownGroupRatioSpec)
+    result = degree_ratio_from_known(ard, options.reference, level=options.level, name=options.name)
+    result.provenance = provenance(inputs=[survey, known], command="nsum degree-ratio")
+    emit(result.to_dict(), fmt, out, table=_table(result, fmt, extra=("distribution",)),
+         title="Degree ratio from reference known groups")
+    _declarations(result, fmt, out)
+
+
 _GROUPS = [parameter("hidden", HiddenOption, None), parameter("degree_columns", DegreeColumnsOption, None)]
 _DERIVED = [parameter("sum_", SumOption, None), parameter("ratio", RatioOption, None),
             parameter("prevalence", PrevalenceOption, None)]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``estimate`` and ``consistency`` to ``nsum``."""
+    """Add ``estimate``, ``consistency``, ``visibility`` and ``degree-ratio`` to ``nsum``."""
     app.command("estimate")(typer_command(SurveyNsumSpec, _estimate, leading=SURVEY_INPUTS,
                                           trailing=_GROUPS + _DERIVED + OUTPUT, command="estimate"))
     app.command("consistency")(typer_command(SurveyConsistencySpec, _consistency, leading=SURVEY_INPUTS,
                                              trailing=_GROUPS + OUTPUT, command="consistency"))
 
+    app.command("visibility")(typer_command(GameOfContactsSpec, _visibility, leading=[parameter("survey", GameArg)],
+                                            trailing=OUTPUT, command="visibility"))
+    app.command("degree-ratio")(typer_command(SurveyKnownGroupRatioSpec, _degree_ratio, leading=SURVEY_INPUTS,
+                                              trailing=_GROUPS + OUTPUT, command="degree_ratio"))

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from hiddenpop.data.ard import MISSING_POLICIES
 from hiddenpop.nsum.adjust import DISTRIBUTION_HELP, Adjustments, parse_distribution
-from hiddenpop.specs import opt, seed_option
+from hiddenpop.specs import REQUIRED, opt, seed_option
 
-__all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "NsumSpec",
-           "SurveyBayesSpec", "SurveyConsistencySpec", "SurveyNsumSpec", "SurveyOptions",
-           "VisibilityOptions"]
+__all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "GameOfContactsOptions", "GameOfContactsSpec",
+           "KnownGroupRatioSpec", "NsumSpec", "SurveyBayesSpec", "SurveyConsistencySpec", "SurveyKnownGroupRatioSpec",
+           "SurveyNsumSpec", "SurveyOptions", "VisibilityOptions"]
 
 #: The design-based estimators, by name, with the label their table rows carry.
 METHODS = {"mle": "Killworth MLE (ratio of sums)", "pimle": "PIMLE (mean of ratios)", "mos": "mean of sums"}
@@ -148,3 +148,56 @@ class SurveyBayesSpec(BayesSpec):
     missing: Literal[MISSING_POLICIES] = _missing_option()
     strata: str | None = _strata_option()
     psu: str | None = _psu_option()
+
+
+#: How the game of contacts weights respondents, and how its bootstrap resamples them.
+WEIGHTINGS = ("rds-ii", "column", "equal")
+RESAMPLING = ("tree", "respondent")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GameOfContactsOptions:
+    """How a game-of-contacts survey of the hidden population is read and resampled (``hiddenpop nsum visibility``
+    and a study file's ``[visibility.NAME]`` with ``game_of_contacts = FILE``)."""
+
+    aware: str = opt(REQUIRED, "column: the respondent's alters who know the respondent is in the hidden group")
+    alters: str = opt(REQUIRED, "column: every alter the respondent reported in the game (aware or not)")
+    degree: str | None = opt(None, "column: the respondent's network size (RDS-II weights 1/degree; the hidden "
+                                   "group's mean degree for delta)")
+    weighting: Literal[WEIGHTINGS] = opt("rds-ii", "rds-ii (weights 1/degree, for an RDS sample), column (the "
+                                                   "--weights column) or equal")
+    weights: str | None = opt(None, "column: respondent weights, used with --weighting column")
+    coupon: str | None = opt(None, "column: the respondent's own (received) coupon, to rebuild recruitment trees")
+    issued: tuple[str, ...] = opt((), "columns: the coupons the respondent handed on (repeat the flag: --issued a "
+                                      "--issued b)")
+    resample: Literal[RESAMPLING] = opt("tree", "tree (resample recruitment trees; needs --coupon and --issued) or "
+                                                "respondent (independent respondents)")
+    bootstrap: int = opt(1000, "bootstrap replicates", min=2, max=MAX_REPLICATES)
+    seed: int = seed_option("random seed for the bootstrap")
+    level: float = opt(0.95, "interval level", min=0, max=1, inclusive=False)
+    frame_degree: float | None = opt(None, "the frame population's mean degree from the general survey (same "
+                                           "network-size question as --degree); gives the degree ratio delta",
+                                     min=0, inclusive=False)
+    frame_degree_se: float = opt(0.0, "standard error of --frame-degree (its uncertainty enters delta's)", min=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GameOfContactsSpec(GameOfContactsOptions):
+    """``hiddenpop nsum visibility``: tau and delta from a game-of-contacts survey of the hidden population."""
+
+    name: str = opt("game_of_contacts", "prefix of the printed [visibility.NAME] tables")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnownGroupRatioSpec:
+    """``hiddenpop nsum degree-ratio``: the hidden group's degree ratio predicted from similar known groups."""
+
+    reference: tuple[str, ...] = opt(REQUIRED, "known groups whose members' networks resemble the hidden group's "
+                                               "(at least 3; repeat the flag)")
+    level: float = opt(0.95, "interval level", min=0, max=1, inclusive=False)
+    name: str = opt("known_group_delta", "NAME of the printed [visibility.NAME] table")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurveyKnownGroupRatioSpec(SurveyOptions, KnownGroupRatioSpec):
+    """``hiddenpop nsum degree-ratio``: how the survey is read and the reference groups."""

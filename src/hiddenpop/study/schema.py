@@ -34,7 +34,7 @@ from hiddenpop.nsum.adjust import (
     parse_distribution,
 )
 from hiddenpop.nsum.bayes.analyses import check_spec as check_bayes_spec
-from hiddenpop.nsum.specs import BayesSpec, NsumSpec, SurveyOptions
+from hiddenpop.nsum.specs import BayesSpec, GameOfContactsOptions, NsumSpec, SurveyOptions
 from hiddenpop.smallarea.specs import SmallAreaSpec
 from hiddenpop.specs import MAX_SEED, fields_of, from_table
 
@@ -95,7 +95,12 @@ VISIBILITY_KEYS = {
     "base_column": (_STR, False, "with 'casework': the casework file's column holding each area's population base"),
     "completeness": (_NUM, False, "with 'casework': the share of the true members casework found, in (0, 1] "
                                   "(default 1)"),
+    "game_of_contacts": (_STR, False, "instead of 'distribution': a game-of-contacts survey of the hidden "
+                                      "population, estimated when the run starts (its columns and options are "
+                                      "those of `hiddenpop nsum visibility`)"),
 }
+#: The factors a game-of-contacts survey estimates.
+GAME_OF_CONTACTS_FACTORS = ("transmission_rate", "degree_ratio")
 RATIO_KEYS = {
     "numerator": (_STR, True, "a combination or hidden group"),
     "denominator": (_STR, True, "a combination or hidden group"),
@@ -244,6 +249,19 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class GameOfContactsSource:
+    """A visibility factor estimated from a game-of-contacts survey when the run starts
+    (:func:`hiddenpop.nsum.visibility.game_of_contacts_file`)."""
+
+    name: str
+    factor: str
+    groups: tuple[str, ...] | None
+    file: Path
+    options: GameOfContactsOptions
+    source: str
+
+
+@dataclass(frozen=True)
 class Ratio:
     name: str
     numerator: str
@@ -280,6 +298,8 @@ class Study:
     visibility: tuple[Declared, ...] = ()
     #: The [visibility.NAME] tables calibrated against casework when the run starts.
     calibrations: tuple[Calibration, ...] = ()
+    #: The [visibility.NAME] tables estimated from a game-of-contacts survey when the run starts.
+    visibility_sources: tuple[GameOfContactsSource, ...] = ()
 
     def adjustments(self) -> Adjustments:
         """The visibility model over the survey's hidden-group columns, as the estimators take it."""
@@ -298,6 +318,7 @@ class Study:
     def input_files(self) -> list[Path]:
         """Every file the study reads, study file first (hashed into the manifest)."""
         files = [self.path, Path(self.survey["file"]), self.known_sizes_file]
+        files.extend(source.file for source in self.visibility_sources)
         if self.key_file is not None:
             files.append(self.key_file)
         for name, settings in self.analyses.items():
@@ -525,7 +546,8 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         ratios[name] = Ratio(name, numerator, denominator, entry.get("label", name.replace("_", " ")),
                              headline=next(iter(sides.values()), "nsum"))
 
-    visibility, calibrations = _check_visibility(check, raw.get("visibility", {}), hidden, combine)
+    visibility, calibrations, sources = _check_visibility(check, raw.get("visibility", {}), hidden, combine,
+                                                          seed=study["seed"], level=level)
 
     specs: dict[str, Any] = {"survey": survey_options}
     analyses = _check_analyses(check, raw["analyses"], degrees, hidden, combine, ratios, key_file, survey, specs,
@@ -565,17 +587,20 @@ def parse_study(raw: dict[str, Any], path: Path) -> Study:
         specs=specs,
         visibility=visibility,
         calibrations=calibrations,
+        visibility_sources=sources,
     )
 
 
 def _check_visibility(check: _Checker, value: Any, hidden: dict[str, HiddenGroup],
-                      combine: dict[str, Combination]) -> tuple[tuple[Declared, ...], tuple[Calibration, ...]]:
-    """Each [visibility.NAME] as one declared factor over hidden-group names (combinations expanded), or as a
-    casework calibration done when the run starts."""
-    declared, calibrations, placeholders = [], [], []
+                      combine: dict[str, Combination], *, seed: int, level: float,
+                      ) -> tuple[tuple[Declared, ...], tuple[Calibration, ...], tuple[GameOfContactsSource, ...]]:
+    """Each [visibility.NAME] as one declared factor over hidden-group names (combinations expanded), as a
+    casework calibration done when the run starts, or as a factor estimated from a game-of-contacts survey then."""
+    declared, calibrations, sources, placeholders = [], [], [], []
+    goc_keys = {info.name for info in fields_of(GameOfContactsOptions)}
     for name, entry in _subtables(check, value, "visibility", allow_empty=True).items():
         where = f"[visibility.{name}]"
-        check.table(entry, where, VISIBILITY_KEYS)
+        check.table(entry, where, VISIBILITY_KEYS, options=GameOfContactsOptions)
         factor = check.choice(entry["factor"], tuple(FACTORS), f"{where} key 'factor'")
         groups = None
         if "groups" in entry:
@@ -585,8 +610,19 @@ def _check_visibility(check: _Checker, value: Any, hidden: dict[str, HiddenGroup
                 check.reference(item, {**hidden, **combine}, f"{where} key 'groups'", "hidden group or combination")
                 groups.extend(combine[item].groups if item in combine else [item])
             groups = tuple(dict.fromkeys(groups))
-        if ("distribution" in entry) == ("casework" in entry):
-            raise check.fail(where, "give either 'distribution' or 'casework' (a rate calibrated against casework)")
+        given = [key for key in ("distribution", "casework", "game_of_contacts") if key in entry]
+        if len(given) != 1:
+            raise check.fail(where, "give exactly one of 'distribution', 'casework' (a rate calibrated against "
+                             "casework) or 'game_of_contacts' (a survey of the hidden population)")
+        if "game_of_contacts" not in entry:
+            extra = sorted(goc_keys & set(entry))
+            if extra:
+                raise check.fail(f"{where} key {extra[0]!r}", "belongs to a game-of-contacts source; remove it or "
+                                 f"replace '{given[0]}' by 'game_of_contacts'")
+        else:
+            sources.append(_check_game_of_contacts(check, where, name, entry, factor, groups, seed, level))
+            placeholders.append(Declared(factor, Fixed(0.5), groups, entry["source"], name))
+            continue
         if "casework" in entry:
             calibrations.append(_check_calibration(check, where, name, entry, factor, groups, hidden))
             placeholders.append(Declared(factor, Fixed(0.5), groups, entry["source"], name))
@@ -604,7 +640,23 @@ def _check_visibility(check: _Checker, value: Any, hidden: dict[str, HiddenGroup
         Adjustments(declared=declared + placeholders)
     except ConfigError as error:
         raise check.fail("[visibility]", str(error)) from None
-    return tuple(declared), tuple(calibrations)
+    return tuple(declared), tuple(calibrations), tuple(sources)
+
+
+def _check_game_of_contacts(check: _Checker, where: str, name: str, entry: dict[str, Any], factor: str,
+                            groups: tuple[str, ...] | None, seed: int, level: float) -> GameOfContactsSource:
+    if factor not in GAME_OF_CONTACTS_FACTORS:
+        raise check.fail(f"{where} key 'factor'", "a game of contacts estimates the transmission_rate or the "
+                         "degree_ratio")
+    for key in ("base_column", "completeness"):
+        if key in entry:
+            raise check.fail(f"{where} key {key!r}", "belongs to a casework calibration; remove it")
+    path = check.file(entry["game_of_contacts"], f"{where} key 'game_of_contacts'")
+    options = check.options(GameOfContactsOptions, entry, where, seed=seed, level=level)
+    if factor == "degree_ratio" and (options.degree is None or options.frame_degree is None):
+        raise check.fail(where, "a degree ratio from the game of contacts needs 'degree' (the respondents' network "
+                         "size column) and 'frame_degree' (the general survey's mean degree)")
+    return GameOfContactsSource(name, factor, groups, path, options, entry["source"])
 
 
 def _check_calibration(check: _Checker, where: str, name: str, entry: dict[str, Any], factor: str,

@@ -28,13 +28,14 @@ from hiddenpop.compare.analyses import compare_files
 from hiddenpop.data.ard import read_ard
 from hiddenpop.data.io import missing_column, read_table
 from hiddenpop.distributions import beta_quantile
-from hiddenpop.errors import ConfigError, DataError, locate
+from hiddenpop.errors import ConfigError, DataError, ModelError, locate
 from hiddenpop.nsum import degree
-from hiddenpop.nsum.adjust import Adjustments, Beta, Declared
+from hiddenpop.nsum.adjust import FACTORS, Adjustments, Beta, Declared
 from hiddenpop.nsum.analyses import scale_up_analysis
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
 from hiddenpop.nsum.bayes.crossval import respondent_column
+from hiddenpop.nsum.visibility import game_of_contacts_file
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
@@ -42,7 +43,7 @@ from hiddenpop.smallarea.areas import AreaTable, read_geometry
 from hiddenpop.smallarea.specs import ExtrapolateSpec, PoolSpec
 from hiddenpop.specs import project
 from hiddenpop.study.context import RunContext, StepResult
-from hiddenpop.study.schema import MAX_REPLICATE_BYTES, Study
+from hiddenpop.study.schema import MAX_REPLICATE_BYTES, GameOfContactsSource, Study
 
 TITLES = {
     "nsum": "Design-based network scale-up",
@@ -369,7 +370,8 @@ def respondent_areas(context: RunContext, ard: Any) -> np.ndarray:
 
 
 def study_adjustments(context: RunContext) -> Adjustments:
-    """The study's visibility model over the survey's columns, with each casework calibration done (once a run).
+    """The study's visibility model over the survey's columns, with each game-of-contacts factor estimated and each
+    casework calibration done (once a run).
 
     A calibration compares, in the areas both the survey and the casework file cover, the survey's reported size
     R = P sum y / sum d (P: the areas' population base from ``base_column``) with the casework count c found there,
@@ -379,6 +381,9 @@ def study_adjustments(context: RunContext) -> Adjustments:
         return context.shared["visibility"]
     study = context.study
     adjust = study.adjustments()
+    if study.visibility_sources:
+        adjust = Adjustments(declared=[*adjust.declared,
+                                       *(game_of_contacts_factor(study, s) for s in study.visibility_sources)])
     if study.calibrations:
         ard = survey_ard(context)
         area_of = respondent_areas(context, ard)
@@ -419,6 +424,20 @@ def study_adjustments(context: RunContext) -> Adjustments:
         adjust = Adjustments(declared=declared)
     context.shared["visibility"] = adjust
     return adjust
+
+
+def game_of_contacts_factor(study: Study, source: GameOfContactsSource) -> Declared:
+    """One [visibility.NAME] factor estimated from its game-of-contacts file (Beta for tau, lognormal for delta)."""
+    where = f"[visibility.{source.name}]"
+    result = game_of_contacts_file(source.file, source.options, name=source.name)
+    found = [d for d in result.extras["declared"] if d.factor == source.factor]
+    if not found:
+        reasons = "; ".join(result.warnings) or "no distribution could be fitted"
+        raise ModelError(f"{study.path.name}, {where}: the game of contacts gives no {FACTORS[source.factor]} "
+                         f"distribution ({reasons}); declare 'distribution' instead")
+    columns = None if source.groups is None else tuple(study.hidden[g].column for g in source.groups)
+    return Declared(source.factor, found[0].distribution, columns, f"{source.source} ({found[0].source})",
+                    source.name)
 
 
 def direct_area_rates(context: RunContext, combination: str) -> pd.DataFrame:
