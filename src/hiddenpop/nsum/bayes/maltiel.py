@@ -63,6 +63,8 @@ PARAMETERISATIONS = ("auto", "centred", "noncentred")
 #: non-centred without barriers, and 1.0029 centred vs 1.0020 non-centred with them (1.0105 vs 1.0045 at 15 reports).
 CENTRED_MIN_REPORTS = 5.0
 CENTRED_MIN_REPORTS_BARRIER = 30.0
+#: the per-respondent (latent) parameters; every other parameter is global
+LATENT_PARAMETERS = ("log_degree_raw",)
 
 
 def build_model(
@@ -456,6 +458,9 @@ class MaltielModel:
         quiet: bool = True,
         topcode: int | None = None,
         visibility: Adjustments | None = None,
+        weights: np.ndarray | None = None,
+        post_process: Callable[[BayesData, Draws, np.ndarray | None], dict[str, Any]] | None = None,
+        keep_globals: bool = False,
     ) -> Estimates:
         """Fit by NUTS and return :class:`Estimates` (estimate = posterior median, lower/upper = 2.5/97.5%).
 
@@ -467,20 +472,33 @@ class MaltielModel:
         replicates the same way. ``visibility`` divides the posterior sizes by draws of its factors, one draw per
         posterior draw shared by the groups a factor covers (a model with its own transmission rate takes that
         factor from its tau prior instead; see :mod:`hiddenpop.nsum.adjust`).
+
+        ``weights`` (one per respondent) multiply each respondent's log-likelihood terms (a pseudo-likelihood);
+        ``post_process(data, draws, fixed_degree)`` may then replace draws before the summary and returns
+        ``notes``, ``warnings``, ``tables`` and ``settings`` to add; ``keep_globals`` keeps the global parameters'
+        unconstrained draws for it. :func:`hiddenpop.nsum.bayes.weighted.fit_weighted` uses the three.
         """
         data = coerce_data(data, known_sizes, population, hidden, groups)
         if topcode is not None:
             data = replace(data, topcode=topcode)
         fixed, notes = self.fixed_degree(data)
-        arrays = model_arrays(data, self.priors, fixed_degree=fixed)
+        arrays = model_arrays(data, self.priors, fixed_degree=fixed, weights=weights)
+        density = self.numpyro_model(data)
         draws_obj = sample_nuts(
-            self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
+            density, arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
             warmup_max_tree_depth=warmup_max_tree_depth, init_values=self.initial_values(data), quiet=quiet,
             description=f"{self.name} model",
+            keep=tuple(n for n in density.shapes if n not in LATENT_PARAMETERS) if keep_globals else (),
         )
-        return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
-                              ppc_draws=ppc_draws, min_ess=min_ess, seed=seed, visibility=visibility)
+        extra = {} if post_process is None else post_process(data, draws_obj, fixed)
+        result = self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes + extra.get("notes", []),
+                                sums=sums, ratios=ratios, ppc_draws=ppc_draws, min_ess=min_ess, seed=seed,
+                                visibility=visibility)
+        result.warnings += extra.get("warnings", [])
+        result.tables.update(extra.get("tables", {}))
+        result.settings.update(extra.get("settings", {}))
+        return result
 
     def settings(self) -> dict[str, Any]:
         return {
