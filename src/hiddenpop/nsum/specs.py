@@ -34,14 +34,26 @@ def _missing_option() -> Any:
     return opt("zero", "missing answers: zero (count as 0) or drop (drop the respondent)")
 
 
+def _weights_option() -> Any:
+    return opt(None, "survey weight column (> 0)")
+
+
+def _strata_option() -> Any:
+    return opt(None, "stratum column")
+
+
+def _psu_option() -> Any:
+    return opt(None, "primary sampling unit (cluster) column")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SurveyOptions:
     """How a survey of aggregated relational data is read (the study file's ``[survey]`` table)."""
 
     id: str | None = opt(None, "respondent id column (must be unique)", aliases=("--id-column",))
-    weights: str | None = opt(None, "survey weight column (> 0)")
-    strata: str | None = opt(None, "stratum column")
-    psu: str | None = opt(None, "primary sampling unit (cluster) column")
+    weights: str | None = _weights_option()
+    strata: str | None = _strata_option()
+    psu: str | None = _psu_option()
     missing: Literal[MISSING_POLICIES] = _missing_option()
     topcode: int | None = opt(None, "top-code known-group answers at this value (the field uses 30)", min=1)
 
@@ -111,6 +123,11 @@ class BayesSpec(VisibilityOptions):
     tau_grid: tuple[float, ...] = opt((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                       "assumed transmission rates of the sensitivity table (empty: none)", min=0,
                                       max=1)
+    unweighted: bool = opt(False, "ignore the survey design (weights, strata, PSUs) and fit the ordinary posterior; "
+                                  "otherwise a survey with a design gets the survey-weighted pseudo-posterior")
+    design_adjust: bool = opt(True, "rescale the weighted pseudo-posterior's draws of the global parameters to the "
+                                    "design-based sandwich covariance (Williams & Savitsky 2021); false: the "
+                                    "pseudo-posterior as drawn, whose intervals ignore the design")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +142,9 @@ class SurveyConsistencySpec(SurveyOptions, ConsistencySpec):
 
 @dataclass(frozen=True, kw_only=True)
 class SurveyBayesSpec(BayesSpec):
-    """``hiddenpop nsum bayes``: the model's options and the missing-answer policy (the models use no design)."""
+    """``hiddenpop nsum bayes``: the model's options, the survey's design columns and the missing-answer policy."""
 
+    weights: str | None = _weights_option()
+    strata: str | None = _strata_option()
+    psu: str | None = _psu_option()
     missing: Literal[MISSING_POLICIES] = _missing_option()

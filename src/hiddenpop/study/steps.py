@@ -34,6 +34,7 @@ from hiddenpop.nsum.adjust import Adjustments, Beta, Declared
 from hiddenpop.nsum.analyses import scale_up_analysis
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
+from hiddenpop.nsum.bayes.weighted import ard_design
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
@@ -247,7 +248,8 @@ def _rename_quantities(result: Estimates, mapping: dict[str, str], table: str | 
 def nsum_bayes_step(context: RunContext) -> StepResult:
     """The Bayesian scale-up model named in the study, fitted on the known groups of one degree and the hidden
     groups it scales, with posterior sums (e.g. traffickers), the convergence gates, posterior predictive checks
-    and the sensitivity of the sizes to the assumed transmission rate
+    and the sensitivity of the sizes to the assumed transmission rate; a survey with weights, strata or PSUs gets
+    the survey-weighted pseudo-posterior with its design adjustment (unless ``unweighted``)
     (:func:`hiddenpop.nsum.bayes.analyses.bayes_analysis`, as ``hiddenpop nsum bayes`` runs it). A fit that fails
     its gates gets status ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
 
@@ -288,7 +290,8 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context))
+                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context),
+                            design=ard_design(ard))
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}

@@ -18,6 +18,7 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
 from hiddenpop.nsum.bayes import MODELS, Priors
 from hiddenpop.nsum.bayes.calibration import tau_sensitivity
+from hiddenpop.nsum.bayes.weighted import SurveyDesign, ard_design, fit_weighted
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -97,9 +98,14 @@ def bayes_analysis(
     topcode: int | None = None,
     quiet: bool = True,
     adjustments: Adjustments | None = None,
+    design: SurveyDesign | None = None,
 ) -> Estimates:
     """Fit ``spec.model`` to ``data`` (an ARD, :class:`BayesData` or a counts table with ``known_sizes`` and
     ``population``) and add the transmission-rate sensitivity table when the fit passes its gates.
+
+    The survey design (``design``, else the one an ARD was read with) makes the fit a survey-weighted
+    pseudo-posterior, with the design adjustment of its draws when ``spec.design_adjust``
+    (:mod:`hiddenpop.nsum.bayes.weighted`); ``spec.unweighted`` ignores the design.
 
     The visibility model (``adjustments``, else the spec's factors) enters as priors: a model with its own
     transmission rate takes each group's declared Beta as its tau prior (drawn per group inside the model); every
@@ -111,10 +117,15 @@ def bayes_analysis(
     model_class = MODELS[spec.model]
     options = {} if spec.model == "overdispersed" else {"likelihood": spec.likelihood}
     model = model_class(priors=priors, **options)
-    result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
-                       warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
-                       sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
-                       **({} if topcode is None else {"topcode": topcode}))
+    options = dict(known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
+                   warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
+                   sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
+                   **({} if topcode is None else {"topcode": topcode}))
+    design = None if spec.unweighted else (design if design is not None else ard_design(data))
+    if design is None:
+        result = model.fit(data, **options)
+    else:
+        result = fit_weighted(model, data, design, adjust=spec.design_adjust, **options)
     if spec.tau_grid:
         if result.diagnostics.get("passed", True) and "idata" in result.extras:
             result.tables["tau_sensitivity"] = tau_sensitivity(result, list(spec.tau_grid), sums=sums or None,

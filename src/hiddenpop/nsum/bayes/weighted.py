@@ -66,7 +66,7 @@ import pandas as pd
 from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.errors import ConfigError
 from hiddenpop.mcmc.nuts import Draws
-from hiddenpop.nsum.bayes.common import BayesData, coerce_data
+from hiddenpop.nsum.bayes.common import BayesData
 from hiddenpop.nsum.bayes.maltiel import (
     MaltielModel,
     build_model,
@@ -75,7 +75,7 @@ from hiddenpop.nsum.bayes.maltiel import (
 )
 from hiddenpop.results import Estimates
 
-__all__ = ["PRIOR_ONLY_PARAMETERS", "SurveyDesign", "design_covariance", "fit_weighted", "respondent_scores",
+__all__ = ["PRIOR_ONLY_PARAMETERS", "SurveyDesign", "ard_design", "design_covariance", "fit_weighted", "respondent_scores",
            "sandwich_adjust", "survey_design"]
 
 #: Unconstrained parameters the data do not inform (their score is zero): left out of the adjustment.
@@ -142,6 +142,14 @@ def survey_design(n: int, weights: Any = None, *, strata: Any = None, psu: Any =
                         stratum_of_psu=structure.stratum_of_psu, weighted=weights is not None,
                         clustered=psu is not None, stratified=strata is not None,
                         warnings=list(structure.warnings), notes=list(structure.notes))
+
+
+def ard_design(ard: Any) -> SurveyDesign | None:
+    """The design an ARD was read with (its weights, strata and PSU columns), or None when it has none."""
+    weights, strata, psu = (getattr(ard, name, None) for name in ("weights", "strata", "psu"))
+    if weights is None and strata is None and psu is None:
+        return None
+    return survey_design(int(ard.n), weights, strata=strata, psu=psu)
 
 
 def design_covariance(scores: np.ndarray, design: SurveyDesign) -> np.ndarray:
@@ -333,13 +341,17 @@ def fit_weighted(model: MaltielModel, data: Any, design: SurveyDesign, *, adjust
                  **options: Any) -> Estimates:
     """Fit ``model`` to ``data`` with the survey weights of ``design`` (the pseudo-posterior) and, with ``adjust``,
     the design-based adjustment of the global parameters' draws. ``options`` are those of ``model.fit``."""
-    if model.name == "overdispersed":
+    if getattr(model, "name", None) == "overdispersed":
         raise ConfigError("survey weights apply to the basic, degree, barrier, transmission and combined models; the "
                           "overdispersed model does not take them (set unweighted = true, or choose another model)")
-    data = coerce_data(data, options.pop("known_sizes", None), options.pop("population", None),
-                       options.pop("hidden", None), options.pop("groups", None))
-    if design.n != data.n_respondents:
-        raise ConfigError(f"the survey design has {design.n} respondents, the counts {data.n_respondents}")
+    if isinstance(data, BayesData):
+        respondents = data.n_respondents
+    elif isinstance(data, pd.DataFrame | np.ndarray):
+        respondents = len(data)
+    else:
+        respondents = int(data.n)  # an ARD
+    if design.n != respondents:
+        raise ConfigError(f"the survey design has {design.n} respondents, the counts {respondents}")
 
     def post_process(fitted: BayesData, draws: Draws, fixed_degree: np.ndarray | None) -> dict[str, Any]:
         if not adjust:
