@@ -100,9 +100,9 @@ def timing() -> None:
     from hiddenpop.nsum.bayes.weighted import adjust_draws, ard_design
     from hiddenpop.simulate.ard import simulate_national_ard
 
-    ard = simulate_national_ard(seed=1)
-    data = from_ard(ard)
-    design = ard_design(ard)
+    sim = simulate_national_ard(seed=1, barrier_rho=0.02, transmission=0.5)
+    data = from_ard(sim.ard)
+    design = ard_design(sim.ard)
     model = CombinedModel(Priors(tau=(10.0, 10.0)))
     rng = np.random.default_rng(0)
     chains, per_chain = 4, 1000

@@ -25,6 +25,7 @@ from hiddenpop.nsum.bayes import BarrierModel, BasicModel, CombinedModel, Degree
 from hiddenpop.nsum.bayes.maltiel import model_arrays, stack_arrays
 from hiddenpop.nsum.bayes.weighted import (
     adjust_draws,
+    ard_design,
     design_covariance,
     fit_weighted,
     respondent_scores,
@@ -174,6 +175,21 @@ def test_design_normalises_weights_and_refuses_bad_ones():
     with pytest.raises(ConfigError, match="respondent 2 is not a positive number"):
         survey_design(3, np.array([1.0, 0.0, 2.0]))
     assert "fewer than 2 PSUs" in survey_design(3, strata=["x", "x", "y"], psu=[1, 2, 3]).warnings[0]
+
+
+def test_design_comes_from_an_ard_and_never_from_a_counts_table():
+    from hiddenpop.data.ard import ARD
+
+    frame = pd.DataFrame({"a": [5, 3, 0, 7], "b": [2, 1, 0, 3], "h": [1, 4, 0, 2], "w": [1.0, 2.0, 1.0, 4.0],
+                          "psu": [1, 1, 2, 2]})
+    ard = ARD.from_frame(frame, known=KNOWN, population=1e6, hidden=["h"], weights="w", psu="psu")
+    design = ard_design(ard)
+    np.testing.assert_allclose(design.weights, [0.5, 1.0, 0.5, 2.0])
+    assert design.n_psu == 2 and design.clustered and not design.stratified
+    assert ard_design(ARD.from_frame(frame[["a", "b", "h"]], known=KNOWN, population=1e6, hidden=["h"])) is None
+    # a counts table with columns called weights or psu is data, not a design
+    assert ard_design(frame.rename(columns={"w": "weights"})) is None
+    assert ard_design(_data()) is None
 
 
 def test_score_covariance_is_the_with_replacement_design_variance():

@@ -145,7 +145,10 @@ def survey_design(n: int, weights: Any = None, *, strata: Any = None, psu: Any =
 
 
 def ard_design(ard: Any) -> SurveyDesign | None:
-    """The design an ARD was read with (its weights, strata and PSU columns), or None when it has none."""
+    """The design an ARD was read with (its weights, strata and PSU columns), or None when it has none (or when
+    ``ard`` is a counts table or :class:`BayesData`, which carry no design)."""
+    if isinstance(ard, BayesData | pd.DataFrame | np.ndarray):
+        return None
     weights, strata, psu = (getattr(ard, name, None) for name in ("weights", "strata", "psu"))
     if weights is None and strata is None and psu is None:
         return None
