@@ -360,7 +360,6 @@ def fit_weighted(model: MaltielModel, data: Any, design: SurveyDesign, *, adjust
         if not adjust:
             return {"notes": ["survey-weighted pseudo-posterior (weights normalised to sum to the sample size), not "
                               "adjusted for the design: its intervals ignore clustering and the weights' variance"],
-                    "warnings": list(design.warnings),
                     "settings": {"design": {**design.describe(), "adjusted": False}}}
         return adjust_draws(model, design, fitted, draws, fixed_degree)
 
