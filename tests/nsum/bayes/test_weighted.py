@@ -268,7 +268,8 @@ def test_informative_sampling_coverage_unweighted_fails_adjusted_holds():
     to 0.5 + their hidden-tie intensity, so the unweighted estimate is biased up by about a third, and people of one
     area share it). Basic model, Poisson likelihood; unweighted and weighted fits in one batched NUTS call (4 chains
     x 1,000 draws each).
-    Measured (seeds below): coverage 0.09 unweighted, 0.61 weighted without the adjustment, 0.95 with it; 63 s."""
+    Measured (seeds below): coverage 0.09 unweighted, 0.61 weighted without the adjustment, 0.95 with it (26 s,
+    63 s on loaded cores)."""
     samples = [informative_sample(SIM_KNOWN, SIM_HIDDEN, SIM_POPULATION, seed=100 + r) for r in range(SIM_REPLICATES)]
     datasets = [prepare_data(s.counts, SIM_KNOWN, SIM_POPULATION, groups=s.groups) for s in samples]
     designs = [survey_design(d.n_respondents, s.weights, strata=s.strata, psu=s.psu)
