@@ -76,6 +76,10 @@ def test_bayes_fit_that_passes_its_gates_gives_the_trafficker_headline(bayes_stu
     assert fit[2]["sums"] == {"traffickers": ["adults_nonlive", "adults_live"]}
     assert fit[2]["ratios"] == {}  # victims are not in this model, so no posterior ratio is asked for
     assert (fit[2]["chains"], fit[2]["draws"], fit[2]["seed"]) == (1, 100, 7)
+    # the demo's [survey] has weights, strata and PSUs: the fit is weighted (normalised to n) and adjusted
+    weights = fit[2]["weights"]
+    assert len(weights) == len(pd.read_csv(bayes_study.survey["file"])) and weights.sum() == pytest.approx(len(weights))
+    assert weights.std() > 0 and fit[2]["keep_globals"] is True and callable(fit[2]["post_process"])
     assert outcome.results["nsum_bayes"].status == "ok"
     headline = outcome.headline.set_index("quantity")
     assert headline.loc["traffickers", "analysis"] == "nsum_bayes"

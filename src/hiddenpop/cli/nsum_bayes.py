@@ -3,6 +3,9 @@
     hiddenpop nsum bayes survey.csv --known known.csv --population 1e6 --model barrier --hidden y_group3 \\
         --chains 4 --warmup 1000 --draws 1000 --seed 1 --format json
 
+With ``--weights`` (and ``--strata``, ``--psu``) the fit is the survey-weighted pseudo-posterior with the design
+adjustment of Williams & Savitsky (2021) (``--no-design-adjust``: without it); ``--unweighted`` ignores the design.
+
 The options come from :class:`hiddenpop.nsum.specs.BayesSpec`; the command calls
 :func:`hiddenpop.nsum.bayes.analyses.bayes_analysis` and prints ``Estimates.to_dict()``: rows with the posterior
 median as ``estimate``, the 2.5% and 97.5% quantiles, ``rhat``, ``ess_bulk``, ``ess_tail``; the convergence gates
@@ -53,7 +56,7 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
     # read and validate before JAX starts: input errors come back at once
     table = read_table(survey)
     ard = ARD.from_frame(table, known, population, hidden or [], source=survey.name, missing=spec.missing,
-                         psu=spec.psu, strata=spec.strata)
+                         weights=spec.weights, psu=spec.psu, strata=spec.strata)
     if not hidden:
         raise ConfigError("no hidden group to estimate: name one with --hidden COLUMN")
     covariate = None if spec.residuals_by is None else respondent_column(table, spec.residuals_by, ard.rows,

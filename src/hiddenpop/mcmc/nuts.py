@@ -37,6 +37,8 @@ class Draws:
     num_steps: np.ndarray
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the unconstrained draws of the parameters named in ``sample_nuts(keep=...)``, shape (chains, draws, ...)
+    unconstrained: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _chunk_size(warmup: int, draws: int, pieces: int) -> int:
@@ -93,6 +95,7 @@ def sample_nuts(
     init_values: dict[str, np.ndarray] | None = None,
     quiet: bool = True,
     description: str = "sampling",
+    keep: tuple[str, ...] = (),
 ) -> Draws | list[Draws]:
     """Run NumPyro's NUTS on ``density`` with ``data``.
 
@@ -115,6 +118,9 @@ def sample_nuts(
     Everything runs in 64-bit floating point (inside ``jax.enable_x64``, so the process-wide JAX setting is left
     alone): the beta-binomial and negative-binomial log-likelihoods difference large log-gamma values, which
     float32 cancels into noise when a dispersion parameter approaches zero.
+
+    ``keep`` names parameters whose unconstrained draws are returned too (``Draws.unconstrained``), e.g. for a
+    post-processing step that works on the sampler's scale.
     """
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax
@@ -124,14 +130,14 @@ def sample_nuts(
             density, data, chains=chains, warmup=warmup, draws=draws, seed=seed, batched=batched,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
             warmup_max_tree_depth=warmup_max_tree_depth, init_radius=init_radius,
-            init_values=init_values, quiet=quiet, description=description,
+            init_values=init_values, quiet=quiet, description=description, keep=keep,
         )
 
 
 def _sample_nuts(
     density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int, batched: bool,
     target_accept: float, max_tree_depth: int, warmup_max_tree_depth: int | None, init_radius: float,
-    init_values: dict[str, np.ndarray] | None, quiet: bool, description: str,
+    init_values: dict[str, np.ndarray] | None, quiet: bool, description: str, keep: tuple[str, ...] = (),
 ) -> Draws | list[Draws]:
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax
@@ -281,13 +287,15 @@ def _sample_nuts(
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed),
                 "target_accept": target_accept, "max_tree_depth": depths[1], "warmup_max_tree_depth": depths[0],
                 "devices": use_devices}
+    kept = {name: np.asarray(z_draws[name]) for name in keep if name in z_draws}
     if not batched:
-        return Draws(constrained, diverging, energy, num_steps, seconds, settings)
+        return Draws(constrained, diverging, energy, num_steps, seconds, settings, kept)
     results = []
     for r in range(replicates):
         block = slice(r * chains, (r + 1) * chains)
         results.append(Draws({k: v[block] for k, v in constrained.items()}, diverging[block], energy[block],
-                             num_steps[block], seconds / replicates, settings))
+                             num_steps[block], seconds / replicates, settings,
+                             {k: v[block] for k, v in kept.items()}))
     return results
 
 

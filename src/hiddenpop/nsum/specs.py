@@ -35,6 +35,10 @@ def _missing_option() -> Any:
     return opt("zero", "missing answers: zero (count as 0) or drop (drop the respondent)")
 
 
+def _weights_option() -> Any:
+    return opt(None, "survey weight column (> 0)")
+
+
 def _strata_option() -> Any:
     return opt(None, "stratum column")
 
@@ -48,7 +52,7 @@ class SurveyOptions:
     """How a survey of aggregated relational data is read (the study file's ``[survey]`` table)."""
 
     id: str | None = opt(None, "respondent id column (must be unique)", aliases=("--id-column",))
-    weights: str | None = opt(None, "survey weight column (> 0)")
+    weights: str | None = _weights_option()
     strata: str | None = _strata_option()
     psu: str | None = _psu_option()
     missing: Literal[MISSING_POLICIES] = _missing_option()
@@ -128,6 +132,11 @@ class BayesSpec(VisibilityOptions):
                                            "the poisson likelihood, or overdispersed)")
     residuals_by: str | None = opt(None, "survey column (e.g. region or age) the quantile residuals are "
                                          "summarised by, per group")
+    unweighted: bool = opt(False, "ignore the survey design (weights, strata, PSUs) and fit the ordinary posterior; "
+                                  "otherwise a survey with a design gets the survey-weighted pseudo-posterior")
+    design_adjust: bool = opt(True, "rescale the weighted pseudo-posterior's draws of the global parameters to the "
+                                    "design-based sandwich covariance (Williams & Savitsky 2021); false: the "
+                                    "pseudo-posterior as drawn, whose intervals ignore the design")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,12 +151,13 @@ class SurveyConsistencySpec(SurveyOptions, ConsistencySpec):
 
 @dataclass(frozen=True, kw_only=True)
 class SurveyBayesSpec(BayesSpec):
-    """``hiddenpop nsum bayes``: the model's options, the missing-answer policy and the design columns K-fold
-    cross-validation keeps whole (the models themselves use no design)."""
+    """``hiddenpop nsum bayes``: the model's options, the survey's design columns (the weighted pseudo-posterior and
+    the folds of K-fold cross-validation, which keep PSUs whole) and the missing-answer policy."""
 
-    missing: Literal[MISSING_POLICIES] = _missing_option()
+    weights: str | None = _weights_option()
     strata: str | None = _strata_option()
     psu: str | None = _psu_option()
+    missing: Literal[MISSING_POLICIES] = _missing_option()
 
 
 #: How the game of contacts weights respondents, and how its bootstrap resamples them.

@@ -35,6 +35,7 @@ from hiddenpop.nsum.analyses import scale_up_analysis
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
 from hiddenpop.nsum.bayes.crossval import respondent_column
+from hiddenpop.nsum.bayes.weighted import ard_design
 from hiddenpop.nsum.visibility import game_of_contacts_file
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
@@ -249,7 +250,8 @@ def _rename_quantities(result: Estimates, mapping: dict[str, str], table: str | 
 def nsum_bayes_step(context: RunContext) -> StepResult:
     """The Bayesian scale-up model named in the study, fitted on the known groups of one degree and the hidden
     groups it scales, with posterior sums (e.g. traffickers), the convergence gates, posterior predictive checks
-    and the sensitivity of the sizes to the assumed transmission rate
+    and the sensitivity of the sizes to the assumed transmission rate; a survey with weights, strata or PSUs gets
+    the survey-weighted pseudo-posterior with its design adjustment (unless ``unweighted``)
     (:func:`hiddenpop.nsum.bayes.analyses.bayes_analysis`, as ``hiddenpop nsum bayes`` runs it). A fit that fails
     its gates gets status ``failed_gates``: the report shows it, marked, and never uses it for a headline."""
 
@@ -295,7 +297,7 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
         covariate = respondent_column(read_table(survey_file), spec.residuals_by, ard.rows, survey_file.name)
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
                             sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context),
-                            psu=ard.psu, strata=ard.strata, covariate=covariate)
+                            psu=ard.psu, strata=ard.strata, covariate=covariate, design=ard_design(ard))
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}

@@ -135,3 +135,52 @@ def test_kfold_and_residual_options_are_checked(run_cli, files, args, message):
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def design_files(tmp_path, files):
+    """The example survey with a design: 10 PSUs of equal size nested in 2 strata, weights varying by PSU."""
+    survey, known = files
+    frame = pd.read_csv(survey)
+    psu = [i * 10 // len(frame) for i in range(len(frame))]
+    frame["psu"] = psu
+    frame["stratum"] = [p % 2 for p in psu]
+    frame["weight"] = [1.0 + 0.25 * p for p in psu]
+    frame.to_csv(tmp_path / "designed.csv", index=False)
+    return tmp_path / "designed.csv", known
+
+
+def test_design_columns_give_the_adjusted_weighted_fit(run_cli, design_files):
+    survey, known = design_files
+    base = ["nsum", "bayes", survey, "--known", known, "--population", "1e6", "--model", "basic", "--hidden",
+            "y_group3", "--chains", "2", "--warmup", "200", "--draws", "300", "--seed", "5", "--tau-grid", "1",
+            "--format", "json", "--quiet", "--weights", "weight", "--strata", "stratum", "--psu", "psu"]
+    weighted = run_cli(*base)
+    assert weighted.returncode == 0, weighted.stderr
+    payload = json.loads(weighted.stdout)
+    assert payload["settings"]["design"] == {"weighted": True, "strata": 2, "psu": 10, "respondents": 100,
+                                             "kish_effective_size": payload["settings"]["design"]["kish_effective_size"],
+                                             "adjusted": True}
+    assert payload["settings"]["design"]["kish_effective_size"] < 100
+    adjustment = payload["tables"]["design_adjustment"]
+    assert [row["parameter"] for row in adjustment] == ["size[y_group3]"]
+    assert any("Williams & Savitsky" in note for note in payload["notes"])
+    plain = json.loads(run_cli(*base, "--unweighted").stdout)
+    assert "design" not in plain["settings"] and "design_adjustment" not in plain["tables"]
+    drawn = json.loads(run_cli(*base, "--no-design-adjust").stdout)
+    assert drawn["settings"]["design"]["adjusted"] is False and "design_adjustment" not in drawn["tables"]
+    # the pseudo-posterior and its adjustment share the draws' centre; only the spread changes
+    rows = {name: next(r for r in p["estimates"] if r["quantity"] == "y_group3")
+            for name, p in (("adjusted", payload), ("drawn", drawn))}
+    assert rows["adjusted"]["mean"] == pytest.approx(rows["drawn"]["mean"], rel=0.02)
+    ratio = adjustment[0]["sd_ratio"]
+    width = {name: row["upper"] - row["lower"] for name, row in rows.items()}
+    assert width["adjusted"] / width["drawn"] == pytest.approx(ratio, rel=0.15)
+
+
+def test_overdispersed_model_refuses_a_weighted_survey(run_cli, design_files):
+    survey, known = design_files
+    result = run_cli("nsum", "bayes", survey, "--known", known, "--population", "1e6", "--model", "overdispersed",
+                     "--hidden", "y_group3", "--weights", "weight", "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert "overdispersed model does not take them" in result.stderr

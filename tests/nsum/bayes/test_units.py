@@ -152,7 +152,7 @@ def test_poisson_log_density_from_sufficient_statistics_matches_cell_by_cell(bar
 def test_cell_log_sum_value_and_hand_written_gradient():
     """The per-cell term of the gamma-Poisson model has a hand-written gradient (for speed); it must equal the value
     and the automatic gradient of the plain expression, also when vectorised over chains, from moderate r down to
-    the Poisson limit (s = 1/r as small as 1e-15)."""
+    the Poisson limit (s = 1/r as small as 1e-15), with unit and with unequal respondent weights."""
     import jax
     import jax.numpy as jnp
 
@@ -163,18 +163,21 @@ def test_cell_log_sum_value_and_hand_written_gradient():
     a = rng.uniform(0.01, 3, (2, k))  # two "chains"
     s = np.vstack([1 / rng.uniform(0.5, 1e4, k), 10.0 ** -rng.uniform(3, 15, k)])
     d, y = rng.lognormal(4, 1, (2, n)), rng.poisson(3, (n, k)).astype(float)
-    with jax.enable_x64(True):
-        plain = lambda a, s, d, y: jnp.sum((a + y) * jnp.log1p(d[:, None] * s))  # noqa: E731
-        expected = np.sum((a[0] + y) * np.log1p(s[0] * d[0][:, None]))
-        assert float(cell_log_sum()(a[0], s[0], d[0], y)) == pytest.approx(expected, rel=1e-13)
-        want = jax.vmap(jax.value_and_grad(plain, argnums=(0, 1, 2)), in_axes=(0, 0, 0, None))(a, s, d, y)
-        got = jax.jit(jax.vmap(jax.value_and_grad(cell_log_sum(), argnums=(0, 1, 2)), in_axes=(0, 0, 0, None)))(
-            a, s, d, y)
-        np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
-        for mine, reference in zip(got[1], want[1], strict=True):
-            np.testing.assert_allclose(mine, reference, rtol=1e-12)
-        assert jax.grad(cell_log_sum(), argnums=3)(a[0], s[0], d[0], y).shape == y.shape  # data: zero cotangent
-        assert not np.any(jax.grad(cell_log_sum(), argnums=3)(a[0], s[0], d[0], y))
+    for w in (np.ones(n), rng.uniform(0.2, 3.0, n)):
+        with jax.enable_x64(True):
+            plain = lambda a, s, d, y, w: jnp.sum(w[:, None] * (a + y) * jnp.log1p(d[:, None] * s))  # noqa: E731
+            expected = np.sum(w[:, None] * (a[0] + y) * np.log1p(s[0] * d[0][:, None]))
+            assert float(cell_log_sum()(a[0], s[0], d[0], y, w)) == pytest.approx(expected, rel=1e-13)
+            want = jax.vmap(jax.value_and_grad(plain, argnums=(0, 1, 2)), in_axes=(0, 0, 0, None, None))(
+                a, s, d, y, w)
+            got = jax.jit(jax.vmap(jax.value_and_grad(cell_log_sum(), argnums=(0, 1, 2)),
+                                   in_axes=(0, 0, 0, None, None)))(a, s, d, y, w)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
+            for mine, reference in zip(got[1], want[1], strict=True):
+                np.testing.assert_allclose(mine, reference, rtol=1e-12)
+            data_gradient = jax.grad(cell_log_sum(), argnums=3)(a[0], s[0], d[0], y, w)
+            assert data_gradient.shape == y.shape  # data: zero cotangent
+            assert not np.any(data_gradient)
 
 
 @pytest.mark.parametrize("name", ["barrier", "combined"])

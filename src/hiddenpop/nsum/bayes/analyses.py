@@ -27,6 +27,7 @@ from hiddenpop.nsum.bayes.crossval import (
     residual_table,
 )
 from hiddenpop.nsum.bayes.maltiel import MaltielModel
+from hiddenpop.nsum.bayes.weighted import SurveyDesign, ard_design, fit_weighted
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -145,9 +146,14 @@ def bayes_analysis(
     psu: Any = None,
     strata: Any = None,
     covariate: Any = None,
+    design: SurveyDesign | None = None,
 ) -> Estimates:
     """Fit ``spec.model`` to ``data`` (an ARD, :class:`BayesData` or a counts table with ``known_sizes`` and
     ``population``) and add the transmission-rate sensitivity table when the fit passes its gates.
+
+    The survey design (``design``, else the one an ARD was read with) makes the fit a survey-weighted
+    pseudo-posterior, with the design adjustment of its draws when ``spec.design_adjust``
+    (:mod:`hiddenpop.nsum.bayes.weighted`); ``spec.unweighted`` ignores the design.
 
     The visibility model (``adjustments``, else the spec's factors) enters as priors: a model with its own
     transmission rate takes each group's declared Beta as its tau prior (drawn per group inside the model); every
@@ -165,10 +171,15 @@ def bayes_analysis(
     model = _model(spec.model, spec, adjust, hidden_names)
     if psu is None and strata is None:
         psu, strata = getattr(data, "psu", None), getattr(data, "strata", None)
-    result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
-                       warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
-                       sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
-                       **({} if topcode is None else {"topcode": topcode}))
+    options = dict(known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
+                   warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
+                   sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
+                   **({} if topcode is None else {"topcode": topcode}))
+    design = None if spec.unweighted else (design if design is not None else ard_design(data))
+    if design is None:
+        result = model.fit(data, **options)
+    else:
+        result = fit_weighted(model, data, design, adjust=spec.design_adjust, **options)
     bayes_data = coerce_data(data, known_sizes, population, hidden, None)
     _residuals(result, model, bayes_data, spec, covariate)
     if spec.kfold:

@@ -63,6 +63,8 @@ PARAMETERISATIONS = ("auto", "centred", "noncentred")
 #: non-centred without barriers, and 1.0029 centred vs 1.0020 non-centred with them (1.0105 vs 1.0045 at 15 reports).
 CENTRED_MIN_REPORTS = 5.0
 CENTRED_MIN_REPORTS_BARRIER = 30.0
+#: the per-respondent (latent) parameters; every other parameter is global
+LATENT_PARAMETERS = ("log_degree_raw",)
 
 
 def build_model(
@@ -108,22 +110,24 @@ def build_model(
             sigma, lj = uniform_interval(z["sigma"], data["sigma_lo"], data["sigma_hi"])
             logp += lj
             raw = z["log_degree_raw"]
+            weights = data["weights"]
             if likelihood == "poisson" and centred:
                 # centred: raw_i = log d_i ~ N(mu, sigma), best when each respondent reports many contacts
                 log_d = raw
                 degree = jnp.exp(raw)
-                logp += jnp.sum(norm.logpdf(raw, mu, sigma))
+                logp += jnp.sum(weights * norm.logpdf(raw, mu, sigma))
             elif likelihood == "poisson":
                 # non-centred: log d_i = mu + sigma raw_i, raw_i ~ N(0, 1), best when the data say little about
                 # each respondent (otherwise a funnel between sigma and the log degrees slows mixing)
                 log_d = mu + sigma * raw
                 degree = jnp.exp(log_d)
-                logp += jnp.sum(norm.logpdf(raw))
+                # the weighted density of log d_i, N(log d_i; mu, sigma)^w_i, in raw_i: Jacobian sigma, unweighted
+                logp += jnp.sum(weights * norm.logpdf(raw) + (1.0 - weights) * jnp.log(sigma))
             else:
                 # d_i = max_k y_ik + exp(raw_i): binomial support, Jacobian exp(raw_i)
                 degree = data["ymax"] + jnp.exp(raw)
                 log_d = jnp.log(degree)
-                logp += jnp.sum(norm.logpdf(log_d, mu, sigma) - log_d + raw)
+                logp += jnp.sum(weights * norm.logpdf(log_d, mu, sigma) - log_d + raw)
             out.update(mu=mu, sigma=sigma, degree=degree)
         else:
             degree = data["fixed_degree"]
@@ -169,32 +173,34 @@ def build_model(
                 r = 1.0 / rho - 1.0
                 a = prob * r
                 b = (1.0 - prob) * r
-                loglik = (
+                loglik = data["weights"][:, None] * (
                     gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
                     + y * jnp.log(prob) + (d - y) * jnp.log1p(-prob)
                     + log_gamma_shift(a, y) + log_gamma_shift(b, d - y) - log_gamma_shift(r, d)
                 )
         elif likelihood == "poisson":
-            # sum_ik [y_ik log(d_i p_k) - d_i p_k - log y_ik!] through the row and column totals: O(n + K)
+            # sum_ik w_i [y_ik log(d_i p_k) - d_i p_k - log y_ik!] through the (weighted) row and column totals:
+            # O(n + K)
             loglik = (
                 jnp.dot(data["row_totals"], log_d) + jnp.dot(data["col_totals"], jnp.log(prob))
-                - jnp.sum(degree) * jnp.sum(prob) - data["log_y_factorial"]
+                - jnp.sum(data["weights"] * degree) * jnp.sum(prob) - data["log_y_factorial"]
             )
         else:
-            loglik = (
+            loglik = data["weights"][:, None] * (
                 gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
                 + y * jnp.log(prob) + (d - y) * jnp.log1p(-prob)
             )
         return out, logp + jnp.sum(loglik)
 
     def _negative_binomial_total(y, log_d, degree, prob, inv_r, data):
-        """sum_ik log NB(y_ik; shape a_k, rate r_k / d_i) (the gamma-Poisson marginal, a_k = p_k r_k,
-        inv_r = 1 / r_k = rho_k / (1 - rho_k)), computed as
+        """sum_ik w_i log NB(y_ik; shape a_k, rate r_k / d_i) (the gamma-Poisson marginal, a_k = p_k r_k,
+        inv_r = 1 / r_k = rho_k / (1 - rho_k); w_i the respondent's weight, 1 unless the fit is survey-weighted),
+        computed as
 
-        -sum_ik (a_k + y_ik) log(1 + d_i / r_k) + sum_i Y_i log d_i + sum_k Y_k log p_k
-        + sum_k sum_j T_kj log(1 + j / a_k) - sum_ik log y_ik!,
+        -sum_ik w_i (a_k + y_ik) log(1 + d_i / r_k) + sum_i w_i Y_i log d_i + sum_k Y_k log p_k
+        + sum_k sum_j T_kj log(1 + j / a_k) - sum_ik w_i log y_ik!,
 
-        where T_kj = #{i: y_ik > j}, so log Gamma(y + a) - log Gamma(a) = sum_{j < y} log(a + j) costs one log
+        where Y_k = sum_i w_i y_ik and T_kj = sum_i w_i [y_ik > j] (the weighted count tails), so log Gamma(y + a) - log Gamma(a) = sum_{j < y} log(a + j) costs one log
         per (group, count level) instead of two log-gamma functions per cell. Exact (no approximation), and every
         term stays small as rho_k -> 0 (r_k -> inf, the Poisson limit, where the first term tends to
         sum_i d_i p_k and the fourth to 0). The algebraically equal form n sum_k a_k log r_k -
@@ -204,7 +210,7 @@ def build_model(
         a = prob / inv_r
         offsets = jnp.arange(data["tail"].shape[-1], dtype=a.dtype)
         return (
-            -cell_log_sum()(a, inv_r, degree, y)
+            -cell_log_sum()(a, inv_r, degree, y, data["weights"])
             + jnp.dot(data["row_totals"], log_d)
             + jnp.dot(data["col_totals"], jnp.log(prob))
             + jnp.sum(data["tail"] * jnp.log1p(offsets[None, :] / a[:, None]))
@@ -224,34 +230,35 @@ def build_model(
 
 @functools.cache
 def cell_log_sum() -> Callable[..., Any]:
-    """f(a, s, d, y) = sum_ik (a_k + y_ik) log(1 + d_i s_k), s_k = 1 / r_k: the only per-cell term of the
-    gamma-Poisson model, with its gradient written out (``jax.custom_vjp``).
+    """f(a, s, d, y, w) = sum_ik w_i (a_k + y_ik) log(1 + d_i s_k), s_k = 1 / r_k, w_i the respondent weights
+    (ones unless survey-weighted): the only per-cell term of the gamma-Poisson model, with its gradient written
+    out (``jax.custom_vjp``).
 
     Why: XLA on CPU evaluates a logarithm about five times faster inside a single-output reduction (vectorised)
     than in an elementwise loop that stores its result. Differentiated automatically, the logarithm is stored
     once and read by two reductions (the value, and the gradient in a_k), so every step paid the slow path. Here
     the value is one reduction and the gradient recomputes the logarithms in a second one (transposed, so XLA
-    does not merge the two), plus one division per cell: a_k: sum_i log(1 + d_i s_k); s_k: sum_i w_ik d_i;
-    d_i: sum_k w_ik s_k, with w_ik = (a_k + y_ik) / (1 + d_i s_k). Unlike the logarithm, w is worth storing: as
+    does not merge the two), plus one division per cell: a_k: sum_i w_i log(1 + d_i s_k); s_k: sum_i q_ik d_i;
+    d_i: sum_k q_ik s_k, with q_ik = w_i (a_k + y_ik) / (1 + d_i s_k). Unlike the logarithm, w is worth storing: as
     one array read by two matrix-vector products the value and gradient cost 0.53-0.70 ms instead of
     0.80-0.96 ms (two fused reductions that each recomputed the division), one core, 3,600 x 19. log1p, not log(r_k + d_i) - log(r_k): see
-    ``_negative_binomial_total``. ``y`` is data (no gradient)."""
+    ``_negative_binomial_total``. ``y`` and ``w`` are data (no gradient)."""
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax
     import jax.numpy as jnp
 
     @jax.custom_vjp
-    def total(a, s, d, y):
-        return jnp.sum((a + y) * jnp.log1p(d[:, None] * s))
+    def total(a, s, d, y, w):
+        return jnp.sum(w[:, None] * (a + y) * jnp.log1p(d[:, None] * s))
 
-    def forward(a, s, d, y):
-        return total(a, s, d, y), (a, s, d, y)
+    def forward(a, s, d, y, w):
+        return total(a, s, d, y, w), (a, s, d, y, w)
 
     def backward(saved, g):
-        a, s, d, y = saved
-        log_sum = jnp.sum(jnp.log1p(s[:, None] * d[None, :]), axis=1)
-        w = (a + y) / (1.0 + d[:, None] * s)  # stored once, read by two matrix-vector products
-        return g * log_sum, g * (d @ w), g * (w @ s), None
+        a, s, d, y, w = saved
+        log_sum = jnp.sum(w[None, :] * jnp.log1p(s[:, None] * d[None, :]), axis=1)
+        q = w[:, None] * (a + y) / (1.0 + d[:, None] * s)  # stored once, read by two matrix-vector products
+        return g * log_sum, g * (d @ q), g * (q @ s), None, None
 
     total.defvjp(forward, backward)
     return total
@@ -285,8 +292,9 @@ def log_gamma_shift(x: Any, h: Any, switch: float = 30.0) -> Any:
     return jnp.where(large, series, direct)
 
 
-def count_tails(counts: np.ndarray, width: int | None = None) -> np.ndarray:
-    """T[k, j] = number of respondents with y_ik > j, for j = 0 .. width - 1 (default: the largest count)."""
+def count_tails(counts: np.ndarray, width: int | None = None, weights: np.ndarray | None = None) -> np.ndarray:
+    """T[k, j] = number of respondents with y_ik > j (their total weight with ``weights``), for
+    j = 0 .. width - 1 (default: the largest count)."""
     counts = np.asarray(counts)
     largest = int(counts.max()) if counts.size else 0
     width = max(1, largest if width is None else int(width))
@@ -296,7 +304,7 @@ def count_tails(counts: np.ndarray, width: int | None = None) -> np.ndarray:
     # histogram per group, then reverse cumulative sums: #{y > j} = #{y >= j + 1}
     tails = np.zeros((counts.shape[1], width))
     for k in range(counts.shape[1]):
-        histogram = np.bincount(counts[:, k].astype(np.int64), minlength=width + 1)
+        histogram = np.bincount(counts[:, k].astype(np.int64), weights=weights, minlength=width + 1)
         tails[k] = histogram[::-1].cumsum()[::-1][levels + 1]
     return tails
 
@@ -310,20 +318,29 @@ def stack_arrays(arrays: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 
 def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | None = None,
-                 width: int | None = None) -> dict[str, Any]:
+                 width: int | None = None, weights: np.ndarray | None = None) -> dict[str, Any]:
     """The arrays the model reads: counts, their row and column totals and count tails (sufficient statistics
-    for the Poisson likelihoods), known probabilities, prior bounds."""
+    for the Poisson likelihoods), known probabilities, prior bounds.
+
+    ``weights`` (one per respondent, default ones) multiply each respondent's log-likelihood terms and the log
+    density of its latent degree: the totals, tails and log-factorial sum are then weighted sums (a survey-weighted
+    pseudo-likelihood, :mod:`hiddenpop.nsum.bayes.weighted`). With ones every array equals the unweighted one."""
 
     hidden = data.hidden_groups
+    counts = data.counts
+    w = np.ones(len(counts)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (len(counts),):
+        raise ConfigError(f"weights must be {len(counts)} numbers, one per respondent, got shape {w.shape}")
     bounds = np.array([priors.bounds_for(g, data) for g in hidden]).reshape(-1, 2)
     taus = np.array([priors.tau_for(g) for g in hidden]).reshape(-1, 2)
     arrays = {
-        "y": data.counts,
-        "ymax": data.counts.max(axis=1),
-        "row_totals": data.counts.sum(axis=1),
-        "col_totals": data.counts.sum(axis=0),
-        "tail": count_tails(data.counts, width),
-        "log_y_factorial": np.float64(gammaln(data.counts + 1.0).sum()),
+        "y": counts,
+        "ymax": counts.max(axis=1),
+        "weights": w,
+        "row_totals": w * counts.sum(axis=1),
+        "col_totals": (w[:, None] * counts).sum(axis=0),
+        "tail": count_tails(counts, width, None if weights is None else w),
+        "log_y_factorial": np.float64((w[:, None] * gammaln(counts + 1.0)).sum()),
         "known_prob": data.known_sizes[data.known_index] / data.population,
         "population": np.float64(data.population),
         "log_size_lo": np.log(bounds[:, 0]),
@@ -441,6 +458,9 @@ class MaltielModel:
         quiet: bool = True,
         topcode: int | None = None,
         visibility: Adjustments | None = None,
+        weights: np.ndarray | None = None,
+        post_process: Callable[[BayesData, Draws, np.ndarray | None], dict[str, Any]] | None = None,
+        keep_globals: bool = False,
     ) -> Estimates:
         """Fit by NUTS and return :class:`Estimates` (estimate = posterior median, lower/upper = 2.5/97.5%).
 
@@ -452,20 +472,33 @@ class MaltielModel:
         replicates the same way. ``visibility`` divides the posterior sizes by draws of its factors, one draw per
         posterior draw shared by the groups a factor covers (a model with its own transmission rate takes that
         factor from its tau prior instead; see :mod:`hiddenpop.nsum.adjust`).
+
+        ``weights`` (one per respondent) multiply each respondent's log-likelihood terms (a pseudo-likelihood);
+        ``post_process(data, draws, fixed_degree)`` may then replace draws before the summary and returns
+        ``notes``, ``warnings``, ``tables`` and ``settings`` to add; ``keep_globals`` keeps the global parameters'
+        unconstrained draws for it. :func:`hiddenpop.nsum.bayes.weighted.fit_weighted` uses the three.
         """
         data = coerce_data(data, known_sizes, population, hidden, groups)
         if topcode is not None:
             data = replace(data, topcode=topcode)
         fixed, notes = self.fixed_degree(data)
-        arrays = model_arrays(data, self.priors, fixed_degree=fixed)
+        arrays = model_arrays(data, self.priors, fixed_degree=fixed, weights=weights)
+        density = self.numpyro_model(data)
         draws_obj = sample_nuts(
-            self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
+            density, arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
             warmup_max_tree_depth=warmup_max_tree_depth, init_values=self.initial_values(data), quiet=quiet,
             description=f"{self.name} model",
+            keep=tuple(n for n in density.shapes if n not in LATENT_PARAMETERS) if keep_globals else (),
         )
-        return self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes, sums=sums, ratios=ratios,
-                              ppc_draws=ppc_draws, min_ess=min_ess, seed=seed, visibility=visibility)
+        extra = {} if post_process is None else post_process(data, draws_obj, fixed)
+        result = self.summarise(data, draws_obj, fixed_degree=fixed, notes=notes + extra.get("notes", []),
+                                sums=sums, ratios=ratios, ppc_draws=ppc_draws, min_ess=min_ess, seed=seed,
+                                visibility=visibility)
+        result.warnings += extra.get("warnings", [])
+        result.tables.update(extra.get("tables", {}))
+        result.settings.update(extra.get("settings", {}))
+        return result
 
     def settings(self) -> dict[str, Any]:
         return {
