@@ -34,6 +34,7 @@ from hiddenpop.nsum.adjust import Adjustments, Beta, Declared
 from hiddenpop.nsum.analyses import scale_up_analysis
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
+from hiddenpop.nsum.covariates import survey_covariates
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
 from hiddenpop.smallarea.analyses import extrapolate_analysis, pool_analysis
@@ -287,8 +288,10 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
+    covariates = survey_covariates(study.survey["file"], ard.rows, spec.x_columns, spec.z_global, spec.z_subpop)
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
-                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context))
+                            sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context),
+                            covariates=covariates)
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
@@ -300,6 +303,14 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     if "tau_sensitivity" in result.tables:
         _rename_quantities(result, {c: n for n, c in columns.items()}, "tau_sensitivity")
         tables["nsum_bayes_sensitivity"] = result.tables["tau_sensitivity"]
+    if "correlation" in result.tables:
+        names = {column: name for name, column in columns.items()}
+        correlation = result.tables["correlation"].copy()
+        for side in ("group", "with_group"):
+            correlation[side] = correlation[side].map(lambda g: names.get(g, g))
+        tables["nsum_bayes_correlation"] = correlation
+    if "covariate_effects" in result.tables:
+        tables["nsum_bayes_covariates"] = result.tables["covariate_effects"]
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
     tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
                                                      "value": [str(v) for v in scalar.values()]})

@@ -18,6 +18,7 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
 from hiddenpop.nsum.bayes import MODELS, Priors
 from hiddenpop.nsum.bayes.calibration import tau_sensitivity
+from hiddenpop.nsum.covariates import COVARIATE_MODELS, parse_x_columns
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -48,6 +49,20 @@ def check_spec(spec: BayesSpec) -> None:
         if parse_distribution(spec.transmission_rate) != Fixed(1.0):
             raise ConfigError("tau_prior and transmission_rate both declare the transmission rate; keep "
                               "transmission_rate = 'beta(a, b)' only")
+    if spec.model in COVARIATE_MODELS:
+        if spec.likelihood != "poisson":
+            raise ConfigError(f"the {spec.model} model has a Poisson likelihood only; drop likelihood = "
+                              f"{spec.likelihood!r}")
+        if spec.scaling == "weighted" and spec.model != "correlated":
+            raise ConfigError("weighted scaling weights the known groups by their correlation with each hidden "
+                              "group; it needs the correlated model")
+        parse_x_columns(spec.x_columns)
+    else:
+        named = [name for name in ("x_columns", "z_global", "z_subpop") if getattr(spec, name)]
+        if named or spec.scaling != "all":
+            option = named[0] if named else "scaling"
+            raise ConfigError(f"{option} applies to the {' and '.join(COVARIATE_MODELS)} models only; choose one "
+                              f"of them or drop {option}")
     if spec.tau_grid and any(t <= 0 for t in spec.tau_grid):
         raise ConfigError("every assumed transmission rate in tau_grid must lie in (0, 1]")
     visibility(spec)
@@ -97,24 +112,31 @@ def bayes_analysis(
     topcode: int | None = None,
     quiet: bool = True,
     adjustments: Adjustments | None = None,
+    covariates: Any = None,
 ) -> Estimates:
     """Fit ``spec.model`` to ``data`` (an ARD, :class:`BayesData` or a counts table with ``known_sizes`` and
     ``population``) and add the transmission-rate sensitivity table when the fit passes its gates.
 
     The visibility model (``adjustments``, else the spec's factors) enters as priors: a model with its own
     transmission rate takes each group's declared Beta as its tau prior (drawn per group inside the model); every
-    other declared factor divides the posterior size draws, one draw per posterior draw."""
+    other declared factor divides the posterior size draws, one draw per posterior draw. ``covariates`` (a table
+    with one row per respondent, in the order of the counts) holds the columns the spec's ``x_columns``,
+    ``z_global`` and ``z_subpop`` name (correlated and uncorrelated models)."""
     check_spec(spec)
     adjust = visibility(spec, adjustments)
     tau = _tau_priors(spec, adjust, list(hidden or getattr(data, "hidden", None) or []))
     priors = (Priors() if tau is None else Priors(tau=tau)).validate()
     model_class = MODELS[spec.model]
-    options = {} if spec.model == "overdispersed" else {"likelihood": spec.likelihood}
+    options: dict[str, Any] = {} if spec.model == "overdispersed" else {"likelihood": spec.likelihood}
+    fit_options: dict[str, Any] = {} if topcode is None else {"topcode": topcode}
+    if spec.model in COVARIATE_MODELS:
+        options.update(scaling=spec.scaling, x=parse_x_columns(spec.x_columns), z_global=spec.z_global,
+                       z_subpop=spec.z_subpop)
+        fit_options["covariates"] = covariates
     model = model_class(priors=priors, **options)
     result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
                        warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
-                       sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
-                       **({} if topcode is None else {"topcode": topcode}))
+                       sums=sums, ratios=ratios, quiet=quiet, visibility=adjust, **fit_options)
     if spec.tau_grid:
         if result.diagnostics.get("passed", True) and "idata" in result.extras:
             result.tables["tau_sensitivity"] = tau_sensitivity(result, list(spec.tau_grid), sums=sums or None,

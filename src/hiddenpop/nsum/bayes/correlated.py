@@ -44,22 +44,22 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
-from hiddenpop.errors import ConfigError, DataError, locate
+from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.mcmc.nuts import Density, Draws, quantity_row, sample_nuts
 from hiddenpop.nsum.adjust import Adjustments
 from hiddenpop.nsum.bayes.common import BayesData, Priors, coerce_data
 from hiddenpop.nsum.bayes.diagnostics import simulate_in_blocks
 from hiddenpop.nsum.bayes.maltiel import CENTRED_MIN_REPORTS, MaltielModel
+from hiddenpop.nsum.covariates import SCALINGS, parse_x_columns
 from hiddenpop.results import Estimates
 
-SCALINGS = ("all", "weighted")
 #: scale of the half-Cauchy priors and sd of the normal priors of the package's Stan programs
 HALF_CAUCHY_SCALE = 2.5
 NORMAL_SD = 10.0
 LKJ_ETA = 2.0
 
-__all__ = ["SCALINGS", "CorrelatedModel", "Covariates", "UncorrelatedModel", "build_laga", "corr_cholesky",
-           "covariate_frame", "lkj_cholesky_log_density", "parse_x_columns", "scaling_constants"]
+__all__ = ["SCALINGS", "CorrelatedModel", "Covariates", "UncorrelatedModel", "build_covariates", "build_laga",
+           "corr_cholesky", "lkj_cholesky_log_density", "scaling_constants"]
 
 
 # ------------------------------------------------------------------------------------------------ LKJ pieces
@@ -122,48 +122,6 @@ class Covariates:
     @property
     def any(self) -> bool:
         return bool(self.x_groups or self.z_global_names or self.z_subpop_names)
-
-
-def parse_x_columns(entries: Sequence[str]) -> dict[str, str]:
-    """``GROUP=COLUMN`` entries -> {group: column}; ConfigError naming the malformed entry's position."""
-    mapping: dict[str, str] = {}
-    for position, entry in enumerate(entries, start=1):
-        group, sep, column = str(entry).partition("=")
-        if not sep or not group.strip() or not column.strip():
-            raise ConfigError(f"x_columns entry {position} must read GROUP=COLUMN (a count column, '=', the survey "
-                              "column holding that group's covariate)")
-        if group.strip() in mapping:
-            raise ConfigError(f"x_columns names group {group.strip()!r} twice; give one column per group")
-        mapping[group.strip()] = column.strip()
-    return mapping
-
-
-def _check_x_entry(entry: str) -> None:
-    parse_x_columns([entry])
-
-
-def covariate_frame(table: pd.DataFrame, columns: Sequence[str], *, rows: np.ndarray | None = None,
-                    source: str | None = None) -> pd.DataFrame:
-    """The named covariate columns of a survey table as floats, for the respondents kept (``rows``: 1-based data
-    rows, as :class:`~hiddenpop.data.ard.ARD` records them; default all). Missing or non-numeric cells raise
-    :class:`DataError` naming the file, row and column (never the value)."""
-    columns = list(dict.fromkeys(columns))
-    absent = [c for c in columns if c not in table.columns]
-    if absent:
-        raise DataError(f"{locate(source, None, absent[0])}covariate column not found in the survey; check the "
-                        "spelling in x_columns / z_global / z_subpop")
-    positions = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=int) - 1
-    out = {}
-    for column in columns:
-        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(values[positions])
-        if bad.any():
-            row = int(positions[np.flatnonzero(bad)[0]]) + 1
-            raise DataError(f"{locate(source, row, column)}covariate is missing or not a number "
-                            f"({int(bad.sum())} such cells); the models need complete covariates: fix or drop "
-                            "those respondents")
-        out[column] = values[positions]
-    return pd.DataFrame(out)
 
 
 def _standardise(values: np.ndarray, name: str) -> np.ndarray:
