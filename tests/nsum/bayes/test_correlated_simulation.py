@@ -12,6 +12,7 @@ With the "all" scaling the true scaling constant is log of the mean degree, so t
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -22,6 +23,12 @@ from hiddenpop.nsum.bayes import CorrelatedModel, prepare_data
 from hiddenpop.nsum.bayes.correlated import laga_arrays
 
 REPLICATES = 50
+SMALL_REPLICATES = 6
+#: chain lengths: with 300 warm-up and 400 draws per chain every one of the 50 fits left sigma_delta, the bias sds
+#: or the correlations above R-hat 1.01 (up to 1.27; sizes mostly below), with 0-1 divergences: the common part of a
+#: respondent's biases trades off against their degree, so these mix slowly
+WARMUP = 600
+DRAWS = 1000
 RESPONDENTS = 120
 POPULATION = 1_000_000.0
 KNOWN = {"k1": 50_000.0, "k2": 30_000.0, "k3": 80_000.0}
@@ -49,7 +56,7 @@ def simulate(seed: int) -> np.ndarray:
     return rng.poisson(rate)
 
 
-def run_study(replicates: int = REPLICATES, seed0: int = 2600, warmup: int = 300, draws: int = 400):
+def run_study(replicates: int, seed0: int = 2600, warmup: int = WARMUP, draws: int = DRAWS):
     """Fit every replicate in one batched call; returns coverage per quantity, max R-hat and the seconds taken."""
     groups = [*KNOWN, *HIDDEN]
     model = CorrelatedModel()
@@ -84,15 +91,38 @@ def run_study(replicates: int = REPLICATES, seed0: int = 2600, warmup: int = 300
     return coverage, float(max(rhats)), divergences, seconds
 
 
-@pytest.mark.slow
-def test_correlated_model_recovers_correlations_and_size():
-    coverage, max_rhat, divergences, seconds = run_study()
+def _report(label: str, replicates: int, coverage: dict[str, float], max_rhat: float, divergences: int,
+            seconds: float) -> float:
     pooled = float(np.mean([v for k, v in coverage.items() if k.startswith("corr")]))
     # shown with -s: the study's figures
-    print(f"correlated model, {REPLICATES} replicates: size coverage {coverage['h1']:.2f}, correlation coverage "
-          f"pooled {pooled:.3f}, per entry {coverage}, max R-hat {max_rhat:.4f}, divergences {divergences}, "
+    print(f"{label}, {replicates} replicates: size coverage {coverage['h1']:.2f}, correlation coverage pooled "
+          f"{pooled:.3f}, per entry {coverage}, max R-hat {max_rhat:.4f}, divergences {divergences}, "
           f"{seconds:.0f} s sampling")
+    return pooled
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("HIDDENPOP_BAYES_SIMULATION") != "1",
+                    reason="slow recovery study (200 vectorised chains of ~600 parameters; tens of minutes on 2 "
+                           "shared cores); opt in with HIDDENPOP_BAYES_SIMULATION=1")
+def test_correlated_model_recovers_correlations_and_size():
+    coverage, max_rhat, divergences, seconds = run_study(REPLICATES, warmup=WARMUP, draws=DRAWS)
+    pooled = _report("correlated model", REPLICATES, coverage, max_rhat, divergences, seconds)
     assert 0.88 <= coverage["h1"] <= 1.0, coverage
     assert 0.88 <= pooled <= 1.0, coverage
     assert all(v >= 0.84 for k, v in coverage.items() if k.startswith("corr")), coverage
+    assert max_rhat <= 1.01, max_rhat
+
+
+@pytest.mark.slow
+def test_correlated_model_small_fixed_seed_recovery():
+    """The suite's version: SMALL_REPLICATES replicates of the same design. Too few for a coverage rate, so the
+    floor is what a calibrated interval misses with small probability: at most one of the sizes and at most 3 of the
+    6 x SMALL_REPLICATES correlation intervals (expected 0.3 and 1.8 at 95%)."""
+    coverage, max_rhat, divergences, seconds = run_study(SMALL_REPLICATES, warmup=WARMUP, draws=DRAWS)
+    _report("correlated model (suite version)", SMALL_REPLICATES, coverage, max_rhat, divergences, seconds)
+    missed_sizes = round((1 - coverage["h1"]) * SMALL_REPLICATES)
+    missed_corr = round(sum(1 - v for k, v in coverage.items() if k.startswith("corr")) * SMALL_REPLICATES)
+    assert missed_sizes <= 1, coverage
+    assert missed_corr <= 3, coverage
     assert max_rhat <= 1.01, max_rhat
