@@ -105,3 +105,7 @@ def test_covariate_model_on_the_example(example):
     effects = fit.tables["covariate_effects"]
     assert len(effects) == 5 + 2 + 2 * 5
     assert set(effects["parameter"]) == {"alpha", "beta_global", "beta_subpop"}
+    # the saved posterior: sizes by hidden group, bias sds by group, effects unlabelled (never a group's name)
+    posterior = fit.extras["idata"].posterior
+    assert posterior["size"].dims[-1] == "hidden_group" and posterior["bias_sd"].dims[-1] == "group"
+    assert "hidden_group" not in posterior["beta_global"].dims and posterior["beta_subpop"].ndim == 4
