@@ -176,6 +176,9 @@ def test_examples_study_matches_the_generator():
     ("target_accept = 0.65", "target_accept = 0.65\ntau_prior = [2, 8]",
      r"\[analyses.nsum_bayes\]: key 'tau_prior' is set once for the whole study, in \[visibility.NAME\] with "
      r"factor = 'transmission_rate'"),
+    ("target_accept = 0.65", 'target_accept = 0.65\nz_global = ["age"]',
+     r"z_global applies to the correlated and uncorrelated models only"),
+    ("target_accept = 0.65", 'target_accept = 0.65\nx_columns = ["adult_nonlive"]', r"GROUP=COLUMN"),
 ])
 def test_bayes_options_validated(study_copy, old, replacement, message):
     _edit(study_copy, old, replacement)

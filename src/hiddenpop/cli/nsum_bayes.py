@@ -10,8 +10,10 @@ The options come from :class:`hiddenpop.nsum.specs.BayesSpec`; the command calls
 :func:`hiddenpop.nsum.bayes.analyses.bayes_analysis` and prints ``Estimates.to_dict()``: rows with the posterior
 median as ``estimate``, the 2.5% and 97.5% quantiles, ``rhat``, ``ess_bulk``, ``ess_tail``; the convergence gates
 in ``diagnostics``; ``tables`` ``ppc``, ``rootogram``, ``degrees``, ``tau_sensitivity``, ``residuals`` (randomized
-quantile residuals, by ``--residuals-by`` column) and, with ``--kfold K``, ``kfold`` and ``kfold_folds`` (K-fold
-cross-validation of ``--kfold-models`` with folds of whole ``--psu`` clusters).
+quantile residuals, by ``--residuals-by`` column), with ``--kfold K`` ``kfold`` and ``kfold_folds`` (K-fold
+cross-validation of ``--kfold-models`` with folds of whole ``--psu`` clusters), and ``correlation`` and
+``covariate_effects`` for the correlated and uncorrelated models, whose covariates are survey columns named by
+``--x-columns GROUP=COLUMN``, ``--z-global`` and ``--z-subpop``.
 
 Parallel chains: the command calls ``numpyro.set_host_device_count(chains)`` before JAX starts, so chains run on
 separate CPU devices; if JAX was already initialised they run vectorised on one device.
@@ -32,6 +34,7 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.mcmc.nuts import enable_compilation_cache
 from hiddenpop.nsum.bayes.analyses import bayes_analysis, check_spec, prepare_chains
 from hiddenpop.nsum.bayes.crossval import respondent_column
+from hiddenpop.nsum.covariates import survey_covariates
 from hiddenpop.nsum.specs import BayesSpec, SurveyBayesSpec
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import project, typer_command
@@ -61,11 +64,12 @@ def _bayes(survey: Path, known: Path, population: float, *, spec: SurveyBayesSpe
         raise ConfigError("no hidden group to estimate: name one with --hidden COLUMN")
     covariate = None if spec.residuals_by is None else respondent_column(table, spec.residuals_by, ard.rows,
                                                                          survey.name)
+    covariates = survey_covariates(survey, ard.rows, options.x_columns, options.z_global, options.z_subpop)
     prepare_chains(options)
 
     enable_compilation_cache()
     result = bayes_analysis(ard, options, hidden=hidden, sums=sums or None, ratios=ratios or None, quiet=quiet,
-                            covariate=covariate)
+                            covariate=covariate, covariates=covariates)
     result.notes = list(ard.notes) + result.notes
     result.warnings = list(ard.warnings) + result.warnings
     result.settings["missing"] = spec.missing

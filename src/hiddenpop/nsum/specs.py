@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from hiddenpop.data.ard import MISSING_POLICIES
 from hiddenpop.nsum.adjust import DISTRIBUTION_HELP, Adjustments, parse_distribution
+from hiddenpop.nsum.covariates import COVARIATE_MODELS, SCALINGS, check_x_entry
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
 __all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "GameOfContactsOptions", "GameOfContactsSpec",
@@ -22,7 +23,7 @@ __all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySp
 METHODS = {"mle": "Killworth MLE (ratio of sums)", "pimle": "PIMLE (mean of ratios)", "mos": "mean of sums"}
 METHOD_NAMES = tuple(METHODS)
 #: The Bayesian models (classes in :data:`hiddenpop.nsum.bayes.MODELS`) and their likelihoods.
-BAYES_MODELS = ("basic", "degree", "barrier", "transmission", "combined", "overdispersed")
+BAYES_MODELS = ("basic", "degree", "barrier", "transmission", "combined", "overdispersed", *COVARIATE_MODELS)
 LIKELIHOODS = ("poisson", "binomial")
 #: Upper limits checked before any work: beyond them a run would take days or exhaust memory.
 MAX_REPLICATES = 100_000
@@ -109,7 +110,8 @@ class BayesSpec(VisibilityOptions):
     """Options of the Bayesian scale-up models (NumPyro NUTS)."""
 
     model: Literal[BAYES_MODELS] = opt("combined", "basic, degree, barrier, transmission, combined (Maltiel et al. "
-                                                   "2015) or overdispersed (Zheng et al. 2006)")
+                                                   "2015), overdispersed (Zheng et al. 2006), correlated or "
+                                                   "uncorrelated (Laga et al. 2023)")
     likelihood: Literal[LIKELIHOODS] = opt("poisson", "poisson (fast, sufficient statistics) or binomial (the NSUM "
                                                       "package's, continuous degree; slow at survey scale)")
     chains: int = opt(4, "MCMC chains", min=1, max=MAX_CHAINS)
@@ -121,6 +123,16 @@ class BayesSpec(VisibilityOptions):
     target_accept: float = opt(0.8, "NUTS target acceptance rate", min=0, max=1, inclusive=False)
     tau_prior: tuple[float, ...] | None = opt(None, "deprecated spelling of --transmission-rate 'beta(a, b)': "
                                                     "two numbers a b", min=0, inclusive=False)
+    scaling: Literal[SCALINGS] = opt("all", "correlated/uncorrelated models: how the known groups fix the scale, "
+                                            "all (pooled) or weighted (by each hidden group's posterior correlation "
+                                            "with them)")
+    x_columns: tuple[str, ...] = opt((), "correlated/uncorrelated models: GROUP=COLUMN, the survey column holding "
+                                         "each respondent's covariate about that group (one entry per group)",
+                                     parse=check_x_entry)
+    z_global: tuple[str, ...] = opt((), "correlated/uncorrelated models: survey columns of respondent covariates "
+                                        "with one effect on every group")
+    z_subpop: tuple[str, ...] = opt((), "correlated/uncorrelated models: survey columns of respondent covariates "
+                                        "with an effect per group")
     tau_grid: tuple[float, ...] = opt((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                       "assumed transmission rates of the sensitivity table (empty: none)", min=0,
                                       max=1)

@@ -36,6 +36,7 @@ from hiddenpop.nsum.bayes.analyses import bayes_analysis, prepare_chains
 from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_from_counts
 from hiddenpop.nsum.bayes.crossval import respondent_column
 from hiddenpop.nsum.bayes.weighted import ard_design
+from hiddenpop.nsum.covariates import survey_covariates
 from hiddenpop.nsum.visibility import game_of_contacts_file
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
@@ -291,13 +292,15 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
     counts = ard.counts[list(degree_spec.groups) + list(columns.values())]
     _check_memory(spec.chains * spec.draws * (len(counts) + 4 * counts.shape[1]),
                   "[analyses.nsum_bayes] keys 'chains' and 'draws'", "posterior draws")
+    covariates = survey_covariates(study.survey["file"], ard.rows, spec.x_columns, spec.z_global, spec.z_subpop)
     covariate = None
     if spec.residuals_by is not None:
         survey_file = Path(study.survey["file"])
         covariate = respondent_column(read_table(survey_file), spec.residuals_by, ard.rows, survey_file.name)
     result = bayes_analysis(counts, spec, known_sizes=known, population=population, hidden=list(columns.values()),
                             sums=sums, ratios=ratios, topcode=topcode, adjustments=study_adjustments(context),
-                            psu=ard.psu, strata=ard.strata, covariate=covariate, design=ard_design(ard))
+                            psu=ard.psu, strata=ard.strata, covariate=covariate, design=ard_design(ard),
+                            covariates=covariates)
     _rename_quantities(result, {column: name for name, column in columns.items()})
     passed = bool(result.diagnostics.get("passed", True))
     tables: dict[str, pd.DataFrame] = {}
@@ -318,6 +321,14 @@ def nsum_bayes_step(context: RunContext) -> StepResult:
         tables["nsum_bayes_kfold_folds"] = result.tables["kfold_folds"]
         if "kfold_pairs" in result.tables:
             tables["nsum_bayes_kfold_pairs"] = result.tables["kfold_pairs"]
+    if "correlation" in result.tables:
+        names = {column: name for name, column in columns.items()}
+        correlation = result.tables["correlation"].copy()
+        for side in ("group", "with_group"):
+            correlation[side] = correlation[side].map(lambda g: names.get(g, g))
+        tables["nsum_bayes_correlation"] = correlation
+    if "covariate_effects" in result.tables:
+        tables["nsum_bayes_covariates"] = result.tables["covariate_effects"]
     scalar = {k: v for k, v in result.diagnostics.items() if isinstance(v, (int, float, bool, str))}
     tables["nsum_bayes_convergence"] = pd.DataFrame({"diagnostic": list(scalar),
                                                      "value": [str(v) for v in scalar.values()]})

@@ -118,6 +118,42 @@ def test_kfold_and_residuals_from_the_command_line(run_cli, files, tmp_path):
     assert sum(row["respondents"] for row in residuals if row["group"] == "y_group1") == len(frame)
 
 
+@pytest.fixture
+def covariate_files(tmp_path):
+    """The example survey with its x (one column per group) and z covariates as survey columns; respondent 7 has no
+    z1 answer in a second copy."""
+    frame = (pd.read_csv(NSUM_DATA / "networkscaleup_example_ard.csv").drop(columns=["degree_true"])
+             .merge(pd.read_csv(NSUM_DATA / "networkscaleup_example_x.csv"), on="respondent")
+             .merge(pd.read_csv(NSUM_DATA / "networkscaleup_example_z.csv"), on="respondent"))
+    frame.to_csv(tmp_path / "survey_cov.csv", index=False)
+    frame.loc[6, "z1"] = None
+    frame.to_csv(tmp_path / "survey_gap.csv", index=False)
+    pd.DataFrame({"group": ["y_group1", "y_group2", "y_group4"], "size": [136961, 56322, 69238]}).to_csv(
+        tmp_path / "known.csv", index=False)
+    return tmp_path
+
+
+def test_correlated_model_with_covariates_from_survey_columns(run_cli, covariate_files):
+    """The covariate options reach the model (short chains: the structure is checked here, convergence in
+    test_correlated_reference.py)."""
+    result = run_cli(
+        "nsum", "bayes", covariate_files / "survey_cov.csv", "--known", covariate_files / "known.csv",
+        "--population", "1e6", "--model", "correlated", "--hidden", "y_group3", "--hidden", "y_group5",
+        "--chains", "2", "--warmup", "50", "--draws", "50", "--x-columns", "y_group3=x_group3",
+        "--x-columns", "y_group5=x_group5", "--z-global", "z1", "--z-subpop", "z3", "--scaling", "weighted",
+        "--format", "json", "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    quantities = {row["quantity"] for row in payload["estimates"]}
+    assert {"y_group3", "y_group5", "sigma_delta", "alpha[y_group3]", "alpha[y_group5]", "beta_global[z1]",
+            "beta_subpop[z3,y_group1]", "corr[y_group1,y_group3]"} <= quantities
+    assert {"correlation", "covariate_effects", "degrees", "ppc"} <= set(payload["tables"])
+    assert len(payload["tables"]["correlation"]) == 25
+    assert payload["settings"]["scaling"] == "weighted"
+    assert payload["settings"]["x_columns"] == {"y_group3": "x_group3", "y_group5": "x_group5"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -184,3 +220,23 @@ def test_overdispersed_model_refuses_a_weighted_survey(run_cli, design_files):
                      "--hidden", "y_group3", "--weights", "weight", "--quiet")
     assert result.returncode == 2, result.stderr
     assert "overdispersed model does not take them" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "combined", "--z-global", "z1"], "z_global applies to the correlated and uncorrelated"),
+        (["--model", "uncorrelated", "--scaling", "weighted"], "needs the correlated model"),
+        (["--model", "correlated", "--x-columns", "x_group3"], "GROUP=COLUMN"),
+        (["--model", "correlated", "--z-global", "nope"], "survey_gap.csv, column 'nope'"),
+        (["--model", "correlated", "--z-global", "z1"], "survey_gap.csv, row 7, column 'z1'"),
+        (["--model", "correlated", "--x-columns", "y_group9=x_group1"], "not a group of this model"),
+    ],
+)
+def test_covariate_errors_exit_2_with_one_line(run_cli, covariate_files, args, message):
+    result = run_cli("nsum", "bayes", covariate_files / "survey_gap.csv", "--known", covariate_files / "known.csv",
+                     "--population", "1e6", "--hidden", "y_group3", "--quiet", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

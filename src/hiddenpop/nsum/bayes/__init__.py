@@ -20,13 +20,15 @@ samplers on disk between sessions.
 
 Models: :class:`BasicModel` (fixed degrees), :class:`DegreeModel` (random log-normal degrees),
 :class:`BarrierModel`, :class:`TransmissionModel`, :class:`CombinedModel` (Maltiel et al. 2015) and
-:class:`OverdispersedModel` (Zheng, Salganik & Gelman 2006). See ``docs/methods/nsum-bayes.md``.
+:class:`OverdispersedModel` (Zheng, Salganik & Gelman 2006), :class:`CorrelatedModel` and
+:class:`UncorrelatedModel` (Laga, Bao & Niu 2023, with optional covariates). See ``docs/methods/nsum-bayes.md``.
 """
 
 from hiddenpop.nsum.bayes.barrier import BarrierModel
 from hiddenpop.nsum.bayes.basic import BasicModel
 from hiddenpop.nsum.bayes.combined import CombinedModel
 from hiddenpop.nsum.bayes.common import BayesData, Priors, prepare_data
+from hiddenpop.nsum.bayes.correlated import CorrelatedModel, UncorrelatedModel
 from hiddenpop.nsum.bayes.degree import DegreeModel
 from hiddenpop.nsum.bayes.overdispersed import OverdispersedModel
 from hiddenpop.nsum.bayes.transmission import TransmissionModel
@@ -38,6 +40,8 @@ MODELS = {
     "transmission": TransmissionModel,
     "combined": CombinedModel,
     "overdispersed": OverdispersedModel,
+    "correlated": CorrelatedModel,
+    "uncorrelated": UncorrelatedModel,
 }
 
 __all__ = [
@@ -46,9 +50,11 @@ __all__ = [
     "BasicModel",
     "BayesData",
     "CombinedModel",
+    "CorrelatedModel",
     "DegreeModel",
     "OverdispersedModel",
     "Priors",
     "TransmissionModel",
+    "UncorrelatedModel",
     "prepare_data",
 ]

@@ -28,6 +28,7 @@ from hiddenpop.nsum.bayes.crossval import (
 )
 from hiddenpop.nsum.bayes.maltiel import MaltielModel
 from hiddenpop.nsum.bayes.weighted import SurveyDesign, ard_design, fit_weighted
+from hiddenpop.nsum.covariates import COVARIATE_MODELS, parse_x_columns
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -58,6 +59,20 @@ def check_spec(spec: BayesSpec) -> None:
         if parse_distribution(spec.transmission_rate) != Fixed(1.0):
             raise ConfigError("tau_prior and transmission_rate both declare the transmission rate; keep "
                               "transmission_rate = 'beta(a, b)' only")
+    if spec.model in COVARIATE_MODELS:
+        if spec.likelihood != "poisson":
+            raise ConfigError(f"the {spec.model} model has a Poisson likelihood only; drop likelihood = "
+                              f"{spec.likelihood!r}")
+        if spec.scaling == "weighted" and spec.model != "correlated":
+            raise ConfigError("weighted scaling weights the known groups by their correlation with each hidden "
+                              "group; it needs the correlated model")
+        parse_x_columns(spec.x_columns)
+    else:
+        named = [name for name in ("x_columns", "z_global", "z_subpop") if getattr(spec, name)]
+        if named or spec.scaling != "all":
+            option = named[0] if named else "scaling"
+            raise ConfigError(f"{option} applies to the {' and '.join(COVARIATE_MODELS)} models only; choose one "
+                              f"of them or drop {option}")
     if spec.tau_grid and any(t <= 0 for t in spec.tau_grid):
         raise ConfigError("every assumed transmission rate in tau_grid must lie in (0, 1]")
     if spec.kfold == 1:
@@ -112,7 +127,10 @@ def _model(name: str, spec: BayesSpec, adjust: Adjustments, hidden: Sequence[str
     """The model ``name`` with the spec's likelihood and the priors the visibility model implies."""
     tau = _tau_priors(spec, adjust, hidden, name)
     priors = (Priors() if tau is None else Priors(tau=tau)).validate()
-    options = {} if name == "overdispersed" else {"likelihood": spec.likelihood}
+    options: dict[str, Any] = {} if name == "overdispersed" else {"likelihood": spec.likelihood}
+    if name in COVARIATE_MODELS:
+        options.update(scaling=spec.scaling, x=parse_x_columns(spec.x_columns), z_global=spec.z_global,
+                       z_subpop=spec.z_subpop)
     return MODELS[name](priors=priors, **options)
 
 
@@ -147,6 +165,7 @@ def bayes_analysis(
     strata: Any = None,
     covariate: Any = None,
     design: SurveyDesign | None = None,
+    covariates: Any = None,
 ) -> Estimates:
     """Fit ``spec.model`` to ``data`` (an ARD, :class:`BayesData` or a counts table with ``known_sizes`` and
     ``population``) and add the transmission-rate sensitivity table when the fit passes its gates.
@@ -157,7 +176,9 @@ def bayes_analysis(
 
     The visibility model (``adjustments``, else the spec's factors) enters as priors: a model with its own
     transmission rate takes each group's declared Beta as its tau prior (drawn per group inside the model); every
-    other declared factor divides the posterior size draws, one draw per posterior draw.
+    other declared factor divides the posterior size draws, one draw per posterior draw. ``covariates`` (a table
+    with one row per respondent, in the order of the counts) holds the columns the spec's ``x_columns``,
+    ``z_global`` and ``z_subpop`` name (correlated and uncorrelated models).
 
     Model checks: randomized quantile residuals of the fitted model per group (``tables["residuals"]``), by level
     of ``covariate`` (one value per respondent, the survey column ``spec.residuals_by``) when given. With
@@ -175,6 +196,8 @@ def bayes_analysis(
                    warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
                    sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
                    **({} if topcode is None else {"topcode": topcode}))
+    if spec.model in COVARIATE_MODELS:
+        options["covariates"] = covariates
     design = None if spec.unweighted else (design if design is not None else ard_design(data))
     if design is None:
         result = model.fit(data, **options)

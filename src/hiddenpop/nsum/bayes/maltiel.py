@@ -704,9 +704,10 @@ def to_inference_data(posterior: dict[str, np.ndarray], draws: Draws, data: Baye
             width = values.shape[2]
             if name == "degree":
                 dims[name] = ["respondent"]
-            elif width == len(data.groups) and name == "rho":
+            elif width == len(data.groups) and name in ("rho", "omega", "bias_sd"):
                 dims[name] = ["group"]
-            elif width == len(data.hidden_groups):
+            elif width == len(data.hidden_groups) and name in ("size", "tau", "effective_size"):
+                # by name: another model's parameter (a covariate effect) may happen to have this width too
                 dims[name] = ["hidden_group"]
     return az.from_dict(
         posterior=posterior,

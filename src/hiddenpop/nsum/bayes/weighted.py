@@ -120,6 +120,9 @@ class SurveyDesign:
                 "kish_effective_size": round(self.effective_size, 1)}
 
 
+#: The models whose likelihood takes survey weights (the Maltiel et al. family).
+WEIGHTED_MODELS = ("basic", "degree", "barrier", "transmission", "combined")
+
 def survey_design(n: int, weights: Any = None, *, strata: Any = None, psu: Any = None) -> SurveyDesign:
     """The design of ``n`` respondents: weights (ones when ``None``) rescaled to sum to n, and the (stratum, PSU)
     pairs (each respondent its own PSU without ``psu``, one stratum without ``strata``)."""
@@ -344,9 +347,9 @@ def fit_weighted(model: MaltielModel, data: Any, design: SurveyDesign, *, adjust
                  **options: Any) -> Estimates:
     """Fit ``model`` to ``data`` with the survey weights of ``design`` (the pseudo-posterior) and, with ``adjust``,
     the design-based adjustment of the global parameters' draws. ``options`` are those of ``model.fit``."""
-    if getattr(model, "name", None) == "overdispersed":
-        raise ConfigError("survey weights apply to the basic, degree, barrier, transmission and combined models; the "
-                          "overdispersed model does not take them (set unweighted = true, or choose another model)")
+    if getattr(model, "name", None) not in WEIGHTED_MODELS:
+        raise ConfigError(f"survey weights apply to the {', '.join(WEIGHTED_MODELS)} models; the {model.name} model "
+                          "does not take them (set unweighted = true, or choose another model)")
     if isinstance(data, BayesData):
         respondents = data.n_respondents
     elif isinstance(data, pd.DataFrame | np.ndarray):

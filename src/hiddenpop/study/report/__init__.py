@@ -54,6 +54,8 @@ DIAGNOSTIC_TABLES = {
     "nsum_bayes_sensitivity": "Bayesian model: prior sensitivity",
     "nsum_bayes_kfold": "Bayesian models compared: K-fold cross-validation by PSU",
     "nsum_bayes_residuals": "Bayesian model: quantile residuals",
+    "nsum_bayes_correlation": "Bayesian model: correlation of reporting biases",
+    "nsum_bayes_covariates": "Bayesian model: covariate effects",
 }
 #: Tables the main sections show themselves (everything else is listed in the appendix).
 SHOWN_TABLES = {"headline", "triangulation", "analyses", "warnings", "assumptions", "break_even", "area_estimates",
