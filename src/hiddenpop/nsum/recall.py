@@ -41,7 +41,7 @@ Assumptions and failure modes:
 * every known group needs at least one reported contact (log 0 is undefined); a bootstrap replicate in which a
   known group has none gives no estimate and is counted among the failed replicates.
 
-References: Killworth, McCarty, Bernard, Johnsen, Domini & Shelley (2003), Evaluation Review 27:586-606;
+References: Killworth, McCarty, Bernard, Johnsen, Domini & Shelley (2003), Social Networks 25:141-160;
 McCormick, Salganik & Zheng (2010), JASA 105:59-70; Maltiel, Raftery, McCormick & Baraff (2015), Annals of
 Applied Statistics 9:1247-1277.
 """

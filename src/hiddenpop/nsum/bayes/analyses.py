@@ -17,6 +17,7 @@ from typing import Any
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
 from hiddenpop.nsum.bayes import MODELS, Priors
+from hiddenpop.nsum.bayes import recall as recall_curve
 from hiddenpop.nsum.bayes.calibration import tau_sensitivity
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
@@ -48,6 +49,7 @@ def check_spec(spec: BayesSpec) -> None:
         if parse_distribution(spec.transmission_rate) != Fixed(1.0):
             raise ConfigError("tau_prior and transmission_rate both declare the transmission rate; keep "
                               "transmission_rate = 'beta(a, b)' only")
+    recall_curve.check(spec.recall, spec.model)
     if spec.tau_grid and any(t <= 0 for t in spec.tau_grid):
         raise ConfigError("every assumed transmission rate in tau_grid must lie in (0, 1]")
     visibility(spec)
@@ -110,6 +112,8 @@ def bayes_analysis(
     priors = (Priors() if tau is None else Priors(tau=tau)).validate()
     model_class = MODELS[spec.model]
     options = {} if spec.model == "overdispersed" else {"likelihood": spec.likelihood}
+    if spec.recall != "none":
+        options["recall"] = spec.recall
     model = model_class(priors=priors, **options)
     result = model.fit(data, known_sizes=known_sizes, population=population, hidden=hidden, chains=spec.chains,
                        warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,

@@ -51,6 +51,7 @@ from scipy.special import gammaln
 from hiddenpop.errors import ConfigError
 from hiddenpop.mcmc.nuts import Density, Draws, quantity_row, sample_nuts, uniform_interval
 from hiddenpop.nsum.adjust import Adjustments
+from hiddenpop.nsum.bayes import recall as recall_curve
 from hiddenpop.nsum.bayes.common import BayesData, Priors, coerce_data
 from hiddenpop.nsum.bayes.diagnostics import convergence, ppc_warnings, predictive_checks, simulate_in_blocks
 from hiddenpop.results import Estimates, LazyExtras
@@ -75,6 +76,7 @@ def build_model(
     transmission: bool,
     likelihood: str,
     centred: bool = True,
+    recall: bool = False,
 ) -> Density:
     """The log posterior (on the unconstrained scale) for the requested switches; data is a dict of arrays."""
     # JAX is loaded only when this runs: importing it costs start-up time
@@ -98,6 +100,8 @@ def build_model(
             shapes["log_size_raw"] = (n_hidden,)
     if barrier:
         shapes["rho"] = (n_groups,)
+    if recall:
+        shapes.update(recall_curve.shapes())
 
     def unpack(z: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         out: dict[str, Any] = {}
@@ -154,6 +158,9 @@ def build_model(
                 out.update(size=size)
                 reported_hidden = size / data["population"]
             prob = jnp.zeros(n_groups).at[known_index].set(data["known_prob"]).at[hidden_index].set(reported_hidden)
+        if recall:
+            prob, out["recall_slope"], lj = recall_curve.apply(z, data, prob)
+            logp += lj
         out["prob"] = prob
         d = degree[:, None]
         y = data["y"]
@@ -355,7 +362,7 @@ class MaltielModel:
     transmission = False
 
     def __init__(self, priors: Priors | None = None, *, likelihood: str = "poisson",
-                 parameterisation: str = "auto") -> None:
+                 parameterisation: str = "auto", recall: str = "none") -> None:
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if parameterisation not in PARAMETERISATIONS:
@@ -363,6 +370,7 @@ class MaltielModel:
         self.priors = (priors or Priors()).validate()
         self.likelihood = likelihood
         self.parameterisation = parameterisation
+        self.recall = recall_curve.check(recall, self.name)
 
     def centred(self, data: BayesData) -> bool:
         """Whether the Poisson models sample log d_i directly (centred) or as mu + sigma z_i (non-centred).
@@ -385,6 +393,7 @@ class MaltielModel:
         return build_model(
             data.known_index, data.hidden_index, data.n_respondents, random_degree=self.random_degree, barrier=self.barrier,
             transmission=self.transmission, likelihood=self.likelihood, centred=self.centred(data),
+            recall=self.recall,
         )
 
     def initial_values(self, data: BayesData) -> dict[str, np.ndarray]:
@@ -416,6 +425,8 @@ class MaltielModel:
                 values["log_size_raw"] = logit(frac)
         if self.barrier:
             values["rho"] = np.full(len(data.groups), logit((0.1 - priors.rho[0]) / (priors.rho[1] - priors.rho[0])))
+        if self.recall:
+            values.update(recall_curve.initial_values())
         return values
 
     # -------------------------------------------------------------- fitting
@@ -458,6 +469,8 @@ class MaltielModel:
             data = replace(data, topcode=topcode)
         fixed, notes = self.fixed_degree(data)
         arrays = model_arrays(data, self.priors, fixed_degree=fixed)
+        if self.recall:
+            arrays.update(recall_curve.arrays(data.known_sizes[data.known_index], data.population))
         draws_obj = sample_nuts(
             self.numpyro_model(data), arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
@@ -469,7 +482,7 @@ class MaltielModel:
 
     def settings(self) -> dict[str, Any]:
         return {
-            "model": self.name, "likelihood": self.likelihood,
+            "model": self.name, "likelihood": self.likelihood, "recall": "loglinear" if self.recall else "none",
             "priors": {
                 "mu_uniform": list(self.priors.mu), "sigma_uniform": list(self.priors.sigma),
                 "rho_uniform": list(self.priors.rho),
@@ -490,6 +503,8 @@ class MaltielModel:
         if "rho" in samples:
             for k, group in enumerate(data.groups):
                 rows.append(quantity_row(f"rho[{group}]", method, samples["rho"][..., k], parameter="rho"))
+        if "recall_slope" in samples:
+            rows.append(quantity_row("recall_slope", method, samples["recall_slope"], parameter="recall_slope"))
         if "mu" in samples:
             rows.append(quantity_row("mu", method, samples["mu"], parameter="mu"))
             rows.append(quantity_row("sigma", method, samples["sigma"], parameter="sigma"))
@@ -500,7 +515,7 @@ class MaltielModel:
     def parameter_draws(self, data: BayesData, draws: Draws) -> dict[str, np.ndarray]:
         """The posterior arrays (chains, draws, ...) kept in InferenceData and gated."""
         keep = {}
-        for name in ("mu", "sigma", "size", "tau", "rho", "degree"):
+        for name in ("mu", "sigma", "size", "tau", "rho", "recall_slope", "degree"):
             if name in draws.samples:
                 keep[name] = draws.samples[name]
         return keep
@@ -608,6 +623,9 @@ class MaltielModel:
                 size = samples["size"].reshape(total, -1)[pick]
                 tau = samples["tau"].reshape(total, -1)[pick] if "tau" in samples else 1.0
                 prob[:, data.hidden_index] = tau * size / data.population
+            if "recall_slope" in samples:
+                centre = np.mean(np.log(data.known_sizes[data.known_index] / data.population))
+                prob *= recall_curve.multiplier(prob, samples["recall_slope"].reshape(total)[pick], centre)
             prob = prob[:, None, :]
             d = degree[:, :, None]
             r = 1.0 / samples["rho"].reshape(total, -1)[pick][:, None, :] - 1.0 if "rho" in samples else None
