@@ -145,6 +145,15 @@ def test_a_hidden_group_beyond_the_known_sizes_is_warned_about():
     # without a bootstrap there is no interval, and the result says why
     assert np.isnan(result.get("h", "mle")["lower"])
     assert any("recall correction without a bootstrap" in w for w in result.warnings)
+    assert "killworth_se" not in result.table.columns  # it would describe the uncorrected estimate
+
+
+def test_same_seed_same_tables():
+    ard = _simulate(4)
+    first, second = (estimate(ard, ["mle", "pimle"], recall="loglinear", bootstrap=100, seed=9) for _ in range(2))
+    pd.testing.assert_frame_equal(first.table, second.table)
+    pd.testing.assert_frame_equal(first.tables["recall"], second.tables["recall"])
+    assert set(first.tables["recall"]["method"]) == {"mle", "pimle"}
 
 
 def test_refusals():

@@ -18,6 +18,9 @@ with scale-up base N, answers y_iH about hidden group H.
   d_i = (N / L) sum_k y_ik / N_k over the same known groups.
 * **Generalized NSUM**: any of the above divided by (degree ratio x transmission rate x frame ratio), see
   :mod:`hiddenpop.nsum.adjust`.
+* **Recall correction** (``recall="loglinear"``): before the factors, each group is inverted through the recall
+  curve fitted on the known groups with the same estimator and degree (:mod:`hiddenpop.nsum.recall`); the curve is
+  refitted on every bootstrap replicate. The Killworth SE, which knows nothing of the curve, is then not given.
 
 Assumptions shared by all: respondents' networks are random samples of the population (no barrier effects),
 respondents know and report accurately which contacts belong to each group (no transmission or recall error),
@@ -387,7 +390,7 @@ def estimate(
                         "degree_total": float(point_totals[info["b"]]) if m == "mle" else np.nan,
                     }
                 )
-                if m == "mle":
+                if m == "mle" and recall == "none":
                     w_norm = w * (ard.n / w.sum())
                     p = float(np.sum(w * info["y"]) / np.sum(w * d_obj.values))
                     sum_d = float(np.sum(w_norm * d_obj.values))
