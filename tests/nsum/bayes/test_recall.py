@@ -102,6 +102,12 @@ def test_the_curve_recovers_a_known_recall_slope_and_the_uncorrected_model_misse
     # without the curve the small hidden group is over-reported and its interval lies above the truth
     assert fits["none"].get("h")["lower"] > HIDDEN_SIZE
     assert "recall_slope" not in set(fits["none"].table["quantity"])
-    # the predictive checks draw from the bent probabilities: the known groups' reports are reproduced
-    ppc = fits["loglinear"].tables["ppc"]
-    assert len(ppc) > 0
+    # the hidden group (3,000) lies inside the known sizes (1,000 to 50,000): no extrapolation warning
+    assert not [w for w in fits["loglinear"].warnings if "extrapolated" in w]
+    assert len(fits["loglinear"].tables["ppc"]) > 0
+
+
+def test_a_hidden_group_beyond_the_known_sizes_is_warned_about():
+    draws = {"h": np.array([300.0, 400.0, 500.0]), "g": np.array([2e3, 3e3, 4e3])}
+    (warning,) = recall_curve.extrapolation_warnings(draws, np.array(list(KNOWN.values())))
+    assert "'h'" in warning and "posterior median 400" in warning and "extrapolated" in warning

@@ -18,7 +18,8 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
 from hiddenpop.nsum.bayes import MODELS, Priors
 from hiddenpop.nsum.bayes import recall as recall_curve
-from hiddenpop.nsum.bayes.calibration import tau_sensitivity
+from hiddenpop.nsum.bayes.calibration import effective_size_draws, tau_sensitivity
+from hiddenpop.nsum.bayes.common import coerce_data
 from hiddenpop.nsum.specs import BayesSpec
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
@@ -119,6 +120,10 @@ def bayes_analysis(
                        warmup=spec.warmup, draws=spec.draws, seed=spec.seed, target_accept=spec.target_accept,
                        sums=sums, ratios=ratios, quiet=quiet, visibility=adjust,
                        **({} if topcode is None else {"topcode": topcode}))
+    if spec.recall != "none":
+        known = coerce_data(data, known_sizes, population, hidden, None)
+        result.warnings.extend(recall_curve.extrapolation_warnings(effective_size_draws(result),
+                                                                   known.known_sizes[known.known_index]))
     if spec.tau_grid:
         if result.diagnostics.get("passed", True) and "idata" in result.extras:
             result.tables["tau_sensitivity"] = tau_sensitivity(result, list(spec.tau_grid), sums=sums or None,

@@ -38,8 +38,8 @@ from hiddenpop.errors import ConfigError
 from hiddenpop.mcmc.nuts import uniform_interval
 from hiddenpop.nsum.specs import RECALL_CURVES
 
-__all__ = ["MODELS_WITHOUT_RECALL", "SLOPE_BOUNDS", "apply", "arrays", "check", "initial_values", "multiplier",
-           "shapes"]
+__all__ = ["MODELS_WITHOUT_RECALL", "SLOPE_BOUNDS", "apply", "arrays", "check", "extrapolation_warnings",
+           "initial_values", "multiplier", "shapes"]
 
 #: Bounds of the uniform prior on the recall slope b.
 SLOPE_BOUNDS = (-0.9, 0.9)
@@ -84,3 +84,17 @@ def apply(z: dict[str, Any], data: dict[str, Any], prob: Any) -> tuple[Any, Any,
 def multiplier(prob: np.ndarray, slope: np.ndarray, centre: float) -> np.ndarray:
     """The curve's factor for probabilities ``prob`` (draws, groups) and slopes (draws,), for predictive draws."""
     return np.exp(np.asarray(slope)[:, None] * (np.log(prob) - centre))
+
+
+def extrapolation_warnings(effective: dict[str, np.ndarray], known_sizes: np.ndarray) -> list[str]:
+    """A warning for each hidden group whose posterior median reported size (the size the curve is evaluated at)
+    lies outside the known groups' sizes, where the curve is extrapolated."""
+    low, high = float(np.min(known_sizes)), float(np.max(known_sizes))
+    warnings = []
+    for group, draws in effective.items():
+        median = float(np.median(draws))
+        if not low <= median <= high:
+            warnings.append(f"recall curve: the reported size of {group!r} (posterior median {median:.4g}) lies "
+                            f"outside the known groups' sizes ({low:.4g} to {high:.4g}): the curve is extrapolated "
+                            "there, so the correction is an assumption, not a calibration")
+    return warnings
