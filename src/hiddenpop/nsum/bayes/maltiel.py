@@ -7,6 +7,8 @@ The five public models (basic, degree, barrier, transmission, combined) are swit
   mean p_k and dispersion rho_k in (0, 1) (prior U(0, 1)); it is integrated out analytically;
 * transmission error: for hidden groups only a share tau_k ~ Beta(a_k, b_k) of the ties is reported, so the
   reported probability has mean tau_k N_k / N.
+* recall curve (``recall="loglinear"``): every group's reported probability p_k is bent to
+  p_k exp(b (log p_k - c)), b ~ U(-0.9, 0.9) (:mod:`hiddenpop.nsum.bayes.recall`).
 
 Two likelihoods (argument ``likelihood``):
 
