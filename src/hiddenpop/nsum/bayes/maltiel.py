@@ -362,6 +362,7 @@ class MaltielModel:
     random_degree = True
     barrier = False
     transmission = False
+    recall = False
 
     def __init__(self, priors: Priors | None = None, *, likelihood: str = "poisson",
                  parameterisation: str = "auto", recall: str = "none") -> None:
