@@ -342,3 +342,42 @@ def test_a_residual_covariate_missing_from_the_survey_is_refused(bayes_study, tm
     path.write_text(path.read_text().replace('residuals_by = "stratum"', 'residuals_by = "age_band"'))
     with pytest.raises(ConfigError, match="residuals_by"):
         steps.nsum_bayes_step(RunContext(study=load_study(path)))
+
+
+def test_the_recall_curve_is_fitted_per_degree_published_and_drawn(demo_study, tmp_path):
+    """``recall = "loglinear"`` in [analyses.nsum]: one curve per degree (the child summation degree fitted on its
+    age bands, whose sizes come from the known-sizes table), hidden groups under their study names, the table
+    published as nsum_recall and drawn as the report's recall figure, with extrapolation warned about."""
+    from hiddenpop.study.report.figures import build_figures
+    from hiddenpop.study.runner import execute
+
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.parent, folder)
+    path = folder / "study.toml"
+    path.write_text(path.read_text().replace("[analyses.nsum]\n", '[analyses.nsum]\nrecall = "loglinear"\n', 1))
+    study = load_study(path)
+    assert study.specs["nsum"].recall == "loglinear"
+    context, published, _ = execute(study, steps=[("nsum", steps.nsum_step)])
+    table = published.tables["nsum_recall"]
+    assert set(table["degree"]) == set(study.degrees)
+    hidden = table[table["kind"] == "hidden"]
+    assert set(hidden["group"]) == set(study.hidden)
+    for name, spec in study.degrees.items():
+        assert set(table.loc[(table["degree"] == name) & (table["kind"] == "known"), "group"]) == set(spec.groups)
+    # every hidden group's estimate is its corrected size (as respondents see it, then divided by the declared
+    # visibility factors), which sits on its degree's curve
+    result = context.results["nsum"].estimates
+    for _, row in hidden.iterrows():
+        estimate = result.get(row["group"])
+        assert estimate["estimate"] == pytest.approx(row["size"] * estimate["adjustment_factor"], rel=1e-12)
+        assert row["ratio"] == pytest.approx(row["fitted"], rel=1e-10)
+    outside = 0
+    for _, row in hidden.iterrows():
+        sizes = table.loc[(table["kind"] == "known") & (table["degree"] == row["degree"]), "size"]
+        outside += not sizes.min() <= row["size"] <= sizes.max()
+    assert outside > 0  # the demo's hidden groups are smaller than its known groups
+    assert len([w for w in result.warnings if "extrapolated" in w]) == outside
+    figures = build_figures(context, published, tmp_path)
+    assert "recall" in figures and "recall" in figures["recall"].html
+    for suffix in ("png", "svg"):
+        assert (tmp_path / f"recall.{suffix}").stat().st_size > 1000

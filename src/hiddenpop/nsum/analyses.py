@@ -50,6 +50,7 @@ def scale_up_analysis(
     ratios: Mapping[str, tuple[str, str]] | None = None,
     prevalence: Mapping[str, Prevalence | tuple] | None = None,
     adjustments: Adjustments | None = None,
+    recall_sizes: Mapping[str, float] | None = None,
 ) -> Estimates:
     """Scale-up estimates of the hidden groups with the degree and consistency tables beside them.
 
@@ -58,7 +59,8 @@ def scale_up_analysis(
     plausible range (``tables["visibility_sensitivity"]``, see :func:`sensitivity_grid`).
 
     ``degrees`` names the degrees in use (default: one, summation over ``ard.degree_columns`` when set, else
-    known-population over every known group); ``group_degree`` says which degree scales each hidden group
+    known-population over every known group); ``recall_sizes`` gives the sizes of degree columns that are not
+    known groups (a summation degree's), which the recall curve needs (``spec.recall``); ``group_degree`` says which degree scales each hidden group
     (default: the first degree for every group). ``checks`` names the consistency checks to run, each as
     (known groups, population base); by default one over every known group when the degree is a
     known-population one and there are at least two known groups.
@@ -74,7 +76,7 @@ def scale_up_analysis(
         ard, list(spec.method), hidden=groups, degree=chosen, weighted=weighted,
         adjustments=adjustments if adjustments is not None else spec.adjustments(),
         sums=sums, ratios=ratios, prevalence=prevalence, bootstrap=spec.bootstrap, seed=spec.seed,
-        level=spec.level,
+        level=spec.level, recall=spec.recall, recall_sizes=recall_sizes,
     )
     use_weights = ard.weighted and not spec.unweighted
     weights = ard.design_weights if use_weights else None

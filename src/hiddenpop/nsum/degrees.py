@@ -106,6 +106,11 @@ def degree(
     return Degree(values=values, method=method, columns=cols, population=base, total_known_size=float(sizes.sum()))
 
 
+def degree_label(deg: Degree) -> str:
+    """The name a degree goes by in the diagnostics: method[columns]@base."""
+    return f"{deg.method}[{','.join(deg.columns)}]@{deg.population:g}"
+
+
 def degree_summary(deg: Degree, weights: np.ndarray | None = None) -> dict[str, Any]:
     """Distribution of degrees: min, quartiles (linear interpolation, R type 7), mean, max, sum, zero count;
     plus the weighted mean when ``weights`` are given."""

@@ -123,7 +123,8 @@ def consistency(
             "slope_log_ratio_on_log_size": slope,
             "se": se,
             "groups": len(positive),
-            "reading": "negative slope: small groups over-reported and large groups under-reported",
+            "reading": "negative slope: small groups over-reported and large groups under-reported (the estimate "
+                       "can correct for it with recall = 'loglinear')",
         }
     full = degree(ard, "known_population", columns=groups, population=base)
     diagnostics["degrees"] = degree_summary(full, w if use_weights else None)

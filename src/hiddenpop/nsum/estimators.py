@@ -18,6 +18,9 @@ with scale-up base N, answers y_iH about hidden group H.
   d_i = (N / L) sum_k y_ik / N_k over the same known groups.
 * **Generalized NSUM**: any of the above divided by (degree ratio x transmission rate x frame ratio), see
   :mod:`hiddenpop.nsum.adjust`.
+* **Recall correction** (``recall="loglinear"``): before the factors, each group is inverted through the recall
+  curve fitted on the known groups with the same estimator and degree (:mod:`hiddenpop.nsum.recall`); the curve is
+  refitted on every bootstrap replicate. The Killworth SE, which knows nothing of the curve, is then not given.
 
 Assumptions shared by all: respondents' networks are random samples of the population (no barrier effects),
 respondents know and report accurately which contacts belong to each group (no transmission or recall error),
@@ -56,7 +59,8 @@ from hiddenpop.design.replicate import rescaled_bootstrap
 from hiddenpop.distributions import normal_quantile
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.nsum.adjust import FACTORS, Adjustments, as_adjustments
-from hiddenpop.nsum.degrees import Degree, degree, degree_summary
+from hiddenpop.nsum.degrees import Degree, degree, degree_label, degree_summary
+from hiddenpop.nsum.recall import STEEP_INVERSE, RecallFit, check_recall, curve_table, fit_recall
 from hiddenpop.nsum.specs import METHODS
 from hiddenpop.results import Estimates
 
@@ -193,6 +197,8 @@ def estimate(
     bootstrap: int = 0,
     seed: int | None = None,
     level: float = 0.95,
+    recall: str = "none",
+    recall_sizes: Mapping[str, float] | None = None,
 ) -> Estimates:
     """Scale-up estimates of the hidden groups (and derived quantities) with design-based intervals.
 
@@ -223,6 +229,14 @@ def estimate(
         Required when ``bootstrap > 0``.
     level:
         Interval level.
+    recall:
+        ``"none"`` or ``"loglinear"``: correct every hidden group through the recall curve fitted on the known
+        groups (:mod:`hiddenpop.nsum.recall`), refitted on every bootstrap replicate. The result then carries
+        ``tables["recall"]`` (known groups, hidden groups and the fitted curve with its band) and
+        ``diagnostics["recall"]``.
+    recall_sizes:
+        Sizes of degree columns that are not known groups of ``ard`` (e.g. the age bands of a summation degree,
+        which are not top-coded as known groups are), for the recall curve of the groups that degree scales.
     """
     deg_arg = degree
     methods = _methods(method)
@@ -234,6 +248,12 @@ def estimate(
             raise ConfigError(f"hidden group {h!r} is not in the survey's counts; available: {ard.groups}")
     if not 0 < level < 1:
         raise ConfigError("level must be between 0 and 1 (e.g. 0.95)")
+    check_recall(recall)
+    sizes = {**{str(g): float(v) for g, v in (recall_sizes or {}).items()},
+             **{str(g): float(v) for g, v in ard.known_sizes.items()}}
+    bad = [g for g, v in sizes.items() if not (np.isfinite(v) and v > 0)]
+    if bad:
+        raise ConfigError(f"recall_sizes: the size of {bad} must be a positive number")
     if isinstance(bootstrap, bool) or int(bootstrap) != bootstrap or bootstrap < 0:
         raise ConfigError("bootstrap must be a whole number of replicates >= 0")
     bootstrap = int(bootstrap)
@@ -271,12 +291,14 @@ def estimate(
     mos_cache: dict = {}
     degree_info: dict[str, Any] = {}
     failed_total = 0
+    recall_tables: list[pd.DataFrame] = []
+    recall_info: dict[str, dict[str, Any]] = {}
     for m in methods:
         columns: list[np.ndarray] = []
         meta: dict[str, dict[str, Any]] = {}
         for h in hidden:
             d_obj = _method_degree(degrees[h], m, ard, mos_cache)
-            label = f"{d_obj.method}[{','.join(d_obj.columns)}]@{d_obj.population:g}"
+            label = degree_label(d_obj)
             if label not in degree_info:
                 degree_info[label] = degree_summary(d_obj, w if use_weights else None)
             d = d_obj.values
@@ -303,21 +325,31 @@ def estimate(
                 "y": y,
             }
             columns.extend([a, b])
+        # the known groups estimated as if hidden, with each hidden group's degree: the recall curve's points
+        recall_columns = _recall_columns(ard, m, hidden, meta, columns, sizes) if recall != "none" else {}
         matrix = np.column_stack(columns)
         point_totals = (w[:, None] * matrix).sum(axis=0)
+        totals = factors.replicate_totals(matrix, w) if factors is not None else None  # (R, m)
+        fits = {label: _fit_recall(m, label, info, point_totals, totals)
+                for label, info in recall_columns.items()}
         group_point: dict[str, np.ndarray] = {}
+        uncorrected: dict[str, float] = {}
         for h in hidden:
             info = meta[h]
             den = point_totals[info["b"]]
             if den <= 0:
                 raise ModelError(f"{m}: the degrees of the respondents sum to 0; no scale-up estimate for {h!r}")
             basic = info["degree"].population * point_totals[info["a"]] / den
+            if fits:
+                uncorrected[h] = basic
+                basic = fits[info["recall"]].correct(basic)
             visibility["point"].setdefault(m, {})[h] = basic
             group_point[h] = np.array(basic * info["factor"])
         point = _derive(group_point, sums_n, ratios_n, prev_n)
+        if fits:
+            _recall_outputs(fits, meta, uncorrected, m, level, recall_tables, recall_info, warnings)
         reps = None
-        if factors is not None:
-            totals = factors.replicate_totals(matrix, w)  # (R, m)
+        if totals is not None:
             basic_reps = {}
             with np.errstate(divide="ignore", invalid="ignore"):
                 for h in hidden:
@@ -326,6 +358,8 @@ def estimate(
                     basic_reps[h] = np.where(
                         den > 0, info["degree"].population * totals[:, info["a"]] / np.where(den > 0, den, 1.0), np.nan
                     )
+                    if fits:
+                        basic_reps[h] = fits[info["recall"]].correct_replicates(basic_reps[h])
             visibility["replicates"][m] = basic_reps
             group_reps = {h: basic_reps[h] * multipliers[h] for h in hidden}
             reps = _derive(group_reps, sums_n, ratios_n, prev_n)
@@ -356,7 +390,7 @@ def estimate(
                         "degree_total": float(point_totals[info["b"]]) if m == "mle" else np.nan,
                     }
                 )
-                if m == "mle":
+                if m == "mle" and recall == "none":
                     w_norm = w * (ard.n / w.sum())
                     p = float(np.sum(w * info["y"]) / np.sum(w * d_obj.values))
                     sum_d = float(np.sum(w_norm * d_obj.values))
@@ -372,7 +406,7 @@ def estimate(
                     row["lower"], row["upper"] = float(lo), float(hi)
                 row["interval"] = "percentile rescaled bootstrap"
                 row["replicates"] = int(r.size)
-            elif m == "mle" and q in meta:
+            elif m == "mle" and q in meta and recall == "none":
                 row["se"] = row["killworth_se"]
                 row["lower"] = row["estimate"] - z * row["se"]
                 row["upper"] = row["estimate"] + z * row["se"]
@@ -390,6 +424,12 @@ def estimate(
             f"{failed_total} bootstrap replicate estimate(s) were undefined (degree sum 0 in the replicate) and "
             "were left out of the intervals"
         )
+    if recall != "none" and not bootstrap:
+        warnings.append("recall correction without a bootstrap: no interval (the Killworth SE knows nothing of the "
+                        "curve's uncertainty); use bootstrap replicates (--bootstrap 1000)")
+    elif recall != "none":
+        notes.append("recall correction: each hidden group divided through the log-linear recall curve of the known "
+                     "groups at its own size; the curve is refitted on every bootstrap replicate")
     if not bootstrap:
         notes.append("no bootstrap: the MLE interval is Wald with the Killworth SE, which ignores the survey "
                      "design and degree uncertainty; use bootstrap replicates for design-based intervals")
@@ -420,6 +460,8 @@ def estimate(
         },
         "survey": ard.describe(),
     }
+    if recall_info:
+        diagnostics["recall"] = recall_info
     settings = {
         "methods": methods,
         "hidden": hidden,
@@ -431,6 +473,7 @@ def estimate(
         "sums": sums_n,
         "ratios": {k: list(v) for k, v in ratios_n.items()},
         "prevalence": {k: vars(v) for k, v in prev_n.items()},
+        "recall": recall,
     }
     return Estimates(
         table=pd.DataFrame(rows),
@@ -440,7 +483,83 @@ def estimate(
         diagnostics=diagnostics,
         notes=list(dict.fromkeys(notes)),
         extras={"replicates": replicate_frames, "degrees": degrees, "visibility": visibility},
+        tables={"recall": pd.concat(recall_tables, ignore_index=True)} if recall_tables else {},
     )
+
+
+def _recall_columns(ard: ARD, method: str, hidden: list[str], meta: dict[str, dict[str, Any]],
+                    columns: list[np.ndarray], sizes: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    """Append, once per degree the hidden groups use, the numerator and denominator columns of each group that
+    degree is built from (its known groups; a summation degree's columns, which then need known sizes), estimated
+    by ``method`` with that degree; records in ``meta[h]["recall"]`` which curve corrects group h."""
+    out: dict[str, dict[str, Any]] = {}
+    for h in hidden:
+        d_obj = meta[h]["degree"]
+        label = degree_label(d_obj)
+        meta[h]["recall"] = label
+        if label in out:
+            continue
+        known = list(d_obj.columns)
+        unsized = [k for k in known if k not in sizes]
+        if unsized:
+            raise ConfigError(f"the recall curve is fitted on the groups the degree of {h!r} is built from, and "
+                              f"{unsized} have no known size; add their sizes to the known sizes or use recall "
+                              "'none'")
+        d = d_obj.values
+        positive = d > 0
+        start = len(columns)
+        for k in known:
+            y = ard.y(k)
+            if method == "mle":
+                columns.extend([y, d])
+            else:
+                columns.extend([np.where(positive, y / np.where(positive, d, 1.0), 0.0), positive.astype(float)])
+        out[label] = {"start": start, "degree": d_obj, "known": known, "sizes": [sizes[k] for k in known]}
+    return out
+
+
+def _fit_recall(method: str, label: str, info: dict[str, Any], point_totals: np.ndarray,
+                totals: np.ndarray | None) -> RecallFit:
+    known = info["known"]
+    base = info["degree"].population
+    start = info["start"]
+    num = np.arange(start, start + 2 * len(known), 2)
+    den = point_totals[num + 1]
+    if np.any(den <= 0):
+        raise ModelError(f"{method}: the degrees of the respondents sum to 0; no recall curve")
+    estimates = base * point_totals[num] / den
+    reps = None
+    if totals is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps = base * totals[:, num] / totals[:, num + 1]
+    fit = fit_recall(known, np.array(info["sizes"]), estimates, base, reps,
+                     label=f"{method}: ")
+    if not 1.0 + fit.slope > 0:
+        raise ModelError(f"{method}: the fitted recall slope is {fit.slope:.2f}, at or below -1 (reports fall as "
+                         "groups grow), so the curve cannot be inverted; use recall 'none' and check the known groups")
+    return fit
+
+
+def _recall_outputs(fits: dict[str, RecallFit], meta: dict[str, dict[str, Any]], uncorrected: dict[str, float],
+                    method: str, level: float, tables: list[pd.DataFrame], info: dict[str, dict[str, Any]],
+                    warnings: list[str]) -> None:
+    """The curve table and summary of each fit, and warnings for extrapolation and a steep inverse."""
+    for label, fit in fits.items():
+        groups = [h for h in uncorrected if meta[h]["recall"] == label]
+        corrected = {h: fit.correct(uncorrected[h]) for h in groups}
+        tables.append(curve_table(fit, {h: (uncorrected[h], corrected[h]) for h in groups}, method=method,
+                                  degree=label, level=level))
+        info.setdefault(method, {})[label] = {**fit.summary(), "uncorrected": {h: float(uncorrected[h]) for h in groups},
+                                              "corrected": corrected}
+        low, high = fit.sizes.min(), fit.sizes.max()
+        for h in groups:
+            if not low <= corrected[h] <= high:
+                warnings.append(f"{method}: the recall-corrected size of {h!r} ({corrected[h]:.4g}) lies outside the "
+                                f"known groups' sizes ({low:.4g} to {high:.4g}): the curve is extrapolated there, "
+                                "so the correction is an assumption, not a calibration")
+        if 1.0 + fit.slope < STEEP_INVERSE:
+            warnings.append(f"{method}: the recall slope is {fit.slope:.2f}, close to -1: the correction magnifies "
+                            "small differences in the hidden groups' reports; check the known groups")
 
 
 def _scaled(result: Estimates, method: str, fixed: Mapping[str, float] | None,

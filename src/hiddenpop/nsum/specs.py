@@ -15,13 +15,18 @@ from hiddenpop.nsum.adjust import DISTRIBUTION_HELP, Adjustments, parse_distribu
 from hiddenpop.nsum.covariates import COVARIATE_MODELS, SCALINGS, check_x_entry
 from hiddenpop.specs import REQUIRED, opt, seed_option
 
-__all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "BayesSpec", "ConsistencySpec", "GameOfContactsOptions", "GameOfContactsSpec",
+__all__ = ["BAYES_MODELS", "LIKELIHOODS", "METHODS", "RECALL_CURVES", "BayesSpec", "ConsistencySpec", "GameOfContactsOptions", "GameOfContactsSpec",
            "KnownGroupRatioSpec", "NsumSpec", "SurveyBayesSpec", "SurveyConsistencySpec", "SurveyKnownGroupRatioSpec",
            "SurveyNsumSpec", "SurveyOptions", "VisibilityOptions"]
 
 #: The design-based estimators, by name, with the label their table rows carry.
 METHODS = {"mle": "Killworth MLE (ratio of sums)", "pimle": "PIMLE (mean of ratios)", "mos": "mean of sums"}
 METHOD_NAMES = tuple(METHODS)
+#: The recall corrections (:mod:`hiddenpop.nsum.recall`, :mod:`hiddenpop.nsum.bayes.recall`), by name, with the
+#: words a report uses for them.
+RECALL_CURVES = {"none": "no recall correction",
+                 "loglinear": "log-linear recall curve, log(reported / true share) = a + b log(true share)"}
+RECALL_NAMES = tuple(RECALL_CURVES)
 #: The Bayesian models (classes in :data:`hiddenpop.nsum.bayes.MODELS`) and their likelihoods.
 BAYES_MODELS = ("basic", "degree", "barrier", "transmission", "combined", "overdispersed", *COVARIATE_MODELS)
 LIKELIHOODS = ("poisson", "binomial")
@@ -46,6 +51,9 @@ def _strata_option() -> Any:
 
 def _psu_option() -> Any:
     return opt(None, "primary sampling unit (cluster) column")
+def _recall_option(how: str) -> Any:
+    return opt("none", "recall correction: none, or loglinear (a log-log curve of reported over true share against "
+                       f"true share, fitted on the known groups and applied to every group at its own size; {how})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +106,7 @@ class _ScaleUpOptions(VisibilityOptions):
                          max=MAX_REPLICATES)
     seed: int = seed_option("random seed for the bootstrap")
     level: float = opt(0.95, "interval level", min=0, max=1, inclusive=False)
+    recall: Literal[RECALL_NAMES] = _recall_option("refitted on every bootstrap replicate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +130,8 @@ class BayesSpec(VisibilityOptions):
     level: float = opt(0.95, "credible-interval level of the tau sensitivity table", min=0, max=1,
                        inclusive=False)
     target_accept: float = opt(0.8, "NUTS target acceptance rate", min=0, max=1, inclusive=False)
+    recall: Literal[RECALL_NAMES] = _recall_option("its slope sampled with the model; not for the basic, "
+                                                   "overdispersed, correlated and uncorrelated models")
     tau_prior: tuple[float, ...] | None = opt(None, "deprecated spelling of --transmission-rate 'beta(a, b)': "
                                                     "two numbers a b", min=0, inclusive=False)
     scaling: Literal[SCALINGS] = opt("all", "correlated/uncorrelated models: how the known groups fix the scale, "

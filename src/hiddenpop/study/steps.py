@@ -37,6 +37,7 @@ from hiddenpop.nsum.bayes.calibration import reported_size_in_areas, tau_prior_f
 from hiddenpop.nsum.bayes.crossval import respondent_column
 from hiddenpop.nsum.bayes.weighted import ard_design
 from hiddenpop.nsum.covariates import survey_covariates
+from hiddenpop.nsum.degrees import degree_label
 from hiddenpop.nsum.visibility import game_of_contacts_file
 from hiddenpop.privacy import load_key
 from hiddenpop.results import Estimates
@@ -216,8 +217,10 @@ def nsum_step(context: RunContext) -> StepResult:
     columns = {name: group.column for name, group in study.hidden.items()}
     checks = {name: (list(d.groups), float(study.populations[d.base])) for name, d in study.degrees.items()
               if d.method == "known_population" and len(d.groups) >= 2}
+    recall_sizes = _summation_sizes(context, [g for d in study.degrees.values() if d.method == "summation"
+                                              for g in d.groups]) if spec.recall != "none" else None
     result = scale_up_analysis(
-        ard, spec, hidden=list(columns.values()), degrees=degrees,
+        ard, spec, hidden=list(columns.values()), degrees=degrees, recall_sizes=recall_sizes,
         group_degree={group.column: group.degree for group in study.hidden.values()}, checks=checks,
         sums={c.name: [columns[g] for g in c.groups] for c in study.combine.values()},
         ratios={r.name: (_column_or_name(r.numerator, columns), _column_or_name(r.denominator, columns))
@@ -232,9 +235,31 @@ def nsum_step(context: RunContext) -> StepResult:
         tables["nsum_visibility_sensitivity"] = result.tables["visibility_sensitivity"]
     if "consistency" in result.tables:
         tables["nsum_consistency"] = result.tables["consistency"]
+    if "recall" in result.tables:
+        recall = result.tables["recall"]
+        labels = {degree_label(d): name for name, d in degrees.items()}
+        tables["nsum_recall"] = recall.assign(group=recall["group"].map(lambda g: names.get(g, g)),
+                                              degree=recall["degree"].map(lambda d: labels.get(d, d)))
     counts = {"nsum_degree_histogram": (["respondents"], {})}
     return StepResult(name="nsum", title=TITLES["nsum"], status="warnings" if result.warnings else "ok",
                       estimates=result, tables=tables, counts=counts)
+
+
+def _summation_sizes(context: RunContext, groups: list[str]) -> dict[str, float]:
+    """The known-sizes rows of a summation degree's columns (not known groups of the survey, so never top-coded),
+    checked: each needs a row with a positive size."""
+    study = context.study
+    rows = context.shared["known_size_rows"]
+    missing = [g for g in dict.fromkeys(groups) if g not in rows]
+    if missing:
+        raise DataError(f"{study.known_sizes_file.name}: the recall curve of a summation degree is fitted on its "
+                        f"columns, and {', '.join(missing)} have no row; add a row group,size for each")
+    sizes = {g: pd.to_numeric(pd.Series([rows[g]]), errors="coerce").iloc[0] for g in dict.fromkeys(groups)}
+    bad = [g for g, size in sizes.items() if not (np.isfinite(size) and size > 0)]
+    if bad:
+        raise DataError(f"{study.known_sizes_file.name}: the size of {', '.join(bad)} must be a positive number; "
+                        "fix its row")
+    return {g: float(size) for g, size in sizes.items()}
 
 
 def _column_or_name(name: str, columns: dict[str, str]) -> str:

@@ -68,6 +68,8 @@ def test_bad_fit_is_returned_with_gate_warnings_and_json_schema(run_cli, files, 
         (["--tau-prior", "2,8", "--transmission-rate", "beta(2, 8)"], "keep transmission_rate"),
         (["--transmission-rate", "beta(2)"], "--transmission-rate"),
         (["--transmission-rate", "0.5"], "declare it as beta(a, b)"),
+        (["--recall", "loglinear", "--model", "basic"], "the basic model cannot take a recall curve"),
+        (["--recall", "cubic"], "--recall"),
     ],
 )
 def test_errors_exit_2_with_one_line(run_cli, files, args, message):

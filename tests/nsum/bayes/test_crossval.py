@@ -241,3 +241,15 @@ def test_kfold_prefers_the_barrier_model_on_barrier_data():
     assert len(result.folds) == 4 and result.folds["units"].sum() == 2 * (n // per)
     pair = result.pairs.iloc[0]
     assert (pair["model"], pair["versus"]) == ("degree", "barrier") and pair["z"] < -4
+
+
+def test_the_held_out_probabilities_carry_the_recall_curve():
+    # p_k* = p_k exp(b (log p_k - c)), c the mean log share of the known groups, exactly as in the likelihood
+    data = prepare_data(np.ones((4, 3)), {"g1": 1000.0, "g2": 4000.0}, 1e5, groups=["g1", "g2", "h"])
+    draws = {"mu": np.full((1, 2), 5.0), "sigma": np.full((1, 2), 0.5), "size": np.array([[[2000.0], [500.0]]]),
+             "degree": np.ones((1, 2, 4))}
+    plain = count_model(DegreeModel(), data, draws)
+    curved = count_model(DegreeModel(), data, {**draws, "recall_slope": np.array([[-0.3, 0.2]])})
+    centre = np.mean(np.log([1000.0 / 1e5, 4000.0 / 1e5]))
+    slope = np.array([-0.3, 0.2])[:, None]
+    assert np.allclose(curved.log_prob, plain.log_prob + slope * (plain.log_prob - centre), rtol=0, atol=1e-12)

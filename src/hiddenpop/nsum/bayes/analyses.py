@@ -17,7 +17,8 @@ from typing import Any
 from hiddenpop.errors import ConfigError
 from hiddenpop.nsum.adjust import Adjustments, Beta, Fixed, parse_distribution
 from hiddenpop.nsum.bayes import MODELS, Priors
-from hiddenpop.nsum.bayes.calibration import tau_sensitivity
+from hiddenpop.nsum.bayes import recall as recall_curve
+from hiddenpop.nsum.bayes.calibration import effective_size_draws, tau_sensitivity
 from hiddenpop.nsum.bayes.common import BayesData, coerce_data
 from hiddenpop.nsum.bayes.crossval import (
     RESIDUAL_DRAWS,
@@ -73,6 +74,7 @@ def check_spec(spec: BayesSpec) -> None:
             option = named[0] if named else "scaling"
             raise ConfigError(f"{option} applies to the {' and '.join(COVARIATE_MODELS)} models only; choose one "
                               f"of them or drop {option}")
+    recall_curve.check(spec.recall, spec.model)
     if spec.tau_grid and any(t <= 0 for t in spec.tau_grid):
         raise ConfigError("every assumed transmission rate in tau_grid must lie in (0, 1]")
     if spec.kfold == 1:
@@ -131,6 +133,8 @@ def _model(name: str, spec: BayesSpec, adjust: Adjustments, hidden: Sequence[str
     if name in COVARIATE_MODELS:
         options.update(scaling=spec.scaling, x=parse_x_columns(spec.x_columns), z_global=spec.z_global,
                        z_subpop=spec.z_subpop)
+    if spec.recall != "none" and name not in recall_curve.MODELS_WITHOUT_RECALL:
+        options["recall"] = spec.recall
     return MODELS[name](priors=priors, **options)
 
 
@@ -204,6 +208,9 @@ def bayes_analysis(
     else:
         result = fit_weighted(model, data, design, adjust=spec.design_adjust, **options)
     bayes_data = coerce_data(data, known_sizes, population, hidden, None)
+    if spec.recall != "none":
+        result.warnings.extend(recall_curve.extrapolation_warnings(effective_size_draws(result),
+                                                                   bayes_data.known_sizes[bayes_data.known_index]))
     _residuals(result, model, bayes_data, spec, covariate)
     if spec.kfold:
         models = {name: _model(name, spec, adjust, hidden_names) for name in dict.fromkeys(spec.kfold_models)}

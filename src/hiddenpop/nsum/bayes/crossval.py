@@ -44,6 +44,7 @@ from scipy.special import betainc, gammaln, logsumexp, pdtr, psi
 
 from hiddenpop.data.io import missing_column
 from hiddenpop.errors import ConfigError, DataError
+from hiddenpop.nsum.bayes import recall as recall_curve
 from hiddenpop.nsum.bayes.common import BayesData
 from hiddenpop.nsum.bayes.maltiel import MaltielModel
 from hiddenpop.nsum.bayes.overdispersed import OverdispersedModel
@@ -128,6 +129,9 @@ def count_model(model: MaltielModel, data: BayesData, samples: Mapping[str, np.n
         if "tau" in samples:
             hidden = hidden * _flat(samples["tau"], keep)
         prob[:, data.hidden_index] = hidden / data.population
+    if "recall_slope" in samples:  # the recall curve multiplies every group's probability, as in the likelihood
+        centre = float(np.mean(np.log(data.known_sizes[data.known_index] / data.population)))
+        prob = prob * recall_curve.multiplier(prob, _flat(samples["recall_slope"], keep), centre)
     shape = None
     family = "poisson"
     if model.barrier:

@@ -7,6 +7,8 @@ The five public models (basic, degree, barrier, transmission, combined) are swit
   mean p_k and dispersion rho_k in (0, 1) (prior U(0, 1)); it is integrated out analytically;
 * transmission error: for hidden groups only a share tau_k ~ Beta(a_k, b_k) of the ties is reported, so the
   reported probability has mean tau_k N_k / N.
+* recall curve (``recall="loglinear"``): every group's reported probability p_k is bent to
+  p_k exp(b (log p_k - c)), b ~ U(-0.9, 0.9) (:mod:`hiddenpop.nsum.bayes.recall`).
 
 Two likelihoods (argument ``likelihood``):
 
@@ -51,6 +53,7 @@ from scipy.special import gammaln
 from hiddenpop.errors import ConfigError
 from hiddenpop.mcmc.nuts import Density, Draws, quantity_row, sample_nuts, uniform_interval
 from hiddenpop.nsum.adjust import Adjustments
+from hiddenpop.nsum.bayes import recall as recall_curve
 from hiddenpop.nsum.bayes.common import BayesData, Priors, coerce_data
 from hiddenpop.nsum.bayes.diagnostics import convergence, ppc_warnings, predictive_checks, simulate_in_blocks
 from hiddenpop.results import Estimates, LazyExtras
@@ -77,6 +80,7 @@ def build_model(
     transmission: bool,
     likelihood: str,
     centred: bool = True,
+    recall: bool = False,
 ) -> Density:
     """The log posterior (on the unconstrained scale) for the requested switches; data is a dict of arrays."""
     # JAX is loaded only when this runs: importing it costs start-up time
@@ -100,6 +104,8 @@ def build_model(
             shapes["log_size_raw"] = (n_hidden,)
     if barrier:
         shapes["rho"] = (n_groups,)
+    if recall:
+        shapes.update(recall_curve.shapes())
 
     def unpack(z: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         out: dict[str, Any] = {}
@@ -158,6 +164,9 @@ def build_model(
                 out.update(size=size)
                 reported_hidden = size / data["population"]
             prob = jnp.zeros(n_groups).at[known_index].set(data["known_prob"]).at[hidden_index].set(reported_hidden)
+        if recall:
+            prob, out["recall_slope"], lj = recall_curve.apply(z, data, prob)
+            logp += lj
         out["prob"] = prob
         d = degree[:, None]
         y = data["y"]
@@ -370,9 +379,10 @@ class MaltielModel:
     random_degree = True
     barrier = False
     transmission = False
+    recall = False
 
     def __init__(self, priors: Priors | None = None, *, likelihood: str = "poisson",
-                 parameterisation: str = "auto") -> None:
+                 parameterisation: str = "auto", recall: str = "none") -> None:
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         if parameterisation not in PARAMETERISATIONS:
@@ -380,6 +390,7 @@ class MaltielModel:
         self.priors = (priors or Priors()).validate()
         self.likelihood = likelihood
         self.parameterisation = parameterisation
+        self.recall = recall_curve.check(recall, self.name)
 
     def centred(self, data: BayesData) -> bool:
         """Whether the Poisson models sample log d_i directly (centred) or as mu + sigma z_i (non-centred).
@@ -402,6 +413,7 @@ class MaltielModel:
         return build_model(
             data.known_index, data.hidden_index, data.n_respondents, random_degree=self.random_degree, barrier=self.barrier,
             transmission=self.transmission, likelihood=self.likelihood, centred=self.centred(data),
+            recall=self.recall,
         )
 
     def initial_values(self, data: BayesData) -> dict[str, np.ndarray]:
@@ -433,6 +445,8 @@ class MaltielModel:
                 values["log_size_raw"] = logit(frac)
         if self.barrier:
             values["rho"] = np.full(len(data.groups), logit((0.1 - priors.rho[0]) / (priors.rho[1] - priors.rho[0])))
+        if self.recall:
+            values.update(recall_curve.initial_values())
         return values
 
     # -------------------------------------------------------------- fitting
@@ -484,6 +498,8 @@ class MaltielModel:
         fixed, notes = self.fixed_degree(data)
         arrays = model_arrays(data, self.priors, fixed_degree=fixed, weights=weights)
         density = self.numpyro_model(data)
+        if self.recall:
+            arrays.update(recall_curve.arrays(data.known_sizes[data.known_index], data.population))
         draws_obj = sample_nuts(
             density, arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
             target_accept=target_accept, max_tree_depth=max_tree_depth,
@@ -502,7 +518,7 @@ class MaltielModel:
 
     def settings(self) -> dict[str, Any]:
         return {
-            "model": self.name, "likelihood": self.likelihood,
+            "model": self.name, "likelihood": self.likelihood, "recall": "loglinear" if self.recall else "none",
             "priors": {
                 "mu_uniform": list(self.priors.mu), "sigma_uniform": list(self.priors.sigma),
                 "rho_uniform": list(self.priors.rho),
@@ -523,6 +539,8 @@ class MaltielModel:
         if "rho" in samples:
             for k, group in enumerate(data.groups):
                 rows.append(quantity_row(f"rho[{group}]", method, samples["rho"][..., k], parameter="rho"))
+        if "recall_slope" in samples:
+            rows.append(quantity_row("recall_slope", method, samples["recall_slope"], parameter="recall_slope"))
         if "mu" in samples:
             rows.append(quantity_row("mu", method, samples["mu"], parameter="mu"))
             rows.append(quantity_row("sigma", method, samples["sigma"], parameter="sigma"))
@@ -533,7 +551,7 @@ class MaltielModel:
     def parameter_draws(self, data: BayesData, draws: Draws) -> dict[str, np.ndarray]:
         """The posterior arrays (chains, draws, ...) kept in InferenceData and gated."""
         keep = {}
-        for name in ("mu", "sigma", "size", "tau", "rho", "degree"):
+        for name in ("mu", "sigma", "size", "tau", "rho", "recall_slope", "degree"):
             if name in draws.samples:
                 keep[name] = draws.samples[name]
         return keep
@@ -641,6 +659,9 @@ class MaltielModel:
                 size = samples["size"].reshape(total, -1)[pick]
                 tau = samples["tau"].reshape(total, -1)[pick] if "tau" in samples else 1.0
                 prob[:, data.hidden_index] = tau * size / data.population
+            if "recall_slope" in samples:
+                centre = np.mean(np.log(data.known_sizes[data.known_index] / data.population))
+                prob *= recall_curve.multiplier(prob, samples["recall_slope"].reshape(total)[pick], centre)
             prob = prob[:, None, :]
             d = degree[:, :, None]
             r = 1.0 / samples["rho"].reshape(total, -1)[pick][:, None, :] - 1.0 if "rho" in samples else None

@@ -47,6 +47,7 @@ STATUS_TEXT = {
 #: Diagnostic tables shown in the appendix, in this order, with their titles.
 DIAGNOSTIC_TABLES = {
     "nsum_consistency": "Known-group consistency",
+    "nsum_recall": "Recall curve of the known groups",
     "nsum_degrees": "Network sizes",
     "nsum_bayes_convergence": "Bayesian model: convergence",
     "nsum_bayes_diagnostics": "Bayesian model: diagnostics",

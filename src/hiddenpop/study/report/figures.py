@@ -61,7 +61,7 @@ def build_figures(context: RunContext, published: Published, folder: Path) -> di
     # The report's matplotlib style holds only while its figures are drawn: other code in the same process (a
     # simulation grid's figures, a user's notebook) keeps its own settings.
     with matplotlib.rc_context(MATPLOTLIB_STYLE):
-        for builder in (_comparison, _map, _sensitivity, _consistency, _degrees, _ppc, _residuals, _rolling,
+        for builder in (_comparison, _map, _sensitivity, _consistency, _recall, _degrees, _ppc, _residuals, _rolling,
                         _importance,
                         _countries):
             figure = builder(context, tables, folder)
@@ -417,6 +417,90 @@ def _consistency(context: RunContext, tables: dict[str, pd.DataFrame], folder: P
                       f"from agreement is {worst['group']} (known {format_value(worst['known_size'], 'count')}, "
                       f"estimated {format_value(worst['estimate'], 'count')}).",
                   interactive=figure, static=static, folder=folder, height=440)
+
+
+def _recall(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
+    """Reported over expected against group size: the known groups, the fitted recall curve with its bootstrap band
+    and the hidden groups at their corrected sizes (on the curve by construction), one panel per curve."""
+    # Plotly is loaded only when this runs: importing it costs start-up time
+    from plotly.subplots import make_subplots
+
+    frame = tables.get("nsum_recall")
+    if frame is None or frame.empty or not {"method", "degree", "kind", "size", "ratio"} <= set(frame.columns):
+        return None
+    frame = frame[(pd.to_numeric(frame["size"], errors="coerce") > 0)
+                  & (pd.to_numeric(frame["ratio"], errors="coerce") > 0)]
+    panels = list(dict.fromkeys(zip(frame["method"], frame["degree"], strict=True)))
+    if not panels:
+        return None
+    titles = [f"{method}, degree {degree}" for method, degree in panels]
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[_wrap(t, 40) for t in titles])
+    plt = _pyplot()
+    static, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for col, ((method, degree), axis) in enumerate(zip(panels, axes[0], strict=True), start=1):
+        part = frame[(frame["method"] == method) & (frame["degree"] == degree)]
+        curve = part[part["kind"] == "curve"].sort_values("size")
+        known = part[part["kind"] == "known"]
+        hidden = part[part["kind"] == "hidden"]
+        first = col == 1
+        if {"lower", "upper"} <= set(curve.columns) and curve["lower"].notna().any():
+            band = curve.dropna(subset=["lower", "upper"])
+            figure.add_trace(_scatter(x=list(band["size"]) + list(band["size"])[::-1],
+                                        y=list(band["upper"]) + list(band["lower"])[::-1], fill="toself",
+                                        fillcolor=BAND, line={"width": 0}, name="curve interval",
+                                        hoverinfo="skip", showlegend=first), row=1, col=col)
+            axis.fill_between(band["size"], band["lower"], band["upper"], color=PALETTE[0], alpha=0.18, linewidth=0)
+        figure.add_trace(_scatter(x=curve["size"], y=curve["ratio"], mode="lines", name="fitted recall curve",
+                                    line={"color": PALETTE[0]}, hoverinfo="skip", showlegend=first), row=1, col=col)
+        axis.plot(curve["size"], curve["ratio"], color=PALETTE[0], label="fitted recall curve")
+        for rows, name, colour, symbol, marker in ((known, "known group", PALETTE[1], "circle", "o"),
+                                                    (hidden, "hidden group (corrected size)", PALETTE[2], "diamond",
+                                                     "D")):
+            hover = [f"{g}: size {format_value(n, 'count')}, reported / expected {r:.2f}"
+                     for g, n, r in zip(rows["group"], rows["size"], rows["ratio"], strict=True)]
+            figure.add_trace(_scatter(x=rows["size"], y=rows["ratio"], mode="markers", text=hover, name=name,
+                                        hovertemplate="%{text}<extra></extra>", showlegend=first,
+                                        marker={"size": 9, "color": colour, "symbol": symbol}), row=1, col=col)
+            axis.scatter(rows["size"], rows["ratio"], color=colour, marker=marker, label=name, zorder=3)
+        axis.axhline(1.0, ls=":", color=GREY)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("group size (people, log scale)")
+        axis.set_ylabel("reported / expected (log scale)")
+        axis.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.3g}"))
+        axis.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:.3g}"))
+        axis.set_title(textwrap.fill(titles[col - 1], 50), fontsize=8, loc="left")
+        if first:
+            axis.legend(fontsize=7, frameon=False)
+        figure.update_xaxes(type="log", title_text="group size (people, log scale)", row=1, col=col)
+        figure.update_yaxes(type="log", title_text="reported / expected (log scale)", row=1, col=col)
+    static.tight_layout()
+    known_all = frame[frame["kind"] == "known"]
+    hidden_all = frame[frame["kind"] == "hidden"]
+    outside = []
+    for method, degree in panels:
+        part = frame[(frame["method"] == method) & (frame["degree"] == degree)]
+        sizes = part.loc[part["kind"] == "known", "size"]
+        outside += [g for g, n in zip(part.loc[part["kind"] == "hidden", "group"],
+                                      part.loc[part["kind"] == "hidden", "size"], strict=True)
+                    if not sizes.min() <= n <= sizes.max()]
+    return _shown("recall", "Recall curve of the known groups",
+                  "Each known group's estimate as if it were hidden, over its known size (1 on the dotted line is "
+                  "accurate recall), against its size; the line is the fitted log-linear recall curve and the band "
+                  "its bootstrap interval. Hidden groups sit on the curve at their recall-corrected sizes; beyond "
+                  "the known groups' sizes the curve is extrapolated.",
+                  alt=f"{len(panels)} recall curve(s) fitted on {len(known_all)} known-group points (reported over "
+                      f"expected against size), with {len(hidden_all)} hidden-group point(s) placed on them; "
+                      + (f"outside the known sizes (extrapolated): {', '.join(map(str, outside))}."
+                         if outside else "all within the known groups' sizes."),
+                  interactive=figure, static=static, folder=folder, height=440)
+
+
+def _scatter(**kwargs: Any) -> Any:
+    # Plotly is loaded only when this runs: importing it costs start-up time
+    import plotly.graph_objects as go
+
+    return go.Scatter(**kwargs)
 
 
 def _degrees(context: RunContext, tables: dict[str, pd.DataFrame], folder: Path) -> Figure | None:
