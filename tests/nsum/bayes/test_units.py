@@ -156,7 +156,7 @@ def test_cell_log_sum_value_and_hand_written_gradient():
     import jax
     import jax.numpy as jnp
 
-    from hiddenpop.nsum.bayes.maltiel import cell_log_sum
+    from hiddenpop.nsum.bayes.maltiel import cell_log_sum, weighted_cell_log_sum
 
     rng = np.random.default_rng(5)
     n, k = 40, 6
@@ -167,17 +167,25 @@ def test_cell_log_sum_value_and_hand_written_gradient():
         with jax.enable_x64(True):
             plain = lambda a, s, d, y, w: jnp.sum(w[:, None] * (a + y) * jnp.log1p(d[:, None] * s))  # noqa: E731
             expected = np.sum(w[:, None] * (a[0] + y) * np.log1p(s[0] * d[0][:, None]))
-            assert float(cell_log_sum()(a[0], s[0], d[0], y, w)) == pytest.approx(expected, rel=1e-13)
+            assert float(weighted_cell_log_sum()(a[0], s[0], d[0], y, w)) == pytest.approx(expected, rel=1e-13)
             want = jax.vmap(jax.value_and_grad(plain, argnums=(0, 1, 2)), in_axes=(0, 0, 0, None, None))(
                 a, s, d, y, w)
-            got = jax.jit(jax.vmap(jax.value_and_grad(cell_log_sum(), argnums=(0, 1, 2)),
+            got = jax.jit(jax.vmap(jax.value_and_grad(weighted_cell_log_sum(), argnums=(0, 1, 2)),
                                    in_axes=(0, 0, 0, None, None)))(a, s, d, y, w)
             np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
             for mine, reference in zip(got[1], want[1], strict=True):
                 np.testing.assert_allclose(mine, reference, rtol=1e-12)
-            data_gradient = jax.grad(cell_log_sum(), argnums=3)(a[0], s[0], d[0], y, w)
+            data_gradient = jax.grad(weighted_cell_log_sum(), argnums=3)(a[0], s[0], d[0], y, w)
             assert data_gradient.shape == y.shape  # data: zero cotangent
             assert not np.any(data_gradient)
+    # the unweighted form (what an unweighted fit runs) gives the weighted form's value and gradient at unit weights
+    with jax.enable_x64(True):
+        ones = np.ones(n)
+        want = jax.value_and_grad(weighted_cell_log_sum(), argnums=(0, 1, 2))(a[0], s[0], d[0], y, ones)
+        got = jax.value_and_grad(cell_log_sum(), argnums=(0, 1, 2))(a[0], s[0], d[0], y)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
+        for mine, reference in zip(got[1], want[1], strict=True):
+            np.testing.assert_allclose(mine, reference, rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["barrier", "combined"])

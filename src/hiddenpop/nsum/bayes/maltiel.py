@@ -70,6 +70,14 @@ CENTRED_MIN_REPORTS_BARRIER = 30.0
 LATENT_PARAMETERS = ("log_degree_raw",)
 
 
+def _weighted(weights: Any, values: Any, rows: bool = False) -> Any:
+    """``values`` times the respondents' survey weights (per row of a respondents x groups array with ``rows``), or
+    ``values`` themselves in an unweighted fit (no multiplication by ones: the plain fit's arithmetic)."""
+    if weights is None:
+        return values
+    return weights[:, None] * values if rows else weights * values
+
+
 def build_model(
     known_index: np.ndarray,
     hidden_index: np.ndarray,
@@ -116,24 +124,27 @@ def build_model(
             sigma, lj = uniform_interval(z["sigma"], data["sigma_lo"], data["sigma_hi"])
             logp += lj
             raw = z["log_degree_raw"]
-            weights = data["weights"]
+            # survey weights enter only a weighted fit's arrays: an unweighted fit keeps the exact arithmetic (and
+            # so the draws) of the plain likelihood
+            weights = data.get("weights")
             if likelihood == "poisson" and centred:
                 # centred: raw_i = log d_i ~ N(mu, sigma), best when each respondent reports many contacts
                 log_d = raw
                 degree = jnp.exp(raw)
-                logp += jnp.sum(weights * norm.logpdf(raw, mu, sigma))
+                logp += jnp.sum(_weighted(weights, norm.logpdf(raw, mu, sigma)))
             elif likelihood == "poisson":
                 # non-centred: log d_i = mu + sigma raw_i, raw_i ~ N(0, 1), best when the data say little about
                 # each respondent (otherwise a funnel between sigma and the log degrees slows mixing)
                 log_d = mu + sigma * raw
                 degree = jnp.exp(log_d)
                 # the weighted density of log d_i, N(log d_i; mu, sigma)^w_i, in raw_i: Jacobian sigma, unweighted
-                logp += jnp.sum(weights * norm.logpdf(raw) + (1.0 - weights) * jnp.log(sigma))
+                logp += (jnp.sum(norm.logpdf(raw)) if weights is None
+                         else jnp.sum(weights * norm.logpdf(raw) + (1.0 - weights) * jnp.log(sigma)))
             else:
                 # d_i = max_k y_ik + exp(raw_i): binomial support, Jacobian exp(raw_i)
                 degree = data["ymax"] + jnp.exp(raw)
                 log_d = jnp.log(degree)
-                logp += jnp.sum(weights * norm.logpdf(log_d, mu, sigma) - log_d + raw)
+                logp += jnp.sum(_weighted(weights, norm.logpdf(log_d, mu, sigma)) - log_d + raw)
             out.update(mu=mu, sigma=sigma, degree=degree)
         else:
             degree = data["fixed_degree"]
@@ -182,23 +193,23 @@ def build_model(
                 r = 1.0 / rho - 1.0
                 a = prob * r
                 b = (1.0 - prob) * r
-                loglik = data["weights"][:, None] * (
+                loglik = _weighted(data.get("weights"), (
                     gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
                     + y * jnp.log(prob) + (d - y) * jnp.log1p(-prob)
                     + log_gamma_shift(a, y) + log_gamma_shift(b, d - y) - log_gamma_shift(r, d)
-                )
+                ), rows=True)
         elif likelihood == "poisson":
             # sum_ik w_i [y_ik log(d_i p_k) - d_i p_k - log y_ik!] through the (weighted) row and column totals:
             # O(n + K)
             loglik = (
                 jnp.dot(data["row_totals"], log_d) + jnp.dot(data["col_totals"], jnp.log(prob))
-                - jnp.sum(data["weights"] * degree) * jnp.sum(prob) - data["log_y_factorial"]
+                - jnp.sum(_weighted(data.get("weights"), degree)) * jnp.sum(prob) - data["log_y_factorial"]
             )
         else:
-            loglik = data["weights"][:, None] * (
+            loglik = _weighted(data.get("weights"), (
                 gammaln(d + 1.0) - gammaln(y + 1.0) - gammaln(d - y + 1.0)
                 + y * jnp.log(prob) + (d - y) * jnp.log1p(-prob)
-            )
+            ), rows=True)
         return out, logp + jnp.sum(loglik)
 
     def _negative_binomial_total(y, log_d, degree, prob, inv_r, data):
@@ -219,7 +230,8 @@ def build_model(
         a = prob / inv_r
         offsets = jnp.arange(data["tail"].shape[-1], dtype=a.dtype)
         return (
-            -cell_log_sum()(a, inv_r, degree, y, data["weights"])
+            -(cell_log_sum()(a, inv_r, degree, y) if "weights" not in data
+              else weighted_cell_log_sum()(a, inv_r, degree, y, data["weights"]))
             + jnp.dot(data["row_totals"], log_d)
             + jnp.dot(data["col_totals"], jnp.log(prob))
             + jnp.sum(data["tail"] * jnp.log1p(offsets[None, :] / a[:, None]))
@@ -238,7 +250,7 @@ def build_model(
 
 
 @functools.cache
-def cell_log_sum() -> Callable[..., Any]:
+def weighted_cell_log_sum() -> Callable[..., Any]:
     """f(a, s, d, y, w) = sum_ik w_i (a_k + y_ik) log(1 + d_i s_k), s_k = 1 / r_k, w_i the respondent weights
     (ones unless survey-weighted): the only per-cell term of the gamma-Poisson model, with its gradient written
     out (``jax.custom_vjp``).
@@ -268,6 +280,31 @@ def cell_log_sum() -> Callable[..., Any]:
         log_sum = jnp.sum(w[None, :] * jnp.log1p(s[:, None] * d[None, :]), axis=1)
         q = w[:, None] * (a + y) / (1.0 + d[:, None] * s)  # stored once, read by two matrix-vector products
         return g * log_sum, g * (d @ q), g * (q @ s), None, None
+
+    total.defvjp(forward, backward)
+    return total
+
+
+@functools.cache
+def cell_log_sum() -> Callable[..., Any]:
+    """:func:`weighted_cell_log_sum` with every weight one, f(a, s, d, y) = sum_ik (a_k + y_ik) log(1 + d_i s_k):
+    the unweighted fit's arithmetic, unchanged by the weighted form (same draws at the same seed)."""
+    # JAX is loaded only when this runs: importing it costs start-up time
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_vjp
+    def total(a, s, d, y):
+        return jnp.sum((a + y) * jnp.log1p(d[:, None] * s))
+
+    def forward(a, s, d, y):
+        return total(a, s, d, y), (a, s, d, y)
+
+    def backward(saved, g):
+        a, s, d, y = saved
+        log_sum = jnp.sum(jnp.log1p(s[:, None] * d[None, :]), axis=1)
+        w = (a + y) / (1.0 + d[:, None] * s)  # stored once, read by two matrix-vector products
+        return g * log_sum, g * (d @ w), g * (w @ s), None
 
     total.defvjp(forward, backward)
     return total
@@ -345,7 +382,6 @@ def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | 
     arrays = {
         "y": counts,
         "ymax": counts.max(axis=1),
-        "weights": w,
         "row_totals": w * counts.sum(axis=1),
         "col_totals": (w[:, None] * counts).sum(axis=0),
         "tail": count_tails(counts, width, None if weights is None else w),
@@ -363,6 +399,8 @@ def model_arrays(data: BayesData, priors: Priors, *, fixed_degree: np.ndarray | 
         "rho_lo": np.float64(max(priors.rho[0], 0.0)),
         "rho_hi": np.float64(priors.rho[1]),
     }
+    if weights is not None:
+        arrays["weights"] = w
     if fixed_degree is not None:
         arrays["fixed_degree"] = np.asarray(fixed_degree, dtype=float)
     return arrays
