@@ -154,6 +154,7 @@ def test_correlated_model_with_covariates_from_survey_columns(run_cli, covariate
     assert len(payload["tables"]["correlation"]) == 25
     assert payload["settings"]["scaling"] == "weighted"
     assert payload["settings"]["x_columns"] == {"y_group3": "x_group3", "y_group5": "x_group5"}
+    assert any(note.startswith("no quantile residuals: the correlated model") for note in payload["notes"])
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ from hiddenpop.nsum.bayes import recall as recall_curve
 from hiddenpop.nsum.bayes.common import BayesData
 from hiddenpop.nsum.bayes.maltiel import MaltielModel
 from hiddenpop.nsum.bayes.overdispersed import OverdispersedModel
+from hiddenpop.nsum.covariates import COVARIATE_MODELS
 
 __all__ = ["GAUSS_HERMITE_NODES", "CountModel", "KFoldResult", "assign_folds", "count_model", "kfold_compare",
            "log_predictive", "pairwise_table", "quantile_residuals", "residual_table", "respondent_column"]
@@ -104,6 +105,10 @@ def count_model(model: MaltielModel, data: BayesData, samples: Mapping[str, np.n
     fixes each degree at an estimate from the respondent's own answers, so it has no degree distribution to
     predict a new respondent with; the binomial likelihood needs d_i >= max_k y_ik, a support that depends on
     the held-out answers. Both are refused."""
+    if getattr(model, "name", None) in COVARIATE_MODELS:
+        raise ConfigError(f"the {model.name} model's held-out density and quantile residuals are not available: each "
+                          "respondent's correlated reporting biases would have to be integrated out with the degree; "
+                          "compare the Maltiel or overdispersed models")
     if isinstance(model, OverdispersedModel):
         total = int(np.asarray(samples["scale"]).size)
     else:
