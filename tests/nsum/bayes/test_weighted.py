@@ -303,3 +303,12 @@ def test_informative_sampling_coverage_unweighted_fails_adjusted_holds():
     assert max(rhats) <= 1.01
     assert coverage["unweighted"] < 0.8
     assert 0.88 <= coverage["adjusted"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["overdispersed", "correlated", "uncorrelated"])
+def test_models_whose_likelihood_takes_no_weights_refuse_a_design(name):
+    from hiddenpop.nsum.bayes import MODELS
+
+    design = survey_design(len(WEIGHTS), weights=WEIGHTS)
+    with pytest.raises(ConfigError, match=f"the {name} model does not take them"):
+        fit_weighted(MODELS[name](), _data(), design)

@@ -120,8 +120,9 @@ class SurveyDesign:
                 "kish_effective_size": round(self.effective_size, 1)}
 
 
-#: The models whose likelihood takes survey weights (the Maltiel et al. family).
+#: The models whose likelihood takes survey weights (the Maltiel et al. family), and those that refuse them.
 WEIGHTED_MODELS = ("basic", "degree", "barrier", "transmission", "combined")
+WITHOUT_WEIGHTS = ("overdispersed", "correlated", "uncorrelated")
 
 def survey_design(n: int, weights: Any = None, *, strata: Any = None, psu: Any = None) -> SurveyDesign:
     """The design of ``n`` respondents: weights (ones when ``None``) rescaled to sum to n, and the (stratum, PSU)
@@ -347,7 +348,7 @@ def fit_weighted(model: MaltielModel, data: Any, design: SurveyDesign, *, adjust
                  **options: Any) -> Estimates:
     """Fit ``model`` to ``data`` with the survey weights of ``design`` (the pseudo-posterior) and, with ``adjust``,
     the design-based adjustment of the global parameters' draws. ``options`` are those of ``model.fit``."""
-    if getattr(model, "name", None) not in WEIGHTED_MODELS:
+    if getattr(model, "name", None) in WITHOUT_WEIGHTS:
         raise ConfigError(f"survey weights apply to the {', '.join(WEIGHTED_MODELS)} models; the {model.name} model "
                           "does not take them (set unweighted = true, or choose another model)")
     if isinstance(data, BayesData):
