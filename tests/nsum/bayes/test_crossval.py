@@ -253,3 +253,14 @@ def test_the_held_out_probabilities_carry_the_recall_curve():
     centre = np.mean(np.log([1000.0 / 1e5, 4000.0 / 1e5]))
     slope = np.array([-0.3, 0.2])[:, None]
     assert np.allclose(curved.log_prob, plain.log_prob + slope * (plain.log_prob - centre), rtol=0, atol=1e-12)
+
+
+def test_a_text_covariate_with_as_many_levels_as_a_national_surveys_strata_is_summarised():
+    # Study 2 has 15 strata: each becomes a level; an identifier-like column (one value per respondent) is refused
+    rng = np.random.default_rng(3)
+    residuals = rng.standard_normal((300, 2))
+    strata = np.array([f"S{i % 15:02d}" for i in range(300)], dtype=object)
+    table = residual_table(residuals, ["a", "b"], strata, "stratum")
+    assert sorted(table.loc[table["group"] == "a", "level"]) == sorted({f"S{i:02d}" for i in range(15)})
+    with pytest.raises(ConfigError, match="has 300 distinct text values"):
+        residual_table(residuals, ["a", "b"], np.array([f"R{i}" for i in range(300)], dtype=object), "id")

@@ -68,6 +68,9 @@ RESIDUAL_DRAWS = 100
 CHUNK_ELEMENTS = 4_000_000
 #: a numeric covariate with more distinct values than this is cut into quintiles in the residual table
 MAX_COVARIATE_LEVELS = 12
+#: a text covariate with more levels than this is refused: an identifier or free-text column would publish one level
+#: per respondent, while the strata or regions of a national survey stay below it (Study 2: 15 strata)
+MAX_TEXT_LEVELS = 30
 
 
 # --------------------------------------------------------------------------------------------- the count model
@@ -513,12 +516,11 @@ def residual_table(residuals: np.ndarray, groups: Sequence[str], covariate: Any 
             levels = bins.astype(str).where(as_number.notna(), "(missing)")
         else:
             distinct = values.dropna().nunique()
-            if distinct > MAX_COVARIATE_LEVELS:
-                # an identifier or free-text column would publish one level per respondent
+            if distinct > MAX_TEXT_LEVELS:
                 named = "" if covariate_name is None else f"{covariate_name!r} "
                 raise ConfigError(f"the residual covariate {named}has {distinct} distinct text values; name a column "
-                                  f"with at most {MAX_COVARIATE_LEVELS} levels (e.g. region or age band) or a numeric "
-                                  "one")
+                                  f"with at most {MAX_TEXT_LEVELS} levels (e.g. stratum, region or age band) or a "
+                                  "numeric one")
             levels = values.astype(str).where(values.notna(), "(missing)")
     rows = []
     for k, group in enumerate(groups):
