@@ -263,13 +263,35 @@ def _accumulate(codes: np.ndarray, days: np.ndarray, plan: WindowPlan, s_lo: int
     del key
     before = after - delta
     del delta
+    _move(diff, after, before, s, span_bits)
+
+
+def _move(diff: np.ndarray, after: np.ndarray, before: np.ndarray, position: np.ndarray, span_bits: int) -> None:
+    """Each event moves one identifier from state ``before`` to state ``after`` at window start ``position``: +1
+    and -1 in the (state x window start) difference array. ``after`` and ``before`` are reused as scratch."""
     cells = diff.size
     after <<= span_bits
-    after |= s
+    after |= position
     diff += np.bincount(after, minlength=cells).reshape(diff.shape)
     before <<= span_bits
-    before |= s
+    before |= position
     diff -= np.bincount(before, minlength=cells).reshape(diff.shape)
+
+
+def _sweep(pairs: Iterable[tuple[np.ndarray, np.ndarray]], plan: WindowPlan, states: int,
+           accumulate: Callable[..., None], on_batch: Callable[[int], None] | None) -> np.ndarray:
+    """Run ``accumulate(codes, days, s_lo, s_hi, diff)`` over every batch of pairs and read the (window x state)
+    counts off the cumulative difference array (state 0, identifiers absent, is set to 0)."""
+    starts = plan.starts
+    s_lo, s_hi = int(starts[0]), int(starts[-1])
+    diff = np.zeros((states, 1 << _span_bits(s_lo, s_hi)), dtype=np.int64)
+    for codes, days in pairs:
+        accumulate(np.asarray(codes, dtype=np.int64), np.asarray(days, dtype=np.int64), s_lo, s_hi, diff)
+        if on_batch is not None:
+            on_batch(int(codes.size))
+    counts = np.cumsum(diff, axis=1)[:, starts - s_lo].T.copy()
+    counts[:, 0] = 0
+    return counts
 
 
 def window_pattern_counts(
@@ -284,18 +306,10 @@ def window_pattern_counts(
     ``pairs`` yields batches of (identifier code, day) arrays sorted by code then day, distinct, with no
     identifier split across batches (:meth:`hiddenpop.capture.events.reader.EventLog.iter_pairs`).
     """
-    starts = plan.starts
-    s_lo, s_hi = int(starts[0]), int(starts[-1])
-    diff = np.zeros((2**plan.occasions, 1 << _span_bits(s_lo, s_hi)), dtype=np.int64)
     templates = _run_templates(plan.occasion_days, plan.occasions) if use_templates else None
-    for codes, days in pairs:
-        _accumulate(np.asarray(codes, dtype=np.int64), np.asarray(days, dtype=np.int64), plan, s_lo, s_hi, diff,
-                    templates)
-        if on_batch is not None:
-            on_batch(int(codes.size))
-    counts = np.cumsum(diff, axis=1)[:, starts - s_lo].T.copy()
-    counts[:, 0] = 0
-    return counts
+    return _sweep(pairs, plan, 2**plan.occasions,
+                  lambda codes, days, s_lo, s_hi, diff: _accumulate(codes, days, plan, s_lo, s_hi, diff, templates),
+                  on_batch)
 
 
 def _accumulate_days(codes: np.ndarray, days: np.ndarray, window: int, s_lo: int, s_hi: int,
@@ -326,9 +340,7 @@ def _accumulate_days(codes: np.ndarray, days: np.ndarray, window: int, s_lo: int
     del delta
     position = (key >> 1) & ((1 << span_bits) - 1)
     del key
-    cells = diff.size
-    diff += np.bincount((after << span_bits) | position, minlength=cells).reshape(diff.shape)
-    diff -= np.bincount((before << span_bits) | position, minlength=cells).reshape(diff.shape)
+    _move(diff, after, before, position, span_bits)
 
 
 def window_day_frequencies(
@@ -340,18 +352,10 @@ def window_day_frequencies(
     """How many identifiers were reported on exactly c distinct days of each window: array (n_windows, W + 1),
     column c = days seen (column 0 is unused, 0), W = the window's length in days. The input of the single-source
     estimators per window; ``pairs`` as for :func:`window_pattern_counts`."""
-    starts = plan.starts
-    s_lo, s_hi = int(starts[0]), int(starts[-1])
     window = plan.window_days
-    diff = np.zeros((window + 1, 1 << _span_bits(s_lo, s_hi)), dtype=np.int64)
-    for codes, days in pairs:
-        _accumulate_days(np.asarray(codes, dtype=np.int64), np.asarray(days, dtype=np.int64), window, s_lo, s_hi,
-                         diff)
-        if on_batch is not None:
-            on_batch(int(codes.size))
-    counts = np.cumsum(diff, axis=1)[:, starts - s_lo].T.copy()
-    counts[:, 0] = 0
-    return counts
+    return _sweep(pairs, plan, window + 1,
+                  lambda codes, days, s_lo, s_hi, diff: _accumulate_days(codes, days, window, s_lo, s_hi, diff),
+                  on_batch)
 
 
 def day_frequencies_naive(codes: np.ndarray, days: np.ndarray, plan: WindowPlan) -> np.ndarray:
