@@ -168,6 +168,20 @@ def test_top_level_listing_matches_the_command_it_loads(top):
     assert bool(getattr(command, "commands", None)) == root.COMMANDS[top].group
 
 
+@pytest.mark.parametrize("top", [name for name, entry in root.COMMANDS.items() if len(entry.modules) > 1])
+def test_a_group_built_for_one_subcommand_stops_at_its_module_and_lists_all_otherwise(top):
+    """A group of several modules loads only up to the module of the subcommand that runs; asked for its help (or
+    with an option first) it lists the subcommands of every module."""
+    everything = set(root.build(top).commands)
+    for name in everything:
+        built = set(root.build(top, [name, "--help"]).commands)
+        assert name in built and built <= everything
+    assert set(root.build(top, ["--help", sorted(everything)[0]]).commands) == everything
+    assert set(root.build(top, ["no-such-command"]).commands) == everything
+    first_module = set(root.build(top, [next(iter(root.build(top).commands))]).commands)
+    assert first_module < everything  # the later modules were not needed
+
+
 def test_top_level_help_imports_no_family():
     """Start-up: ``hiddenpop --help`` must not pay for pandas, SciPy or any family (they cost a second)."""
     import subprocess

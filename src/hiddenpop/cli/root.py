@@ -59,13 +59,13 @@ COMMANDS: dict[str, Entry] = {
 def build(name: str, args: list[str] | None = None) -> Any:
     """The click command for the top-level ``name``, with its modules imported and registered.
 
-    For a group invoked with a subcommand (the first of ``args`` that is not an option), modules are imported in
-    order only until one registers that subcommand: ``nsum estimate`` does not load the Bayesian models' module.
-    Without a subcommand (``--help``) or with an unknown one, every module is loaded, so the group lists them all.
+    For a group whose first argument is a subcommand, modules are imported in order only until one registers that
+    subcommand: ``nsum estimate`` does not load the Bayesian models' module. Otherwise (no arguments, an option such
+    as ``--help`` first, an unknown subcommand) every module is loaded, so the group lists them all.
     """
     entry = COMMANDS[name]
     holder = typer.Typer(no_args_is_help=True)
-    wanted = next((arg for arg in args or () if not arg.startswith("-")), None) if entry.group else None
+    wanted = args[0] if entry.group and args and not args[0].startswith("-") else None
     for module in entry.modules:
         getattr(import_module(module), "register" if entry.group else "register_root")(holder)
         if wanted is not None and wanted in {info.name for info in holder.registered_commands}:
