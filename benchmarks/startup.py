@@ -7,6 +7,11 @@ system of the child process) beside the goals of issue #24 on an idle 2-core mac
 0.3 s; ``capture closed`` on hare, ``capture mse --select aic`` on the UK five lists and ``capture open`` on duck
 under 0.6 s each (R's process takes 0.33-1.07 s for these); ``nsum estimate --bootstrap 1000`` on a Study
 2-sized survey under 0.6 s. On a loaded machine wall times are pessimistic; CPU seconds show the work done.
+
+The children run with their bytecode cached, as in an installed package (a warm-up run writes it under a temporary
+``PYTHONPYCACHEPREFIX``, also when ``PYTHONDONTWRITEBYTECODE`` is set here): compiling hiddenpop's modules from
+source would add about 0.1 s to every command. The second table is the floor under every small command: the CPU
+seconds of importing, in one fresh process and in this order, the libraries each of them loads before any work.
 """
 
 from __future__ import annotations
@@ -21,13 +26,32 @@ import tempfile
 import time
 from pathlib import Path
 
+#: The libraries under every small command, imported in this order by :func:`floor` (each line costs what it adds
+#: to the ones before it: ``scipy.special`` includes SciPy's array-API layer, which imports ``numpy.f2py`` and
+#: ``numpy.testing``; pandas includes pyarrow, which pandas imports to choose its string storage). The last line,
+#: ``scipy.optimize`` with the ``scipy.linalg`` and ``scipy.sparse`` it loads, is paid only by ``capture mse``.
+FLOOR = (("numpy", "import numpy"), ("scipy.special", "import scipy.special"),
+         ("pandas (with pyarrow)", "import pandas"), ("rich", "import rich.console, rich.table, rich.progress"),
+         ("typer (click)", "import typer"), ("pydantic (Typer's option parsing)", "import typer._adapters"),
+         ("scipy.optimize, scipy.linalg (capture mse only)", "import scipy.optimize"))
 
-def measure(command: list[str], runs: int) -> tuple[float, float]:
+
+def floor(env: dict[str, str]) -> list[tuple[str, float]]:
+    """CPU seconds of each import of :data:`FLOOR`, added one after another in a fresh process."""
+    code = "\n".join(["import resource", "def cpu():", "    r = resource.getrusage(resource.RUSAGE_SELF)",
+                       "    return r.ru_utime + r.ru_stime", "last = cpu()"]
+                      + [f"{statement}\nnow = cpu(); print(now - last); last = now" for _, statement in FLOOR])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return list(zip([label for label, _ in FLOOR], map(float, done.stdout.split()), strict=True))
+
+
+def measure(command: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]:
+    subprocess.run(command, capture_output=True, check=True, env=env)  # warm-up: writes the bytecode cache
     walls, cpus = [], []
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=True)
+        subprocess.run(command, capture_output=True, check=True, env=env)
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -44,6 +68,8 @@ def main() -> None:
     cli = [sys.executable, "-m", "hiddenpop.cli"]
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(data / "bytecode")
         for name in ("rcapture_hare", "mse_UKdat_5", "rcapture_duck"):
             datasets.load(name).to_csv(data / f"{name}.csv", index=False)
         survey = simulate_national_ard(seed=1)
@@ -64,8 +90,14 @@ def main() -> None:
         print(f"load average: {os.getloadavg()[0]:.2f} (medians of {args.runs} fresh processes)")
         print(f"{'command':<52s} {'wall':>7s} {'CPU':>7s} {'goal':>6s}")
         for label, command, goal in jobs:
-            wall, cpu = measure(command, args.runs)
+            wall, cpu = measure(command, args.runs, env)
             print(f"{label:<52s} {wall:6.2f}s {cpu:6.2f}s {goal:5.1f}s")
+        runs = [floor(env) for _ in range(args.runs)]
+        print(f"\nfloor: CPU of the imports under every small command (median of {args.runs} fresh processes)")
+        for index, (label, _) in enumerate(FLOOR):
+            print(f"{label:<52s} {statistics.median(run[index][1] for run in runs):6.2f}s")
+        common = sum(statistics.median(run[i][1] for run in runs) for i in range(len(FLOOR) - 1))
+        print(f"{'total without scipy.optimize':<52s} {common:6.2f}s")
 
 
 if __name__ == "__main__":

@@ -168,6 +168,20 @@ def test_top_level_listing_matches_the_command_it_loads(top):
     assert bool(getattr(command, "commands", None)) == root.COMMANDS[top].group
 
 
+@pytest.mark.parametrize("top", [name for name, entry in root.COMMANDS.items() if len(entry.modules) > 1])
+def test_a_group_built_for_one_subcommand_stops_at_its_module_and_lists_all_otherwise(top):
+    """A group of several modules loads only up to the module of the subcommand that runs; asked for its help (or
+    with an option first) it lists the subcommands of every module."""
+    everything = set(root.build(top).commands)
+    for name in everything:
+        built = set(root.build(top, [name, "--help"]).commands)
+        assert name in built and built <= everything
+    assert set(root.build(top, ["--help", sorted(everything)[0]]).commands) == everything
+    assert set(root.build(top, ["no-such-command"]).commands) == everything
+    first_module = set(root.build(top, [next(iter(root.build(top).commands))]).commands)
+    assert first_module < everything  # the later modules were not needed
+
+
 def test_top_level_help_imports_no_family():
     """Start-up: ``hiddenpop --help`` must not pay for pandas, SciPy or any family (they cost a second)."""
     import subprocess
@@ -180,3 +194,57 @@ def test_top_level_help_imports_no_family():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert all(top in done.stdout for top in root.COMMANDS)
+
+
+#: Start-up: what a small command must not import (each costs 0.1-0.5 s of CPU, more than the job). ``capture mse``
+#: needs ``scipy.optimize`` for its profile-likelihood interval; the others need no optimiser at all. A group loads
+#: only the module of the subcommand that runs (``capture closed`` does not load the report-log commands).
+NOT_IMPORTED = {
+    "capture closed": ("scipy.optimize", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum",
+                       "hiddenpop.study", "hiddenpop.cli.capture_events"),
+    "capture open": ("scipy.optimize", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum",
+                     "hiddenpop.study"),
+    "capture mse": ("scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum", "hiddenpop.study",
+                    "hiddenpop.cli.capture_events"),
+    "nsum estimate": ("scipy.optimize", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.capture",
+                      "hiddenpop.mcmc", "hiddenpop.nsum.bayes", "hiddenpop.study", "hiddenpop.cli.nsum_bayes"),
+}
+
+
+@pytest.fixture(scope="module")
+def small_job_files(tmp_path_factory):
+    from hiddenpop import datasets
+    from hiddenpop.simulate.ard import NATIONAL_POPULATION, simulate_national_ard
+
+    folder = tmp_path_factory.mktemp("small_jobs")
+    for name in ("rcapture_hare", "mse_UKdat_5", "rcapture_duck"):
+        datasets.load(name).to_csv(folder / f"{name}.csv", index=False)
+    survey = simulate_national_ard(seed=1, n_respondents=600, n_psu=60)
+    survey.frame.to_csv(folder / "survey.csv", index=False)
+    survey.known_table.to_csv(folder / "known.csv", index=False)
+    hidden = [flag for group in survey.ard.hidden for flag in ("--hidden", group)]
+    return {
+        "capture closed": ["capture", "closed", str(folder / "rcapture_hare.csv")],
+        "capture open": ["capture", "open", str(folder / "rcapture_duck.csv")],
+        "capture mse": ["capture", "mse", str(folder / "mse_UKdat_5.csv"), "--select", "aic"],
+        "nsum estimate": ["nsum", "estimate", str(folder / "survey.csv"), "--known", str(folder / "known.csv"),
+                          "--population", str(NATIONAL_POPULATION), *hidden, "--weights", "weight",
+                          "--strata", "stratum", "--psu", "psu", "--bootstrap", "100"],
+    }
+
+
+@pytest.mark.parametrize("command", sorted(NOT_IMPORTED))
+def test_small_commands_import_only_what_they_use(command, small_job_files):
+    """The benchmarked small jobs (benchmarks/startup.py) run to the end without loading what they do not use."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from hiddenpop.cli import main\n"
+            f"try:\n    main({small_job_files[command]!r})\nexcept SystemExit as exc:\n    assert not exc.code\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "numpy" in loaded and "hiddenpop.cli.common" in loaded  # the job ran
+    unwanted = [m for m in loaded if any(m == name or m.startswith(name + ".") for name in NOT_IMPORTED[command])]
+    assert unwanted == []

@@ -56,12 +56,20 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
-def build(name: str) -> Any:
-    """The click command for the top-level ``name``, with its modules imported and registered."""
+def build(name: str, args: list[str] | None = None) -> Any:
+    """The click command for the top-level ``name``, with its modules imported and registered.
+
+    For a group whose first argument is a subcommand, modules are imported in order only until one registers that
+    subcommand: ``nsum estimate`` does not load the Bayesian models' module. Otherwise (no arguments, an option such
+    as ``--help`` first, an unknown subcommand) every module is loaded, so the group lists them all.
+    """
     entry = COMMANDS[name]
     holder = typer.Typer(no_args_is_help=True)
+    wanted = args[0] if entry.group and args and not args[0].startswith("-") else None
     for module in entry.modules:
         getattr(import_module(module), "register" if entry.group else "register_root")(holder)
+        if wanted is not None and wanted in {info.name for info in holder.registered_commands}:
+            break
     if entry.group:
         command = typer.main.get_group(holder)
         command.name, command.help = name, entry.help
@@ -72,7 +80,7 @@ def build(name: str) -> Any:
 class _Listed(typer.core.TyperCommand):
     """A top-level command as ``hiddenpop --help`` lists it; running it builds the real one first."""
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
-        return build(self.name).make_context(info_name, args, parent=parent, **extra)
+        return build(self.name, args).make_context(info_name, args, parent=parent, **extra)
 
 
 class _Root(TyperGroup):

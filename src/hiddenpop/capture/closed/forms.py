@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 from hiddenpop.capture.closed.models import fit_closed, parse_model
 from hiddenpop.capture.closed.sufficient import fit_mt_family, log_binomial
@@ -153,6 +152,8 @@ def _mt_seber(histories: Histories) -> tuple[float, float]:
         hi *= 2
     if equation(lo) * equation(hi) > 0:
         raise ModelError("bias-corrected Mt: the estimating equation has no root (too few recaptures)")
+
+    from scipy.optimize import brentq  # heavy: about 0.1 s to import, and only this estimator needs it
 
     root = brentq(equation, lo, hi, xtol=1e-12, rtol=1e-14)
     var_inv = 1 / (root - n_c) + (t - 1) / root - float(np.sum(1 / (root - nj_c)))

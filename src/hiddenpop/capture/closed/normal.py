@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import gammaln
 
 from hiddenpop.capture.core.loglinear import fit_poisson
@@ -133,6 +132,8 @@ def fit_logistic_normal(y: np.ndarray, design: np.ndarray, k: np.ndarray, offset
 
     def objective(theta: np.ndarray) -> float:
         return _deviance(y, _fitted(theta, design, k, offset))
+
+    from scipy.optimize import minimize  # heavy: about 0.1 s to import, and only this model needs it
 
     result = minimize(objective, start, method="BFGS", options={"gtol": 1e-6, "maxiter": 2000})
     theta = result.x

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 from scipy.special import gammaln
 
 from hiddenpop.capture.closed.models import (
@@ -105,6 +104,9 @@ def profile_interval(
     """
     if not 0 < level < 1:
         raise ConfigError(f"confidence level must be between 0 and 1, got {level}")
+    # heavy: scipy.optimize costs about 0.1 s to import; commands that report no profile interval skip it
+    from scipy.optimize import brentq, minimize_scalar
+
     n = float(observed)
     cache: dict[float, float] = {}
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from hiddenpop.capture.core.terms import Term, canonical_terms, parse_term, term_indicator
 from hiddenpop.capture.lists.data import ListData, list_data
@@ -93,7 +92,9 @@ def _exists_full_rank(design: np.ndarray, positive: np.ndarray, tol: float = 1e-
         return not (np.all(v >= -tol * scale) or np.all(v <= tol * scale))
     # maximise sum(Z N u) subject to Z N u >= 0, sum(Z N u) <= 1: positive optimum = a recession direction
     total = directions.sum(axis=0)
-    result = optimize.linprog(
+    from scipy.optimize import linprog  # heavy: about 0.1 s to import; most designs are settled before the LP
+
+    result = linprog(
         -total,
         A_ub=np.vstack([-directions, total[None, :]]),
         b_ub=np.append(np.zeros(directions.shape[0]), 1.0),
@@ -108,7 +109,9 @@ def _exists_lp(design: np.ndarray, y: np.ndarray) -> bool:
     cells, params = design.shape
     objective = np.zeros(cells + 1)
     objective[-1] = -1.0  # maximise s
-    result = optimize.linprog(
+    from scipy.optimize import linprog  # heavy: about 0.1 s to import; most designs are settled before the LP
+
+    result = linprog(
         objective,
         A_ub=np.hstack([-np.eye(cells), np.ones((cells, 1))]),  # s - x_i <= 0
         b_ub=np.zeros(cells),

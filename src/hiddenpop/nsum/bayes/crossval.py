@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from scipy.special import betainc, gammaln, logsumexp, pdtr, psi
 
 from hiddenpop.data.io import missing_column
+from hiddenpop.distributions import normal_quantile
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.nsum.bayes import recall as recall_curve
 from hiddenpop.nsum.bayes.common import BayesData
@@ -487,7 +487,7 @@ def quantile_residuals(cm: CountModel, counts: np.ndarray, seed: int, *, degree:
     u = lower + (upper - lower) * np.random.default_rng(seed).random((n, groups))
     # u is 0 or 1 only through rounding of a CDF; keep Phi^-1 finite there
     tiny = np.finfo(float).tiny
-    return stats.norm.ppf(np.clip(u, tiny, 1.0 - np.finfo(float).epsneg))
+    return normal_quantile(np.clip(u, tiny, 1.0 - np.finfo(float).epsneg))
 
 
 def residual_table(residuals: np.ndarray, groups: Sequence[str], covariate: Any = None,
