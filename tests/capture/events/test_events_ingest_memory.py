@@ -180,6 +180,9 @@ def test_out_of_memory_in_memory_path_writes_nothing_and_drops_raw_tables(tmp_pa
     spill = tmp_path / "spill"
     con = reader.connect(KEY, threads=1, memory_limit="40MB", temp_directory=str(spill), spill=False)
     assert reader.spilling_disabled(con)
+    # the external file cache (bytes of the input files) is never written to disk either
+    assert con.execute("SELECT current_setting('external_file_cache_spill'), "
+                       "current_setting('cache_local_files')").fetchall() == [(False, False)]
     source = reader._source_sql([str(path)], "parquet")
     assert reader._stage_in_memory(con, KEY, source, "ip", "time", CleaningRules(), {}) is False
     assert _files_under(spill) == []  # the private folder exists, but DuckDB could not write into it

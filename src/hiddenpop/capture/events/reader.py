@@ -248,6 +248,7 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
         config["temp_directory"] = NO_SPILL
     con = duckdb.connect(config=config)
     _PRIVATE_DIRS[private] = con
+    _keep_file_cache_off_disk(con)
     con.create_function(
         PSEUDONYM_FUNCTION, pseudonym_udf(key), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
         type="arrow", side_effects=False,
@@ -257,6 +258,20 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
         type="arrow", side_effects=False, null_handling="special",
     )
     return con
+
+
+#: DuckDB settings (where the installed version has them) that would let the external file cache, which holds
+#: bytes of the input files and so raw identifiers, write them to the temporary directory. Both are off by
+#: default; they are pinned off so a changed default cannot put raw file contents on disk.
+_FILE_CACHE_SETTINGS = {"external_file_cache_spill": "false", "cache_local_files": "false"}
+
+
+def _keep_file_cache_off_disk(con) -> None:
+    names = {row[0] for row in con.execute(
+        "SELECT name FROM duckdb_settings() WHERE name IN ('external_file_cache_spill', 'cache_local_files')"
+    ).fetchall()}
+    for name in sorted(names):
+        con.execute(f"SET {name} = {_FILE_CACHE_SETTINGS[name]}")
 
 
 def engine_config(threads: int | None = None, memory_limit: str | None = None,
