@@ -198,11 +198,11 @@ def test_fallback_when_the_identifiers_do_not_fit_gives_the_same_result(tmp_path
     small = read_events([path], identifier="ip", time="time", key=KEY, memory_limit="40MB", threads=1,
                         temp_directory=str(tmp_path / "spill"))
     assert small.ingest == "per-batch"
-    assert any("did not fit in DuckDB's memory limit" in note for note in small.notes)
+    assert any("do not fit in DuckDB's memory limit" in note for note in small.notes)
     assert not reader.spilling_disabled(small.connection)  # later stages may spill (pseudonymised codes only)
     large = read_events([path], identifier="ip", time="time", key=KEY, memory_limit="1GB", threads=1)
     assert large.ingest == "in-memory"
-    assert not any("did not fit" in note for note in large.notes)
+    assert not any("do not fit" in note for note in large.notes)
     query = "SELECT code, day FROM pairs ORDER BY code, day"
     assert small.connection.execute(query).fetchall() == large.connection.execute(query).fetchall()
     pd.testing.assert_frame_equal(small.audit, large.audit)
@@ -210,3 +210,13 @@ def test_fallback_when_the_identifiers_do_not_fit_gives_the_same_result(tmp_path
         assert "user-" not in note
     small.close()
     large.close()
+
+
+def test_parquet_logs_too_large_for_the_memory_limit_skip_the_in_memory_path(tmp_path):
+    path = _many_identifiers(tmp_path, n=50_000)  # 50,000 rows need about 4 MB in memory
+    source = reader._source_sql([str(path)], "parquet")
+    for limit, fits in (("2MB", False), ("1GB", True)):
+        con = reader.connect(KEY, memory_limit=limit, spill=False)
+        assert reader._fits_in_memory(con, source, "parquet") is fits
+        assert reader._fits_in_memory(con, source, "csv") is True  # unknown row count: try, fall back on OOM
+        reader.close_private(con)

@@ -4,13 +4,15 @@ Pipeline (one DuckDB connection per :class:`EventLog`):
 
 1. **Read** CSV or Parquet files (globs allowed) with a column mapping (identifier, timestamp, optional country
    and flag columns). CSV columns are read as text so nothing is guessed.
-2. **Pseudonymise inside the reader.** The distinct identifiers of the scan are hashed by a vectorised DuckDB
-   UDF that computes exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars) and are
-   replaced by a dense integer code within the same query. Everything that depends on the identifier alone
-   (trimming, the unknown-token test, the IPv6 test, the keyed hash, the code) is computed once per distinct
-   raw value, never once per row (see :func:`_staging_sql`). The raw identifier never leaves that query: the
-   tables kept in memory hold only codes, pseudonyms and day numbers; outputs, logs and error messages never
-   contain identifier values.
+2. **Pseudonymise inside the reader.** Everything that depends on the identifier alone (trimming, the
+   unknown-token test, the canonical address, the IPv6 test, the keyed hash, the dense integer code) is computed
+   once per distinct raw value, never once per row: the distinct values are collected by DuckDB, hashed in
+   Python with exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars) and joined
+   back to the rows as codes (:func:`_stage_in_memory`). While raw values are held, the connection has no
+   temporary directory, so DuckDB cannot write them to disk; if they do not fit in the memory limit, the
+   per-batch path runs instead (:func:`_staging_sql`: a vectorised UDF hashes each batch before any operator
+   that can spill). Afterwards the tables kept hold only codes and day numbers; outputs, logs and error
+   messages never contain identifier values.
 3. **Timestamps, explicitly zoned.** Timestamps carrying an offset are read as instants; naive timestamps are
    taken to be in ``input_timezone`` (default UTC). Days (for dedupe, occasions and date ranges) are calendar
    days in ``timezone`` (default UTC), e.g. ``Asia/Manila`` for a country-level study.
@@ -59,8 +61,9 @@ def pseudonym_udf(key: Pseudonymiser):
     """A vectorised (Arrow) function computing ``key.hash_one`` for every string of an Arrow array.
 
     Uses :meth:`hiddenpop.privacy.Pseudonymiser.hasher` (HMAC-SHA256 from precomputed pad states), so the DuckDB
-    path and the Python path share one keyed-hash implementation. Called per row in the scan (before any operator
-    that can spill), so it remembers up to :data:`HASH_CACHE_ENTRIES` pseudonyms in process memory.
+    path and the Python path share one keyed-hash implementation. Used by the per-batch fallback
+    (:func:`_staging_sql`), where it is called on every batch of the scan (before any operator that can spill),
+    so it remembers up to :data:`HASH_CACHE_ENTRIES` pseudonyms in process memory.
     """
     # Arrow is loaded only when this runs: importing it costs start-up time
     import pyarrow as pa
@@ -152,7 +155,8 @@ def private_temp_directory(parent: str | None = None) -> str:
 
     Created with :func:`tempfile.mkdtemp` in ``parent`` (default: the system temporary folder) and removed on
     every exit path Python sees: :meth:`EventLog.close`, normal exit, SIGTERM and SIGINT. SIGKILL cannot be
-    caught, which is why identifiers are hashed before any operator that can spill (:func:`_staging_sql`).
+    caught, which is why raw identifiers are held only while DuckDB cannot spill (:func:`_stage_in_memory`) or
+    hashed before any operator that can spill (:func:`_staging_sql`).
     """
 
     global _HANDLERS_INSTALLED
@@ -487,11 +491,12 @@ def read_events(
     rules.exclude_pseudonyms = [key.hash_one(value)[:12] for _column, value in rules.exclude]
     notes: list[str] = []
     try:
-        in_memory = _stage_in_memory(con, key, source, identifier, time, rules, identifier_exclusions)
+        in_memory = _fits_in_memory(con, source, kind) and _stage_in_memory(
+            con, key, source, identifier, time, rules, identifier_exclusions)
         allow_spilling(con)
         if not in_memory:
             notes.append(
-                f"the distinct identifiers did not fit in DuckDB's memory limit "
+                f"the report rows and distinct identifiers do not fit in DuckDB's memory limit "
                 f"({engine_settings(con)['memory_limit']}) without spilling: each batch of rows was pseudonymised "
                 "before any operator that can spill (slower; raise --memory-limit to avoid it)"
             )
@@ -632,6 +637,32 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+#: Memory the in-memory path needs per report row, an upper estimate: 20 million benchmark rows (1.9 million
+#: identifiers, almost one (identifier, day) pair per row) fit under a 1.49 GiB limit (75 bytes a row) and not
+#: under 0.93 GiB (50 bytes a row).
+IN_MEMORY_BYTES_PER_ROW = 80
+_BYTE_UNITS = {"bytes": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _fits_in_memory(con, source: str, kind: str) -> bool:
+    """False when a Parquet log clearly has too many rows for :func:`_stage_in_memory` under the memory limit.
+
+    Parquet row counts come from the file footers (no scan); for CSV the row count is unknown and the
+    in-memory path is tried (DuckDB's out-of-memory error sends it to the fallback).
+    """
+    if kind != "parquet":
+        return True
+    limit = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]).strip()
+    number, _, unit = limit.partition(" ")
+    try:
+        limit_bytes = float(number) * _BYTE_UNITS[unit.strip().lower() or "bytes"]
+    except (KeyError, ValueError):  # an unexpected spelling: try, the out-of-memory fallback still applies
+        return True
+    rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    return rows * IN_MEMORY_BYTES_PER_ROW <= limit_bytes
+
+
 def _identifiers_sql(source: str, identifier: str, rules: CleaningRules) -> str:
     """``CREATE TEMP TABLE hp_idents``: each distinct identifier as read, its unknown-token test and canonical form."""
     tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
@@ -709,7 +740,9 @@ def _plain_flag_sql(identifier_exclusions: dict[int, str], rules: CleaningRules)
 
 def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
                  identifier_exclusions: dict[int, str] | None = None) -> str:
-    """The one query that reads every row, pseudonymises and aggregates: ``CREATE TEMP TABLE staged``.
+    """The per-batch fallback: one query that reads every row, pseudonymises and aggregates into ``staged``.
+
+    Used when the distinct identifiers do not fit in memory for :func:`_stage_in_memory` (same table, same codes).
 
     The raw identifier exists only in the row-wise projections at the bottom of this query, which DuckDB
     streams and never spills: each row's identifier is trimmed, tested against the unknown tokens, brought to
