@@ -594,12 +594,13 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
     operator below that holds raw identifiers (the DISTINCT, the identifier map, the join) then lives in memory
     only, and a query that outgrows the memory limit fails instead of spilling. Steps:
 
-    1. ``hp_idents``: the distinct trimmed identifiers with the unknown-token test and the canonical form (the
-       same SQL as the per-batch path, run once per distinct value instead of once per row);
+    1. ``hp_idents``: the distinct identifier values as read, each trimmed, tested against the unknown tokens and
+       canonicalised (the same SQL as the per-batch path, run once per distinct value instead of once per row);
     2. the distinct canonical values are hashed in Python (:meth:`hiddenpop.privacy.Pseudonymiser.hasher`,
        HMAC-SHA256 as everywhere) and numbered in pseudonym order, as the per-batch path numbers them;
-    3. ``hp_id_map`` (identifier -> code, state, IPv6 flag, identifier exclusions) is joined to every row, and
-       rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`.
+    3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
+       the untrimmed value, and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
+       (NULL identifiers find no map row and count as missing).
 
     The tables holding raw identifiers are dropped before returning, whatever happens. On DuckDB's
     out-of-memory error the partial ``staged`` is dropped too and False returned: the caller then allows
