@@ -4,13 +4,15 @@ Pipeline (one DuckDB connection per :class:`EventLog`):
 
 1. **Read** CSV or Parquet files (globs allowed) with a column mapping (identifier, timestamp, optional country
    and flag columns). CSV columns are read as text so nothing is guessed.
-2. **Pseudonymise inside the reader.** The distinct identifiers of the scan are hashed by a vectorised DuckDB
-   UDF that computes exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars) and are
-   replaced by a dense integer code within the same query. Everything that depends on the identifier alone
-   (trimming, the unknown-token test, the IPv6 test, the keyed hash, the code) is computed once per distinct
-   raw value, never once per row (see :func:`_staging_sql`). The raw identifier never leaves that query: the
-   tables kept in memory hold only codes, pseudonyms and day numbers; outputs, logs and error messages never
-   contain identifier values.
+2. **Pseudonymise inside the reader.** Everything that depends on the identifier alone (trimming, the
+   unknown-token test, the canonical address, the IPv6 test, the keyed hash, the dense integer code) is computed
+   once per distinct raw value, never once per row: the distinct values are collected by DuckDB, hashed in
+   Python with exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars) and joined
+   back to the rows as codes (:func:`_stage_in_memory`). While raw values are held, the connection has no
+   temporary directory, so DuckDB cannot write them to disk; if they do not fit in the memory limit, the
+   per-batch path runs instead (:func:`_staging_sql`: a vectorised UDF hashes each batch before any operator
+   that can spill). Afterwards the tables kept hold only codes and day numbers; outputs, logs and error
+   messages never contain identifier values.
 3. **Timestamps, explicitly zoned.** Timestamps carrying an offset are read as instants; naive timestamps are
    taken to be in ``input_timezone`` (default UTC). Days (for dedupe, occasions and date ranges) are calendar
    days in ``timezone`` (default UTC), e.g. ``Asia/Manila`` for a country-level study.
@@ -50,14 +52,18 @@ HASH_CACHE_ENTRIES = 2_000_000
 #: Timestamps outside this range (UTC) are an input error: no report log of IP addresses predates 1970, and
 #: year 1 or 9999 (or ``infinity``) is a placeholder, not a report time.
 TIME_RANGE = ("1970-01-01", "2100-01-01")
+#: DuckDB's ``temp_directory`` value meaning "no temporary directory": blocks can then never be offloaded to disk
+#: and a query that outgrows ``memory_limit`` fails with an out-of-memory error instead of spilling.
+NO_SPILL = ""
 
 
 def pseudonym_udf(key: Pseudonymiser):
     """A vectorised (Arrow) function computing ``key.hash_one`` for every string of an Arrow array.
 
     Uses :meth:`hiddenpop.privacy.Pseudonymiser.hasher` (HMAC-SHA256 from precomputed pad states), so the DuckDB
-    path and the Python path share one keyed-hash implementation. Called per row in the scan (before any operator
-    that can spill), so it remembers up to :data:`HASH_CACHE_ENTRIES` pseudonyms in process memory.
+    path and the Python path share one keyed-hash implementation. Used by the per-batch fallback
+    (:func:`_staging_sql`), where it is called on every batch of the scan (before any operator that can spill),
+    so it remembers up to :data:`HASH_CACHE_ENTRIES` pseudonyms in process memory.
     """
     # Arrow is loaded only when this runs: importing it costs start-up time
     import pyarrow as pa
@@ -149,7 +155,8 @@ def private_temp_directory(parent: str | None = None) -> str:
 
     Created with :func:`tempfile.mkdtemp` in ``parent`` (default: the system temporary folder) and removed on
     every exit path Python sees: :meth:`EventLog.close`, normal exit, SIGTERM and SIGINT. SIGKILL cannot be
-    caught, which is why identifiers are hashed before any operator that can spill (:func:`_staging_sql`).
+    caught, which is why raw identifiers are held only while DuckDB cannot spill (:func:`_stage_in_memory`) or
+    hashed before any operator that can spill (:func:`_staging_sql`).
     """
 
     global _HANDLERS_INSTALLED
@@ -225,21 +232,27 @@ def close_private(con) -> None:
 
 
 def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str | None = None,
-            temp_directory: str | None = None):
+            temp_directory: str | None = None, spill: bool = True):
     """A DuckDB connection with the pseudonymisation and IPv6 UDFs registered and a private spill folder.
 
     ``threads`` (DuckDB's default: one per core) and ``memory_limit`` (DuckDB's default: 80% of physical memory;
     e.g. ``"3GB"``) bound the engine; beyond the limit, aggregates, sorts and the temporary tables spill to a
     fresh 0700 folder (:func:`private_temp_directory`) inside ``temp_directory`` (default: the system temporary
     folder). Peak memory of a run is about this limit plus the Python side's history-count batches (a few
-    hundred MB).
+    hundred MB). With ``spill=False`` the connection starts with no temporary directory at all (DuckDB then
+    cannot write any block to disk and raises an out-of-memory error instead); :func:`allow_spilling` points
+    it at the private folder once no table holding raw identifiers is left.
     """
     # DuckDB is loaded only when this runs: importing it costs start-up time
     import duckdb
 
     private = private_temp_directory(temp_directory)
-    con = duckdb.connect(config=engine_config(threads, memory_limit, private))
+    config = engine_config(threads, memory_limit, private)
+    if not spill:
+        config["temp_directory"] = NO_SPILL
+    con = duckdb.connect(config=config)
     _PRIVATE_DIRS[private] = con
+    _keep_file_cache_off_disk(con)
     con.create_function(
         PSEUDONYM_FUNCTION, pseudonym_udf(key), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
         type="arrow", side_effects=False,
@@ -249,6 +262,20 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
         type="arrow", side_effects=False, null_handling="special",
     )
     return con
+
+
+#: DuckDB settings (where the installed version has them) that would let the external file cache, which holds
+#: bytes of the input files and so raw identifiers, write them to the temporary directory. Both are off by
+#: default; they are pinned off so a changed default cannot put raw file contents on disk.
+_FILE_CACHE_SETTINGS = {"external_file_cache_spill": "false", "cache_local_files": "false"}
+
+
+def _keep_file_cache_off_disk(con) -> None:
+    names = {row[0] for row in con.execute(
+        "SELECT name FROM duckdb_settings() WHERE name IN ('external_file_cache_spill', 'cache_local_files')"
+    ).fetchall()}
+    for name in sorted(names):
+        con.execute(f"SET {name} = {_FILE_CACHE_SETTINGS[name]}")
 
 
 def engine_config(threads: int | None = None, memory_limit: str | None = None,
@@ -262,6 +289,24 @@ def engine_config(threads: int | None = None, memory_limit: str | None = None,
     if temp_directory:
         config["temp_directory"] = temp_directory
     return config
+
+
+def allow_spilling(con) -> None:
+    """Let ``con`` spill again, into its private folder (:func:`connect` with ``spill=False`` started without one).
+
+    Call only when no table or query on ``con`` holds raw identifiers: from here on DuckDB may write any block
+    it manages to that folder.
+    """
+    for path, owner in _PRIVATE_DIRS.items():
+        if owner is con:
+            con.execute(f"SET temp_directory = {_literal(path)}")
+            return
+    raise RuntimeError("allow_spilling: the connection has no private spill folder (use reader.connect)")
+
+
+def spilling_disabled(con) -> bool:
+    """True when DuckDB has no temporary directory on ``con``, so no block it manages can be written to disk."""
+    return con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] == ""
 
 
 def engine_settings(con) -> dict[str, Any]:
@@ -340,6 +385,9 @@ class EventLog:
     notes: list[str] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
     key_warnings: list[str] = field(default_factory=list)
+    #: how identifiers were pseudonymised: "in-memory" (once per distinct value, :func:`_stage_in_memory`) or
+    #: "per-batch" (the fallback when they do not fit in memory, :func:`_staging_sql`)
+    ingest: str = "in-memory"
 
     def close(self) -> None:
         """Close the DuckDB connection and remove its private spill folder (also done at exit)."""
@@ -423,7 +471,8 @@ def read_events(
     if kind == "csv":  # DuckDB would rename a repeated header name and read the wrong copy
         for file in files:
             check_header_names(first_line_fields(file), Path(file).name)
-    con = connect(key, threads=threads, memory_limit=memory_limit, temp_directory=temp_directory)
+    # no temporary directory until the tables holding raw identifiers are gone (see _stage_in_memory)
+    con = connect(key, threads=threads, memory_limit=memory_limit, temp_directory=temp_directory, spill=False)
     source = _source_sql(files, kind)
     try:
         columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
@@ -440,8 +489,18 @@ def read_events(
     con.execute(f"SET TimeZone = {_literal(rules.input_timezone)}")
     identifier_exclusions = _identifier_exclusions(identifier, rules, key)
     rules.exclude_pseudonyms = [key.hash_one(value)[:12] for _column, value in rules.exclude]
+    notes: list[str] = []
     try:
-        con.execute(_staging_sql(source, identifier, time, rules, identifier_exclusions))
+        in_memory = _fits_in_memory(con, source, kind) and _stage_in_memory(
+            con, key, source, identifier, time, rules, identifier_exclusions)
+        allow_spilling(con)
+        if not in_memory:
+            notes.append(
+                f"the report rows and distinct identifiers do not fit in DuckDB's memory limit "
+                f"({engine_settings(con)['memory_limit']}) without spilling: each batch of rows was pseudonymised "
+                "before any operator that can spill (slower; raise --memory-limit to avoid it)"
+            )
+            con.execute(_staging_sql(source, identifier, time, rules, identifier_exclusions))
     except Exception as exc:
         _exit_if_terminated()
         raise DataError(
@@ -455,7 +514,6 @@ def read_events(
     origin_row = con.execute(
         f"SELECT min(local_day), max(local_day) FROM staged WHERE {keep_sql}"
     ).fetchall()[0]
-    notes: list[str] = []
     if origin_row[0] is None:
         raise DataError(
             f"{files[0]}: no report rows left after cleaning; check the audit: "
@@ -493,7 +551,7 @@ def read_events(
     return EventLog(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
-        engine=engine, key_warnings=list(key.warnings),
+        engine=engine, key_warnings=list(key.warnings), ingest="in-memory" if in_memory else "per-batch",
     )
 
 
@@ -523,9 +581,169 @@ def _identifier_exclusions(identifier: str, rules: CleaningRules, key: Pseudonym
     return out
 
 
+#: Tables that hold raw identifiers during :func:`_stage_in_memory`; dropped before spilling is allowed.
+_RAW_TABLES = ("hp_idents", "hp_id_map")
+_HASHES_VIEW = "hp_hashes"
+
+
+def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time: str, rules: CleaningRules,
+                     identifier_exclusions: dict[int, str]) -> bool:
+    """Build ``staged`` (as :func:`_staging_sql` does) hashing each distinct identifier once; False if out of memory.
+
+    ``con`` must have no temporary directory (:func:`connect` with ``spill=False``), checked here: every
+    operator below that holds raw identifiers (the DISTINCT, the identifier map, the join) then lives in memory
+    only, and a query that outgrows the memory limit fails instead of spilling. Steps:
+
+    1. ``hp_idents``: the distinct identifier values as read, each trimmed, tested against the unknown tokens and
+       canonicalised (the same SQL as the per-batch path, run once per distinct value instead of once per row);
+    2. the distinct canonical values are hashed in Python (:meth:`hiddenpop.privacy.Pseudonymiser.hasher`,
+       HMAC-SHA256 as everywhere) and numbered in pseudonym order, as the per-batch path numbers them;
+    3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
+       the untrimmed value, and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
+       (NULL identifiers find no map row and count as missing).
+
+    The tables holding raw identifiers are dropped before returning, whatever happens. On DuckDB's
+    out-of-memory error the partial ``staged`` is dropped too and False returned: the caller then allows
+    spilling and runs :func:`_staging_sql`, which hashes before any operator that can spill.
+    """
+    # DuckDB and Arrow are loaded only when this runs: importing them costs start-up time
+    import duckdb
+    import pyarrow as pa
+
+    if not spilling_disabled(con):
+        raise RuntimeError("_stage_in_memory needs a connection without a temporary directory")
+    try:
+        con.execute(_identifiers_sql(source, identifier, rules))
+        canon = con.sql("SELECT DISTINCT canon FROM hp_idents WHERE canon IS NOT NULL").to_arrow_table().column(0)
+        pseudonym = key.hasher()
+        hashes = pa.table({"canon": canon, "pseudonym": pa.array([pseudonym(text) for text in canon.to_pylist()],
+                                                                 type=pa.string())})
+        del canon
+        con.register(_HASHES_VIEW, hashes)
+        con.execute(_identifier_map_sql(identifier_exclusions))
+        con.unregister(_HASHES_VIEW)
+        del hashes
+        con.execute("DROP TABLE hp_idents")
+        con.execute(_mapped_staging_sql(source, identifier, time, rules, identifier_exclusions))
+        return True
+    except duckdb.OutOfMemoryException:
+        con.execute("DROP TABLE IF EXISTS staged")
+        return False
+    finally:
+        try:
+            con.unregister(_HASHES_VIEW)
+        except Exception:  # not registered (or already unregistered)
+            pass
+        for table in _RAW_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+#: Memory the in-memory path needs per report row, an upper estimate: 20 million benchmark rows (1.9 million
+#: identifiers, almost one (identifier, day) pair per row) fit under a 1.49 GiB limit (75 bytes a row) and not
+#: under 0.93 GiB (50 bytes a row).
+IN_MEMORY_BYTES_PER_ROW = 80
+_BYTE_UNITS = {"bytes": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _fits_in_memory(con, source: str, kind: str) -> bool:
+    """False when a Parquet log clearly has too many rows for :func:`_stage_in_memory` under the memory limit.
+
+    Parquet row counts come from the file footers (no scan); for CSV the row count is unknown and the
+    in-memory path is tried (DuckDB's out-of-memory error sends it to the fallback).
+    """
+    if kind != "parquet":
+        return True
+    limit = str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]).strip()
+    number, _, unit = limit.partition(" ")
+    try:
+        limit_bytes = float(number) * _BYTE_UNITS[unit.strip().lower() or "bytes"]
+    except (KeyError, ValueError):  # an unexpected spelling: try, the out-of-memory fallback still applies
+        return True
+    rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    return rows * IN_MEMORY_BYTES_PER_ROW <= limit_bytes
+
+
+def _identifiers_sql(source: str, identifier: str, rules: CleaningRules) -> str:
+    """``CREATE TEMP TABLE hp_idents``: each distinct identifier as read, its unknown-token test and canonical form."""
+    tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
+    # distinct untrimmed values: trimming once per distinct value is cheaper than once per row
+    query = f"""
+        SELECT raw, ident, (ident IS NULL OR list_position([{tokens}], lower(ident)) IS NOT NULL) AS missing
+        FROM (SELECT raw, trim(raw) AS ident
+              FROM (SELECT DISTINCT CAST({_quote(identifier)} AS VARCHAR) AS raw FROM {source}))"""
+    layers = canonical_ip_sql("ident") if rules.identifier_kind == "ip" else [("canon", "ident")]
+    for name, expression in layers:
+        guarded = f"CASE WHEN NOT missing THEN {expression} END" if name == "canon" else expression
+        query = f"SELECT *, {guarded} AS {name} FROM ({query})"
+    return f"CREATE TEMP TABLE hp_idents AS SELECT raw, missing, canon FROM ({query})"
+
+
+def _identifier_map_sql(identifier_exclusions: dict[int, str]) -> str:
+    """``CREATE TEMP TABLE hp_id_map``: non-NULL identifier as read -> code (pseudonym rank), state, IPv6, exclusions."""
+    hashed = "".join(f", coalesce(h.pseudonym = {_literal(value)}, false) AS flag_{i}"
+                     for i, value in identifier_exclusions.items())
+    return f"""
+        CREATE TEMP TABLE hp_id_map AS
+        SELECT i.raw, h.code, CASE WHEN i.missing THEN 1 WHEN i.canon IS NULL THEN 2 ELSE 0 END AS state,
+               coalesce(contains(i.canon, ':'), false) AS ipv6{hashed}
+        FROM hp_idents AS i LEFT JOIN (
+            SELECT canon, pseudonym, CAST(dense_rank() OVER (ORDER BY pseudonym) - 1 AS INTEGER) AS code
+            FROM {_HASHES_VIEW}
+        ) AS h ON i.canon = h.canon
+        WHERE i.raw IS NOT NULL
+    """
+
+
+def _mapped_staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
+                        identifier_exclusions: dict[int, str]) -> str:
+    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`."""
+    raw_time = f"CAST({_quote(time)} AS VARCHAR)"
+    parsed, in_range = _time_sql(raw_time)
+    plain_flags = _plain_flag_sql(identifier_exclusions, rules)
+    plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
+    carry = "".join(f", r.{name}" for name in plain_names)
+    extra = "".join(f", {item}" for item in plain_flags)
+    hashed = "".join(f", coalesce(m.flag_{i}, false) AS flag_{i}" for i in identifier_exclusions)
+    # NULL identifiers have no row in hp_id_map: missing (state 1), not IPv6, not excluded
+    return f"""
+        CREATE TEMP TABLE staged AS
+        SELECT m.code, coalesce(m.state, 1) AS state, coalesce(m.ipv6, false) AS ipv6, r.has_time,
+               r.local_day{carry}{hashed}, count(*) AS n
+        FROM (
+            SELECT raw, CASE WHEN parsed IS NOT NULL THEN true
+                               ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
+                   CASE WHEN {in_range.replace(parsed, 'parsed')}
+                        THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day{
+                            "".join(f", {name}" for name in plain_names)}
+            FROM (
+                SELECT CAST({_quote(identifier)} AS VARCHAR) AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
+                FROM {source}
+            )
+        ) AS r LEFT JOIN hp_id_map AS m ON r.raw = m.raw
+        GROUP BY ALL
+    """
+
+
+def _plain_flag_sql(identifier_exclusions: dict[int, str], rules: CleaningRules) -> list[str]:
+    """Per-row flags not on the identifier: ``expression AS flag_i`` for exclusions, then ``country_ok``."""
+    flags = []
+    for i, (column, value) in enumerate(rules.exclude):
+        if i not in identifier_exclusions:
+            flags.append(f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}")
+    if rules.country_column:
+        target = _literal(rules.country.strip().upper())
+        flags.append(
+            f"coalesce(upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) = {target}, false) AS country_ok"
+        )
+    return flags
+
+
 def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
                  identifier_exclusions: dict[int, str] | None = None) -> str:
-    """The one query that reads every row, pseudonymises and aggregates: ``CREATE TEMP TABLE staged``.
+    """The per-batch fallback: one query that reads every row, pseudonymises and aggregates into ``staged``.
+
+    Used when the distinct identifiers do not fit in memory for :func:`_stage_in_memory` (same table, same codes).
 
     The raw identifier exists only in the row-wise projections at the bottom of this query, which DuckDB
     streams and never spills: each row's identifier is trimmed, tested against the unknown tokens, brought to
@@ -541,17 +759,7 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
     tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
     parsed, in_range = _time_sql(raw_time)
-    plain_flags = []
-    for i, (column, value) in enumerate(rules.exclude):
-        if i not in identifier_exclusions:
-            plain_flags.append(
-                f"coalesce(trim(CAST({_quote(column)} AS VARCHAR)) = {_literal(value)}, false) AS flag_{i}"
-            )
-    if rules.country_column:
-        target = _literal(rules.country.strip().upper())
-        plain_flags.append(
-            f"coalesce(upper(trim(CAST({_quote(rules.country_column)} AS VARCHAR))) = {target}, false) AS country_ok"
-        )
+    plain_flags = _plain_flag_sql(identifier_exclusions, rules)
     plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
     hashed_flags = [f"coalesce(pseudonym = {_literal(h)}, false) AS flag_{i}"
                     for i, h in identifier_exclusions.items()]
