@@ -89,6 +89,7 @@ def sample_nuts(
     seed: int = 0,
     batched: bool = False,
     target_accept: float = 0.8,
+    dense_mass: bool = False,
     max_tree_depth: int = 10,
     warmup_max_tree_depth: int | None = None,
     init_radius: float = 2.0,
@@ -128,7 +129,7 @@ def sample_nuts(
     with jax.enable_x64(True):
         return _sample_nuts(
             density, data, chains=chains, warmup=warmup, draws=draws, seed=seed, batched=batched,
-            target_accept=target_accept, max_tree_depth=max_tree_depth,
+            target_accept=target_accept, dense_mass=dense_mass, max_tree_depth=max_tree_depth,
             warmup_max_tree_depth=warmup_max_tree_depth, init_radius=init_radius,
             init_values=init_values, quiet=quiet, description=description, keep=keep,
         )
@@ -137,6 +138,7 @@ def sample_nuts(
 def _sample_nuts(
     density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int, batched: bool,
     target_accept: float, max_tree_depth: int, warmup_max_tree_depth: int | None, init_radius: float,
+    dense_mass: bool = False,
     init_values: dict[str, np.ndarray] | None, quiet: bool, description: str, keep: tuple[str, ...] = (),
 ) -> Draws | list[Draws]:
     # JAX is loaded only when this runs: importing it costs start-up time
@@ -204,7 +206,7 @@ def _sample_nuts(
     def init_one(z, rng, model_data):
         return init_kernel(
             z, num_warmup=warmup, model_args=(model_data,), rng_key=rng,
-            target_accept_prob=target_accept, max_tree_depth=depths,
+            target_accept_prob=target_accept, max_tree_depth=depths, dense_mass=dense_mass,
         )
 
     def run_chunk(state, model_data, length):
@@ -324,6 +326,18 @@ class _Bar:
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
+
+
+def host_devices(chains: int) -> None:
+    """Ask for one JAX CPU device per chain, so that :func:`sample_nuts` runs the chains in parallel on the cores
+    there are, each building its own trees (vectorised in lockstep on one device, every chain waits for the
+    longest tree of the four at every draw, and a vectorised while loop is masked). Effective only before JAX
+    starts in this process; afterwards it does nothing and the chains run vectorised on one device. The split
+    depends on the chain count only, never on the machine, so a run is reproducible across machines."""
+    # NumPyro loads JAX, so only when a Bayesian model is about to run
+    import numpyro
+
+    numpyro.set_host_device_count(max(1, int(chains)))
 
 
 # ---------------------------------------------------------------------------------------------------- summaries
