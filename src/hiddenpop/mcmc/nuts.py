@@ -89,7 +89,6 @@ def sample_nuts(
     seed: int = 0,
     batched: bool = False,
     target_accept: float = 0.8,
-    dense_mass: bool = False,
     max_tree_depth: int = 10,
     warmup_max_tree_depth: int | None = None,
     init_radius: float = 2.0,
@@ -129,7 +128,7 @@ def sample_nuts(
     with jax.enable_x64(True):
         return _sample_nuts(
             density, data, chains=chains, warmup=warmup, draws=draws, seed=seed, batched=batched,
-            target_accept=target_accept, dense_mass=dense_mass, max_tree_depth=max_tree_depth,
+            target_accept=target_accept, max_tree_depth=max_tree_depth,
             warmup_max_tree_depth=warmup_max_tree_depth, init_radius=init_radius,
             init_values=init_values, quiet=quiet, description=description, keep=keep,
         )
@@ -138,7 +137,6 @@ def sample_nuts(
 def _sample_nuts(
     density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int, batched: bool,
     target_accept: float, max_tree_depth: int, warmup_max_tree_depth: int | None, init_radius: float,
-    dense_mass: bool = False,
     init_values: dict[str, np.ndarray] | None, quiet: bool, description: str, keep: tuple[str, ...] = (),
 ) -> Draws | list[Draws]:
     # JAX is loaded only when this runs: importing it costs start-up time
@@ -206,7 +204,7 @@ def _sample_nuts(
     def init_one(z, rng, model_data):
         return init_kernel(
             z, num_warmup=warmup, model_args=(model_data,), rng_key=rng,
-            target_accept_prob=target_accept, max_tree_depth=depths, dense_mass=dense_mass,
+            target_accept_prob=target_accept, max_tree_depth=depths,
         )
 
     def run_chunk(state, model_data, length):

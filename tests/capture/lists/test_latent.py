@@ -80,7 +80,7 @@ def test_the_stick_shift_changes_the_coordinates_not_the_density():
          "log_alpha": np.float64(rng.normal(-1.0, 0.5))}
     with jax.enable_x64(True):
         plain = float(latent_class_density(classes, lists, shift=0.0).log_density(z, data))
-        for shift in (0.3, STICK_SHIFT, 1.0):
+        for shift in (0.3, 0.7, 1.0):
             moved = dict(z, stick=z["stick"] - shift * z["log_alpha"])
             assert float(latent_class_density(classes, lists, shift=shift).log_density(moved, data)) == (
                 pytest.approx(plain, abs=1e-9))
