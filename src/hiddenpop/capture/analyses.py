@@ -48,6 +48,7 @@ from hiddenpop.capture.events.rolling import rolling_series, window_counts
 from hiddenpop.capture.lists.compare import compare_classes
 from hiddenpop.capture.lists.coverage import coverage_mth, sample_coverage
 from hiddenpop.capture.lists.models import mse
+from hiddenpop.capture.lists.procedures import LATENT_CHAINS
 from hiddenpop.capture.lists.strata import stratified
 from hiddenpop.capture.specs import (
     ClosedSpec,
@@ -64,12 +65,13 @@ from hiddenpop.capture.specs import (
 )
 from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError, DataError
+from hiddenpop.mcmc.nuts import host_devices
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 from hiddenpop.specs import to_dict
 
-__all__ = ["closed_analysis", "coverage_analysis", "events_analysis", "histories_analysis", "interval_analysis",
-           "mse_analysis", "open_analysis", "read_histories", "read_log", "robust_analysis", "single_analysis"]
+__all__ = ["closed_analysis", "coverage_analysis", "events_analysis", "fits_latent", "histories_analysis",
+           "interval_analysis", "mse_analysis", "open_analysis", "read_histories", "read_log", "robust_analysis", "single_analysis"]
 
 def read_histories(path: str | Path, options: HistoriesOptions) -> Histories:
     """Read a capture file with the reading options of a spec."""
@@ -103,10 +105,18 @@ def interval_analysis(histories: Histories, spec: IntervalSpec) -> Estimates:
     return result
 
 
+def fits_latent(spec: MSESpec) -> bool:
+    """Whether ``spec`` fits the latent-class model (by NUTS, with JAX)."""
+    headline = spec.select if spec.headline == "selected" else spec.headline
+    return (spec.compare and "latent" in spec.classes) or (spec.stratum is not None and headline == "latent")
+
+
 def mse_analysis(data: Any, spec: MSESpec, quiet: bool = True) -> Estimates:
     """Multiple systems estimate of ``data`` (a path, a DataFrame or list data) with ``spec``'s procedure, or
     with ``spec.compare`` every model class side by side (:func:`hiddenpop.capture.lists.compare.compare_classes`)."""
     headline = spec.select if spec.headline == "selected" else spec.headline
+    if fits_latent(spec):
+        host_devices(LATENT_CHAINS)
     if spec.stratum is not None:
         if spec.compare:
             raise ConfigError("--compare and --stratum cannot be combined; compare the classes on each stratum's "

@@ -10,6 +10,7 @@ import typer
 from hiddenpop.capture.analyses import (
     closed_analysis,
     coverage_analysis,
+    fits_latent,
     interval_analysis,
     mse_analysis,
     read_histories,
@@ -17,6 +18,7 @@ from hiddenpop.capture.analyses import (
 )
 from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec, SingleSpec
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, spinner
+from hiddenpop.mcmc.nuts import enable_compilation_cache
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
@@ -50,6 +52,8 @@ def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | 
 def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Multiple systems estimate with model selection; every number names its procedure and threshold. With
     --compare, every model class side by side and the headline flagged."""
+    if fits_latent(spec):
+        enable_compilation_cache()  # the latent-class sampler's compilation is a large part of a run
     busy = quiet or (spec.bootstrap == 0 and not spec.compare)
     with spinner("fitting every model class" if spec.compare else f"selecting a model ({spec.select}) and fitting",
                  quiet=busy):

@@ -326,6 +326,22 @@ class _Bar:
             self._progress.__exit__(*exc)
 
 
+def host_devices(chains: int) -> None:
+    """Ask for one JAX CPU device per chain, so that :func:`sample_nuts` runs the chains in parallel on the cores
+    there are, each building its own trees (vectorised in lockstep on one device, every chain waits for the
+    longest tree of the four at every draw, and a vectorised while loop is masked). Effective only before JAX
+    starts in this process; afterwards it does nothing and the chains run vectorised on one device. The split
+    depends on the chain count only, never on the machine, so a run is reproducible across machines. A device
+    count already asked for (``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``: by the user, a test
+    set-up or another analysis of the same run) is kept."""
+    if "--xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    # NumPyro loads JAX, so only when a Bayesian model is about to run
+    import numpyro
+
+    numpyro.set_host_device_count(max(1, int(chains)))
+
+
 # ---------------------------------------------------------------------------------------------------- summaries
 def enable_compilation_cache(path: str | None = None) -> str | None:
     """Keep compiled samplers on disk so the second run of a model skips XLA compilation (often most of the

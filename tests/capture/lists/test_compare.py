@@ -13,6 +13,7 @@ from hiddenpop import datasets
 from hiddenpop.capture.lists import compare as compare_module
 from hiddenpop.capture.lists.compare import compare_classes
 from hiddenpop.capture.lists.graphs import graph_averaging
+from hiddenpop.capture.lists.latent import latent_class
 from hiddenpop.capture.lists.models import mse
 from hiddenpop.errors import ConfigError, ModelError
 
@@ -36,6 +37,17 @@ def test_each_row_is_its_class_fitted_on_its_own():
     assert result.settings["delta"] == 2.0 ** -lists
     # the UK five lists: stepwise about 11,300, BIC and graph averaging about twice that (published spread)
     assert any("the classes disagree" in w for w in result.warnings)
+
+
+def test_the_latent_class_sampled_beside_the_others_gives_the_numbers_of_a_fit_on_its_own():
+    """--compare samples the latent class in a second thread while the log-linear classes are fitted: its row is
+    exactly that of the latent-class fit alone at the same seed."""
+    data = datasets.load("mse_Korea")
+    result = compare_classes(data, headline="latent", classes=("aic", "latent"), draws=100, seed=4)
+    alone = latent_class(data, draws=100, warmup=100, seed=4).table.iloc[0]
+    row = result.table.set_index("model_class").loc["latent"]
+    assert (row["estimate"], row["lower"], row["upper"]) == (alone["estimate"], alone["lower"], alone["upper"])
+    assert result.table.set_index("model_class").loc["aic", "estimate"] == mse(data, "aic").table.iloc[0]["estimate"]
 
 
 def test_a_class_that_cannot_be_fitted_is_a_row_with_its_reason(monkeypatch):

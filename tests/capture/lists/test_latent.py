@@ -9,7 +9,7 @@ import pytest
 from scipy import special
 
 from hiddenpop.capture.lists.data import list_data
-from hiddenpop.capture.lists.latent import latent_class_density, population_draws
+from hiddenpop.capture.lists.latent import STICK_SHIFT, latent_class_density, population_draws
 from hiddenpop.mcmc.diagnostics import rhat_ess_many
 from hiddenpop.mcmc.nuts import Draws, sample_nuts
 
@@ -30,7 +30,10 @@ def _brute_force(z: dict[str, np.ndarray], data: dict[str, np.ndarray], classes:
     """log sum_N (1/N) N!/((N-n)! prod n_x!) p_0^(N-n) prod p_x^n_x, summed numerically, plus the priors."""
     lam = special.expit(z["lam"])
     alpha = np.exp(z["log_alpha"])
-    not_v = np.exp(-np.exp(z["stick"]) / alpha)
+    # the sampler's stick variables are log e_k - STICK_SHIFT log alpha, with e_k ~ Exponential(1) and
+    # V_k = 1 - exp(-e_k / alpha)
+    e = np.exp(z["stick"] + STICK_SHIFT * z["log_alpha"])
+    not_v = np.exp(-e / alpha)
     sticks = np.append(1 - not_v, 1.0)
     weights = sticks * np.concatenate([[1.0], np.cumprod(not_v)])
     x = data["patterns"]
@@ -43,8 +46,7 @@ def _brute_force(z: dict[str, np.ndarray], data: dict[str, np.ndarray], classes:
                  + unseen * np.log(p0) + data["counts"] @ np.log(p) - special.gammaln(data["counts"] + 1).sum())
     likelihood = special.logsumexp(log_terms)
     a, b = 0.25, 0.25
-    priors = (np.sum(np.log(lam) + np.log(1 - lam)) + np.sum(z["stick"] - np.exp(z["stick"]))
-              + a * z["log_alpha"] - b * alpha)
+    priors = np.sum(np.log(lam) + np.log(1 - lam)) + np.sum(np.log(e) - e) + a * z["log_alpha"] - b * alpha
     return float(likelihood + priors)
 
 
@@ -64,6 +66,24 @@ def test_the_density_sums_the_population_size_out_exactly():
     direct = [_brute_force(z, data, classes) for z in points]
     assert ours[1] - ours[0] == pytest.approx(direct[1] - direct[0], abs=1e-8)
     assert ours[2] - ours[0] == pytest.approx(direct[2] - direct[0], abs=1e-8)
+
+
+def test_the_stick_shift_changes_the_coordinates_not_the_density():
+    """Sampling log e_k - c log alpha instead of log e_k is a shift of unit Jacobian: at corresponding points the
+    log density is the same for every c, so the posterior of (lambda, V, alpha) is too."""
+    import jax
+
+    classes, lists = 4, 4
+    data = _survey(np.random.default_rng(8))
+    rng = np.random.default_rng(9)
+    z = {"lam": rng.normal(-1.0, 0.8, (classes, lists)), "stick": rng.normal(0, 0.7, classes - 1),
+         "log_alpha": np.float64(rng.normal(-1.0, 0.5))}
+    with jax.enable_x64(True):
+        plain = float(latent_class_density(classes, lists, shift=0.0).log_density(z, data))
+        for shift in (0.3, 0.7, 1.0):
+            moved = dict(z, stick=z["stick"] - shift * z["log_alpha"])
+            assert float(latent_class_density(classes, lists, shift=shift).log_density(moved, data)) == (
+                pytest.approx(plain, abs=1e-9))
 
 
 def test_population_draws_are_negative_binomial_given_p0():

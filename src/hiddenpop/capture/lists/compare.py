@@ -16,6 +16,7 @@ not a missing row.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -110,14 +111,29 @@ def compare_classes(
         return result, result.table.iloc[1].to_dict(), "posterior quantiles", diagnostic, result.warnings
 
     fitters = {"latent": fit_latent, "graphs": fit_graphs}
-    for kind in classes:
+
+    def attempt(kind: str) -> Any:
         try:
-            result, row, interval, diagnostic, own = fitters.get(kind, fit_log_linear)(kind)
+            return fitters.get(kind, fit_log_linear)(kind)
         except HiddenpopError as exc:
+            return exc
+
+    # The latent-class sampler runs in a second thread while this one fits the other classes: its compilation
+    # and sampling run in XLA, outside the interpreter lock, and the log-linear and graph fits need the
+    # interpreter. Each class's numbers are those of a fit on its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = {kind: pool.submit(attempt, kind) for kind in classes if kind == "latent"}
+        outcomes = {kind: attempt(kind) for kind in classes if kind not in pending}
+        outcomes.update({kind: future.result() for kind, future in pending.items()})
+    for kind in classes:
+        outcome = outcomes[kind]
+        if isinstance(outcome, HiddenpopError):
+            exc = outcome
             method = {"latent": "latent class", "graphs": "graph averaging"}.get(kind, f"MSE {kind}")
             rows.append(_row(kind, method, None, None, "", "", level, failure=" ".join(str(exc).split())))
             warnings.append(f"{kind}: not estimated ({' '.join(str(exc).split())})")
             continue
+        result, row, interval, diagnostic, own = outcome
         # a row's status is its own class's: the independence row shares the stepwise fit but not its warnings
         rows.append(_row(kind, str(row["method"]), result if own else None, row, interval, diagnostic, level))
         warnings.extend(f"{kind}: {w}" for w in own)

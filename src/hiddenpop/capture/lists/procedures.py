@@ -6,7 +6,8 @@ estimation code.
 
 from __future__ import annotations
 
-__all__ = ["CONCENTRATION_PRIOR", "DEFAULT_THRESHOLD", "HEADLINES", "LATENT_CLASSES", "MODEL_CLASSES", "PROCEDURES"]
+__all__ = ["CONCENTRATION_PRIOR", "DEFAULT_THRESHOLD", "HEADLINES", "LATENT_CHAINS", "LATENT_CLASSES", "MODEL_CLASSES",
+           "PROCEDURES"]
 
 #: aic: Silverman (2014), the UK 2013 procedure; stepwise: Chan, Silverman & Vincent (2021); bic: minimum BIC over
 #: hierarchical models (Silverman, Chan & Vincent 2024).
@@ -21,3 +22,5 @@ HEADLINES = ("selected", *MODEL_CLASSES)
 LATENT_CLASSES = 10
 #: Gamma(shape, rate) prior of the latent-class model's concentration alpha (LCMCR's default a = b = 0.25).
 CONCENTRATION_PRIOR = (0.25, 0.25)
+#: NUTS chains of the latent-class model (each gets its own CPU device when the interfaces set that up first).
+LATENT_CHAINS = 4
