@@ -97,3 +97,22 @@ def test_split_sampler_gives_the_joint_samplers_posterior():
         se = np.sqrt(a.var() / ess_a + b.var() / ess_b)
         assert abs(a.mean() - b.mean()) < 4 * se, (name, index, a.mean(), b.mean(), se)
         assert 0.85 < a.std() / b.std() < 1.15, (name, index, a.std(), b.std())
+
+
+def test_split_sampler_serves_large_unweighted_centred_barrier_fits_only():
+    from hiddenpop.nsum.bayes import DegreeModel
+    from hiddenpop.nsum.bayes.maltiel import SPLIT_MIN_RESPONDENTS
+
+    rng = np.random.default_rng(2)
+    large = prepare_data(rng.poisson(20.0, size=(SPLIT_MIN_RESPONDENTS, 5)), KNOWN, POPULATION,
+                         groups=["k1", "k2", "k3", "k4", "h1"])
+    small = prepare_data(large.counts[:SPLIT_MIN_RESPONDENTS - 1], KNOWN, POPULATION,
+                         groups=["k1", "k2", "k3", "k4", "h1"])
+    model = BarrierModel()
+    assert model.split_sampler(large) and not model.split_sampler(small)
+    assert not model.split_sampler(large, weights=np.ones(SPLIT_MIN_RESPONDENTS))
+    # only the centred Poisson barrier density offers the conditional update
+    assert model.numpyro_model(large).conditional is not None
+    assert BarrierModel(parameterisation="noncentred").numpyro_model(large).conditional is None
+    assert BarrierModel(likelihood="binomial").numpyro_model(large).conditional is None
+    assert DegreeModel().numpyro_model(large).conditional is None
