@@ -7,7 +7,8 @@ prior. Prints wall time, minimum bulk ESS, ESS per second and the largest R-hat 
 respondent-level latent probabilities q_ik (the NSUM package's formulation, 3,600 x 19 extra parameters) against
 the marginalised beta-binomial.
 
-    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full]
+    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full] [--fit-only]
+        [--sampler split|joint]   (compare the two by alternating runs: CPU time and ESS per CPU-second are printed)
         [--compilation-cache DIR]   (run twice with the same DIR to see a warm start, as the CLI's second run)
 
 Run it on an otherwise idle machine: timings on shared cores are pessimistic.

@@ -23,6 +23,11 @@ Two likelihoods (argument ``likelihood``):
   With barriers the probability is Beta(p_k r_k, (1 - p_k) r_k), r_k = 1/rho_k - 1, and the marginal is
   beta-binomial.
 
+Sampling: NUTS on all parameters, except for unweighted centred Poisson barrier fits of at least
+``SPLIT_MIN_RESPONDENTS`` respondents. There NUTS moves the global parameters and each log degree is redrawn from
+its exact full conditional between transitions (``degree_update`` in :func:`build_model`;
+:class:`hiddenpop.mcmc.nuts.Conditional`).
+
 Transmission is parameterised so NUTS sees a well-conditioned space. The data identify the effective size
 w_k = tau_k N_k; with p(N_k) proportional to 1/N_k on (L_k, U_k) and tau_k ~ Beta(a_k, b_k), the change of
 variables (N_k, tau_k) -> (w_k, tau_k) gives p(w_k, tau_k) proportional to Beta(tau_k; a_k, b_k) / w_k on
@@ -101,6 +106,7 @@ def build_model(
 ) -> Density:
     """The log posterior (on the unconstrained scale) for the requested switches; data is a dict of arrays."""
     # JAX is loaded only when this runs: importing it costs start-up time
+    import jax
     import jax.numpy as jnp
     from jax.nn import log_sigmoid, sigmoid
     from jax.scipy.special import gammaln
@@ -260,8 +266,6 @@ def build_model(
         respondents): an independence Metropolis-Hastings move per respondent whose proposal is the Laplace
         approximation of the conditional (mode by Newton steps from a start that depends on the globals and
         the data only, never on the current log degree, so the proposal is a valid independence proposal)."""
-        import jax
-
         out, _ = unpack(z, data)
         mu, sigma, prob, rho = out["mu"], out["sigma"], out["prob"], out["rho"]
         inv_r = (rho / (1.0 - rho))[:, None]
