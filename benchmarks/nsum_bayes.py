@@ -7,7 +7,8 @@ prior. Prints wall time, minimum bulk ESS, ESS per second and the largest R-hat 
 respondent-level latent probabilities q_ik (the NSUM package's formulation, 3,600 x 19 extra parameters) against
 the marginalised beta-binomial.
 
-    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full]
+    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full] [--fit-only]
+        [--sampler split|joint]   (compare the two by alternating runs: CPU time and ESS per CPU-second are printed)
         [--compilation-cache DIR]   (run twice with the same DIR to see a warm start, as the CLI's second run)
 
 Run it on an otherwise idle machine: timings on shared cores are pessimistic.
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
+from dataclasses import replace
 
 
 def main() -> None:
@@ -37,6 +40,11 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--skip-full", action="store_true", help="only the per-iteration comparison")
+    parser.add_argument("--fit-only", action="store_true", help="skip the per-iteration comparison")
+    parser.add_argument("--sampler", choices=["split", "joint"], default="split",
+                        help="split (the model's default): NUTS moves the global parameters while each log degree is "
+                        "redrawn from its full conditional between transitions; joint: NUTS moves all 3,629 "
+                        "parameters together (the sampler before the split)")
     parser.add_argument("--compilation-cache", metavar="DIR",
                         help="keep compiled samplers in DIR (the CLI keeps them in ~/.cache/hiddenpop/jax); default: "
                         "none, so every run compiles")
@@ -61,9 +69,13 @@ def main() -> None:
     print(f"survey: {data.n_respondents} respondents x {len(data.groups)} groups "
           f"({len(data.hidden_groups)} hidden); devices: {jax.local_device_count()} CPU; cores: {os.cpu_count()}")
     model = CombinedModel(Priors(tau=(10.0, 10.0)), likelihood=args.likelihood)
+    if args.sampler == "joint":
+        split_density = model.numpyro_model
+        model.numpyro_model = lambda survey: replace(split_density(survey), conditional=None)
 
     if not args.skip_full:
         cpu_before = _cpu_times()
+        process_before = _process_cpu()
         start = time.perf_counter()
         fit = model.fit(data, chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
                         target_accept=args.target_accept, max_tree_depth=args.max_tree_depth,
@@ -72,9 +84,10 @@ def main() -> None:
                               "traffickers": ["adult_nonlive", "adult_livestream"]},
                         ratios={"victims_per_trafficker": ("victims", "traffickers")}, quiet=False)
         wall = time.perf_counter() - start
+        process_cpu = _process_cpu() - process_before
         cpu_after = _cpu_times()
         d = fit.diagnostics
-        print(f"combined model ({args.likelihood}), {args.chains} chains x {args.draws} draws (+{args.warmup} warmup), "
+        print(f"combined model ({args.likelihood}, {args.sampler} sampler), {args.chains} chains x {args.draws} draws (+{args.warmup} warmup), "
               f"target_accept {args.target_accept}, max_tree_depth {args.max_tree_depth} "
               f"(warmup {args.warmup_max_tree_depth})")
         print(f"  wall time (incl. compile and summaries): {wall:.1f} s; sampling incl. compile: "
@@ -86,6 +99,9 @@ def main() -> None:
                   f"{100 * used['idle'] / total:.0f}% idle (compilation and parts of the summaries use one core)")
         print(f"  min bulk ESS {d['min_ess_bulk']:.0f} ({d['min_ess_bulk_parameter']}); min tail ESS "
               f"{d['min_ess_tail']:.0f}; ESS/s (min bulk / wall) {d['min_ess_bulk'] / wall:.1f}")
+        print(f"  CPU time of the fit (user + system, all threads, incl. compile and summaries): {process_cpu:.1f} s; "
+              f"min bulk ESS per CPU-second {d['min_ess_bulk'] / process_cpu:.1f}; load average "
+              f"{os.getloadavg()[0]:.1f}")
         print(f"  max R-hat {d['max_rhat']:.4f} ({d['max_rhat_parameter']}); divergences {d['divergences']}; "
               f"gates passed: {d['passed']}")
         truth = sim.truth.hidden_sizes
@@ -98,6 +114,8 @@ def main() -> None:
         steps_measured = float(fit.extras["draws"].num_steps.mean())
         print(f"  mean leapfrog steps per iteration: {steps_measured:.1f}")
 
+    if args.fit_only:
+        return
     # ---- per-iteration cost: marginalised vs respondent-level latent probabilities / rate multipliers
     steps_per_iteration = steps_measured if not args.skip_full else None
     arrays = model_arrays(data, model.priors)
@@ -124,6 +142,12 @@ def main() -> None:
         print("  (the latent formulations are charged the marginalised model's measured steps per iteration: a lower "
               "bound, since 68,400 more parameters need smaller steps)")
     print("(timings on shared CPU cores are pessimistic)", file=sys.stderr)
+
+
+def _process_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cpu_times() -> dict[str, int] | None:
