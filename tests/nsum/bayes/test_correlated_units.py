@@ -14,8 +14,8 @@ from hiddenpop.nsum.bayes.analyses import check_spec
 from hiddenpop.nsum.bayes.correlated import (
     build_covariates,
     build_laga,
-    degree_weights,
     corr_cholesky,
+    degree_weights,
     laga_arrays,
     lkj_cholesky_log_density,
     scaling_constants,
