@@ -117,15 +117,15 @@ def _reference_log_density(point, data, design, correlated, centred):
             # parts add up to Sigma, and the mean of u_i over groups is d_i
             w = np.full(k, 1.0 / k)
             degree_var = w @ cov @ w
-            total += np.sum(stats.norm.logpdf(point["degree"], 0, np.sqrt(degree_var))) + np.sum(
+            total += np.sum(stats.norm.logpdf(point["degree_part"], 0, np.sqrt(degree_var))) + np.sum(
                 stats.norm.logpdf(point["z"]))
             _, basis = degree_weights(k)
             conditional = cov - np.outer(cov @ w, cov @ w) / degree_var
             factor = basis.T @ np.linalg.cholesky(basis @ conditional @ basis.T)
             np.testing.assert_allclose(factor @ factor.T, conditional, atol=1e-10)
             np.testing.assert_allclose(np.outer(cov @ w, cov @ w) / degree_var + factor @ factor.T, cov, atol=1e-10)
-            u = point["degree"][:, None] * (cov @ w / degree_var)[None, :] + point["z"] @ factor.T
-            np.testing.assert_allclose(u.mean(axis=1), point["degree"], atol=1e-10)
+            u = point["degree_part"][:, None] * (cov @ w / degree_var)[None, :] + point["z"] @ factor.T
+            np.testing.assert_allclose(u.mean(axis=1), point["degree_part"], atol=1e-10)
         else:
             u = point["u"] @ np.linalg.cholesky(cov).T
             total += np.sum(stats.norm.logpdf(point["u"]))

@@ -224,7 +224,7 @@ def build_laga(n_respondents: int, n_groups: int, *, correlated: bool, x_index: 
     if identified:
         shapes.update({"log_scale": (n_groups,), "corr_raw": (n_groups * (n_groups - 1) // 2,)})
         if centred:
-            shapes.update({"degree": (n_respondents,), "z": (n_respondents, n_groups - 1)})
+            shapes.update({"degree_part": (n_respondents,), "z": (n_respondents, n_groups - 1)})
         else:
             shapes["u"] = (n_respondents, n_groups)
         weights, complement = degree_weights(n_groups)
@@ -258,8 +258,8 @@ def build_laga(n_respondents: int, n_groups: int, *, correlated: bool, x_index: 
                 degree_var = weights @ sigma_w
                 loading = sigma_w / degree_var
                 rest = complement @ (cov - jnp.outer(sigma_w, sigma_w) / degree_var) @ complement.T
-                u = z["degree"][:, None] * loading[None, :] + z["z"] @ (complement.T @ jnp.linalg.cholesky(rest)).T
-                logp += jnp.sum(norm.logpdf(z["degree"], 0.0, jnp.sqrt(degree_var))) + jnp.sum(norm.logpdf(z["z"]))
+                u = z["degree_part"][:, None] * loading[None, :] + z["z"] @ (complement.T @ jnp.linalg.cholesky(rest)).T
+                logp += jnp.sum(norm.logpdf(z["degree_part"], 0.0, jnp.sqrt(degree_var))) + jnp.sum(norm.logpdf(z["z"]))
             else:
                 u = z["u"] @ chol_cov.T
                 logp += jnp.sum(norm.logpdf(z["u"]))
@@ -410,7 +410,7 @@ class CorrelatedModel(MaltielModel):
             values.update({"log_scale": np.full(n_groups, np.log(scale)),
                            "corr_raw": np.zeros(n_groups * (n_groups - 1) // 2)})
             if self.centred(data):
-                values.update({"degree": log_degree - centre, "z": np.zeros((data.n_respondents, n_groups - 1))})
+                values.update({"degree_part": log_degree - centre, "z": np.zeros((data.n_respondents, n_groups - 1))})
             else:
                 values["u"] = np.repeat((log_degree - centre)[:, None], n_groups, axis=1) / scale
         else:
