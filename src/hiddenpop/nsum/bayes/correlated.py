@@ -392,8 +392,9 @@ class CorrelatedModel(MaltielModel):
                           centred=self.centred(data))
 
     def centred(self, data: BayesData) -> bool:
-        """Sample the log degrees directly when the median respondent reports at least ``CENTRED_MIN_REPORTS``
-        contacts (the data then pin each one more tightly than its prior), else as sigma_delta delta_i."""
+        """Sample the log degrees (correlated: the degree part of u_i) directly when the median respondent reports at
+        least ``CENTRED_MIN_REPORTS`` contacts (the data then pin each one more tightly than its prior), else
+        non-centred (see :func:`build_laga`)."""
         return float(np.median(data.counts.sum(axis=1))) >= CENTRED_MIN_REPORTS
 
     def initial_values(self, data: BayesData, covariates: Covariates | None = None) -> dict[str, np.ndarray]:
