@@ -1,27 +1,44 @@
 """Correlated and uncorrelated scale-up models with covariates (Laga, Bao & Niu 2023, JASA).
 
-Model, for respondent i and group k::
+Laga et al.'s model, for respondent i and group k::
 
     y_ik ~ Poisson(lambda_ik b_ik)
     log lambda_ik = rho_k + sigma_delta delta_i [+ alpha_k x_ik] [+ z_subpop,i . beta_subpop[., k]]
                     [+ z_global,i . beta_global]
     b_ik = exp(mu_k + tau_k e_ik),  tau_k = sqrt(log(1 + tau_N,k^2)),  mu_k = -tau_k^2 / 2
            (so E b_ik = 1 and SD b_ik = tau_N,k)
-    correlated:   e_i = L_Omega eps_i,  eps_ik ~ N(0, 1),  L_Omega ~ LKJ-Cholesky(2)
-    uncorrelated: e_ik = eps_ik
+    correlated:   e_i ~ N(0, Omega)
+    uncorrelated: e_ik ~ N(0, 1) independently
 
-Priors (as the R package networkscaleup's Stan programs): delta_i ~ N(0, 1); sigma_delta, tau_N,k ~ half-Cauchy(0,
-2.5); rho_k ~ N(mu_rho, sigma_rho) with flat priors on mu_rho and sigma_rho > 0 without covariates, and
-mu_rho ~ N(0, 10), sigma_rho ~ half-Cauchy(0, 2.5) with covariates; alpha_k, beta ~ N(0, 10).
+The counts see the respondent effects only through their sum u_ik = sigma_delta delta_i + tau_k e_ik, whose
+covariance Sigma = sigma_delta^2 11' + D Omega D (D = diag tau) has K (K + 1) / 2 entries. The uncorrelated model
+(K + 1 parameters) is identified for K >= 3 and is fitted in that form. The correlated model's (sigma_delta, tau,
+Omega) has one parameter more than Sigma, so it is fitted in its identified form::
+
+    log E[y_ik | u_i] = rho_k + u_ik - (Sigma_kk - sigma_delta^2) / 2 [+ covariate terms],
+    u_i ~ N(0, Sigma),  Sigma = S R S,  S_k ~ half-Cauchy(0, 2.5),  R ~ LKJ(2)
+
+and sigma_delta, tau_N and Omega are reported by a convention (:func:`decompose`): the degree part of u_i is its
+mean over all K groups, the bias part the deviation from it. The mean correction keeps what E b = 1 does in Laga et
+al.'s model: a respondent's expected count about group k averages, over respondents, to exp(rho_k + sigma_delta^2 / 2)
+for every k (the mean degree times the group's prevalence, up to the scaling), so rho_k keeps its meaning, and the
+sizes depend on Sigma and rho only, not on the convention. The all-groups mean is used (rather than
+the known groups') so that the split does not change when a group is declared known or hidden, and it is never
+degenerate (with one known group the known-group mean would leave that group no bias).
+
+Priors otherwise as the R package networkscaleup's Stan programs: delta_i ~ N(0, 1); sigma_delta, tau_N,k ~
+half-Cauchy(0, 2.5) (uncorrelated model); rho_k ~ N(mu_rho, sigma_rho) with flat priors on mu_rho and
+sigma_rho > 0 without covariates, and mu_rho ~ N(0, 10), sigma_rho ~ half-Cauchy(0, 2.5) with covariates;
+alpha_k, beta ~ N(0, 10).
 
 b_ik is respondent i's reporting bias about group k (barrier effects, transmission error, recall); its correlation
-across groups Omega says which groups are misreported together. rho_k and sigma_delta delta_i are identified only
-up to a common shift, fixed after sampling, draw by draw ("scaling"):
+across groups Omega says which groups are misreported together, relative to the respondent's average over groups.
+rho_k and the log degrees are identified only up to a common shift, fixed after sampling, draw by draw ("scaling"):
 
 * ``all``: C = log(mean_{j known} exp(rho_j) / p_j), p_j = N_j / N; size_k = N exp(rho_k - C) and
-  degree_i = exp(sigma_delta delta_i + C).
+  degree_i = exp(log degree_i + C) (log degree_i = sigma_delta delta_i, or the mean of u_i over groups).
 * ``weighted``: group k gets its own constant C_k = log(mean_j w_kj exp(rho_j) / p_j) over the known groups j != k,
-  with w_kj = max(posterior-mean Omega_kj, 0) rescaled to average 1: known groups whose reports move with group k's
+  with w_kj = max(posterior-mean Omega_kj, 0) rescaled to average 1: known groups whose reports move with group k
   lend it their scale. When no known group is positively correlated with k the weights are undefined (the R package
   returns NaN); here group k then falls back to equal weights (the ``all`` constant) and the fit says so in its notes.
   Degrees use the ``all`` constant.
@@ -161,24 +178,59 @@ def build_covariates(data: BayesData, frame: pd.DataFrame | None, x: Mapping[str
 
 
 # ------------------------------------------------------------------------------------------------ density
+def decompose(cov: Any, xp: Any = np) -> dict[str, Any]:
+    """The convention that splits the identified covariance Sigma of a respondent's log rates into a degree part and
+    bias parts: the degree part is the respondent's average log-rate effect over all K groups, d_i = mean_k u_ik, and
+    the bias part is the deviation e_ik = u_ik - d_i. With P = I - 11'/K: sigma_delta^2 = 1'Sigma 1 / K^2, the
+    log-scale bias covariance B = P Sigma P, tau_k^2 = B_kk, tau_N,k = sqrt(exp(tau_k^2) - 1) and
+    Omega = B / sqrt(diag B diag B'). Every output is a function of Sigma, so it converges with it. ``cov`` has shape
+    (..., K, K); ``xp`` is numpy or jax.numpy."""
+    dim = cov.shape[-1]
+    projector = np.eye(dim) - np.full((dim, dim), 1.0 / dim)
+    bias_cov = projector @ cov @ projector
+    tau2 = xp.diagonal(bias_cov, axis1=-2, axis2=-1)
+    scale = xp.sqrt(tau2)
+    return {"sigma_delta": xp.sqrt(xp.mean(cov, axis=(-2, -1))), "bias_sd": xp.sqrt(xp.expm1(tau2)),
+            "corr": bias_cov / (scale[..., :, None] * scale[..., None, :])}
+
+
+def degree_weights(n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(w, Q): the weights of the degree part d_i = w'u_i (1/K each) and an orthonormal basis Q ((K - 1) x K) of the
+    vectors orthogonal to them."""
+    weights = np.full(n_groups, 1.0 / n_groups)
+    _, vectors = np.linalg.eigh(np.eye(n_groups) - np.full((n_groups, n_groups), 1.0 / n_groups))
+    return weights, vectors[:, 1:].T
+
+
 def build_laga(n_respondents: int, n_groups: int, *, correlated: bool, x_index: Sequence[int], n_global: int,
                n_subpop: int, centred: bool = True) -> Density:
-    """The log posterior on the unconstrained scale. eps is non-centred (one count informs each value);
-    the log degree sigma_delta delta_i is sampled directly (``centred``, when each respondent's reports pin it) or as
-    delta_i (otherwise); L_Omega through :func:`corr_cholesky`; positive scales on the log scale with their
-    Jacobians."""
+    """The log posterior on the unconstrained scale; positive scales on the log scale with their Jacobians.
+
+    Correlated (K > 1): the respondent effects u_i ~ N(0, Sigma), Sigma = S R S, L_R through :func:`corr_cholesky`.
+    With ``centred`` (each respondent's reports pin their degree) the degree part d_i = w'u_i ~ N(0, w'Sigma w) is
+    sampled directly and the rest non-centred: u_i = Sigma w d_i / (w'Sigma w) + Q' L_C z_i, z_i ~ N(0, I_{K-1}),
+    L_C the Cholesky factor of Q (Sigma - Sigma w w'Sigma / w'Sigma w) Q' (the conditional covariance of u_i given
+    d_i, which is zero along w); otherwise u_i = S L_R z_i with z_ik ~ N(0, 1).
+    Uncorrelated: eps is non-centred (one count informs each value); the log degree sigma_delta delta_i is sampled
+    directly (``centred``, when each respondent's reports pin it) or as delta_i (otherwise)."""
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax.numpy as jnp
     from jax.scipy.stats import norm
 
     x_index = np.asarray(x_index, dtype=int)
     covariate_priors = bool(len(x_index) or n_global or n_subpop)
-    shapes: dict[str, tuple[int, ...]] = {
-        "delta": (n_respondents,), "log_sigma_delta": (), "rho": (n_groups,), "mu_rho": (), "log_sigma_rho": (),
-        "log_bias_sd": (n_groups,), "eps": (n_respondents, n_groups),
-    }
-    if correlated and n_groups > 1:
-        shapes["corr_raw"] = (n_groups * (n_groups - 1) // 2,)
+    identified = correlated and n_groups > 1
+    shapes: dict[str, tuple[int, ...]] = {"rho": (n_groups,), "mu_rho": (), "log_sigma_rho": ()}
+    if identified:
+        shapes.update({"log_scale": (n_groups,), "corr_raw": (n_groups * (n_groups - 1) // 2,)})
+        if centred:
+            shapes.update({"degree_part": (n_respondents,), "z": (n_respondents, n_groups - 1)})
+        else:
+            shapes["u"] = (n_respondents, n_groups)
+        weights, complement = degree_weights(n_groups)
+    else:
+        shapes.update({"delta": (n_respondents,), "log_sigma_delta": (), "log_bias_sd": (n_groups,),
+                       "eps": (n_respondents, n_groups)})
     if len(x_index):
         shapes["alpha"] = (len(x_index),)
     if n_global:
@@ -192,16 +244,35 @@ def build_laga(n_respondents: int, n_groups: int, *, correlated: bool, x_index: 
         scale = HALF_CAUCHY_SCALE
         return jnp.log(2.0 / (np.pi * scale)) - jnp.log1p((value / scale) ** 2) + log_value
 
-    def unpack(z: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    def respondent_effects(z: dict[str, Any], out: dict[str, Any]) -> tuple[Any, Any]:
+        """(log rate effects u (n x K) with the mean correction, log prior of their parameters)."""
+        if identified:
+            scale = jnp.exp(z["log_scale"])
+            chol, log_jacobian = corr_cholesky(z["corr_raw"], n_groups)
+            logp = jnp.sum(log_half_cauchy(z["log_scale"])) + lkj_cholesky_log_density(chol, LKJ_ETA) + log_jacobian
+            chol_cov = scale[:, None] * chol  # Sigma = (S L)(S L)'
+            cov = chol_cov @ chol_cov.T
+            if centred:
+                # degree part d_i = w'u_i ~ N(0, w'Sigma w) sampled directly; the rest given d_i non-centred
+                sigma_w = cov @ weights
+                degree_var = weights @ sigma_w
+                loading = sigma_w / degree_var
+                rest = complement @ (cov - jnp.outer(sigma_w, sigma_w) / degree_var) @ complement.T
+                u = z["degree_part"][:, None] * loading[None, :] + z["z"] @ (complement.T @ jnp.linalg.cholesky(rest)).T
+                logp += jnp.sum(norm.logpdf(z["degree_part"], 0.0, jnp.sqrt(degree_var))) + jnp.sum(norm.logpdf(z["z"]))
+            else:
+                u = z["u"] @ chol_cov.T
+                logp += jnp.sum(norm.logpdf(z["u"]))
+            out.update(decompose(cov, jnp))
+            out["cov"] = cov
+            out["log_degree_raw"] = jnp.mean(u, axis=1)
+            # E exp(u_ik - (Sigma_kk - sigma_delta^2) / 2) = exp(sigma_delta^2 / 2) for every k: rho_k keeps the
+            # meaning it has in the uncorrelated form (log mean rate minus the degree's log-normal term)
+            correction = 0.5 * (jnp.diagonal(cov) - out["sigma_delta"] ** 2)
+            return u - correction[None, :], logp
         sigma_delta = jnp.exp(z["log_sigma_delta"])
-        sigma_rho = jnp.exp(z["log_sigma_rho"])
         bias_sd = jnp.exp(z["log_bias_sd"])
         logp = log_half_cauchy(z["log_sigma_delta"]) + jnp.sum(log_half_cauchy(z["log_bias_sd"]))
-        if covariate_priors:
-            logp += norm.logpdf(z["mu_rho"], 0.0, NORMAL_SD) + log_half_cauchy(z["log_sigma_rho"])
-        else:
-            logp += z["log_sigma_rho"]  # flat on sigma_rho > 0: Jacobian only; flat on mu_rho
-        logp += jnp.sum(norm.logpdf(z["rho"], z["mu_rho"], sigma_rho))
         logp += jnp.sum(norm.logpdf(z["eps"]))
         if centred:
             # log degree_i = sigma_delta delta_i ~ N(0, sigma_delta), sampled directly
@@ -210,32 +281,34 @@ def build_laga(n_respondents: int, n_groups: int, *, correlated: bool, x_index: 
         else:
             log_degree = sigma_delta * z["delta"]
             logp += jnp.sum(norm.logpdf(z["delta"]))
-        out: dict[str, Any] = {"sigma_delta": sigma_delta, "rho": z["rho"], "mu_rho": z["mu_rho"],
-                               "sigma_rho": sigma_rho, "bias_sd": bias_sd}
-        out["log_degree_raw"] = log_degree
-        log_rate = z["rho"][None, :] + log_degree[:, None]
+        out.update({"sigma_delta": sigma_delta, "bias_sd": bias_sd, "log_degree_raw": log_degree})
+        tau2 = jnp.log1p(bias_sd**2)
+        bias = -0.5 * tau2[None, :] + jnp.sqrt(tau2)[None, :] * z["eps"]
+        return log_degree[:, None] + bias, logp
+
+    def unpack(z: dict[str, Any], data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        sigma_rho = jnp.exp(z["log_sigma_rho"])
+        out: dict[str, Any] = {"rho": z["rho"], "mu_rho": z["mu_rho"], "sigma_rho": sigma_rho}
+        effects, logp = respondent_effects(z, out)
+        if covariate_priors:
+            logp += norm.logpdf(z["mu_rho"], 0.0, NORMAL_SD) + log_half_cauchy(z["log_sigma_rho"])
+        else:
+            logp += z["log_sigma_rho"]  # flat on sigma_rho > 0: Jacobian only; flat on mu_rho
+        logp += jnp.sum(norm.logpdf(z["rho"], z["mu_rho"], sigma_rho))
+        log_mean = z["rho"][None, :] + effects
         if "alpha" in shapes:
             logp += jnp.sum(norm.logpdf(z["alpha"], 0.0, NORMAL_SD))
             alpha = jnp.zeros(n_groups).at[x_index].set(z["alpha"])
-            log_rate = log_rate + alpha[None, :] * data["x"]
+            log_mean = log_mean + alpha[None, :] * data["x"]
             out["alpha"] = z["alpha"]
         if n_global:
             logp += jnp.sum(norm.logpdf(z["beta_global"], 0.0, NORMAL_SD))
-            log_rate = log_rate + (data["z_global"] @ z["beta_global"])[:, None]
+            log_mean = log_mean + (data["z_global"] @ z["beta_global"])[:, None]
             out["beta_global"] = z["beta_global"]
         if n_subpop:
             logp += jnp.sum(norm.logpdf(z["beta_subpop"], 0.0, NORMAL_SD))
-            log_rate = log_rate + data["z_subpop"] @ z["beta_subpop"]
+            log_mean = log_mean + data["z_subpop"] @ z["beta_subpop"]
             out["beta_subpop"] = z["beta_subpop"]
-        if "corr_raw" in shapes:
-            chol, log_jacobian = corr_cholesky(z["corr_raw"], n_groups)
-            logp += lkj_cholesky_log_density(chol, LKJ_ETA) + log_jacobian
-            bias = z["eps"] @ chol.T  # e_i = L eps_i, row by row
-            out["corr"] = chol @ chol.T
-        else:
-            bias = z["eps"]
-        tau2 = jnp.log1p(bias_sd**2)
-        log_mean = log_rate - 0.5 * tau2[None, :] + jnp.sqrt(tau2)[None, :] * bias
         y = data["y"]
         loglik = jnp.sum(y * log_mean - jnp.exp(log_mean)) - data["log_y_factorial"]
         return out, logp + loglik
@@ -319,8 +392,9 @@ class CorrelatedModel(MaltielModel):
                           centred=self.centred(data))
 
     def centred(self, data: BayesData) -> bool:
-        """Sample the log degrees directly when the median respondent reports at least ``CENTRED_MIN_REPORTS``
-        contacts (the data then pin each one more tightly than its prior), else as sigma_delta delta_i."""
+        """Sample the log degrees (correlated: the degree part of u_i) directly when the median respondent reports at
+        least ``CENTRED_MIN_REPORTS`` contacts (the data then pin each one more tightly than its prior), else
+        non-centred (see :func:`build_laga`)."""
         return float(np.median(data.counts.sum(axis=1))) >= CENTRED_MIN_REPORTS
 
     def initial_values(self, data: BayesData, covariates: Covariates | None = None) -> dict[str, np.ndarray]:
@@ -329,10 +403,21 @@ class CorrelatedModel(MaltielModel):
         centre, spread = log_degree.mean(), max(log_degree.std(), 0.1)
         log_prob = np.log(np.maximum(data.killworth_sizes(), 1.0) / data.population)
         rho = log_prob + centre
-        values = {"delta": log_degree - centre if self.centred(data) else (log_degree - centre) / spread, "log_sigma_delta": np.log(spread), "rho": rho,
-                  "mu_rho": rho.mean(), "log_sigma_rho": np.log(max(rho.std(), 0.1)),
-                  "log_bias_sd": np.full(len(data.groups), np.log(0.5)),
-                  "eps": np.zeros((data.n_respondents, len(data.groups)))}
+        values = {"rho": rho, "mu_rho": rho.mean(), "log_sigma_rho": np.log(max(rho.std(), 0.1))}
+        n_groups = len(data.groups)
+        if self.correlated and n_groups > 1:
+            # Sigma starts at spread^2 11' + tau^2 I with bias sd 0.5 and u_i at the Killworth degree in every group
+            scale = np.sqrt(spread**2 + np.log1p(0.25))
+            values.update({"log_scale": np.full(n_groups, np.log(scale)),
+                           "corr_raw": np.zeros(n_groups * (n_groups - 1) // 2)})
+            if self.centred(data):
+                values.update({"degree_part": log_degree - centre, "z": np.zeros((data.n_respondents, n_groups - 1))})
+            else:
+                values["u"] = np.repeat((log_degree - centre)[:, None], n_groups, axis=1) / scale
+        else:
+            values.update({"delta": log_degree - centre if self.centred(data) else (log_degree - centre) / spread,
+                           "log_sigma_delta": np.log(spread), "log_bias_sd": np.full(n_groups, np.log(0.5)),
+                           "eps": np.zeros((data.n_respondents, n_groups))})
         return {k: np.asarray(v, dtype=float) for k, v in values.items()}
 
     def settings(self) -> dict[str, Any]:
@@ -342,10 +427,11 @@ class CorrelatedModel(MaltielModel):
             "x_columns": dict(self.x), "z_global": list(self.z_global), "z_subpop": list(self.z_subpop),
             "covariates": "standardised (mean 0, sd 1); effects per sd" if covariate else None,
             "priors": {
-                "delta": "Normal(0, 1)", "sigma_delta, bias_sd (tau_N)": "half-Cauchy(0, 2.5)",
+                **({"u_i": "Normal(0, Sigma), Sigma = S R S", "S (log-rate sds)": "half-Cauchy(0, 2.5)",
+                    "R": "LKJ(2)"} if self.correlated else
+                   {"delta": "Normal(0, 1)", "sigma_delta, bias_sd (tau_N)": "half-Cauchy(0, 2.5)"}),
                 "rho": "Normal(mu_rho, sigma_rho)",
                 "mu_rho, sigma_rho": "Normal(0, 10), half-Cauchy(0, 2.5)" if covariate else "flat",
-                **({"Omega": "LKJ(2)"} if self.correlated else {}),
                 **({"alpha, beta": "Normal(0, 10)"} if covariate else {}),
             },
         }
@@ -409,6 +495,11 @@ class CorrelatedModel(MaltielModel):
             for (a, b) in _pairs(len(data.groups)):
                 rows.append(quantity_row(f"corr[{data.groups[a]},{data.groups[b]}]", method,
                                          samples["corr"][..., a, b], parameter="correlation"))
+        if "cov" in samples:
+            for a in range(len(data.groups)):
+                for b in range(a, len(data.groups)):
+                    rows.append(quantity_row(f"cov[{data.groups[a]},{data.groups[b]}]", method,
+                                             samples["cov"][..., a, b], parameter="covariance"))
         rows += self._effect_rows(data, samples, method)
         mean_degree = samples["degree"].mean(axis=-1)
         rows.append(quantity_row("mean_degree", method, mean_degree, parameter="mean_degree"))
@@ -431,14 +522,19 @@ class CorrelatedModel(MaltielModel):
         return rows
 
     def parameter_draws(self, data: BayesData, draws: Draws) -> dict[str, np.ndarray]:
-        """Everything identified is gated: sizes, degrees, sigma_delta, bias sds, correlations, covariate effects.
-        rho, mu_rho and the unscaled degrees share the shift the scaling removes, so they are not gated."""
+        """Sizes, degrees, sigma_delta, bias sds, correlations, Sigma (correlated) and covariate effects are gated (in
+        the correlated model sigma_delta, the bias sds and the correlations are functions of Sigma by the convention
+        of :func:`decompose`). rho, mu_rho and the unscaled degrees share the shift the scaling removes, so they are
+        not gated."""
         samples = draws.samples
         keep = {name: samples[name] for name in ("size", "degree", "sigma_delta", "bias_sd", "alpha", "beta_global",
                                                  "beta_subpop") if name in samples}
         if "corr" in samples:
             pairs = _pairs(len(data.groups))
             keep["corr"] = np.stack([samples["corr"][..., a, b] for a, b in pairs], axis=-1)
+        if "cov" in samples:
+            dim = len(data.groups)
+            keep["cov"] = np.stack([samples["cov"][..., a, b] for a in range(dim) for b in range(a, dim)], axis=-1)
         return keep
 
     def extra_tables(self, data: BayesData, samples: dict[str, np.ndarray],
@@ -473,7 +569,10 @@ class CorrelatedModel(MaltielModel):
             def take(name: str) -> np.ndarray:
                 return samples[name].reshape(total, *samples[name].shape[2:])[pick]
 
-            log_rate = take("rho")[:, None, :] + take("log_degree_raw")[:, :, None]
+            identified = "cov" in samples
+            log_rate = take("rho")[:, None, :]
+            if not identified:
+                log_rate = log_rate + take("log_degree_raw")[:, :, None]
             if design is not None and design.x_groups:
                 alpha = np.zeros((len(pick), n_groups))
                 alpha[:, [data.groups.index(g) for g in design.x_groups]] = take("alpha")
@@ -482,13 +581,22 @@ class CorrelatedModel(MaltielModel):
                 log_rate = log_rate + (take("beta_global") @ design.z_global.T)[:, :, None]
             if design is not None and design.z_subpop_names:
                 log_rate = log_rate + np.einsum("ip,spk->sik", design.z_subpop, take("beta_subpop"))
-            tau2 = np.log1p(take("bias_sd") ** 2)[:, None, :]
-            chol = np.linalg.cholesky(take("corr")) if "corr" in samples else None
+            if identified:
+                # fresh u_i ~ N(0, Sigma) with the density's mean correction
+                cov = take("cov")
+                chol = np.linalg.cholesky(cov)
+                shift = (-0.5 * (np.diagonal(cov, axis1=-2, axis2=-1) - take("sigma_delta")[:, None] ** 2))[:, None, :]
+            else:
+                tau2 = np.log1p(take("bias_sd") ** 2)[:, None, :]
+                chol, shift = np.sqrt(tau2), -0.5 * tau2
 
             def block(generator: np.random.Generator, rows: np.ndarray) -> np.ndarray:
                 eps = generator.standard_normal((len(rows), data.n_respondents, n_groups))
-                bias = eps if chol is None else np.einsum("sik,sjk->sij", eps, chol[rows])
-                mean = np.exp(log_rate[rows] - 0.5 * tau2[rows] + np.sqrt(tau2[rows]) * bias)
+                if identified:
+                    effect = np.einsum("sik,sjk->sij", eps, chol[rows])
+                else:
+                    effect = chol[rows] * eps
+                mean = np.exp(log_rate[rows] + shift[rows] + effect)
                 return generator.poisson(mean)
 
             return simulate_in_blocks(rng, len(pick), block)
