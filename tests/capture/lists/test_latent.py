@@ -3,13 +3,20 @@ simulation with known truth (a two-class population whose classes differ in catc
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import special
 
 from hiddenpop.capture.lists.data import list_data
-from hiddenpop.capture.lists.latent import STICK_SHIFT, latent_class_density, population_draws
+from hiddenpop.capture.lists.latent import (
+    STICK_SHIFT,
+    latent_class_density,
+    population_draws,
+    summarise_fit,
+)
 from hiddenpop.mcmc.diagnostics import rhat_ess_many
 from hiddenpop.mcmc.nuts import Draws, sample_nuts
 
@@ -97,6 +104,40 @@ def test_population_draws_are_negative_binomial_given_p0():
     assert unseen.mean() == pytest.approx(n * p0 / (1 - p0), rel=0.005)
     assert unseen.var() == pytest.approx(n * p0 / (1 - p0) ** 2, rel=0.02)
     assert np.array_equal(total, population_draws(fit, n, seed=1))
+
+
+def _two_class_fit(third: float, p0_last: float) -> tuple[Draws, np.ndarray]:
+    """Draws shaped like a 10-class fit: every chain puts 0.9 and 0.1 on two classes, except that the last chain
+    gives ``third`` to a third class and has p0 around ``p0_last`` instead of 0.87."""
+    rng = np.random.default_rng(11)
+    chains, draws = 4, 500
+    weights = np.zeros((chains, draws, 10))
+    weights[..., 0], weights[..., 1] = 0.9, 0.1
+    weights[-1, :, 0], weights[-1, :, 2] = 0.9 - third, third
+    p0 = rng.normal(0.87, 0.01, (chains, draws))
+    p0[-1] += p0_last - 0.87
+    fit = Draws({"p0": p0, "alpha": rng.gamma(2.0, 0.1, (chains, draws)), "weights": weights},
+                np.zeros((chains, draws), bool), rng.normal(0, 1, (chains, draws)), np.full((chains, draws), 63),
+                0.0, {"max_tree_depth": 10})
+    return fit, population_draws(fit, 2744.0, seed=1)
+
+
+def test_a_chain_in_another_class_configuration_is_named():
+    """On the UK five lists a chain can spend hundreds of draws where a small third class is occupied, with N far
+    from the other chains' (docs/methods/mse-bayes.md): the R-hat warning then comes with one that says so, and
+    tables["chains"] gives each chain's median N and share of such draws; chains that agree get neither warning."""
+    table = SimpleNamespace(observed=2744, lists=5)
+    fit, total = _two_class_fit(third=0.01, p0_last=0.92)
+    result = summarise_fit(fit, table, total, classes=10, concentration=(0.25, 0.25), seed=1, level=0.95)
+    chains = result.tables["chains"]
+    assert chains["more_than_two_classes"].tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert chains["median_N"].iloc[-1] > 1.5 * chains["median_N"].iloc[0]
+    assert any("R-hat" in w for w in result.warnings)
+    assert any("0%-100% of their draws with more than two occupied classes" in w for w in result.warnings)
+    fit, total = _two_class_fit(third=0.0, p0_last=0.87)
+    result = summarise_fit(fit, table, total, classes=10, concentration=(0.25, 0.25), seed=1, level=0.95)
+    assert result.tables["chains"]["more_than_two_classes"].tolist() == [0.0] * 4
+    assert not any("occupied classes" in w or "R-hat" in w for w in result.warnings)
 
 
 def test_latent_class_recovers_a_heterogeneous_population():

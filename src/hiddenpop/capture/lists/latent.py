@@ -22,7 +22,10 @@ cannot affect N, p_0 or alpha, which are invariant to the order of the classes; 
 Assumptions: a closed population; lists independent within each class; classes exhaust the heterogeneity that
 matters (K large enough that the last classes are empty: a warning says when the smallest class weight is not
 negligible). Failure modes: with few lists (3) the model is weakly identified and the interval is wide and
-prior-sensitive; a concentration prior piled at zero gives funnels that NUTS reports as divergent transitions.
+prior-sensitive; a concentration prior piled at zero gives funnels that NUTS reports as divergent transitions; the
+posterior can hold several class configurations (a small third class catching mostly on one list, with N far from
+the rest) that NUTS moves between rarely, so one chain may sit in one for hundreds of draws (R-hat of N fails; a
+warning and ``tables["chains"]`` say which chain).
 
 Reference: Manrique-Vallier, D. (2016) Bayesian population size estimation using Dirichlet process mixtures.
 Biometrics 72(4):1246-1254.
@@ -50,7 +53,11 @@ from hiddenpop.results import Estimates
 #: default stays non-centred.
 STICK_SHIFT = 0.0
 
-__all__ = ["STICK_SHIFT", "fit_latent_class", "latent_class", "latent_class_density", "population_draws"]
+#: A class counts as occupied in a draw when its weight exceeds this (about 10 people of the UK five lists' 2,744).
+OCCUPIED = 0.003
+
+__all__ = ["OCCUPIED", "STICK_SHIFT", "chain_configurations", "fit_latent_class", "latent_class",
+           "latent_class_density", "population_draws"]
 
 
 def latent_class_density(classes: int, lists: int, concentration: tuple[float, float] = CONCENTRATION_PRIOR,
@@ -130,6 +137,17 @@ def population_draws(draws: Draws, observed: float, seed: int) -> np.ndarray:
     return observed + rng.negative_binomial(observed, 1.0 - p0)
 
 
+def chain_configurations(weights: np.ndarray, total: np.ndarray) -> pd.DataFrame:
+    """Per chain: the median of N and the share of draws with more than two occupied classes (weight above
+    :data:`OCCUPIED`). Both are invariant to the order of the classes. When chains disagree on N, a different share
+    says why: the posterior has several class configurations (a small third class catching mostly on one list)
+    that NUTS moves between rarely, and one chain spent a long stretch in one of them."""
+    occupied = (np.asarray(weights) > OCCUPIED).sum(axis=-1)
+    return pd.DataFrame({"chain": np.arange(1, occupied.shape[0] + 1),
+                         "median_N": np.median(np.asarray(total, dtype=float), axis=1),
+                         "more_than_two_classes": (occupied > 2).mean(axis=1)})
+
+
 def model_arrays(data: Any, count_column: str | None = None) -> tuple[dict[str, np.ndarray], Any]:
     """The arrays the density reads (every observable history, zeros included) and the validated list data."""
     table = list_data(data, count_column=count_column)
@@ -194,6 +212,14 @@ def summarise_fit(fit: Draws, table: Any, total: np.ndarray, *, classes: int, co
     mean_row = dict(median_row, method="latent class (posterior mean)", estimate=float(flat.mean()))
     rows = [dict(row, lower=float(lower), upper=float(upper), level=level) for row in (median_row, mean_row)]
     weights = np.asarray(fit.samples["weights"]).reshape(-1, classes).mean(axis=0)
+    chains = chain_configurations(fit.samples["weights"], total)
+    shares = chains["more_than_two_classes"]
+    if median_row["rhat"] > checks["thresholds"]["rhat_max"] and shares.max() - shares.min() > 0.1:
+        warnings.append(
+            f"the chains spent {shares.min():.0%}-{shares.max():.0%} of their draws with more than two occupied "
+            f"classes (medians of N {chains['median_N'].min():,.0f}-{chains['median_N'].max():,.0f}): the "
+            "posterior has class configurations NUTS moves between rarely; refit with more draws or another seed "
+            "(tables['chains'])")
     if weights.min() > 0.01:
         warnings.append(f"the smallest of the {classes} latent classes still has weight {weights.min():.3f}: "
                         "the truncation may be too small; refit with more classes")
@@ -205,5 +231,5 @@ def summarise_fit(fit: Draws, table: Any, total: np.ndarray, *, classes: int, co
         warnings=warnings,
         diagnostics={"observed": table.observed, "lists": table.lists, "convergence": checks,
                      "seconds": fit.seconds},
-        tables={"classes": pd.DataFrame({"class": np.arange(1, classes + 1), "weight": weights})},
+        tables={"classes": pd.DataFrame({"class": np.arange(1, classes + 1), "weight": weights}), "chains": chains},
     )
