@@ -157,3 +157,19 @@ def test_the_graph_search_is_seeded_and_says_when_it_is_too_short():
     short = graph_averaging(patterns, counts, missing=grid, seed=7, steps=5)
     assert any("run longer chains" in w for w in short.warnings)
     assert short.diagnostics["graphs_visited"] < first.diagnostics["graphs_visited"]
+
+
+def test_an_average_carried_by_the_complete_graph_is_flagged():
+    """Two classes of catchability (20% caught by each of three lists with probability 0.5, 80% with 0.02): the
+    expected counts show strong positive dependence among all three lists, the complete graph takes the posterior,
+    and under it the unseen count comes from the prior (delta < 1 piles it at zero): flagged. The Madigan & York
+    example (test above) is not."""
+    shares, catch = np.array([0.2, 0.8]), np.array([0.5, 0.02])
+    patterns, _ = _cells([0] * 8, 3)
+    on = patterns.sum(axis=1)
+    counts = np.round(100_000 * (shares * catch ** on[:, None] * (1 - catch) ** (3 - on[:, None])).sum(axis=1))
+    result = graph_averaging(patterns, counts, delta=2.0**-3)
+    assert result.tables["graphs"]["graph"].iloc[0] == "A:B:C"
+    assert any(w.startswith("the complete graph (every list depending on every other) carries") for w in result.warnings)
+    median = _summary(result)["median"]
+    assert median - counts.sum() < 0.01 * counts.sum()

@@ -56,6 +56,8 @@ GRAPH_SEARCHES = ("auto", "exhaustive", "mcmc")
 MAX_SEARCH_LISTS = 15
 #: Agreement asked of the chains' posterior means of N, relative.
 CHAIN_AGREEMENT = 0.01
+#: Posterior weight of the complete graph from which a graph average is flagged as prior-driven.
+COMPLETE_GRAPH_WARNING = 0.05
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,15 @@ def _summaries(graphs, names, graph_weight, means, posterior, total, level, top,
         "estimate": [float(means[k]) for k in order],
     })
     warnings = []
+    lists = len(names)
+    complete = float(sum(w for graph, w in zip(graphs, graph_weight, strict=True)
+                         if any(len(clique) == lists for clique in graph.cliques)))
+    if complete >= COMPLETE_GRAPH_WARNING:
+        warnings.append(
+            f"the complete graph (every list depending on every other) carries {complete:.0%} of the posterior; "
+            "under it the unseen count is set by the prior alone (with delta < 1 its mass piles at the observed "
+            "count), so this average says little about N: the lists' dependence is stronger than any graph short "
+            "of the complete one can express (often heterogeneity; see the latent-class model)")
     if posterior[-1] > 1e-6 * posterior.max() or cdf[-1] - cdf[-2] > 1e-4:
         warnings.append("the posterior of N has mass at the end of the grid of unseen counts; extend the grid")
     return Estimates.from_rows(
