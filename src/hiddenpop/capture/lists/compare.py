@@ -128,10 +128,10 @@ def compare_classes(
     for kind in classes:
         outcome = outcomes[kind]
         if isinstance(outcome, HiddenpopError):
-            exc = outcome
+            reason = " ".join(str(outcome).split())
             method = {"latent": "latent class", "graphs": "graph averaging"}.get(kind, f"MSE {kind}")
-            rows.append(_row(kind, method, None, None, "", "", level, failure=" ".join(str(exc).split())))
-            warnings.append(f"{kind}: not estimated ({' '.join(str(exc).split())})")
+            rows.append(_row(kind, method, None, None, "", "", level, failure=reason))
+            warnings.append(f"{kind}: not estimated ({reason})")
             continue
         result, row, interval, diagnostic, own = outcome
         # a row's status is its own class's: the independence row shares the stepwise fit but not its warnings
