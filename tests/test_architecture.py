@@ -139,11 +139,13 @@ def test_no_function_shadows_its_module_and_no_private_module_holds_a_public_api
 
 #: Libraries worth importing inside a function: each costs start-up time a command or a notebook that does not use
 #: it should not pay (the command line's own library, Typer, is one: a family reading a spec never loads it). A
-#: dotted name is one subpackage: ``scipy.optimize`` (about 0.1 s) and ``scipy.stats`` (about 0.4 s) are heavy where
-#: the rest of SciPy the estimators use (``scipy.special``, ``scipy.linalg``) is not.
+#: dotted name is one subpackage: ``scipy.optimize`` (about 0.1 s), ``scipy.stats`` (about 0.4 s), ``scipy.special``
+#: (about 0.2 s: its array-API layer imports every NumPy submodule; its compiled functions come from
+#: ``hiddenpop.special`` without it) and ``scipy.fft`` (which imports ``scipy.special``) are heavy where
+#: ``scipy.linalg`` is not.
 HEAVY = {"jax", "jaxlib", "numpyro", "arviz", "lightgbm", "mapie", "sklearn", "dask", "distributed", "duckdb",
          "plotly", "matplotlib", "docx", "selenium", "pyreadstat", "openpyxl", "pyarrow", "jinja2", "typer",
-         "scipy.optimize", "scipy.stats"}
+         "scipy.fft", "scipy.optimize", "scipy.special", "scipy.stats"}
 
 
 def _is_heavy(module: str) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+
+from hiddenpop import special
 
 __all__ = [
     "beta_quantile",

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy import special
-from scipy.fft import next_fast_len
+
+from hiddenpop import special
 
 RHAT_MAX = 1.01
 EBFMI_MIN = 0.3
@@ -148,6 +148,9 @@ def _ess(values: np.ndarray) -> np.ndarray:
 
 
 def _autocovariance_fft(centred: np.ndarray, n_draw: int) -> np.ndarray:
+    # heavy: scipy.fft imports scipy.special's array-API layer (about 0.2 s); only chains that the first lags do not settle need it
+    from scipy.fft import next_fast_len
+
     length = next_fast_len(2 * n_draw)
     spectrum = np.fft.rfft(centred, n=length, axis=2)
     return np.fft.irfft(spectrum * np.conjugate(spectrum), n=length, axis=2)[:, :, :n_draw] / n_draw

@@ -52,7 +52,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from hiddenpop.capture.closed.normal import fit_logistic_normal
 from hiddenpop.capture.closed.sufficient import fit_mt_family, log_binomial
@@ -67,6 +66,7 @@ from hiddenpop.capture.core.loglinear import (
 )
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.results import Estimates
+from hiddenpop.special import gammaln
 
 #: Rcapture closedp.t model names, in its order.
 STANDARD_MODELS = (

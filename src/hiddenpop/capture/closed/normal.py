@@ -32,10 +32,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
 
 from hiddenpop.capture.core.loglinear import fit_poisson
 from hiddenpop.errors import ModelError
+from hiddenpop.special import gammaln
 
 __all__ = ["NormalFit", "fit_logistic_normal"]
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
-from scipy.special import gammaln
 
 from hiddenpop.capture.closed.models import (
     choose_engine,
@@ -38,6 +37,7 @@ from hiddenpop.capture.core.intervals import log_transformed_ci
 from hiddenpop.capture.core.loglinear import fit_poisson
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.results import Estimates
+from hiddenpop.special import gammaln
 
 
 @dataclass

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from hiddenpop.capture.closed.single_counts import fit_count_model
 from hiddenpop.capture.core.histories import MAX_COUNT
@@ -38,6 +37,7 @@ from hiddenpop.capture.core.intervals import log_transformed_ci
 from hiddenpop.data.io import missing_column
 from hiddenpop.errors import DataError, ModelError, locate
 from hiddenpop.results import Estimates
+from hiddenpop.special import gammaln
 
 __all__ = ["COUNT_MODELS", "SINGLE_MODELS", "SINGLE_NAMES", "chao_single", "count_regression", "frequency_row", "single_row",
            "single_source", "zelterman", "zero_truncated_poisson"]

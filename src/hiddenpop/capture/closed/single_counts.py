@@ -36,7 +36,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln, loggamma
+
+from hiddenpop.special import gammaln, loggamma
 
 __all__ = ["FAMILIES", "KINDS", "CountFit", "fit_count_model"]
 

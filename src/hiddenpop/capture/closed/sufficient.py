@@ -61,11 +61,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, gammaln
 
 from hiddenpop.capture.core.loglinear import newton_step
 from hiddenpop.errors import ModelError
 from hiddenpop.parallel import single_thread_blas
+from hiddenpop.special import expit, gammaln
 
 
 @dataclass

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from hiddenpop.data.io import read_table
 from hiddenpop.errors import ConfigError, DataError, ModelError, locate
+from hiddenpop.special import gammaln
 
 #: Column names recognised as the count column of a pattern table when ``count_column`` is not given.
 COUNT_COLUMN_NAMES = ("freq", "count", "n", "frequency", "counts", "y")

@@ -41,10 +41,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
 
 from hiddenpop.capture.core.terms import parse_terms
 from hiddenpop.errors import ConfigError, ModelError
+from hiddenpop.special import gammaln
 
 #: Relative tolerance used to decide that a column is a linear combination of earlier ones (as R's 1e-7).
 ALIAS_TOLERANCE = 1e-7

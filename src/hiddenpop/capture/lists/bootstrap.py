@@ -7,8 +7,8 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from scipy import special
 
+from hiddenpop import special
 from hiddenpop.capture.core.loglinear import fit_poisson_batch
 from hiddenpop.capture.core.terms import term_indicator
 from hiddenpop.capture.lists.data import ListData

@@ -41,11 +41,11 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from hiddenpop.errors import ConfigError, ModelError
 from hiddenpop.parallel import on_one_blas_thread
 from hiddenpop.results import Estimates
+from hiddenpop.special import gammaln
 
 __all__ = ["GRAPH_SEARCHES", "MAX_EXHAUSTIVE_LISTS", "DecomposableGraph", "decomposable_graphs", "graph_averaging"]
 

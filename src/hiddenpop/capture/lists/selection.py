@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
+from hiddenpop import special
 from hiddenpop.capture.core.terms import Term, term_indicator, term_name
 from hiddenpop.capture.lists.data import ListData, list_data
 from hiddenpop.capture.lists.existence import EXISTS, check_extended_mle
