@@ -1,6 +1,6 @@
 """Start-up and small-job timings of the command line (prints figures; not a test).
 
-Run: .venv/bin/python benchmarks/startup.py [--runs 5]
+Run: .venv/bin/python benchmarks/startup.py [--runs 5] [--before OTHER/src]
 
 Each command runs in a fresh process, ``--runs`` times; the table shows the median wall and CPU seconds (user +
 system of the child process) beside the goals of issue #24 on an idle 2-core machine: ``hiddenpop --help`` under
@@ -27,13 +27,15 @@ import time
 from pathlib import Path
 
 #: The libraries under every small command, imported in this order by :func:`floor` (each line costs what it adds
-#: to the ones before it: ``scipy.special`` includes SciPy's array-API layer, which imports ``numpy.f2py`` and
-#: ``numpy.testing``; pandas includes pyarrow, which pandas imports to choose its string storage). The last line,
-#: ``scipy.optimize`` with the ``scipy.linalg`` and ``scipy.sparse`` it loads, is paid only by ``capture mse``.
-FLOOR = (("numpy", "import numpy"), ("scipy.special", "import scipy.special"),
+#: to the ones before it: SciPy's compiled special functions come through ``hiddenpop.special``, without the
+#: array-API layer of ``scipy.special``'s package; pandas includes pyarrow, which pandas imports to choose its string
+#: storage). The last line, ``scipy.optimize`` with the ``scipy.linalg``, ``scipy.sparse`` and whole
+#: ``scipy.special`` (array-API layer, which imports ``numpy.f2py`` and ``numpy.testing``) it loads, is paid only by
+#: ``capture mse``.
+FLOOR = (("numpy", "import numpy"), ("SciPy's special functions (hiddenpop.special)", "import hiddenpop.special"),
          ("pandas (with pyarrow)", "import pandas"), ("rich", "import rich.console, rich.table, rich.progress"),
          ("typer (click)", "import typer"), ("pydantic (Typer's option parsing)", "import typer._adapters"),
-         ("scipy.optimize, scipy.linalg (capture mse only)", "import scipy.optimize"))
+         ("scipy.optimize, .linalg, whole .special (mse only)", "import scipy.optimize"))
 
 
 def floor(env: dict[str, str]) -> list[tuple[str, float]]:
@@ -45,22 +47,40 @@ def floor(env: dict[str, str]) -> list[tuple[str, float]]:
     return list(zip([label for label, _ in FLOOR], map(float, done.stdout.split()), strict=True))
 
 
+def run_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=True, env=env)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
 def measure(command: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]:
     subprocess.run(command, capture_output=True, check=True, env=env)  # warm-up: writes the bytecode cache
-    walls, cpus = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(command, capture_output=True, check=True, env=env)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    walls, cpus = zip(*(run_once(command, env) for _ in range(runs)), strict=True)
     return statistics.median(walls), statistics.median(cpus)
+
+
+def alternate(command: list[str], runs: int, envs: list[dict[str, str]]) -> list[list[float]]:
+    """CPU seconds of ``runs`` fresh processes under each environment, run in turn (A, B, A, B...) so that a
+    changing load on a shared machine falls on both alike."""
+    for env in envs:
+        subprocess.run(command, capture_output=True, check=True, env=env)  # warm-up: writes the bytecode cache
+    cpus: list[list[float]] = [[] for _ in envs]
+    for _ in range(runs):
+        for index, env in enumerate(envs):
+            cpus[index].append(run_once(command, env)[1])
+    return cpus
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--before", metavar="SRC",
+                        help="another source tree (a checkout's src/ folder) to compare with, runs alternated: prints "
+                             "the least and the median CPU seconds of each instead of the goals table")
     args = parser.parse_args()
     from hiddenpop import datasets
     from hiddenpop.simulate.ard import NATIONAL_POPULATION, simulate_national_ard
@@ -87,6 +107,19 @@ def main() -> None:
               "--population", str(NATIONAL_POPULATION), *hidden, "--weights", "weight", "--strata", "stratum",
               "--psu", "psu", "--bootstrap", "1000"], 0.6),
         ]
+        if args.before:
+            here = str(Path(__file__).resolve().parents[1] / "src")
+            envs = [{**env, "PYTHONPATH": tree, "PYTHONPYCACHEPREFIX": str(data / f"bytecode{i}")}
+                    for i, tree in enumerate((args.before, here))]
+            print(f"load average: {os.getloadavg()[0]:.2f}; CPU seconds, least (median) of {args.runs} fresh "
+                  f"processes of each, alternated")
+            print(f"{'command':<52s} {'before':>13s} {'now':>13s}")
+            for label, command, _ in jobs:
+                before, now = alternate(command, args.runs, envs)
+                print(f"{label:<52s} {min(before):5.2f} ({statistics.median(before):4.2f}) "
+                      f"{min(now):5.2f} ({statistics.median(now):4.2f})")
+            print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+            return
         print(f"load average: {os.getloadavg()[0]:.2f} (medians of {args.runs} fresh processes)")
         print(f"{'command':<52s} {'wall':>7s} {'CPU':>7s} {'goal':>6s}")
         for label, command, goal in jobs:
