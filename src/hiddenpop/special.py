@@ -35,7 +35,8 @@ def _load_compiled() -> types.ModuleType | None:
     The extension imports its sibling extensions (``_ufuncs_cxx``, ``_special_ufuncs``...) as submodules of
     ``scipy.special``; a bare package object stands in for ``scipy.special`` in ``sys.modules`` while they load and
     is removed afterwards, so a later ``import scipy.special`` runs the real package, which then finds these
-    extension modules already loaded and uses them."""
+    extension modules already loaded and uses them. This runs once, when hiddenpop's modules are first imported;
+    a thread importing ``scipy.special`` during those few milliseconds would see the stand-in."""
     if "scipy.special" in sys.modules:  # already paid for: nothing to save
         return None
     scipy_spec = importlib.util.find_spec("scipy")
@@ -46,7 +47,7 @@ def _load_compiled() -> types.ModuleType | None:
     sys.modules["scipy.special"] = stand_in
     try:
         compiled = importlib.import_module("scipy.special._ufuncs")
-    except ImportError:
+    except Exception:  # any failure of the internal route: the package import below gives the same functions
         return None
     finally:
         if sys.modules.get("scipy.special") is stand_in:
