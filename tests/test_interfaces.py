@@ -199,8 +199,8 @@ def test_top_level_help_imports_no_family():
 #: Start-up: what a small command must not import (each costs 0.1-0.5 s of CPU, more than the job). ``capture mse``
 #: needs ``scipy.optimize`` for its profile-likelihood interval (which imports ``scipy.special``); the others need no
 #: optimiser at all, and take SciPy's special functions from ``hiddenpop.special`` without ``scipy.special``'s
-#: array-API layer. A group loads
-#: only the module of the subcommand that runs (``capture closed`` does not load the report-log commands).
+#: array-API layer. A group loads only the module of the subcommand that runs (``capture closed`` does not load the
+#: report-log commands). pandas is still on every one of these paths (docs/performance.md says what it would take).
 NOT_IMPORTED = {
     "capture closed": ("scipy.optimize", "scipy.special", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum",
                        "hiddenpop.study", "hiddenpop.cli.capture_events"),
