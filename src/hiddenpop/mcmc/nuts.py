@@ -318,12 +318,22 @@ def _sample_nuts(
     seconds = time.perf_counter() - start
 
     def stack(index: int) -> Any:
-        # chunk outputs are laid out as (*layout, length, ...): join the chunks along length, then flatten the
-        # layout back to (chains, draws, ...) (in NumPy: no compilation)
+        # chunk outputs are laid out as (*layout, length, ...): each chunk is copied once into its slice of a
+        # (chains, draws, ...) array (in NumPy: no compilation; no joined intermediate of the 3,600 latent
+        # degrees' draws to copy again)
         axis = len(layout)
-        joined = jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs], axis=axis),
-                                        *[c[index] for c in collected])
-        return jax.tree_util.tree_map(lambda x: x.reshape((total, *x.shape[axis:])), joined)
+
+        def join(*chunks: Any) -> np.ndarray:
+            parts = [np.asarray(x) for x in chunks]
+            lengths = [p.shape[axis] for p in parts]
+            out = np.empty((total, sum(lengths), *parts[0].shape[axis + 1:]), dtype=parts[0].dtype)
+            position = 0
+            for part, length in zip(parts, lengths, strict=True):
+                out[:, position:position + length] = part.reshape((total, length, *part.shape[axis + 1:]))
+                position += length
+            return out
+
+        return jax.tree_util.tree_map(join, *[c[index] for c in collected])
 
     if latent_name is None:
         z_draws = unravel(stack(0))
