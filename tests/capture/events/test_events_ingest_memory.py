@@ -155,6 +155,23 @@ def test_in_memory_and_per_batch_paths_give_identical_results(tmp_path, monkeypa
     assert rest_a == rest_b
 
 
+def test_codes_are_ranks_of_the_standard_library_hmac_and_flag_the_excluded_pseudonym():
+    rng = np.random.default_rng(11)
+    texts = [f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, size=(3000, 3))]
+    distinct = sorted(set(texts))
+    reference = {t: hmac.new(KEY_BYTES, t.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for t in distinct}
+    rank = {pseudonym: i for i, pseudonym in enumerate(sorted(set(reference.values())))}
+    excluded = distinct[7]
+    codes, flags = reader._pseudonym_codes(KEY, distinct, {2: reference[excluded]})
+    assert codes.dtype == np.int32
+    assert codes.tolist() == [rank[reference[t]] for t in distinct]
+    assert sorted(set(codes.tolist())) == list(range(len(distinct)))  # dense, from 0
+    assert list(flags) == [2]
+    assert np.flatnonzero(flags[2]).tolist() == [7]
+    empty_codes, empty_flags = reader._pseudonym_codes(KEY, [], {0: reference[excluded]})
+    assert empty_codes.size == 0 and empty_flags[0].size == 0
+
+
 def test_in_memory_path_refuses_a_connection_that_can_spill(tmp_path):
     con = reader.connect(KEY, temp_directory=str(tmp_path))
     assert not reader.spilling_disabled(con)
@@ -163,7 +180,8 @@ def test_in_memory_path_refuses_a_connection_that_can_spill(tmp_path):
     reader.close_private(con)
 
 
-def _many_identifiers(tmp_path, n: int = 200_000):
+def _many_identifiers(tmp_path, n: int = 400_000):
+    """``n`` rows of about ``0.63 n`` distinct long identifiers: at 400,000 the in-memory path needs over 40 MB."""
     rng = np.random.default_rng(5)
     ids = np.array([f"user-{i:08d}-padding-to-make-it-longer" for i in range(n)])
     picks = rng.integers(0, n, size=n)
