@@ -600,7 +600,8 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
        HMAC-SHA256 as everywhere) and numbered in pseudonym order in NumPy, as the per-batch path numbers them
        (:func:`_pseudonym_codes`);
     3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
-       the untrimmed value, and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
+       the untrimmed value (on its 64-bit DuckDB ``hash`` when no two distinct values share one, which is
+       checked; a join on integers is cheaper than on strings), and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
        (NULL identifiers find no map row and count as missing).
 
     The tables holding raw identifiers are dropped before returning, whatever happens. On DuckDB's
@@ -624,7 +625,8 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
         con.unregister(_HASHES_VIEW)
         del hashes
         con.execute("DROP TABLE hp_idents")
-        con.execute(_mapped_staging_sql(source, identifier, time, rules, identifier_exclusions))
+        con.execute(_mapped_staging_sql(source, identifier, time, rules, identifier_exclusions,
+                                        join_on_hash=_raw_hashes_unique(con)))
         return True
     except duckdb.OutOfMemoryException:
         con.execute("DROP TABLE IF EXISTS staged")
@@ -745,16 +747,25 @@ def _identifier_map_sql(identifier_exclusions: dict[int, str]) -> str:
     hashed = "".join(f", coalesce(h.flag_{i}, false) AS flag_{i}" for i in identifier_exclusions)
     return f"""
         CREATE TEMP TABLE hp_id_map AS
-        SELECT i.raw, h.code, {_state_sql("i.")} AS state,
+        SELECT i.raw, hash(i.raw) AS raw_hash, h.code, {_state_sql("i.")} AS state,
                {_ipv6_sql("i.")} AS ipv6{hashed}
         FROM hp_idents AS i LEFT JOIN {_HASHES_VIEW} AS h ON i.canon = h.canon
         WHERE i.raw IS NOT NULL
     """
 
 
+def _raw_hashes_unique(con) -> bool:
+    """True when no two identifier values in ``hp_id_map`` share a ``raw_hash``, so a join on it is exact."""
+    return bool(con.execute("SELECT count(*) = count(DISTINCT raw_hash) FROM hp_id_map").fetchall()[0][0])
+
+
 def _mapped_staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
-                        identifier_exclusions: dict[int, str]) -> str:
-    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`."""
+                        identifier_exclusions: dict[int, str], join_on_hash: bool = False) -> str:
+    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`.
+
+    ``join_on_hash`` joins on ``raw_hash`` (exact only when :func:`_raw_hashes_unique`); the rows are read from
+    the same files as the map, so every non-NULL value has its map row.
+    """
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
     parsed, _in_range = _time_sql(raw_time)
     plain_flags = _plain_flag_sql(identifier_exclusions, rules)
@@ -762,6 +773,9 @@ def _mapped_staging_sql(source: str, identifier: str, time: str, rules: Cleaning
     carry = "".join(f", r.{name}" for name in plain_names)
     extra = "".join(f", {item}" for item in plain_flags)
     hashed = "".join(f", coalesce(m.flag_{i}, false) AS flag_{i}" for i in identifier_exclusions)
+    key = f"CAST({_quote(identifier)} AS VARCHAR)"
+    if join_on_hash:  # hash(NULL) is a number: keep NULL identifiers NULL so they find no map row
+        key = f"CASE WHEN {key} IS NOT NULL THEN hash({key}) END"
     # NULL identifiers have no row in hp_id_map: missing (state 1), not IPv6, not excluded
     return f"""
         CREATE TEMP TABLE staged AS
@@ -770,10 +784,10 @@ def _mapped_staging_sql(source: str, identifier: str, time: str, rules: Cleaning
         FROM (
             SELECT raw, {_day_sql(rules)}{"".join(f", {name}" for name in plain_names)}
             FROM (
-                SELECT CAST({_quote(identifier)} AS VARCHAR) AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
+                SELECT {key} AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
                 FROM {source}
             )
-        ) AS r LEFT JOIN hp_id_map AS m ON r.raw = m.raw
+        ) AS r LEFT JOIN hp_id_map AS m ON r.raw = m.{"raw_hash" if join_on_hash else "raw"}
         GROUP BY ALL
     """
 
