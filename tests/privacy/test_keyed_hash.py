@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from pathlib import Path
 
@@ -42,6 +44,15 @@ def test_fast_hasher_equals_hmac(text):
 
     key = Pseudonymiser(KEY.encode())
     assert key.hasher()(text) == key.hash_one(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.binary(min_size=16, max_size=100))
+def test_digester_is_the_standard_library_hmac(text, secret):
+    from hiddenpop.privacy import Pseudonymiser
+
+    # reference: the standard library's HMAC (keys over 64 bytes are hashed first, as RFC 2104 says)
+    assert Pseudonymiser(secret).digester()(text) == hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()
 
 
 def test_duckdb_udf_uses_the_same_pseudonyms():

@@ -131,6 +131,7 @@ def test_in_memory_and_per_batch_paths_give_identical_results(tmp_path, monkeypa
             "2001:DB8::1", "203.0.113.9", "1.1.1.1", " same", "same"]
     pool += [".".join(map(str, row)) for row in rng.integers(0, 256, size=(60, 4)).tolist()]
     identifiers = [pool[i] for i in rng.integers(0, len(pool), size=3000)]
+    identifiers[::97] = [None] * len(identifiers[::97])  # NULL identifiers must stay missing on every path
     days = rng.integers(0, 40, size=3000).tolist()
     path = _write(tmp_path, identifiers, days)
     if fmt == "csv":
@@ -140,7 +141,11 @@ def test_in_memory_and_per_batch_paths_give_identical_results(tmp_path, monkeypa
     rules = dict(identifier_kind=kind, exclude=[("category", "viral"), ("ip", "10.0.0.1" if kind == "ip" else "same")],
                  exclude_ipv6=kind == "ip", timezone="Asia/Manila")
     results = []
-    for path_kind in ("in-memory", "per-batch"):
+    # in-memory joined on the values' 64-bit hashes, in-memory joined on the strings (as after a hash collision),
+    # then the per-batch fallback
+    for path_kind, join_on_hash in (("in-memory", True), ("in-memory", False), ("per-batch", None)):
+        if join_on_hash is False:
+            monkeypatch.setattr(reader, "_raw_hashes_unique", lambda con: False)
         if path_kind == "per-batch":
             _per_batch(monkeypatch)
         log = read_events([path], identifier="ip", time="time", key=KEY, rules=CleaningRules(**rules))
@@ -148,11 +153,30 @@ def test_in_memory_and_per_batch_paths_give_identical_results(tmp_path, monkeypa
         pairs = log.connection.execute("SELECT code, day FROM pairs ORDER BY code, day").fetchall()
         results.append((pairs, log.audit, log.origin, log.n_identifiers, log.first_day, log.last_day))
         log.close()
-    (pairs_a, audit_a, *rest_a), (pairs_b, audit_b, *rest_b) = results
+    pairs_a, audit_a, *rest_a = results[0]
     assert len(pairs_a) > 100
-    assert pairs_a == pairs_b
-    pd.testing.assert_frame_equal(audit_a, audit_b)
-    assert rest_a == rest_b
+    assert audit_a.set_index("step").loc["missing_identifier", "removed"] >= len(identifiers[::97])
+    for pairs_b, audit_b, *rest_b in results[1:]:
+        assert pairs_a == pairs_b
+        pd.testing.assert_frame_equal(audit_a, audit_b)
+        assert rest_a == rest_b
+
+
+def test_codes_are_ranks_of_the_standard_library_hmac_and_flag_the_excluded_pseudonym():
+    rng = np.random.default_rng(11)
+    texts = [f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, size=(3000, 3))]
+    distinct = sorted(set(texts))
+    reference = {t: hmac.new(KEY_BYTES, t.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for t in distinct}
+    rank = {pseudonym: i for i, pseudonym in enumerate(sorted(set(reference.values())))}
+    excluded = distinct[7]
+    codes, flags = reader._pseudonym_codes(KEY, distinct, {2: reference[excluded]})
+    assert codes.dtype == np.int32
+    assert codes.tolist() == [rank[reference[t]] for t in distinct]
+    assert sorted(set(codes.tolist())) == list(range(len(distinct)))  # dense, from 0
+    assert list(flags) == [2]
+    assert np.flatnonzero(flags[2]).tolist() == [7]
+    empty_codes, empty_flags = reader._pseudonym_codes(KEY, [], {0: reference[excluded]})
+    assert empty_codes.size == 0 and empty_flags[0].size == 0
 
 
 def test_in_memory_path_refuses_a_connection_that_can_spill(tmp_path):
@@ -163,7 +187,8 @@ def test_in_memory_path_refuses_a_connection_that_can_spill(tmp_path):
     reader.close_private(con)
 
 
-def _many_identifiers(tmp_path, n: int = 200_000):
+def _many_identifiers(tmp_path, n: int = 400_000):
+    """``n`` rows of about ``0.63 n`` distinct long identifiers: at 400,000 the in-memory path needs over 40 MB."""
     rng = np.random.default_rng(5)
     ids = np.array([f"user-{i:08d}-padding-to-make-it-longer" for i in range(n)])
     picks = rng.integers(0, n, size=n)

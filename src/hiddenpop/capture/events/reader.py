@@ -42,7 +42,7 @@ import pandas as pd
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
 from hiddenpop.data.io import check_header_names, first_line_fields, missing_column
 from hiddenpop.errors import ConfigError, DataError
-from hiddenpop.privacy import Pseudonymiser, canonical_ip
+from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser, canonical_ip
 
 PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
 CANONICAL_IPV6_FUNCTION = "hiddenpop_canonical_ipv6"
@@ -596,10 +596,12 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
 
     1. ``hp_idents``: the distinct identifier values as read, each trimmed, tested against the unknown tokens and
        canonicalised (the same SQL as the per-batch path, run once per distinct value instead of once per row);
-    2. the distinct canonical values are hashed in Python (:meth:`hiddenpop.privacy.Pseudonymiser.hasher`,
-       HMAC-SHA256 as everywhere) and numbered in pseudonym order, as the per-batch path numbers them;
+    2. the distinct canonical values are hashed in Python (:meth:`hiddenpop.privacy.Pseudonymiser.digester`,
+       HMAC-SHA256 as everywhere) and numbered in pseudonym order in NumPy, as the per-batch path numbers them
+       (:func:`_pseudonym_codes`);
     3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
-       the untrimmed value, and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
+       the untrimmed value (on its 64-bit DuckDB ``hash`` when no two distinct values share one, which is
+       checked; a join on integers is cheaper than on strings), and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
        (NULL identifiers find no map row and count as missing).
 
     The tables holding raw identifiers are dropped before returning, whatever happens. On DuckDB's
@@ -615,16 +617,16 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
     try:
         con.execute(_identifiers_sql(source, identifier, rules))
         canon = con.sql("SELECT DISTINCT canon FROM hp_idents WHERE canon IS NOT NULL").to_arrow_table().column(0)
-        pseudonym = key.hasher()
-        hashes = pa.table({"canon": canon, "pseudonym": pa.array([pseudonym(text) for text in canon.to_pylist()],
-                                                                 type=pa.string())})
-        del canon
+        codes, flags = _pseudonym_codes(key, canon.to_pylist(), identifier_exclusions)
+        hashes = pa.table({"canon": canon, "code": codes, **{f"flag_{i}": flag for i, flag in flags.items()}})
+        del canon, codes, flags
         con.register(_HASHES_VIEW, hashes)
         con.execute(_identifier_map_sql(identifier_exclusions))
         con.unregister(_HASHES_VIEW)
         del hashes
         con.execute("DROP TABLE hp_idents")
-        con.execute(_mapped_staging_sql(source, identifier, time, rules, identifier_exclusions))
+        con.execute(_mapped_staging_sql(source, identifier, time, rules, identifier_exclusions,
+                                        join_on_hash=_raw_hashes_unique(con)))
         return True
     except duckdb.OutOfMemoryException:
         con.execute("DROP TABLE IF EXISTS staged")
@@ -664,63 +666,128 @@ def _fits_in_memory(con, source: str, kind: str) -> bool:
     return rows * IN_MEMORY_BYTES_PER_ROW <= limit_bytes
 
 
+def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
+                     identifier_exclusions: dict[int, str]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Dense codes of ``canon`` in pseudonym order, and per identifier exclusion whether the pseudonym is excluded.
+
+    The pseudonym is the hex of the digest's first 16 bytes, so ordering the bytes as two big-endian 64-bit
+    integers orders the pseudonyms; equal pseudonyms share a code (the per-batch path's numbering of distinct
+    pseudonyms).
+    """
+    digest = key.digester()
+    width = PSEUDONYM_HEX_CHARS // 2
+    packed = np.frombuffer(b"".join([digest(text)[:width] for text in canon]), dtype=">u8").reshape(-1, 2)
+    high, low = packed[:, 0], packed[:, 1]
+    order = np.lexsort((low, high))
+    high_sorted, low_sorted = high[order], low[order]
+    starts = np.ones(order.size, dtype=bool)
+    starts[1:] = (high_sorted[1:] != high_sorted[:-1]) | (low_sorted[1:] != low_sorted[:-1])
+    codes = np.empty(order.size, dtype=np.int32)
+    codes[order] = np.cumsum(starts) - 1
+    flags = {}
+    for i, pseudonym in identifier_exclusions.items():
+        target = np.frombuffer(bytes.fromhex(pseudonym), dtype=">u8")
+        flags[i] = (high == target[0]) & (low == target[1])
+    return codes, flags
+
+
 def _identifiers_sql(source: str, identifier: str, rules: CleaningRules) -> str:
     """``CREATE TEMP TABLE hp_idents``: each distinct identifier as read, its unknown-token test and canonical form."""
-    tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
     # distinct untrimmed values: trimming once per distinct value is cheaper than once per row
     query = f"""
-        SELECT raw, ident, (ident IS NULL OR list_position([{tokens}], lower(ident)) IS NOT NULL) AS missing
+        SELECT raw, ident, {_missing_sql("ident", rules)} AS missing
         FROM (SELECT raw, trim(raw) AS ident
               FROM (SELECT DISTINCT CAST({_quote(identifier)} AS VARCHAR) AS raw FROM {source}))"""
+    return f"CREATE TEMP TABLE hp_idents AS SELECT raw, missing, canon FROM ({_canonical_layers(query, rules)})"
+
+
+def _missing_sql(ident: str, rules: CleaningRules) -> str:
+    """True when the trimmed identifier ``ident`` is NULL or one of ``rules.missing_tokens`` (any case)."""
+    tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
+    return f"({ident} IS NULL OR list_position([{tokens}], lower({ident})) IS NOT NULL)"
+
+
+def _canonical_layers(query: str, rules: CleaningRules) -> str:
+    """``query`` (with columns ``ident`` and ``missing``) plus ``canon``: the canonical identifier, NULL if missing.
+
+    For ``identifier_kind = "ip"`` one projection per layer of :func:`canonical_ip_sql` (NULL when not an
+    address); otherwise the trimmed identifier itself.
+    """
     layers = canonical_ip_sql("ident") if rules.identifier_kind == "ip" else [("canon", "ident")]
     for name, expression in layers:
         guarded = f"CASE WHEN NOT missing THEN {expression} END" if name == "canon" else expression
         query = f"SELECT *, {guarded} AS {name} FROM ({query})"
-    return f"CREATE TEMP TABLE hp_idents AS SELECT raw, missing, canon FROM ({query})"
+    return query
+
+
+def _state_sql(prefix: str = "") -> str:
+    """Identifier state from ``missing`` and ``canon``: 0 usable, 1 missing or an unknown token, 2 not an address."""
+    return f"CASE WHEN {prefix}missing THEN 1 WHEN {prefix}canon IS NULL THEN 2 ELSE 0 END"
+
+
+def _ipv6_sql(prefix: str = "") -> str:
+    """True when the canonical identifier is an IPv6 address (false when there is none)."""
+    return f"coalesce(contains({prefix}canon, ':'), false)"
+
+
+def _day_sql(rules: CleaningRules) -> str:
+    """``has_time`` and ``local_day`` from the columns ``raw_time`` (text) and ``parsed`` (:func:`_time_sql`).
+
+    ``has_time`` is false only for a missing or blank timestamp; ``local_day`` is the calendar day in
+    ``rules.timezone``, NULL when the timestamp is missing, unparseable or outside :data:`TIME_RANGE`.
+    """
+    _parsed, in_range = _time_sql("raw_time")
+    return (f"CASE WHEN parsed IS NOT NULL THEN true ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END "
+            f"AS has_time, CASE WHEN {in_range.replace(_parsed, 'parsed')} "
+            f"THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day")
 
 
 def _identifier_map_sql(identifier_exclusions: dict[int, str]) -> str:
-    """``CREATE TEMP TABLE hp_id_map``: non-NULL identifier as read -> code (pseudonym rank), state, IPv6, exclusions."""
-    hashed = "".join(f", coalesce(h.pseudonym = {_literal(value)}, false) AS flag_{i}"
-                     for i, value in identifier_exclusions.items())
+    """``CREATE TEMP TABLE hp_id_map``: non-NULL identifier as read -> code, state, IPv6, identifier exclusions."""
+    hashed = "".join(f", coalesce(h.flag_{i}, false) AS flag_{i}" for i in identifier_exclusions)
     return f"""
         CREATE TEMP TABLE hp_id_map AS
-        SELECT i.raw, h.code, CASE WHEN i.missing THEN 1 WHEN i.canon IS NULL THEN 2 ELSE 0 END AS state,
-               coalesce(contains(i.canon, ':'), false) AS ipv6{hashed}
-        FROM hp_idents AS i LEFT JOIN (
-            SELECT canon, pseudonym, CAST(dense_rank() OVER (ORDER BY pseudonym) - 1 AS INTEGER) AS code
-            FROM {_HASHES_VIEW}
-        ) AS h ON i.canon = h.canon
+        SELECT i.raw, hash(i.raw) AS raw_hash, h.code, {_state_sql("i.")} AS state,
+               {_ipv6_sql("i.")} AS ipv6{hashed}
+        FROM hp_idents AS i LEFT JOIN {_HASHES_VIEW} AS h ON i.canon = h.canon
         WHERE i.raw IS NOT NULL
     """
 
 
+def _raw_hashes_unique(con) -> bool:
+    """True when no two identifier values in ``hp_id_map`` share a ``raw_hash``, so a join on it is exact."""
+    return bool(con.execute("SELECT count(*) = count(DISTINCT raw_hash) FROM hp_id_map").fetchall()[0][0])
+
+
 def _mapped_staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
-                        identifier_exclusions: dict[int, str]) -> str:
-    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`."""
+                        identifier_exclusions: dict[int, str], join_on_hash: bool = False) -> str:
+    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`.
+
+    ``join_on_hash`` joins on ``raw_hash`` (exact only when :func:`_raw_hashes_unique`); the rows are read from
+    the same files as the map, so every non-NULL value has its map row.
+    """
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
-    parsed, in_range = _time_sql(raw_time)
+    parsed, _in_range = _time_sql(raw_time)
     plain_flags = _plain_flag_sql(identifier_exclusions, rules)
     plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
     carry = "".join(f", r.{name}" for name in plain_names)
     extra = "".join(f", {item}" for item in plain_flags)
     hashed = "".join(f", coalesce(m.flag_{i}, false) AS flag_{i}" for i in identifier_exclusions)
+    key = f"CAST({_quote(identifier)} AS VARCHAR)"
+    if join_on_hash:  # hash(NULL) is a number: keep NULL identifiers NULL so they find no map row
+        key = f"CASE WHEN {key} IS NOT NULL THEN hash({key}) END"
     # NULL identifiers have no row in hp_id_map: missing (state 1), not IPv6, not excluded
     return f"""
         CREATE TEMP TABLE staged AS
         SELECT m.code, coalesce(m.state, 1) AS state, coalesce(m.ipv6, false) AS ipv6, r.has_time,
                r.local_day{carry}{hashed}, count(*) AS n
         FROM (
-            SELECT raw, CASE WHEN parsed IS NOT NULL THEN true
-                               ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
-                   CASE WHEN {in_range.replace(parsed, 'parsed')}
-                        THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day{
-                            "".join(f", {name}" for name in plain_names)}
+            SELECT raw, {_day_sql(rules)}{"".join(f", {name}" for name in plain_names)}
             FROM (
-                SELECT CAST({_quote(identifier)} AS VARCHAR) AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
+                SELECT {key} AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
                 FROM {source}
             )
-        ) AS r LEFT JOIN hp_id_map AS m ON r.raw = m.raw
+        ) AS r LEFT JOIN hp_id_map AS m ON r.raw = m.{"raw_hash" if join_on_hash else "raw"}
         GROUP BY ALL
     """
 
@@ -756,9 +823,8 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
     the query.
     """
     identifier_exclusions = identifier_exclusions or {}
-    tokens = ", ".join(_literal(t.lower()) for t in rules.missing_tokens)
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
-    parsed, in_range = _time_sql(raw_time)
+    parsed, _in_range = _time_sql(raw_time)
     plain_flags = _plain_flag_sql(identifier_exclusions, rules)
     plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
     hashed_flags = [f"coalesce(pseudonym = {_literal(h)}, false) AS flag_{i}"
@@ -766,30 +832,21 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
     all_names = plain_names + [item.rsplit(" AS ", 1)[1] for item in hashed_flags]
     carry = "".join(f", {name}" for name in plain_names)
     extra = "".join(f", {item}" for item in plain_flags)
-    layers = canonical_ip_sql("ident") if rules.identifier_kind == "ip" else [("canon", "ident")]
     hashed = "".join(f", {item}" for item in hashed_flags)
     # innermost: read, trim, test the unknown tokens, parse the time; then one projection per canonical layer
-    query = f"""
-                    SELECT ident, (ident IS NULL OR list_position([{tokens}], lower(ident)) IS NOT NULL) AS missing,
-                           CASE WHEN parsed IS NOT NULL THEN true
-                                ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END AS has_time,
-                           CASE WHEN {in_range.replace(parsed, 'parsed')}
-                                THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day{carry}
+    query = _canonical_layers(f"""
+                    SELECT ident, {_missing_sql("ident", rules)} AS missing, {_day_sql(rules)}{carry}
                     FROM (
                         SELECT trim(CAST({_quote(identifier)} AS VARCHAR)) AS ident, {raw_time} AS raw_time,
                                {parsed} AS parsed{extra}
                         FROM {source}
-                    )"""
-    for name, expression in layers:
-        guarded = f"CASE WHEN NOT missing THEN {expression} END" if name == "canon" else expression
-        query = f"SELECT *, {guarded} AS {name} FROM ({query})"
+                    )""", rules)
     canonical_layers = f"SELECT canon, missing, has_time, local_day{carry} FROM ({query})"
     return f"""
         CREATE TEMP TABLE staged AS
         WITH hashed AS (
             SELECT CASE WHEN canon IS NOT NULL THEN {PSEUDONYM_FUNCTION}(canon) END AS pseudonym,
-                   CASE WHEN missing THEN 1 WHEN canon IS NULL THEN 2 ELSE 0 END AS state,
-                   coalesce(contains(canon, ':'), false) AS ipv6, has_time, local_day{carry}
+                   {_state_sql()} AS state, {_ipv6_sql()} AS ipv6, has_time, local_day{carry}
             FROM ({canonical_layers})
         ),
         grouped AS (
