@@ -123,14 +123,16 @@ def mse_analysis(data: Any, spec: MSESpec, quiet: bool = True) -> Estimates:
                               "rows, or stratify one class (--headline)")
         result = stratified(data, spec.stratum, model=headline, count_column=spec.count_column,
                             bootstrap=spec.bootstrap, seed=spec.seed, level=spec.level,
-                            latent_classes=spec.latent_classes, draws=spec.draws, quiet=quiet)
+                            latent_classes=spec.latent_classes, draws=spec.draws,
+                            start_at_mode=spec.latent_start_at_mode, quiet=quiet)
         result.settings = {**to_dict(spec), **result.settings}
         return result
     if spec.compare:
         result = compare_classes(
             data, headline=headline, classes=spec.classes,
             count_column=spec.count_column, bootstrap=spec.bootstrap, seed=spec.seed, level=spec.level,
-            latent_classes=spec.latent_classes, draws=spec.draws, delta=spec.delta, quiet=quiet)
+            latent_classes=spec.latent_classes, draws=spec.draws, delta=spec.delta,
+            start_at_mode=spec.latent_start_at_mode, quiet=quiet)
         result.settings = {**to_dict(spec), **result.settings}
         return result
     result = mse(data, spec.select, p_threshold=spec.p_threshold, max_order=spec.max_order,

@@ -82,6 +82,9 @@ class MSESpec(ListsOptions):
                                                    "results (selected: the --select procedure)")
     latent_classes: int = opt(LATENT_CLASSES, "latent class: truncation K of the Dirichlet-process mixture", min=2)
     draws: int = opt(1000, "latent class: warmup and sampling iterations per chain (4 chains)", min=100)
+    latent_start_at_mode: bool = opt(False, "latent class: start every chain at the posterior mode and adapt a "
+                                            "dense mass matrix (when a chain sticks in a small-class "
+                                            "configuration and R-hat of N fails; slower)")
     delta: float | None = opt(None, "graph averaging: hyper-Dirichlet prior count per cell (default 2^-lists, as "
                                     "dga recommends; 0.5 lets sparse tables favour the saturated graph)",
                               min=0, inclusive=False)

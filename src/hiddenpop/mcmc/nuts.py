@@ -111,6 +111,7 @@ def sample_nuts(
     description: str = "sampling",
     keep: tuple[str, ...] = (),
     conditional: Conditional | None = None,
+    dense_mass: bool = False,
 ) -> Draws | list[Draws]:
     """Run NumPyro's NUTS on ``density`` with ``data``.
 
@@ -137,6 +138,9 @@ def sample_nuts(
     ``keep`` names parameters whose unconstrained draws are returned too (``Draws.unconstrained``), e.g. for a
     post-processing step that works on the sampler's scale.
 
+    ``dense_mass`` adapts a full mass matrix during warmup instead of a diagonal one (worth it when the posterior
+    has strongly correlated directions, such as a ridge between a scale parameter and the variables it scales).
+
     ``conditional`` (not with ``batched``) splits the parameters: the one it names is redrawn from its full
     conditional before every NUTS transition of the others (:class:`Conditional`).
     """
@@ -149,6 +153,7 @@ def sample_nuts(
             target_accept=target_accept, max_tree_depth=max_tree_depth,
             warmup_max_tree_depth=warmup_max_tree_depth, init_radius=init_radius,
             init_values=init_values, quiet=quiet, description=description, keep=keep, conditional=conditional,
+            dense_mass=dense_mass,
         )
 
 
@@ -157,6 +162,7 @@ def _sample_nuts(
     target_accept: float, max_tree_depth: int, warmup_max_tree_depth: int | None, init_radius: float,
     init_values: dict[str, np.ndarray] | None, quiet: bool, description: str, keep: tuple[str, ...] = (),
     conditional: Conditional | None = None,
+    dense_mass: bool = False,
 ) -> Draws | list[Draws]:
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax
@@ -237,12 +243,12 @@ def _sample_nuts(
         if latent_name is None:
             return init_kernel(
                 z, num_warmup=warmup, model_args=(model_data,), rng_key=rng,
-                target_accept_prob=target_accept, max_tree_depth=depths,
+                target_accept_prob=target_accept, max_tree_depth=depths, dense_mass=dense_mass,
             )
         rng, own = jax.random.split(rng)
         state = init_kernel(
             z, num_warmup=warmup, model_args=({**model_data, _LATENT: latent},), rng_key=rng,
-            target_accept_prob=target_accept, max_tree_depth=depths,
+            target_accept_prob=target_accept, max_tree_depth=depths, dense_mass=dense_mass,
         )
         return state, latent, own
 

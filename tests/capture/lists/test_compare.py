@@ -93,3 +93,23 @@ def test_compare_from_the_command_line_with_the_latent_class(capsys, tmp_path):
     latent = rows["latent"]
     assert latent["lower"] <= latent["estimate"] <= latent["upper"]
     assert latent["lower"] >= payload["diagnostics"]["observed"]
+
+
+def test_the_latent_start_at_the_mode_reaches_the_sampler_from_the_command_line(capsys, tmp_path):
+    """``--latent-start-at-mode`` gives the latent row of ``latent_class(..., start_at_mode=True)`` at the same
+    seed, which is not the row of the default random start."""
+    data = datasets.load("mse_Korea")
+    source = tmp_path / "korea.csv"
+    data.to_csv(source, index=False)
+    code, out, err = run_main(capsys, "capture", "mse", source, "--select", "aic", "--compare", "--classes", "aic",
+                              "--classes", "latent", "--headline", "latent", "--draws", "100", "--seed", "4",
+                              "--latent-start-at-mode", "--format", "json", "--quiet")
+    assert code == 0, err
+    payload = json.loads(out)
+    row = {r["model_class"]: r for r in payload["estimates"]}["latent"]
+    assert payload["settings"]["latent_start_at_mode"] is True
+    at_mode = latent_class(data, draws=100, warmup=100, seed=4, start_at_mode=True).table.iloc[0]
+    at_random = latent_class(data, draws=100, warmup=100, seed=4).table.iloc[0]
+    assert (row["estimate"], row["lower"], row["upper"]) == pytest.approx(
+        (at_mode["estimate"], at_mode["lower"], at_mode["upper"]), rel=1e-12)
+    assert (at_mode["estimate"], at_mode["lower"]) != (at_random["estimate"], at_random["lower"])

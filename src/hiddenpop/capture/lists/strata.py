@@ -72,6 +72,7 @@ def stratified(
     level: float = 0.95,
     latent_classes: int = LATENT_CLASSES,
     draws: int = 1000,
+    start_at_mode: bool = False,
     quiet: bool = True,
 ) -> Estimates:
     """Estimate every stratum of ``data`` (the column ``stratum`` names each row's stratum) with ``model`` and
@@ -104,7 +105,8 @@ def stratified(
             try:
                 if model == "latent":
                     fit, draws_n = fit_latent_class(cells, classes=latent_classes, draws=draws, warmup=draws,
-                                                    seed=stratum_seed, level=level, quiet=quiet)
+                                                    seed=stratum_seed, level=level,
+                                                    start_at_mode=start_at_mode, quiet=quiet)
                 else:
                     fit = mse(cells, model, bootstrap=bootstrap, seed=stratum_seed, level=level)
                     draws_n = fit.tables["bootstrap"]["abundance"].to_numpy()
