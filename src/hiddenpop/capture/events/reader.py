@@ -555,14 +555,17 @@ def read_events(
     )
 
 
-def _time_sql(raw_time: str) -> tuple[str, str]:
-    """(parsed instant, in-range test) SQL for a text timestamp expression."""
+def _parsed_sql(raw_time: str) -> str:
+    """SQL of the instant a text timestamp expression gives (NULL when it does not parse)."""
     # TRY_CAST of the untrimmed text first; trim only where that fails (a blank text does not cast anyway)
-    parsed = f"coalesce(TRY_CAST({raw_time} AS TIMESTAMPTZ), TRY_CAST(trim({raw_time}) AS TIMESTAMPTZ))"
+    return f"coalesce(TRY_CAST({raw_time} AS TIMESTAMPTZ), TRY_CAST(trim({raw_time}) AS TIMESTAMPTZ))"
+
+
+def _in_range_sql(parsed: str) -> str:
+    """SQL test that the instant ``parsed`` lies within :data:`TIME_RANGE`."""
     low, high = TIME_RANGE
-    in_range = (f"({parsed} >= TIMESTAMPTZ {_literal(low + ' 00:00:00+00')} "
-                f"AND {parsed} < TIMESTAMPTZ {_literal(high + ' 00:00:00+00')})")
-    return parsed, in_range
+    return (f"({parsed} >= TIMESTAMPTZ {_literal(low + ' 00:00:00+00')} "
+            f"AND {parsed} < TIMESTAMPTZ {_literal(high + ' 00:00:00+00')})")
 
 
 def _identifier_exclusions(identifier: str, rules: CleaningRules, key: Pseudonymiser) -> dict[int, str]:
@@ -731,14 +734,13 @@ def _ipv6_sql(prefix: str = "") -> str:
 
 
 def _day_sql(rules: CleaningRules) -> str:
-    """``has_time`` and ``local_day`` from the columns ``raw_time`` (text) and ``parsed`` (:func:`_time_sql`).
+    """``has_time`` and ``local_day`` from the columns ``raw_time`` (text) and ``parsed`` (:func:`_parsed_sql`).
 
     ``has_time`` is false only for a missing or blank timestamp; ``local_day`` is the calendar day in
     ``rules.timezone``, NULL when the timestamp is missing, unparseable or outside :data:`TIME_RANGE`.
     """
-    _parsed, in_range = _time_sql("raw_time")
     return (f"CASE WHEN parsed IS NOT NULL THEN true ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END "
-            f"AS has_time, CASE WHEN {in_range.replace(_parsed, 'parsed')} "
+            f"AS has_time, CASE WHEN {_in_range_sql('parsed')} "
             f"THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day")
 
 
@@ -767,7 +769,7 @@ def _mapped_staging_sql(source: str, identifier: str, time: str, rules: Cleaning
     the same files as the map, so every non-NULL value has its map row.
     """
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
-    parsed, _in_range = _time_sql(raw_time)
+    parsed = _parsed_sql(raw_time)
     plain_flags = _plain_flag_sql(identifier_exclusions, rules)
     plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
     carry = "".join(f", r.{name}" for name in plain_names)
@@ -824,7 +826,7 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
     """
     identifier_exclusions = identifier_exclusions or {}
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
-    parsed, _in_range = _time_sql(raw_time)
+    parsed = _parsed_sql(raw_time)
     plain_flags = _plain_flag_sql(identifier_exclusions, rules)
     plain_names = [item.rsplit(" AS ", 1)[1] for item in plain_flags]
     hashed_flags = [f"coalesce(pseudonym = {_literal(h)}, false) AS flag_{i}"
@@ -867,7 +869,8 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
 def _raise_bad_timestamp(con, files: list[str], source: str, time: str, count: int) -> None:
     """Find the first unparseable or out-of-range timestamp (file, 1-based data row) without touching identifiers."""
     raw_time = f"CAST({_quote(time)} AS VARCHAR)"
-    parsed, in_range = _time_sql(raw_time)
+    parsed = _parsed_sql(raw_time)
+    in_range = _in_range_sql(parsed)
     present = f"nullif(trim({raw_time}), '') IS NOT NULL"
     low, high = TIME_RANGE
     for f in files:
