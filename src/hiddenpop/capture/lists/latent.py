@@ -68,8 +68,8 @@ MODE_STARTS = 4
 #: A class counts as occupied in a draw when its weight exceeds this (about 10 people of the UK five lists' 2,744).
 OCCUPIED = 0.003
 
-__all__ = ["MODE_STARTS", "MODE_TARGET_ACCEPT", "OCCUPIED", "STICK_SHIFT", "TARGET_ACCEPT", "chain_configurations", "fit_latent_class",
-           "latent_class", "latent_class_density", "population_draws", "posterior_mode", "sampler_settings"]
+__all__ = ["MODE_STARTS", "MODE_TARGET_ACCEPT", "OCCUPIED", "STICK_SHIFT", "TARGET_ACCEPT", "chain_configurations",
+           "fit_latent_class", "latent_class", "latent_class_density", "population_draws", "posterior_mode", "sampler_settings"]
 
 
 def latent_class_density(classes: int, lists: int, concentration: tuple[float, float] = CONCENTRATION_PRIOR,
@@ -143,10 +143,9 @@ def latent_class_density(classes: int, lists: int, concentration: tuple[float, f
 
 
 def posterior_mode(density: Density, arrays: dict[str, Any], *, seed: int, starts: int = MODE_STARTS,
-                   radius: float = 2.0, batched: bool = False) -> dict[str, np.ndarray]:
+                   radius: float = 2.0) -> dict[str, np.ndarray]:
     """The highest of the local maxima of the density (unconstrained scale) that L-BFGS reaches from ``starts``
-    points drawn uniformly in (-radius, radius): the chains' starting point (:func:`sampler_settings`). With
-    ``batched`` every array in ``arrays`` has a leading replicate axis and so has each returned value.
+    points drawn uniformly in (-radius, radius): the chains' starting point (:func:`sampler_settings`).
 
     The posterior has local maxima with a small third class (on the UK five lists 4-45 units below the highest,
     which has two classes); a chain that starts and adapts its mass matrix in one of them can stay there for the
@@ -168,39 +167,31 @@ def posterior_mode(density: Density, arrays: dict[str, Any], *, seed: int, start
         return out
 
     rng = np.random.default_rng(seed)
-    replicates = [{key: value[r] for key, value in arrays.items()}
-                  for r in range(len(next(iter(arrays.values()))))] if batched else [arrays]
-    modes = []
     with jax.enable_x64(True):
         objective = jax.jit(jax.value_and_grad(lambda x, data: -density.log_density(unflatten(x), data)))
-        for one in replicates:
-            data = {key: jnp.asarray(value) for key, value in one.items()}
+        data = {key: jnp.asarray(value) for key, value in arrays.items()}
 
-            def value_and_gradient(x: np.ndarray, data: dict[str, Any] = data) -> tuple[float, np.ndarray]:
-                value, gradient = objective(jnp.asarray(x), data)
-                return float(value), np.asarray(gradient, dtype=np.float64)
+        def value_and_gradient(x: np.ndarray) -> tuple[float, np.ndarray]:
+            value, gradient = objective(jnp.asarray(x), data)
+            return float(value), np.asarray(gradient, dtype=np.float64)
 
-            best = None
-            for _ in range(max(1, int(starts))):
-                found = minimize(value_and_gradient, rng.uniform(-radius, radius, sum(sizes)), jac=True,
-                                 method="L-BFGS-B")
-                if np.isfinite(found.fun) and (best is None or found.fun < best.fun):
-                    best = found
-            if best is None:
-                raise ConfigError("the latent-class posterior has no finite mode from any starting point; "
-                                  "check the lists")
-            modes.append(best.x)
-    if not batched:
-        return {name: np.asarray(value) for name, value in unflatten(modes[0]).items()}
-    return {name: np.stack([np.asarray(unflatten(mode)[name]) for mode in modes]) for name in names}
+        best = None
+        for _ in range(max(1, int(starts))):
+            found = minimize(value_and_gradient, rng.uniform(-radius, radius, sum(sizes)), jac=True,
+                             method="L-BFGS-B")
+            if np.isfinite(found.fun) and (best is None or found.fun < best.fun):
+                best = found
+    if best is None:
+        raise ConfigError("the latent-class posterior has no finite mode from any starting point; check the lists")
+    return {name: np.asarray(value) for name, value in unflatten(best.x).items()}
 
 
-def sampler_settings(density: Density, arrays: dict[str, Any], *, seed: int, batched: bool = False) -> dict[str, Any]:
-    """The NUTS options every latent-class fit uses: chains started at :func:`posterior_mode` (jittered by
-    +-0.1) and a dense mass matrix. The dense matrix follows the ridge between log alpha and the sticks of the
-    occupied classes (trees of 30-120 leapfrog steps instead of 100-450); started at the mode, warmup adapts it
-    to the two-class bulk instead of a small-class configuration."""
-    return {"init_values": posterior_mode(density, arrays, seed=seed, batched=batched), "dense_mass": True}
+def sampler_settings(density: Density, arrays: dict[str, Any], *, seed: int) -> dict[str, Any]:
+    """The NUTS options of a latent-class fit with ``start_at_mode``: chains started at :func:`posterior_mode`
+    (jittered by +-0.1) and a dense mass matrix. The dense matrix follows the ridge between log alpha and the
+    sticks of the occupied classes (trees of 30-120 leapfrog steps instead of 100-450); started at the mode,
+    warmup adapts it to the two-class bulk instead of a small-class configuration."""
+    return {"init_values": posterior_mode(density, arrays, seed=seed), "dense_mass": True}
 
 
 def population_draws(draws: Draws, observed: float, seed: int) -> np.ndarray:
@@ -262,7 +253,8 @@ def latent_class(
 
 
 def fit_latent_class(data: Any, *, count_column: str | None = None, classes: int = LATENT_CLASSES,
-                     concentration: tuple[float, float] = CONCENTRATION_PRIOR, chains: int = LATENT_CHAINS, warmup: int = 1000,
+                     concentration: tuple[float, float] = CONCENTRATION_PRIOR, chains: int = LATENT_CHAINS,
+                     warmup: int = 1000,
                      draws: int = 1000, seed: int = 0, target_accept: float = TARGET_ACCEPT, level: float = 0.95,
                      quiet: bool = True, start_at_mode: bool = False) -> tuple[Estimates, np.ndarray]:
     """:func:`latent_class` and its draws of N, shaped (chains, draws) (strata add them up)."""
