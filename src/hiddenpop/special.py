@@ -21,12 +21,12 @@ import os
 import sys
 import types
 
-__all__ = ["FAST_PATH", "betaincc", "betaincinv", "chdtrc", "expit", "gammaln", "loggamma", "ndtr", "ndtri", "pdtr", "pdtrc",
-           "stdtrit", "xlogy"]
+__all__ = ["FAST_PATH", "betaincc", "betaincinv", "chdtrc", "expit", "gammaln", "loggamma", "ndtr", "ndtri", "pdtr",
+           "pdtrc", "stdtrit", "xlogy"]
 
 #: The functions this module provides: each is an attribute of ``scipy.special._ufuncs`` and of ``scipy.special``.
-NAMES = ("betaincc", "betaincinv", "chdtrc", "expit", "gammaln", "loggamma", "ndtr", "ndtri", "pdtr", "pdtrc", "stdtrit",
-         "xlogy")
+NAMES = ("betaincc", "betaincinv", "chdtrc", "expit", "gammaln", "loggamma", "ndtr", "ndtri", "pdtr", "pdtrc",
+         "stdtrit", "xlogy")
 
 
 def _load_compiled() -> types.ModuleType | None:

@@ -69,7 +69,8 @@ MODE_STARTS = 4
 OCCUPIED = 0.003
 
 __all__ = ["MODE_STARTS", "MODE_TARGET_ACCEPT", "OCCUPIED", "STICK_SHIFT", "TARGET_ACCEPT", "chain_configurations",
-           "fit_latent_class", "latent_class", "latent_class_density", "population_draws", "posterior_mode", "sampler_settings"]
+           "fit_latent_class", "latent_class", "latent_class_density", "population_draws", "posterior_mode",
+           "sampler_settings"]
 
 
 def latent_class_density(classes: int, lists: int, concentration: tuple[float, float] = CONCENTRATION_PRIOR,
