@@ -4,6 +4,10 @@ The commands only parse options (built from each analysis's spec), read inputs, 
 result; :mod:`hiddenpop.cli.root` assembles them and turns user-fixable errors into one line with exit code 2.
 """
 
-from hiddenpop.cli.root import app, main
+from hiddenpop.memory import prefer_base_pages
+
+prefer_base_pages()  # before anything loads NumPy (see hiddenpop.memory)
+
+from hiddenpop.cli.root import app, main  # noqa: E402
 
 __all__ = ["app", "main"]

@@ -216,10 +216,15 @@ def graph_averaging(
 
     if search == "exhaustive":
         graphs = decomposable_graphs(lists)
-        table = np.array([log_weights(graph) for graph in graphs])
-        if not np.isfinite(table).any():
+        # graphs x grid (822 x 21,971 for the UK lists: 144 MB) in one array, filled and exponentiated in place:
+        # every fresh array of that size costs page faults (0.1-1 s of CPU here, far more than the arithmetic)
+        weights = np.empty((len(graphs), grid.size))
+        for row, graph in zip(weights, graphs, strict=True):
+            row[:] = log_weights(graph)
+        if not np.isfinite(weights).any():
             raise ModelError("the posterior is zero everywhere on the grid; check the counts and the prior")
-        weights = np.exp(table - table.max())
+        weights -= weights.max()
+        np.exp(weights, out=weights)
         weights /= weights.sum()
         graph_weight = weights.sum(axis=1)
         means = weights @ total / np.maximum(graph_weight, np.finfo(float).tiny)
