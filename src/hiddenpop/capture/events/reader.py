@@ -280,8 +280,9 @@ def _keep_file_cache_off_disk(con) -> None:
 
 def engine_config(threads: int | None = None, memory_limit: str | None = None,
                   temp_directory: str | None = None) -> dict[str, Any]:
-    """DuckDB connection settings; unset ones keep DuckDB's defaults."""
-    config: dict[str, Any] = {}
+    """DuckDB connection settings; unset ones keep DuckDB's defaults, except that a table's rows are always read
+    back in insertion order (:meth:`EventLog.iter_pairs` relies on it)."""
+    config: dict[str, Any] = {"preserve_insertion_order": True}
     if threads:
         config["threads"] = threads
     if memory_limit:
@@ -401,9 +402,9 @@ class EventLog:
 
     def iter_pairs(self, batch_rows: int = 2_000_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream (code, day) arrays sorted by code then day, in batches that never split an identifier."""
-        reader = self.connection.sql("SELECT code, day FROM pairs ORDER BY code, day").to_arrow_reader(
-            batch_rows
-        )
+        # ``pairs`` is created in (code, day) order and DuckDB returns a table's rows in insertion order
+        # (``preserve_insertion_order``, set by engine_config), so no sort is needed; _check_sorted verifies it
+        reader = self.connection.sql("SELECT code, day FROM pairs").to_arrow_reader(batch_rows)
         carry_code = np.empty(0, dtype=np.int64)
         carry_day = np.empty(0, dtype=np.int64)
         for chunk in _gather(reader, batch_rows):
@@ -411,6 +412,7 @@ class EventLog:
             days = np.concatenate([carry_day, *(b.column(1).to_numpy() for b in chunk)]).astype(np.int64)
             if codes.size == 0:
                 continue
+            _check_sorted(codes, days)
             last = codes[-1]
             cut = int(np.searchsorted(codes, last, side="left"))
             if cut == 0:
@@ -420,6 +422,13 @@ class EventLog:
             yield codes[:cut], days[:cut]
         if carry_code.size:
             yield carry_code, carry_day
+
+
+def _check_sorted(codes: np.ndarray, days: np.ndarray) -> None:
+    """Raise if consecutive (code, day) pairs are not strictly increasing (the order ``pairs`` is created in)."""
+    step = codes[1:] - codes[:-1]
+    if np.any((step < 0) | ((step == 0) & (days[1:] <= days[:-1]))):
+        raise RuntimeError("the pairs table was read back out of (code, day) order; this is a bug, please report it")
 
 
 def _gather(reader: Any, rows: int) -> Iterator[list[Any]]:
@@ -491,8 +500,9 @@ def read_events(
     rules.exclude_pseudonyms = [key.hash_one(value)[:12] for _column, value in rules.exclude]
     notes: list[str] = []
     try:
+        zone = zone_offsets(con, rules.timezone)
         in_memory = _fits_in_memory(con, source, kind) and _stage_in_memory(
-            con, key, source, identifier, time, rules, identifier_exclusions)
+            con, key, source, identifier, time, rules, identifier_exclusions, zone=zone)
         allow_spilling(con)
         if not in_memory:
             notes.append(
@@ -500,7 +510,7 @@ def read_events(
                 f"({engine_settings(con)['memory_limit']}) without spilling: each batch of rows was pseudonymised "
                 "before any operator that can spill (slower; raise --memory-limit to avoid it)"
             )
-            con.execute(_staging_sql(source, identifier, time, rules, identifier_exclusions))
+            con.execute(_staging_sql(source, identifier, time, rules, identifier_exclusions, zone=zone))
     except Exception as exc:
         _exit_if_terminated()
         raise DataError(
@@ -520,23 +530,22 @@ def read_events(
             + "; ".join(f"{r.step} removed {r.removed}" for r in audit.itertuples())
         )
     origin = rules.start if rules.start is not None else origin_row[0]
-    # staged has one row per (code, day, flags) and every kept row has the same flags, so (code, day) is
-    # already unique among kept rows: no DISTINCT needed
-    con.execute(
-        f"""
-        CREATE TEMP TABLE pairs AS
-        SELECT code, CAST(date_diff('day', DATE {_literal(str(origin))}, local_day) AS INTEGER) AS day
-        FROM staged WHERE {keep_sql}
-        """
-    )
     if rules.dedupe == "week":
         kept_units = con.execute(
             f"SELECT count(DISTINCT (code, date_trunc('week', local_day))) FROM staged WHERE {keep_sql}"
         ).fetchall()[0][0]
-    con.execute("DROP TABLE staged")
-    n_pairs, n_ids, first_day, last_day = con.execute(
-        "SELECT count(*), count(DISTINCT code), min(day), max(day) FROM pairs"
-    ).fetchall()[0]
+    kept = (f"SELECT code, CAST(date_diff('day', DATE {_literal(str(origin))}, local_day) AS INTEGER) AS day "
+            f"FROM staged WHERE {keep_sql} ORDER BY code, day")
+    if in_memory:
+        n_pairs, n_ids, first_day, last_day = _distinct_sorted_pairs(con, kept)
+    else:
+        # staged has one row per (code, day, flags) and every kept row has the same flags, so (code, day) is
+        # already unique among kept rows: no DISTINCT needed
+        con.execute(f"CREATE TEMP TABLE pairs AS {kept}")
+        n_pairs, n_ids, first_day, last_day = con.execute(
+            "SELECT count(*), count(DISTINCT code), min(day), max(day) FROM pairs"
+        ).fetchall()[0]
+    con.execute("DROP TABLE IF EXISTS staged")
     audit = add_dedupe_step(audit, rules, kept_units if rules.dedupe == "week" else n_pairs)
     if rules.end is not None:
         last_day = max(int(last_day), int((pd.Timestamp(rules.end) - pd.Timestamp(origin)).days))
@@ -553,6 +562,36 @@ def read_events(
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
         engine=engine, key_warnings=list(key.warnings), ingest="in-memory" if in_memory else "per-batch",
     )
+
+
+def _distinct_sorted_pairs(con, kept: str) -> tuple[int, int, int, int]:
+    """Create ``pairs`` from the in-memory path's row-level ``staged``: distinct (code, day), sorted.
+
+    ``kept`` selects the kept rows' (code, day) ordered by code then day; DuckDB sorts them (in parallel, far
+    cheaper than a hash aggregate into one group per pair) and repeated pairs, now adjacent, are dropped in NumPy.
+    Returns the number of pairs and of identifiers, and the first and last day. The in-memory path holds every
+    report row in memory already, so holding the kept (code, day) columns (8 bytes a row) is within its budget.
+    """
+    # Arrow is loaded only when this runs: importing it costs start-up time
+    import pyarrow as pa
+
+    columns = con.execute(kept).fetchnumpy()
+    codes, days = np.asarray(columns["code"]), np.asarray(columns["day"])
+    del columns
+    con.execute("DROP TABLE staged")
+    first = np.ones(codes.size, dtype=bool)
+    np.logical_or(codes[1:] != codes[:-1], days[1:] != days[:-1], out=first[1:])
+    codes, days = codes[first], days[first]
+    n_ids = int(np.count_nonzero(codes[1:] != codes[:-1])) + 1
+    con.register(_PAIRS_VIEW, pa.table({"code": codes, "day": days}))
+    try:
+        con.execute(f"CREATE TEMP TABLE pairs AS SELECT code, day FROM {_PAIRS_VIEW}")
+    finally:
+        con.unregister(_PAIRS_VIEW)
+    return int(codes.size), n_ids, int(days.min()), int(days.max())
+
+
+_PAIRS_VIEW = "hp_pairs"
 
 
 def _parsed_sql(raw_time: str) -> str:
@@ -590,7 +629,7 @@ _HASHES_VIEW = "hp_hashes"
 
 
 def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time: str, rules: CleaningRules,
-                     identifier_exclusions: dict[int, str]) -> bool:
+                     identifier_exclusions: dict[int, str], zone: ZoneOffsets | None = None) -> bool:
     """Build ``staged`` (as :func:`_staging_sql` does) hashing each distinct identifier once; False if out of memory.
 
     ``con`` must have no temporary directory (:func:`connect` with ``spill=False``), checked here: every
@@ -629,7 +668,7 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
         del hashes
         con.execute("DROP TABLE hp_idents")
         con.execute(_mapped_staging_sql(source, identifier, time, rules, identifier_exclusions,
-                                        join_on_hash=_raw_hashes_unique(con)))
+                                        join_on_hash=_raw_hashes_unique(con), zone=zone))
         return True
     except duckdb.OutOfMemoryException:
         con.execute("DROP TABLE IF EXISTS staged")
@@ -733,15 +772,95 @@ def _ipv6_sql(prefix: str = "") -> str:
     return f"coalesce(contains({prefix}canon, ':'), false)"
 
 
-def _day_sql(rules: CleaningRules) -> str:
+def _day_sql(rules: CleaningRules, zone: ZoneOffsets | None = None) -> str:
     """``has_time`` and ``local_day`` from the columns ``raw_time`` (text) and ``parsed`` (:func:`_parsed_sql`).
 
     ``has_time`` is false only for a missing or blank timestamp; ``local_day`` is the calendar day in
-    ``rules.timezone``, NULL when the timestamp is missing, unparseable or outside :data:`TIME_RANGE`.
+    ``rules.timezone``, NULL when the timestamp is missing, unparseable or outside :data:`TIME_RANGE`. With
+    ``zone`` (:func:`zone_offsets` of ``rules.timezone``) the day is integer arithmetic on the instant's
+    microseconds (:func:`_local_day_sql`); without it, DuckDB's time-zone conversion runs on every row.
     """
+    if zone is None:
+        day = f"CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE)"
+    else:
+        day = _local_day_sql("parsed", zone)
     return (f"CASE WHEN parsed IS NOT NULL THEN true ELSE coalesce(ltrim(rtrim(raw_time)) <> '', false) END "
-            f"AS has_time, CASE WHEN {_in_range_sql('parsed')} "
-            f"THEN CAST(timezone({_literal(rules.timezone)}, parsed) AS DATE) END AS local_day")
+            f"AS has_time, CASE WHEN {_in_range_sql('parsed')} THEN {day} END AS local_day")
+
+
+_MICROS_PER_DAY = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class ZoneOffsets:
+    """A time zone's UTC offsets over :data:`TIME_RANGE`: ``offsets[0]`` before ``starts[0]``, ``offsets[i + 1]``
+    from ``starts[i]`` on (instants and offsets in microseconds)."""
+
+    starts: tuple[int, ...]
+    offsets: tuple[int, ...]
+
+
+_ZONE_CACHE: dict[tuple[str, str], ZoneOffsets] = {}
+
+
+def zone_offsets(con, zone: str) -> ZoneOffsets:
+    """Every change of ``zone``'s UTC offset within :data:`TIME_RANGE`, as DuckDB's own time-zone data has them.
+
+    The offset (local wall time minus UTC) is sampled every six hours over the range; each six hours in which it
+    changes are sampled again every minute, and each such minute every second, so a transition is located to
+    the second (time-zone transitions fall on whole seconds, and no zone changes its offset and back within six
+    hours). Remembered per DuckDB version and zone in this process.
+    """
+    # DuckDB is loaded only when this runs: importing it costs start-up time
+    import duckdb
+
+    cache_key = (duckdb.__version__, zone)
+    if cache_key in _ZONE_CACHE:
+        return _ZONE_CACHE[cache_key]
+    low, high = (int(np.datetime64(bound, "s").astype(np.int64)) for bound in TIME_RANGE)
+    offset = f"epoch_us(timezone({_literal(zone)}, make_timestamptz(s * 1000000))) - s * 1000000"
+
+    def changes(intervals: str) -> list[tuple[int, int, int]]:
+        """(last sample before, first sample after, offset after) of each change among the samples ``intervals``."""
+        rows = con.execute(f"""
+            SELECT prev_s, s, off FROM (
+                SELECT s, off, lag(s) OVER (ORDER BY s) AS prev_s, lag(off) OVER (ORDER BY s) AS prev_off
+                FROM (SELECT DISTINCT s, {offset} AS off FROM ({intervals}))
+            ) WHERE off <> prev_off ORDER BY s""").fetchall()
+        return [(int(a), int(b), int(c)) for a, b, c in rows]
+
+    first = int(con.execute(f"SELECT {offset} FROM (SELECT {low} AS s)").fetchall()[0][0])
+    found = changes(f"SELECT range AS s FROM range({low}, {high + 21600}, 21600)")
+    for step in (60, 1):
+        if not found:
+            break
+        grid = " UNION ALL ".join(f"SELECT range AS s FROM range({a}, {b + 1}, {step})" for a, b, _ in found)
+        found = changes(grid)
+    result = ZoneOffsets(starts=tuple(b * 1_000_000 for _, b, _ in found),
+                         offsets=(first, *(c for _, _, c in found)))
+    _ZONE_CACHE[cache_key] = result
+    return result
+
+
+def _local_day_sql(parsed: str, zone: ZoneOffsets) -> str:
+    """The calendar day (DATE) in ``zone`` of the in-range instant ``parsed``, without a per-row time-zone call.
+
+    The offset in effect is chosen by a balanced tree of comparisons of the instant's microseconds since 1970
+    with the transitions (about log2 of their number per row); the day is then floor((instant + offset) / day).
+    One day is added before the integer division and taken off after it, so the dividend stays positive for
+    instants within a day after 1970-01-01 in zones west of UTC (the division is then a floor).
+    """
+    micros = f"epoch_us({parsed})"
+
+    def tree(first: int, last: int) -> str:
+        if first == last:
+            return str(zone.offsets[first])
+        mid = (first + last + 1) // 2
+        return f"CASE WHEN {micros} < {zone.starts[mid - 1]} THEN {tree(first, mid - 1)} ELSE {tree(mid, last)} END"
+
+    offset = tree(0, len(zone.offsets) - 1)
+    return (f"(DATE '1970-01-01' + CAST(({micros} + {offset} + {_MICROS_PER_DAY}) // {_MICROS_PER_DAY} - 1 "
+            f"AS INTEGER))")
 
 
 def _identifier_map_sql(identifier_exclusions: dict[int, str]) -> str:
@@ -762,8 +881,11 @@ def _raw_hashes_unique(con) -> bool:
 
 
 def _mapped_staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
-                        identifier_exclusions: dict[int, str], join_on_hash: bool = False) -> str:
-    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`.
+                        identifier_exclusions: dict[int, str], join_on_hash: bool = False,
+                        zone: ZoneOffsets | None = None) -> str:
+    """``CREATE TEMP TABLE staged`` from every row joined to ``hp_id_map``: the columns of :func:`_staging_sql`,
+    one row per report row (``n`` = 1), not aggregated: :func:`_distinct_sorted_pairs` finds the distinct
+    (code, day) pairs by sorting, which costs a fraction of a hash aggregate into about one group per row.
 
     ``join_on_hash`` joins on ``raw_hash`` (exact only when :func:`_raw_hashes_unique`); the rows are read from
     the same files as the map, so every non-NULL value has its map row.
@@ -782,15 +904,14 @@ def _mapped_staging_sql(source: str, identifier: str, time: str, rules: Cleaning
     return f"""
         CREATE TEMP TABLE staged AS
         SELECT m.code, coalesce(m.state, 1) AS state, coalesce(m.ipv6, false) AS ipv6, r.has_time,
-               r.local_day{carry}{hashed}, count(*) AS n
+               r.local_day{carry}{hashed}, CAST(1 AS UTINYINT) AS n
         FROM (
-            SELECT raw, {_day_sql(rules)}{"".join(f", {name}" for name in plain_names)}
+            SELECT raw, {_day_sql(rules, zone)}{"".join(f", {name}" for name in plain_names)}
             FROM (
                 SELECT {key} AS raw, {raw_time} AS raw_time, {parsed} AS parsed{extra}
                 FROM {source}
             )
         ) AS r LEFT JOIN hp_id_map AS m ON r.raw = m.{"raw_hash" if join_on_hash else "raw"}
-        GROUP BY ALL
     """
 
 
@@ -809,7 +930,7 @@ def _plain_flag_sql(identifier_exclusions: dict[int, str], rules: CleaningRules)
 
 
 def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
-                 identifier_exclusions: dict[int, str] | None = None) -> str:
+                 identifier_exclusions: dict[int, str] | None = None, zone: ZoneOffsets | None = None) -> str:
     """The per-batch fallback: one query that reads every row, pseudonymises and aggregates into ``staged``.
 
     Used when the distinct identifiers do not fit in memory for :func:`_stage_in_memory` (same table, same codes).
@@ -837,7 +958,7 @@ def _staging_sql(source: str, identifier: str, time: str, rules: CleaningRules,
     hashed = "".join(f", {item}" for item in hashed_flags)
     # innermost: read, trim, test the unknown tokens, parse the time; then one projection per canonical layer
     query = _canonical_layers(f"""
-                    SELECT ident, {_missing_sql("ident", rules)} AS missing, {_day_sql(rules)}{carry}
+                    SELECT ident, {_missing_sql("ident", rules)} AS missing, {_day_sql(rules, zone)}{carry}
                     FROM (
                         SELECT trim(CAST({_quote(identifier)} AS VARCHAR)) AS ident, {raw_time} AS raw_time,
                                {parsed} AS parsed{extra}
