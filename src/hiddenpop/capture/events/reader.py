@@ -15,7 +15,9 @@ Pipeline (one DuckDB connection per :class:`EventLog`):
    messages never contain identifier values.
 3. **Timestamps, explicitly zoned.** Timestamps carrying an offset are read as instants; naive timestamps are
    taken to be in ``input_timezone`` (default UTC). Days (for dedupe, occasions and date ranges) are calendar
-   days in ``timezone`` (default UTC), e.g. ``Asia/Manila`` for a country-level study.
+   days in ``timezone`` (default UTC), e.g. ``Asia/Manila`` for a country-level study, computed by integer
+   arithmetic from the zone's offsets (:func:`zone_offsets`, taken from DuckDB's time-zone data), not by a
+   time-zone call per row.
 4. **Cleaning** with one audit row per step (see :mod:`hiddenpop.capture.events.cleaning`).
 
 The result is a table of distinct (identifier code, day) pairs, the input of :mod:`hiddenpop.capture.events.occasions`.
@@ -643,8 +645,9 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
        (:func:`_pseudonym_codes`);
     3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
        the untrimmed value (on its 64-bit DuckDB ``hash`` when no two distinct values share one, which is
-       checked; a join on integers is cheaper than on strings), and rows are aggregated to one per (code, day, flags), as in :func:`_staging_sql`
-       (NULL identifiers find no map row and count as missing).
+       checked; a join on integers is cheaper than on strings) into ``staged``, one row per report row with the
+       columns of :func:`_staging_sql` (NULL identifiers find no map row and count as missing); the distinct
+       (code, day) pairs are found later by sorting (:func:`_distinct_sorted_pairs`).
 
     The tables holding raw identifiers are dropped before returning, whatever happens. On DuckDB's
     out-of-memory error the partial ``staged`` is dropped too and False returned: the caller then allows
