@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from hiddenpop.capture.events import reader
 from hiddenpop.capture.events.reader import (
     TIME_RANGE,
     _check_sorted,
@@ -90,9 +91,13 @@ def test_pairs_out_of_order_are_refused():
         _check_sorted(np.array([1, 1]), np.array([4, 4]))
 
 
-def test_pairs_of_a_larger_log_stream_in_order_with_several_threads(tmp_path):
+@pytest.mark.parametrize("path", ["in-memory", "per-batch"])
+def test_pairs_of_a_larger_log_stream_in_order_with_several_threads(tmp_path, monkeypatch, path):
     # enough rows for DuckDB to split the work over threads; iter_pairs reads the table without ORDER BY
     import pandas as pd
+
+    if path == "per-batch":
+        monkeypatch.setattr(reader, "_stage_in_memory", lambda *args, **kwargs: False)
 
     rng = np.random.default_rng(3)
     n = 600_000
@@ -105,6 +110,7 @@ def test_pairs_of_a_larger_log_stream_in_order_with_several_threads(tmp_path):
     frame.to_parquet(tmp_path / "r.parquet", index=False, row_group_size=50_000)
     log = read_events([tmp_path / "r.parquet"], identifier="ip", time="time",
                       key=Pseudonymiser(b"local-day-order-test-key-0000001"), threads=2)
+    assert log.ingest == path
     whole = log.connection.execute("SELECT code, day FROM pairs ORDER BY code, day").fetchnumpy()
     batches = list(log.iter_pairs(100_000))
     np.testing.assert_array_equal(np.concatenate([c for c, _ in batches]), whole["code"])
