@@ -43,10 +43,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--skip-full", action="store_true", help="only the per-iteration comparison")
     parser.add_argument("--fit-only", action="store_true", help="skip the per-iteration comparison")
-    parser.add_argument("--sampler", choices=["split", "joint"], default="split",
-                        help="split (the model's default): NUTS moves the global parameters while each log degree is "
-                        "redrawn from its full conditional between transitions; joint: NUTS moves all 3,629 "
-                        "parameters together (the sampler before the split)")
+    parser.add_argument("--sampler", choices=["gibbs", "split", "joint"], default="gibbs",
+                        help="gibbs (the model's default): each log degree and each group's parameters are redrawn "
+                        "from their full conditionals in turn, no NUTS; split (the default before): NUTS moves the "
+                        "global parameters while each log degree is redrawn from its full conditional between "
+                        "transitions; joint: NUTS moves all 3,629 parameters together")
     parser.add_argument("--compilation-cache", metavar="DIR",
                         help="keep compiled samplers in DIR (the CLI keeps them in ~/.cache/hiddenpop/jax); default: "
                         "none, so every run compiles")
@@ -71,9 +72,10 @@ def main() -> None:
     print(f"survey: {data.n_respondents} respondents x {len(data.groups)} groups "
           f"({len(data.hidden_groups)} hidden); devices: {jax.local_device_count()} CPU; cores: {os.cpu_count()}")
     model = CombinedModel(Priors(tau=(10.0, 10.0)), likelihood=args.likelihood)
-    if args.sampler == "joint":
-        split_density = model.numpyro_model
-        model.numpyro_model = lambda survey: replace(split_density(survey), conditional=None)
+    if args.sampler != "gibbs":
+        gibbs_density = model.numpyro_model
+        model.numpyro_model = lambda survey: replace(
+            gibbs_density(survey), sweep=None, **({"conditional": None} if args.sampler == "joint" else {}))
 
     if not args.skip_full:
         cpu_before = _cpu_times()

@@ -61,6 +61,8 @@ class Conditional:
 
     name: str
     update: Callable[[Any, dict[str, Any], dict[str, Any]], Any]
+    #: the move a Gibbs scan uses instead (:func:`hiddenpop.mcmc.gibbs.sample_gibbs`; e.g. over-relaxed), if any
+    gibbs_update: Callable[[Any, dict[str, Any], dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class Density:
     constrain: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
     #: an exact conditional update the model offers for one block of parameters (``sample_nuts(conditional=...)``)
     conditional: Conditional | None = None
+    #: ``sweep(key, z, data)`` -> new values of every parameter except the conditional block, by moves that each
+    #: leave their full conditional invariant: with ``conditional`` a complete Gibbs sampler
+    #: (:func:`hiddenpop.mcmc.gibbs.sample_gibbs`) that needs no NUTS
+    sweep: Callable[[Any, dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
 
 
 def interval(u: Any, low: Any, high: Any) -> tuple[Any, Any]:
