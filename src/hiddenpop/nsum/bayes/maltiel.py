@@ -24,9 +24,10 @@ Two likelihoods (argument ``likelihood``):
   beta-binomial.
 
 Sampling: NUTS on all parameters, except for unweighted centred Poisson barrier fits of at least
-``SPLIT_MIN_RESPONDENTS`` respondents. There NUTS moves the global parameters and each log degree is redrawn from
-its exact full conditional between transitions (``degree_update`` in :func:`build_model`;
-:class:`hiddenpop.mcmc.nuts.Conditional`).
+``SPLIT_MIN_RESPONDENTS`` respondents. There a Gibbs sampler (:func:`hiddenpop.mcmc.gibbs.sample_gibbs`) redraws
+each log degree from its exact full conditional (``degree_update`` in :func:`build_model`) and then every global
+parameter block from its own (``sweep``); no NUTS. With a recall curve (which couples the groups) the global
+parameters keep NUTS between the degree moves (:class:`hiddenpop.mcmc.nuts.Conditional`).
 
 Transmission is parameterised so NUTS sees a well-conditioned space. The data identify the effective size
 w_k = tau_k N_k; with p(N_k) proportional to 1/N_k on (L_k, U_k) and tau_k ~ Beta(a_k, b_k), the change of
@@ -359,13 +360,16 @@ def build_model(
           inside the prior's interval (an independence Metropolis-Hastings step whose proposal is the
           unrestricted conditional, so it accepts exactly when the draw is inside);
         * sigma given mu: sigma^2 ~ InvGamma((n - 1) / 2, S / 2), S = sum_i (x_i - mu)^2 (a flat prior on sigma
-          gives density sigma^-n exp(-S / (2 sigma^2)) in sigma), kept only inside the prior's interval;
-        * each group's (rho_k) or hidden group's (rho_k, size parameter): given the degrees the groups'
-          conditionals factorise, so one independence Metropolis-Hastings move per group, all groups at once,
-          from a Laplace proposal (Newton steps from a start computed from the degrees and the data only, never
-          from the group's current value; see ``column_terms``);
+          gives density sigma^-n exp(-S / (2 sigma^2)) in sigma), i.e. S / chi-square(n - 1), kept only inside
+          the prior's interval;
+        * each group's (rho_k) or hidden group's (rho_k, size parameter), with tau_k held: given the degrees
+          the groups' conditionals factorise, so one Metropolis-Hastings move per group, all groups at once, from
+          a Laplace approximation (``COLUMN_NEWTON_STEPS`` Newton steps from a start computed from the degrees
+          and the data only, never from the group's current value; see ``column_terms``), over-relaxed by
+          ``OVERRELAXATION`` and mixed with a wide component (``DEFENSIVE_WEIGHT``, ``DEFENSIVE_SCALE``);
         * a hidden group's tau given its effective size w: tau ~ Beta(a, b) restricted to
-          (w / U, min(1, w / L)), by ``TAU_TRIES`` independence steps proposing the unrestricted Beta."""
+          (w / U, min(1, w / L)), by ``TAU_TRIES`` Metropolis-Hastings steps proposing tau uniformly on that
+          interval."""
         if "weights" in data:
             raise ConfigError("the Gibbs sweep serves unweighted fits only")
         x = z["log_degree_raw"]
@@ -748,8 +752,9 @@ class MaltielModel:
         return float(np.median(data.counts.sum(axis=1))) >= threshold
 
     def split_sampler(self, data: BayesData, weights: np.ndarray | None = None) -> bool:
-        """Whether NUTS moves only the global parameters while each log degree is redrawn from its full
-        conditional between transitions (the model must offer that update: centred Poisson with barriers).
+        """Whether each log degree is redrawn from its full conditional (the model must offer that update:
+        centred Poisson with barriers) while the global parameters are moved by the Gibbs sweep (when the density
+        offers one: no recall curve) or else by NUTS.
 
         Used for unweighted fits of at least ``SPLIT_MIN_RESPONDENTS`` respondents: there it needs half the
         leapfrog steps of the joint sampler at the same ESS; on small surveys sigma mixed worse than under the
