@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hiddenpop.errors import ConfigError
-from hiddenpop.mcmc.nuts import Density, Draws, _Bar, _chunk_size
+from hiddenpop.mcmc.nuts import Density, Draws, ProgressBar, chunk_size
 
 
 def sample_gibbs(
@@ -56,6 +56,7 @@ def sample_gibbs(
 def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int,
                   init_radius: float, init_values: dict[str, np.ndarray] | None, quiet: bool, description: str,
                   keep: tuple[str, ...], max_tree_depth: int) -> Draws:
+    # JAX is loaded only when this runs: importing it costs start-up time
     import jax
 
     arrays = {k: np.asarray(v) for k, v in data.items()}
@@ -97,7 +98,7 @@ def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup
     def lay_out(tree):
         return jax.tree_util.tree_map(lambda x: x.reshape(layout + x.shape[1:]), tree)
 
-    size = _chunk_size(warmup, draws, 1 if quiet else 25)
+    size = chunk_size(warmup, draws, 1 if quiet else 25)
 
     def chunk(carry, model_data):
         return run_chunk(carry, model_data, size)
@@ -109,7 +110,7 @@ def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup
     begin = time.perf_counter()
     state = lay_out((start, chain_keys))
     collected: list[Any] = []
-    bar = _Bar(warmup + draws, description, quiet)
+    bar = ProgressBar(warmup + draws, description, quiet)
     with bar:
         done = 0
         while done < warmup + draws:
