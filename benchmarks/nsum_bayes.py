@@ -3,14 +3,14 @@
 Simulated survey with the Study 2 shape (3,600 respondents x 19 groups: 11 occupations + 4 child age bands known,
 4 hidden groups), barrier effects (rho = 0.02) and transmission tau = 0.5; the model gets a Beta(10, 10) tau
 prior. Prints wall time, minimum bulk ESS, ESS per second and the largest R-hat for 4 chains x 1,000 draws
-(500 warmup, trees capped at depth 4 during warmup; ``--warmup 250`` gave the same gates and intervals for about 9
-CPU-seconds less),
+(the default Gibbs sampler after 200 burn-in iterations; the NUTS samplers after 500 warmup, trees capped at depth 4
+during warmup),
 the fit's CPU time split into sampling and summaries, and the per-iteration cost of the same model with
 respondent-level latent probabilities q_ik (the NSUM package's formulation, 3,600 x 19 extra parameters) against
 the marginalised beta-binomial.
 
-    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup 500] [--skip-full] [--fit-only]
-        [--sampler split|joint]   (compare the two by alternating runs: CPU time and ESS per CPU-second are printed)
+    .venv/bin/python benchmarks/nsum_bayes.py [--chains 4] [--draws 1000] [--warmup N] [--skip-full] [--fit-only]
+        [--sampler gibbs|split|joint]   (compare by alternating runs: CPU time and ESS per CPU-second are printed)
         [--compilation-cache DIR]   (run twice with the same DIR to see a warm start, as the CLI's second run)
 
 Run it on an otherwise idle machine: timings on shared cores are pessimistic.
@@ -29,7 +29,9 @@ from dataclasses import replace
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="warm-up iterations: default 500 for the NUTS samplers (adaptation) and 200 for gibbs "
+                        "(plain burn-in: nothing to adapt)")
     parser.add_argument("--likelihood", choices=["poisson", "binomial"], default="poisson")
     parser.add_argument("--target-accept", type=float, default=0.65,
                         help="NUTS target acceptance (0.65: 15 leapfrog steps per draw here instead of 31 at 0.8)")
@@ -43,14 +45,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--skip-full", action="store_true", help="only the per-iteration comparison")
     parser.add_argument("--fit-only", action="store_true", help="skip the per-iteration comparison")
-    parser.add_argument("--sampler", choices=["split", "joint"], default="split",
-                        help="split (the model's default): NUTS moves the global parameters while each log degree is "
-                        "redrawn from its full conditional between transitions; joint: NUTS moves all 3,629 "
-                        "parameters together (the sampler before the split)")
+    parser.add_argument("--sampler", choices=["gibbs", "split", "joint"], default="gibbs",
+                        help="gibbs (the model's default): each log degree and each group's parameters are redrawn "
+                        "from their full conditionals in turn, no NUTS; split (the default before): NUTS moves the "
+                        "global parameters while each log degree is redrawn from its full conditional between "
+                        "transitions; joint: NUTS moves all 3,629 parameters together")
     parser.add_argument("--compilation-cache", metavar="DIR",
                         help="keep compiled samplers in DIR (the CLI keeps them in ~/.cache/hiddenpop/jax); default: "
                         "none, so every run compiles")
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = 200 if args.sampler == "gibbs" else 500
 
     import numpyro
 
@@ -71,9 +76,10 @@ def main() -> None:
     print(f"survey: {data.n_respondents} respondents x {len(data.groups)} groups "
           f"({len(data.hidden_groups)} hidden); devices: {jax.local_device_count()} CPU; cores: {os.cpu_count()}")
     model = CombinedModel(Priors(tau=(10.0, 10.0)), likelihood=args.likelihood)
-    if args.sampler == "joint":
-        split_density = model.numpyro_model
-        model.numpyro_model = lambda survey: replace(split_density(survey), conditional=None)
+    if args.sampler != "gibbs":
+        gibbs_density = model.numpyro_model
+        model.numpyro_model = lambda survey: replace(
+            gibbs_density(survey), sweep=None, **({"conditional": None} if args.sampler == "joint" else {}))
 
     if not args.skip_full:
         cpu_before = _cpu_times()

@@ -136,7 +136,7 @@ def test_progress_bar_changes_no_draw(monkeypatch, replicates, chains):
     from hiddenpop.mcmc import nuts as common
 
     advanced: list[int] = []
-    monkeypatch.setattr(common._Bar, "advance", lambda self, steps, phase: advanced.append(steps))
+    monkeypatch.setattr(common.ProgressBar, "advance", lambda self, steps, phase: advanced.append(steps))
     batched = replicates > 1
     data = {"m": 10.0 * np.arange(replicates)} if batched else {"m": np.float64(0.0)}
     kwargs = dict(chains=chains, warmup=100, draws=200, seed=3, batched=batched, warmup_max_tree_depth=3)

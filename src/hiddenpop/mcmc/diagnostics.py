@@ -246,7 +246,7 @@ def convergence(
     posterior: dict[str, np.ndarray],
     *,
     diverging: np.ndarray,
-    energy: np.ndarray,
+    energy: np.ndarray | None,
     num_steps: np.ndarray,
     max_tree_depth: int,
     min_ess: float | None = None,
@@ -277,7 +277,8 @@ def convergence(
         if np.nanmin(tail) < worst_tail:
             worst_tail, worst_tail_name = float(np.nanmin(tail)), name
     n_divergent = int(np.sum(diverging))
-    bfmi = ebfmi(energy)
+    # E-BFMI describes Hamiltonian transitions only: a Gibbs sampler has no energy (None)
+    bfmi = np.array([]) if energy is None else ebfmi(energy)
     saturated = int(np.sum(num_steps >= 2**max_tree_depth - 1))
     transitions = int(diverging.size)
     diagnostics: dict[str, Any] = {

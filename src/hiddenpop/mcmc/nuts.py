@@ -41,7 +41,7 @@ class Draws:
     unconstrained: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _chunk_size(warmup: int, draws: int, pieces: int) -> int:
+def chunk_size(warmup: int, draws: int, pieces: int) -> int:
     common = math.gcd(warmup, draws) if warmup > 0 else draws
     target = max(1, (warmup + draws) // max(pieces, 1))
     best = 1
@@ -61,6 +61,8 @@ class Conditional:
 
     name: str
     update: Callable[[Any, dict[str, Any], dict[str, Any]], Any]
+    #: the move a Gibbs scan uses instead (:func:`hiddenpop.mcmc.gibbs.sample_gibbs`; e.g. over-relaxed), if any
+    gibbs_update: Callable[[Any, dict[str, Any], dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class Density:
     constrain: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
     #: an exact conditional update the model offers for one block of parameters (``sample_nuts(conditional=...)``)
     conditional: Conditional | None = None
+    #: ``sweep(key, z, data)`` -> new values of every parameter except the conditional block, by moves that each
+    #: leave their full conditional invariant: with ``conditional`` a complete Gibbs sampler
+    #: (:func:`hiddenpop.mcmc.gibbs.sample_gibbs`) that needs no NUTS
+    sweep: Callable[[Any, dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
 
 
 def interval(u: Any, low: Any, high: Any) -> tuple[Any, Any]:
@@ -288,7 +294,7 @@ def _sample_nuts(
         return jax.pmap(fn, in_axes=in_axes) if use_devices > 1 else jax.jit(fn)
 
     data_in = lay_out(batch_data) if batched else batch_data
-    size = _chunk_size(warmup, draws, 1 if quiet else 25)
+    size = chunk_size(warmup, draws, 1 if quiet else 25)
     if latent_name is None:
         initialise = lift(init_one, (0, 0, data_axis))
         start_args = (lay_out(init_z), lay_out(chain_keys), data_in)
@@ -311,7 +317,7 @@ def _sample_nuts(
         state = initialise(*start_args)
         advance = compiling.result()
     collected: list[Any] = []
-    bar = _Bar(warmup + draws, description, quiet)
+    bar = ProgressBar(warmup + draws, description, quiet)
     with bar:
         done = 0
         while done < warmup + draws:
@@ -379,7 +385,7 @@ def _sample_nuts(
 _LATENT = "__conditional__"
 
 
-class _Bar:
+class ProgressBar:
     """Rich progress bar on stderr (no-op when quiet)."""
 
     def __init__(self, total: int, description: str, quiet: bool) -> None:
@@ -387,7 +393,7 @@ class _Bar:
         self._progress = None
         self._task = None
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> ProgressBar:
         if not self.quiet:
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
