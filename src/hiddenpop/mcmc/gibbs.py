@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from hiddenpop.errors import ConfigError
-from hiddenpop.mcmc.nuts import Density, Draws, ProgressBar, chunk_size
+from hiddenpop.mcmc.nuts import (
+    ChainLayout,
+    Density,
+    Draws,
+    ProgressBar,
+    chunk_size,
+    run_chunks,
+    starting_points,
+)
 
 
 def sample_gibbs(
@@ -67,18 +75,7 @@ def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup
                                    (chains, *density.shapes[name]))
              for name in every if init_values is not None and name in init_values}
 
-    def draw_start(bases):
-        key_jitter, key_chain = jax.random.split(jax.random.PRNGKey(int(seed)), 2)
-        start = {}
-        for name, k in zip(every, jax.random.split(key_jitter, len(every)), strict=True):
-            shape = (chains, *density.shapes[name])
-            if name in bases:
-                start[name] = bases[name] + jax.random.uniform(k, shape, minval=-0.1, maxval=0.1)
-            else:
-                start[name] = jax.random.uniform(k, shape, minval=-init_radius, maxval=init_radius)
-        return start, jax.random.split(key_chain, chains)
-
-    start, chain_keys = jax.tree_util.tree_map(np.asarray, jax.jit(draw_start)(bases))
+    start, chain_keys = starting_points(density, chains, seed, init_radius, bases)
 
     def run_chunk(carry, model_data, length):
         def body(carry, _):
@@ -90,49 +87,19 @@ def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup
 
         return jax.lax.scan(body, carry, None, length=length)
 
-    devices = jax.local_device_count()
-    use_devices = devices if devices > 1 and chains % devices == 0 else 1
-    per_device = chains // use_devices
-    layout = ((use_devices,) if use_devices > 1 else ()) + ((per_device,) if per_device > 1 else ())
-
-    def lay_out(tree):
-        return jax.tree_util.tree_map(lambda x: x.reshape(layout + x.shape[1:]), tree)
-
+    layout = ChainLayout.for_chains(chains)
     size = chunk_size(warmup, draws, 1 if quiet else 25)
-
-    def chunk(carry, model_data):
-        return run_chunk(carry, model_data, size)
-
-    fn = chunk
-    if per_device > 1:
-        fn = jax.vmap(fn, in_axes=(0, None))
-    advance = jax.pmap(fn, in_axes=(0, None)) if use_devices > 1 else jax.jit(fn)
+    advance = layout.lift(lambda carry, model_data: run_chunk(carry, model_data, size), (0, None))
     begin = time.perf_counter()
-    state = lay_out((start, chain_keys))
-    collected: list[Any] = []
-    bar = ProgressBar(warmup + draws, description, quiet)
-    with bar:
-        done = 0
-        while done < warmup + draws:
-            state, out = advance(state, arrays)
-            if done >= warmup:
-                collected.append(out)
-            done += size
-            bar.advance(size, "burn-in" if done <= warmup else "sampling")
-    jax.block_until_ready(state)
+    collected = run_chunks(advance, layout.lay_out((start, chain_keys)), arrays, warmup=warmup, draws=draws,
+                           size=size, bar=ProgressBar(warmup + draws, description, quiet), warmup_label="burn-in")
     seconds = time.perf_counter() - begin
-    axis = len(layout)
-
-    def join(*chunks: Any) -> np.ndarray:
-        parts = [np.asarray(x) for x in chunks]
-        return np.concatenate([p.reshape((chains, p.shape[axis], *p.shape[axis + 1:])) for p in parts], axis=1)
-
-    z_draws = jax.tree_util.tree_map(join, *collected)
+    z_draws = layout.join(collected)
     constrained = jax.jit(jax.vmap(jax.vmap(lambda one, d: density.constrain(one, d), in_axes=(0, None)),
                                    in_axes=(0, None)))(z_draws, arrays)
     constrained = {k: np.asarray(v) for k, v in constrained.items()}
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed), "sampler": "gibbs",
-                "max_tree_depth": max_tree_depth, "devices": use_devices, "conditional_update": latent_name}
+                "max_tree_depth": max_tree_depth, "devices": layout.devices, "conditional_update": latent_name}
     kept = {name: np.asarray(z_draws[name]) for name in keep if name in z_draws}
     zeros = np.zeros((chains, draws))
     return Draws(constrained, zeros.astype(bool), None, zeros.astype(np.int64), seconds, settings, kept)

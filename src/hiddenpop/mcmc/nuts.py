@@ -200,20 +200,7 @@ def _sample_nuts(
                 base = np.repeat(base, chains, axis=0)
             bases[name] = np.broadcast_to(base, (total, *density.shapes[name]))
 
-    def draw_start(bases):
-        """Starting points (jittered by +-0.1 around ``init_values``, else uniform in +-init_radius) and one key
-        per chain, in one compiled call (the data-derived bases are arguments, never compiled-in constants)."""
-        key_jitter, key_chain = jax.random.split(jax.random.PRNGKey(int(seed)), 2)
-        start = {}
-        for name, k in zip(every, jax.random.split(key_jitter, len(every)), strict=True):
-            shape = (total, *density.shapes[name])
-            if name in bases:
-                start[name] = bases[name] + jax.random.uniform(k, shape, minval=-0.1, maxval=0.1)
-            else:
-                start[name] = jax.random.uniform(k, shape, minval=-init_radius, maxval=init_radius)
-        return start, jax.random.split(key_chain, total)
-
-    init_z, chain_keys = jax.tree_util.tree_map(np.asarray, jax.jit(draw_start)(bases))
+    init_z, chain_keys = starting_points(density, total, seed, init_radius, bases)
     # NUTS sees one flat vector, not the dict of parameters: with a dict every momentum and position update,
     # kinetic energy and U-turn check would run once per leaf and ravel the leaves again. The order is
     # ravel_pytree's (sorted names), so momenta and draws are those the dict would give.
@@ -276,22 +263,8 @@ def _sample_nuts(
 
         return jax.lax.scan(body if latent_name is None else gibbs_body, state, None, length=length)
 
-    devices = jax.local_device_count()
-    use_devices = devices if devices > 1 and total % devices == 0 else 1
-    per_device = total // use_devices
-    # chains are laid out as (devices, chains per device, ...): pmap over the first axis when there is more than
-    # one device, vmap over the second when a device runs more than one chain. An axis of length one is dropped
-    # rather than mapped: a vmapped NUTS turns every while loop into a masked one, which cost 20-25% per step
-    # (and compile time) with one chain per device.
-    layout = ((use_devices,) if use_devices > 1 else ()) + ((per_device,) if per_device > 1 else ())
-
-    def lay_out(tree):
-        return jax.tree_util.tree_map(lambda x: x.reshape(layout + x.shape[1:]), tree)
-
-    def lift(fn: Callable, in_axes: tuple) -> Callable:
-        if per_device > 1:
-            fn = jax.vmap(fn, in_axes=in_axes)
-        return jax.pmap(fn, in_axes=in_axes) if use_devices > 1 else jax.jit(fn)
+    chain_layout = ChainLayout.for_chains(total)
+    lay_out, lift = chain_layout.lay_out, chain_layout.lift
 
     data_in = lay_out(batch_data) if batched else batch_data
     size = chunk_size(warmup, draws, 1 if quiet else 25)
@@ -316,36 +289,12 @@ def _sample_nuts(
         compiling = pool.submit(compile_sampler)
         state = initialise(*start_args)
         advance = compiling.result()
-    collected: list[Any] = []
-    bar = ProgressBar(warmup + draws, description, quiet)
-    with bar:
-        done = 0
-        while done < warmup + draws:
-            state, out = advance(state, data_in)
-            if done >= warmup:
-                collected.append(out)
-            done += size
-            bar.advance(size, "warmup" if done <= warmup else "sampling")
-    jax.block_until_ready(state)
+    collected = run_chunks(advance, state, data_in, warmup=warmup, draws=draws, size=size,
+                           bar=ProgressBar(warmup + draws, description, quiet), warmup_label="warmup")
     seconds = time.perf_counter() - start
 
     def stack(index: int) -> Any:
-        # chunk outputs are laid out as (*layout, length, ...): each chunk is copied once into its slice of a
-        # (chains, draws, ...) array (in NumPy: no compilation; no joined intermediate of the 3,600 latent
-        # degrees' draws to copy again)
-        axis = len(layout)
-
-        def join(*chunks: Any) -> np.ndarray:
-            parts = [np.asarray(x) for x in chunks]
-            lengths = [p.shape[axis] for p in parts]
-            out = np.empty((total, sum(lengths), *parts[0].shape[axis + 1:]), dtype=parts[0].dtype)
-            position = 0
-            for part, length in zip(parts, lengths, strict=True):
-                out[:, position:position + length] = part.reshape((total, length, *part.shape[axis + 1:]))
-                position += length
-            return out
-
-        return jax.tree_util.tree_map(join, *[c[index] for c in collected])
+        return chain_layout.join([c[index] for c in collected])
 
     if latent_name is None:
         z_draws = unravel(stack(0))
@@ -366,7 +315,7 @@ def _sample_nuts(
     constrained = {k: np.asarray(v) for k, v in constrained.items()}
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed),
                 "target_accept": target_accept, "max_tree_depth": depths[1], "warmup_max_tree_depth": depths[0],
-                "devices": use_devices}
+                "devices": chain_layout.devices}
     if latent_name is not None:
         settings["conditional_update"] = latent_name
     kept = {name: np.asarray(z_draws[name]) for name in keep if name in z_draws}
@@ -380,6 +329,112 @@ def _sample_nuts(
                              {k: v[block] for k, v in kept.items()}))
     return results
 
+
+
+@dataclass(frozen=True)
+class ChainLayout:
+    """How ``total`` chains sit on the host devices: as (devices, chains per device, ...), pmapped over the first
+    axis when there is more than one device and vmapped over the second when a device runs more than one chain.
+    An axis of length one is dropped rather than mapped: a vmapped NUTS turns every while loop into a masked one,
+    which cost 20-25% per step (and compile time) with one chain per device."""
+
+    total: int
+    devices: int
+    per_device: int
+
+    @classmethod
+    def for_chains(cls, total: int) -> ChainLayout:
+        # JAX is loaded only when this runs: importing it costs start-up time
+        import jax
+
+        devices = jax.local_device_count()
+        use_devices = devices if devices > 1 and total % devices == 0 else 1
+        return cls(total, use_devices, total // use_devices)
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        return ((self.devices,) if self.devices > 1 else ()) + ((self.per_device,) if self.per_device > 1 else ())
+
+    def lay_out(self, tree: Any) -> Any:
+        """(chains, ...) arrays reshaped to (*axes, ...)."""
+        # JAX is loaded only when this runs: importing it costs start-up time
+        import jax
+
+        return jax.tree_util.tree_map(lambda x: x.reshape(self.axes + x.shape[1:]), tree)
+
+    def lift(self, fn: Callable, in_axes: tuple) -> Callable:
+        """``fn`` of one chain mapped over the layout's axes (compiled)."""
+        # JAX is loaded only when this runs: importing it costs start-up time
+        import jax
+
+        if self.per_device > 1:
+            fn = jax.vmap(fn, in_axes=in_axes)
+        return jax.pmap(fn, in_axes=in_axes) if self.devices > 1 else jax.jit(fn)
+
+    def join(self, chunks: list[Any]) -> Any:
+        """Chunk outputs laid out as (*axes, length, ...) joined into (chains, draws, ...) NumPy arrays: each
+        chunk is copied once into its slice (no compilation; no joined intermediate of thousands of latent
+        parameters' draws to copy again)."""
+        # JAX is loaded only when this runs: importing it costs start-up time
+        import jax
+
+        axis = len(self.axes)
+
+        def join(*parts: Any) -> np.ndarray:
+            parts = [np.asarray(x) for x in parts]
+            lengths = [p.shape[axis] for p in parts]
+            out = np.empty((self.total, sum(lengths), *parts[0].shape[axis + 1:]), dtype=parts[0].dtype)
+            position = 0
+            for part, length in zip(parts, lengths, strict=True):
+                out[:, position:position + length] = part.reshape((self.total, length, *part.shape[axis + 1:]))
+                position += length
+            return out
+
+        return jax.tree_util.tree_map(join, *chunks)
+
+
+def run_chunks(advance: Callable, state: Any, data: Any, *, warmup: int, draws: int, size: int, bar: ProgressBar,
+               warmup_label: str) -> list[Any]:
+    """Call ``advance(state, data)`` (``size`` iterations each) until ``warmup + draws`` iterations have run;
+    returns the outputs of the chunks after warm-up, with the progress bar advanced."""
+    # JAX is loaded only when this runs: importing it costs start-up time
+    import jax
+
+    collected: list[Any] = []
+    with bar:
+        done = 0
+        while done < warmup + draws:
+            state, out = advance(state, data)
+            if done >= warmup:
+                collected.append(out)
+            done += size
+            bar.advance(size, warmup_label if done <= warmup else "sampling")
+    jax.block_until_ready(state)
+    return collected
+
+
+def starting_points(density: Density, total: int, seed: int, init_radius: float,
+                    bases: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Starting points of ``total`` chains (jittered by +-0.1 around ``bases``, the given initial values broadcast
+    to ``(total, *shape)``; else uniform in +-init_radius) and one key per chain, in one compiled call (the
+    data-derived bases are arguments, never compiled-in constants). Shared by the NUTS and Gibbs samplers."""
+    # JAX is loaded only when this runs: importing it costs start-up time
+    import jax
+
+    every = sorted(density.shapes)
+
+    def draw_start(bases):
+        key_jitter, key_chain = jax.random.split(jax.random.PRNGKey(int(seed)), 2)
+        start = {}
+        for name, k in zip(every, jax.random.split(key_jitter, len(every)), strict=True):
+            shape = (total, *density.shapes[name])
+            if name in bases:
+                start[name] = bases[name] + jax.random.uniform(k, shape, minval=-0.1, maxval=0.1)
+            else:
+                start[name] = jax.random.uniform(k, shape, minval=-init_radius, maxval=init_radius)
+        return start, jax.random.split(key_chain, total)
+
+    return jax.tree_util.tree_map(np.asarray, jax.jit(draw_start)(bases))
 
 #: key of the conditionally drawn block in the data the potential reads
 _LATENT = "__conditional__"
