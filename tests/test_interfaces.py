@@ -201,7 +201,8 @@ def test_top_level_help_imports_no_family():
 #: optimiser at all, and take SciPy's special functions from ``hiddenpop.special`` without ``scipy.special``'s
 #: array-API layer. A group loads only the module of the subcommand that runs (``capture closed`` does not load the
 #: report-log commands), and a capture command only the analyses of its kind of input: no NUTS sampler, no
-#: latent-class model, no class comparison or strata, and for closed and open no MSE fitting either. pandas is
+#: latent-class model, no class comparison or strata, for closed and open no MSE fitting either, and for open
+#: no closed models (only the robust design fits them) and no report-log reading. pandas is
 #: still on every one of these paths (docs/performance.md says what it would take).
 _SAMPLER = ("jax", "numpyro", "hiddenpop.mcmc.nuts", "hiddenpop.mcmc.diagnostics", "hiddenpop.capture.lists.latent",
             "hiddenpop.capture.lists.compare", "hiddenpop.capture.lists.strata")
@@ -213,7 +214,9 @@ NOT_IMPORTED = {
                        "hiddenpop.cli.capture_events", "hiddenpop.capture.analyses.logs",
                        "hiddenpop.capture.analyses.histories", *_SAMPLER, *_MSE),
     "capture open": ("scipy.optimize", "scipy.special", "scipy.stats", "duckdb", "hiddenpop.nsum", "hiddenpop.study",
-                     "hiddenpop.capture.analyses.closed", "hiddenpop.capture.analyses.logs", *_SAMPLER, *_MSE),
+                     "hiddenpop.capture.analyses.closed", "hiddenpop.capture.analyses.logs", "hiddenpop.capture.closed.models",
+                     "hiddenpop.capture.events.robust", "hiddenpop.capture.events.rolling",
+                     "hiddenpop.capture.events.reader", *_SAMPLER, *_MSE),
     "capture mse": ("scipy.stats", "duckdb", "hiddenpop.nsum", "hiddenpop.study", "hiddenpop.cli.capture_events",
                     "hiddenpop.capture.analyses.closed", *_SAMPLER),
     "nsum estimate": ("scipy.optimize", "scipy.special", "scipy.stats", "duckdb", "hiddenpop.capture", "hiddenpop.mcmc",

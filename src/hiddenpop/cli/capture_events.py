@@ -16,8 +16,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture import analyses
-from hiddenpop.capture.events.rolling import plot_series_html, plot_series_png
+from hiddenpop.capture import analyses, events
 from hiddenpop.capture.specs import EventsSpec, HistoriesSpec, OpenSpec, RobustSpec
 from hiddenpop.cli.common import (
     OUTPUT,
@@ -126,8 +125,8 @@ def _events(files: list[str], *, spec: EventsSpec, identifier: str, time: str, k
 
     def write(folder: Path) -> None:
         _write_dir(folder, fmt, {"series": series, "audit": log.audit}, result.to_dict())
-        plot_series_png(series, folder / "series.png", title=title)
-        plot_series_html(series, folder / "series.html", title=title)
+        events.plot_series_png(series, folder / "series.png", title=title)
+        events.plot_series_html(series, folder / "series.html", title=title)
 
     _report_written(out_dir, write_output_folder(out_dir, "capture events", write, force=force))
 

@@ -44,7 +44,8 @@ def test_lazy_exports_of_the_sampler_and_the_list_classes_are_the_functions():
                 "hiddenpop.capture.events.reader", "hiddenpop.capture.events.open")),
     ("lists", ("hiddenpop.capture.lists.compare", "hiddenpop.capture.lists.latent", "hiddenpop.capture.lists.strata",
                "hiddenpop.mcmc.nuts", "hiddenpop.capture.events.reader")),
-    ("histories", ("hiddenpop.capture.lists.models", "hiddenpop.mcmc.nuts", "hiddenpop.capture.events.reader")),
+    ("histories", ("hiddenpop.capture.lists.models", "hiddenpop.mcmc.nuts", "hiddenpop.capture.events.reader",
+                   "hiddenpop.capture.events.robust", "hiddenpop.capture.closed.models")),
 ])
 def test_each_module_loads_only_its_kind_of_input(module, unwanted):
     code = (f"import json, sys, hiddenpop.capture.analyses.{module}\n"

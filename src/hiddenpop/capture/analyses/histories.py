@@ -1,6 +1,8 @@
 """The analyses of capture-history files over periods: Cormack's open-population model and the robust design.
 
-See :mod:`hiddenpop.capture.analyses`."""
+See :mod:`hiddenpop.capture.analyses`. The robust design (which fits the closed family's models within periods)
+is named through the events package's lazy exports, so an open-population fit does not import the closed
+models."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hiddenpop.capture import events
 from hiddenpop.capture.events.open import open_population
-from hiddenpop.capture.events.robust import robust_design
 from hiddenpop.capture.specs import OpenSpec, RobustSpec
 from hiddenpop.data.io import read_table
 from hiddenpop.errors import DataError
@@ -51,7 +53,7 @@ def robust_analysis(path: str | Path, spec: RobustSpec) -> Estimates:
     elif count_column is None:
         candidates = [c for c in ("freq", "count", "n", "Freq", "frequency") if c in frame.columns]
         count_column = candidates[0] if candidates else None
-    result = robust_design(frame, periods=spec.periods, model=spec.model, count_column=count_column,
+    result = events.robust_design(frame, periods=spec.periods, model=spec.model, count_column=count_column,
                            constrain_negative=not spec.allow_negative, level=spec.level, source=source)
     result.settings = {**to_dict(spec), **result.settings}
     return result
