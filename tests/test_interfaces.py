@@ -200,16 +200,27 @@ def test_top_level_help_imports_no_family():
 #: needs ``scipy.optimize`` for its profile-likelihood interval (which imports ``scipy.special``); the others need no
 #: optimiser at all, and take SciPy's special functions from ``hiddenpop.special`` without ``scipy.special``'s
 #: array-API layer. A group loads only the module of the subcommand that runs (``capture closed`` does not load the
-#: report-log commands). pandas is still on every one of these paths (docs/performance.md says what it would take).
+#: report-log commands), and a capture command only the analyses of its kind of input: no NUTS sampler, no
+#: latent-class model, no class comparison or strata, for closed and open no MSE fitting either, and for open
+#: no closed models (only the robust design fits them) and no report-log reading. pandas is
+#: still on every one of these paths (docs/performance.md says what it would take).
+_SAMPLER = ("jax", "numpyro", "hiddenpop.mcmc.nuts", "hiddenpop.mcmc.diagnostics", "hiddenpop.capture.lists.latent",
+            "hiddenpop.capture.lists.compare", "hiddenpop.capture.lists.strata")
+_MSE = ("hiddenpop.capture.lists.models", "hiddenpop.capture.lists.fitting", "hiddenpop.capture.lists.selection",
+        "hiddenpop.capture.lists.bootstrap", "hiddenpop.capture.lists.existence", "hiddenpop.capture.lists.graphs",
+        "hiddenpop.capture.analyses.lists")
 NOT_IMPORTED = {
-    "capture closed": ("scipy.optimize", "scipy.special", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum",
-                       "hiddenpop.study", "hiddenpop.cli.capture_events"),
-    "capture open": ("scipy.optimize", "scipy.special", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum",
-                     "hiddenpop.study"),
-    "capture mse": ("scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.nsum", "hiddenpop.study",
-                    "hiddenpop.cli.capture_events"),
-    "nsum estimate": ("scipy.optimize", "scipy.special", "scipy.stats", "jax", "numpyro", "duckdb", "hiddenpop.capture",
-                      "hiddenpop.mcmc", "hiddenpop.nsum.bayes", "hiddenpop.study", "hiddenpop.cli.nsum_bayes"),
+    "capture closed": ("scipy.optimize", "scipy.special", "scipy.stats", "duckdb", "hiddenpop.nsum", "hiddenpop.study",
+                       "hiddenpop.cli.capture_events", "hiddenpop.capture.analyses.logs",
+                       "hiddenpop.capture.analyses.histories", *_SAMPLER, *_MSE),
+    "capture open": ("scipy.optimize", "scipy.special", "scipy.stats", "duckdb", "hiddenpop.nsum", "hiddenpop.study",
+                     "hiddenpop.capture.analyses.closed", "hiddenpop.capture.analyses.logs", "hiddenpop.capture.closed.models",
+                     "hiddenpop.capture.events.robust", "hiddenpop.capture.events.rolling",
+                     "hiddenpop.capture.events.reader", *_SAMPLER, *_MSE),
+    "capture mse": ("scipy.stats", "duckdb", "hiddenpop.nsum", "hiddenpop.study", "hiddenpop.cli.capture_events",
+                    "hiddenpop.capture.analyses.closed", *_SAMPLER),
+    "nsum estimate": ("scipy.optimize", "scipy.special", "scipy.stats", "duckdb", "hiddenpop.capture", "hiddenpop.mcmc",
+                      "hiddenpop.nsum.bayes", "hiddenpop.study", "hiddenpop.cli.nsum_bayes", *_SAMPLER),
 }
 
 

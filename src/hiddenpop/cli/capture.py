@@ -7,18 +7,10 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.analyses import (
-    closed_analysis,
-    coverage_analysis,
-    fits_latent,
-    interval_analysis,
-    mse_analysis,
-    read_histories,
-    single_analysis,
-)
+from hiddenpop import mcmc
+from hiddenpop.capture import analyses
 from hiddenpop.capture.specs import ClosedSpec, CoverageSpec, IntervalSpec, MSESpec, SingleSpec
 from hiddenpop.cli.common import OUTPUT, OutputFormat, emit, parameter, spinner
-from hiddenpop.mcmc.nuts import enable_compilation_cache
 from hiddenpop.provenance import provenance
 from hiddenpop.specs import typer_command
 
@@ -34,8 +26,8 @@ _LISTS = [parameter("file", ListsArgument)]
 
 def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Fit the closed models (M0, Mt, Mh/Mth Chao, Poisson2, Darroch, Gamma3.5, Mb, Mbh) and compare them."""
-    histories = read_histories(file, spec)
-    result = closed_analysis(histories, spec)
+    histories = analyses.read_histories(file, spec)
+    result = analyses.closed_analysis(histories, spec)
     result.provenance = provenance(inputs=[file], rcapture=spec.rcapture)
     emit(result.to_dict(), fmt, out, table=result.tables["models"],
          title=f"{histories.observed} units seen, t = {histories.occasions}")
@@ -43,7 +35,7 @@ def _closed(file: Path, *, spec: ClosedSpec, fmt: OutputFormat, out: Path | None
 
 def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Profile-likelihood interval for N (multinomial, Cormack's correction), with Wald and log-transformed."""
-    result = interval_analysis(read_histories(file, spec), spec)
+    result = analyses.interval_analysis(analyses.read_histories(file, spec), spec)
     result.provenance = provenance(inputs=[file], model=spec.model, level=spec.level)
     table = result.table[["interval", "estimate", "lower", "upper"]].rename(columns={"estimate": "abundance"})
     emit(result.to_dict(), fmt, out, table=table, title=f"{spec.model}, level {spec.level:g}")
@@ -52,12 +44,12 @@ def _interval(file: Path, *, spec: IntervalSpec, fmt: OutputFormat, out: Path | 
 def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Multiple systems estimate with model selection; every number names its procedure and threshold. With
     --compare, every model class side by side and the headline flagged."""
-    if fits_latent(spec):
-        enable_compilation_cache()  # the latent-class sampler's compilation is a large part of a run
+    if analyses.fits_latent(spec):
+        mcmc.enable_compilation_cache()  # the latent-class sampler's compilation is a large part of a run
     busy = quiet or (spec.bootstrap == 0 and not spec.compare)
     with spinner("fitting every model class" if spec.compare else f"selecting a model ({spec.select}) and fitting",
                  quiet=busy):
-        result = mse_analysis(file, spec)
+        result = analyses.mse_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     if spec.stratum is not None:
         columns = ["stratum", "method", "observed", "estimate", "lower", "upper", "status"]
@@ -78,7 +70,7 @@ def _mse(file: Path, *, spec: MSESpec, fmt: OutputFormat, out: Path | None, quie
 
 def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Sample-coverage estimators with bootstrap standard errors and log-transformed intervals."""
-    result = coverage_analysis(file, spec)
+    result = analyses.coverage_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     columns = ["method", "estimate", "se", "lower", "upper", "level"]
     title = f"sample coverage ({spec.kind}): Ĉ = {result.diagnostics['coverage']:.3f}"
@@ -88,7 +80,7 @@ def _coverage(file: Path, *, spec: CoverageSpec, fmt: OutputFormat, out: Path | 
 def _single(file: Path, *, spec: SingleSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Single-source estimators from the number of times each unit was seen: zero-truncated Poisson, geometric and
     negative binomial regressions, one-inflated Poisson and geometric regressions, Zelterman, Chao."""
-    result = single_analysis(file, spec)
+    result = analyses.single_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     columns = ["method", "estimate", "se", "lower", "upper", "level"]
     emit(result.to_dict(), fmt, out, table=result.table[columns],

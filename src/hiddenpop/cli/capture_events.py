@@ -16,14 +16,7 @@ from typing import Annotated
 
 import typer
 
-from hiddenpop.capture.analyses import (
-    events_analysis,
-    histories_analysis,
-    open_analysis,
-    read_log,
-    robust_analysis,
-)
-from hiddenpop.capture.events.rolling import plot_series_html, plot_series_png
+from hiddenpop.capture import analyses, events
 from hiddenpop.capture.specs import EventsSpec, HistoriesSpec, OpenSpec, RobustSpec
 from hiddenpop.cli.common import (
     OUTPUT,
@@ -71,7 +64,7 @@ _FOLDER_OUTPUT = [*OUTPUT[:2], parameter("out_dir", OutDirOption, None), paramet
 def _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet):
     key = load_key(key_file)
     with spinner("reading and pseudonymising report logs", quiet=quiet):
-        return read_log(files, spec, identifier=identifier, time=time, key=key, threads=threads,
+        return analyses.read_log(files, spec, identifier=identifier, time=time, key=key, threads=threads,
                         memory_limit=memory_limit, temp_directory=None if temp_dir is None else str(temp_dir))
 
 
@@ -120,7 +113,7 @@ def _events(files: list[str], *, spec: EventsSpec, identifier: str, time: str, k
     """Report logs -> cleaning audit -> rolling windows -> estimate per window (series, audit, PNG, HTML)."""
     out_dir = _check_out(out, out_dir, files, force)
     log = _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet)
-    result = events_analysis(log, spec, iterate=lambda items, total: progress(items, total=total,
+    result = analyses.events_analysis(log, spec, iterate=lambda items, total: progress(items, total=total,
                                                                               description="windows", quiet=quiet))
     _print_key_warnings(log)
     series = result.tables["series"]
@@ -132,8 +125,8 @@ def _events(files: list[str], *, spec: EventsSpec, identifier: str, time: str, k
 
     def write(folder: Path) -> None:
         _write_dir(folder, fmt, {"series": series, "audit": log.audit}, result.to_dict())
-        plot_series_png(series, folder / "series.png", title=title)
-        plot_series_html(series, folder / "series.html", title=title)
+        events.plot_series_png(series, folder / "series.png", title=title)
+        events.plot_series_html(series, folder / "series.html", title=title)
 
     _report_written(out_dir, write_output_folder(out_dir, "capture events", write, force=force))
 
@@ -148,7 +141,7 @@ def _histories(files: list[str], *, spec: HistoriesSpec, identifier: str, time: 
     """
     out_dir = _check_out(out, out_dir, files, force)
     log = _read(files, spec, identifier, time, key_file, memory_limit, temp_dir, threads, quiet)
-    result = histories_analysis(log, spec)
+    result = analyses.histories_analysis(log, spec)
     _print_key_warnings(log)
     table = result.tables["histories"]
     if out_dir is None:
@@ -163,7 +156,7 @@ def _histories(files: list[str], *, spec: HistoriesSpec, identifier: str, time: 
 
 def _open(file: Path, *, spec: OpenSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Cormack (1989) open-population log-linear model (Rcapture openp): p*, phi, N, births, total."""
-    result = open_analysis(file, spec)
+    result = analyses.open_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level", "reason"]),
          title=f"Cormack open-population model, deviance {result.diagnostics['deviance']:.3f} on "
@@ -173,7 +166,7 @@ def _open(file: Path, *, spec: OpenSpec, fmt: OutputFormat, out: Path | None, qu
 def _robust(file: Path, *, spec: RobustSpec, fmt: OutputFormat, out: Path | None, quiet: bool) -> None:
     """Robust design (Pollock 1982; log-linear, Rivest & Daigle 2004; Rcapture robustd): per-period N, p*, survival,
     arrivals, total."""
-    result = robust_analysis(file, spec)
+    result = analyses.robust_analysis(file, spec)
     result.provenance = provenance(inputs=[file], **result.settings)
     diagnostics = result.diagnostics
     emit(result.to_dict(), fmt, out, table=result.table.drop(columns=["level"]),

@@ -13,6 +13,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "window_pattern_counts": "hiddenpop.capture.events.occasions",
     "rolling_series": "hiddenpop.capture.events.rolling",
     "report_series": "hiddenpop.capture.events.rolling",
+    "plot_series_png": "hiddenpop.capture.events.rolling",
+    "plot_series_html": "hiddenpop.capture.events.rolling",
     "open_population": "hiddenpop.capture.events.open",
     "robust_design": "hiddenpop.capture.events.robust",
 })

@@ -15,4 +15,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "decomposable_graphs": "hiddenpop.capture.lists.graphs",
     "sample_coverage": "hiddenpop.capture.lists.coverage",
     "coverage_mth": "hiddenpop.capture.lists.coverage",
+    "compare_classes": "hiddenpop.capture.lists.compare",
+    "stratified": "hiddenpop.capture.lists.strata",
 })
