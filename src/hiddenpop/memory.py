@@ -4,9 +4,10 @@ NumPy advises the kernel to back every large array with transparent huge pages (
 huge-page ``defrag`` setting is ``madvise`` (the 2-core benchmark machine's), each such request compacts memory
 before the first touch of the array: a fresh 144 MB array took 1.1 s of CPU to fill there, against 0.13 s with
 ordinary pages, and the graph-averaging table, the latent-class and NSUM draws and the report-log codes are arrays
-of that size. The command line, and the benchmarks that measure what it does, therefore start with huge pages off
-through NumPy's documented switch, ``NUMPY_MADVISE_HUGEPAGE``, which NumPy reads once when it is imported. A value
-already in the environment (the user's) is kept, and child processes (workers) inherit the setting.
+of that size. The command line (and so every benchmark that runs it) therefore starts with huge pages off through
+NumPy's documented switch, ``NUMPY_MADVISE_HUGEPAGE``, which NumPy reads once when it is imported. A value already
+in the environment (the user's) is kept, and child processes (workers) inherit the setting. Python API users, and
+the benchmarks that call the API in their own process, keep NumPy's default unless they set the variable.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Markov chain Monte Carlo shared by the Bayesian models of every family: NUTS on a JAX density
-(:mod:`hiddenpop.mcmc.nuts`) and the convergence gates every fit must pass (:mod:`hiddenpop.mcmc.diagnostics`)."""
+(:mod:`hiddenpop.mcmc.nuts`), a Gibbs sampler for densities whose every block has an exact conditional move
+(:mod:`hiddenpop.mcmc.gibbs`) and the convergence gates every fit must pass (:mod:`hiddenpop.mcmc.diagnostics`)."""
 
 from __future__ import annotations
 

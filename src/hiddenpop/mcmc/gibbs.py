@@ -23,6 +23,7 @@ from hiddenpop.mcmc.nuts import (
     Density,
     Draws,
     ProgressBar,
+    check_run_lengths,
     chunk_size,
     run_chunks,
     starting_points,
@@ -53,8 +54,7 @@ def sample_gibbs(
 
     if density.conditional is None or density.sweep is None:
         raise ConfigError("the Gibbs sampler needs a model with a conditional block and a sweep of the rest")
-    if chains < 1 or warmup < 0 or draws < 1:
-        raise ConfigError(f"need chains >= 1, warmup >= 0 and draws >= 1 (got {chains}, {warmup}, {draws})")
+    check_run_lengths(chains, warmup, draws)
     with jax.enable_x64(True):
         return _sample_gibbs(density, data, chains=chains, warmup=warmup, draws=draws, seed=seed,
                              init_radius=init_radius, init_values=init_values, quiet=quiet,

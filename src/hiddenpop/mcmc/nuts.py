@@ -174,8 +174,7 @@ def _sample_nuts(
     import jax
     from numpyro.infer.hmc import hmc
 
-    if chains < 1 or warmup < 0 or draws < 1:
-        raise ConfigError(f"need chains >= 1, warmup >= 0 and draws >= 1 (got {chains}, {warmup}, {draws})")
+    check_run_lengths(chains, warmup, draws)
     if warmup_max_tree_depth is None:
         warmup_max_tree_depth = max_tree_depth
     for name, depth in (("max_tree_depth", max_tree_depth), ("warmup_max_tree_depth", warmup_max_tree_depth)):
@@ -329,6 +328,11 @@ def _sample_nuts(
                              {k: v[block] for k, v in kept.items()}))
     return results
 
+
+def check_run_lengths(chains: int, warmup: int, draws: int) -> None:
+    """Refuse a run without chains, with negative warm-up or without draws (both samplers)."""
+    if chains < 1 or warmup < 0 or draws < 1:
+        raise ConfigError(f"need chains >= 1, warmup >= 0 and draws >= 1 (got {chains}, {warmup}, {draws})")
 
 
 @dataclass(frozen=True)

@@ -401,6 +401,14 @@ class _State:
     information: np.ndarray
 
 
+def _logsumexp(values: np.ndarray) -> float:
+    """log(sum(exp(values))), by SciPy's ``logsumexp``."""
+    # heavy: scipy.special's array-API layer costs about 0.2 s to import; only a fit needs logsumexp
+    from scipy.special import logsumexp
+
+    return logsumexp(values)
+
+
 class _Problem:
     """The grouped likelihood of the module docstring: primary-pattern counts and per-period sub-history counts."""
 
@@ -418,13 +426,10 @@ class _Problem:
         log_s = np.empty(len(self.blocks))
         means, covariances = [], []
         kernel = float(self.y_z @ a)
-        # heavy: scipy.special's array-API layer costs about 0.2 s to import; only a fit needs logsumexp
-        from scipy.special import logsumexp
-
         for i, block in enumerate(self.blocks):
             beta = theta[block.start : block.stop]
             eta = block.design @ beta
-            log_s[i] = logsumexp(eta)
+            log_s[i] = _logsumexp(eta)
             kernel += float(self.totals[i] @ beta)
             if derivatives:
                 weights = np.exp(eta - log_s[i])
@@ -464,10 +469,7 @@ class _Problem:
                     rate = rates[int(column[1:]) - 1]
                     theta[block.start + j] = np.log(rate / (1 - rate))
         theta[frozen] = 0.0
-        # heavy: scipy.special's array-API layer costs about 0.2 s to import; only a fit needs logsumexp
-        from scipy.special import logsumexp
-
-        log_s = np.array([logsumexp(b.design @ theta[b.start : b.stop]) for b in self.blocks])
+        log_s = np.array([_logsumexp(b.design @ theta[b.start : b.stop]) for b in self.blocks])
         fit = fit_poisson(self.z[:, 1:], self.y, offset=self.primary @ log_s)
         theta[: self.z.shape[1]] = np.nan_to_num(fit.coef)
         return theta

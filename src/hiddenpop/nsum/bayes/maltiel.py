@@ -380,19 +380,22 @@ def build_model(
         # ---- mu and sigma
         mu_lo, mu_hi, sigma_lo, sigma_hi = data["mu_lo"], data["mu_hi"], data["sigma_lo"], data["sigma_hi"]
         sigma, _ = uniform_interval(z["sigma"], sigma_lo, sigma_hi)
+
+        def kept_inside(proposed, low, high, current_raw):
+            """An independence step whose proposal is the unrestricted conditional: the draw is accepted exactly
+            when it falls inside the prior's interval (low, high), and returned on the sampler's logistic scale."""
+            inside = (proposed > low) & (proposed < high)
+            share = jnp.clip((proposed - low) / (high - low), 1e-300, 1.0)
+            return jnp.where(inside, jnp.log(share) - jnp.log1p(-share), current_raw)
+
         mu_new = jnp.mean(x) + sigma / jnp.sqrt(n) * jax.random.normal(keys[5], (), dtype=x.dtype)
-        inside = (mu_new > mu_lo) & (mu_new < mu_hi)
-        mu_share = jnp.clip((mu_new - mu_lo) / (mu_hi - mu_lo), 1e-300, 1.0)
-        out["mu"] = jnp.where(inside, jnp.log(mu_share) - jnp.log1p(-mu_share), z["mu"])
+        out["mu"] = kept_inside(mu_new, mu_lo, mu_hi, z["mu"])
         mu, _ = uniform_interval(out["mu"], mu_lo, mu_hi)
         squares = jnp.sum((x - mu) ** 2)
         # Gamma((n - 1) / 2, 1) as half a chi-square with n - 1 degrees of freedom: a sum of squared normals
         # (exact, and it compiles to one reduction instead of a rejection sampler)
         chi_square = jnp.sum(jax.random.normal(keys[0], (n - 1,), dtype=x.dtype) ** 2)
-        sigma_new = jnp.sqrt(squares / chi_square)
-        inside = (sigma_new > sigma_lo) & (sigma_new < sigma_hi)
-        sigma_share = jnp.clip((sigma_new - sigma_lo) / (sigma_hi - sigma_lo), 1e-300, 1.0)
-        out["sigma"] = jnp.where(inside, jnp.log(sigma_share) - jnp.log1p(-sigma_share), z["sigma"])
+        out["sigma"] = kept_inside(jnp.sqrt(squares / chi_square), sigma_lo, sigma_hi, z["sigma"])
         # ---- every group's own parameters: theta_k = (rho_k raw, size raw; the latter only for hidden groups)
         hidden_name = "log_effective_size_raw" if transmission else "log_size_raw"
         tau_raw = z["tau_raw"] if transmission and n_hidden else None
