@@ -40,8 +40,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
+from hiddenpop.brent import find_root
 from hiddenpop.data.io import missing_column
 from hiddenpop.distributions import beta_quantile, normal_cdf, two_sided_z
 from hiddenpop.errors import ConfigError, DataError, locate
@@ -107,7 +107,7 @@ def imbens_manski_interval(positive: int, unknown: int, n: int, level: float = 0
     if scale == 0:
         return lower_share, upper_share
     gap = (upper_share - lower_share) / scale
-    c = brentq(lambda c: normal_cdf(c + gap) - normal_cdf(-c) - level, 0.0, 10.0)
+    c = find_root(lambda c: normal_cdf(c + gap) - normal_cdf(-c) - level, 0.0, 10.0)
     return max(0.0, lower_share - c * se_lower), min(1.0, upper_share + c * se_upper)
 
 

@@ -56,8 +56,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
+from hiddenpop.brent import find_root
 from hiddenpop.distributions import normal_quantile
 from hiddenpop.errors import ConfigError
 from hiddenpop.results import Estimates
@@ -143,7 +143,7 @@ def model_error_variance(residuals: np.ndarray, sampling_var: np.ndarray) -> flo
     upper = float(np.mean(residuals**2)) + 1e-12
     while excess(upper) > 0:
         upper *= 2
-    return float(brentq(excess, 0.0, upper))
+    return find_root(excess, 0.0, upper)
 
 
 @dataclass

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
+from hiddenpop.brent import find_root
 from hiddenpop.errors import ConfigError, DataError
 from hiddenpop.smallarea.specs import BENCHMARKS
 
@@ -133,7 +133,7 @@ def calibrate(
         def gap(shift: float) -> float:
             return float(np.sum(_expit(logits + shift) * weights) / weights.sum() - national_estimate)
 
-        shift = brentq(gap, -20.0, 20.0)
+        shift = find_root(gap, -20.0, 20.0)
         for column in columns:
             values = table[column].to_numpy(dtype=float)
             with np.errstate(divide="ignore", over="ignore"):

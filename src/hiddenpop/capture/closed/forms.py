@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hiddenpop.brent import find_root
 from hiddenpop.capture.closed.models import fit_closed, parse_model
 from hiddenpop.capture.closed.sufficient import fit_mt_family, log_binomial
 from hiddenpop.capture.core.histories import Histories, all_patterns
@@ -153,9 +154,8 @@ def _mt_seber(histories: Histories) -> tuple[float, float]:
     if equation(lo) * equation(hi) > 0:
         raise ModelError("bias-corrected Mt: the estimating equation has no root (too few recaptures)")
 
-    from scipy.optimize import brentq  # heavy: about 0.1 s to import, and only this estimator needs it
 
-    root = brentq(equation, lo, hi, xtol=1e-12, rtol=1e-14)
+    root = find_root(equation, lo, hi, xtol=1e-12, rtol=1e-14)
     var_inv = 1 / (root - n_c) + (t - 1) / root - float(np.sum(1 / (root - nj_c)))
     return root - t / 2, math.sqrt(1 / var_inv) if var_inv > 0 else math.nan
 

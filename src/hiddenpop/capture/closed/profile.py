@@ -25,6 +25,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from hiddenpop.brent import find_root, minimize_bounded
 from hiddenpop.capture.closed.models import (
     choose_engine,
     fit_closed,
@@ -104,9 +105,6 @@ def profile_interval(
     """
     if not 0 < level < 1:
         raise ConfigError(f"confidence level must be between 0 and 1, got {level}")
-    # heavy: scipy.optimize costs about 0.1 s to import; commands that report no profile interval skip it
-    from scipy.optimize import brentq, minimize_scalar
-
     n = float(observed)
     cache: dict[float, float] = {}
 
@@ -124,11 +122,11 @@ def profile_interval(
         # the multinomial estimate is within a few standard errors of the Poisson one; search there first
         # and the whole range only if the optimum lands on an edge of that window
         search = (max(n, poisson_abundance - 4.0 * stderr), min(upper_search, poisson_abundance + 4.0 * stderr))
-    opt = minimize_scalar(lambda v: -loglik(v), bounds=search, method="bounded", options={"xatol": xtol})
+    opt = minimize_bounded(lambda v: -loglik(v), *search, xatol=xtol)
     if search != (n, upper_search) and (
         (opt.x - search[0] < 10 * xtol and search[0] > n) or (search[1] - opt.x < 10 * xtol and search[1] < upper_search)
     ):
-        opt = minimize_scalar(lambda v: -loglik(v), bounds=(n, upper_search), method="bounded", options={"xatol": xtol})
+        opt = minimize_bounded(lambda v: -loglik(v), n, upper_search, xatol=xtol)
     n_max = float(opt.x)
     l_max = -float(opt.fun)
     if loglik(n) > l_max:
@@ -160,14 +158,14 @@ def profile_interval(
     lower = n
     if n_max > n and g(n) < 0:
         a, b = bracket(n_max, n, guesses[0])
-        lower = brentq(g, min(a, b), max(a, b), xtol=xtol)
+        lower = find_root(g, min(a, b), max(a, b), xtol=xtol)
     else:
         warnings.append("profile lower bound reached the number observed (no root above n); lower = n")
     hi = fmax_sup * poisson_abundance
     upper = math.inf
     if hi > n_max and g(hi) < 0:
         a, b = bracket(n_max, hi, guesses[1])
-        upper = brentq(g, min(a, b), max(a, b), xtol=xtol)
+        upper = find_root(g, min(a, b), max(a, b), xtol=xtol)
     else:
         warnings.append(f"profile upper bound beyond {fmax_sup:g} x the Poisson estimate; reported as infinite")
     return n_max, lower, upper, warnings
