@@ -150,7 +150,8 @@ class _Ess:
         out[constant] = n_chain * n_draw
         work = np.flatnonzero(~constant & np.all(np.isfinite(values.reshape(n_param, -1)), axis=1))
         if work.size and n_draw >= 2:
-            block = values[work]
+            # contiguous either way: the means below would sum a strided view in another order
+            block = np.ascontiguousarray(values) if work.size == n_param else values[work]
             centred = block - block.mean(axis=2, keepdims=True)
             lags = min(HEAD_LAGS, n_draw)
             head = np.empty((len(work), n_chain, lags))
@@ -314,7 +315,9 @@ def convergence(
         varying = np.ptp(flat, axis=(0, 1)) > 0
         if not varying.any():
             continue
-        flat = np.moveaxis(flat[:, :, varying], 2, 0)  # (params, chains, draws)
+        if not varying.all():  # a copy only then: the blocks read a view of the latent degrees' draws
+            flat = flat[:, :, varying]
+        flat = np.moveaxis(flat, 2, 0)  # (params, chains, draws)
         rhat, bulk, tail = rhat_ess_many(flat)
         if np.nanmax(rhat) > worst_rhat:
             worst_rhat, worst_rhat_name = float(np.nanmax(rhat)), name
