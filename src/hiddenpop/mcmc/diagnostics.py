@@ -236,7 +236,9 @@ def rhat_ess_many(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """Rank-normalised split R-hat, bulk ESS and tail ESS of each parameter of a (P, chains, draws) array.
 
     Thousands of parameters (latent degrees) are split into one block per CPU core and computed in threads:
-    the sorts, FFTs and array arithmetic release the GIL. Each parameter's values do not depend on the split."""
+    the sorts, FFTs and array arithmetic release the GIL. Each parameter's values do not depend on the split,
+    except that an ESS left to the FFT fallback may differ in the last bit: the ``FFT_BATCH`` batches are counted
+    within each thread's block."""
 
     values = np.asarray(values, dtype=float)
     workers = min(os.cpu_count() or 1, values.shape[0] // PARALLEL_BLOCK)
