@@ -169,3 +169,19 @@ def test_ess_from_leading_lags_equals_full_fft(monkeypatch):
     assert np.all(np.isfinite(default))
 
 
+
+
+def test_rhat_ess_do_not_depend_on_how_parameters_are_blocked(monkeypatch):
+    """Parameters are rank-normalised and autocorrelated in small blocks, while the FFT fallback runs in fixed
+    batches: every block size must give the same bits (FFT output can change in the last bit with its batch)."""
+    from hiddenpop.mcmc import diagnostics
+
+    rng = np.random.default_rng(21)
+    values = np.stack([_ar1(rng, 4, 300, phi) for phi in rng.uniform(0.9, 0.99, size=600)])
+    values[3] = 1.0  # constant: not counted in the FFT batches
+    values[400:420] = np.round(values[400:420])  # ties
+    want = diagnostics._rhat_ess_block(values)
+    for block in (1, 7, 600):
+        monkeypatch.setattr(diagnostics, "BLOCK", block)
+        for got, expected in zip(diagnostics._rhat_ess_block(values), want, strict=True):
+            np.testing.assert_array_equal(got, expected)

@@ -117,37 +117,78 @@ def _split_rhat(values: np.ndarray) -> np.ndarray:
 #: autocovariance lags computed directly before falling back to FFTs: Geyer's sequence of a well-mixing chain
 #: stops within a few lags, and 16 direct lags cost a fifth of the FFTs over 3,600 latent degrees
 HEAD_LAGS = 16
+#: parameters rank-normalised, folded and autocorrelated together: the temporaries of a block of 32 parameters x
+#: 4,000 draws (1 MB each) stay in cache and in memory the allocator reuses, where whole blocks of thousands of
+#: latent degrees made every temporary a fresh mapping whose page faults cost as much CPU as the arithmetic
+BLOCK = 32
+#: parameters (of those with varying finite draws, in order) whose FFT fallback runs as one batch. NumPy's FFT of a
+#: row can differ in the last bit with the batch it is computed in, so batches are fixed by this count alone,
+#: never by ``BLOCK`` or by the cores: results do not depend on how the parameters are fed
+FFT_BATCH = 256
+
+
+class _Ess:
+    """ESS of each parameter of (P, chains, draws) arrays fed in consecutive pieces by :meth:`add` (Geyer's
+    initial monotone sequence); :meth:`finish` returns them all.
+
+    The autocovariances are computed directly for the first ``HEAD_LAGS`` lags; only parameters whose sequence has
+    not stopped by then get the full FFT, in batches of ``FFT_BATCH`` consecutive parameters. Both give the same
+    ESS (the sequence never reads past its stopping pair)."""
+
+    def __init__(self, n_chain: int, n_draw: int) -> None:
+        self.n_chain, self.n_draw = n_chain, n_draw
+        self.parts: list[np.ndarray] = []
+        self.fed = 0  # parameters fed so far
+        self.worked = 0  # of which with varying finite draws
+        self.pending: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (batch, index, centred, values)
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=float)
+        n_param, n_chain, n_draw = values.shape
+        out = np.full(n_param, np.nan)
+        constant = np.ptp(values.reshape(n_param, -1), axis=1) < np.finfo(float).resolution
+        out[constant] = n_chain * n_draw
+        work = np.flatnonzero(~constant & np.all(np.isfinite(values.reshape(n_param, -1)), axis=1))
+        if work.size and n_draw >= 2:
+            # contiguous either way: the means below would sum a strided view in another order
+            block = np.ascontiguousarray(values) if work.size == n_param else values[work]
+            centred = block - block.mean(axis=2, keepdims=True)
+            lags = min(HEAD_LAGS, n_draw)
+            head = np.empty((len(work), n_chain, lags))
+            for lag in range(lags):
+                head[:, :, lag] = np.einsum("pcn,pcn->pc", centred[:, :, : n_draw - lag], centred[:, :, lag:]) / n_draw
+            tau, done = _geyer_tau(head, block, n_draw)
+            out[work] = self._ess(tau)
+            batch = (self.worked + np.arange(work.size)) // FFT_BATCH
+            for i in np.flatnonzero(~done):
+                self.pending.append((int(batch[i]), self.fed + int(work[i]), centred[i].copy(), block[i].copy()))
+        self.worked += work.size
+        self.fed += n_param
+        self.parts.append(out)
+
+    def _ess(self, tau: np.ndarray) -> np.ndarray:
+        total = self.n_chain * self.n_draw
+        return total / np.maximum(tau, 1.0 / np.log10(total))
+
+    def finish(self) -> np.ndarray:
+        out = np.concatenate(self.parts) if self.parts else np.full(0, np.nan)
+        batches: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for batch, index, centred, values in self.pending:
+            batches.setdefault(batch, []).append((index, centred, values))
+        for rows in batches.values():
+            index = np.array([row[0] for row in rows])
+            centred = np.stack([row[1] for row in rows])
+            block = np.stack([row[2] for row in rows])
+            out[index] = self._ess(_geyer_tau(_autocovariance_fft(centred, self.n_draw), block, self.n_draw)[0])
+        return out
 
 
 def _ess(values: np.ndarray) -> np.ndarray:
-    """ESS of each parameter of a (P, chains, draws) array (Geyer's initial monotone sequence).
-
-    The autocovariances are computed directly for the first ``HEAD_LAGS`` lags; only parameters whose sequence has
-    not stopped by then get the full FFT. Both give the same ESS (the sequence never reads past its stopping
-    pair)."""
+    """ESS of each parameter of a (P, chains, draws) array (see :class:`_Ess`)."""
     values = np.asarray(values, dtype=float)
-    n_param, n_chain, n_draw = values.shape
-    out = np.full(n_param, np.nan)
-    constant = np.ptp(values.reshape(n_param, -1), axis=1) < np.finfo(float).resolution
-    out[constant] = n_chain * n_draw
-    work = np.flatnonzero(~constant & np.all(np.isfinite(values.reshape(n_param, -1)), axis=1))
-    if work.size == 0 or n_draw < 2:
-        return out
-    for start in range(0, work.size, 256):  # bounded memory
-        idx = work[start:start + 256]
-        block = values[idx]
-        centred = block - block.mean(axis=2, keepdims=True)
-        lags = min(HEAD_LAGS, n_draw)
-        head = np.empty((len(idx), n_chain, lags))
-        for lag in range(lags):
-            head[:, :, lag] = np.einsum("pcn,pcn->pc", centred[:, :, : n_draw - lag], centred[:, :, lag:]) / n_draw
-        tau, done = _geyer_tau(head, block, n_draw)
-        if not done.all():
-            rest = np.flatnonzero(~done)
-            tau[rest] = _geyer_tau(_autocovariance_fft(centred[rest], n_draw), block[rest], n_draw)[0]
-        total = n_chain * n_draw
-        out[idx] = total / np.maximum(tau, 1.0 / np.log10(total))
-    return out
+    ess = _Ess(values.shape[1], values.shape[2])
+    ess.add(values)
+    return ess.finish()
 
 
 def _autocovariance_fft(centred: np.ndarray, n_draw: int) -> np.ndarray:
@@ -195,7 +236,9 @@ def rhat_ess_many(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """Rank-normalised split R-hat, bulk ESS and tail ESS of each parameter of a (P, chains, draws) array.
 
     Thousands of parameters (latent degrees) are split into one block per CPU core and computed in threads:
-    the sorts, FFTs and array arithmetic release the GIL. Each parameter's values do not depend on the split."""
+    the sorts, FFTs and array arithmetic release the GIL. Each parameter's values do not depend on the split,
+    except that an ESS left to the FFT fallback may differ in the last bit: the ``FFT_BATCH`` batches are counted
+    within each thread's block."""
 
     values = np.asarray(values, dtype=float)
     workers = min(os.cpu_count() or 1, values.shape[0] // PARALLEL_BLOCK)
@@ -212,25 +255,31 @@ def _rhat_ess_block(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     if n_draw < 4:
         empty = np.full(n_param, np.nan)
         return empty, empty.copy(), empty.copy()
-    finite = np.all(np.isfinite(values.reshape(n_param, -1)), axis=1)
+    finite = np.all(np.isfinite(values), axis=(1, 2))
     if not finite.all():  # as ArviZ: no diagnostic for a parameter with a non-finite draw
         results = tuple(np.full(n_param, np.nan) for _ in range(3))
         if finite.any():
             for target, part in zip(results, _rhat_ess_block(values[finite]), strict=True):
                 target[finite] = part
         return results
-    split = _split(values)
-    z_split, ordered = _z_scale(split)
-    median = np.median(ordered, axis=1)  # quantiles of rows already sorted cost one pass
-    rhat = np.maximum(_split_rhat(z_split), _split_rhat(_z_scale(np.abs(split - median[:, None, None]))[0]))
-    bulk = _ess(z_split)
-    # with an even number of draws the split keeps every draw, so its sorted rows serve the tail quantiles too
-    pool = ordered if n_draw % 2 == 0 else values.reshape(len(values), -1)
-    tails = [_ess(_split((values <= cut[:, None, None]).astype(float)))
-             for cut in np.quantile(pool, (0.05, 0.95), axis=1)]
+    rhat = np.empty(n_param)
+    half_chains, half_draws = 2 * n_chain, n_draw // 2
+    bulk, low, high = (_Ess(half_chains, half_draws) for _ in range(3))
+    for start in range(0, n_param, BLOCK):
+        part = values[start:start + BLOCK]
+        split = _split(part)
+        z_split, ordered = _z_scale(split)
+        median = np.median(ordered, axis=1)  # quantiles of rows already sorted cost one pass
+        rhat[start:start + BLOCK] = np.maximum(
+            _split_rhat(z_split), _split_rhat(_z_scale(np.abs(split - median[:, None, None]))[0]))
+        bulk.add(z_split)
+        # with an even number of draws the split keeps every draw, so its sorted rows serve the tail quantiles too
+        pool = ordered if n_draw % 2 == 0 else part.reshape(len(part), -1)
+        for tail, cut in zip((low, high), np.quantile(pool, (0.05, 0.95), axis=1), strict=True):
+            tail.add(_split((part <= cut[:, None, None]).astype(float)))
     if n_chain < 2:  # R-hat compares chains (ArviZ's convention: undefined for one chain)
         rhat = np.full(n_param, np.nan)
-    return rhat, bulk, np.minimum(*tails)
+    return rhat, bulk.finish(), np.minimum(low.finish(), high.finish())
 
 
 def ebfmi(energy: np.ndarray) -> np.ndarray:
@@ -268,7 +317,9 @@ def convergence(
         varying = np.ptp(flat, axis=(0, 1)) > 0
         if not varying.any():
             continue
-        flat = np.moveaxis(flat[:, :, varying], 2, 0)  # (params, chains, draws)
+        if not varying.all():  # a copy only then: the blocks read a view of the latent degrees' draws
+            flat = flat[:, :, varying]
+        flat = np.moveaxis(flat, 2, 0)  # (params, chains, draws)
         rhat, bulk, tail = rhat_ess_many(flat)
         if np.nanmax(rhat) > worst_rhat:
             worst_rhat, worst_rhat_name = float(np.nanmax(rhat)), name

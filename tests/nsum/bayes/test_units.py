@@ -482,6 +482,26 @@ def test_rootogram_expected_counts_are_replicate_means():
         assert top.expected == pytest.approx(np.mean(np.sum(replicated[:, :, k] >= 10, axis=1)), rel=1e-12)
 
 
+def test_predictive_statistics_are_each_groups_own_over_respondents():
+    """The statistics are computed for all groups at once: each must still be the group's own, over respondents
+    within a replicate, after its own cap."""
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(2.0, size=(30, 4))
+    replicated = rng.poisson(rng.gamma(0.8, 3.0, size=(60, 30, 4)))
+    caps = np.array([4.0, np.inf, 6.0, np.inf])
+    ppc, _ = predictive_checks(counts, tuple("abcd"), lambda _: replicated.copy(), replicates=60, seed=1, caps=caps)
+    for k, group in enumerate("abcd"):
+        simulated = np.minimum(replicated[:, :, k], caps[k])
+        for stat, values in (("share_zero", np.mean(simulated == 0, axis=1)), ("mean", simulated.mean(axis=1)),
+                             ("max", simulated.max(axis=1))):
+            row = ppc[(ppc.group == group) & (ppc.statistic == stat)].iloc[0]
+            lower, median, upper = np.quantile(values, [0.025, 0.5, 0.975])
+            assert (row.lower, row.predicted, row.upper) == pytest.approx((lower, median, upper), rel=1e-12)
+            observed = {"share_zero": np.mean(counts[:, k] == 0), "mean": counts[:, k].mean(),
+                        "max": counts[:, k].max()}[stat]
+            assert row.ppp == pytest.approx(np.mean(values >= observed), rel=1e-12)
+
+
 def test_predictive_replicates_are_top_coded_as_the_survey_was():
     """Observed known-group answers were top-coded at 30; replicates must be too, or the maximum always looks
     'outside' (observed 30 against replicated 41 and 50)."""

@@ -58,7 +58,7 @@ def predictive_checks(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Posterior predictive checks per group.
 
-    ``simulate(rng)`` returns replicated count matrices shaped (replicates, n, K), one per posterior draw.
+    ``simulate(rng)`` returns replicated (integer) count matrices shaped (replicates, n, K), one per posterior draw.
     ``caps`` (one value per group, ``inf`` for none) top-codes the replicates as the survey's answers were, so a
     replicated answer is compared with what the survey could have recorded.
     Returns two tidy tables:
@@ -70,37 +70,39 @@ def predictive_checks(
       sqrt(expected) and hangs sqrt(observed) from it).
     """
     rng = np.random.default_rng(seed)
-    # (groups, replicates, respondents), contiguous per group
-    replicated = np.ascontiguousarray(np.moveaxis(np.asarray(simulate(rng)), 2, 0))
-    rows, roots = [], []
+    replicated = np.asarray(simulate(rng))  # (replicates, respondents, groups)
+    if caps is not None and np.isfinite(caps).any():
+        replicated = np.minimum(replicated, caps)
+    # each statistic for every replicate and group in one pass over the draws; the counts are integers, so their
+    # sums (hence means) are exact in any summation order
     statistics = {
         "share_zero": lambda x, axis: np.mean(x == 0, axis=axis),
         "mean": lambda x, axis: np.mean(x, axis=axis),
         "max": lambda x, axis: np.max(x, axis=axis),
     }
+    replicate_statistics = {stat: fn(replicated, 1) for stat, fn in statistics.items()}  # (replicates, groups)
+    # respondents per count 0 .. ROOTOGRAM_MAX - 1 and ">= ROOTOGRAM_MAX": observed, and mean over replicates
+    bins = ROOTOGRAM_MAX + 1
+    n_replicates, n_groups = replicated.shape[0], replicated.shape[2]
+    offsets = (np.arange(n_replicates * n_groups) * bins).reshape(n_replicates, 1, n_groups)
+    capped = np.minimum(replicated, ROOTOGRAM_MAX).astype(np.int64) + offsets
+    expected_hists = np.bincount(capped.ravel(), minlength=n_replicates * n_groups * bins)
+    expected_hists = expected_hists.reshape(n_replicates, n_groups, bins).mean(axis=0)
+    rows, roots = [], []
     for k, group in enumerate(groups):
         observed = counts[:, k]
-        simulated = replicated[k]
-        if caps is not None and np.isfinite(caps[k]):
-            simulated = np.minimum(simulated, caps[k])
         for stat, fn in statistics.items():
             t_obs = float(fn(observed, 0))
-            t_rep = fn(simulated, 1)
+            t_rep = replicate_statistics[stat][:, k]
             lower, median, upper = np.quantile(t_rep, [0.025, 0.5, 0.975])
             rows.append({
                 "group": group, "statistic": stat, "observed": t_obs, "predicted": float(median),
                 "lower": float(lower), "upper": float(upper), "ppp": float(np.mean(t_rep >= t_obs)),
                 "outside_interval": bool(t_obs < lower or t_obs > upper),
             })
-        # respondents per count 0 .. ROOTOGRAM_MAX - 1 and ">= ROOTOGRAM_MAX": observed, and mean over replicates
-        bins = ROOTOGRAM_MAX + 1
         observed_hist = np.bincount(np.minimum(observed, ROOTOGRAM_MAX).astype(np.int64), minlength=bins)
-        capped = np.minimum(simulated, ROOTOGRAM_MAX).astype(np.int64)
-        offsets = (np.arange(len(capped)) * bins)[:, None]
-        expected_hist = np.bincount((capped + offsets).ravel(), minlength=len(capped) * bins)
-        expected_hist = expected_hist.reshape(len(capped), bins).mean(axis=0)
         for value in range(bins):
-            obs, exp = int(observed_hist[value]), float(expected_hist[value])
+            obs, exp = int(observed_hist[value]), float(expected_hists[k, value])
             label = str(value) if value < ROOTOGRAM_MAX else f">={value}"
             roots.append({"group": group, "count": label, "observed": obs, "expected": exp,
                           "sqrt_observed": float(np.sqrt(obs)), "sqrt_expected": float(np.sqrt(exp))})
