@@ -297,7 +297,7 @@ def convergence(
     diverging: np.ndarray,
     energy: np.ndarray | None,
     num_steps: np.ndarray,
-    max_tree_depth: int,
+    max_tree_depth: int | None,
     min_ess: float | None = None,
     rhat_max: float = RHAT_MAX,
     ebfmi_min: float = EBFMI_MIN,
@@ -330,7 +330,8 @@ def convergence(
     n_divergent = int(np.sum(diverging))
     # E-BFMI describes Hamiltonian transitions only: a Gibbs sampler has no energy (None)
     bfmi = np.array([]) if energy is None else ebfmi(energy)
-    saturated = int(np.sum(num_steps >= 2**max_tree_depth - 1))
+    # trees exist only for NUTS: a Gibbs sampler has no depth to reach (None)
+    saturated = 0 if max_tree_depth is None else int(np.sum(num_steps >= 2**max_tree_depth - 1))
     transitions = int(diverging.size)
     diagnostics: dict[str, Any] = {
         "max_rhat": worst_rhat,
@@ -342,7 +343,7 @@ def convergence(
         "divergences": n_divergent,
         "transitions": transitions,
         "ebfmi": [float(v) for v in bfmi],
-        "max_tree_depth_hits": saturated,
+        **({} if max_tree_depth is None else {"max_tree_depth_hits": saturated}),
         "thresholds": {"rhat_max": rhat_max, "min_ess": min_ess, "ebfmi_min": ebfmi_min, "divergences": 0},
     }
     warnings: list[str] = []

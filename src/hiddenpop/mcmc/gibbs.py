@@ -43,12 +43,11 @@ def sample_gibbs(
     quiet: bool = True,
     description: str = "sampling",
     keep: tuple[str, ...] = (),
-    max_tree_depth: int = 10,
 ) -> Draws:
     """Run ``chains`` Gibbs chains on ``density`` (which must offer ``conditional`` and ``sweep``) for ``warmup``
     burn-in iterations and ``draws`` kept ones. Starting points as :func:`~hiddenpop.mcmc.nuts.sample_nuts`
-    (``init_values`` jittered by +-0.1 per chain, else uniform in +-init_radius). ``max_tree_depth`` is only
-    recorded in the settings (the gates read it; no tree is built)."""
+    (``init_values`` jittered by +-0.1 per chain, else uniform in +-init_radius). No tree is built, so the
+    settings carry no tree depth and the draws record zero leapfrog steps and no divergence."""
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax
 
@@ -58,12 +57,12 @@ def sample_gibbs(
     with jax.enable_x64(True):
         return _sample_gibbs(density, data, chains=chains, warmup=warmup, draws=draws, seed=seed,
                              init_radius=init_radius, init_values=init_values, quiet=quiet,
-                             description=description, keep=keep, max_tree_depth=max_tree_depth)
+                             description=description, keep=keep)
 
 
 def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup: int, draws: int, seed: int,
                   init_radius: float, init_values: dict[str, np.ndarray] | None, quiet: bool, description: str,
-                  keep: tuple[str, ...], max_tree_depth: int) -> Draws:
+                  keep: tuple[str, ...]) -> Draws:
     # JAX is loaded only when this runs: importing it costs start-up time
     import jax
 
@@ -99,7 +98,7 @@ def _sample_gibbs(density: Density, data: dict[str, Any], *, chains: int, warmup
                                    in_axes=(0, None)))(z_draws, arrays)
     constrained = {k: np.asarray(v) for k, v in constrained.items()}
     settings = {"chains": chains, "warmup": warmup, "draws": draws, "seed": int(seed), "sampler": "gibbs",
-                "max_tree_depth": max_tree_depth, "devices": layout.devices, "conditional_update": latent_name}
+                "devices": layout.devices, "conditional_update": latent_name}
     kept = {name: np.asarray(z_draws[name]) for name in keep if name in z_draws}
     zeros = np.zeros((chains, draws))
     return Draws(constrained, zeros.astype(bool), None, zeros.astype(np.int64), seconds, settings, kept)

@@ -164,6 +164,7 @@ def test_gibbs_sampler_gives_the_joint_nuts_posterior():
     joint = sample_nuts(replace(density, conditional=None, sweep=None), arrays, chains=2, warmup=300, draws=1500,
                         seed=3, init_values=model.initial_values(data))
     assert gibbs.settings["sampler"] == "gibbs" and gibbs.energy is None and not gibbs.diverging.any()
+    assert "max_tree_depth" not in gibbs.settings  # no tree is built: no depth to report
     assert_same_posterior(gibbs, joint, (("size", 0), ("effective_size", 0), ("tau", 0), ("sigma", None), ("mu", None),
                         ("rho", 0), ("rho", 2), ("degree", 0)))
 

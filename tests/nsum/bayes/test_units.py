@@ -341,6 +341,16 @@ def test_gates_pass_on_independent_chains_and_fail_on_stuck_chains():
     assert diag["divergences"] == 5
 
 
+def test_gates_of_a_sampler_without_trees_report_no_tree_depth():
+    """A Gibbs fit (no energy, no trees): no E-BFMI, and no tree-depth entry or warning however its steps read."""
+    rng = np.random.default_rng(1)
+    draws = {"x": rng.normal(size=(4, 1000))}
+    diag, warnings = convergence(draws, diverging=np.zeros((4, 1000), bool), energy=None,
+                                 num_steps=np.full((4, 1000), 1023), max_tree_depth=None)
+    assert diag["passed"] and not warnings
+    assert "max_tree_depth_hits" not in diag and diag["ebfmi"] == []
+
+
 def test_ebfmi_closed_form():
     energy = np.array([[0.0, 1.0, 0.0, 1.0]])
     # diffs: 1, -1, 1 -> 3; deviations from 0.5: 4 * 0.25 = 1

@@ -865,7 +865,6 @@ class MaltielModel:
             draws_obj = sample_gibbs(
                 density, arrays, chains=chains, warmup=warmup, draws=draws, seed=seed,
                 init_values=self.initial_values(data), quiet=quiet, description=f"{self.name} model", keep=keep,
-                max_tree_depth=max_tree_depth,
             )
         else:
             draws_obj = sample_nuts(
@@ -969,7 +968,7 @@ class MaltielModel:
         posterior = self.parameter_draws(data, draws)
         diagnostics, warnings = convergence(
             posterior, diverging=draws.diverging, energy=draws.energy, num_steps=draws.num_steps,
-            max_tree_depth=draws.settings["max_tree_depth"], min_ess=min_ess,
+            max_tree_depth=draws.settings.get("max_tree_depth"), min_ess=min_ess,
         )
         tables: dict[str, pd.DataFrame] = {}
         if ppc_draws > 0:
