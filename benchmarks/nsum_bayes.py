@@ -103,9 +103,10 @@ def main() -> None:
         process_cpu = _process_cpu() - process_before
         cpu_after = _cpu_times()
         d = fit.diagnostics
-        print(f"combined model ({args.likelihood}, {args.sampler} sampler), {args.chains} chains x {args.draws} draws (+{args.warmup} warmup), "
-              f"target_accept {args.target_accept}, max_tree_depth {args.max_tree_depth} "
-              f"(warmup {args.warmup_max_tree_depth})")
+        nuts = "" if args.sampler == "gibbs" else (f", target_accept {args.target_accept}, max_tree_depth "
+                                                   f"{args.max_tree_depth} (warmup {args.warmup_max_tree_depth})")
+        print(f"combined model ({args.likelihood}, {args.sampler} sampler), {args.chains} chains x {args.draws} draws "
+              f"(+{args.warmup} {'burn-in' if args.sampler == 'gibbs' else 'warmup'}){nuts}")
         print(f"  wall time (incl. compile and summaries): {wall:.1f} s; sampling incl. compile: "
               f"{fit.extras['draws'].seconds:.1f} s")
         if cpu_before and cpu_after:
@@ -131,8 +132,10 @@ def main() -> None:
                   f"[{row['lower']:,.0f}, {row['upper']:,.0f}]")
         ratio = fit.get("victims_per_trafficker")
         print(f"  victims per trafficker: {ratio['estimate']:.2f} [{ratio['lower']:.2f}, {ratio['upper']:.2f}]")
-        steps_measured = float(fit.extras["draws"].num_steps.mean())
-        print(f"  mean leapfrog steps per iteration: {steps_measured:.1f}")
+        # the Gibbs sampler takes no leapfrog steps
+        steps_measured = None if args.sampler == "gibbs" else float(fit.extras["draws"].num_steps.mean())
+        if steps_measured is not None:
+            print(f"  mean leapfrog steps per iteration: {steps_measured:.1f}")
 
     if args.fit_only:
         return
