@@ -24,7 +24,7 @@ __all__ = ["BoundedMinimum", "find_root", "minimize_bounded"]
 RTOL_FLOOR = 4 * 2.220446049250313e-16
 
 
-def _finite_value(f: Callable[[float], float], x: float) -> float:
+def _not_nan(f: Callable[[float], float], x: float) -> float:
     value = f(x)
     if math.isnan(value):
         raise ValueError(f"the function returned NaN at {x!r}; no root can be bracketed")
@@ -53,7 +53,7 @@ def find_root(
     if not rtol >= RTOL_FLOOR:
         raise ValueError(f"rtol must be at least {RTOL_FLOOR:g}, got {rtol:g}")
     previous, best = float(a), float(b)
-    f_previous, f_best = _finite_value(f, previous), _finite_value(f, best)
+    f_previous, f_best = _not_nan(f, previous), _not_nan(f, best)
     if f_previous == 0:
         return previous
     if f_best == 0:
@@ -92,7 +92,7 @@ def find_root(
             best += step
         else:
             best += tolerance if half_bracket > 0 else -tolerance
-        f_best = _finite_value(f, best)
+        f_best = _not_nan(f, best)
     raise RuntimeError(f"no convergence after {maxiter} steps")
 
 
