@@ -1047,9 +1047,6 @@ class MaltielModel:
                     q *= 1.0 / r[rows]
                 if binomial:
                     return generator.binomial(np.round(d[rows]).astype(np.int64), q)
-                if r is not None:  # q is this block's own array: the Poisson means can take its place
-                    q *= d[rows]
-                    return generator.poisson(q)
                 return generator.poisson(d[rows] * q)
 
             return simulate_in_blocks(rng, len(pick), block)
