@@ -4,9 +4,12 @@ Default: 20 million report rows, 2 million identifiers, four years, daily-step w
 occasions (about 1,430 windows), estimator Mth Chao (LB) (``--estimator`` any other, e.g. a single-source one on the
 days seen per window). Prints, for the whole pipeline (read + pseudonymise +
 clean + history counts per window + one model fit per window) wall time, peak RSS and rows/s, next to the time
-DuckDB alone needs to scan the same Parquet file and group it by (identifier, day) (the floor).
+DuckDB alone needs to scan the same Parquet file and group it by (identifier, day) (the floor); medians of
+``--runs`` alternating runs of each (default 3).
 
-Each stage runs in its own subprocess so peak RSS is that stage's own; both stages use the same explicit DuckDB
+Each stage runs in its own subprocess so peak RSS is that stage's own; the pipeline's memory is also given with
+its forked workers (proportional set size of the process tree, sampled every 0.1 s), and CPU seconds include
+the workers'. Both stages use the same explicit DuckDB
 settings (``--threads``, default one per core; ``--memory-limit``, default 3GB, beyond which DuckDB spills to
 ``--temp-dir``). The machine's load average before and after each stage is printed: on a shared machine the
 wall times are pessimistic. Data are generated chunk-wise (25 million rows at a time) into a temporary folder
@@ -27,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,9 +115,43 @@ def stage_pipeline(paths: list[str], threads: int | None, memory_limit: str | No
 
 
 def _cpu_s() -> float:
-    """CPU seconds (user + system) of this process so far, all threads (DuckDB's included)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds (user + system) of this process so far, all threads (DuckDB's included), plus those of its
+    finished worker processes (forked hashing and window counting)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def _tree_pss_mb(pid: int) -> float:
+    """Proportional set size of process ``pid`` and all its descendants (pages shared by a fork counted once)."""
+    total_kb, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # the process ended between two reads
+    return total_kb / 1024
+
+
+class _MemorySampler(threading.Thread):
+    """Peak of :func:`_tree_pss_mb` of a running process, sampled every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak_mb = pid, interval, 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, _tree_pss_mb(self.pid))
 
 
 def _engine(log) -> dict:
@@ -136,7 +174,7 @@ def _peak_rss_mb() -> float:
 
 
 def run_stage(name: str, args: argparse.Namespace, paths: list[str]) -> dict:
-    """Run a stage in a subprocess; returns its JSON result plus its own peak RSS."""
+    """Run a stage in a subprocess; returns its JSON result plus the peak memory of it and its workers."""
     cmd = [sys.executable, __file__, "--stage", name, "--paths-json", json.dumps(paths),
            "--estimator", args.estimator, "--threads", str(args.threads)]
     if args.memory_limit:
@@ -145,13 +183,19 @@ def run_stage(name: str, args: argparse.Namespace, paths: list[str]) -> dict:
         cmd += ["--temp-dir", args.temp_dir]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        sampler = _MemorySampler(process.pid)
+        sampler.start()
+        stdout, stderr = process.communicate()
+        sampler.done.set()
+        sampler.join()
     wall = time.perf_counter() - t0
     load_after = os.getloadavg()
-    if done.returncode != 0:
-        raise SystemExit(f"stage {name} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if process.returncode != 0:
+        raise SystemExit(f"stage {name} failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
     result["process_wall_s"] = wall
+    result["peak_tree_mb"] = sampler.peak_mb
     result["load"] = (load_before, load_after)
     return result
 
@@ -168,6 +212,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="DuckDB threads; default one per core")
     parser.add_argument("--generate-only", action="store_true", help="write the data into --data-dir and stop")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="alternating runs of the floor and the pipeline; the medians are reported (default 3)")
     parser.add_argument("--temp-dir", default=None)
     parser.add_argument("--estimator", default="Mth Chao (LB)",
                         help="any estimator of `capture events`, e.g. zelterman or ztoipoisson (days-seen counts)")
@@ -203,8 +249,12 @@ def main() -> None:
             print(f"reusing {len(paths)} Parquet file(s) in {workdir}")
         if args.generate_only:
             return
-        floor = run_stage("floor", args, paths)
-        pipe = run_stage("pipeline", args, paths)
+        floors, pipes = [], []
+        for _ in range(args.runs):  # alternating, so a change in the machine's load touches both alike
+            floors.append(run_stage("floor", args, paths))
+            pipes.append(run_stage("pipeline", args, paths))
+    floor = _median_run(floors, "seconds")
+    pipe = _median_run(pipes, "total_s")
     rows = pipe["rows"]
     engine = pipe["engine"]
     print(f"DuckDB {engine['duckdb']}: {engine['threads']} threads, memory limit {engine['memory_limit']}; "
@@ -214,7 +264,8 @@ def main() -> None:
     print(f"DuckDB alone (scan + group by identifier, day): {floor['seconds']:7.1f} s   "
           f"peak RSS {floor['peak_rss_mb']:,.0f} MB   (process CPU {floor['cpu_s']:.1f} s)   {_load(floor)}")
     print(f"pipeline end to end ({args.estimator}):        {pipe['total_s']:7.1f} s   "
-          f"peak RSS {pipe['peak_rss_mb']:,.0f} MB   {rows / pipe['total_s']:,.0f} rows/s   "
+          f"peak RSS {pipe['peak_rss_mb']:,.0f} MB, with workers {pipe['peak_tree_mb']:,.0f} MB   "
+          f"{rows / pipe['total_s']:,.0f} rows/s   "
           f"(process CPU {pipe['cpu_s']:.1f} s)   {_load(pipe)}")
     print(f"  ingest + pseudonymise + clean {pipe['ingest_clean_s']:.1f} s (CPU {pipe['ingest_clean_cpu_s']:.1f} s, "
           f"identifiers hashed {pipe['ingest']}) | history counts per window {pipe['history_counts_s']:.1f} s "
@@ -222,6 +273,15 @@ def main() -> None:
           f"ratio to floor {pipe['total_s'] / floor['seconds']:.1f}x")
     print(f"(process wall incl. interpreter start: {pipe['process_wall_s']:.1f} s; timings on a shared machine "
           "are pessimistic)")
+    if args.runs > 1:
+        floor_runs = ", ".join(f"{run['seconds']:.1f}" for run in floors)
+        pipeline_runs = ", ".join(f"{run['total_s']:.1f}" for run in pipes)
+        print(f"median of {args.runs} alternating runs; floor {floor_runs} s; pipeline {pipeline_runs} s")
+
+
+def _median_run(runs: list[dict], key: str) -> dict:
+    """The run whose ``key`` is the median (the lower middle one for an even number of runs)."""
+    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
 
 
 def _load(stage: dict) -> str:

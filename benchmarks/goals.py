@@ -88,7 +88,8 @@ def measure(data_dir: str, cache_dir: str) -> list[tuple[str, str, str, str, str
 
     events = run("events_rolling.py", "--data-dir", data_dir)
     floor = find(r"^DuckDB alone[^:]*:\s+([\d.]+) s.*?process CPU ([\d.]+) s", events, "events_rolling.py")
-    pipeline = find(r"^pipeline end to end[^:]*:\s+([\d.]+) s\s+peak RSS ([\d,]+) MB.*?process CPU ([\d.]+) s",
+    pipeline = find(r"^pipeline end to end[^:]*:\s+([\d.]+) s\s+peak RSS [\d,]+ MB, with workers ([\d,]+) MB"
+                    r".*?process CPU ([\d.]+) s",
                     events, "events_rolling.py")
     stages = find(r"ingest \+ pseudonymise \+ clean ([\d.]+) s.*?history counts per window ([\d.]+) s.*?estimation "
                   r"([\d.]+) s", events, "events_rolling.py")

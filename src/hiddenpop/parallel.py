@@ -22,7 +22,9 @@ Small jobs on this machine
     :func:`map_processes` spreads a list of deterministic tasks over forked worker processes of this machine
     (no Dask, start-up in milliseconds), for work such as bootstrap replicates whose draws are made
     beforehand in the calling process: results are in task order and do not depend on the number of workers.
-    :func:`available_cores` is the number of CPUs this process may use.
+    :func:`map_shared` does the same for tasks that read one large value (arrays, a list of identifiers), which
+    the workers inherit with the fork instead of receiving it through a pipe. :func:`available_cores` is the
+    number of CPUs this process may use.
 
 Thread limits
     :func:`single_thread_blas` limits BLAS to one thread around small dense algebra (many fits of matrices
@@ -245,6 +247,30 @@ def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: 
         return [func(task) for task in tasks]
     with pool:
         return pool.map(func, tasks, chunksize=1)
+
+
+#: Values handed to forked workers by :func:`map_shared`, by slot; workers inherit them with the fork.
+_SHARED: dict[int, Any] = {}
+
+
+def _call_shared(func: Callable[[Any, Any], Any], slot: int, task: Any) -> Any:
+    return func(_SHARED[slot], task)
+
+
+def map_shared(func: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, workers: int) -> list[Any]:
+    """``[func(shared, task) for task in tasks]`` computed as :func:`map_processes` does, in task order.
+
+    ``shared`` reaches the workers through the fork, never through a pipe: it is neither pickled nor copied
+    (pages are shared until written), so large arrays cost nothing to hand over, and values that must stay in
+    memory (raw identifiers) are never serialised. Only the tasks, which should be small (index ranges), and the
+    results cross the pipes. ``func`` must be a module-level function (it is pickled by reference).
+    """
+    slot = max(_SHARED, default=-1) + 1
+    _SHARED[slot] = shared
+    try:
+        return map_processes(functools.partial(_call_shared, func, slot), tasks, workers=workers)
+    finally:
+        del _SHARED[slot]
 
 
 _BLAS_CONTROLLER: Any = None

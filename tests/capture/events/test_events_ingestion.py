@@ -144,8 +144,12 @@ def test_week_dedupe_and_no_dedupe_audit(stream, tmp_path):
 def test_connection_holds_no_raw_identifier(stream, tmp_path):
     stream.write(tmp_path / "r.parquet")
     log = read_events([tmp_path / "r.parquet"], identifier="ip", time="time", key=KEY, rules=_rules())
+    assert log.ingest == "in-memory" and log.pair_arrays is not None
+    # nothing is left in DuckDB but the view of the (code, day) arrays
     tables = [r[0] for r in log.connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-    assert tables == ["pairs"]
+    assert tables == []
+    views = log.connection.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    assert views == [("pairs",)]
     columns = [r[0] for r in log.connection.execute("DESCRIBE pairs").fetchall()]
     assert columns == ["code", "day"]
     assert isinstance(log.connection, duckdb.DuckDBPyConnection)

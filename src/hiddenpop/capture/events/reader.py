@@ -7,8 +7,9 @@ Pipeline (one DuckDB connection per :class:`EventLog`):
 2. **Pseudonymise inside the reader.** Everything that depends on the identifier alone (trimming, the
    unknown-token test, the canonical address, the IPv6 test, the keyed hash, the dense integer code) is computed
    once per distinct raw value, never once per row: the distinct values are collected by DuckDB, hashed in
-   Python with exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars) and joined
-   back to the rows as codes (:func:`_stage_in_memory`). While raw values are held, the connection has no
+   Python with exactly :meth:`hiddenpop.privacy.Pseudonymiser.hash_one` (HMAC-SHA256, 32 hex chars; by one
+   forked process per core for large logs, which receive the values in memory and return only digests) and
+   joined back to the rows as codes (:func:`_stage_in_memory`). While raw values are held, the connection has no
    temporary directory, so DuckDB cannot write them to disk; if they do not fit in the memory limit, the
    per-batch path runs instead (:func:`_staging_sql`: a vectorised UDF hashes each batch before any operator
    that can spill). Afterwards the tables kept hold only codes and day numbers; outputs, logs and error
@@ -20,13 +21,15 @@ Pipeline (one DuckDB connection per :class:`EventLog`):
    time-zone call per row.
 4. **Cleaning** with one audit row per step (see :mod:`hiddenpop.capture.events.cleaning`).
 
-The result is a table of distinct (identifier code, day) pairs, the input of :mod:`hiddenpop.capture.events.occasions`.
+The result is the distinct (identifier code, day) pairs, the input of :mod:`hiddenpop.capture.events.occasions`:
+NumPy arrays (also a DuckDB view) on the in-memory path, a DuckDB table on the per-batch path.
 """
 
 from __future__ import annotations
 
 import atexit
 import glob
+import itertools
 import os
 import shutil
 import signal
@@ -44,6 +47,7 @@ import pandas as pd
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
 from hiddenpop.data.io import check_header_names, first_line_fields, missing_column
 from hiddenpop.errors import ConfigError, DataError
+from hiddenpop.parallel import available_cores, map_shared
 from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser, canonical_ip
 
 PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
@@ -241,9 +245,10 @@ def connect(key: Pseudonymiser, *, threads: int | None = None, memory_limit: str
     e.g. ``"3GB"``) bound the engine; beyond the limit, aggregates, sorts and the temporary tables spill to a
     fresh 0700 folder (:func:`private_temp_directory`) inside ``temp_directory`` (default: the system temporary
     folder). Peak memory of a run is about this limit plus the Python side's history-count batches (a few
-    hundred MB). With ``spill=False`` the connection starts with no temporary directory at all (DuckDB then
-    cannot write any block to disk and raises an out-of-memory error instead); :func:`allow_spilling` points
-    it at the private folder once no table holding raw identifiers is left.
+    hundred MB, for each worker process when windows are counted on several cores). With ``spill=False`` the
+    connection starts with no temporary directory at all (DuckDB then cannot write any block to disk and raises
+    an out-of-memory error instead); :func:`allow_spilling` points it at the private folder once no table
+    holding raw identifiers is left.
     """
     # DuckDB is loaded only when this runs: importing it costs start-up time
     import duckdb
@@ -391,6 +396,9 @@ class EventLog:
     #: how identifiers were pseudonymised: "in-memory" (once per distinct value, :func:`_stage_in_memory`) or
     #: "per-batch" (the fallback when they do not fit in memory, :func:`_staging_sql`)
     ingest: str = "in-memory"
+    #: the in-memory path's (code, day) pairs as two int32 arrays sorted by code then day (also the view ``pairs``
+    #: of ``connection``); ``None`` on the per-batch path, whose pairs are DuckDB's table ``pairs``
+    pair_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def close(self) -> None:
         """Close the DuckDB connection and remove its private spill folder (also done at exit)."""
@@ -404,6 +412,9 @@ class EventLog:
 
     def iter_pairs(self, batch_rows: int = 2_000_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream (code, day) arrays sorted by code then day, in batches that never split an identifier."""
+        if self.pair_arrays is not None:
+            yield from array_batches(*self.pair_arrays, batch_rows)
+            return
         # ``pairs`` is created in (code, day) order and DuckDB returns a table's rows in insertion order
         # (``preserve_insertion_order``, set by engine_config), so no sort is needed; _check_sorted verifies it
         reader = self.connection.sql("SELECT code, day FROM pairs").to_arrow_reader(batch_rows)
@@ -424,6 +435,35 @@ class EventLog:
             yield codes[:cut], days[:cut]
         if carry_code.size:
             yield carry_code, carry_day
+
+
+def array_batches(codes: np.ndarray, days: np.ndarray, batch_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:meth:`EventLog.iter_pairs` over (code, day) arrays sorted by code then day: int64 batches of about
+    ``batch_rows`` pairs, each ending where an identifier ends (an identifier with more pairs is one batch)."""
+    start, n = 0, int(codes.size)
+    while start < n:
+        stop = start + batch_rows
+        if stop < n:
+            stop = int(np.searchsorted(codes, codes[stop], side="left"))
+            if stop <= start:
+                stop = int(np.searchsorted(codes, codes[start], side="right"))
+        else:
+            stop = n
+        yield codes[start:stop].astype(np.int64), days[start:stop].astype(np.int64)
+        start = stop
+
+
+def identifier_ranges(codes: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Up to ``parts`` contiguous (start, stop) ranges of the sorted ``codes`` of about equal size, each cut where
+    an identifier ends, none empty: independent pieces of work over the pairs (e.g. one per process)."""
+    n = int(codes.size)
+    cuts = [0]
+    for target in np.linspace(0, n, max(parts, 1) + 1)[1:-1].astype(int):
+        cut = int(np.searchsorted(codes, codes[target], side="left")) if target < n else n
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(n)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _check_sorted(codes: np.ndarray, days: np.ndarray) -> None:
@@ -538,8 +578,10 @@ def read_events(
         ).fetchall()[0][0]
     kept = (f"SELECT code, CAST(date_diff('day', DATE {_literal(str(origin))}, local_day) AS INTEGER) AS day "
             f"FROM staged WHERE {keep_sql} ORDER BY code, day")
+    pair_arrays = None
     if in_memory:
-        n_pairs, n_ids, first_day, last_day = _distinct_sorted_pairs(con, kept)
+        pair_arrays = _distinct_sorted_pairs(con, kept)
+        n_pairs, n_ids, first_day, last_day = _pair_summary(*pair_arrays)
     else:
         # staged has one row per (code, day, flags) and every kept row has the same flags, so (code, day) is
         # already unique among kept rows: no DISTINCT needed
@@ -563,16 +605,18 @@ def read_events(
         connection=con, origin=origin, first_day=int(first_day), last_day=int(last_day), n_identifiers=int(n_ids),
         n_pairs=int(n_pairs), audit=audit, rules=rules, inputs=files, key_fingerprint=key.fingerprint, notes=notes,
         engine=engine, key_warnings=list(key.warnings), ingest="in-memory" if in_memory else "per-batch",
+        pair_arrays=pair_arrays,
     )
 
 
-def _distinct_sorted_pairs(con, kept: str) -> tuple[int, int, int, int]:
-    """Create ``pairs`` from the in-memory path's row-level ``staged``: distinct (code, day), sorted.
+def _distinct_sorted_pairs(con, kept: str) -> tuple[np.ndarray, np.ndarray]:
+    """The in-memory path's distinct (code, day) pairs, sorted, as int32 arrays, also registered on ``con`` as the
+    view ``pairs`` (no copy); ``staged`` is dropped.
 
     ``kept`` selects the kept rows' (code, day) ordered by code then day; DuckDB sorts them (in parallel, far
     cheaper than a hash aggregate into one group per pair) and repeated pairs, now adjacent, are dropped in NumPy.
-    Returns the number of pairs and of identifiers, and the first and last day. The in-memory path holds every
-    report row in memory already, so holding the kept (code, day) columns (8 bytes a row) is within its budget.
+    The in-memory path holds every report row in memory already, so holding the kept (code, day) columns
+    (8 bytes a row) is within its budget.
     """
     # Arrow is loaded only when this runs: importing it costs start-up time
     import pyarrow as pa
@@ -581,19 +625,22 @@ def _distinct_sorted_pairs(con, kept: str) -> tuple[int, int, int, int]:
     codes, days = np.asarray(columns["code"]), np.asarray(columns["day"])
     del columns
     con.execute("DROP TABLE staged")
+    code_step = codes[1:] - codes[:-1]
+    day_step = days[1:] - days[:-1]
+    if np.any((code_step < 0) | ((code_step == 0) & (day_step < 0))):
+        raise RuntimeError("the report pairs came back out of (code, day) order; this is a bug, please report it")
     first = np.ones(codes.size, dtype=bool)
-    np.logical_or(codes[1:] != codes[:-1], days[1:] != days[:-1], out=first[1:])
+    np.logical_or(code_step != 0, day_step != 0, out=first[1:])
+    del code_step, day_step
     codes, days = codes[first], days[first]
+    con.register("pairs", pa.table({"code": codes, "day": days}))
+    return codes, days
+
+
+def _pair_summary(codes: np.ndarray, days: np.ndarray) -> tuple[int, int, int, int]:
+    """Number of pairs and of identifiers, first and last day of sorted, distinct (code, day) arrays."""
     n_ids = int(np.count_nonzero(codes[1:] != codes[:-1])) + 1
-    con.register(_PAIRS_VIEW, pa.table({"code": codes, "day": days}))
-    try:
-        con.execute(f"CREATE TEMP TABLE pairs AS SELECT code, day FROM {_PAIRS_VIEW}")
-    finally:
-        con.unregister(_PAIRS_VIEW)
     return int(codes.size), n_ids, int(days.min()), int(days.max())
-
-
-_PAIRS_VIEW = "hp_pairs"
 
 
 def _parsed_sql(raw_time: str) -> str:
@@ -641,8 +688,8 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
     1. ``hp_idents``: the distinct identifier values as read, each trimmed, tested against the unknown tokens and
        canonicalised (the same SQL as the per-batch path, run once per distinct value instead of once per row);
     2. the distinct canonical values are hashed in Python (:meth:`hiddenpop.privacy.Pseudonymiser.digester`,
-       HMAC-SHA256 as everywhere) and numbered in pseudonym order in NumPy, as the per-batch path numbers them
-       (:func:`_pseudonym_codes`);
+       HMAC-SHA256 as everywhere; by forked processes from :data:`PARALLEL_HASH_FROM` values) and numbered in
+       pseudonym order in NumPy, as the per-batch path numbers them (:func:`_pseudonym_codes`);
     3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
        the untrimmed value (on its 64-bit DuckDB ``hash`` when no two distinct values share one, which is
        checked; a join on integers is cheaper than on strings) into ``staged``, one row per report row with the
@@ -717,16 +764,24 @@ def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
 
     The pseudonym is the hex of the digest's first 16 bytes, so ordering the bytes as two big-endian 64-bit
     integers orders the pseudonyms; equal pseudonyms share a code (the per-batch path's numbering of distinct
-    pseudonyms).
+    pseudonyms). From :data:`PARALLEL_HASH_FROM` values on, the digests are computed by forked processes
+    (:func:`_digests`).
     """
-    digest = key.digester()
     width = PSEUDONYM_HEX_CHARS // 2
-    packed = np.frombuffer(b"".join([digest(text)[:width] for text in canon]), dtype=">u8").reshape(-1, 2)
-    high, low = packed[:, 0], packed[:, 1]
-    order = np.lexsort((low, high))
-    high_sorted, low_sorted = high[order], low[order]
+    packed = np.frombuffer(_digests(key, canon, width), dtype=">u8").reshape(-1, 2)
+    high, low = packed[:, 0].astype(np.uint64), packed[:, 1].astype(np.uint64)
+    # the first 8 bytes alone order the pseudonyms unless two share them (for random digests, about one chance
+    # in 10 million at 2 million values); only then is the second word needed
+    order = np.argsort(high)
+    high_sorted = high[order]
+    tied = high_sorted[1:] == high_sorted[:-1]
+    if tied.any():
+        order = np.lexsort((low, high))
+        high_sorted = high[order]
+        tied = high_sorted[1:] == high_sorted[:-1]
+    low_sorted = low[order]
     starts = np.ones(order.size, dtype=bool)
-    starts[1:] = (high_sorted[1:] != high_sorted[:-1]) | (low_sorted[1:] != low_sorted[:-1])
+    starts[1:] = ~tied | (low_sorted[1:] != low_sorted[:-1])
     codes = np.empty(order.size, dtype=np.int32)
     codes[order] = np.cumsum(starts) - 1
     flags = {}
@@ -734,6 +789,32 @@ def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
         target = np.frombuffer(bytes.fromhex(pseudonym), dtype=">u8")
         flags[i] = (high == target[0]) & (low == target[1])
     return codes, flags
+
+
+#: Distinct identifiers from which their keyed hashes are computed by one forked process per core: below it,
+#: starting the processes (tens of milliseconds) costs more than it saves.
+PARALLEL_HASH_FROM = 200_000
+
+
+def _digests(key: Pseudonymiser, canon: list[str], width: int) -> bytes:
+    """The first ``width`` bytes of every value's digest (:meth:`~hiddenpop.privacy.Pseudonymiser.digester`),
+    concatenated in the order of ``canon``.
+
+    With :data:`PARALLEL_HASH_FROM` values or more, contiguous ranges are hashed by forked processes
+    (:func:`hiddenpop.parallel.map_shared`): the values and the key reach them by the fork, in memory; only
+    digests come back through the pipes. The bytes are the same for any number of processes.
+    """
+    workers = min(available_cores(), max(len(canon) // PARALLEL_HASH_FROM, 1))
+    bounds = np.linspace(0, len(canon), workers + 1).astype(int)
+    ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+    return b"".join(map_shared(_digest_range, (key, canon, width), ranges, workers=workers))
+
+
+def _digest_range(shared: tuple[Pseudonymiser, list[str], int], bounds: tuple[int, int]) -> bytes:
+    key, canon, width = shared
+    digest = key.digester()
+    start, stop = bounds
+    return b"".join([digest(text)[:width] for text in canon[start:stop]])
 
 
 def _identifiers_sql(source: str, identifier: str, rules: CleaningRules) -> str:

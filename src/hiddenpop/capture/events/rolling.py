@@ -41,12 +41,12 @@ from hiddenpop.capture.events.occasions import (
     window_day_frequencies,
     window_pattern_counts,
 )
-from hiddenpop.capture.events.reader import read_events
+from hiddenpop.capture.events.reader import array_batches, identifier_ranges, read_events
 from hiddenpop.capture.lists.coverage import coverage_mth
 from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text
-from hiddenpop.parallel import single_thread_blas
+from hiddenpop.parallel import available_cores, map_shared, single_thread_blas
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
@@ -291,16 +291,40 @@ def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | Non
     return path
 
 
+#: (identifier, day) pairs from which the windows are counted by one forked process per core (each counts the
+#: histories of a range of identifiers; the counts add up). Below it, starting processes costs more than it saves.
+PARALLEL_COUNT_FROM = 1_000_000
+
+
 def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: str | int | None = "1D",
                   on_batch: Callable[[int], None] | None = None, batch_rows: int = 2_000_000,
                   estimator: str = DEFAULT_ESTIMATOR):
     """Plan the windows over an :class:`~hiddenpop.capture.events.reader.EventLog` and count what ``estimator``
-    reads in each window: capture histories, or for a single-source estimator the frequencies of days seen."""
+    reads in each window: capture histories, or for a single-source estimator the frequencies of days seen.
+
+    Pairs held in memory (``log.pair_arrays``) are split into one range of identifiers per core from
+    :data:`PARALLEL_COUNT_FROM` pairs on and counted by forked processes; counts are integers summed over the
+    ranges, the same for any number of processes.
+    """
 
     plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
     counter = window_day_frequencies if is_single_source(estimator) else window_pattern_counts
-    counts = counter(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
-    return plan, counts
+    arrays = log.pair_arrays
+    workers = min(available_cores(), log.n_pairs // PARALLEL_COUNT_FROM) if arrays is not None else 1
+    if workers <= 1:
+        return plan, counter(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
+    ranges = identifier_ranges(arrays[0], workers)
+    parts = map_shared(_count_range, (counter, *arrays, plan, batch_rows), ranges, workers=len(ranges))
+    if on_batch is not None:
+        for start, stop in ranges:
+            on_batch(stop - start)
+    return plan, np.sum(parts, axis=0)
+
+
+def _count_range(shared: tuple, bounds: tuple[int, int]) -> np.ndarray:
+    counter, codes, days, plan, batch_rows = shared
+    start, stop = bounds
+    return counter(array_batches(codes[start:stop], days[start:stop], batch_rows), plan)
 
 
 def report_series(

@@ -1,0 +1,148 @@
+"""Report-log work spread over forked processes gives the serial results exactly.
+
+* keyed hashes of the distinct identifiers (ranges hashed by workers, concatenated in order), and their codes
+  (ordered by the first digest word, the second consulted only where the first ties);
+* window counts from in-memory pairs (one range of identifiers per worker, integer counts added up);
+* the ranges and batches the work is cut into never split an identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+
+import numpy as np
+import pytest
+
+from hiddenpop import parallel
+from hiddenpop.capture.events import reader, rolling
+from hiddenpop.capture.events.cleaning import CleaningRules
+from hiddenpop.capture.events.occasions import pattern_counts_naive, plan_windows
+from hiddenpop.capture.events.reader import array_batches, identifier_ranges, read_events
+from hiddenpop.privacy import Pseudonymiser
+from hiddenpop.simulate.reports import simulate_reports
+
+KEY_BYTES = b"parallel-equivalence-key-0000001"
+KEY = Pseudonymiser(KEY_BYTES)
+needs_two_workers = pytest.mark.skipif(parallel.available_cores() < 2 or not parallel.can_fork_workers(),
+                                       reason="needs two cores and fork")
+
+
+@pytest.fixture
+def worker_counts(monkeypatch):
+    """Records how many tasks each ``map_shared`` call was given (the work actually split)."""
+    calls: list[int] = []
+    original = parallel.map_shared
+
+    def spy(func, shared, tasks, *, workers):
+        calls.append(len(tasks))
+        return original(func, shared, tasks, workers=workers)
+
+    monkeypatch.setattr(reader, "map_shared", spy)
+    monkeypatch.setattr(rolling, "map_shared", spy)
+    return calls
+
+
+@needs_two_workers
+def test_hashes_computed_by_workers_equal_the_serial_ones_and_the_standard_library(monkeypatch, worker_counts):
+    rng = np.random.default_rng(3)
+    texts = sorted({f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, size=(5000, 3))})
+    monkeypatch.setattr(reader, "PARALLEL_HASH_FROM", 10**9)
+    serial = reader._digests(KEY, texts, 16)
+    assert worker_counts == [1]
+    monkeypatch.setattr(reader, "PARALLEL_HASH_FROM", 1000)
+    forked = reader._digests(KEY, texts, 16)
+    assert worker_counts == [1, 2]
+    assert forked == serial
+    reference = b"".join(hmac.new(KEY_BYTES, t.encode(), hashlib.sha256).digest()[:16] for t in texts)
+    assert forked == reference
+    codes_serial, _ = reader._pseudonym_codes(KEY, texts, {})
+    monkeypatch.setattr(reader, "PARALLEL_HASH_FROM", 10**9)
+    codes_forked, _ = reader._pseudonym_codes(KEY, texts, {})
+    np.testing.assert_array_equal(codes_serial, codes_forked)
+
+
+def test_codes_use_the_second_digest_word_where_the_first_ties(monkeypatch):
+    # (high, low) words of six values: ties in the first word with different second words, and one exact repeat
+    words = [(5, 9), (5, 2), (1, 7), (5, 2), (0, 0), (1, 3)]
+    digests = b"".join(high.to_bytes(8, "big") + low.to_bytes(8, "big") for high, low in words)
+    monkeypatch.setattr(reader, "_digests", lambda key, canon, width: digests)
+    codes, flags = reader._pseudonym_codes(KEY, ["v"] * len(words), {0: (5).to_bytes(8, "big").hex() + "0" * 14 + "02"})
+    ranks = {pair: i for i, pair in enumerate(sorted(set(words)))}
+    assert codes.tolist() == [ranks[pair] for pair in words] == [4, 3, 2, 3, 0, 1]
+    assert flags[0].tolist() == [False, True, False, True, False, False]
+
+
+def test_identifier_ranges_cover_the_pairs_and_cut_between_identifiers():
+    rng = np.random.default_rng(8)
+    codes = np.sort(rng.integers(0, 40, size=1000)).astype(np.int32)
+    for parts in (1, 2, 3, 7, 60):
+        ranges = identifier_ranges(codes, parts)
+        assert ranges[0][0] == 0 and ranges[-1][1] == codes.size
+        assert all(stop > start for start, stop in ranges) and len(ranges) <= parts
+        for (_, stop), (start, _) in itertools.pairwise(ranges):
+            assert stop == start and codes[start - 1] < codes[start]
+    # one identifier holding every pair cannot be split
+    assert identifier_ranges(np.zeros(50, dtype=np.int32), 4) == [(0, 50)]
+    assert identifier_ranges(np.zeros(0, dtype=np.int32), 2) == []
+
+
+def test_array_batches_end_with_identifiers_and_keep_every_pair():
+    rng = np.random.default_rng(9)
+    codes = np.sort(rng.integers(0, 30, size=900)).astype(np.int32)
+    codes[100:400] = codes[100]  # one identifier larger than a batch
+    codes = np.sort(codes)
+    days = rng.integers(0, 500, size=codes.size).astype(np.int32)
+    for batch_rows in (1, 64, 250, 10_000):
+        batches = list(array_batches(codes, days, batch_rows))
+        np.testing.assert_array_equal(np.concatenate([c for c, _ in batches]), codes)
+        np.testing.assert_array_equal(np.concatenate([d for _, d in batches]), days)
+        assert all(c.dtype == np.int64 and d.dtype == np.int64 for c, d in batches)
+        for (first, _), (second, _) in itertools.pairwise(batches):
+            assert first[-1] < second[0]
+        # a batch exceeds batch_rows only when it is a single identifier
+        assert all(c.size <= batch_rows or np.all(c == c[0]) for c, _ in batches)
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parallel")
+    stream = simulate_reports(initial=1200, days=120, rate_median=0.06, rate_sdlog=0.8, seed=21)
+    stream.write(folder / "r.parquet")
+    events = read_events([folder / "r.parquet"], identifier="ip", time="time", key=KEY,
+                         rules=CleaningRules(timezone="Asia/Manila"))
+    yield events
+    events.close()
+
+
+@needs_two_workers
+@pytest.mark.parametrize("estimator", ["Mth Chao (LB)", "zelterman"])
+def test_window_counts_by_workers_equal_serial_counts(log, monkeypatch, worker_counts, estimator):
+    assert log.pair_arrays is not None and log.n_pairs > 2_000
+    options = dict(occasion="5D", occasions=4, step="1D", estimator=estimator, batch_rows=700)
+    monkeypatch.setattr(rolling, "PARALLEL_COUNT_FROM", 10**9)
+    plan, serial = rolling.window_counts(log, **options)
+    assert worker_counts == []
+    seen: list[int] = []
+    monkeypatch.setattr(rolling, "PARALLEL_COUNT_FROM", 1000)
+    plan_forked, forked = rolling.window_counts(log, on_batch=seen.append, **options)
+    assert worker_counts == [2]
+    assert plan_forked == plan
+    np.testing.assert_array_equal(forked, serial)
+    assert sum(seen) == log.n_pairs and len(seen) == 2
+    if estimator == "Mth Chao (LB)":
+        codes, days = log.pair_arrays
+        np.testing.assert_array_equal(forked, pattern_counts_naive(codes, days, plan_windows(
+            log.first_day, log.last_day, occasion="5D", occasions=4, step="1D")))
+    else:
+        assert forked[:, 1:].sum() > 0
+
+
+def test_pairs_read_back_out_of_order_are_refused():
+    con = reader.connect(KEY)
+    con.execute("CREATE TEMP TABLE staged AS SELECT 1 AS x")
+    kept = "SELECT * FROM (VALUES (0, 3), (1, 2), (0, 5)) AS t(code, day)"
+    with pytest.raises(RuntimeError, match="out of \\(code, day\\) order"):
+        reader._distinct_sorted_pairs(con, kept)
+    reader.close_private(con)
