@@ -3,7 +3,8 @@
 * keyed hashes of the distinct identifiers (ranges hashed by workers, concatenated in order), and their codes
   (ordered by the first digest word, the second consulted only where the first ties);
 * window counts from in-memory pairs (one range of identifiers per worker, integer counts added up);
-* the ranges and batches the work is cut into never split an identifier.
+* the ranges and batches the work is cut into never split an identifier;
+* a run killed (SIGKILL) while workers count leaves no worker behind and no output.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +29,7 @@ from hiddenpop.capture.events.reader import array_batches, identifier_ranges, re
 from hiddenpop.privacy import Pseudonymiser
 from hiddenpop.simulate.reports import simulate_reports
 
+SRC = str(Path(__file__).resolve().parents[3] / "src")
 KEY_BYTES = b"parallel-equivalence-key-0000001"
 KEY = Pseudonymiser(KEY_BYTES)
 needs_two_workers = pytest.mark.skipif(parallel.available_cores() < 2 or not parallel.can_fork_workers(),
@@ -48,17 +55,17 @@ def worker_counts(monkeypatch):
 def test_hashes_computed_by_workers_equal_the_serial_ones_and_the_standard_library(monkeypatch, worker_counts):
     rng = np.random.default_rng(3)
     texts = sorted({f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, size=(5000, 3))})
-    monkeypatch.setattr(reader, "PARALLEL_HASH_FROM", 10**9)
+    monkeypatch.setattr(reader, "HASHES_PER_WORKER", 10**9)
     serial = reader._digests(KEY, texts, 16)
     assert worker_counts == [1]
-    monkeypatch.setattr(reader, "PARALLEL_HASH_FROM", 1000)
+    monkeypatch.setattr(reader, "HASHES_PER_WORKER", 1000)
     forked = reader._digests(KEY, texts, 16)
     assert worker_counts == [1, 2]
     assert forked == serial
     reference = b"".join(hmac.new(KEY_BYTES, t.encode(), hashlib.sha256).digest()[:16] for t in texts)
     assert forked == reference
     codes_serial, _ = reader._pseudonym_codes(KEY, texts, {})
-    monkeypatch.setattr(reader, "PARALLEL_HASH_FROM", 10**9)
+    monkeypatch.setattr(reader, "HASHES_PER_WORKER", 10**9)
     codes_forked, _ = reader._pseudonym_codes(KEY, texts, {})
     np.testing.assert_array_equal(codes_serial, codes_forked)
 
@@ -121,11 +128,11 @@ def log(tmp_path_factory):
 def test_window_counts_by_workers_equal_serial_counts(log, monkeypatch, worker_counts, estimator):
     assert log.pair_arrays is not None and log.n_pairs > 2_000
     options = dict(occasion="5D", occasions=4, step="1D", estimator=estimator, batch_rows=700)
-    monkeypatch.setattr(rolling, "PARALLEL_COUNT_FROM", 10**9)
+    monkeypatch.setattr(rolling, "PAIRS_PER_WORKER", 10**9)
     plan, serial = rolling.window_counts(log, **options)
     assert worker_counts == []
     seen: list[int] = []
-    monkeypatch.setattr(rolling, "PARALLEL_COUNT_FROM", 1000)
+    monkeypatch.setattr(rolling, "PAIRS_PER_WORKER", 1000)
     plan_forked, forked = rolling.window_counts(log, on_batch=seen.append, **options)
     assert worker_counts == [2]
     assert plan_forked == plan
@@ -146,3 +153,62 @@ def test_pairs_read_back_out_of_order_are_refused():
     with pytest.raises(RuntimeError, match="out of \\(code, day\\) order"):
         reader._distinct_sorted_pairs(con, kept)
     reader.close_private(con)
+
+
+DRIVER = """
+import os, sys, time
+from pathlib import Path
+from hiddenpop.capture.events import rolling
+from hiddenpop.cli import main
+
+rolling.PAIRS_PER_WORKER = 100
+counted = rolling._count_range
+
+def slow_count(shared, bounds):
+    Path(os.environ["WORKERS_DIR"], str(os.getpid())).touch()
+    time.sleep(2)
+    return counted(shared, bounds)
+
+slow_count.__module__, slow_count.__qualname__ = rolling.__name__, "_count_range"
+rolling._count_range = slow_count
+sys.argv = ["hiddenpop", *sys.argv[1:]]
+main()
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in state  # a zombie has ended; only its exit status is left
+
+
+@needs_two_workers
+def test_workers_end_and_write_nothing_when_the_run_is_killed(tmp_path):
+    """SIGKILL while forked workers count: they finish their range and exit, and the run leaves no output."""
+    stream = simulate_reports(initial=600, days=60, rate_median=0.1, rate_sdlog=0.5, seed=4)
+    stream.write(tmp_path / "r.parquet")
+    (tmp_path / "key.txt").write_text("0123456789abcdef0123456789abcdef\n")
+    (tmp_path / "key.txt").chmod(0o600)
+    workers_dir = tmp_path / "workers"
+    workers_dir.mkdir()
+    out = tmp_path / "out"
+    env = {**os.environ, "WORKERS_DIR": str(workers_dir), "PYTHONPATH": SRC}
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, "capture", "events", str(tmp_path / "r.parquet"), "--id", "ip",
+         "--time", "time", "--key-file", str(tmp_path / "key.txt"), "--quiet", "--out-dir", str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(workers_dir.iterdir())) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = [int(p.name) for p in workers_dir.iterdir()]
+    assert len(workers) == 2, process.stderr.read().decode()[-2000:] if process.poll() is not None else "timeout"
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in workers)
+    assert not out.exists() or not any(out.iterdir())

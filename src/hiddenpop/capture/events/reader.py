@@ -688,7 +688,7 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
     1. ``hp_idents``: the distinct identifier values as read, each trimmed, tested against the unknown tokens and
        canonicalised (the same SQL as the per-batch path, run once per distinct value instead of once per row);
     2. the distinct canonical values are hashed in Python (:meth:`hiddenpop.privacy.Pseudonymiser.digester`,
-       HMAC-SHA256 as everywhere; by forked processes from :data:`PARALLEL_HASH_FROM` values) and numbered in
+       HMAC-SHA256 as everywhere; by forked processes for many values, :data:`HASHES_PER_WORKER`) and numbered in
        pseudonym order in NumPy, as the per-batch path numbers them (:func:`_pseudonym_codes`);
     3. ``hp_id_map`` (value as read -> code, state, IPv6 flag, identifier exclusions) is joined to every row on
        the untrimmed value (on its 64-bit DuckDB ``hash`` when no two distinct values share one, which is
@@ -764,8 +764,7 @@ def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
 
     The pseudonym is the hex of the digest's first 16 bytes, so ordering the bytes as two big-endian 64-bit
     integers orders the pseudonyms; equal pseudonyms share a code (the per-batch path's numbering of distinct
-    pseudonyms). From :data:`PARALLEL_HASH_FROM` values on, the digests are computed by forked processes
-    (:func:`_digests`).
+    pseudonyms). The digests are computed by :func:`_digests`.
     """
     width = PSEUDONYM_HEX_CHARS // 2
     packed = np.frombuffer(_digests(key, canon, width), dtype=">u8").reshape(-1, 2)
@@ -791,20 +790,21 @@ def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
     return codes, flags
 
 
-#: Distinct identifiers from which their keyed hashes are computed by one forked process per core: below it,
-#: starting the processes (tens of milliseconds) costs more than it saves.
-PARALLEL_HASH_FROM = 200_000
+#: Distinct identifiers each worker process hashes at least: ``n // HASHES_PER_WORKER`` forked processes (at most
+#: one per core) hash them, so by two from 400,000. Below that, starting processes (tens of milliseconds) costs more
+#: than it saves.
+HASHES_PER_WORKER = 200_000
 
 
 def _digests(key: Pseudonymiser, canon: list[str], width: int) -> bytes:
     """The first ``width`` bytes of every value's digest (:meth:`~hiddenpop.privacy.Pseudonymiser.digester`),
     concatenated in the order of ``canon``.
 
-    With :data:`PARALLEL_HASH_FROM` values or more, contiguous ranges are hashed by forked processes
+    Contiguous ranges of at least :data:`HASHES_PER_WORKER` values are hashed by forked processes
     (:func:`hiddenpop.parallel.map_shared`): the values and the key reach them by the fork, in memory; only
     digests come back through the pipes. The bytes are the same for any number of processes.
     """
-    workers = min(available_cores(), max(len(canon) // PARALLEL_HASH_FROM, 1))
+    workers = min(available_cores(), max(len(canon) // HASHES_PER_WORKER, 1))
     bounds = np.linspace(0, len(canon), workers + 1).astype(int)
     ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
     return b"".join(map_shared(_digest_range, (key, canon, width), ranges, workers=workers))

@@ -291,9 +291,10 @@ def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | Non
     return path
 
 
-#: (identifier, day) pairs from which the windows are counted by one forked process per core (each counts the
-#: histories of a range of identifiers; the counts add up). Below it, starting processes costs more than it saves.
-PARALLEL_COUNT_FROM = 1_000_000
+#: (identifier, day) pairs each worker process counts at least: windows are counted by ``n_pairs //
+#: PAIRS_PER_WORKER`` forked processes (at most one per core; each counts the histories of a range of identifiers and
+#: the counts add up), so by two from 2 million pairs. Below that, starting processes costs more than it saves.
+PAIRS_PER_WORKER = 1_000_000
 
 
 def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: str | int | None = "1D",
@@ -302,15 +303,15 @@ def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: 
     """Plan the windows over an :class:`~hiddenpop.capture.events.reader.EventLog` and count what ``estimator``
     reads in each window: capture histories, or for a single-source estimator the frequencies of days seen.
 
-    Pairs held in memory (``log.pair_arrays``) are split into one range of identifiers per core from
-    :data:`PARALLEL_COUNT_FROM` pairs on and counted by forked processes; counts are integers summed over the
-    ranges, the same for any number of processes.
+    Pairs held in memory (``log.pair_arrays``) are split into ranges of whole identifiers, one per forked worker
+    process (:data:`PAIRS_PER_WORKER`); counts are integers summed over the ranges, the same for any number of
+    processes.
     """
 
     plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
     counter = window_day_frequencies if is_single_source(estimator) else window_pattern_counts
     arrays = log.pair_arrays
-    workers = min(available_cores(), log.n_pairs // PARALLEL_COUNT_FROM) if arrays is not None else 1
+    workers = min(available_cores(), log.n_pairs // PAIRS_PER_WORKER) if arrays is not None else 1
     if workers <= 1:
         return plan, counter(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
     ranges = identifier_ranges(arrays[0], workers)
