@@ -1,23 +1,22 @@
 """Benchmark: report logs -> rolling M_th Chao series at tipline scale.
 
-Default: 20 million report rows, 2 million identifiers, four years, daily-step windows of four 1-week
-occasions (about 1,430 windows), estimator Mth Chao (LB) (``--estimator`` any other, e.g. a single-source one on the
-days seen per window). Prints, for the whole pipeline (read + pseudonymise +
-clean + history counts per window + one model fit per window) wall time, peak RSS and rows/s, next to the time
-DuckDB alone needs to scan the same Parquet file and group it by (identifier, day) (the floor); medians of
-``--runs`` alternating runs of each (default 3).
+Default: 20 million report rows, 2 million identifiers, four years, daily-step windows of four 1-week occasions
+(about 1,430 windows), estimator Mth Chao (LB) (``--estimator`` any other, e.g. a single-source one on the days
+seen per window). Prints, for the whole pipeline (read + pseudonymise + clean + history counts per window + one
+model fit per window) wall time, peak RSS and rows/s, next to the time DuckDB alone needs to scan the same Parquet
+file and group it by (identifier, day) (the floor); medians of ``--runs`` alternating runs of each (default 3).
 
-Each stage runs in its own subprocess so peak RSS is that stage's own; the pipeline's memory is also given with
-its forked workers (proportional set size of the process tree, sampled every 0.1 s), and CPU seconds include
-the workers'. Both stages use the same explicit DuckDB
-settings (``--threads``, default one per core; ``--memory-limit``, default 3GB, beyond which DuckDB spills to
-``--temp-dir``). The machine's load average before and after each stage is printed: on a shared machine the
-wall times are pessimistic. Data are generated chunk-wise (25 million rows at a time) into a temporary folder
-(or ``--data-dir``, kept and reused) by :func:`hiddenpop.simulate.reports.simulate_reports`.
+Each stage runs in its own subprocess so peak RSS is that stage's own; the pipeline's memory is also given with its
+forked workers (proportional set size of the process tree, sampled every 0.1 s), and CPU seconds include the
+workers'. Both stages use the same explicit DuckDB settings (``--threads``, default one per core;
+``--memory-limit``, default 3GB, beyond which DuckDB spills to ``--temp-dir``). The machine's load average before
+and after each stage is printed: on a shared machine the wall times are pessimistic. Data are generated chunk-wise
+(25 million rows at a time) into a temporary folder (or ``--data-dir``, kept and reused) by
+:func:`hiddenpop.simulate.reports.simulate_reports`.
 
     .venv/bin/python benchmarks/events_rolling.py --data-dir /tmp/er20m          # 20M rows
     .venv/bin/python benchmarks/events_rolling.py --rows 200000000 --files 40 --data-dir /tmp/er200m \
-        --temp-dir /tmp/er200m-spill                                               # streaming, bounded memory
+        --temp-dir /tmp/er200m-spill --runs 1                                      # streaming, bounded memory
 """
 
 from __future__ import annotations
