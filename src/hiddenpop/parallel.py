@@ -23,8 +23,9 @@ Small jobs on this machine
     (no Dask, start-up in milliseconds), for work such as bootstrap replicates whose draws are made
     beforehand in the calling process: results are in task order and do not depend on the number of workers.
     :func:`map_shared` does the same for tasks that read one large value (arrays, a list of identifiers), which
-    the workers inherit with the fork instead of receiving it through a pipe. :func:`available_cores` is the
-    number of CPUs this process may use.
+    the workers inherit with the fork instead of receiving it through a pipe; :func:`imap_processes` and
+    :func:`imap_shared` hand out the results one by one, in task order, as they are done (for progress bars).
+    :func:`available_cores` is the number of CPUs this process may use.
 
 Thread limits
     :func:`single_thread_blas` limits BLAS to one thread around small dense algebra (many fits of matrices
@@ -47,7 +48,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -236,17 +237,24 @@ def map_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: 
     starting them costs milliseconds. Runs serially with one worker, one task, where :func:`can_fork_workers`
     is false, or when no process can be started. ``func`` and the results must be picklable.
     """
+    return list(imap_processes(func, tasks, workers=workers))
+
+
+def imap_processes(func: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int) -> Iterator[Any]:
+    """:func:`map_processes` as an iterator: each result as soon as it and those before it are done (for progress
+    bars). The worker processes end when the iterator is exhausted or closed."""
     tasks = list(tasks)
     workers = min(int(workers), len(tasks))
     if workers <= 1 or not can_fork_workers():
-        return [func(task) for task in tasks]
-
+        yield from (func(task) for task in tasks)
+        return
     try:
         pool = multiprocessing.get_context("fork").Pool(processes=workers)
     except OSError:  # no processes to be had (limits, memory): the same results, in this process
-        return [func(task) for task in tasks]
+        yield from (func(task) for task in tasks)
+        return
     with pool:
-        return pool.map(func, tasks, chunksize=1)
+        yield from pool.imap(func, tasks, chunksize=1)
 
 
 #: Values handed to forked workers by :func:`map_shared`, by slot; workers inherit them with the fork.
@@ -265,10 +273,16 @@ def map_shared(func: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any
     memory (raw identifiers) are never serialised. Only the tasks, which should be small (index ranges), and the
     results cross the pipes. ``func`` must be a module-level function (it is pickled by reference).
     """
+    return list(imap_shared(func, shared, tasks, workers=workers))
+
+
+def imap_shared(func: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *,
+                workers: int) -> Iterator[Any]:
+    """:func:`map_shared` as an iterator, as :func:`imap_processes` is to :func:`map_processes`."""
     slot = max(_SHARED, default=-1) + 1
     _SHARED[slot] = shared
     try:
-        return map_processes(functools.partial(_call_shared, func, slot), tasks, workers=workers)
+        yield from imap_processes(functools.partial(_call_shared, func, slot), tasks, workers=workers)
     finally:
         del _SHARED[slot]
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hiddenpop import parallel
@@ -153,6 +154,60 @@ def test_pairs_read_back_out_of_order_are_refused():
     with pytest.raises(RuntimeError, match="out of \\(code, day\\) order"):
         reader._distinct_sorted_pairs(con, kept)
     reader.close_private(con)
+
+
+@needs_two_workers
+@pytest.mark.parametrize("estimator", ["Mth Chao (LB)", "coverage", "ztoipoisson"])
+def test_windows_fitted_by_workers_give_the_serial_series(monkeypatch, estimator):
+    rng = np.random.default_rng(5)
+    plan = plan_windows(0, 120, occasion="7D", occasions=4, step="1D")
+    single = estimator == "ztoipoisson"
+    counts = rng.poisson(20, size=(plan.n_windows, plan.window_days + 1 if single else 16))
+    counts[:, 0] = 0
+    counts[7] = 0  # a window with nobody observed: a warning row, not an error
+    calls: list[int] = []
+    original = rolling.imap_shared
+
+    def spy(func, shared, tasks, *, workers):
+        calls.append(workers)
+        return original(func, shared, tasks, workers=workers)
+
+    monkeypatch.setattr(rolling, "imap_shared", spy)
+    monkeypatch.setattr(rolling, "WINDOWS_PER_WORKER", 10**9)
+    serial = rolling.rolling_series(counts, plan, "2020-01-01", estimator=estimator, bootstrap=30, seed=3)
+    assert calls == []
+    monkeypatch.setattr(rolling, "WINDOWS_PER_WORKER", 20)
+    seen: list[int] = []
+
+    def iterate(rows, total):
+        for row in rows:
+            seen.append(total)
+            yield row
+
+    forked = rolling.rolling_series(counts, plan, "2020-01-01", estimator=estimator, bootstrap=30, seed=3,
+                                    iterate=iterate)
+    assert calls == [2]
+    assert len(seen) == plan.n_windows and set(seen) == {plan.n_windows}
+    pd.testing.assert_frame_equal(forked.tables["series"], serial.tables["series"])
+    assert forked.tables["series"]["warnings"].iloc[7] == "no identifier observed in this window"
+
+
+def _slow_square(shared, task):
+    time.sleep(shared)
+    return task * task, os.getpid()
+
+
+@needs_two_workers
+def test_imap_shared_yields_in_task_order_and_ends_its_workers_when_closed():
+    results = parallel.imap_shared(_slow_square, 0.01, list(range(12)), workers=2)
+    values = [next(results) for _ in range(3)]
+    assert [value for value, _ in values] == [0, 1, 4]
+    workers = {pid for _, pid in values} | {pid for _, pid in parallel.map_shared(_slow_square, 0.2, [1, 2],
+                                                                                    workers=2)}
+    assert os.getpid() not in workers
+    results.close()  # stops early: the pool is ended, no worker is left running
+    assert parallel._SHARED == {}
+    assert not parallel.multiprocessing.active_children()
 
 
 DRIVER = """

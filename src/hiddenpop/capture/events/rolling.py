@@ -21,6 +21,7 @@ missing estimates and a warning rather than stopping the series.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,7 @@ from hiddenpop.capture.lists.coverage import coverage_mth
 from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text
-from hiddenpop.parallel import available_cores, map_shared, single_thread_blas
+from hiddenpop.parallel import available_cores, imap_shared, map_shared, single_thread_blas
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
@@ -158,9 +159,11 @@ def rolling_series(
     """Estimate every window and return the series as :class:`Estimates`.
 
     ``.tables["series"]`` has exactly the columns ``window_start, window_end, observed, estimate, se, lower,
-    upper, per_10000, model, warnings`` (and ``one_inflation_lower/upper`` for a one-inflated estimator); ``.table`` has one row per window (quantity ``"abundance"``) with the
-    same information plus ``per_10000_lower/upper``; ``.tables["audit"]`` the cleaning audit when given.
-    ``iterate`` wraps the window loop (e.g. a progress bar).
+    upper, per_10000, model, warnings`` (and ``one_inflation_lower/upper`` for a one-inflated estimator);
+    ``.table`` has one row per window (quantity ``"abundance"``) with the same information plus
+    ``per_10000_lower/upper``; ``.tables["audit"]`` the cleaning audit when given. ``iterate(rows, total)`` wraps
+    the iterator of window rows (e.g. a progress bar). From :data:`WINDOWS_PER_WORKER` windows per core the
+    windows are fitted by forked processes; the rows are the same.
     """
     if interval not in INTERVALS:
         raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
@@ -175,16 +178,11 @@ def rolling_series(
                           "window_counts(..., estimator=...)")
     starts = plan.starts
     origin = pd.Timestamp(origin)
-    rows = []
-    loop = range(starts.size)
+    options = {"estimator": estimator, "level": level, "interval": interval, "bootstrap": bootstrap, "seed": seed}
+    rows = _window_rows(np.asarray(counts), plan.occasions, options)
     if iterate is not None:
-        loop = iterate(loop, starts.size)
-    with single_thread_blas():  # tiny matrices: threads only add contention
-        for w in loop:
-            row = estimate_window(counts[w], plan.occasions, estimator, level=level, interval=interval,
-                                  bootstrap=bootstrap, seed=None if seed is None else seed + w)
-            rows.append(row)
-    series = pd.DataFrame(rows)
+        rows = iterate(rows, starts.size)
+    series = pd.DataFrame(list(rows))
     band = series[["band_lower", "band_upper"]] if "band_lower" in series else None
     series.insert(0, "window_start", (origin + pd.to_timedelta(starts, unit="D")).strftime("%Y-%m-%d"))
     series.insert(1, "window_end",
@@ -289,6 +287,43 @@ def plot_series_html(series: pd.DataFrame, path: str | Path, *, title: str | Non
     # a fixed element id (Plotly draws a random one), so the same series always gives the same file
     atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True, div_id="rolling-series"))
     return path
+
+
+#: Windows each worker process estimates at least: ``n_windows // WINDOWS_PER_WORKER`` forked processes (at most one
+#: per core) fit contiguous chunks of windows, so by two from 400 windows. Every window has its own seed
+#: (``seed + w``), so the rows do not depend on the number of processes.
+WINDOWS_PER_WORKER = 200
+#: Chunks of windows per worker process: results come back chunk by chunk, in window order, for progress bars.
+CHUNKS_PER_WORKER = 16
+
+
+def _window_rows(counts: np.ndarray, occasions: int, options: dict[str, Any]):
+    """Each window's series row (:func:`estimate_window`), in window order, as an iterator; many windows are fitted
+    by forked processes in chunks (:data:`WINDOWS_PER_WORKER`)."""
+    n = counts.shape[0]
+    workers = min(available_cores(), n // WINDOWS_PER_WORKER)
+    if workers <= 1:
+        with single_thread_blas():  # tiny matrices: threads only add contention
+            yield from (_estimate(counts, occasions, options, w) for w in range(n))
+        return
+    bounds = np.linspace(0, n, workers * CHUNKS_PER_WORKER + 1).astype(int)
+    ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    for chunk in imap_shared(_estimate_range, (counts, occasions, options), ranges, workers=workers):
+        yield from chunk
+
+
+def _estimate_range(shared: tuple, bounds: tuple[int, int]) -> list[dict]:
+    counts, occasions, options = shared
+    with single_thread_blas():
+        return [_estimate(counts, occasions, options, w) for w in range(*bounds)]
+
+
+def _estimate(counts: np.ndarray, occasions: int, options: dict[str, Any], w: int) -> dict:
+    """Window ``w``'s row; its seed is ``seed + w``."""
+    seed = options["seed"]
+    return estimate_window(counts[w], occasions, options["estimator"], level=options["level"],
+                           interval=options["interval"], bootstrap=options["bootstrap"],
+                           seed=None if seed is None else seed + w)
 
 
 #: (identifier, day) pairs each worker process counts at least: windows are counted by ``n_pairs //
