@@ -212,6 +212,13 @@ def available_cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+def worker_limit(workers: int | None = None) -> int:
+    """How many processes a step may use: ``workers`` (a user's cap, e.g. ``--threads``) but never more than
+    :func:`available_cores`; ``None`` means every available core."""
+    cores = available_cores()
+    return cores if workers is None else max(1, min(int(workers), cores))
+
+
 def can_fork_workers() -> bool:
     """Whether :func:`map_processes` can start worker processes here: the platform forks safely (Linux), this
     process is not itself a daemonic worker (a multiprocessing or Dask worker may not have children), and JAX

@@ -50,7 +50,7 @@ MemoryOption = Annotated[
 ]
 TempDirOption = Annotated[Path | None, typer.Option("--temp-dir", help="where DuckDB may spill (default: its own)")]
 ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", min=1, help="DuckDB worker threads (default: one per core)")
+    int | None, typer.Option("--threads", min=1, help="DuckDB threads, and the most worker processes for hashing, counting and fitting (default: one per core)")
 ]
 
 _LOG_INPUTS = [parameter("files", FilesArgument)]

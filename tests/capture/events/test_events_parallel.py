@@ -75,7 +75,7 @@ def test_codes_use_the_second_digest_word_where_the_first_ties(monkeypatch):
     # (high, low) words of six values: ties in the first word with different second words, and one exact repeat
     words = [(5, 9), (5, 2), (1, 7), (5, 2), (0, 0), (1, 3)]
     digests = b"".join(high.to_bytes(8, "big") + low.to_bytes(8, "big") for high, low in words)
-    monkeypatch.setattr(reader, "_digests", lambda key, canon, width: digests)
+    monkeypatch.setattr(reader, "_digests", lambda key, canon, width, workers: digests)
     codes, flags = reader._pseudonym_codes(KEY, ["v"] * len(words), {0: (5).to_bytes(8, "big").hex() + "0" * 14 + "02"})
     ranks = {pair: i for i, pair in enumerate(sorted(set(words)))}
     assert codes.tolist() == [ranks[pair] for pair in words] == [4, 3, 2, 3, 0, 1]
@@ -190,6 +190,42 @@ def test_windows_fitted_by_workers_give_the_serial_series(monkeypatch, estimator
     assert len(seen) == plan.n_windows and set(seen) == {plan.n_windows}
     pd.testing.assert_frame_equal(forked.tables["series"], serial.tables["series"])
     assert forked.tables["series"]["warnings"].iloc[7] == "no identifier observed in this window"
+
+
+@needs_two_workers
+def test_threads_cap_the_worker_processes(tmp_path, monkeypatch):
+    """``--threads 1`` (the log's DuckDB threads) keeps hashing, counting and fitting in one process."""
+    calls: list[tuple[str, int, int]] = []
+
+    def spy(name, original):
+        def run(func, shared, tasks, *, workers):
+            calls.append((name, len(tasks), workers))
+            return original(func, shared, tasks, workers=workers)
+        return run
+
+    monkeypatch.setattr(reader, "map_shared", spy("hash", parallel.map_shared))
+    monkeypatch.setattr(rolling, "map_shared", spy("count", parallel.map_shared))
+    monkeypatch.setattr(rolling, "imap_shared", spy("fit", parallel.imap_shared))
+    monkeypatch.setattr(reader, "HASHES_PER_WORKER", 100)
+    monkeypatch.setattr(rolling, "PAIRS_PER_WORKER", 100)
+    monkeypatch.setattr(rolling, "WINDOWS_PER_WORKER", 10)
+    simulate_reports(initial=800, days=90, rate_median=0.08, rate_sdlog=0.6, seed=6).write(tmp_path / "r.parquet")
+    series = {}
+    for threads in (1, 2):
+        calls.clear()
+        log = read_events([tmp_path / "r.parquet"], identifier="ip", time="time", key=KEY, threads=threads)
+        plan, counts = rolling.window_counts(log, occasion="5D", occasions=4, step="1D")
+        series[threads] = rolling.rolling_series(counts, plan, log.origin, workers=log.engine["threads"])
+        log.close()
+        if threads == 1:  # one hashing range; counting and fitting never reach the process layer
+            assert calls == [("hash", 1, 1)]
+        else:
+            assert [name for name, _, _ in calls] == ["hash", "count", "fit"]
+            assert all(workers == 2 for _, _, workers in calls)
+    pd.testing.assert_frame_equal(series[1].tables["series"], series[2].tables["series"])
+    assert parallel.worker_limit(None) == parallel.available_cores()
+    assert parallel.worker_limit(1) == 1 and parallel.worker_limit(0) == 1
+    assert parallel.worker_limit(10**6) == parallel.available_cores()
 
 
 def _slow_square(shared, task):

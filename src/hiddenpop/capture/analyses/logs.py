@@ -70,7 +70,7 @@ def events_analysis(log: Any, spec: EventsSpec, *, iterate: Callable | None = No
                                  estimator=spec.estimator)
     result = rolling_series(counts, plan, log.origin, estimator=spec.estimator, base=spec.base, level=spec.level,
                             interval=spec.interval, bootstrap=spec.bootstrap, seed=spec.seed, audit=log.audit,
-                            iterate=iterate)
+                            iterate=iterate, workers=log.engine.get("threads"))
     result.settings = {**_log_settings(log, spec), **result.settings}
     result.diagnostics["windows"] = plan.to_dict()
     result.provenance = _log_provenance(log, result.settings)

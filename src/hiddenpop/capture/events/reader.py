@@ -47,7 +47,7 @@ import pandas as pd
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
 from hiddenpop.data.io import check_header_names, first_line_fields, missing_column
 from hiddenpop.errors import ConfigError, DataError
-from hiddenpop.parallel import available_cores, map_shared
+from hiddenpop.parallel import map_shared, worker_limit
 from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser, canonical_ip
 
 PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
@@ -709,7 +709,8 @@ def _stage_in_memory(con, key: Pseudonymiser, source: str, identifier: str, time
     try:
         con.execute(_identifiers_sql(source, identifier, rules))
         canon = con.sql("SELECT DISTINCT canon FROM hp_idents WHERE canon IS NOT NULL").to_arrow_table().column(0)
-        codes, flags = _pseudonym_codes(key, canon.to_pylist(), identifier_exclusions)
+        codes, flags = _pseudonym_codes(key, canon.to_pylist(), identifier_exclusions,
+                                        workers=engine_settings(con)["threads"])
         hashes = pa.table({"canon": canon, "code": codes, **{f"flag_{i}": flag for i, flag in flags.items()}})
         del canon, codes, flags
         con.register(_HASHES_VIEW, hashes)
@@ -758,16 +759,16 @@ def _fits_in_memory(con, source: str, kind: str) -> bool:
     return rows * IN_MEMORY_BYTES_PER_ROW <= limit_bytes
 
 
-def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
-                     identifier_exclusions: dict[int, str]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+def _pseudonym_codes(key: Pseudonymiser, canon: list[str], identifier_exclusions: dict[int, str], *,
+                     workers: int | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Dense codes of ``canon`` in pseudonym order, and per identifier exclusion whether the pseudonym is excluded.
 
     The pseudonym is the hex of the digest's first 16 bytes, so ordering the bytes as two big-endian 64-bit
     integers orders the pseudonyms; equal pseudonyms share a code (the per-batch path's numbering of distinct
-    pseudonyms). The digests are computed by :func:`_digests`.
+    pseudonyms). The digests are computed by :func:`_digests`, with at most ``workers`` processes.
     """
     width = PSEUDONYM_HEX_CHARS // 2
-    packed = np.frombuffer(_digests(key, canon, width), dtype=">u8").reshape(-1, 2)
+    packed = np.frombuffer(_digests(key, canon, width, workers), dtype=">u8").reshape(-1, 2)
     high, low = packed[:, 0].astype(np.uint64), packed[:, 1].astype(np.uint64)
     # the first 8 bytes alone order the pseudonyms unless two share them (for random digests, about one chance
     # in 10 million at 2 million values); only then is the second word needed
@@ -796,15 +797,16 @@ def _pseudonym_codes(key: Pseudonymiser, canon: list[str],
 HASHES_PER_WORKER = 200_000
 
 
-def _digests(key: Pseudonymiser, canon: list[str], width: int) -> bytes:
+def _digests(key: Pseudonymiser, canon: list[str], width: int, workers: int | None = None) -> bytes:
     """The first ``width`` bytes of every value's digest (:meth:`~hiddenpop.privacy.Pseudonymiser.digester`),
     concatenated in the order of ``canon``.
 
     Contiguous ranges of at least :data:`HASHES_PER_WORKER` values are hashed by forked processes
     (:func:`hiddenpop.parallel.map_shared`): the values and the key reach them by the fork, in memory; only
-    digests come back through the pipes. The bytes are the same for any number of processes.
+    digests come back through the pipes; at most ``workers`` processes (default: one per core). The bytes are the
+    same for any number of processes.
     """
-    workers = min(available_cores(), max(len(canon) // HASHES_PER_WORKER, 1))
+    workers = min(worker_limit(workers), max(len(canon) // HASHES_PER_WORKER, 1))
     bounds = np.linspace(0, len(canon), workers + 1).astype(int)
     ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
     return b"".join(map_shared(_digest_range, (key, canon, width), ranges, workers=workers))

@@ -47,7 +47,7 @@ from hiddenpop.capture.lists.coverage import coverage_mth
 from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text
-from hiddenpop.parallel import available_cores, imap_shared, map_shared, single_thread_blas
+from hiddenpop.parallel import imap_shared, map_shared, single_thread_blas, worker_limit
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
@@ -155,6 +155,7 @@ def rolling_series(
     seed: int | None = 1,
     audit: pd.DataFrame | None = None,
     iterate: Callable | None = None,
+    workers: int | None = None,
 ) -> Estimates:
     """Estimate every window and return the series as :class:`Estimates`.
 
@@ -163,7 +164,7 @@ def rolling_series(
     ``.table`` has one row per window (quantity ``"abundance"``) with the same information plus
     ``per_10000_lower/upper``; ``.tables["audit"]`` the cleaning audit when given. ``iterate(rows, total)`` wraps
     the iterator of window rows (e.g. a progress bar). From :data:`WINDOWS_PER_WORKER` windows per core the
-    windows are fitted by forked processes; the rows are the same.
+    windows are fitted by forked processes, at most ``workers`` (default: one per core); the rows are the same.
     """
     if interval not in INTERVALS:
         raise ConfigError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
@@ -179,7 +180,7 @@ def rolling_series(
     starts = plan.starts
     origin = pd.Timestamp(origin)
     options = {"estimator": estimator, "level": level, "interval": interval, "bootstrap": bootstrap, "seed": seed}
-    rows = _window_rows(np.asarray(counts), plan.occasions, options)
+    rows = _window_rows(np.asarray(counts), plan.occasions, options, worker_limit(workers))
     if iterate is not None:
         rows = iterate(rows, starts.size)
     series = pd.DataFrame(list(rows))
@@ -297,11 +298,11 @@ WINDOWS_PER_WORKER = 200
 CHUNKS_PER_WORKER = 16
 
 
-def _window_rows(counts: np.ndarray, occasions: int, options: dict[str, Any]):
+def _window_rows(counts: np.ndarray, occasions: int, options: dict[str, Any], limit: int):
     """Each window's series row (:func:`estimate_window`), in window order, as an iterator; many windows are fitted
-    by forked processes in chunks (:data:`WINDOWS_PER_WORKER`)."""
+    by up to ``limit`` forked processes in chunks (:data:`WINDOWS_PER_WORKER`)."""
     n = counts.shape[0]
-    workers = min(available_cores(), n // WINDOWS_PER_WORKER)
+    workers = min(limit, n // WINDOWS_PER_WORKER)
     if workers <= 1:
         with single_thread_blas():  # tiny matrices: threads only add contention
             yield from (_estimate(counts, occasions, options, w) for w in range(n))
@@ -339,14 +340,15 @@ def window_counts(log, *, occasion: str | int = "7D", occasions: int = 4, step: 
     reads in each window: capture histories, or for a single-source estimator the frequencies of days seen.
 
     Pairs held in memory (``log.pair_arrays``) are split into ranges of whole identifiers, one per forked worker
-    process (:data:`PAIRS_PER_WORKER`); counts are integers summed over the ranges, the same for any number of
-    processes.
+    process (:data:`PAIRS_PER_WORKER`; no more processes than the log's DuckDB threads, ``--threads``); counts are
+    integers summed over the ranges, the same for any number of processes.
     """
 
     plan = plan_windows(log.first_day, log.last_day, occasion=occasion, occasions=occasions, step=step)
     counter = window_day_frequencies if is_single_source(estimator) else window_pattern_counts
     arrays = log.pair_arrays
-    workers = min(available_cores(), log.n_pairs // PAIRS_PER_WORKER) if arrays is not None else 1
+    limit = worker_limit(log.engine.get("threads"))
+    workers = min(limit, log.n_pairs // PAIRS_PER_WORKER) if arrays is not None else 1
     if workers <= 1:
         return plan, counter(log.iter_pairs(batch_rows), plan, on_batch=on_batch)
     ranges = identifier_ranges(arrays[0], workers)
@@ -381,7 +383,7 @@ def report_series(
     """The whole pipeline in one call: read + pseudonymise + clean, count histories per window, estimate.
 
     ``threads``, ``memory_limit`` and ``temp_directory`` bound DuckDB (see
-    :func:`hiddenpop.capture.events.reader.connect`); ``estimation`` holds the options of :func:`rolling_series`
+    :func:`hiddenpop.capture.events.reader.connect`), and the threads in effect the worker processes too; ``estimation`` holds the options of :func:`rolling_series`
     (``estimator``, ``base``, ``level``, ``interval``, ``bootstrap``, ``seed``, ``iterate``). Returns its result with
     the cleaning audit in ``.tables["audit"]`` and provenance (input SHA-256, settings, key fingerprint) filled in.
     """
@@ -389,7 +391,8 @@ def report_series(
                       memory_limit=memory_limit, temp_directory=temp_directory)
     plan, counts = window_counts(log, occasion=occasion, occasions=occasions, step=step,
                                  estimator=estimation.get("estimator", DEFAULT_ESTIMATOR))
-    result = rolling_series(counts, plan, log.origin, audit=log.audit, **estimation)
+    result = rolling_series(counts, plan, log.origin, audit=log.audit, workers=log.engine.get("threads"),
+                            **estimation)
     result.provenance = provenance(inputs=log.inputs, rules=log.rules.to_dict(),
                                    key_fingerprint=log.key_fingerprint, engine=log.engine, **result.settings)
     result.notes.extend(log.notes)
