@@ -43,6 +43,7 @@ When to use it
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import os
 import sys
@@ -210,6 +211,12 @@ def available_cores() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except (AttributeError, OSError):  # pragma: no cover - platforms without affinity masks
         return max(os.cpu_count() or 1, 1)
+
+
+def even_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into up to ``parts`` contiguous (start, stop) ranges of (nearly) equal length, none empty."""
+    bounds = np.linspace(0, n, max(int(parts), 1) + 1).astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def worker_limit(workers: int | None = None) -> int:

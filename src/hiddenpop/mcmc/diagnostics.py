@@ -158,7 +158,7 @@ class _Ess:
             for lag in range(lags):
                 head[:, :, lag] = np.einsum("pcn,pcn->pc", centred[:, :, : n_draw - lag], centred[:, :, lag:]) / n_draw
             tau, done = _geyer_tau(head, block, n_draw)
-            out[work] = self._ess(tau)
+            out[work] = self._from_tau(tau)
             batch = (self.worked + np.arange(work.size)) // FFT_BATCH
             for i in np.flatnonzero(~done):
                 self.pending.append((int(batch[i]), self.fed + int(work[i]), centred[i].copy(), block[i].copy()))
@@ -166,7 +166,7 @@ class _Ess:
         self.fed += n_param
         self.parts.append(out)
 
-    def _ess(self, tau: np.ndarray) -> np.ndarray:
+    def _from_tau(self, tau: np.ndarray) -> np.ndarray:
         total = self.n_chain * self.n_draw
         return total / np.maximum(tau, 1.0 / np.log10(total))
 
@@ -179,7 +179,7 @@ class _Ess:
             index = np.array([row[0] for row in rows])
             centred = np.stack([row[1] for row in rows])
             block = np.stack([row[2] for row in rows])
-            out[index] = self._ess(_geyer_tau(_autocovariance_fft(centred, self.n_draw), block, self.n_draw)[0])
+            out[index] = self._from_tau(_geyer_tau(_autocovariance_fft(centred, self.n_draw), block, self.n_draw)[0])
         return out
 
 

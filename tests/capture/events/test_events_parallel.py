@@ -96,6 +96,15 @@ def test_identifier_ranges_cover_the_pairs_and_cut_between_identifiers():
     assert identifier_ranges(np.zeros(0, dtype=np.int32), 2) == []
 
 
+def test_even_ranges_cover_the_tasks_in_order_without_empty_ranges():
+    for n, parts in ((0, 2), (1, 4), (10, 3), (1000, 32), (7, 7)):
+        ranges = parallel.even_ranges(n, parts)
+        assert [i for start, stop in ranges for i in range(start, stop)] == list(range(n))
+        assert all(stop > start for start, stop in ranges) and len(ranges) == min(n, parts)
+        sizes = [stop - start for start, stop in ranges]
+        assert not sizes or max(sizes) - min(sizes) <= 1
+
+
 def test_array_batches_end_with_identifiers_and_keep_every_pair():
     rng = np.random.default_rng(9)
     codes = np.sort(rng.integers(0, 30, size=900)).astype(np.int32)

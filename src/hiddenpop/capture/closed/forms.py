@@ -154,7 +154,6 @@ def _mt_seber(histories: Histories) -> tuple[float, float]:
     if equation(lo) * equation(hi) > 0:
         raise ModelError("bias-corrected Mt: the estimating equation has no root (too few recaptures)")
 
-
     root = find_root(equation, lo, hi, xtol=1e-12, rtol=1e-14)
     var_inv = 1 / (root - n_c) + (t - 1) / root - float(np.sum(1 / (root - nj_c)))
     return root - t / 2, math.sqrt(1 / var_inv) if var_inv > 0 else math.nan

@@ -47,7 +47,7 @@ import pandas as pd
 from hiddenpop.capture.events.cleaning import CleaningRules, add_dedupe_step, audit_steps
 from hiddenpop.data.io import check_header_names, first_line_fields, missing_column
 from hiddenpop.errors import ConfigError, DataError
-from hiddenpop.parallel import map_shared, worker_limit
+from hiddenpop.parallel import even_ranges, map_shared, worker_limit
 from hiddenpop.privacy import PSEUDONYM_HEX_CHARS, Pseudonymiser, canonical_ip
 
 PSEUDONYM_FUNCTION = "hiddenpop_pseudonym"
@@ -470,7 +470,8 @@ def _check_sorted(codes: np.ndarray, days: np.ndarray) -> None:
     """Raise if consecutive (code, day) pairs are not strictly increasing (the order ``pairs`` is created in)."""
     step = codes[1:] - codes[:-1]
     if np.any((step < 0) | ((step == 0) & (days[1:] <= days[:-1]))):
-        raise RuntimeError("the pairs table was read back out of (code, day) order; this is a bug, please report it")
+        raise RuntimeError("the (code, day) pairs came back from DuckDB out of (code, day) order; this is a bug, "
+                           "please report it")
 
 
 def _gather(reader: Any, rows: int) -> Iterator[list[Any]]:
@@ -625,14 +626,11 @@ def _distinct_sorted_pairs(con, kept: str) -> tuple[np.ndarray, np.ndarray]:
     codes, days = np.asarray(columns["code"]), np.asarray(columns["day"])
     del columns
     con.execute("DROP TABLE staged")
-    code_step = codes[1:] - codes[:-1]
-    day_step = days[1:] - days[:-1]
-    if np.any((code_step < 0) | ((code_step == 0) & (day_step < 0))):
-        raise RuntimeError("the report pairs came back out of (code, day) order; this is a bug, please report it")
     first = np.ones(codes.size, dtype=bool)
-    np.logical_or(code_step != 0, day_step != 0, out=first[1:])
-    del code_step, day_step
+    np.logical_or(codes[1:] != codes[:-1], days[1:] != days[:-1], out=first[1:])
     codes, days = codes[first], days[first]
+    # with repeats dropped, rows in (code, day) order are strictly increasing, and rows out of it are not
+    _check_sorted(codes, days)
     con.register("pairs", pa.table({"code": codes, "day": days}))
     return codes, days
 
@@ -807,8 +805,7 @@ def _digests(key: Pseudonymiser, canon: list[str], width: int, workers: int | No
     same for any number of processes.
     """
     workers = min(worker_limit(workers), max(len(canon) // HASHES_PER_WORKER, 1))
-    bounds = np.linspace(0, len(canon), workers + 1).astype(int)
-    ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+    ranges = even_ranges(len(canon), workers)
     return b"".join(map_shared(_digest_range, (key, canon, width), ranges, workers=workers))
 
 

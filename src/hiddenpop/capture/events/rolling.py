@@ -21,7 +21,6 @@ missing estimates and a warning rather than stopping the series.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +46,7 @@ from hiddenpop.capture.lists.coverage import coverage_mth
 from hiddenpop.distributions import two_sided_z
 from hiddenpop.errors import ConfigError, HiddenpopError
 from hiddenpop.outputs import atomic_write_text
-from hiddenpop.parallel import imap_shared, map_shared, single_thread_blas, worker_limit
+from hiddenpop.parallel import even_ranges, imap_shared, map_shared, single_thread_blas, worker_limit
 from hiddenpop.provenance import provenance
 from hiddenpop.results import Estimates
 
@@ -307,8 +306,7 @@ def _window_rows(counts: np.ndarray, occasions: int, options: dict[str, Any], li
         with single_thread_blas():  # tiny matrices: threads only add contention
             yield from (_estimate(counts, occasions, options, w) for w in range(n))
         return
-    bounds = np.linspace(0, n, workers * CHUNKS_PER_WORKER + 1).astype(int)
-    ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+    ranges = even_ranges(n, workers * CHUNKS_PER_WORKER)
     for chunk in imap_shared(_estimate_range, (counts, occasions, options), ranges, workers=workers):
         yield from chunk
 
